@@ -1,0 +1,196 @@
+// Package rangemap is the one implementation of shardkv's range map: its JSON
+// format, the rules a map must follow, the position of a key in [0,1) and the
+// index a key belongs to. The proxy and the shard nodes both import it, so
+// they can never disagree about where a key belongs.
+package rangemap
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// Shard is one entry of the map: the node that owns positions Start <= p < End.
+type Shard struct {
+	Name  string  `json:"name"`
+	Start float64 `json:"start"`
+	End   float64 `json:"end"`
+	// Size is the number of bytes of live data (keys plus values) the shard
+	// may hold; 0 means no limit.
+	Size int64  `json:"size"`
+	Host string `json:"host"`
+	Port int    `json:"port"`
+}
+
+// Addr is the shard node's host:port.
+func (s Shard) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
+
+// Contains reports whether position p falls in the shard's half-open range.
+func (s Shard) Contains(p float64) bool { return s.Start <= p && p < s.End }
+
+// Map is a validated range map. Shards are sorted by Start and tile [0,1).
+type Map struct {
+	Shards []Shard `json:"shards"`
+}
+
+//go:embed default.json
+var defaultJSON []byte
+
+// DefaultJSON is the embedded map used by `make run` and by a proxy started
+// without a map file: three shard nodes on 127.0.0.1:7001-7003.
+func DefaultJSON() []byte { return append([]byte(nil), defaultJSON...) }
+
+// Default returns the embedded default map.
+func Default() *Map {
+	m, err := Parse(defaultJSON)
+	if err != nil {
+		panic("rangemap: embedded default map is invalid: " + err.Error())
+	}
+	return m
+}
+
+// Load reads and validates the map file at path.
+func Load(path string) (*Map, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	m, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
+}
+
+// Parse decodes a map in pyshard's JSON format and validates it.
+func Parse(data []byte) (*Map, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var m Map
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("range map: bad JSON: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("range map: bad JSON: trailing data after the map object")
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// Validate sorts the shards by Start and checks every rule of the format.
+// The error names the rule and the shard that breaks it.
+func (m *Map) Validate() error {
+	if len(m.Shards) == 0 {
+		return errors.New("range map: no shards")
+	}
+	sort.SliceStable(m.Shards, func(i, j int) bool { return m.Shards[i].Start < m.Shards[j].Start })
+	names := make(map[string]bool, len(m.Shards))
+	addrs := make(map[string]string, len(m.Shards))
+	for i, s := range m.Shards {
+		switch {
+		case s.Name == "":
+			return fmt.Errorf("range map: shard #%d has no name", i)
+		case names[s.Name]:
+			return fmt.Errorf("range map: duplicate name: shard %q appears twice", s.Name)
+		case math.IsNaN(s.Start) || math.IsNaN(s.End) || math.IsInf(s.Start, 0) || math.IsInf(s.End, 0):
+			return fmt.Errorf("range map: shard %q: start and end must be finite numbers", s.Name)
+		case s.End <= s.Start:
+			return fmt.Errorf("range map: end <= start: shard %q has [%v,%v)", s.Name, s.Start, s.End)
+		case s.Size < 0:
+			return fmt.Errorf("range map: shard %q: size %d is negative", s.Name, s.Size)
+		case s.Host == "":
+			return fmt.Errorf("range map: shard %q has no host", s.Name)
+		case s.Port <= 0 || s.Port > 65535:
+			return fmt.Errorf("range map: shard %q: port %d is not in 1..65535", s.Name, s.Port)
+		}
+		names[s.Name] = true
+		if other, dup := addrs[s.Addr()]; dup {
+			return fmt.Errorf("range map: duplicate address: shards %q and %q both use %s", other, s.Name, s.Addr())
+		}
+		addrs[s.Addr()] = s.Name
+		if i == 0 {
+			if s.Start != 0 {
+				return fmt.Errorf("range map: does not start at 0.0: first shard %q starts at %v", s.Name, s.Start)
+			}
+			continue
+		}
+		prev := m.Shards[i-1]
+		if s.Start > prev.End {
+			return fmt.Errorf("range map: gap: [%v,%v) between shard %q and shard %q is owned by nobody", prev.End, s.Start, prev.Name, s.Name)
+		}
+		if s.Start < prev.End {
+			return fmt.Errorf("range map: overlap: shard %q starts at %v inside shard %q which ends at %v", s.Name, s.Start, prev.Name, prev.End)
+		}
+	}
+	if last := m.Shards[len(m.Shards)-1]; last.End != 1 {
+		return fmt.Errorf("range map: does not reach 1.0: last shard %q ends at %v", last.Name, last.End)
+	}
+	return nil
+}
+
+// Position is where key falls in [0,1): the top 53 bits of xxhash64 over the
+// whole key, as a fraction. float64 represents every such value exactly.
+func Position(key []byte) float64 {
+	return float64(xxhash.Sum64(key)>>11) / (1 << 53)
+}
+
+// PositionString is Position for a string key, without copying it.
+func PositionString(key string) float64 {
+	return float64(xxhash.Sum64String(key)>>11) / (1 << 53)
+}
+
+// Find returns the index in m.Shards of the shard that owns position p.
+func (m *Map) Find(p float64) int {
+	// The first shard whose End is beyond p owns it, since ranges tile [0,1).
+	i := sort.Search(len(m.Shards), func(i int) bool { return p < m.Shards[i].End })
+	if i == len(m.Shards) {
+		i = len(m.Shards) - 1
+	}
+	return i
+}
+
+// Locate returns the index in m.Shards of the shard that owns key.
+func (m *Map) Locate(key []byte) int { return m.Find(Position(key)) }
+
+// Lookup returns the shard with the given name.
+func (m *Map) Lookup(name string) (Shard, bool) {
+	for _, s := range m.Shards {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Shard{}, false
+}
+
+// FormatPosition renders a position the way replies and errors show it.
+func FormatPosition(p float64) string { return strconv.FormatFloat(p, 'g', -1, 64) }
+
+// Index returns the index (namespace) a key belongs to: the bytes before its
+// first ':', or "" when the key has none.
+func Index(key []byte) []byte {
+	if i := bytes.IndexByte(key, ':'); i >= 0 {
+		return key[:i]
+	}
+	return nil
+}
+
+// IndexString is Index for a string key.
+func IndexString(key string) string {
+	for i := 0; i < len(key); i++ {
+		if key[i] == ':' {
+			return key[:i]
+		}
+	}
+	return ""
+}

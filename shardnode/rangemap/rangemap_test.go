@@ -1,0 +1,139 @@
+package rangemap
+
+import (
+	"strings"
+	"testing"
+)
+
+func shard(name string, start, end float64, port int) string {
+	return `{"name":"` + name + `","start":` + ftoa(start) + `,"end":` + ftoa(end) + `,"size":0,"host":"127.0.0.1","port":` + itoa(port) + `}`
+}
+
+func ftoa(f float64) string { return FormatPosition(f) }
+func itoa(i int) string     { return FormatPosition(float64(i)) }
+
+func mapOf(shards ...string) string { return `{"shards":[` + strings.Join(shards, ",") + `]}` }
+
+func TestParseValidation(t *testing.T) {
+	cases := []struct {
+		name, json, wantErr string
+	}{
+		{"valid two", mapOf(shard("a", 0, 0.5, 1), shard("b", 0.5, 1, 2)), ""},
+		{"valid unsorted", mapOf(shard("b", 0.5, 1, 2), shard("a", 0, 0.5, 1)), ""},
+		{"valid one", mapOf(shard("a", 0, 1, 1)), ""},
+		{"gap", mapOf(shard("a", 0, 0.4, 1), shard("b", 0.5, 1, 2)), `gap: [0.4,0.5) between shard "a" and shard "b"`},
+		{"overlap", mapOf(shard("a", 0, 0.6, 1), shard("b", 0.5, 1, 2)), `overlap: shard "b" starts at 0.5 inside shard "a"`},
+		{"duplicate name", mapOf(shard("a", 0, 0.5, 1), shard("a", 0.5, 1, 2)), `duplicate name: shard "a"`},
+		{"duplicate address", mapOf(shard("a", 0, 0.5, 1), shard("b", 0.5, 1, 1)), `duplicate address: shards "a" and "b" both use 127.0.0.1:1`},
+		{"end equals start", mapOf(shard("a", 0, 0.5, 1), shard("b", 0.5, 0.5, 2), shard("c", 0.5, 1, 3)), `end <= start: shard "b"`},
+		{"end before start", mapOf(shard("a", 0, 0.5, 1), shard("b", 0.5, 0.4, 2)), `end <= start: shard "b"`},
+		{"not reaching 1.0", mapOf(shard("a", 0, 0.5, 1), shard("b", 0.5, 0.9, 2)), `does not reach 1.0: last shard "b" ends at 0.9`},
+		{"not starting at 0", mapOf(shard("a", 0.1, 1, 1)), `does not start at 0.0: first shard "a"`},
+		{"bad JSON", `{"shards": [`, "bad JSON"},
+		{"unknown field", `{"shards":[{"name":"a","start":0,"end":1,"host":"h","port":1,"prot":2}]}`, "bad JSON"},
+		{"trailing data", mapOf(shard("a", 0, 1, 1)) + "{}", "trailing data"},
+		{"no shards", `{"shards":[]}`, "no shards"},
+		{"no name", mapOf(shard("", 0, 1, 1)), "has no name"},
+		{"no host", `{"shards":[{"name":"a","start":0,"end":1,"port":1}]}`, `shard "a" has no host`},
+		{"bad port", mapOf(shard("a", 0, 1, 70000)), `shard "a": port 70000`},
+		{"negative size", `{"shards":[{"name":"a","start":0,"end":1,"size":-1,"host":"h","port":1}]}`, "negative"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := Parse([]byte(tc.json))
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Parse: %v", err)
+				}
+				if m.Shards[0].Start != 0 {
+					t.Fatalf("shards not sorted: %+v", m.Shards)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Parse error = %v, want it to contain %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// The position of a key is part of the contract between proxy and nodes and
+// of the data already on disk: these vectors must never change.
+func TestPositionGolden(t *testing.T) {
+	cases := []struct {
+		key  string
+		want float64
+	}{
+		// xxhash64("") = 0xef46db3751d8e999, the published test vector.
+		{"", float64(uint64(0xef46db3751d8e999)>>11) / (1 << 53)},
+		{"", 0.9346749315317059},
+		{"a", 0.8215144243236395},
+		{"idx:a", 0.5035619038499504},
+		{"key:000000000042", 0.3912397703166831},
+	}
+	for _, tc := range cases {
+		if got := Position([]byte(tc.key)); got != tc.want {
+			t.Errorf("Position(%q) = %v, want %v", tc.key, FormatPosition(got), FormatPosition(tc.want))
+		}
+		if got := PositionString(tc.key); got != tc.want {
+			t.Errorf("PositionString(%q) = %v, want %v", tc.key, got, tc.want)
+		}
+	}
+}
+
+func TestFindCoversEveryPosition(t *testing.T) {
+	m := Default()
+	for _, p := range []float64{0, 0.1, 0.3333333333333333, 0.5, 0.6666666666666666, 0.9999999999999999} {
+		i := m.Find(p)
+		if !m.Shards[i].Contains(p) {
+			t.Errorf("Find(%v) = %s [%v,%v), which does not contain it", p, m.Shards[i].Name, m.Shards[i].Start, m.Shards[i].End)
+		}
+	}
+	for i := 0; i < 10000; i++ {
+		key := []byte("k" + itoa(i))
+		p := Position(key)
+		if p < 0 || p >= 1 {
+			t.Fatalf("Position(%q) = %v outside [0,1)", key, p)
+		}
+		if s := m.Shards[m.Locate(key)]; !s.Contains(p) {
+			t.Fatalf("Locate(%q) = %s which does not contain %v", key, s.Name, p)
+		}
+	}
+}
+
+func TestIndex(t *testing.T) {
+	for key, want := range map[string]string{"idx:a": "idx", "a": "", ":a": "", "a:b:c": "a", "": ""} {
+		if got := string(Index([]byte(key))); got != want {
+			t.Errorf("Index(%q) = %q, want %q", key, got, want)
+		}
+		if got := IndexString(key); got != want {
+			t.Errorf("IndexString(%q) = %q, want %q", key, got, want)
+		}
+	}
+}
+
+func TestDefaultMap(t *testing.T) {
+	m := Default()
+	if len(m.Shards) != 3 || m.Shards[0].Addr() != "127.0.0.1:7001" {
+		t.Fatalf("unexpected default map: %+v", m.Shards)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(string(DefaultJSON()))
+	f.Add(mapOf(shard("a", 0, 0.5, 1), shard("b", 0.5, 1, 2)))
+	f.Add(`{"shards":[{"name":"a","start":0,"end":1e308,"host":"h","port":1}]}`)
+	f.Add(`{`)
+	f.Fuzz(func(t *testing.T, data string) {
+		m, err := Parse([]byte(data))
+		if err != nil {
+			return
+		}
+		// A map that validates must place every position on exactly one shard.
+		for _, p := range []float64{0, 0.25, 0.5, 0.75, 0.9999999999999999} {
+			if !m.Shards[m.Find(p)].Contains(p) {
+				t.Fatalf("valid map %s does not place %v", data, p)
+			}
+		}
+	})
+}
