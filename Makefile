@@ -1,0 +1,44 @@
+# shardkv: `make run` starts a local cluster, `make test` runs every test.
+
+GO    ?= go
+BIN   := bin
+DATA  := data
+CMDS  := ./cmd/shardkv-node ./cmd/shardkv-proxy ./cmd/shardkv
+
+.PHONY: all build run test fmt fmt-check vet bench clean
+
+all: build
+
+## build: compile bin/shardkv-node, bin/shardkv-proxy and bin/shardkv
+build:
+	$(GO) build -o $(BIN)/ $(CMDS)
+
+## run: build, then run three shard nodes (127.0.0.1:7001-7003) and a proxy
+## (127.0.0.1:6380) in the foreground from the embedded default map; Ctrl-C
+## stops them; the data stays in ./data for the next run
+run: build
+	./$(BIN)/shardkv cluster --data $(DATA)
+
+## test: gofmt check, go vet, and every test with the race detector (unit,
+## fuzz seed corpora, and the end-to-end suite in integration/)
+test: fmt-check vet
+	$(GO) test -race ./...
+
+## fmt: format every Go file in place
+fmt:
+	gofmt -w .
+
+fmt-check:
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then \
+		echo "gofmt: these files need formatting (run make fmt):"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+## bench: redis-benchmark against shardkv, twemproxy and redis-server (issue 5)
+bench: build
+	./scripts/bench.sh
+
+## clean: remove the binaries (the data in ./data is kept; rm -rf data to wipe it)
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,166 @@
+package bitcask
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+)
+
+// Data file ids order the files for replay. A file the writer starts gets
+// id gen<<idSubBits for a new generation gen; merge output that replaces a
+// prefix of files ending at id K gets ids K+1, K+2, ..., which sort after
+// every input and before the next writer file. So replaying files in id
+// order always replays a key's records oldest first.
+const (
+	idSubBits  = 20
+	idSubMask  = 1<<idSubBits - 1
+	dataSuffix = ".data"
+	hintSuffix = ".hint"
+	tmpSuffix  = ".tmp"
+	// maxHandles bounds the data files open at once (handles are 16 bits
+	// in the key directory).
+	maxHandles = 1 << 16
+)
+
+func dataName(id uint64) string { return fmt.Sprintf("%016x%s", id, dataSuffix) }
+func hintName(id uint64) string { return fmt.Sprintf("%016x%s", id, hintSuffix) }
+
+// parseFileName returns the id and suffix of a data or hint file name.
+func parseFileName(name string) (id uint64, suffix string, ok bool) {
+	for _, suf := range []string{dataSuffix, hintSuffix} {
+		if base, found := strings.CutSuffix(name, suf); found && len(base) == 16 {
+			v, err := strconv.ParseUint(base, 16, 64)
+			if err != nil {
+				return 0, "", false
+			}
+			return v, suf, true
+		}
+	}
+	return 0, "", false
+}
+
+// dataFile is one data file of the DB.
+type dataFile struct {
+	id     uint64
+	handle uint16 // index in the file table; what key directory entries hold
+	path   string
+	f      *os.File
+	// size is the number of bytes written; records live in [0, size).
+	// Only the active file grows, under DB.writeMu.
+	size atomic.Int64
+	// live is the total size of the records the key directory points at;
+	// size-live is dead space that a merge reclaims.
+	live atomic.Int64
+	// refs is 1 while the file is in the file table, plus one per reader
+	// between looking it up and finishing its pread. The descriptor is
+	// closed when it drops to 0.
+	refs atomic.Int32
+}
+
+func (f *dataFile) acquire() { f.refs.Add(1) }
+
+func (f *dataFile) release() {
+	if f.refs.Add(-1) == 0 {
+		f.f.Close()
+	}
+}
+
+func (f *dataFile) dead() int64 { return f.size.Load() - f.live.Load() }
+
+func openDataFile(dir string, id uint64, create bool) (*dataFile, error) {
+	p := filepath.Join(dir, dataName(id))
+	flag := os.O_RDWR
+	if create {
+		flag |= os.O_CREATE | os.O_EXCL
+	}
+	fh, err := os.OpenFile(p, flag, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	st, err := fh.Stat()
+	if err != nil {
+		fh.Close()
+		return nil, err
+	}
+	df := &dataFile{id: id, path: p, f: fh}
+	df.size.Store(st.Size())
+	df.refs.Store(1)
+	return df, nil
+}
+
+// syncDir fsyncs a directory so that creates, renames and removes in it are
+// durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// addFile registers f in the file table and in the ordered file list.
+// Caller holds filesMu.
+func (db *DB) addFileLocked(f *dataFile) error {
+	old := *db.ftab.Load()
+	h := -1
+	for i, x := range old {
+		if x == nil {
+			h = i
+			break
+		}
+	}
+	tab := make([]*dataFile, len(old), len(old)+1)
+	copy(tab, old)
+	if h < 0 {
+		if len(tab) >= maxHandles {
+			return ErrTooManyFiles
+		}
+		h = len(tab)
+		tab = append(tab, nil)
+	}
+	f.handle = uint16(h)
+	tab[h] = f
+	db.ftab.Store(&tab)
+	i := len(db.files)
+	for i > 0 && db.files[i-1].id > f.id {
+		i--
+	}
+	db.files = append(db.files, nil)
+	copy(db.files[i+1:], db.files[i:])
+	db.files[i] = f
+	return nil
+}
+
+// removeFileLocked drops f from the table and the list; the caller releases
+// its base reference. Caller holds filesMu.
+func (db *DB) removeFileLocked(f *dataFile) {
+	old := *db.ftab.Load()
+	tab := make([]*dataFile, len(old))
+	copy(tab, old)
+	tab[f.handle] = nil
+	db.ftab.Store(&tab)
+	for i, x := range db.files {
+		if x == f {
+			db.files = append(db.files[:i], db.files[i+1:]...)
+			break
+		}
+	}
+}
+
+// fileAt returns the file of a handle. Callers hold the lock of the shard of
+// the entry the handle came from, which keeps the file in the table.
+func (db *DB) fileAt(h uint16) *dataFile { return (*db.ftab.Load())[h] }
+
+// snapshotFiles returns the ordered file list.
+func (db *DB) snapshotFiles() []*dataFile {
+	db.filesMu.Lock()
+	defer db.filesMu.Unlock()
+	return append([]*dataFile(nil), db.files...)
+}

@@ -1,0 +1,509 @@
+package bitcask
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Meta is what the key directory knows about a key without reading its value.
+type Meta struct {
+	ExpireAt int64  // absolute unix ms, 0 = none
+	Seq      uint64 // sequence number of the newest record of the key; changes on every write of the key (WATCH)
+}
+
+// IndexStat is the number of keys of one index and the sum of their key and
+// value lengths.
+type IndexStat struct {
+	Keys  int64
+	Bytes int64
+}
+
+// Stats are the counters INFO persistence reports.
+type Stats struct {
+	Keys      int64 // keys in the key directory (expired ones until they are removed)
+	LiveBytes int64 // sum of len(key)+len(value) of those keys
+
+	DataFiles int   // data files, including the active one
+	DiskBytes int64 // bytes in data files
+	DeadBytes int64 // bytes of records no key points at (reclaimable by a merge)
+
+	Merges         int64 // merges completed since Open
+	MergeErrors    int64 // merges that failed or were abandoned
+	ExpiredRemoved int64 // expired keys removed (at Open, lazily and by the sweep)
+	Fsyncs         int64 // fsyncs of data files
+
+	RecoveryTruncated      int64 // records cut from the torn tail of the newest file at Open
+	RecoveryTruncatedBytes int64 // bytes cut from it
+	RecoverySkipped        int64 // bad records (and incomplete batches) skipped at Open
+	RecoverySkippedBytes   int64 // bytes skipped
+	HintFilesLoaded        int   // files loaded from a hint at Open
+	DataFilesScanned       int   // files scanned record by record at Open
+
+	LastSeq uint64 // sequence number of the newest record
+}
+
+// DB is a Bitcask database: append-only data files of CRC-checked records
+// and an in-memory key directory. All methods are safe for concurrent use.
+type DB struct {
+	dir  string
+	opts Options
+	log  hclog.Logger
+	lock *os.File // flock'ed LOCK file
+
+	kd keydir
+
+	// writeMu serializes writers (Update and everything built on it) and
+	// guards the fields below it up to activeMu.
+	writeMu sync.Mutex
+	active  *dataFile             // file being appended to; also read under activeMu
+	nextSeq uint64                // sequence number of the next record
+	txs     txState               // reusable state of the running Update
+	idx     map[string]*IndexStat // per-index key counts and bytes
+	broken  atomic.Pointer[error] // set when the files no longer match memory; writes fail
+
+	activeMu sync.Mutex // guards active for readers outside writeMu (the syncer)
+
+	// filesMu guards files; ftab is replaced copy-on-write under it.
+	filesMu sync.Mutex
+	files   []*dataFile                 // every data file, ordered by id; the active one is last
+	ftab    atomic.Pointer[[]*dataFile] // handle -> file
+
+	// mergeMu serializes merges and hint writing.
+	mergeMu sync.Mutex
+
+	written atomic.Uint64 // seq of the newest record written to a data file
+	sy      syncer
+	policy  atomic.Int32
+
+	keys      atomic.Int64
+	liveBytes atomic.Int64
+
+	merges, mergeErrors, expiredRemoved, fsyncs atomic.Int64
+	recovery                                    recoveryStats
+
+	closed atomic.Bool
+	quit   chan struct{}
+	wg     sync.WaitGroup
+	hintq  chan *dataFile
+
+	sweep sweepState // expiry sweep position, owned by the sweep goroutine
+
+	// mergeHook, when set by tests, is called at each step of a merge; a
+	// non-nil error stops the merge right there, as a crash would.
+	mergeHook func(step string) error
+}
+
+type recoveryStats struct {
+	truncated, truncatedBytes, skipped, skippedBytes int64
+	hintsLoaded, scanned                             int
+}
+
+func (db *DB) nowMs() int64 { return db.opts.Clock().UnixMilli() }
+
+func (db *DB) setBroken(err error) {
+	e := fmt.Errorf("%w: %v", ErrReadOnly, err)
+	db.broken.CompareAndSwap(nil, &e)
+}
+
+func (db *DB) brokenErr() error {
+	if p := db.broken.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// indexOf is the index a key belongs to: the bytes before its first ':', or
+// "" when it has none.
+func indexOf(key []byte) []byte {
+	if i := bytes.IndexByte(key, ':'); i >= 0 {
+		return key[:i]
+	}
+	return nil
+}
+
+// Get returns the value of key and its meta. It returns ErrNotFound when the
+// key is absent or expired, and an error wrapping ErrCorrupt when the record
+// on disk fails its CRC: corrupt bytes are never returned.
+func (db *DB) Get(key []byte) ([]byte, Meta, error) {
+	return db.get(nil, key, false)
+}
+
+// GetAppend is Get that appends the value to dst instead of allocating.
+func (db *DB) GetAppend(dst, key []byte) ([]byte, Meta, error) {
+	return db.get(dst, key, true)
+}
+
+func (db *DB) get(dst, key []byte, appendTo bool) ([]byte, Meta, error) {
+	if db.closed.Load() {
+		return dst, Meta{}, ErrClosed
+	}
+	h := xxhash.Sum64(key)
+	s := db.kd.shardFor(h)
+	now := db.nowMs()
+	s.mu.RLock()
+	e := s.get(h, key)
+	if e == nil {
+		s.mu.RUnlock()
+		return dst, Meta{}, ErrNotFound
+	}
+	if e.expired(now) {
+		seq := e.seq
+		s.mu.RUnlock()
+		db.expireLazy(h, key, seq)
+		return dst, Meta{}, ErrNotFound
+	}
+	loc := *e
+	f := db.fileAt(loc.file)
+	f.acquire()
+	s.mu.RUnlock()
+	v, err := db.readValue(dst, f, &loc, key, appendTo)
+	f.release()
+	if err != nil {
+		return dst, Meta{}, err
+	}
+	return v, loc.meta(), nil
+}
+
+var readBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// readValue preads the put record loc points at, checks its CRC, kind and
+// key, and returns the value as the caller wrote it. With appendTo it appends
+// to dst; otherwise it returns a new slice.
+func (db *DB) readValue(dst []byte, f *dataFile, loc *entry, key []byte, appendTo bool) ([]byte, error) {
+	size := loc.recSize()
+	var buf []byte
+	var pooled *[]byte
+	if appendTo && size <= 64<<10 {
+		pooled = readBufPool.Get().(*[]byte)
+		if int64(cap(*pooled)) < size {
+			*pooled = make([]byte, size)
+		}
+		buf = (*pooled)[:size]
+		defer readBufPool.Put(pooled)
+	} else {
+		buf = make([]byte, size)
+	}
+	if _, err := f.f.ReadAt(buf, int64(loc.off)); err != nil {
+		return dst, fmt.Errorf("bitcask: read %s at %d: %w", f.path, loc.off, err)
+	}
+	h, k, v, err := decodeRecord(buf)
+	if err != nil {
+		return dst, fmt.Errorf("%s at offset %d: %w", f.path, loc.off, err)
+	}
+	if h.kind != kindPut || h.valType != loc.vtype || !bytes.Equal(k, key) {
+		return dst, fmt.Errorf("%w: %s at offset %d does not hold the key's value", ErrCorrupt, f.path, loc.off)
+	}
+	if h.valType == valTypeInt {
+		iv := int64(binary.LittleEndian.Uint64(v))
+		if appendTo {
+			return strconv.AppendInt(dst, iv, 10), nil
+		}
+		return strconv.AppendInt(buf[:0:len(buf)], iv, 10), nil
+	}
+	if appendTo {
+		return append(dst, v...), nil
+	}
+	return v, nil
+}
+
+// readCurrent reads the value of key's entry whether or not it has
+// expired; a Tx uses it when its own writes changed the expiry.
+func (db *DB) readCurrent(key []byte) ([]byte, error) {
+	h := xxhash.Sum64(key)
+	s := db.kd.shardFor(h)
+	s.mu.RLock()
+	e := s.get(h, key)
+	if e == nil {
+		s.mu.RUnlock()
+		return nil, ErrNotFound
+	}
+	loc := *e
+	f := db.fileAt(loc.file)
+	f.acquire()
+	s.mu.RUnlock()
+	v, err := db.readValue(nil, f, &loc, key, false)
+	f.release()
+	return v, err
+}
+
+// lookup returns a copy of key's entry if it is present and not expired.
+func (db *DB) lookup(key []byte) (entry, bool) {
+	h := xxhash.Sum64(key)
+	s := db.kd.shardFor(h)
+	now := db.nowMs()
+	s.mu.RLock()
+	e := s.get(h, key)
+	if e == nil {
+		s.mu.RUnlock()
+		return entry{}, false
+	}
+	if e.expired(now) {
+		seq := e.seq
+		s.mu.RUnlock()
+		db.expireLazy(h, key, seq)
+		return entry{}, false
+	}
+	c := *e
+	s.mu.RUnlock()
+	return c, true
+}
+
+// Exists reports whether key is present and not expired.
+func (db *DB) Exists(key []byte) bool {
+	_, ok := db.lookup(key)
+	return ok
+}
+
+// MetaOf returns key's meta without reading its value.
+func (db *DB) MetaOf(key []byte) (Meta, bool) {
+	e, ok := db.lookup(key)
+	if !ok {
+		return Meta{}, false
+	}
+	return e.meta(), true
+}
+
+// Put writes key with value; expireAt is an absolute unix ms, 0 for none.
+func (db *DB) Put(key, value []byte, expireAt int64) error {
+	return db.updateSimple(func(st *txState) error { return db.txPut(st, key, value, expireAt) })
+}
+
+// Delete deletes key and reports whether it existed (and was not expired).
+func (db *DB) Delete(key []byte) (existed bool, err error) {
+	err = db.updateSimple(func(st *txState) error {
+		existed, err = db.txDelete(st, key)
+		return err
+	})
+	return existed, err
+}
+
+// FlushAll deletes every key.
+func (db *DB) FlushAll() error {
+	return db.updateSimple(func(st *txState) error { return db.txFlushAll(st) })
+}
+
+// keyBuf collects keys (and metas) under a shard lock so that callbacks run
+// without it: a callback may then call back into the DB.
+type keyBuf struct {
+	data  []byte
+	ends  []int
+	metas []Meta
+}
+
+func (kb *keyBuf) reset() { kb.data, kb.ends, kb.metas = kb.data[:0], kb.ends[:0], kb.metas[:0] }
+
+func (kb *keyBuf) add(e *entry) {
+	kb.data = append(kb.data, e.keyBytes()...)
+	kb.ends = append(kb.ends, len(kb.data))
+	kb.metas = append(kb.metas, e.meta())
+}
+
+func (kb *keyBuf) key(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = kb.ends[i-1]
+	}
+	return kb.data[start:kb.ends[i]:kb.ends[i]]
+}
+
+// Scan visits live keys whose xxhash64 is >= cursor in hash order: at least
+// count keys (fewer only at the end), always every key that shares the last
+// visited hash. It returns the hash after the last visited key, or 0 when no
+// key remains. Every key present for a whole scan (cursor 0 until 0 comes
+// back) is visited at least once. fn's key is valid only during the call;
+// fn may call into the DB.
+func (db *DB) Scan(cursor uint64, count int, fn func(key []byte)) (next uint64) {
+	if db.closed.Load() {
+		return 0
+	}
+	if count < 1 {
+		count = 1
+	}
+	now := db.nowMs()
+	var kb keyBuf
+	visited := 0
+	var last uint64
+	for si := int(cursor >> (64 - shardBits)); si < numShards; si++ {
+		s := &db.kd.shards[si]
+		from := uint64(0)
+		if si == int(cursor>>(64-shardBits)) {
+			from = cursor
+		}
+		more := false
+		kb.reset()
+		s.mu.RLock()
+		s.ascend(from, func(e *entry) bool {
+			if e.expired(now) {
+				return true
+			}
+			if visited >= count && e.hash != last {
+				more = true
+				return false
+			}
+			kb.add(e)
+			visited++
+			last = e.hash
+			return true
+		})
+		s.mu.RUnlock()
+		for i := range kb.ends {
+			fn(kb.key(i))
+		}
+		if more {
+			return last + 1 // last < a later hash, so no overflow
+		}
+	}
+	return 0
+}
+
+// Range calls fn for every live key with its meta, in hash order, until fn
+// returns false. fn's key is valid only during the call; fn may call into
+// the DB (writes it makes may or may not be seen by the rest of the walk).
+func (db *DB) Range(fn func(key []byte, meta Meta) bool) {
+	if db.closed.Load() {
+		return
+	}
+	now := db.nowMs()
+	var kb keyBuf
+	for si := range db.kd.shards {
+		s := &db.kd.shards[si]
+		kb.reset()
+		s.mu.RLock()
+		s.ascend(0, func(e *entry) bool {
+			if !e.expired(now) {
+				kb.add(e)
+			}
+			return true
+		})
+		s.mu.RUnlock()
+		for i := range kb.ends {
+			if !fn(kb.key(i), kb.metas[i]) {
+				return
+			}
+		}
+	}
+}
+
+// RandomKey returns a random live key, or false when there is none.
+func (db *DB) RandomKey() ([]byte, bool) {
+	if db.closed.Load() || db.keys.Load() == 0 {
+		return nil, false
+	}
+	now := db.nowMs()
+	// Start at a random hash and take the first live key at or after it,
+	// wrapping around once.
+	r := rand.Uint64()
+	first := int(r >> (64 - shardBits))
+	for n := 0; n <= numShards; n++ {
+		si := (first + n) % numShards
+		from := uint64(0)
+		if n == 0 {
+			from = r
+		}
+		s := &db.kd.shards[si]
+		var key []byte
+		s.mu.RLock()
+		s.ascend(from, func(e *entry) bool {
+			if e.expired(now) {
+				return true
+			}
+			key = append([]byte{}, e.keyBytes()...)
+			return false
+		})
+		s.mu.RUnlock()
+		if key != nil {
+			return key, true
+		}
+	}
+	return nil, false
+}
+
+// Len is the number of keys in the key directory: live keys, plus expired
+// ones not yet removed by the sweep or a lazy removal.
+func (db *DB) Len() int { return int(db.keys.Load()) }
+
+// LiveBytes is the sum of len(key)+len(value) over the keys Len counts.
+func (db *DB) LiveBytes() int64 { return db.liveBytes.Load() }
+
+// IndexStats returns, per index (the bytes before a key's first ':', "" for
+// keys without one), its key count and key+value bytes, counted like Len
+// and LiveBytes.
+func (db *DB) IndexStats() map[string]IndexStat {
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	out := make(map[string]IndexStat, len(db.idx))
+	for k, v := range db.idx {
+		out[k] = *v
+	}
+	return out
+}
+
+// Stats returns the DB's counters.
+func (db *DB) Stats() Stats {
+	st := Stats{
+		Keys:                   db.keys.Load(),
+		LiveBytes:              db.liveBytes.Load(),
+		Merges:                 db.merges.Load(),
+		MergeErrors:            db.mergeErrors.Load(),
+		ExpiredRemoved:         db.expiredRemoved.Load(),
+		Fsyncs:                 db.fsyncs.Load(),
+		RecoveryTruncated:      db.recovery.truncated,
+		RecoveryTruncatedBytes: db.recovery.truncatedBytes,
+		RecoverySkipped:        db.recovery.skipped,
+		RecoverySkippedBytes:   db.recovery.skippedBytes,
+		HintFilesLoaded:        db.recovery.hintsLoaded,
+		DataFilesScanned:       db.recovery.scanned,
+		LastSeq:                db.written.Load(),
+	}
+	for _, f := range db.snapshotFiles() {
+		st.DataFiles++
+		st.DiskBytes += f.size.Load()
+		st.DeadBytes += f.dead()
+	}
+	return st
+}
+
+// Close stops background work, fsyncs the active file, writes its hint
+// file, closes every file and releases the directory lock. Reads and writes
+// in flight finish first; later calls return ErrClosed.
+func (db *DB) Close() error {
+	if !db.closed.CompareAndSwap(false, true) {
+		return ErrClosed
+	}
+	close(db.quit)
+	db.wg.Wait()
+	db.mergeMu.Lock() // a Merge call sees quit and stops soon
+	defer db.mergeMu.Unlock()
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	var firstErr error
+	keep := func(err error) {
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	if db.brokenErr() == nil {
+		keep(db.active.f.Sync())
+		db.fsyncs.Add(1)
+		if !db.opts.DisableHints {
+			keep(db.writeHintFromScan(db.active))
+		}
+	}
+	db.filesMu.Lock()
+	for _, f := range db.files {
+		f.release()
+	}
+	db.files = nil
+	db.filesMu.Unlock()
+	keep(unlockDir(db.lock))
+	return firstErr
+}

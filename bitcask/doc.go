@@ -1,0 +1,85 @@
+// Package bitcask is shardkv's storage engine: append-only data files of
+// CRC-checked records and an in-memory key directory that points at the
+// newest record of every key (Basho's Bitcask, with the fields a Redis
+// server needs).
+//
+// # Records
+//
+// A data file is a sequence of records and nothing else. Every integer is
+// little endian. A record is a 40-byte header, the key, then the value:
+//
+//	offset  size  field
+//	     0     4  CRC-32C (Castagnoli) of bytes 4 .. end of the value
+//	     4     8  timestamp: unix milliseconds when the record was written (int64)
+//	    12     8  sequence number (uint64): orders all records of a DB;
+//	              1 for the first record, +1 for each record written
+//	    20     8  expire-at: absolute unix milliseconds, 0 = no expiry (int64, >= 0)
+//	    28     4  key length K (uint32)
+//	    32     4  value length V (uint32): stored bytes, so 8 for an integer
+//	    36     1  kind: 1 put, 2 tombstone, 3 expire, 4 flush-all
+//	    37     1  batch flags: 0x01 first record of a batch, 0x02 last record
+//	              of a batch (a single-record batch has both); other bits 0
+//	    38     1  key type: 0 bytes (the only one)
+//	    39     1  value type: 0 bytes, 1 integer
+//	    40     K  key
+//	  40+K     V  value
+//
+// Kinds:
+//   - put: the key now has the value and expire-at.
+//   - tombstone: the key is deleted. V = 0, expire-at 0.
+//   - expire: the key keeps its value and now has expire-at (0 = persist).
+//     V = 0. Changing an expiry never rewrites a large value.
+//   - flush-all: every key written before it is deleted. K = V = 0.
+//
+// Value type integer: a put whose value is the canonical decimal form of an
+// int64, as Redis decides it (no '+', no leading zeros, not "-0", in range),
+// is stored as the 8-byte little-endian int64; a read renders it back to
+// exactly the bytes written. Everything else is stored as is. Keys are
+// always stored as bytes and may be empty.
+//
+// Kind 0 is invalid, so zeroed bytes (what a torn write usually leaves)
+// never decode. A reader checks the header fields, then that 40+K+V fits in
+// what is left of the file — before allocating anything — then the CRC.
+//
+// # Batches
+//
+// The records of one Update form a batch: they are encoded into one buffer
+// and written with one write, the first with flag 0x01 and the last with
+// 0x02. Recovery applies a batch only when it reads all of it, from its
+// first to its last record with nothing bad in between; an Update's records
+// are therefore all present after a crash or all absent. A batch never spans
+// two files.
+//
+// # Recovery
+//
+// Open replays the data files in id order (see datafile.go for why that is
+// the write order), each from its hint file when the hint's CRC and the
+// data file's size match, and by scanning it otherwise. While scanning, a
+// record that fails its checks is skipped with the rest of its batch: the
+// scanner looks, byte by byte, for the next offset holding a valid record.
+// If none follows, the rest is a torn tail: in the newest file it is
+// truncated (Stats.RecoveryTruncated), counting the records of an
+// incomplete batch; in an older file it is skipped and counted
+// (Stats.RecoverySkipped), as is a bad region with valid records after it
+// in any file. Every skip is logged. A read re-checks the CRC of the record
+// it returns, so Get returns an ErrCorrupt error rather than bad bytes.
+//
+// # Files
+//
+// "<id>.data" data files (ids in hex), "<id>.hint" their hint files,
+// "*.tmp" files being written (deleted at Open), and "LOCK", flock'ed while
+// the DB is open. The active file rotates past Options.MaxFileSize; a file
+// that stops being active gets a hint file in the background, and Close
+// writes one for the active file. Merge (merge.go) rewrites the live
+// records of the oldest files and deletes them; hint files are described
+// in hint.go.
+//
+// # Durability
+//
+// Options.Sync is Redis's appendfsync: SyncAlways returns from a write only
+// after an fsync covering it, shared by concurrent writers (group commit);
+// SyncEverySec fsyncs in the background once a second; SyncNo leaves
+// writeback to the OS on the write path (hint and merge files, which replace
+// data, are always fsynced). The directory is fsynced after files are
+// created, renamed or removed.
+package bitcask

@@ -1,0 +1,279 @@
+package bitcask
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// A hint file lists, for one data file, every record a replay of that file
+// applies, without values, so Open can rebuild the key directory without
+// reading the data. Layout (little endian):
+//
+//	header   8 bytes   magic "bchint01"
+//	entries  32 bytes + key each:
+//	         seq u64 | expireAt i64 | offset u32 | key length u32 |
+//	         logical value length u32 | kind u8 | value type u8 |
+//	         key type u8 | reserved u8 (0) | key
+//	trailer  24 bytes: data file size u64 | entry count u64 |
+//	         CRC-32C u32 of every byte before it | magic "hend"
+//
+// A hint is used only if its CRC matches and the data file's size equals
+// the size in the trailer; otherwise Open scans the data file.
+
+// These constants are part of the wire format and should not be changed.
+const (
+	hintMagic       = "bchint01"
+	hintEndMagic    = "hend"
+	hintHeaderSize  = 8
+	hintEntrySize   = 32
+	hintTrailerSize = 24
+)
+
+var errBadHint = errors.New("bitcask: bad hint file")
+
+type hintWriter struct {
+	f     *os.File
+	w     *bufio.Writer
+	crc   uint32
+	count uint64
+	tmp   string
+	final string
+	buf   [hintEntrySize]byte
+}
+
+func createHint(dir string, id uint64) (*hintWriter, error) {
+	final := filepath.Join(dir, hintName(id))
+	tmp := final + tmpSuffix
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	hw := &hintWriter{f: f, w: bufio.NewWriterSize(f, 256<<10), tmp: tmp, final: final}
+	hw.write([]byte(hintMagic))
+	return hw, nil
+}
+
+func (hw *hintWriter) write(b []byte) {
+	hw.crc = crc32.Update(hw.crc, castagnoli, b)
+	hw.w.Write(b) // errors surface at Flush
+}
+
+func (hw *hintWriter) add(off int64, h *header, key []byte, vlen uint32) {
+	b := hw.buf[:]
+	binary.LittleEndian.PutUint64(b[0:], h.seq)
+	binary.LittleEndian.PutUint64(b[8:], uint64(h.expireAt))
+	binary.LittleEndian.PutUint32(b[16:], uint32(off))
+	binary.LittleEndian.PutUint32(b[20:], uint32(len(key)))
+	binary.LittleEndian.PutUint32(b[24:], vlen)
+	b[28], b[29], b[30], b[31] = h.kind, h.valType, keyTypeBytes, 0
+	hw.write(b)
+	hw.write(key)
+	hw.count++
+}
+
+// finish writes the trailer, fsyncs, and renames the hint into place.
+// The caller fsyncs the directory.
+func (hw *hintWriter) finish(dataSize int64) error {
+	var t [hintTrailerSize]byte
+	binary.LittleEndian.PutUint64(t[0:], uint64(dataSize))
+	binary.LittleEndian.PutUint64(t[8:], hw.count)
+	hw.write(t[:16])
+	binary.LittleEndian.PutUint32(t[16:], hw.crc)
+	copy(t[20:], hintEndMagic)
+	hw.w.Write(t[16:])
+	err := hw.w.Flush()
+	if err == nil {
+		err = hw.f.Sync()
+	}
+	if cerr := hw.f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(hw.tmp, hw.final)
+	}
+	if err != nil {
+		os.Remove(hw.tmp)
+	}
+	return err
+}
+
+func (hw *hintWriter) abort() {
+	hw.f.Close()
+	os.Remove(hw.tmp)
+}
+
+// writeHintFromScan writes the hint of an immutable (or, at Close, the
+// active) data file by scanning it. Callers hold mergeMu or are Close.
+func (db *DB) writeHintFromScan(f *dataFile) error {
+	size := f.size.Load()
+	// The hint must never describe data that is not on disk.
+	if err := f.f.Sync(); err != nil {
+		return err
+	}
+	db.fsyncs.Add(1)
+	hw, err := createHint(db.dir, f.id)
+	if err != nil {
+		return err
+	}
+	sc := newScanner()
+	sc.reset(f.f, size)
+	scanFile(sc, func(r *scanRec) { hw.add(r.off, &r.h, r.key, r.vlen) })
+	if err := hw.finish(size); err != nil {
+		return err
+	}
+	return syncDir(db.dir)
+}
+
+// queueHint asks the hint goroutine to write f's hint. Dropped when the
+// queue is full: Open scans a file without a hint and queues it again.
+func (db *DB) queueHint(f *dataFile) {
+	if db.opts.DisableHints {
+		return
+	}
+	select {
+	case db.hintq <- f:
+	default:
+	}
+}
+
+func (db *DB) hintLoop() {
+	defer db.wg.Done()
+	for {
+		select {
+		case <-db.quit:
+			return
+		case f := <-db.hintq:
+			db.mergeMu.Lock()
+			db.filesMu.Lock()
+			present := slicesContains(db.files, f) && f != db.active
+			if present {
+				f.acquire()
+			}
+			db.filesMu.Unlock()
+			if present {
+				if err := db.writeHintFromScan(f); err != nil {
+					db.log.Warn("writing hint file failed", "file", f.path, "error", err)
+				}
+				f.release()
+			}
+			db.mergeMu.Unlock()
+		}
+	}
+}
+
+func slicesContains(fs []*dataFile, f *dataFile) bool {
+	for _, x := range fs {
+		if x == f {
+			return true
+		}
+	}
+	return false
+}
+
+// loadHint replays f's hint file. It returns false, without having applied
+// anything, when the hint's trailer or CRC is bad or it describes a
+// different file size; it returns false after applying a prefix only for a
+// hint whose CRC matches but whose contents are malformed, which replaying
+// the data file afterwards then repairs (replay is idempotent per file).
+func (db *DB) loadHint(f *dataFile, rs *replayState) (bool, error) {
+	hf, err := os.Open(filepath.Join(db.dir, hintName(f.id)))
+	if err != nil {
+		return false, err
+	}
+	defer hf.Close()
+	fi, err := hf.Stat()
+	if err != nil {
+		return false, err
+	}
+	size := fi.Size()
+	if size < hintHeaderSize+hintTrailerSize {
+		return false, fmt.Errorf("%w: %d bytes", errBadHint, size)
+	}
+	var t [hintTrailerSize]byte
+	if _, err := hf.ReadAt(t[:], size-hintTrailerSize); err != nil {
+		return false, err
+	}
+	if string(t[20:]) != hintEndMagic {
+		return false, fmt.Errorf("%w: no trailer", errBadHint)
+	}
+	dataSize := int64(binary.LittleEndian.Uint64(t[0:]))
+	count := binary.LittleEndian.Uint64(t[8:])
+	if dataSize != f.size.Load() {
+		return false, fmt.Errorf("%w: describes %d bytes of data, the file has %d", errBadHint, dataSize, f.size.Load())
+	}
+	// Pass 1: the CRC, before anything is applied.
+	crc := uint32(0)
+	buf := make([]byte, 1<<20)
+	body := size - 4 - 4 // everything before the CRC field
+	for p := int64(0); p < body; {
+		n := min(int64(len(buf)), body-p)
+		if _, err := hf.ReadAt(buf[:n], p); err != nil {
+			return false, err
+		}
+		crc = crc32.Update(crc, castagnoli, buf[:n])
+		p += n
+	}
+	if crc != binary.LittleEndian.Uint32(t[16:]) {
+		return false, fmt.Errorf("%w: CRC mismatch", errBadHint)
+	}
+	// Pass 2: apply.
+	r := bufio.NewReaderSize(io.NewSectionReader(hf, 0, size-hintTrailerSize), 1<<20)
+	var magic [hintHeaderSize]byte
+	if _, err := io.ReadFull(r, magic[:]); err != nil || string(magic[:]) != hintMagic {
+		return false, fmt.Errorf("%w: bad magic", errBadHint)
+	}
+	left := size - hintTrailerSize - hintHeaderSize
+	var eb [hintEntrySize]byte
+	var key []byte
+	var n uint64
+	for left > 0 {
+		if left < hintEntrySize {
+			return false, fmt.Errorf("%w: truncated entry", errBadHint)
+		}
+		if _, err := io.ReadFull(r, eb[:]); err != nil {
+			return false, err
+		}
+		left -= hintEntrySize
+		h := header{
+			seq:      binary.LittleEndian.Uint64(eb[0:]),
+			expireAt: int64(binary.LittleEndian.Uint64(eb[8:])),
+			keyLen:   binary.LittleEndian.Uint32(eb[20:]),
+			kind:     eb[28],
+			valType:  eb[29],
+			keyType:  eb[30],
+			flags:    flagSingle,
+		}
+		off := int64(binary.LittleEndian.Uint32(eb[16:]))
+		vlen := binary.LittleEndian.Uint32(eb[24:])
+		h.valLen = storedLen(h.valType, vlen)
+		if h.kind != kindPut && vlen != 0 {
+			return false, fmt.Errorf("%w: value length on a kind %d entry", errBadHint, h.kind)
+		}
+		if err := h.check(); err != nil || eb[31] != 0 || int64(h.keyLen) > left || off+h.size() > dataSize {
+			return false, fmt.Errorf("%w: malformed entry", errBadHint)
+		}
+		if h.valType == valTypeInt && (vlen == 0 || vlen > 20) {
+			return false, fmt.Errorf("%w: integer of %d digits", errBadHint, vlen)
+		}
+		if cap(key) < int(h.keyLen) {
+			key = make([]byte, h.keyLen)
+		}
+		key = key[:h.keyLen]
+		if _, err := io.ReadFull(r, key); err != nil {
+			return false, err
+		}
+		left -= int64(h.keyLen)
+		db.replay(f, off, &h, key, vlen, rs)
+		n++
+	}
+	if n != count {
+		return false, fmt.Errorf("%w: %d entries, trailer says %d", errBadHint, n, count)
+	}
+	return true, nil
+}

@@ -1,0 +1,564 @@
+package bitcask
+
+import (
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Open opens the database in dir, creating the directory if needed. It
+// locks the directory (ErrLocked if another process, or another DB in this
+// process, has it open), removes leftovers of an interrupted merge, loads
+// every data file from its hint file when the hint is valid and by scanning
+// it otherwise, and cuts a torn tail off the newest file. See the package
+// comment for what recovery does with bad records.
+func Open(dir string, opts Options) (*DB, error) {
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("bitcask: %w", err)
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	db := &DB{
+		dir:   dir,
+		opts:  opts,
+		log:   opts.Logger,
+		lock:  lock,
+		idx:   make(map[string]*IndexStat),
+		quit:  make(chan struct{}),
+		hintq: make(chan *dataFile, 4096),
+	}
+	db.sy.cond.L = &db.sy.mu
+	db.policy.Store(int32(opts.Sync))
+	db.ftab.Store(new([]*dataFile))
+	start := time.Now()
+	if err := db.recover(); err != nil {
+		for _, f := range db.files {
+			f.release()
+		}
+		unlockDir(lock)
+		return nil, err
+	}
+	db.log.Info("opened", "dir", dir, "keys", db.keys.Load(), "files", len(db.files),
+		"hints_loaded", db.recovery.hintsLoaded, "files_scanned", db.recovery.scanned,
+		"truncated_records", db.recovery.truncated, "skipped_records", db.recovery.skipped,
+		"elapsed", time.Since(start))
+	db.wg.Add(1)
+	go db.syncLoop()
+	db.wg.Add(1)
+	go db.hintLoop()
+	if opts.MergeCheckInterval > 0 {
+		db.wg.Add(1)
+		go db.mergeLoop()
+	}
+	if opts.ExpirySweepInterval > 0 {
+		db.wg.Add(1)
+		go db.sweepLoop()
+	}
+	return db, nil
+}
+
+// replayState is what replay carries from record to record.
+type replayState struct {
+	maxSeq   uint64 // highest sequence number seen in a valid record
+	flushSeq uint64 // records older than the newest flush-all are dead
+}
+
+func (db *DB) recover() error {
+	des, err := os.ReadDir(db.dir)
+	if err != nil {
+		return fmt.Errorf("bitcask: %w", err)
+	}
+	var ids []uint64
+	hints := make(map[uint64]bool)
+	changed := false
+	for _, de := range des {
+		name := de.Name()
+		if strings.HasSuffix(name, tmpSuffix) {
+			// Output of a merge (or a hint) that never got its final name.
+			db.log.Info("removing leftover temporary file", "file", name)
+			if err := os.Remove(filepath.Join(db.dir, name)); err != nil {
+				return fmt.Errorf("bitcask: %w", err)
+			}
+			changed = true
+			continue
+		}
+		id, suf, ok := parseFileName(name)
+		if !ok || de.IsDir() {
+			continue
+		}
+		if suf == dataSuffix {
+			ids = append(ids, id)
+		} else {
+			hints[id] = true
+		}
+	}
+	slices.Sort(ids)
+	for id := range hints {
+		if _, ok := slices.BinarySearch(ids, id); !ok {
+			// The data file went first when a merge deleted its inputs.
+			os.Remove(filepath.Join(db.dir, hintName(id)))
+			delete(hints, id)
+			changed = true
+		}
+	}
+	if changed {
+		if err := syncDir(db.dir); err != nil {
+			return fmt.Errorf("bitcask: %w", err)
+		}
+	}
+	for _, id := range ids {
+		f, err := openDataFile(db.dir, id, false)
+		if err != nil {
+			return fmt.Errorf("bitcask: %w", err)
+		}
+		if err := db.addFileLocked(f); err != nil {
+			f.release()
+			return err
+		}
+	}
+
+	var rs replayState
+	sc := newScanner()
+	hinted := make(map[*dataFile]bool)
+	for i, f := range db.files {
+		newest := i == len(db.files)-1
+		if hints[f.id] {
+			ok, err := db.loadHint(f, &rs)
+			if ok {
+				db.recovery.hintsLoaded++
+				hinted[f] = true
+				continue
+			}
+			db.log.Warn("hint file unusable; scanning the data file", "file", hintName(f.id), "error", err)
+			os.Remove(filepath.Join(db.dir, hintName(f.id)))
+		}
+		db.recovery.scanned++
+		sc.reset(f.f, f.size.Load())
+		st := scanFile(sc, func(r *scanRec) { db.replay(f, r.off, &r.h, r.key, r.vlen, &rs) })
+		if st.maxSeq > rs.maxSeq {
+			rs.maxSeq = st.maxSeq
+		}
+		db.recovery.skipped += st.skipped
+		db.recovery.skippedBytes += st.skippedBytes
+		if st.skipped > 0 {
+			db.log.Warn("skipped bad records", "file", f.path, "records", st.skipped, "bytes", st.skippedBytes)
+		}
+		if st.tail < 0 {
+			continue
+		}
+		cut := f.size.Load() - st.tail
+		if !newest {
+			// An older file is never rewritten; its bad tail is skipped.
+			db.recovery.skipped += st.tailRecs
+			db.recovery.skippedBytes += cut
+			db.log.Warn("skipped bad tail of an older data file", "file", f.path, "offset", st.tail, "bytes", cut)
+			continue
+		}
+		db.log.Warn("truncating torn tail of the newest data file", "file", f.path, "offset", st.tail, "records", st.tailRecs, "bytes", cut)
+		if err := f.f.Truncate(st.tail); err != nil {
+			return fmt.Errorf("bitcask: truncate %s: %w", f.path, err)
+		}
+		if err := f.f.Sync(); err != nil {
+			return fmt.Errorf("bitcask: fsync %s: %w", f.path, err)
+		}
+		f.size.Store(st.tail)
+		db.recovery.truncated += st.tailRecs
+		db.recovery.truncatedBytes += cut
+	}
+	db.finishReplay()
+	db.nextSeq = rs.maxSeq + 1
+	db.written.Store(rs.maxSeq)
+	db.sy.durable = rs.maxSeq
+
+	// Keep appending to the newest file unless it is full or merge output.
+	if n := len(db.files); n > 0 {
+		last := db.files[n-1]
+		if last.id&idSubMask == 0 && last.size.Load() < db.opts.MaxFileSize {
+			db.active = last
+		}
+	}
+	if db.active == nil {
+		id := uint64(1) << idSubBits
+		if n := len(db.files); n > 0 {
+			id = (db.files[n-1].id>>idSubBits + 1) << idSubBits
+		}
+		f, err := openDataFile(db.dir, id, true)
+		if err != nil {
+			return fmt.Errorf("bitcask: create data file: %w", err)
+		}
+		if err := syncDir(db.dir); err != nil {
+			f.release()
+			return fmt.Errorf("bitcask: %w", err)
+		}
+		if err := db.addFileLocked(f); err != nil {
+			f.release()
+			return err
+		}
+		db.active = f
+	}
+	for _, f := range db.files {
+		if f != db.active && !hinted[f] {
+			db.queueHint(f)
+		}
+	}
+	return nil
+}
+
+// replay applies one record found at Open. Files are replayed in id order,
+// which is the order their records were written in, except that merge
+// output records carry the newest sequence number of their key's state; the
+// sequence comparisons below make both orders give the same result.
+func (db *DB) replay(f *dataFile, off int64, h *header, key []byte, vlen uint32, rs *replayState) {
+	if h.seq > rs.maxSeq {
+		rs.maxSeq = h.seq
+	}
+	if h.seq < rs.flushSeq {
+		return
+	}
+	if h.kind == kindFlushAll {
+		rs.flushSeq = h.seq
+		for i := range db.kd.shards {
+			db.kd.shards[i].filter(func(e *entry) bool { return e.seq > h.seq })
+		}
+		return
+	}
+	hash := xxhash.Sum64(key)
+	s := db.kd.shardFor(hash)
+	ci, i, found := s.search(hash, key)
+	switch h.kind {
+	case kindPut:
+		ne := entry{hash: hash, seq: h.seq, expireAt: h.expireAt, off: uint32(off), vlen: vlen,
+			klen: h.keyLen, file: f.handle, vtype: h.valType}
+		if !found {
+			ne.key = newKey(key)
+			s.insertAt(ci, i, ne)
+			return
+		}
+		e := &s.chunks[ci].e[i]
+		// >=: a merge output copy of the same record wins over the
+		// original, so the original's file holds no live data.
+		if h.seq >= e.seq {
+			ne.key = e.key
+			s.setExpireAt(e, ne.expireAt)
+			*e = ne
+		}
+	case kindDelete:
+		if found && h.seq > s.chunks[ci].e[i].seq {
+			s.removeAt(ci, i)
+		}
+	case kindExpire:
+		if found {
+			if e := &s.chunks[ci].e[i]; h.seq > e.seq {
+				s.setExpireAt(e, h.expireAt)
+				e.seq = h.seq
+			}
+		}
+	}
+}
+
+// finishReplay drops keys that expired while the DB was closed and computes
+// the counters from the key directory.
+func (db *DB) finishReplay() {
+	now := db.nowMs()
+	tab := *db.ftab.Load()
+	var expired, keys, live int64
+	for i := range db.kd.shards {
+		s := &db.kd.shards[i]
+		s.filter(func(e *entry) bool {
+			if e.expired(now) {
+				expired++
+				return false
+			}
+			keys++
+			live += e.liveLen()
+			tab[e.file].live.Add(e.recSize())
+			db.indexAdd(e.keyBytes(), 1, e.liveLen())
+			return true
+		})
+	}
+	db.expiredRemoved.Add(expired)
+	db.keys.Store(keys)
+	db.liveBytes.Store(live)
+}
+
+// filter keeps the entries for which keep returns true, compacting chunks.
+func (s *shard) filter(keep func(e *entry) bool) {
+	out := s.chunks[:0]
+	s.n, s.nexp = 0, 0
+	for _, c := range s.chunks {
+		es := c.e[:0]
+		for i := range c.e {
+			if keep(&c.e[i]) {
+				es = append(es, c.e[i])
+				s.n++
+				if c.e[i].expireAt != 0 {
+					s.nexp++
+				}
+			}
+		}
+		clear(c.e[len(es):])
+		c.e = es
+		if len(es) > 0 {
+			out = append(out, c)
+		}
+	}
+	clear(s.chunks[len(out):])
+	s.chunks = out
+}
+
+// scanWindow is how much of a data file a scanner reads at a time.
+const scanWindow = 256 << 10
+
+// scanner reads the records of one data file through a window buffer,
+// checking every size against the file size before using it.
+type scanner struct {
+	r      io.ReaderAt
+	size   int64
+	buf    []byte // buf[:n] holds file bytes [bufOff, bufOff+n)
+	bufOff int64
+	n      int
+	keyBuf []byte // the key of a record larger than the window
+}
+
+// scanRec is a valid record found by a scanner.
+type scanRec struct {
+	off   int64
+	h     header
+	key   []byte // valid until the scanner reads again
+	value []byte // stored value; nil for a record larger than the window
+	vlen  uint32 // logical value length
+}
+
+func newScanner() *scanner { return &scanner{buf: make([]byte, scanWindow)} }
+
+func (s *scanner) reset(r io.ReaderAt, size int64) {
+	s.r, s.size, s.bufOff, s.n = r, size, 0, 0
+}
+
+// at returns the n bytes at off; n <= len(s.buf) and off+n <= s.size.
+func (s *scanner) at(off int64, n int) ([]byte, error) {
+	if off >= s.bufOff && off+int64(n) <= s.bufOff+int64(s.n) {
+		i := off - s.bufOff
+		return s.buf[i : i+int64(n)], nil
+	}
+	m := int64(len(s.buf))
+	if m > s.size-off {
+		m = s.size - off
+	}
+	s.bufOff, s.n = off, 0
+	k, err := s.r.ReadAt(s.buf[:m], off)
+	if k < int(m) {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	s.n = int(m)
+	return s.buf[:n], nil
+}
+
+// read decodes and verifies the record at off.
+func (s *scanner) read(off int64, r *scanRec) error {
+	if s.size-off < headerSize {
+		return fmt.Errorf("%w: %d bytes left, shorter than a header", ErrCorrupt, s.size-off)
+	}
+	hb, err := s.at(off, headerSize)
+	if err != nil {
+		return err
+	}
+	h := decodeHeader(hb)
+	if err := h.check(); err != nil {
+		return err
+	}
+	size := h.size()
+	if size > s.size-off {
+		return fmt.Errorf("%w: record of %d bytes, %d left in the file", ErrCorrupt, size, s.size-off)
+	}
+	*r = scanRec{off: off, h: h, vlen: h.valLen}
+	if size <= int64(len(s.buf)) {
+		b, err := s.at(off, int(size))
+		if err != nil {
+			return err
+		}
+		if crc32.Checksum(b[offTime:], castagnoli) != h.crc {
+			return fmt.Errorf("%w: CRC mismatch", ErrCorrupt)
+		}
+		r.key = b[headerSize : headerSize+h.keyLen]
+		r.value = b[headerSize+h.keyLen:]
+		if h.valType == valTypeInt {
+			r.vlen = uint32(logicalLen(h.valType, r.value))
+		}
+		return nil
+	}
+	// Larger than the window: stream it through the CRC.
+	crc := crc32.Update(0, castagnoli, hb[offTime:])
+	if cap(s.keyBuf) < int(h.keyLen) {
+		s.keyBuf = make([]byte, h.keyLen)
+	}
+	key := s.keyBuf[:h.keyLen]
+	if _, err := s.r.ReadAt(key, off+headerSize); err != nil {
+		return err
+	}
+	crc = crc32.Update(crc, castagnoli, key)
+	vstart := off + headerSize + int64(h.keyLen)
+	for p, end := vstart, off+size; p < end; {
+		n := min(int64(len(s.buf)), end-p)
+		b, err := s.at(p, int(n))
+		if err != nil {
+			return err
+		}
+		crc = crc32.Update(crc, castagnoli, b)
+		p += n
+	}
+	if crc != h.crc {
+		return fmt.Errorf("%w: CRC mismatch", ErrCorrupt)
+	}
+	r.key = key
+	if h.valType == valTypeInt {
+		b, err := s.at(vstart, intValueSize)
+		if err != nil {
+			return err
+		}
+		r.vlen = uint32(logicalLen(h.valType, b))
+	}
+	return nil
+}
+
+// resync returns the offset of the first valid record at or after from, or
+// the file size when there is none.
+func (s *scanner) resync(from int64) int64 {
+	var r scanRec
+	for p := from; p+headerSize <= s.size; p++ {
+		hb, err := s.at(p, headerSize)
+		if err != nil {
+			return s.size
+		}
+		// Cheap filters before a full decode and CRC.
+		if k := hb[offKind]; k < kindPut || k > kindFlushAll || hb[offKeyType] != keyTypeBytes || hb[offFlags]&^flagSingle != 0 {
+			continue
+		}
+		if s.read(p, &r) == nil {
+			return p
+		}
+	}
+	return s.size
+}
+
+// scanStats is what scanFile found besides the records it emitted.
+type scanStats struct {
+	// tail is the offset from which nothing valid follows but an
+	// incomplete batch or garbage, or -1 when the file ends cleanly.
+	tail     int64
+	tailRecs int64 // records in that tail (valid records of the incomplete batch, plus one for garbage)
+	skipped  int64 // bad regions and records of incomplete batches before the tail
+	// skippedBytes counts the bytes of those.
+	skippedBytes int64
+	maxSeq       uint64
+}
+
+type pendingRec struct {
+	off      int64
+	h        header
+	keyStart int
+	vlen     uint32
+}
+
+// scanFile emits, in order, every record of every complete batch in the
+// file. A bad record is skipped together with the rest of its batch: the
+// scanner resyncs at the next valid record. A batch is complete when its
+// records run from one with the first flag to one with the last flag with
+// nothing skipped in between.
+func scanFile(s *scanner, emit func(r *scanRec)) scanStats {
+	st := scanStats{tail: -1}
+	var (
+		r        scanRec
+		inBatch  bool
+		batchOff int64
+		pending  []pendingRec
+		arena    []byte
+	)
+	dropBatch := func(end int64) {
+		if inBatch {
+			st.skipped += int64(len(pending))
+			st.skippedBytes += end - batchOff
+		}
+		inBatch, pending, arena = false, pending[:0], arena[:0]
+	}
+	off := int64(0)
+	for off < s.size {
+		if err := s.read(off, &r); err != nil {
+			next := s.resync(off + 1)
+			if next >= s.size {
+				st.tail = off
+				st.tailRecs = 1
+				if inBatch {
+					st.tail = batchOff
+					st.tailRecs += int64(len(pending))
+				}
+				return st
+			}
+			dropBatch(off)
+			st.skipped++
+			st.skippedBytes += next - off
+			off = next
+			continue
+		}
+		if r.h.seq > st.maxSeq {
+			st.maxSeq = r.h.seq
+		}
+		size := r.h.size()
+		first, last := r.h.flags&flagBatchFirst != 0, r.h.flags&flagBatchLast != 0
+		switch {
+		case first && last:
+			dropBatch(off)
+			emit(&r)
+		case first:
+			dropBatch(off)
+			inBatch, batchOff = true, off
+			fallthrough
+		case inBatch:
+			pending = append(pending, pendingRec{off: off, h: r.h, keyStart: len(arena), vlen: r.vlen})
+			arena = append(arena, r.key...)
+			if last {
+				for i, p := range pending {
+					end := len(arena)
+					if i+1 < len(pending) {
+						end = pending[i+1].keyStart
+					}
+					pr := scanRec{off: p.off, h: p.h, key: arena[p.keyStart:end:end], vlen: p.vlen}
+					emit(&pr)
+				}
+				inBatch, pending, arena = false, pending[:0], arena[:0]
+			}
+		default:
+			// The rest of a batch whose start was lost.
+			st.skipped++
+			st.skippedBytes += size
+		}
+		off += size
+	}
+	if inBatch {
+		st.tail = batchOff
+		st.tailRecs = int64(len(pending))
+	}
+	return st
+}

@@ -1,0 +1,594 @@
+package bitcask
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// Tx is the write transaction of one Update. Its methods may be called only
+// from the goroutine running the Update's fn, and only until fn returns.
+type Tx struct {
+	db   *DB
+	st   *txState
+	done bool
+}
+
+// txIndexAt is the number of operations past which a Tx indexes its writes
+// by key instead of searching them linearly.
+const txIndexAt = 16
+
+// txOp is one record written by a Tx and the state of its key after it.
+type txOp struct {
+	hash     uint64
+	seq      uint64
+	expireAt int64  // the key's expiry after the op
+	recOff   uint32 // offset of the op's record in txState.buf
+	klen     uint32
+	vlen     uint32 // logical value length after the op
+	valOp    int32  // op whose put record holds the value, or -1: the key directory's value
+	kind     byte
+	vtype    byte
+	exists   bool // the key exists after the op
+}
+
+// txState is the reusable state of the running Update, owned by the writer
+// holding DB.writeMu.
+type txState struct {
+	buf   []byte           // the encoded records, written with one write at commit
+	ops   []txOp           // one per record, in order
+	index map[string]int32 // key -> latest op, once len(ops) > txIndexAt
+	flush int32            // index of the last flush-all op, or -1
+	seq   uint64           // sequence number of the next record
+	now   int64            // record timestamp (unix ms)
+	// liveDelta is how much LiveBytes changes when the Tx commits.
+	liveDelta int64
+}
+
+func (st *txState) reset(seq uint64, now int64) {
+	if cap(st.buf) > 1<<20 {
+		st.buf = nil // do not pin a huge batch's buffer
+	}
+	if cap(st.ops) > 4096 {
+		st.ops = nil
+	}
+	st.buf, st.ops = st.buf[:0], st.ops[:0]
+	st.index = nil
+	st.flush = -1
+	st.seq = seq
+	st.now = now
+	st.liveDelta = 0
+}
+
+func (st *txState) opKey(op *txOp) []byte {
+	k := op.recOff + headerSize
+	return st.buf[k : k+op.klen]
+}
+
+// keyState is a key's state as the Tx sees it.
+type keyState struct {
+	present  bool // in the key directory or written by the Tx (expired or not)
+	expireAt int64
+	seq      uint64
+	vlen     uint32
+	vtype    byte
+	valOp    int32 // as txOp.valOp
+}
+
+func (ks *keyState) visible(now int64) bool {
+	return ks.present && (ks.expireAt == 0 || ks.expireAt > now)
+}
+
+func (ks *keyState) liveLen(klen int) int64 {
+	if !ks.present {
+		return 0
+	}
+	return int64(klen) + int64(ks.vlen)
+}
+
+// txLookup returns key's state: the Tx's latest write of it, else the key
+// directory's entry (unless the Tx flushed everything).
+func (db *DB) txLookup(st *txState, h uint64, key []byte) keyState {
+	i := int32(-1)
+	if st.index != nil {
+		if j, ok := st.index[string(key)]; ok {
+			i = j
+		}
+	} else {
+		for j := int32(len(st.ops)) - 1; j > st.flush; j-- {
+			op := &st.ops[j]
+			if op.hash == h && bytes.Equal(st.opKey(op), key) {
+				i = j
+				break
+			}
+		}
+	}
+	if i >= 0 {
+		op := &st.ops[i]
+		return keyState{present: op.exists, expireAt: op.expireAt, seq: op.seq, vlen: op.vlen, vtype: op.vtype, valOp: op.valOp}
+	}
+	if st.flush >= 0 {
+		return keyState{}
+	}
+	s := db.kd.shardFor(h)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e := s.get(h, key)
+	if e == nil {
+		return keyState{}
+	}
+	return keyState{present: true, expireAt: e.expireAt, seq: e.seq, vlen: e.vlen, vtype: e.vtype, valOp: -1}
+}
+
+// addOp appends the record for op (already encoded at op.recOff) to the
+// op list and the key index.
+func (st *txState) addOp(op txOp) {
+	st.ops = append(st.ops, op)
+	n := int32(len(st.ops) - 1)
+	if op.kind == kindFlushAll {
+		st.flush = n
+		if st.index != nil {
+			clear(st.index)
+		}
+		return
+	}
+	if st.index == nil && len(st.ops) > txIndexAt {
+		st.index = make(map[string]int32, 2*txIndexAt)
+		for j := st.flush + 1; j < n; j++ {
+			st.index[string(st.opKey(&st.ops[j]))] = j
+		}
+	}
+	if st.index != nil {
+		st.index[string(st.opKey(&st.ops[n]))] = n
+	}
+}
+
+func (st *txState) firstFlag() byte {
+	if len(st.ops) == 0 {
+		return flagBatchFirst
+	}
+	return 0
+}
+
+func (db *DB) checkSizes(key []byte, vlen int) error {
+	if len(key) > db.opts.MaxKeySize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrKeyTooLarge, len(key), db.opts.MaxKeySize)
+	}
+	if int64(vlen) > db.opts.MaxValueSize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrValueTooLarge, vlen, db.opts.MaxValueSize)
+	}
+	return nil
+}
+
+func (db *DB) txPut(st *txState, key, value []byte, expireAt int64) error {
+	if err := db.checkSizes(key, len(value)); err != nil {
+		return err
+	}
+	if expireAt < 0 {
+		return fmt.Errorf("bitcask: negative expiry %d", expireAt)
+	}
+	h := xxhash.Sum64(key)
+	prev := db.txLookup(st, h, key)
+	off := len(st.buf)
+	if int64(off)+headerSize+int64(len(key))+int64(len(value)) > math.MaxUint32 {
+		return ErrTxTooLarge
+	}
+	st.buf = appendRecord(st.buf, kindPut, st.firstFlag(), st.seq, st.now, expireAt, key, value)
+	st.addOp(txOp{
+		hash: h, seq: st.seq, expireAt: expireAt, recOff: uint32(off), klen: uint32(len(key)),
+		vlen: uint32(len(value)), valOp: int32(len(st.ops)), kind: kindPut,
+		vtype: st.buf[off+offValType], exists: true,
+	})
+	st.seq++
+	st.liveDelta += int64(len(key)+len(value)) - prev.liveLen(len(key))
+	return nil
+}
+
+// txRecord appends a record without a value (tombstone, expire, flush-all).
+func (db *DB) txRecord(st *txState, kind byte, h uint64, key []byte, expireAt int64, prev keyState, exists bool) error {
+	off := len(st.buf)
+	if int64(off)+headerSize+int64(len(key)) > math.MaxUint32 {
+		return ErrTxTooLarge
+	}
+	st.buf = appendRecord(st.buf, kind, st.firstFlag(), st.seq, st.now, expireAt, key, nil)
+	op := txOp{hash: h, seq: st.seq, recOff: uint32(off), klen: uint32(len(key)), kind: kind, exists: exists, valOp: -1}
+	if exists {
+		op.expireAt, op.vlen, op.vtype, op.valOp = expireAt, prev.vlen, prev.vtype, prev.valOp
+	}
+	st.addOp(op)
+	st.seq++
+	return nil
+}
+
+func (db *DB) txDelete(st *txState, key []byte) (bool, error) {
+	if len(key) > db.opts.MaxKeySize {
+		return false, nil // such a key cannot exist
+	}
+	h := xxhash.Sum64(key)
+	prev := db.txLookup(st, h, key)
+	if !prev.visible(db.nowMs()) {
+		return false, nil
+	}
+	if err := db.txRecord(st, kindDelete, h, key, 0, prev, false); err != nil {
+		return false, err
+	}
+	st.liveDelta -= prev.liveLen(len(key))
+	return true, nil
+}
+
+func (db *DB) txSetExpireAt(st *txState, key []byte, expireAt int64) (bool, error) {
+	if len(key) > db.opts.MaxKeySize {
+		return false, nil
+	}
+	if expireAt < 0 {
+		return false, fmt.Errorf("bitcask: negative expiry %d", expireAt)
+	}
+	h := xxhash.Sum64(key)
+	now := db.nowMs()
+	prev := db.txLookup(st, h, key)
+	if !prev.visible(now) {
+		return false, nil
+	}
+	if expireAt != 0 && expireAt <= now {
+		// An expiry in the past deletes the key, as in Redis.
+		if err := db.txRecord(st, kindDelete, h, key, 0, prev, false); err != nil {
+			return false, err
+		}
+		st.liveDelta -= prev.liveLen(len(key))
+		return true, nil
+	}
+	return true, db.txRecord(st, kindExpire, h, key, expireAt, prev, true)
+}
+
+func (db *DB) txFlushAll(st *txState) error {
+	if err := db.txRecord(st, kindFlushAll, 0, nil, 0, keyState{}, false); err != nil {
+		return err
+	}
+	st.liveDelta = -db.liveBytes.Load()
+	return nil
+}
+
+// txGet returns key's value as the Tx sees it.
+func (db *DB) txGet(st *txState, key []byte) ([]byte, Meta, error) {
+	h := xxhash.Sum64(key)
+	ks := db.txLookup(st, h, key)
+	if !ks.visible(db.nowMs()) {
+		return nil, Meta{}, ErrNotFound
+	}
+	meta := Meta{ExpireAt: ks.expireAt, Seq: ks.seq}
+	if ks.valOp < 0 {
+		// The key directory holds the value; nobody else writes while the
+		// writer lock is held, so its entry still has it.
+		v, err := db.readCurrent(key)
+		if err != nil {
+			return nil, Meta{}, err
+		}
+		return v, meta, nil
+	}
+	op := &st.ops[ks.valOp]
+	rec := st.buf[op.recOff:]
+	stored := rec[headerSize+op.klen : headerSize+op.klen+storedLen(op.vtype, op.vlen)]
+	if op.vtype == valTypeInt {
+		return strconv.AppendInt(nil, int64(binary.LittleEndian.Uint64(stored)), 10), meta, nil
+	}
+	return append([]byte{}, stored...), meta, nil
+}
+
+func storedLen(vtype byte, vlen uint32) uint32 {
+	if vtype == valTypeInt {
+		return intValueSize
+	}
+	return vlen
+}
+
+// Get returns key's value, seeing the Tx's own writes.
+func (tx *Tx) Get(key []byte) ([]byte, Meta, error) {
+	if tx.done {
+		return nil, Meta{}, ErrTxDone
+	}
+	return tx.db.txGet(tx.st, key)
+}
+
+// Meta returns key's meta, seeing the Tx's own writes, without reading the value.
+func (tx *Tx) Meta(key []byte) (Meta, bool) {
+	if tx.done {
+		return Meta{}, false
+	}
+	ks := tx.db.txLookup(tx.st, xxhash.Sum64(key), key)
+	if !ks.visible(tx.db.nowMs()) {
+		return Meta{}, false
+	}
+	return Meta{ExpireAt: ks.expireAt, Seq: ks.seq}, true
+}
+
+// Put writes key with value; expireAt is an absolute unix ms, 0 for none.
+func (tx *Tx) Put(key, value []byte, expireAt int64) error {
+	if tx.done {
+		return ErrTxDone
+	}
+	return tx.db.txPut(tx.st, key, value, expireAt)
+}
+
+// Delete deletes key and reports whether it existed (and was not expired).
+func (tx *Tx) Delete(key []byte) (existed bool, err error) {
+	if tx.done {
+		return false, ErrTxDone
+	}
+	return tx.db.txDelete(tx.st, key)
+}
+
+// SetExpireAt sets key's expiry (absolute unix ms; 0 removes it) without
+// rewriting its value, and reports whether the key existed. An expiry
+// that has already passed deletes the key.
+func (tx *Tx) SetExpireAt(key []byte, expireAt int64) (existed bool, err error) {
+	if tx.done {
+		return false, ErrTxDone
+	}
+	return tx.db.txSetExpireAt(tx.st, key, expireAt)
+}
+
+// FlushAll deletes every key, including the ones the Tx wrote before.
+func (tx *Tx) FlushAll() error {
+	if tx.done {
+		return ErrTxDone
+	}
+	return tx.db.txFlushAll(tx.st)
+}
+
+// LiveBytes is DB.LiveBytes as it will be if the Tx commits.
+func (tx *Tx) LiveBytes() int64 {
+	return tx.db.liveBytes.Load() + tx.st.liveDelta
+}
+
+// Update runs fn with the write lock held: writers are serialized, readers
+// are not blocked. The records fn writes are applied together, or, if fn
+// returns an error, not at all; after a crash they are all present or all
+// absent (see the package comment on batches). Under SyncAlways, Update
+// returns after an fsync that covers them, waiting for it after the write
+// lock is released so that concurrent writers share fsyncs.
+func (db *DB) Update(fn func(tx *Tx) error) error {
+	tx := &Tx{db: db}
+	return db.updateSimple(func(st *txState) error {
+		tx.st = st
+		defer func() { tx.done = true }()
+		return fn(tx)
+	})
+}
+
+// updateSimple is Update for callers inside the package that need no Tx.
+func (db *DB) updateSimple(fn func(st *txState) error) error {
+	db.writeMu.Lock()
+	if db.closed.Load() {
+		db.writeMu.Unlock()
+		return ErrClosed
+	}
+	if err := db.brokenErr(); err != nil {
+		db.writeMu.Unlock()
+		return err
+	}
+	st := &db.txs
+	st.reset(db.nextSeq, db.nowMs())
+	err := fn(st)
+	if err == nil {
+		err = db.commit(st)
+	}
+	last := st.seq - 1
+	wrote := err == nil && len(st.ops) > 0
+	db.writeMu.Unlock()
+	if wrote && db.SyncPolicy() == SyncAlways {
+		return db.waitDurable(last)
+	}
+	return err
+}
+
+// commit writes the Tx's records with one write and applies them to the
+// key directory. Caller holds writeMu.
+func (db *DB) commit(st *txState) error {
+	if len(st.ops) == 0 {
+		return nil
+	}
+	last := &st.ops[len(st.ops)-1]
+	rec := st.buf[last.recOff:]
+	setFlags(rec, rec[offFlags]|flagBatchLast)
+
+	f, base, err := db.write(st.buf)
+	if err != nil {
+		return err
+	}
+	db.nextSeq = st.seq
+	for i := range st.ops {
+		op := &st.ops[i]
+		key := st.opKey(op)
+		switch op.kind {
+		case kindPut:
+			db.applyPut(op.hash, key, entry{
+				hash: op.hash, seq: op.seq, expireAt: op.expireAt, off: uint32(base) + op.recOff,
+				vlen: op.vlen, klen: op.klen, file: f.handle, vtype: op.vtype,
+			}, f)
+		case kindDelete:
+			db.applyDelete(op.hash, key)
+		case kindExpire:
+			db.applyExpire(op.hash, key, op.seq, op.expireAt)
+		case kindFlushAll:
+			db.applyFlushAll()
+		}
+	}
+	db.written.Store(st.seq - 1)
+	return nil
+}
+
+// write appends buf to the active file with one pwrite, rotating first when
+// buf would take the file past MaxFileSize. It returns the file and the
+// offset buf starts at. Caller holds writeMu.
+func (db *DB) write(buf []byte) (*dataFile, int64, error) {
+	f := db.active
+	off := f.size.Load()
+	if off > 0 && off+int64(len(buf)) > db.opts.MaxFileSize {
+		if err := db.rotate(); err != nil {
+			return nil, 0, err
+		}
+		f = db.active
+		off = 0
+	}
+	if off+int64(len(buf)) > math.MaxUint32 {
+		return nil, 0, ErrTxTooLarge
+	}
+	if _, err := f.f.WriteAt(buf, off); err != nil {
+		// Cut whatever part of the batch reached the file so the next
+		// batch does not follow garbage; if that fails the file and
+		// memory disagree and only a reopen can recover.
+		if terr := f.f.Truncate(off); terr != nil {
+			db.setBroken(err)
+			db.log.Error("write failed and the file could not be truncated back; refusing writes", "file", f.path, "error", err, "truncate_error", terr)
+		} else {
+			db.log.Error("write failed", "file", f.path, "error", err)
+		}
+		return nil, 0, fmt.Errorf("bitcask: write %s: %w", f.path, err)
+	}
+	f.size.Store(off + int64(len(buf)))
+	return f, off, nil
+}
+
+// rotate makes the active file immutable and starts a new one. Caller holds
+// writeMu.
+func (db *DB) rotate() error {
+	old := db.active
+	if db.SyncPolicy() != SyncNo {
+		// The syncer fsyncs only the active file, so everything before
+		// the switch must be durable now.
+		if err := old.f.Sync(); err != nil {
+			db.setBroken(err)
+			return fmt.Errorf("bitcask: fsync %s: %w", old.path, err)
+		}
+		db.fsyncs.Add(1)
+	}
+	db.filesMu.Lock()
+	id := (db.files[len(db.files)-1].id>>idSubBits + 1) << idSubBits
+	db.filesMu.Unlock()
+	nf, err := openDataFile(db.dir, id, true)
+	if err != nil {
+		return fmt.Errorf("bitcask: create data file: %w", err)
+	}
+	if err := syncDir(db.dir); err != nil {
+		nf.release()
+		os.Remove(nf.path)
+		return fmt.Errorf("bitcask: fsync directory: %w", err)
+	}
+	db.filesMu.Lock()
+	err = db.addFileLocked(nf)
+	db.filesMu.Unlock()
+	if err != nil {
+		nf.release()
+		os.Remove(nf.path)
+		return err
+	}
+	db.activeMu.Lock()
+	db.active = nf
+	db.activeMu.Unlock()
+	db.log.Debug("rotated data file", "old", old.path, "new", nf.path)
+	db.queueHint(old)
+	return nil
+}
+
+// applyPut points key at a new put record. Caller holds writeMu.
+func (db *DB) applyPut(h uint64, key []byte, ne entry, f *dataFile) {
+	s := db.kd.shardFor(h)
+	var delta int64
+	s.mu.Lock()
+	ci, i, found := s.search(h, key)
+	if found {
+		e := &s.chunks[ci].e[i]
+		db.fileAt(e.file).live.Add(-e.recSize())
+		delta = ne.liveLen() - e.liveLen()
+		ne.key = e.key
+		s.setExpireAt(e, ne.expireAt)
+		*e = ne
+	} else {
+		ne.key = newKey(key)
+		s.insertAt(ci, i, ne)
+		delta = ne.liveLen()
+	}
+	s.mu.Unlock()
+	f.live.Add(ne.recSize())
+	db.liveBytes.Add(delta)
+	if !found {
+		db.keys.Add(1)
+	}
+	db.indexAdd(key, b2i(!found), delta)
+}
+
+// applyDelete removes key. Caller holds writeMu.
+func (db *DB) applyDelete(h uint64, key []byte) {
+	s := db.kd.shardFor(h)
+	s.mu.Lock()
+	ci, i, found := s.search(h, key)
+	if !found {
+		s.mu.Unlock()
+		return
+	}
+	e := &s.chunks[ci].e[i]
+	size, live := e.recSize(), e.liveLen()
+	db.fileAt(e.file).live.Add(-size)
+	s.removeAt(ci, i)
+	s.mu.Unlock()
+	db.keys.Add(-1)
+	db.liveBytes.Add(-live)
+	db.indexAdd(key, -1, -live)
+}
+
+// applyExpire changes key's expiry. Caller holds writeMu.
+func (db *DB) applyExpire(h uint64, key []byte, seq uint64, expireAt int64) {
+	s := db.kd.shardFor(h)
+	s.mu.Lock()
+	if e := s.get(h, key); e != nil {
+		s.setExpireAt(e, expireAt)
+		e.seq = seq
+	}
+	s.mu.Unlock()
+}
+
+// applyFlushAll empties the key directory. Caller holds writeMu.
+func (db *DB) applyFlushAll() {
+	for i := range db.kd.shards {
+		s := &db.kd.shards[i]
+		s.mu.Lock()
+		s.reset()
+		s.mu.Unlock()
+	}
+	for _, f := range db.snapshotFiles() {
+		f.live.Store(0)
+	}
+	db.keys.Store(0)
+	db.liveBytes.Store(0)
+	clear(db.idx)
+}
+
+// indexAdd adjusts the per-index stats. Caller holds writeMu.
+func (db *DB) indexAdd(key []byte, keys, bytes int64) {
+	if keys == 0 && bytes == 0 {
+		return
+	}
+	name := indexOf(key)
+	st := db.idx[string(name)]
+	if st == nil {
+		st = &IndexStat{}
+		db.idx[string(name)] = st
+	}
+	st.Keys += keys
+	st.Bytes += bytes
+	if st.Keys <= 0 {
+		delete(db.idx, string(name))
+	}
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}

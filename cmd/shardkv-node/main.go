@@ -1,0 +1,151 @@
+// Command shardkv-node runs one shard node: it parses its flags into a
+// shardnode.Config and serves until SIGTERM or SIGINT, then stops accepting,
+// lets in-flight commands finish, fsyncs, closes the database and exits 0.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/shardkv/shardkv/bitcask"
+	"github.com/shardkv/shardkv/shardnode"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+// shutdownTimeout bounds how long in-flight commands may take after a
+// signal before the remaining connections are cut.
+const shutdownTimeout = 30 * time.Second
+
+func run(args []string, stderr io.Writer) int {
+	def := shardnode.DefaultConfig()
+	fs := flag.NewFlagSet("shardkv-node", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", def.Addr, "listen address (host:port); 127.0.0.1 keeps the node local")
+	dir := fs.String("dir", def.Dir, "data directory")
+	fsync := fs.String("appendfsync", def.Sync.String(), "fsync policy: always, everysec or no")
+	pass := fs.String("requirepass", "", "password clients must AUTH with (empty: none)")
+	maxClients := fs.Int("maxclients", def.MaxClients, "maximum connected clients")
+	strict := fs.Bool("strict-indexes", false, "refuse writes to indexes INDEX.CREATE never created")
+	maxFile := fs.Int64("max-file-size", 0, "data file size that starts a new file, in bytes (0: Bitcask's default)")
+	level := fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
+	format := fs.String("log-format", "text", "log format: text or json")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (empty: off)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "shardkv-node: unexpected arguments: %v\n", fs.Args())
+		return 2
+	}
+	lvl := hclog.LevelFromString(*level)
+	if lvl == hclog.NoLevel {
+		fmt.Fprintf(stderr, "shardkv-node: unknown -log-level %q\n", *level)
+		return 2
+	}
+	if *format != "text" && *format != "json" {
+		fmt.Fprintf(stderr, "shardkv-node: -log-format must be text or json, not %q\n", *format)
+		return 2
+	}
+	log := hclog.New(&hclog.LoggerOptions{
+		Name:       "shardkv-node",
+		Level:      lvl,
+		Output:     stderr,
+		JSONFormat: *format == "json",
+	})
+	policy, err := bitcask.ParseSyncPolicy(*fsync)
+	if err != nil {
+		log.Error("bad -appendfsync", "error", err)
+		return 2
+	}
+	cfg := def
+	cfg.Addr, cfg.Dir, cfg.Sync = *addr, *dir, policy
+	cfg.RequirePass, cfg.MaxClients, cfg.StrictIndexes = *pass, *maxClients, *strict
+	cfg.MaxFileSize, cfg.Logger = *maxFile, log
+
+	if *pprofAddr != "" {
+		if err := servePprof(*pprofAddr, log); err != nil {
+			log.Error("pprof", "error", err)
+			return 2
+		}
+	}
+	srv, err := shardnode.New(cfg)
+	if err != nil {
+		log.Error("cannot start", "error", err)
+		return 1
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		log.Error("cannot listen", "addr", cfg.Addr, "error", err)
+		_ = srv.Close()
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		log.Error("server stopped", "error", err)
+		_ = srv.Close()
+		return 1
+	case <-ctx.Done():
+	}
+	log.Info("signal received: shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Error("shutdown", "error", err)
+		return 1
+	}
+	if err := <-served; err != nil && !errors.Is(err, shardnode.ErrServerClosed) {
+		log.Error("server stopped", "error", err)
+		return 1
+	}
+	log.Info("bye")
+	return 0
+}
+
+// servePprof serves the profiler on a loopback address only: profiles show
+// keys and values.
+func servePprof(addr string, log hclog.Logger) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("-pprof %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("-pprof %q: only a loopback address is allowed", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("-pprof: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	log.Info("pprof listening", "addr", ln.Addr().String())
+	go func() {
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		if err := srv.Serve(ln); err != nil {
+			log.Error("pprof stopped", "error", err)
+		}
+	}()
+	return nil
+}

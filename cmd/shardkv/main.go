@@ -1,0 +1,223 @@
+// Command shardkv is the console tool for a shardkv cluster: it loads rows
+// into an index, prints an index back, locates a key, shows the state of the
+// shards, and runs a local cluster for development (`make run`).
+//
+// Every subcommand except cluster talks only to the proxy, as any Redis
+// client does.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+const usage = `shardkv: console tool for a shardkv cluster
+
+Usage:
+  shardkv [-addr HOST:PORT] [-password PW] COMMAND [ARGS]
+
+Commands:
+  load INDEX [--create] [--raw] [--batch N]
+        Read rows "key|value" from stdin and store each as INDEX:key, pipelined
+        in batches of N (default 1000). --create runs INDEX.CREATE INDEX first
+        (needed when the nodes run with -strict-indexes). Prints the number of
+        rows stored; every rejected row is reported on stderr with its line
+        number; exits 1 if any row failed.
+  cat INDEX
+        Print every key of INDEX once, as "key|value" without the "INDEX:"
+        prefix, in the escaped row format below (load reads it back).
+  locate KEY
+        Print the position of KEY in [0,1), its index and the shard that owns it.
+  status
+        Print the range map with each shard's health, keys, live bytes and size
+        limit, as the proxy sees them (SHARD.MAP, INFO shards); exits 1 if a
+        shard is down.
+  cluster [--data DIR] [--map FILE] [--proxy-addr HOST:PORT] [--bin DIR]
+          [--appendfsync always|everysec|no] [--log-level LEVEL]
+          [--strict-indexes]
+        Run a local cluster in the foreground: one shardkv-node per shard of
+        the range map (the embedded default map: three nodes on
+        127.0.0.1:7001-7003) with its data in DIR/<shard name> (default
+        "data"), and a shardkv-proxy on 127.0.0.1:6380. Ctrl-C or SIGTERM stops
+        the proxy, then the nodes, and waits for them; the data stays in DIR.
+  help
+        Print this text.
+
+Flags before or after the command:
+  -addr HOST:PORT   the proxy (default 127.0.0.1:6380)
+  -password PW      the proxy's password (its -requirepass), if any
+
+Row format (load and cat):
+  One row per line: key|value. The key ends at the first "|" that is not
+  escaped, so a value keeps every further "|" whole. Four escapes make any
+  bytes safe:
+      \\   backslash
+      \n   line feed
+      \r   carriage return
+      \|   "|" (only needed in a key)
+  Any other character after a backslash is a bad escape and rejects the row.
+  load accepts LF or CRLF line ends. load --raw turns escapes off: the key ends
+  at the first "|", the rest of the line (without its LF) is the value, byte
+  for byte. cat always escapes, so "shardkv cat a | shardkv load b" copies
+  index a to index b exactly.
+`
+
+// exitError carries a process exit code out of a subcommand; its message, if
+// any, has already been printed or is printed by main.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+func main() {
+	err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	if err == nil {
+		return
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.msg != "" {
+			fmt.Fprintln(os.Stderr, "shardkv:", ee.msg)
+		}
+		os.Exit(ee.code)
+	}
+	fmt.Fprintln(os.Stderr, "shardkv:", err)
+	os.Exit(1)
+}
+
+// globals are the flags every subcommand accepts.
+type globals struct {
+	addr     string
+	password string
+}
+
+func (g *globals) register(fs *flag.FlagSet) {
+	fs.StringVar(&g.addr, "addr", "127.0.0.1:6380", "proxy address `HOST:PORT`")
+	fs.StringVar(&g.password, "password", "", "proxy password")
+}
+
+// client opens a go-redis client for the proxy.
+func (g *globals) client() *redis.Client {
+	return redis.NewClient(&redis.Options{
+		Addr:         g.addr,
+		Password:     g.password,
+		DialTimeout:  5 * time.Second,
+		ReadTimeout:  30 * time.Second,
+		WriteTimeout: 30 * time.Second,
+		PoolSize:     4,
+	})
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	var g globals
+	top := flag.NewFlagSet("shardkv", flag.ContinueOnError)
+	top.SetOutput(stderr)
+	top.Usage = func() { fmt.Fprint(stderr, usage) }
+	g.register(top)
+	if err := top.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return &exitError{code: 2}
+	}
+	rest := top.Args()
+	if len(rest) == 0 {
+		fmt.Fprint(stderr, usage)
+		return &exitError{code: 2}
+	}
+	cmd, rest := rest[0], rest[1:]
+	ctx := context.Background()
+	switch cmd {
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	case "load":
+		return cmdLoad(ctx, &g, rest, stdin, stdout, stderr)
+	case "cat":
+		return cmdCat(ctx, &g, rest, stdout, stderr)
+	case "locate":
+		return cmdLocate(ctx, &g, rest, stdout, stderr)
+	case "status":
+		return cmdStatus(ctx, &g, rest, stdout, stderr)
+	case "cluster":
+		return cmdCluster(rest, stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "shardkv: unknown command %q\n\n%s", cmd, usage)
+		return &exitError{code: 2}
+	}
+}
+
+// parseInterspersed parses fs over args, allowing flags after positional
+// arguments ("load idx --create"), and returns the positional arguments. A
+// lone "--" ends the flags.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		// flag stops at the first non-flag, or consumes a "--".
+		consumedDashDash := len(args) > len(rest) && args[len(args)-len(rest)-1] == "--"
+		if consumedDashDash {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// subFlags makes the flag set of a subcommand; it accepts the global flags
+// too, so they may come after the command.
+func subFlags(name string, g *globals, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("shardkv "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if g != nil {
+		fs.StringVar(&g.addr, "addr", g.addr, "proxy address `HOST:PORT`")
+		fs.StringVar(&g.password, "password", g.password, "proxy password")
+	}
+	return fs
+}
+
+// parseSub parses a subcommand's arguments and checks the count of
+// positional arguments.
+func parseSub(fs *flag.FlagSet, args []string, want int, what string, stderr io.Writer) ([]string, error) {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, &exitError{code: 0}
+		}
+		return nil, &exitError{code: 2}
+	}
+	if len(pos) != want {
+		fmt.Fprintf(stderr, "usage: %s %s\n", fs.Name(), what)
+		return nil, &exitError{code: 2}
+	}
+	return pos, nil
+}
+
+// checkIndexName refuses names that cannot be an index: the index of a key
+// is the bytes before its first ':', so a name with ':' would write keys into
+// another index, and "" is the unnamed index of keys without ':'.
+func checkIndexName(name string) error {
+	if name == "" {
+		return &exitError{code: 2, msg: "index name must not be empty"}
+	}
+	if strings.Contains(name, ":") {
+		return &exitError{code: 2, msg: fmt.Sprintf("index name %q must not contain ':' (the index of a key is the part before its first ':')", name)}
+	}
+	return nil
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// shardState is one row of `status`: the proxy's view of a shard from
+// SHARD.MAP, and the node's INFO shard fields that the proxy relays in its
+// "# Shard_<name>" section of INFO shards.
+type shardState struct {
+	name, start, end, addr string
+	reachable              bool // the proxy can reach the node
+
+	info map[string]string // the node's INFO shard fields; nil when absent
+}
+
+func cmdStatus(ctx context.Context, g *globals, args []string, stdout, stderr io.Writer) error {
+	fs := subFlags("status", g, stderr)
+	if _, err := parseSub(fs, args, 0, "", stderr); err != nil {
+		return err
+	}
+	rdb := g.client()
+	defer rdb.Close()
+	reply, err := rdb.Do(ctx, "SHARD.MAP").Slice()
+	if err != nil {
+		return fmt.Errorf("SHARD.MAP: %w", err)
+	}
+	shards := make([]shardState, 0, len(reply))
+	for i, e := range reply {
+		s, err := parseMapEntry(e)
+		if err != nil {
+			return fmt.Errorf("SHARD.MAP entry %d: %w", i, err)
+		}
+		shards = append(shards, s)
+	}
+	text, err := rdb.Info(ctx, "shards").Result()
+	if err != nil {
+		return fmt.Errorf("INFO shards: %w", err)
+	}
+	sections := parseInfoSections(text)
+	for i := range shards {
+		shards[i].info = sections["shard_"+strings.ToLower(shards[i].name)]
+	}
+
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SHARD\tRANGE\tADDRESS\tHEALTH\tKEYS\tLIVE BYTES\tSIZE LIMIT")
+	down := 0
+	for _, s := range shards {
+		health := "up"
+		if !s.reachable {
+			health = "down"
+			down++
+		}
+		keys, live, limit := "-", "-", "-"
+		if v, ok := s.info["shard_keys"]; ok {
+			keys = v
+		}
+		if v, ok := s.info["shard_live_bytes"]; ok {
+			live = v
+		}
+		if v, ok := s.info["shard_size_limit"]; ok {
+			limit = v
+			if v == "0" {
+				limit = "none"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t[%s, %s)\t%s\t%s\t%s\t%s\t%s\n", s.name, s.start, s.end, s.addr, health, keys, live, limit)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if down > 0 {
+		return &exitError{code: 1, msg: fmt.Sprintf("%d of %d shards are down", down, len(shards))}
+	}
+	return nil
+}
+
+// parseMapEntry reads one SHARD.MAP entry: [name, start, end, address,
+// reachable] as an array, or the same fields in a map keyed by name.
+func parseMapEntry(e any) (shardState, error) {
+	switch e := e.(type) {
+	case []any:
+		if len(e) < 5 {
+			return shardState{}, fmt.Errorf("expected [name, start, end, address, reachable], got %v", e)
+		}
+		return shardState{
+			name: formatValue(e[0]), start: formatPosition(e[1]), end: formatPosition(e[2]),
+			addr: formatValue(e[3]), reachable: truthy(e[4]),
+		}, nil
+	case map[any]any:
+		get := func(names ...string) any {
+			for _, n := range names {
+				if v, ok := e[n]; ok {
+					return v
+				}
+			}
+			return nil
+		}
+		return shardState{
+			name: formatValue(get("name")), start: formatPosition(get("start")), end: formatPosition(get("end")),
+			addr: formatValue(get("address", "addr")), reachable: truthy(get("reachable", "up")),
+		}, nil
+	default:
+		return shardState{}, fmt.Errorf("unexpected reply %T %v", e, e)
+	}
+}
+
+// truthy reads a reachability flag, whichever way the reply encodes it.
+func truthy(v any) bool {
+	switch v := v.(type) {
+	case bool:
+		return v
+	case int64:
+		return v != 0
+	case string:
+		switch strings.ToLower(v) {
+		case "1", "yes", "true", "up", "reachable", "ok":
+			return true
+		}
+	}
+	return false
+}
+
+// parseInfoSections reads INFO's text: "# Name" starts a section, each
+// "field:value" line belongs to the section above it. Section names are
+// lower-cased.
+func parseInfoSections(text string) map[string]map[string]string {
+	out := make(map[string]map[string]string)
+	cur := map[string]string{}
+	out[""] = cur
+	sc := bufio.NewScanner(strings.NewReader(text))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		switch {
+		case line == "":
+		case line[0] == '#':
+			name := strings.ToLower(strings.TrimSpace(line[1:]))
+			if out[name] == nil {
+				out[name] = map[string]string{}
+			}
+			cur = out[name]
+		default:
+			if k, v, ok := strings.Cut(line, ":"); ok {
+				cur[k] = v
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,438 @@
+package proxy
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidwall/redcon"
+
+	"github.com/shardkv/shardkv/resp"
+)
+
+// A client connection is served by redcon's goroutine for it, one pipelined
+// batch at a time (every command redcon parsed from one read):
+//
+//  1. each command is answered locally or turned into requests, which are
+//     queued per shard node;
+//  2. the queues are sent, one write per node connection, so a batch
+//     reaches every node before the proxy waits for the first reply;
+//  3. the goroutine waits once for every reply of the batch;
+//  4. the replies are written in the client's order: forwarded ones as the
+//     node wrote them, merged ones (fan-out, split) assembled from the
+//     nodes' raw elements.
+//
+// A command whose handling must wait for earlier ones (a WATCH that opens a
+// dedicated connection, HELLO that switches protocol, SHARD.RELOAD) first
+// sends and waits for what is queued: a barrier.
+
+// slot is the reply to one command of a batch, in order.
+type slot struct {
+	kind slotKind
+	a, b int           // slotLocal: c.out[a:b]
+	req  *resp.Request // slotForward, slotExec
+	sh   *shard        // the shard req went to, for the error
+	m    *merge        // slotMerge
+}
+
+type slotKind uint8
+
+const (
+	slotLocal   slotKind = iota // bytes already in c.out
+	slotForward                 // the node's reply, as it is
+	slotExec                    // the last reply of MULTI ... EXEC
+	slotMerge                   // assembled from several requests
+)
+
+// preq is a pooled request with its own buffer for commands the proxy
+// encodes (the parts of a split command).
+type preq struct {
+	resp.Request
+	buf []byte
+}
+
+// pinned is a connection dedicated to one client between WATCH and
+// EXEC/DISCARD/UNWATCH: WATCH is state on a node connection, which the
+// shared connections cannot hold.
+type pinned struct {
+	sh   *shard
+	conn *resp.Conn
+}
+
+// client is the state of one client connection. Fields without a comment
+// on synchronization belong to the connection's goroutine.
+type client struct {
+	s       *Server
+	id      int64
+	conn    redcon.Conn
+	addr    string
+	laddr   string
+	created time.Time
+
+	proto   resp.Proto
+	authed  bool
+	quit    bool // close after this batch's replies
+	info    clientInfo
+	infoMu  sync.Mutex // guards info, read by CLIENT LIST on other connections
+	lastCmd atomic.Pointer[resp.Command]
+	lastAt  atomic.Int64 // unix nanoseconds of the last batch
+
+	// MULTI state
+	inMulti    bool
+	dirty      bool             // an error while queueing: EXEC aborts
+	queued     []redcon.Command // commands between MULTI and EXEC
+	pin        *pinned
+	unpinAfter bool // release pin once this batch is answered
+
+	// batch state, reused
+	tbl    *table
+	w      *resp.Waiter
+	slots  []slot
+	out    []byte // local replies
+	pool   []*preq
+	npool  int
+	merges []*merge
+	nmerge int
+	lists  [2][][]*resp.Request // per protocol (0: RESP2, 1: RESP3), per shard index
+	pinned []*resp.Request
+	shIdx  []int32 // scratch: the shard of each key
+	elems  [][]byte
+}
+
+type clientInfo struct {
+	name, libName, libVer string
+	proto                 resp.Proto
+	multi                 int // queued commands, -1 outside MULTI
+	watching              bool
+}
+
+func newClient(s *Server, conn redcon.Conn) *client {
+	c := &client{
+		s:       s,
+		id:      s.nextID.Add(1),
+		conn:    conn,
+		addr:    conn.RemoteAddr(),
+		created: time.Now(),
+		proto:   resp.RESP2,
+		authed:  s.cfg.RequirePass == "",
+		w:       resp.NewWaiter(),
+	}
+	if nc := conn.NetConn(); nc != nil {
+		c.laddr = nc.LocalAddr().String()
+	}
+	c.info.proto = resp.RESP2
+	c.info.multi = -1
+	c.lastAt.Store(c.created.UnixNano())
+	return c
+}
+
+// serve handles one batch: cmd and whatever else redcon already parsed.
+func (c *client) serve(first redcon.Command) {
+	c.tbl = c.s.table.Load()
+	c.w.Begin()
+	n := 1
+	c.exec(first)
+	if !c.quit {
+		for _, cmd := range c.conn.ReadPipeline() {
+			n++
+			c.exec(cmd)
+			if c.quit {
+				break
+			}
+		}
+	} else {
+		c.conn.ReadPipeline()
+	}
+	c.s.commands.Add(int64(n))
+	c.lastAt.Store(time.Now().UnixNano())
+	c.sendQueued()
+	c.w.Wait()
+	c.writeReplies()
+	if c.unpinAfter {
+		c.unpinAfter = false
+		c.unpin()
+	}
+	if c.quit {
+		c.conn.Close()
+	}
+}
+
+// barrier sends what is queued and waits for it; the replies stay in their
+// slots.
+func (c *client) barrier() {
+	c.sendQueued()
+	c.w.Wait()
+	c.w.Begin()
+	c.tbl = c.s.table.Load()
+}
+
+func (c *client) sendQueued() {
+	for p := range c.lists {
+		lists := c.lists[p]
+		for i, l := range lists {
+			if len(l) == 0 {
+				continue
+			}
+			proto := resp.RESP2
+			if p == 1 {
+				proto = resp.RESP3
+			}
+			c.tbl.shards[i].backend(proto).Send(int(c.id), l...)
+			clear(l)
+			lists[i] = l[:0]
+		}
+	}
+	if len(c.pinned) > 0 {
+		c.pin.conn.Send(c.pinned...)
+		clear(c.pinned)
+		c.pinned = c.pinned[:0]
+	}
+}
+
+// newReq returns a pooled request tied to the batch's waiter.
+func (c *client) newReq() *preq {
+	if c.npool == len(c.pool) {
+		c.pool = append(c.pool, &preq{Request: resp.Request{W: c.w}})
+	}
+	r := c.pool[c.npool]
+	c.npool++
+	r.N = 0
+	r.Cmd = nil
+	return r
+}
+
+// send queues r for sh: on the dedicated connection when the client watches
+// keys of sh, on the shared ones otherwise.
+func (c *client) send(sh *shard, r *resp.Request) {
+	if c.pin != nil && c.pin.sh == sh {
+		c.pinned = append(c.pinned, r)
+		return
+	}
+	p := 0
+	if c.proto == resp.RESP3 {
+		p = 1
+	}
+	lists := c.lists[p]
+	if len(lists) < len(c.tbl.shards) {
+		lists = append(lists, make([][]*resp.Request, len(c.tbl.shards)-len(lists))...)
+		c.lists[p] = lists
+	}
+	lists[sh.idx] = append(lists[sh.idx], r)
+}
+
+// forward sends raw to sh and answers with the node's reply as it is.
+func (c *client) forward(sh *shard, raw []byte) {
+	r := c.newReq()
+	r.Cmd = raw
+	c.send(sh, &r.Request)
+	c.slots = append(c.slots, slot{kind: slotForward, req: &r.Request, sh: sh})
+}
+
+// reply is a local reply: the bytes appended to c.out since mark.
+func (c *client) reply(mark int) {
+	c.slots = append(c.slots, slot{kind: slotLocal, a: mark, b: len(c.out)})
+}
+
+func (c *client) errorReply(msg string) {
+	mark := len(c.out)
+	c.out = resp.AppendError(c.out, msg)
+	c.reply(mark)
+}
+
+func (c *client) simple(s string) {
+	mark := len(c.out)
+	c.out = resp.AppendSimple(c.out, s)
+	c.reply(mark)
+}
+
+func (c *client) ok() {
+	mark := len(c.out)
+	c.out = resp.AppendOK(c.out)
+	c.reply(mark)
+}
+
+func (c *client) integer(n int64) {
+	mark := len(c.out)
+	c.out = resp.AppendInt(c.out, n)
+	c.reply(mark)
+}
+
+func (c *client) bulk(b []byte) {
+	mark := len(c.out)
+	c.out = resp.AppendBulk(c.out, b)
+	c.reply(mark)
+}
+
+func (c *client) null() {
+	mark := len(c.out)
+	c.out = resp.AppendNull(c.out, c.proto)
+	c.reply(mark)
+}
+
+// writeReplies writes the batch's replies in order and resets the batch.
+func (c *client) writeReplies() {
+	var buf []byte
+	for i := range c.slots {
+		sl := &c.slots[i]
+		switch sl.kind {
+		case slotLocal:
+			c.conn.WriteRaw(c.out[sl.a:sl.b])
+		case slotForward:
+			if sl.req.Err != nil {
+				c.conn.WriteRaw(resp.AppendError(buf[:0], sl.sh.unavailable(sl.req.Err)))
+				continue
+			}
+			c.conn.WriteRaw(sl.req.Reply)
+		case slotExec:
+			if sl.req.Err != nil {
+				c.conn.WriteRaw(resp.AppendError(buf[:0], sl.sh.unavailable(sl.req.Err)))
+				continue
+			}
+			c.conn.WriteRaw(lastReply(sl.req.Reply, sl.req.N))
+		case slotMerge:
+			buf = sl.m.write(c, buf[:0])
+			c.conn.WriteRaw(buf)
+		}
+		sl.req, sl.sh, sl.m = nil, nil, nil
+	}
+	c.slots = c.slots[:0]
+	if cap(c.out) > 1<<20 {
+		c.out = nil
+	} else {
+		c.out = c.out[:0]
+	}
+	for _, r := range c.pool[:c.npool] {
+		if cap(r.Reply) > 64<<10 {
+			r.Reply = nil
+		}
+		if cap(r.buf) > 64<<10 {
+			r.buf = nil
+		}
+		r.Cmd = nil
+	}
+	c.npool = 0
+	for _, m := range c.merges[:c.nmerge] {
+		m.reset()
+	}
+	c.nmerge = 0
+}
+
+// lastReply returns the last of the n replies in b.
+func lastReply(b []byte, n int) []byte {
+	for i := 0; i < n-1; i++ {
+		l, err := resp.ReplyLen(b)
+		if err != nil || l == 0 {
+			return resp.AppendError(nil, "ERR malformed transaction reply from the shard node")
+		}
+		b = b[l:]
+	}
+	return b
+}
+
+// exec handles one command of a batch.
+func (c *client) exec(cmd redcon.Command) {
+	args := cmd.Args
+	ci := resp.Lookup(args[0])
+	if ci == nil || ci.Route == resp.RouteNodeOnly {
+		c.reject(resp.ErrUnknownCommand(args[0], args[1:]))
+		return
+	}
+	c.lastCmd.Store(ci)
+	if !c.authed && ci.Flags&resp.FlagNoAuth == 0 {
+		c.reject("NOAUTH Authentication required.")
+		return
+	}
+	if !ci.ArityOK(len(args)) {
+		c.reject(resp.ErrWrongArity(ci.Name))
+		return
+	}
+	if c.inMulti && ci.Route != resp.RouteTx && ci.Name != "quit" && ci.Name != "reset" {
+		c.queue(ci, cmd)
+		return
+	}
+	switch ci.Route {
+	case resp.RouteKey:
+		if ci.FirstKey >= len(args) {
+			c.forward(c.tbl.shards[0], cmd.Raw) // e.g. OBJECT HELP: any node answers
+			return
+		}
+		c.forward(c.tbl.locate(args[ci.FirstKey]), cmd.Raw)
+	case resp.RouteSplit:
+		c.split(ci, cmd)
+	case resp.RouteSameNode:
+		c.sameNode(ci, cmd)
+	case resp.RouteFanout:
+		c.fanout(ci, cmd)
+	case resp.RouteTx:
+		c.tx(ci, cmd)
+	case resp.RouteLocal, resp.RouteProxyOnly:
+		c.local(ci, cmd)
+	default:
+		c.reject(resp.ErrUnknownCommand(args[0], args[1:]))
+	}
+}
+
+// reject answers with an error; inside MULTI it also makes EXEC abort, as
+// Redis flags a transaction whose commands failed to queue.
+func (c *client) reject(msg string) {
+	if c.inMulti {
+		c.dirty = true
+	}
+	c.errorReply(msg)
+}
+
+// shardsOf fills c.shIdx with the shard of each key at positions first,
+// first+step, ... of args, and reports whether they are all the same.
+func (c *client) shardsOf(args [][]byte, first, last, step int) bool {
+	c.shIdx = c.shIdx[:0]
+	same := true
+	for i := first; i <= last; i += step {
+		idx := int32(c.tbl.m.Find(positionOf(args[i])))
+		if len(c.shIdx) > 0 && idx != c.shIdx[0] {
+			same = false
+		}
+		c.shIdx = append(c.shIdx, idx)
+	}
+	return same
+}
+
+func lastKey(ci *resp.Command, argc int) int {
+	if ci.LastKey < 0 {
+		return argc + ci.LastKey
+	}
+	return min(ci.LastKey, argc-1)
+}
+
+// crossShard is the error for an atomic command whose keys live on two
+// shards.
+func crossShard(cmd, a, b string) string {
+	return "CROSSSHARD keys of '" + cmd + "' live on different shards (" + a + ", " + b + "); " + cmd + " is atomic only within one shard"
+}
+
+// sameNode forwards MSETNX, RENAME, RENAMENX and COPY when their keys share
+// a shard and refuses them otherwise: they are atomic, and across nodes
+// they could not be.
+func (c *client) sameNode(ci *resp.Command, cmd redcon.Command) {
+	args := cmd.Args
+	if ci.Name == "msetnx" && (len(args)-1)%2 != 0 {
+		c.reject(resp.ErrWrongArity(ci.Name))
+		return
+	}
+	if !c.shardsOf(args, ci.FirstKey, lastKey(ci, len(args)), ci.Step) {
+		a := c.tbl.shards[c.shIdx[0]].name
+		for _, i := range c.shIdx {
+			if b := c.tbl.shards[i].name; b != a {
+				c.errorReply(crossShard(ci.Name, a, b))
+				return
+			}
+		}
+	}
+	c.forward(c.tbl.shards[c.shIdx[0]], cmd.Raw)
+}
+
+// lower returns the lower-case form of a command argument.
+func lower(b []byte) string { return strings.ToLower(string(b)) }
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

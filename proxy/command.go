@@ -1,0 +1,193 @@
+package proxy
+
+import (
+	"strings"
+
+	"github.com/shardkv/shardkv/resp"
+)
+
+// The commands the proxy accepts: every row of resp.Commands but the ones
+// only a shard node runs.
+func proxyCommand(name []byte) *resp.Command {
+	ci := resp.Lookup(name)
+	if ci == nil || ci.Route == resp.RouteNodeOnly {
+		return nil
+	}
+	return ci
+}
+
+func proxyCommands() []*resp.Command {
+	var out []*resp.Command
+	for i := range resp.Commands {
+		if resp.Commands[i].Route != resp.RouteNodeOnly {
+			out = append(out, &resp.Commands[i])
+		}
+	}
+	return out
+}
+
+// command answers COMMAND, COMMAND COUNT|INFO|DOCS|LIST|GETKEYS from the
+// command table.
+func (c *client) command(args [][]byte) {
+	if len(args) == 1 {
+		cmds := proxyCommands()
+		mark := len(c.out)
+		c.out = resp.AppendArray(c.out, len(cmds))
+		for _, ci := range cmds {
+			c.out = appendCommandInfo(c.out, c.proto, ci)
+		}
+		c.reply(mark)
+		return
+	}
+	sub := strings.ToLower(string(args[1]))
+	switch sub {
+	case "count":
+		if len(args) != 2 {
+			c.errorReply(resp.ErrWrongArity("command|count"))
+			return
+		}
+		c.integer(int64(len(proxyCommands())))
+	case "list":
+		cmds := proxyCommands()
+		mark := len(c.out)
+		c.out = resp.AppendArray(c.out, len(cmds))
+		for _, ci := range cmds {
+			c.out = resp.AppendBulkString(c.out, ci.Name)
+		}
+		c.reply(mark)
+	case "info":
+		var cmds []*resp.Command
+		if len(args) == 2 {
+			cmds = proxyCommands()
+		} else {
+			for _, a := range args[2:] {
+				cmds = append(cmds, proxyCommand(a))
+			}
+		}
+		mark := len(c.out)
+		c.out = resp.AppendArray(c.out, len(cmds))
+		for _, ci := range cmds {
+			if ci == nil {
+				c.out = resp.AppendNullArray(c.out, c.proto)
+				continue
+			}
+			c.out = appendCommandInfo(c.out, c.proto, ci)
+		}
+		c.reply(mark)
+	case "docs":
+		var cmds []*resp.Command
+		if len(args) == 2 {
+			cmds = proxyCommands()
+		} else {
+			for _, a := range args[2:] {
+				if ci := proxyCommand(a); ci != nil {
+					cmds = append(cmds, ci)
+				}
+			}
+		}
+		mark := len(c.out)
+		c.out = resp.AppendMap(c.out, c.proto, len(cmds))
+		for _, ci := range cmds {
+			c.out = resp.AppendBulkString(c.out, ci.Name)
+			c.out = resp.AppendMap(c.out, c.proto, 3)
+			c.out = resp.AppendBulkString(c.out, "summary")
+			c.out = resp.AppendBulkString(c.out, ci.Summary)
+			c.out = resp.AppendBulkString(c.out, "since")
+			c.out = resp.AppendBulkString(c.out, "1.0.0")
+			c.out = resp.AppendBulkString(c.out, "group")
+			c.out = resp.AppendBulkString(c.out, ci.Group)
+		}
+		c.reply(mark)
+	case "getkeys":
+		if len(args) < 3 {
+			c.errorReply(resp.ErrWrongArity("command|getkeys"))
+			return
+		}
+		ci := proxyCommand(args[2])
+		if ci == nil {
+			c.errorReply("ERR Invalid command specified")
+			return
+		}
+		if !ci.ArityOK(len(args) - 2) {
+			c.errorReply("ERR Invalid number of arguments specified for command")
+			return
+		}
+		idx := ci.KeyIndexes(len(args) - 2)
+		if len(idx) == 0 {
+			c.errorReply("ERR The command has no key arguments")
+			return
+		}
+		mark := len(c.out)
+		c.out = resp.AppendArray(c.out, len(idx))
+		for _, i := range idx {
+			c.out = resp.AppendBulk(c.out, args[2+i])
+		}
+		c.reply(mark)
+	case "help":
+		c.help("COMMAND", []string{
+			"(no subcommand)", "    Return details about all commands.",
+			"COUNT", "    Return the total number of commands.",
+			"DOCS [<command-name> ...]", "    Return documentation details about multiple commands.",
+			"GETKEYS <full-command>", "    Return the keys from a full command.",
+			"INFO [<command-name> ...]", "    Return details about multiple commands.",
+			"LIST", "    Return a list of all commands.",
+		})
+	default:
+		c.errorReply(resp.ErrUnknownSubcommand("command", string(args[1])))
+	}
+}
+
+// appendCommandInfo appends the Redis 7 shape of a COMMAND INFO entry: name,
+// arity, flags, first key, last key, step, ACL categories, tips, key specs,
+// subcommands.
+func appendCommandInfo(b []byte, proto resp.Proto, ci *resp.Command) []byte {
+	b = resp.AppendArray(b, 10)
+	b = resp.AppendBulkString(b, ci.Name)
+	b = resp.AppendInt(b, int64(ci.Arity))
+	flags := ci.Flags.Names()
+	b = resp.AppendSet(b, proto, len(flags))
+	for _, f := range flags {
+		b = resp.AppendSimple(b, f)
+	}
+	b = resp.AppendInt(b, int64(ci.FirstKey))
+	b = resp.AppendInt(b, int64(ci.LastKey))
+	b = resp.AppendInt(b, int64(ci.Step))
+	cats := aclCategories(ci)
+	b = resp.AppendSet(b, proto, len(cats))
+	for _, cat := range cats {
+		b = resp.AppendSimple(b, cat)
+	}
+	b = resp.AppendArray(b, 0) // tips
+	b = resp.AppendArray(b, 0) // key specs
+	b = resp.AppendArray(b, 0) // subcommands
+	return b
+}
+
+func aclCategories(ci *resp.Command) []string {
+	var out []string
+	switch {
+	case ci.Flags&resp.FlagWrite != 0:
+		out = append(out, "@write")
+	case ci.Flags&resp.FlagReadonly != 0:
+		out = append(out, "@read")
+	}
+	switch ci.Group {
+	case "string":
+		out = append(out, "@string")
+	case "generic":
+		out = append(out, "@keyspace")
+	case "connection":
+		out = append(out, "@connection")
+	case "transactions":
+		out = append(out, "@transaction")
+	}
+	if ci.Flags&resp.FlagAdmin != 0 {
+		out = append(out, "@admin", "@dangerous")
+	}
+	if ci.Flags&resp.FlagFast != 0 {
+		out = append(out, "@fast")
+	} else {
+		out = append(out, "@slow")
+	}
+	return out
+}

@@ -1,0 +1,110 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/shardkv/shardkv/shardnode/rangemap"
+)
+
+// Config holds the settings of a proxy. Start from DefaultConfig and change
+// what you need; New validates it.
+type Config struct {
+	// Addr is the host:port ListenAndServe listens on. The default binds the
+	// loopback interface only.
+	Addr string
+	// Map is the range map. When nil, MapFile is loaded; when both are
+	// empty the embedded default map (three nodes on 127.0.0.1:7001-7003)
+	// is used. Setting both is an error.
+	Map *rangemap.Map
+	// MapFile is the range map's JSON file. Reload (SIGHUP, SHARD.RELOAD)
+	// reads it again; a proxy without one has nothing to reload.
+	MapFile string
+	// RequirePass, when not empty, makes clients AUTH (or HELLO ... AUTH)
+	// with this password, user "default", before any other command.
+	RequirePass string
+	// NodePassword is sent with AUTH to every shard node on connect.
+	NodePassword string
+	// Timeout bounds dialing a node and each request to it: a node that
+	// does not answer in time is reported unavailable and its connection
+	// is replaced.
+	Timeout time.Duration
+	// ConnsPerNode is the number of pipelined connections per node and
+	// protocol version, shared by all clients.
+	ConnsPerNode int
+	// MaxClients caps connected clients; one more gets Redis's "max number
+	// of clients reached" and is disconnected.
+	MaxClients int
+	// Logger receives the proxy's logs; nil discards them.
+	Logger hclog.Logger
+}
+
+// Defaults, as documented in docs/INTERNALS.md.
+const (
+	DefaultAddr         = "127.0.0.1:6380"
+	DefaultTimeout      = 5 * time.Second
+	DefaultConnsPerNode = 2
+	DefaultMaxClients   = 10000
+)
+
+// DefaultConfig returns the documented defaults: 127.0.0.1:6380, the
+// embedded map, no passwords, a 5s timeout, 2 connections per node and
+// 10000 clients.
+func DefaultConfig() Config {
+	return Config{
+		Addr:         DefaultAddr,
+		Timeout:      DefaultTimeout,
+		ConnsPerNode: DefaultConnsPerNode,
+		MaxClients:   DefaultMaxClients,
+	}
+}
+
+// Validate explains, in one error, what is wrong with the configuration. It
+// does not read the map file; New does.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Addr == "" {
+		errs = append(errs, errors.New("addr is empty"))
+	} else if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("addr %q: %w", c.Addr, err))
+	}
+	if c.Map != nil && c.MapFile != "" {
+		errs = append(errs, errors.New("both a map and a map file are set; use one"))
+	}
+	if c.Map != nil {
+		if err := c.Map.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("timeout %v must be positive", c.Timeout))
+	}
+	if c.ConnsPerNode < 1 || c.ConnsPerNode > 64 {
+		errs = append(errs, fmt.Errorf("conns per node %d must be in 1..64", c.ConnsPerNode))
+	}
+	if c.MaxClients < 1 {
+		errs = append(errs, fmt.Errorf("maxclients %d must be at least 1", c.MaxClients))
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("proxy: invalid config: %w", errors.Join(errs...))
+}
+
+// loadMap returns the map the configuration names.
+func (c Config) loadMap() (*rangemap.Map, error) {
+	switch {
+	case c.Map != nil:
+		m := *c.Map
+		m.Shards = append([]rangemap.Shard(nil), c.Map.Shards...)
+		return &m, nil
+	case c.MapFile != "":
+		return rangemap.Load(c.MapFile)
+	default:
+		return rangemap.Default(), nil
+	}
+}

@@ -1,0 +1,351 @@
+package proxy
+
+import (
+	"math/rand/v2"
+	"sort"
+	"strconv"
+
+	"github.com/tidwall/redcon"
+
+	"github.com/shardkv/shardkv/resp"
+	"github.com/shardkv/shardkv/shardnode/rangemap"
+)
+
+func positionOf(key []byte) float64 { return rangemap.Position(key) }
+
+// mergeKind says how the replies of a split or fan-out command combine.
+type mergeKind uint8
+
+const (
+	mergeMget      mergeKind = iota // elements back in the client's key order
+	mergeOK                         // +OK when every part said +OK (MSET, FLUSHALL, INDEX.CREATE)
+	mergeSum                        // integers summed (DEL, EXISTS, DBSIZE, INDEX.DROP)
+	mergeConcat                     // arrays concatenated in shard order (KEYS)
+	mergeRandom                     // one non-null reply at random (RANDOMKEY)
+	mergeIndexList                  // counts per index name summed (INDEX.LIST)
+	mergeScan                       // a node's SCAN page with the global cursor
+	mergeInfo                       // the proxy's INFO with the nodes' sections
+)
+
+// part is one node's share of a split or fan-out command.
+type part struct {
+	sh  *shard
+	req *resp.Request
+}
+
+// merge is a command answered from several requests once all have replied.
+type merge struct {
+	kind    mergeKind
+	name    string // the command, for errors
+	writes  bool   // the command modifies data (changes the partial-failure text)
+	parts   []part
+	keyPart []int32 // mergeMget: the part holding each key, in client order
+	next    uint64  // mergeScan: the cursor to reply when the node is done
+	info    *infoRequest
+}
+
+func (m *merge) reset() {
+	clear(m.parts)
+	m.parts = m.parts[:0]
+	m.keyPart = m.keyPart[:0]
+	m.info = nil
+}
+
+func (c *client) newMerge(kind mergeKind, name string, write bool) *merge {
+	if c.nmerge == len(c.merges) {
+		c.merges = append(c.merges, &merge{})
+	}
+	m := c.merges[c.nmerge]
+	c.nmerge++
+	m.kind, m.name, m.writes = kind, name, write
+	c.slots = append(c.slots, slot{kind: slotMerge, m: m})
+	return m
+}
+
+// addPart sends raw to sh as a part of m.
+func (c *client) addPart(m *merge, sh *shard, raw []byte, n int) *preq {
+	r := c.newReq()
+	r.Cmd = raw
+	r.N = n
+	c.send(sh, &r.Request)
+	m.parts = append(m.parts, part{sh: sh, req: &r.Request})
+	return r
+}
+
+// split sends MGET, MSET, DEL, UNLINK, EXISTS and TOUCH to the nodes that
+// own their keys, one command per node, all in the same batch.
+func (c *client) split(ci *resp.Command, cmd redcon.Command) {
+	args := cmd.Args
+	if ci.Step > 1 && (len(args)-1)%ci.Step != 0 {
+		c.reject(resp.ErrWrongArity(ci.Name))
+		return
+	}
+	if c.shardsOf(args, ci.FirstKey, lastKey(ci, len(args)), ci.Step) {
+		c.forward(c.tbl.shards[c.shIdx[0]], cmd.Raw)
+		return
+	}
+	kind := mergeSum
+	switch ci.Name {
+	case "mget":
+		kind = mergeMget
+	case "mset":
+		kind = mergeOK
+	}
+	m := c.newMerge(kind, ci.Name, ci.Flags&resp.FlagWrite != 0)
+	// One part per shard, in order of first appearance.
+	var shardOf, counts []int
+	for _, idx := range c.shIdx {
+		p := -1
+		for j, s := range shardOf {
+			if s == int(idx) {
+				p = j
+				break
+			}
+		}
+		if p < 0 {
+			p = len(shardOf)
+			shardOf = append(shardOf, int(idx))
+			counts = append(counts, 0)
+		}
+		counts[p]++
+		m.keyPart = append(m.keyPart, int32(p))
+	}
+	reqs := make([]*preq, len(shardOf))
+	for p := range reqs {
+		r := c.newReq()
+		r.buf = resp.AppendArray(r.buf[:0], 1+counts[p]*ci.Step)
+		r.buf = resp.AppendBulk(r.buf, args[0])
+		reqs[p] = r
+	}
+	for k, p := range m.keyPart {
+		i := ci.FirstKey + k*ci.Step
+		for j := 0; j < ci.Step; j++ {
+			reqs[p].buf = resp.AppendBulk(reqs[p].buf, args[i+j])
+		}
+	}
+	for p, r := range reqs {
+		r.Cmd = r.buf
+		sh := c.tbl.shards[shardOf[p]]
+		c.send(sh, &r.Request)
+		m.parts = append(m.parts, part{sh: sh, req: &r.Request})
+	}
+}
+
+// fanout sends a command that concerns every key to every node.
+func (c *client) fanout(ci *resp.Command, cmd redcon.Command) {
+	args := cmd.Args
+	switch ci.Name {
+	case "scan":
+		c.scan(cmd)
+		return
+	case "keys":
+		c.fanAll(mergeConcat, ci, cmd.Raw)
+	case "dbsize", "index.drop":
+		c.fanAll(mergeSum, ci, cmd.Raw)
+	case "randomkey":
+		c.fanAll(mergeRandom, ci, cmd.Raw)
+	case "flushdb", "flushall", "index.create":
+		c.fanAll(mergeOK, ci, cmd.Raw)
+	case "index.list":
+		c.fanAll(mergeIndexList, ci, cmd.Raw)
+	default:
+		c.reject(resp.ErrUnknownCommand(args[0], args[1:]))
+	}
+}
+
+func (c *client) fanAll(kind mergeKind, ci *resp.Command, raw []byte) {
+	m := c.newMerge(kind, ci.Name, ci.Flags&resp.FlagWrite != 0)
+	for _, sh := range c.tbl.shards {
+		c.addPart(m, sh, raw, 1)
+	}
+}
+
+// scan runs SCAN on the node that owns the cursor. The proxy's cursor is a
+// 64-bit key hash, and so is a node's (docs/INTERNALS.md): the command goes
+// to the node unchanged, and only a node's final 0 becomes the first hash of
+// the next shard.
+func (c *client) scan(cmd redcon.Command) {
+	cursor, err := strconv.ParseUint(string(cmd.Args[1]), 10, 64)
+	if err != nil {
+		c.errorReply("ERR invalid cursor")
+		return
+	}
+	sh := c.tbl.shardOfHash(cursor)
+	m := c.newMerge(mergeScan, "scan", false)
+	m.next = 0
+	if sh.idx+1 < len(c.tbl.shards) {
+		m.next = c.tbl.firstHash[sh.idx+1]
+	}
+	c.addPart(m, sh, cmd.Raw, 1)
+}
+
+// failure returns the error for a merge whose parts did not all answer,
+// naming the first shard that failed, or "" if all answered.
+func (m *merge) failure() string {
+	failed, first := 0, -1
+	for i, p := range m.parts {
+		if p.req.Err != nil {
+			failed++
+			if first < 0 {
+				first = i
+			}
+		}
+	}
+	if failed == 0 {
+		return ""
+	}
+	p := m.parts[first]
+	msg := p.sh.unavailable(p.req.Err)
+	if len(m.parts) > 1 {
+		msg += " (" + strconv.Itoa(failed) + " of " + strconv.Itoa(len(m.parts)) + " shards failed"
+		if m.writes {
+			msg += "; '" + m.name + "' was applied on the others)"
+		} else {
+			msg += "; '" + m.name + "' needs every shard)"
+		}
+	}
+	return msg
+}
+
+// errorReply returns the first error a node replied, raw, or nil.
+func (m *merge) errorReply() []byte {
+	for _, p := range m.parts {
+		if r := p.req.Reply; len(r) > 0 && (r[0] == '-' || r[0] == '!') {
+			return r
+		}
+	}
+	return nil
+}
+
+// write appends the merged reply to b.
+func (m *merge) write(c *client, b []byte) []byte {
+	if m.kind == mergeInfo {
+		return c.writeInfo(m, b)
+	}
+	if msg := m.failure(); msg != "" {
+		return resp.AppendError(b, msg)
+	}
+	if e := m.errorReply(); e != nil {
+		return append(b, e...)
+	}
+	switch m.kind {
+	case mergeMget:
+		return m.writeMget(c, b)
+	case mergeOK:
+		return resp.AppendOK(b)
+	case mergeSum:
+		var sum int64
+		for _, p := range m.parts {
+			v, _, err := resp.Parse(p.req.Reply)
+			n, ok := v.Integer()
+			if err != nil || !ok {
+				return resp.AppendError(b, "ERR unexpected reply to '"+m.name+"' from shard "+p.sh.name)
+			}
+			sum += n
+		}
+		return resp.AppendInt(b, sum)
+	case mergeConcat:
+		elems := c.elems[:0]
+		var err error
+		for _, p := range m.parts {
+			if elems, err = resp.Elements(elems, p.req.Reply); err != nil {
+				return resp.AppendError(b, "ERR unexpected reply to '"+m.name+"' from shard "+p.sh.name)
+			}
+		}
+		b = resp.AppendArray(b, len(elems))
+		for _, e := range elems {
+			b = append(b, e...)
+		}
+		clear(elems)
+		c.elems = elems[:0]
+		return b
+	case mergeRandom:
+		var found [][]byte
+		for _, p := range m.parts {
+			if v, _, err := resp.Parse(p.req.Reply); err == nil && !v.Null {
+				found = append(found, p.req.Reply)
+			}
+		}
+		if len(found) == 0 {
+			return resp.AppendNull(b, c.proto)
+		}
+		return append(b, found[rand.IntN(len(found))]...)
+	case mergeIndexList:
+		return m.writeIndexList(c, b)
+	case mergeScan:
+		return m.writeScan(b)
+	}
+	return resp.AppendError(b, "ERR internal error: unknown merge")
+}
+
+func (m *merge) writeMget(c *client, b []byte) []byte {
+	// Each part's elements, then a cursor per part walking them in order.
+	elems := c.elems[:0]
+	starts := make([]int, len(m.parts)+1)
+	var err error
+	for i, p := range m.parts {
+		starts[i] = len(elems)
+		if elems, err = resp.Elements(elems, p.req.Reply); err != nil {
+			return resp.AppendError(b, "ERR unexpected reply to 'mget' from shard "+p.sh.name)
+		}
+	}
+	starts[len(m.parts)] = len(elems)
+	next := starts[:len(m.parts)]
+	b = resp.AppendArray(b, len(m.keyPart))
+	for _, p := range m.keyPart {
+		if next[p] >= starts[p+1] {
+			return resp.AppendError(b[:0], "ERR short reply to 'mget' from shard "+m.parts[p].sh.name)
+		}
+		b = append(b, elems[next[p]]...)
+		next[p]++
+	}
+	clear(elems)
+	c.elems = elems[:0]
+	return b
+}
+
+func (m *merge) writeScan(b []byte) []byte {
+	reply := m.parts[0].req.Reply
+	elems, err := resp.Elements(nil, reply)
+	if err != nil || len(elems) != 2 {
+		return resp.AppendError(b, "ERR unexpected reply to 'scan' from shard "+m.parts[0].sh.name)
+	}
+	v, _, err := resp.Parse(elems[0])
+	if err != nil {
+		return resp.AppendError(b, "ERR unexpected reply to 'scan' from shard "+m.parts[0].sh.name)
+	}
+	if string(v.Str) != "0" || m.next == 0 {
+		return append(b, reply...)
+	}
+	b = resp.AppendArray(b, 2)
+	b = resp.AppendBulkString(b, strconv.FormatUint(m.next, 10))
+	return append(b, elems[1]...)
+}
+
+// writeIndexList sums each index's key count over the nodes. A node replies
+// a flat array (RESP2) or a map (RESP3); the proxy replies likewise, sorted
+// by name.
+func (m *merge) writeIndexList(c *client, b []byte) []byte {
+	counts := map[string]int64{}
+	for _, p := range m.parts {
+		v, _, err := resp.Parse(p.req.Reply)
+		if err != nil || !v.IsAggregate() || len(v.Elems)%2 != 0 {
+			return resp.AppendError(b, "ERR unexpected reply to 'index.list' from shard "+p.sh.name)
+		}
+		for i := 0; i < len(v.Elems); i += 2 {
+			n, _ := v.Elems[i+1].Integer()
+			counts[string(v.Elems[i].Str)] += n
+		}
+	}
+	names := make([]string, 0, len(counts))
+	for n := range counts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	b = resp.AppendMap(b, c.proto, len(names))
+	for _, n := range names {
+		b = resp.AppendBulkString(b, n)
+		b = resp.AppendInt(b, counts[n])
+	}
+	return b
+}

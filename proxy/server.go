@@ -1,0 +1,242 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/tidwall/redcon"
+)
+
+// ErrServerClosed is returned by Serve and ListenAndServe after Shutdown.
+var ErrServerClosed = errors.New("proxy: server closed")
+
+// Server is a shardkv proxy: a Redis-compatible front end that routes each
+// command to the shard nodes of its range map.
+type Server struct {
+	cfg Config
+	log hclog.Logger
+
+	table    atomic.Pointer[table] // the current routing snapshot
+	reloadMu sync.Mutex            // one reload at a time
+
+	mu       sync.Mutex
+	rs       *redcon.Server
+	ln       net.Listener
+	clients  map[*client]struct{}
+	serving  chan struct{} // closed when Serve returns
+	shutting atomic.Bool
+	drainCtx context.Context // bounds the wait for batches in flight at Shutdown
+	closed   bool
+
+	inBatch atomic.Int64 // client batches being processed
+	nextID  atomic.Int64
+	started time.Time
+
+	// INFO stats
+	connsReceived atomic.Int64
+	rejected      atomic.Int64
+	commands      atomic.Int64
+	netIn         atomic.Int64
+	nclients      atomic.Int64
+}
+
+// New validates cfg, loads the map and starts connecting to every shard
+// node, pushing each its assignment. Nodes that are not up yet are retried
+// in the background while the others serve.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m, err := cfg.loadMap()
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     log,
+		clients: make(map[*client]struct{}),
+		started: time.Now(),
+	}
+	for _, e := range m.Shards {
+		log.Info("range map", "shard", e.Name, "start", e.Start, "end", e.End, "size", e.Size, "addr", e.Addr())
+	}
+	s.table.Store(s.buildTable(m, nil))
+	return s, nil
+}
+
+// ListenAndServe listens on cfg.Addr and serves clients until Shutdown.
+func (s *Server) ListenAndServe() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ln)
+}
+
+// Addr is the address the server listens on, once Serve has started.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Serve serves clients on ln until Shutdown, and closes ln.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed || s.rs != nil {
+		s.mu.Unlock()
+		ln.Close()
+		if s.closed {
+			return ErrServerClosed
+		}
+		return errors.New("proxy: Serve called twice")
+	}
+	s.ln = ln
+	s.serving = make(chan struct{})
+	s.rs = redcon.NewServerNetwork("tcp", ln.Addr().String(), s.handle, s.accept, s.closeConn)
+	rs := s.rs
+	s.mu.Unlock()
+	s.log.Info("listening", "addr", ln.Addr().String())
+	err := rs.Serve(&listener{Listener: ln, s: s})
+	close(s.serving)
+	if s.shutting.Load() {
+		return ErrServerClosed
+	}
+	return err
+}
+
+// Shutdown stops accepting clients, lets batches in flight finish and be
+// answered (until ctx is done), closes client connections and then the
+// connections to the shard nodes.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.drainCtx = ctx
+	s.shutting.Store(true)
+	ln, serving := s.ln, s.serving
+	s.mu.Unlock()
+	var err error
+	if ln != nil {
+		ln.Close()
+		select {
+		case <-serving:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	for _, sh := range s.table.Load().shards {
+		sh.close()
+	}
+	s.log.Info("proxy stopped")
+	return err
+}
+
+// listener wraps every accepted connection in the request limits, and at
+// Shutdown holds redcon's accept loop (which closes every client when it
+// returns) until the batches in flight are answered.
+type listener struct {
+	net.Listener
+	s *Server
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		if l.s.shutting.Load() {
+			l.s.drain()
+			return nil, net.ErrClosed
+		}
+		return nil, err
+	}
+	return &limitConn{Conn: c, in: &l.s.netIn}, nil
+}
+
+func (s *Server) drain() {
+	s.mu.Lock()
+	ctx := s.drainCtx
+	s.mu.Unlock()
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for s.inBatch.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) accept(conn redcon.Conn) bool {
+	s.connsReceived.Add(1)
+	if s.nclients.Load() >= int64(s.cfg.MaxClients) || s.shutting.Load() {
+		s.rejected.Add(1)
+		conn.NetConn().Write([]byte("-ERR max number of clients reached\r\n"))
+		return false
+	}
+	c := newClient(s, conn)
+	if lc, ok := conn.NetConn().(*limitConn); ok {
+		lc.f.unauth = func() bool { return !c.authed }
+	}
+	conn.SetContext(c)
+	s.nclients.Add(1)
+	s.mu.Lock()
+	s.clients[c] = struct{}{}
+	s.mu.Unlock()
+	return true
+}
+
+// closeConn runs when a client connection ends (under redcon's lock).
+func (s *Server) closeConn(conn redcon.Conn, err error) {
+	c, ok := conn.Context().(*client)
+	if !ok {
+		return
+	}
+	c.unpin()
+	s.nclients.Add(-1)
+	s.mu.Lock()
+	delete(s.clients, c)
+	s.mu.Unlock()
+}
+
+func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
+	c, ok := conn.Context().(*client)
+	if !ok {
+		return
+	}
+	s.inBatch.Add(1)
+	c.serve(cmd)
+	if s.shutting.Load() && !c.quit {
+		conn.Close() // flushes the replies first
+	}
+	s.inBatch.Add(-1)
+}
+
+// snapshot returns the connected clients.
+func (s *Server) snapshot() []*client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*client, 0, len(s.clients))
+	for c := range s.clients {
+		out = append(out, c)
+	}
+	return out
+}
+
+// backendUp reports whether the proxy can reach a shard.
+func backendUp(sh *shard) bool { return sh.resp2.Up() }

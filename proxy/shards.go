@@ -1,0 +1,272 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/shardkv/shardkv/resp"
+	"github.com/shardkv/shardkv/shardnode/rangemap"
+)
+
+// shard is one entry of the range map with its backend connections: one
+// client per protocol version, so replies are forwarded as the node wrote
+// them to clients of either version.
+type shard struct {
+	idx  int
+	name string
+	addr string
+	// assign is the assignment pushed on every new connection; a reload
+	// that changes the size replaces it.
+	assign atomic.Pointer[rangemap.Shard]
+	resp2  *resp.Client
+	resp3  *resp.Client
+}
+
+// backend returns the client for a protocol version.
+func (sh *shard) backend(proto resp.Proto) *resp.Client {
+	if proto == resp.RESP3 {
+		return sh.resp3
+	}
+	return sh.resp2
+}
+
+func (sh *shard) close() {
+	sh.resp2.Close()
+	sh.resp3.Close()
+}
+
+// unavailable is the error a client gets for a request its shard could not
+// answer; go-redis and redis-py retry TRYAGAIN.
+func (sh *shard) unavailable(err error) string {
+	return "TRYAGAIN shard " + sh.name + " (" + sh.addr + ") unavailable: " + err.Error()
+}
+
+// table is an immutable routing snapshot: the map and its shards, in map
+// order. A reload builds a new one.
+type table struct {
+	m      *rangemap.Map
+	shards []*shard
+	// firstHash[i] is the smallest hash whose position falls in shard i:
+	// where a SCAN continues when shard i-1 is done.
+	firstHash []uint64
+}
+
+func (t *table) locate(key []byte) *shard {
+	return t.shards[t.m.Find(rangemap.Position(key))]
+}
+
+// shardOfHash is the shard whose range holds a hash (a SCAN cursor).
+func (t *table) shardOfHash(h uint64) *shard {
+	return t.shards[t.m.Find(float64(h>>11)/(1<<53))]
+}
+
+// firstHashOf returns the smallest 64-bit hash whose position is >= start.
+// Rounding up matters: a start such as 0.1 is not a multiple of 2^-53, and
+// rounding down would name a hash of the previous shard.
+func firstHashOf(start float64) uint64 {
+	return uint64(math.Ceil(start*(1<<53))) << 11
+}
+
+// newShard starts the backends of a map entry. They dial in the background:
+// a node that is not up yet is retried while the others serve.
+func (s *Server) newShard(idx int, e rangemap.Shard) *shard {
+	sh := &shard{idx: idx, name: e.Name, addr: e.Addr()}
+	sh.assign.Store(&e)
+	log := s.log.Named("shard").With("shard", e.Name, "addr", sh.addr)
+	mk := func(proto resp.Proto) *resp.Client {
+		cfg := resp.ClientConfig{
+			Addr:      sh.addr,
+			Conns:     s.cfg.ConnsPerNode,
+			Timeout:   s.cfg.Timeout,
+			Handshake: s.handshake(sh, proto),
+		}
+		if proto == resp.RESP2 {
+			// One protocol's transitions are enough to tell the operator.
+			cfg.OnState = func(up bool, err error) {
+				if up {
+					log.Info("shard node up, assignment pushed")
+				} else {
+					log.Warn("shard node unavailable; retrying", "error", err)
+				}
+			}
+		}
+		return resp.NewClient(cfg)
+	}
+	sh.resp2 = mk(resp.RESP2)
+	sh.resp3 = mk(resp.RESP3)
+	return sh
+}
+
+// handshake authenticates a new node connection, selects its protocol and
+// pushes the shard's assignment. A node that holds the same range with a
+// different size gets the assignment again with FORCE: the map is the
+// source of truth for sizes. A node that holds a different range keeps it,
+// and the connection fails with the node's refusal, which clients see in
+// the TRYAGAIN reason.
+func (s *Server) handshake(sh *shard, proto resp.Proto) resp.Handshake {
+	return func(do func(args ...string) (resp.Value, error)) error {
+		if pw := s.cfg.NodePassword; pw != "" {
+			v, err := do("AUTH", pw)
+			if err != nil {
+				return err
+			}
+			if v.IsError() {
+				return fmt.Errorf("AUTH refused by the node: %s", v.Str)
+			}
+		}
+		if proto == resp.RESP3 {
+			v, err := do("HELLO", "3")
+			if err != nil {
+				return err
+			}
+			if v.IsError() {
+				return fmt.Errorf("HELLO 3 refused by the node: %s", v.Str)
+			}
+		}
+		a := sh.assign.Load()
+		args := assignArgs(*a)
+		v, err := do(args...)
+		if err != nil {
+			return err
+		}
+		if !v.IsError() {
+			return nil
+		}
+		if sameRangeOtherSize(string(v.Str), *a) {
+			v, err = do(append(args, "FORCE")...)
+			if err != nil {
+				return err
+			}
+			if !v.IsError() {
+				return nil
+			}
+		}
+		return fmt.Errorf("node refused SHARD.ASSIGN %s: %s", strings.Join(args[1:], " "), v.Str)
+	}
+}
+
+func assignArgs(a rangemap.Shard) []string {
+	return []string{"SHARD.ASSIGN", a.Name, rangemap.FormatPosition(a.Start),
+		rangemap.FormatPosition(a.End), strconv.FormatInt(a.Size, 10)}
+}
+
+// sameRangeOtherSize reads the node's refusal, "ERR shard node already
+// assigned <name> [<start>,<end>) size <size>; add FORCE to replace it",
+// and reports whether only the size differs from a.
+func sameRangeOtherSize(msg string, a rangemap.Shard) bool {
+	const prefix = "ERR shard node already assigned "
+	if !strings.HasPrefix(msg, prefix) {
+		return false
+	}
+	rest := msg[len(prefix):]
+	name, rest, ok := strings.Cut(rest, " [")
+	if !ok || name != a.Name {
+		return false
+	}
+	rng, _, ok := strings.Cut(rest, ")")
+	if !ok {
+		return false
+	}
+	lo, hi, ok := strings.Cut(rng, ",")
+	if !ok {
+		return false
+	}
+	start, err1 := strconv.ParseFloat(lo, 64)
+	end, err2 := strconv.ParseFloat(hi, 64)
+	return err1 == nil && err2 == nil && start == a.Start && end == a.End
+}
+
+// buildTable makes the routing table for m, reusing the shards of old whose
+// name, range and address are unchanged.
+func (s *Server) buildTable(m *rangemap.Map, old *table) *table {
+	t := &table{m: m, shards: make([]*shard, len(m.Shards)), firstHash: make([]uint64, len(m.Shards))}
+	for i, e := range m.Shards {
+		t.firstHash[i] = firstHashOf(e.Start)
+		if old != nil && i < len(old.shards) && old.shards[i].name == e.Name && old.shards[i].addr == e.Addr() {
+			t.shards[i] = old.shards[i]
+			continue
+		}
+		t.shards[i] = s.newShard(i, e)
+	}
+	return t
+}
+
+// checkReload refuses a new map that would move a range: only addresses and
+// sizes may change until range moves exist.
+func checkReload(old, m *rangemap.Map) error {
+	if len(old.Shards) != len(m.Shards) {
+		return fmt.Errorf("range map reload refused: it has %d shards instead of %d; adding or removing a shard moves ranges, which is not supported yet (the map stays as it was)", len(m.Shards), len(old.Shards))
+	}
+	for i, o := range old.Shards {
+		n := m.Shards[i]
+		if o.Name != n.Name {
+			return fmt.Errorf("range map reload refused: the range [%s,%s) of shard %q would belong to shard %q; moving ranges is not supported yet (the map stays as it was)",
+				rangemap.FormatPosition(o.Start), rangemap.FormatPosition(o.End), o.Name, n.Name)
+		}
+		if o.Start != n.Start || o.End != n.End {
+			return fmt.Errorf("range map reload refused: shard %q would move from [%s,%s) to [%s,%s); moving ranges is not supported yet (the map stays as it was)",
+				o.Name, rangemap.FormatPosition(o.Start), rangemap.FormatPosition(o.End),
+				rangemap.FormatPosition(n.Start), rangemap.FormatPosition(n.End))
+		}
+	}
+	return nil
+}
+
+// Reload reads the map file again and applies address and size changes
+// without dropping client connections. A map that would move a range is
+// refused and the current map stays.
+func (s *Server) Reload() error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	if s.cfg.MapFile == "" {
+		return errors.New("no map file to reload: the proxy was started with a map given in its configuration or the embedded default map")
+	}
+	m, err := rangemap.Load(s.cfg.MapFile)
+	if err != nil {
+		return err
+	}
+	old := s.table.Load()
+	if err := checkReload(old.m, m); err != nil {
+		return err
+	}
+	t := s.buildTable(m, old)
+	var errs []error
+	for i, sh := range t.shards {
+		e := m.Shards[i]
+		if sh != old.shards[i] {
+			s.log.Info("shard address changed", "shard", e.Name, "from", old.shards[i].addr, "to", sh.addr)
+			continue
+		}
+		cur := sh.assign.Load()
+		if cur.Size == e.Size {
+			continue
+		}
+		sh.assign.Store(&e)
+		// The next connection pushes the new size; tell the node now too.
+		v, err := sh.resp2.Do(append(assignArgs(e), "FORCE")...)
+		switch {
+		case err != nil:
+			s.log.Warn("shard node unavailable for the new size; it gets it when it reconnects", "shard", e.Name, "error", err)
+		case v.IsError():
+			errs = append(errs, fmt.Errorf("shard %q refused size %d: %s", e.Name, e.Size, v.Str))
+		default:
+			s.log.Info("shard size changed", "shard", e.Name, "from", cur.Size, "to", e.Size)
+		}
+	}
+	s.table.Store(t)
+	// Shards whose address changed: let requests in flight finish first.
+	for i, sh := range old.shards {
+		if t.shards[i] != sh {
+			go func(sh *shard) {
+				time.Sleep(s.cfg.Timeout)
+				sh.close()
+			}(sh)
+		}
+	}
+	return errors.Join(errs...)
+}

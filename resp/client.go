@@ -1,0 +1,526 @@
+package resp
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The pipelined client the proxy uses to talk to a shard node.
+//
+// A Conn is one TCP connection shared by many callers. Send appends the
+// requests' bytes to a write buffer and queues the requests; whoever finds
+// no write in progress becomes the writer and writes everything buffered,
+// again and again until the buffer stays empty, so requests from concurrent
+// callers leave in one write without a hand-off to a writer goroutine. One
+// reader goroutine per connection frames replies (without decoding them)
+// and hands each to the oldest queued request: replies arrive in the order
+// the requests were written. A request whose reply is late by more than the
+// timeout closes the connection; closing fails every queued request with
+// the reason, so every request completes exactly once.
+//
+// A Client keeps a few Conns to one address, redials a broken one with
+// backoff and runs a handshake (AUTH, HELLO, SHARD.ASSIGN ...) on each new
+// connection before any request uses it.
+
+// Request is one or more encoded commands sent as a unit; their N replies
+// are appended to Reply. A request is reusable once it has completed.
+type Request struct {
+	Cmd   []byte  // encoded command(s)
+	N     int     // replies expected; 0 means 1
+	Reply []byte  // the raw replies, back to back
+	Err   error   // set when the request was not answered: Reply is then meaningless
+	W     *Waiter // told when the request completes
+
+	got int // replies received
+}
+
+func (r *Request) want() int {
+	if r.N <= 0 {
+		return 1
+	}
+	return r.N
+}
+
+func (r *Request) complete() {
+	if r.W != nil {
+		r.W.done()
+	}
+}
+
+func (r *Request) fail(err error) {
+	r.Err = err
+	r.complete()
+}
+
+// Waiter lets one goroutine wait for a set of requests sent through any
+// number of connections. Begin, then send requests carrying the Waiter, then
+// Wait.
+type Waiter struct {
+	n  atomic.Int64
+	ch chan struct{}
+}
+
+// NewWaiter returns a waiter ready to Begin.
+func NewWaiter() *Waiter { return &Waiter{ch: make(chan struct{}, 1)} }
+
+// Begin starts a round: until Wait, completions cannot finish the round
+// even if they catch up with the requests sent so far.
+func (w *Waiter) Begin() { w.n.Store(1) }
+
+// Wait blocks until every request sent since Begin has completed.
+func (w *Waiter) Wait() {
+	if w.n.Add(-1) != 0 {
+		<-w.ch
+	}
+}
+
+func (w *Waiter) add() { w.n.Add(1) }
+
+func (w *Waiter) done() {
+	if w.n.Add(-1) == 0 {
+		w.ch <- struct{}{}
+	}
+}
+
+// Handshake runs on a new connection before it carries requests. do sends
+// one command and returns its decoded reply, which aliases a buffer that the
+// next call reuses.
+type Handshake func(do func(args ...string) (Value, error)) error
+
+// ErrClosed is the reason given to requests sent on a closed Client.
+var ErrClosed = errors.New("client closed")
+
+// Conn is one pipelined connection. Its methods are safe for concurrent use.
+type Conn struct {
+	nc      net.Conn
+	rr      *ReplyReader
+	timeout time.Duration
+
+	mu      sync.Mutex
+	wbuf    []byte     // bytes queued for the next write
+	spare   []byte     // the other write buffer, swapped with wbuf on each write
+	writing bool       // a caller is in the write loop
+	queue   []*Request // written or about to be, awaiting replies, oldest first
+	err     error      // set once the reader has stopped: why the connection is unusable
+
+	reason    atomic.Pointer[error] // first reason given for closing
+	inflight  atomic.Int64          // requests queued and not yet complete
+	replies   atomic.Uint64         // replies received, for the watchdog
+	done      chan struct{}         // closed when the reader has failed every request
+	closeOnce sync.Once
+}
+
+// Dial connects to addr, runs hs on the connection and starts its reader.
+// timeout bounds the dial and the handshake, and is the longest a request
+// may wait for its reply before the connection is closed (0: no limit).
+func Dial(addr string, timeout time.Duration, hs Handshake) (*Conn, error) {
+	d := net.Dialer{Timeout: timeout}
+	nc, err := d.Dial("tcp", addr)
+	if err != nil {
+		return nil, shortNetError(err)
+	}
+	if timeout > 0 {
+		nc.SetDeadline(time.Now().Add(timeout))
+	}
+	rr := NewReplyReader(nc, 64<<10)
+	if hs != nil {
+		var wb []byte
+		do := func(args ...string) (Value, error) {
+			wb = AppendCommandStrings(wb[:0], args...)
+			if _, err := nc.Write(wb); err != nil {
+				return Value{}, shortNetError(err)
+			}
+			raw, err := rr.Next()
+			if err != nil {
+				return Value{}, shortNetError(err)
+			}
+			v, _, err := Parse(raw)
+			return v, err
+		}
+		if err := hs(do); err != nil {
+			nc.Close()
+			return nil, err
+		}
+	}
+	nc.SetDeadline(time.Time{})
+	c := &Conn{nc: nc, rr: rr, timeout: timeout, done: make(chan struct{})}
+	go c.readLoop()
+	if timeout > 0 {
+		go c.watch()
+	}
+	return c, nil
+}
+
+// shortNetError drops the "dial tcp addr:" prefix: callers name the address.
+func shortNetError(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err
+	}
+	if errors.Is(err, io.EOF) {
+		return errors.New("connection closed by peer")
+	}
+	return err
+}
+
+// Send queues the requests and writes them, in order. Each completes later
+// with its replies or with Err set; a request sent on a closed connection
+// completes at once.
+func (c *Conn) Send(reqs ...*Request) {
+	for _, r := range reqs {
+		r.got, r.Err, r.Reply = 0, nil, r.Reply[:0]
+		if r.W != nil {
+			r.W.add()
+		}
+	}
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		for _, r := range reqs {
+			r.fail(err)
+		}
+		return
+	}
+	for _, r := range reqs {
+		c.wbuf = append(c.wbuf, r.Cmd...)
+	}
+	c.queue = append(c.queue, reqs...)
+	c.inflight.Add(int64(len(reqs)))
+	if c.writing {
+		c.mu.Unlock()
+		return
+	}
+	c.writing = true
+	for len(c.wbuf) > 0 {
+		buf := c.wbuf
+		c.wbuf = c.spare[:0]
+		c.mu.Unlock()
+		_, err := c.nc.Write(buf)
+		c.mu.Lock()
+		if cap(buf) <= 1<<20 {
+			c.spare = buf[:0]
+		} else {
+			c.spare = nil
+		}
+		if err != nil {
+			// The reader sees the closed socket and fails the queue.
+			c.wbuf = c.wbuf[:0]
+			c.mu.Unlock()
+			c.Fail(shortNetError(err))
+			c.mu.Lock()
+			break
+		}
+	}
+	c.writing = false
+	c.mu.Unlock()
+}
+
+// Fail closes the connection; queued requests complete with reason.
+func (c *Conn) Fail(reason error) {
+	c.closeOnce.Do(func() {
+		c.reason.Store(&reason)
+		c.nc.Close()
+	})
+}
+
+// Close closes the connection and waits until every queued request has
+// completed.
+func (c *Conn) Close() {
+	c.Fail(errors.New("connection closed by the proxy"))
+	<-c.done
+}
+
+// Done is closed once the connection is unusable and every request sent on
+// it has completed.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err is why the connection stopped, once Done is closed.
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Inflight is the number of requests awaiting replies.
+func (c *Conn) Inflight() int { return int(c.inflight.Load()) }
+
+func (c *Conn) readLoop() {
+	defer close(c.done)
+	var local []*Request // taken from c.queue: requests whose replies come next
+	li := 0
+	for {
+		raw, err := c.rr.Next()
+		if err != nil {
+			c.stop(err, local[li:])
+			return
+		}
+		if raw[0] == '>' {
+			continue // out-of-band push: not the reply to a request
+		}
+		if li == len(local) {
+			clear(local)
+			c.mu.Lock()
+			local, c.queue = c.queue, local[:0]
+			c.mu.Unlock()
+			li = 0
+			if len(local) == 0 {
+				c.stop(protoErr("reply without a request"), nil)
+				return
+			}
+		}
+		r := local[li]
+		r.Reply = append(r.Reply, raw...)
+		r.got++
+		c.replies.Add(1)
+		if r.got >= r.want() {
+			li++
+			c.inflight.Add(-1)
+			r.complete() // r belongs to its sender from here on
+		}
+	}
+}
+
+func (c *Conn) stop(err error, rest []*Request) {
+	if p := c.reason.Load(); p != nil {
+		err = *p
+	} else {
+		err = shortNetError(err)
+		c.Fail(err)
+	}
+	c.mu.Lock()
+	c.err = err
+	q := c.queue
+	c.queue = nil
+	c.mu.Unlock()
+	for _, r := range rest {
+		c.inflight.Add(-1)
+		r.fail(err)
+	}
+	for _, r := range q {
+		c.inflight.Add(-1)
+		r.fail(err)
+	}
+}
+
+// watch closes the connection when requests are waiting and no reply has
+// come for the timeout.
+func (c *Conn) watch() {
+	tick := c.timeout / 10
+	tick = max(tick, time.Millisecond)
+	tick = min(tick, time.Second)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	seen := c.replies.Load()
+	since := time.Now()
+	for {
+		select {
+		case <-c.done:
+			return
+		case now := <-t.C:
+			r := c.replies.Load()
+			if c.inflight.Load() == 0 || r != seen {
+				seen, since = r, now
+				continue
+			}
+			if now.Sub(since) >= c.timeout {
+				c.Fail(fmt.Errorf("no reply within %v", c.timeout))
+				return
+			}
+		}
+	}
+}
+
+// ClientConfig configures a Client.
+type ClientConfig struct {
+	Addr       string
+	Conns      int           // connections kept open; at least 1
+	Timeout    time.Duration // dial, handshake and per-request timeout
+	Handshake  Handshake     // run on every new connection
+	MinBackoff time.Duration // first wait before redialing; default 50ms
+	MaxBackoff time.Duration // longest wait between dials; default 1s
+	// OnState, if set, is called when the client goes from no usable
+	// connection to one (up) or back (down, with the reason). Calls are
+	// serialized.
+	OnState func(up bool, err error)
+}
+
+// Client keeps Conns connections to one address open, redialing broken ones.
+type Client struct {
+	cfg    ClientConfig
+	conns  []atomic.Pointer[Conn]
+	closed chan struct{}
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	up      int   // connections currently usable
+	lastErr error // why the most recent dial or connection failed
+	ever    bool  // some connection has been up
+}
+
+// NewClient starts dialing in the background and returns at once.
+func NewClient(cfg ClientConfig) *Client {
+	if cfg.Conns < 1 {
+		cfg.Conns = 1
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 50 * time.Millisecond
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = max(time.Second, cfg.MinBackoff)
+	}
+	cl := &Client{
+		cfg:     cfg,
+		conns:   make([]atomic.Pointer[Conn], cfg.Conns),
+		closed:  make(chan struct{}),
+		lastErr: errors.New("not connected yet"),
+	}
+	for i := range cl.conns {
+		cl.wg.Add(1)
+		go cl.run(i)
+	}
+	return cl
+}
+
+// Addr is the address the client dials.
+func (cl *Client) Addr() string { return cl.cfg.Addr }
+
+func (cl *Client) run(i int) {
+	defer cl.wg.Done()
+	backoff := cl.cfg.MinBackoff
+	timer := time.NewTimer(0)
+	<-timer.C
+	for {
+		select {
+		case <-cl.closed:
+			return
+		default:
+		}
+		c, err := Dial(cl.cfg.Addr, cl.cfg.Timeout, cl.cfg.Handshake)
+		if err != nil {
+			cl.setErr(err)
+			timer.Reset(backoff)
+			select {
+			case <-cl.closed:
+				return
+			case <-timer.C:
+			}
+			backoff = min(2*backoff, cl.cfg.MaxBackoff)
+			continue
+		}
+		backoff = cl.cfg.MinBackoff
+		cl.conns[i].Store(c)
+		cl.transition(+1, nil)
+		select {
+		case <-c.Done():
+		case <-cl.closed:
+			c.Close()
+		}
+		cl.conns[i].Store(nil)
+		cl.transition(-1, c.Err())
+	}
+}
+
+func (cl *Client) setErr(err error) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	cl.lastErr = err
+	if !cl.ever {
+		cl.ever = true // report the first failure; later ones are not transitions
+		if cl.cfg.OnState != nil {
+			cl.cfg.OnState(false, err)
+		}
+	}
+}
+
+func (cl *Client) transition(d int, err error) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	cl.up += d
+	cl.ever = true
+	if err != nil {
+		cl.lastErr = err
+	}
+	if cl.cfg.OnState == nil {
+		return
+	}
+	select {
+	case <-cl.closed:
+		return // closing is not news
+	default:
+	}
+	if d > 0 && cl.up == 1 {
+		cl.cfg.OnState(true, nil)
+	} else if d < 0 && cl.up == 0 {
+		cl.cfg.OnState(false, cl.lastErr)
+	}
+}
+
+// Up reports whether some connection is usable.
+func (cl *Client) Up() bool {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.up > 0
+}
+
+// Err is why the client has no usable connection (meaningful when !Up).
+func (cl *Client) Err() error {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.lastErr
+}
+
+// Send sends reqs, in order, on connection slot%Conns (or another one if
+// that one is down). A caller that always uses the same slot has its
+// requests executed in the order it sent them.
+func (cl *Client) Send(slot int, reqs ...*Request) {
+	n := len(cl.conns)
+	for i := 0; i < n; i++ {
+		if c := cl.conns[(slot+i)%n].Load(); c != nil {
+			c.Send(reqs...)
+			return
+		}
+	}
+	err := cl.Err()
+	select {
+	case <-cl.closed:
+		err = ErrClosed
+	default:
+	}
+	for _, r := range reqs {
+		if r.W != nil {
+			r.W.add()
+		}
+		r.fail(err)
+	}
+}
+
+// Do sends one command and waits for its reply.
+func (cl *Client) Do(args ...string) (Value, error) {
+	r := &Request{Cmd: AppendCommandStrings(nil, args...), W: NewWaiter()}
+	r.W.Begin()
+	cl.Send(0, r)
+	r.W.Wait()
+	if r.Err != nil {
+		return Value{}, r.Err
+	}
+	v, _, err := Parse(r.Reply)
+	return v, err
+}
+
+// Close closes every connection, failing queued requests, and stops
+// redialing.
+func (cl *Client) Close() {
+	select {
+	case <-cl.closed:
+		return
+	default:
+	}
+	close(cl.closed)
+	cl.wg.Wait()
+}

@@ -1,0 +1,197 @@
+package resp
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tidwall/redcon"
+)
+
+// echoServer answers ECHO x with x, SLEEP ms after sleeping, HELLO/AUTH with
+// +OK, and DENY with an error, on a free loopback port.
+func echoServer(t *testing.T, addr string) (string, func()) {
+	t.Helper()
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := redcon.NewServerNetwork("tcp", "", func(conn redcon.Conn, cmd redcon.Command) {
+		switch strings.ToUpper(string(cmd.Args[0])) {
+		case "ECHO":
+			conn.WriteBulk(cmd.Args[1])
+		case "SLEEP":
+			ms, _ := strconv.Atoi(string(cmd.Args[1]))
+			time.Sleep(time.Duration(ms) * time.Millisecond)
+			conn.WriteString("SLEPT")
+		case "DENY":
+			conn.WriteError("ERR denied")
+		default:
+			conn.WriteString("OK")
+		}
+	}, nil, nil)
+	served := make(chan struct{})
+	go func() { srv.Serve(ln); close(served) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			ln.Close() // ends Serve, which closes the connections
+			<-served
+		})
+	}
+	t.Cleanup(stop)
+	return ln.Addr().String(), stop
+}
+
+func waitUp(t *testing.T, cl *Client) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cl.Up() {
+		if time.Now().After(deadline) {
+			t.Fatalf("client never came up: %v", cl.Err())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Concurrent callers pipelining on shared connections each get their own
+// replies, in their order.
+func TestClientPipelinesInOrder(t *testing.T) {
+	addr, _ := echoServer(t, "")
+	cl := NewClient(ClientConfig{Addr: addr, Conns: 2, Timeout: 5 * time.Second})
+	defer cl.Close()
+	waitUp(t, cl)
+	var wg sync.WaitGroup
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			w := NewWaiter()
+			reqs := make([]*Request, 20)
+			for i := range reqs {
+				reqs[i] = &Request{W: w}
+			}
+			for round := 0; round < 50; round++ {
+				w.Begin()
+				for i, r := range reqs {
+					r.Cmd = AppendCommandStrings(r.Cmd[:0], "ECHO", fmt.Sprintf("%d-%d-%d", g, round, i))
+				}
+				cl.Send(g, reqs...)
+				w.Wait()
+				for i, r := range reqs {
+					want := string(AppendBulkString(nil, fmt.Sprintf("%d-%d-%d", g, round, i)))
+					if r.Err != nil || string(r.Reply) != want {
+						t.Errorf("got %q err=%v, want %q", r.Reply, r.Err, want)
+						return
+					}
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+}
+
+// A request with several replies collects them all.
+func TestClientMultiReplyRequest(t *testing.T) {
+	addr, _ := echoServer(t, "")
+	cl := NewClient(ClientConfig{Addr: addr, Timeout: time.Second})
+	defer cl.Close()
+	waitUp(t, cl)
+	r := &Request{W: NewWaiter(), N: 3}
+	r.Cmd = AppendCommandStrings(nil, "ECHO", "a")
+	r.Cmd = AppendCommandStrings(r.Cmd, "ECHO", "b")
+	r.Cmd = AppendCommandStrings(r.Cmd, "ECHO", "c")
+	r.W.Begin()
+	cl.Send(0, r)
+	r.W.Wait()
+	if r.Err != nil || string(r.Reply) != "$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n" {
+		t.Fatalf("%q %v", r.Reply, r.Err)
+	}
+}
+
+// A node that does not answer in time fails the request with a reason, the
+// connection is replaced, and later requests succeed.
+func TestClientTimeoutAndRecovery(t *testing.T) {
+	addr, _ := echoServer(t, "")
+	cl := NewClient(ClientConfig{Addr: addr, Timeout: 200 * time.Millisecond})
+	defer cl.Close()
+	waitUp(t, cl)
+	start := time.Now()
+	_, err := cl.Do("SLEEP", "1000")
+	if err == nil || !strings.Contains(err.Error(), "no reply within") {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d > 800*time.Millisecond {
+		t.Fatalf("timeout took %v", d)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		v, err := cl.Do("ECHO", "back")
+		if err == nil && string(v.Str) == "back" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never recovered: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Requests to a node that is down fail at once with the dial error; when the
+// node comes up the client uses it without being told.
+func TestClientReconnects(t *testing.T) {
+	addr, stop := echoServer(t, "")
+	stop()
+	var mu sync.Mutex
+	var states []bool
+	cl := NewClient(ClientConfig{Addr: addr, Timeout: time.Second, MaxBackoff: 100 * time.Millisecond,
+		OnState: func(up bool, err error) { mu.Lock(); states = append(states, up); mu.Unlock() }})
+	defer cl.Close()
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	if _, err := cl.Do("ECHO", "x"); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("err = %v", err)
+	}
+	if time.Since(start) > 100*time.Millisecond {
+		t.Fatal("a down node made the request wait")
+	}
+	echoServer(t, addr)
+	waitUp(t, cl)
+	if v, err := cl.Do("ECHO", "x"); err != nil || string(v.Str) != "x" {
+		t.Fatalf("%v %v", v, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(states) < 2 || states[0] || !states[len(states)-1] {
+		t.Fatalf("state transitions %v, want down ... up", states)
+	}
+}
+
+// A handshake error keeps the client down with the handshake's reason.
+func TestClientHandshakeError(t *testing.T) {
+	addr, _ := echoServer(t, "")
+	cl := NewClient(ClientConfig{Addr: addr, Timeout: time.Second, Handshake: func(do func(args ...string) (Value, error)) error {
+		v, err := do("DENY")
+		if err != nil {
+			return err
+		}
+		if v.IsError() {
+			return errors.New("refused: " + string(v.Str))
+		}
+		return nil
+	}})
+	defer cl.Close()
+	time.Sleep(100 * time.Millisecond)
+	_, err := cl.Do("ECHO", "x")
+	if err == nil || err.Error() != "refused: ERR denied" {
+		t.Fatalf("err = %v", err)
+	}
+}

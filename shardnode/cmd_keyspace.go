@@ -1,0 +1,469 @@
+package shardnode
+
+import (
+	"math"
+	"strconv"
+
+	"github.com/shardkv/shardkv/bitcask"
+	"github.com/shardkv/shardkv/resp"
+	"github.com/shardkv/shardkv/shardnode/rangemap"
+)
+
+func cmdDel(c *client, args [][]byte) {
+	var n int64
+	for _, key := range args[1:] {
+		ok, err := c.st.del(key)
+		if err != nil {
+			c.storeErr(err)
+			return
+		}
+		if ok {
+			n++
+		}
+	}
+	c.intReply(n)
+}
+
+// EXISTS and TOUCH: how many of the keys exist, a key named twice counted
+// twice.
+func cmdExists(c *client, args [][]byte) {
+	var n int64
+	for _, key := range args[1:] {
+		if _, ok := c.st.meta(key); ok {
+			n++
+		}
+	}
+	c.intReply(n)
+}
+
+func cmdType(c *client, args [][]byte) {
+	if _, ok := c.st.meta(args[1]); ok {
+		c.simple("string")
+	} else {
+		c.simple("none")
+	}
+}
+
+func cmdExpire(c *client, args [][]byte) {
+	switch {
+	case eqFold(args[0], "expire"):
+		expireGeneric(c, args, c.now, true)
+	case eqFold(args[0], "pexpire"):
+		expireGeneric(c, args, c.now, false)
+	case eqFold(args[0], "expireat"):
+		expireGeneric(c, args, 0, true)
+	default:
+		expireGeneric(c, args, 0, false)
+	}
+}
+
+// EXPIRE-family flags.
+const (
+	expireNX = 1 << iota
+	expireXX
+	expireGT
+	expireLT
+)
+
+// expireGeneric is Redis's expireGenericCommand: options, then the time,
+// then the key.
+func expireGeneric(c *client, args [][]byte, base int64, seconds bool) {
+	key := args[1]
+	flags := 0
+	for _, a := range args[3:] {
+		switch {
+		case eqFold(a, "nx"):
+			flags |= expireNX
+		case eqFold(a, "xx"):
+			flags |= expireXX
+		case eqFold(a, "gt"):
+			flags |= expireGT
+		case eqFold(a, "lt"):
+			flags |= expireLT
+		default:
+			c.errReply("ERR Unsupported option " + string(a))
+			return
+		}
+	}
+	if flags&expireNX != 0 && flags&(expireXX|expireGT|expireLT) != 0 {
+		c.errReply("ERR NX and XX, GT or LT options at the same time are not compatible")
+		return
+	}
+	if flags&expireGT != 0 && flags&expireLT != 0 {
+		c.errReply("ERR GT and LT options at the same time are not compatible")
+		return
+	}
+	when, ok := parseInt(args[2])
+	if !ok {
+		c.errReply(errNotInteger)
+		return
+	}
+	if seconds {
+		if when > math.MaxInt64/1000 || when < math.MinInt64/1000 {
+			c.invalidExpire(string(lowerASCII(args[0])))
+			return
+		}
+		when *= 1000
+	}
+	if when > math.MaxInt64-base {
+		c.invalidExpire(string(lowerASCII(args[0])))
+		return
+	}
+	when += base
+	meta, exists := c.st.meta(key)
+	if !exists {
+		c.intReply(0)
+		return
+	}
+	cur := meta.ExpireAt // 0: no expiry, Redis's -1
+	switch {
+	case flags&expireNX != 0 && cur != 0,
+		flags&expireXX != 0 && cur == 0,
+		flags&expireGT != 0 && (cur == 0 || when <= cur),
+		flags&expireLT != 0 && cur != 0 && when >= cur:
+		c.intReply(0)
+		return
+	}
+	var err error
+	if when <= c.now {
+		_, err = c.st.del(key)
+	} else {
+		_, err = c.st.setExpireAt(key, when)
+	}
+	if err != nil {
+		c.storeErr(err)
+		return
+	}
+	c.intReply(1)
+}
+
+func lowerASCII(b []byte) []byte {
+	out := make([]byte, len(b))
+	for i, ch := range b {
+		out[i] = lower(ch)
+	}
+	return out
+}
+
+// TTL, PTTL, EXPIRETIME, PEXPIRETIME: -2 for a missing key, -1 without an
+// expiry.
+func cmdTTL(c *client, args [][]byte) {
+	meta, ok := c.st.meta(args[1])
+	switch {
+	case !ok:
+		c.intReply(-2)
+		return
+	case meta.ExpireAt == 0:
+		c.intReply(-1)
+		return
+	}
+	switch {
+	case eqFold(args[0], "ttl"):
+		c.intReply((max(meta.ExpireAt-c.now, 0) + 500) / 1000)
+	case eqFold(args[0], "pttl"):
+		c.intReply(max(meta.ExpireAt-c.now, 0))
+	case eqFold(args[0], "expiretime"):
+		c.intReply((meta.ExpireAt + 500) / 1000)
+	default:
+		c.intReply(meta.ExpireAt)
+	}
+}
+
+func cmdPersist(c *client, args [][]byte) {
+	meta, ok := c.st.meta(args[1])
+	if !ok || meta.ExpireAt == 0 {
+		c.intReply(0)
+		return
+	}
+	if _, err := c.st.setExpireAt(args[1], 0); err != nil {
+		c.storeErr(err)
+		return
+	}
+	c.intReply(1)
+}
+
+// RENAME and RENAMENX: the value and its expiry move to the new name.
+func cmdRename(c *client, args [][]byte) {
+	nx := eqFold(args[0], "renamenx")
+	src, dst := args[1], args[2]
+	v, meta, ok, failed := c.get(src)
+	if failed {
+		return
+	}
+	if !ok {
+		c.errReply(errNoSuchKey)
+		return
+	}
+	if string(src) == string(dst) {
+		if nx {
+			c.intReply(0)
+		} else {
+			c.ok()
+		}
+		return
+	}
+	if nx {
+		if _, exists := c.st.meta(dst); exists {
+			c.intReply(0)
+			return
+		}
+	}
+	if !c.put(dst, v, meta.ExpireAt) {
+		return
+	}
+	if _, err := c.st.del(src); err != nil {
+		c.storeErr(err)
+		return
+	}
+	if nx {
+		c.intReply(1)
+	} else {
+		c.ok()
+	}
+}
+
+// COPY source destination [DB destination-db] [REPLACE]
+func cmdCopy(c *client, args [][]byte) {
+	src, dst := args[1], args[2]
+	replace := false
+	for i := 3; i < len(args); i++ {
+		switch {
+		case eqFold(args[i], "replace"):
+			replace = true
+		case eqFold(args[i], "db") && i+1 < len(args):
+			db, ok := parseInt(args[i+1])
+			if !ok || db < math.MinInt32 || db > math.MaxInt32 {
+				c.errReply(errNotInteger)
+				return
+			}
+			if db != 0 {
+				c.errReply(errDBRange)
+				return
+			}
+			i++
+		default:
+			c.errReply(errSyntax)
+			return
+		}
+	}
+	if string(src) == string(dst) {
+		c.errReply(errSameObject)
+		return
+	}
+	v, meta, ok, failed := c.get(src)
+	if failed {
+		return
+	}
+	if !ok {
+		c.intReply(0)
+		return
+	}
+	old, _, exists, failed := c.get(dst)
+	if failed {
+		return
+	}
+	if exists && !replace {
+		c.intReply(0)
+		return
+	}
+	oldSize := int64(0)
+	if exists {
+		oldSize = live(dst, old)
+	}
+	if !c.fits(oldSize, live(dst, v)) || !c.put(dst, v, meta.ExpireAt) {
+		return
+	}
+	c.intReply(1)
+}
+
+// owned reports whether key falls in this node's range; keys left behind
+// by a forced reassignment are hidden from SCAN, KEYS and RANDOMKEY.
+func (c *client) owned(a *Assignment, key []byte) bool {
+	p := rangemap.Position(key)
+	return a.Start <= p && p < a.End
+}
+
+// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]. The cursor is the
+// next key hash to visit (docs/INTERNALS.md).
+func cmdScan(c *client, args [][]byte) {
+	cursor, ok := parseCursor(args[1])
+	if !ok {
+		c.errReply(errInvalidCursor)
+		return
+	}
+	count := int64(10)
+	var pattern []byte
+	typeOK := true
+	for i := 2; i < len(args); i += 2 {
+		if i+1 >= len(args) {
+			c.errReply(errSyntax)
+			return
+		}
+		switch {
+		case eqFold(args[i], "count"):
+			n, ok := parseInt(args[i+1])
+			if !ok {
+				c.errReply(errNotInteger)
+				return
+			}
+			if n < 1 {
+				c.errReply(errSyntax)
+				return
+			}
+			count = n
+		case eqFold(args[i], "match"):
+			pattern = args[i+1]
+			if len(pattern) == 1 && pattern[0] == '*' {
+				pattern = nil
+			}
+		case eqFold(args[i], "type"):
+			typeOK = eqFold(args[i+1], "string")
+		default:
+			c.errReply(errSyntax)
+			return
+		}
+	}
+	if count > 1<<20 {
+		count = 1 << 20
+	}
+	a := c.srv.assign.Load()
+	var keys [][]byte
+	next := c.srv.db.Scan(cursor, int(count), func(key []byte) {
+		if !typeOK || !c.owned(a, key) || pattern != nil && !matchPattern(pattern, key, false) {
+			return
+		}
+		keys = append(keys, append([]byte(nil), key...))
+	})
+	c.array(2)
+	var buf [20]byte
+	c.bulk(strconv.AppendUint(buf[:0], next, 10))
+	c.array(len(keys))
+	for _, k := range keys {
+		c.bulk(k)
+	}
+}
+
+func cmdKeys(c *client, args [][]byte) {
+	pattern := args[1]
+	all := len(pattern) == 1 && pattern[0] == '*'
+	a := c.srv.assign.Load()
+	var keys [][]byte
+	c.srv.db.Range(func(key []byte, _ bitcask.Meta) bool {
+		if c.owned(a, key) && (all || matchPattern(pattern, key, false)) {
+			keys = append(keys, append([]byte(nil), key...))
+		}
+		return true
+	})
+	c.array(len(keys))
+	for _, k := range keys {
+		c.bulk(k)
+	}
+}
+
+func cmdRandomKey(c *client, args [][]byte) {
+	a := c.srv.assign.Load()
+	for tries := 0; tries < 100; tries++ {
+		key, ok := c.srv.db.RandomKey()
+		if !ok {
+			break
+		}
+		if c.owned(a, key) {
+			c.bulk(key)
+			return
+		}
+	}
+	c.null()
+}
+
+func cmdDBSize(c *client, args [][]byte) { c.intReply(int64(c.srv.db.Len())) }
+
+// FLUSHDB and FLUSHALL [ASYNC | SYNC].
+func cmdFlush(c *client, args [][]byte) {
+	if len(args) > 2 || len(args) == 2 && !eqFold(args[1], "async") && !eqFold(args[1], "sync") {
+		c.errReply(errSyntax)
+		return
+	}
+	if err := c.st.flushAll(); err != nil {
+		c.storeErr(err)
+		return
+	}
+	c.ok()
+}
+
+var objectHelp = []string{
+	"OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+	"ENCODING <key>",
+	"    Return the kind of internal representation used in order to store the value",
+	"    associated with a <key>.",
+	"HELP",
+	"    Print this help.",
+}
+
+func cmdObject(c *client, args [][]byte) {
+	sub := args[1]
+	switch {
+	case eqFold(sub, "help") && len(args) == 2:
+		c.helpReply(objectHelp)
+	case eqFold(sub, "encoding"):
+		if len(args) != 3 {
+			c.arityErr("object|encoding")
+			return
+		}
+		v, _, ok, failed := c.get(args[2])
+		if failed {
+			return
+		}
+		if !ok {
+			c.null()
+			return
+		}
+		c.bulkStr(stringEncoding(v))
+	default:
+		c.errReply(resp.ErrUnknownSubcommand("object", string(sub)))
+	}
+}
+
+// stringEncoding is the encoding Redis would pick for a string value.
+func stringEncoding(v []byte) string {
+	if len(v) <= 20 {
+		if _, ok := parseInt(v); ok {
+			return "int"
+		}
+	}
+	if len(v) <= 44 {
+		return "embstr"
+	}
+	return "raw"
+}
+
+// helpReply is the array of status lines HELP subcommands reply.
+func (c *client) helpReply(lines []string) {
+	c.array(len(lines))
+	for _, l := range lines {
+		c.simple(l)
+	}
+}
+
+// parseCursor reads a SCAN cursor as Redis does with strtoul: an optional
+// sign ('-' negates modulo 2^64), then decimal digits, nothing else.
+func parseCursor(b []byte) (uint64, bool) {
+	if len(b) == 0 {
+		return 0, true // strtoul("") is 0 with nothing left over
+	}
+	neg := false
+	if b[0] == '+' || b[0] == '-' {
+		neg = b[0] == '-'
+		b = b[1:]
+	}
+	if len(b) == 0 {
+		return 0, false
+	}
+	u, err := strconv.ParseUint(string(b), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	if neg {
+		u = -u
+	}
+	return u, true
+}

@@ -1,0 +1,186 @@
+package shardnode
+
+import (
+	"bytes"
+	"math"
+	"slices"
+	"strconv"
+
+	"github.com/shardkv/shardkv/bitcask"
+	"github.com/shardkv/shardkv/shardnode/rangemap"
+)
+
+// SHARD.ASSIGN name start end size [FORCE] [STRICT 0|1]
+//
+// The same assignment again is +OK (the proxy pushes it on every new
+// connection). A different one needs FORCE. STRICT, when given, turns
+// strict indexes on or off and is kept with the assignment.
+func cmdShardAssign(c *client, args [][]byte) {
+	a := &Assignment{Name: string(args[1])}
+	var err1, err2 error
+	a.Start, err1 = strconv.ParseFloat(string(args[2]), 64)
+	a.End, err2 = strconv.ParseFloat(string(args[3]), 64)
+	if err1 != nil || err2 != nil || math.IsInf(a.Start, 0) || math.IsInf(a.End, 0) {
+		c.errReply("ERR start and end must be numbers in [0,1]")
+		return
+	}
+	size, ok := parseInt(args[4])
+	if !ok {
+		c.errReply(errNotInteger)
+		return
+	}
+	a.Size = size
+	force := false
+	for i := 5; i < len(args); i++ {
+		switch {
+		case eqFold(args[i], "force"):
+			force = true
+		case eqFold(args[i], "strict") && i+1 < len(args):
+			v := string(args[i+1])
+			if v != "0" && v != "1" {
+				c.errReply(errSyntax)
+				return
+			}
+			strict := v == "1"
+			a.Strict = &strict
+			i++
+		default:
+			c.errReply(errSyntax)
+			return
+		}
+	}
+	if err := a.validate(); err != nil {
+		c.errReply("ERR invalid assignment: " + err.Error())
+		return
+	}
+	s := c.srv
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	cur := s.assign.Load()
+	if cur != nil && !cur.sameRange(a) && !force {
+		c.errReply("ERR shard node already assigned " + cur.describe() + "; add FORCE to replace it")
+		return
+	}
+	if a.Strict == nil && cur != nil {
+		a.Strict = cur.Strict
+	}
+	if cur != nil && cur.sameRange(a) && equalStrict(cur.Strict, a.Strict) {
+		c.ok()
+		return
+	}
+	if err := s.saveAssignment(a); err != nil {
+		s.log.Error("persisting the assignment failed", "error", err)
+		c.errReply("ERR could not persist the assignment: " + err.Error())
+		return
+	}
+	s.assign.Store(a)
+	if cur == nil || cur.Size != a.Size {
+		s.sizeLimit.Store(a.Size)
+	}
+	if a.Strict != nil {
+		s.strict.Store(*a.Strict)
+	}
+	if cur == nil {
+		s.log.Info("assignment accepted", "name", a.Name, "start", a.Start, "end", a.End, "size", a.Size,
+			"strict_indexes", s.strict.Load())
+	} else {
+		s.log.Warn("assignment replaced", "old", cur.describe(), "name", a.Name, "start", a.Start,
+			"end", a.End, "size", a.Size, "strict_indexes", s.strict.Load(), "forced", force)
+	}
+	c.ok()
+}
+
+func equalStrict(a, b *bool) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+// INDEX.CREATE name: the index exists from now on, also under strict
+// indexes; creating it again is +OK.
+func cmdIndexCreate(c *client, args [][]byte) {
+	name := args[1]
+	if bytes.IndexByte(name, ':') >= 0 {
+		c.errReply("ERR index names cannot contain ':'")
+		return
+	}
+	if len(name) == 0 {
+		c.ok() // the unnamed index always exists
+		return
+	}
+	s := c.srv
+	s.stateMu.Lock()
+	err := s.setIndex(string(name), true)
+	s.stateMu.Unlock()
+	if err != nil {
+		s.log.Error("persisting the index list failed", "error", err)
+		c.errReply("ERR could not persist the index list: " + err.Error())
+		return
+	}
+	c.ok()
+}
+
+// INDEX.DROP name deletes every key of the index on this node, in the
+// command's transaction, forgets the index and replies the count.
+func cmdIndexDrop(c *client, args [][]byte) {
+	name := args[1]
+	if bytes.IndexByte(name, ':') >= 0 {
+		c.intReply(0)
+		return
+	}
+	var keys [][]byte
+	c.srv.db.Range(func(key []byte, _ bitcask.Meta) bool {
+		if bytes.Equal(rangemap.Index(key), name) {
+			keys = append(keys, append([]byte(nil), key...))
+		}
+		return true
+	})
+	var n int64
+	for _, k := range keys {
+		ok, err := c.st.del(k)
+		if err != nil {
+			c.storeErr(err)
+			return
+		}
+		if ok {
+			n++
+		}
+	}
+	if len(name) > 0 {
+		s := c.srv
+		s.stateMu.Lock()
+		err := s.setIndex(string(name), false)
+		s.stateMu.Unlock()
+		if err != nil {
+			s.log.Error("persisting the index list failed", "error", err)
+		}
+	}
+	c.intReply(n)
+}
+
+// INDEX.LIST: each index (created, or holding keys) with its key count, as
+// a flat array in RESP2 and a map in RESP3.
+func cmdIndexList(c *client, args [][]byte) {
+	stats := c.srv.db.IndexStats()
+	counts := make(map[string]int64, len(stats)+1)
+	counts[""] = 0
+	for n, st := range stats {
+		counts[n] = st.Keys
+	}
+	for n := range *c.srv.indexes.Load() {
+		if _, ok := counts[n]; !ok {
+			counts[n] = 0
+		}
+	}
+	names := make([]string, 0, len(counts))
+	for n := range counts {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	c.mapHeader(len(names))
+	for _, n := range names {
+		c.bulkStr(n)
+		c.intReply(counts[n])
+	}
+}

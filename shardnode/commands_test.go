@@ -1,0 +1,651 @@
+package shardnode
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/shardkv/shardkv/resp"
+)
+
+// A script is a sequence of commands on one connection, each with the exact
+// reply Redis 7 gives. Every script runs against an in-process node in
+// RESP2 and in RESP3 (TestCommandScripts), and, when redis-server is on
+// PATH, against Redis itself (TestCommandScriptsMatchRedis) so that the
+// expectations are Redis's, not ours.
+type step struct {
+	args []string
+	// want is the RESP2 reply; a "re:" prefix makes it a regular
+	// expression.
+	want string
+	// want3 is the RESP3 reply when it is more than want with nulls
+	// spelled "_".
+	want3 string
+	// unordered: an array whose elements may come in any order.
+	unordered bool
+	// noRedis: not compared with redis-server (shardkv-specific, or Redis
+	// 7.2 behaviour that a 7.0 server lacks, or values that differ by
+	// design such as ids).
+	noRedis bool
+}
+
+type script struct {
+	name    string
+	steps   []step
+	noRedis bool
+}
+
+func x(want string, args ...string) step { return step{args: args, want: want} }
+func x3(want, want3 string, args ...string) step {
+	return step{args: args, want: want, want3: want3}
+}
+func (s step) anyOrder() step { s.unordered = true; return s }
+func (s step) nodiff() step   { s.noRedis = true; return s }
+
+const (
+	ok  = "+OK\r\n"
+	nul = "$-1\r\n"
+	syn = "-ERR syntax error\r\n"
+	nai = "-ERR value is not an integer or out of range\r\n"
+)
+
+func in(n int64) string  { return ":" + strconv.FormatInt(n, 10) + "\r\n" }
+func bs(s string) string { return bulkStr(s) }
+func er(s string) string { return errStr(s) }
+func arr(elems ...string) string {
+	return "*" + strconv.Itoa(len(elems)) + "\r\n" + strings.Join(elems, "")
+}
+func arity(cmd string) string { return er("ERR wrong number of arguments for '" + cmd + "' command") }
+func badExpire(cmd string) string {
+	return er("ERR invalid expire time in '" + cmd + "' command")
+}
+
+var scripts = []script{
+	{name: "get", steps: []step{
+		x(ok, "SET", "k", "v"),
+		x(bs("v"), "GET", "k"),
+		x(nul, "GET", "missing"),
+		x(arity("get"), "GET"),
+		x(arity("get"), "get", "a", "b"),
+		x(ok, "SET", "i", "12345"),
+		x(bs("12345"), "GET", "i"),
+		x(ok, "SET", "e", ""),
+		x(bs(""), "GET", "e"),
+	}},
+	{name: "set options", steps: []step{
+		x(ok, "SET", "k", "v"),
+		x(nul, "SET", "k", "v2", "NX"),
+		x(ok, "SET", "k", "v2", "XX"),
+		x(nul, "SET", "n", "v", "XX"),
+		x(ok, "set", "n", "v", "nx"),
+		x(syn, "SET", "k", "v", "NX", "XX"),
+		x(syn, "SET", "k", "v", "XX", "NX"),
+		x(syn, "SET", "k", "v", "EX", "10", "PX", "100"),
+		x(syn, "SET", "k", "v", "KEEPTTL", "EX", "10"),
+		x(syn, "SET", "k", "v", "EX", "10", "KEEPTTL"),
+		x(syn, "SET", "k", "v", "EX"),
+		x(syn, "SET", "k", "v", "FOO"),
+		x(nai, "SET", "k", "v", "EX", "abc"),
+		x(nai, "SET", "k", "v", "EX", "1.5"),
+		x(badExpire("set"), "SET", "k", "v", "EX", "0"),
+		x(badExpire("set"), "SET", "k", "v", "PX", "-1"),
+		x(badExpire("set"), "SET", "k", "v", "EX", "9223372036854775807"),
+		x(badExpire("set"), "SET", "k", "v", "PX", "9223372036854775807"),
+		x(badExpire("set"), "SET", "k", "v", "EXAT", "0"),
+		x(ok, "SET", "k", "v", "EX", "100"),
+		x(in(100), "TTL", "k"),
+		x(ok, "SET", "k", "v3", "KEEPTTL"),
+		x(in(100), "TTL", "k"),
+		x(ok, "SET", "k", "v4"),
+		x(in(-1), "TTL", "k"),
+		x(ok, "SET", "k", "v", "EX", "5", "EX", "200"),
+		x(in(200), "TTL", "k"),
+		x(ok, "SET", "k", "v", "PXAT", "4102444800000"),
+		x(in(4102444800), "EXPIRETIME", "k"),
+		x(ok, "SET", "k", "v", "EXAT", "4102444800"),
+		x(in(4102444800000), "PEXPIRETIME", "k"),
+		x(ok, "SET", "k", "v", "EXAT", "1"),
+		x(nul, "GET", "k"),
+		x(arity("set"), "SET", "k"),
+	}},
+	{name: "set get", steps: []step{
+		x(nul, "SET", "k", "a", "GET"),
+		x(bs("a"), "SET", "k", "b", "GET"),
+		x(bs("b"), "GET", "k"),
+		x(bs("b"), "SET", "k", "c", "NX", "GET"),
+		x(bs("b"), "GET", "k"),
+		x(bs("b"), "SET", "k", "c", "XX", "GET"),
+		x(nul, "SET", "other", "c", "XX", "GET"),
+		x(in(0), "EXISTS", "other"),
+	}},
+	{name: "setnx setex psetex", steps: []step{
+		x(in(1), "SETNX", "k", "v"),
+		x(in(0), "SETNX", "k", "w"),
+		x(bs("v"), "GET", "k"),
+		x(arity("setnx"), "SETNX", "k"),
+		x(ok, "SETEX", "k", "100", "v"),
+		x(in(100), "TTL", "k"),
+		x(badExpire("setex"), "SETEX", "k", "0", "v"),
+		x(badExpire("setex"), "SETEX", "k", "-5", "v"),
+		x(nai, "SETEX", "k", "x", "v"),
+		x(arity("setex"), "SETEX", "k", "10"),
+		x(ok, "PSETEX", "k", "100000", "v"),
+		x(in(100), "TTL", "k"),
+		x(badExpire("psetex"), "PSETEX", "k", "0", "v"),
+		x(nai, "PSETEX", "k", "", "v"),
+	}},
+	{name: "getdel getex getset", steps: []step{
+		x(ok, "SET", "k", "v"),
+		x(bs("v"), "GETDEL", "k"),
+		x(nul, "GETDEL", "k"),
+		x(in(0), "EXISTS", "k"),
+		x(arity("getdel"), "GETDEL"),
+		x(ok, "SET", "k", "v"),
+		x(bs("v"), "GETEX", "k"),
+		x(bs("v"), "GETEX", "k", "EX", "100"),
+		x(in(100), "TTL", "k"),
+		x(bs("v"), "GETEX", "k", "PERSIST"),
+		x(in(-1), "TTL", "k"),
+		x(bs("v"), "GETEX", "k", "PX", "100000"),
+		x(in(100), "TTL", "k"),
+		x(bs("v"), "GETEX", "k", "EXAT", "4102444800"),
+		x(in(4102444800), "EXPIRETIME", "k"),
+		x(badExpire("getex"), "GETEX", "k", "EX", "0"),
+		x(nai, "GETEX", "k", "EX", "abc"),
+		x(syn, "GETEX", "k", "PERSIST", "EX", "1"),
+		x(syn, "GETEX", "k", "EX", "1", "PX", "1"),
+		x(syn, "GETEX", "k", "FOO"),
+		x(syn, "GETEX", "k", "KEEPTTL"),
+		x(nul, "GETEX", "missing", "EX", "10"),
+		x(bs("v"), "GETEX", "k", "PXAT", "1"),
+		x(in(0), "EXISTS", "k"),
+		x(nul, "GETSET", "k", "v1"),
+		x(in(1), "EXPIRE", "k", "100"),
+		x(bs("v1"), "GETSET", "k", "v2"),
+		x(in(-1), "TTL", "k"),
+		x(arity("getset"), "GETSET", "k"),
+	}},
+	{name: "mget mset msetnx", steps: []step{
+		x(ok, "MSET", "a", "1", "b", "2"),
+		x(arr(bs("1"), bs("2"), nul), "MGET", "a", "b", "c"),
+		x(arity("mget"), "MGET"),
+		x(arity("mset"), "MSET", "a"),
+		x(arity("mset"), "MSET", "a", "1", "b"),
+		x(in(1), "EXPIRE", "a", "100"),
+		x(ok, "MSET", "a", "3"),
+		x(in(-1), "TTL", "a"),
+		x(in(1), "MSETNX", "x", "1", "y", "2"),
+		x(in(0), "MSETNX", "x", "1", "z", "3"),
+		x(in(0), "EXISTS", "z"),
+		x(arity("msetnx"), "MSETNX", "x", "1", "y"),
+	}},
+	{name: "append strlen", steps: []step{
+		x(in(5), "APPEND", "k", "hello"),
+		x(in(11), "APPEND", "k", " world"),
+		x(bs("hello world"), "GET", "k"),
+		x(in(11), "STRLEN", "k"),
+		x(in(0), "STRLEN", "missing"),
+		x(in(1), "EXPIRE", "k", "100"),
+		x(in(12), "APPEND", "k", "!"),
+		x(in(100), "TTL", "k"),
+		x(ok, "SET", "n", "10"),
+		x(in(3), "APPEND", "n", "0"),
+		x(in(101), "INCR", "n"),
+		x(arity("append"), "APPEND", "k"),
+		x(arity("strlen"), "STRLEN"),
+	}},
+	{name: "getrange setrange", steps: []step{
+		x(ok, "SET", "k", "This is a string"),
+		x(bs("This"), "GETRANGE", "k", "0", "3"),
+		x(bs("ing"), "GETRANGE", "k", "-3", "-1"),
+		x(bs("This is a string"), "GETRANGE", "k", "0", "-1"),
+		x(bs("string"), "GETRANGE", "k", "10", "100"),
+		x(bs(""), "GETRANGE", "k", "5", "3"),
+		x(bs(""), "GETRANGE", "k", "-1", "-5"),
+		x(bs("T"), "GETRANGE", "k", "-100", "0"),
+		x(bs(""), "GETRANGE", "missing", "0", "-1"),
+		x(nai, "GETRANGE", "k", "x", "1"),
+		x(nai, "GETRANGE", "k", "0", "1.5"),
+		x(ok, "SET", "k", "Hello World"),
+		x(in(11), "SETRANGE", "k", "6", "Redis"),
+		x(bs("Hello Redis"), "GET", "k"),
+		x(in(6), "SETRANGE", "new", "5", "x"),
+		x(bs("\x00\x00\x00\x00\x00x"), "GET", "new"),
+		x(er("ERR offset is out of range"), "SETRANGE", "k", "-1", "x"),
+		x(er("ERR string exceeds maximum allowed size (proto-max-bulk-len)"), "SETRANGE", "k", "536870912", "x"),
+		x(er("ERR string exceeds maximum allowed size (proto-max-bulk-len)"), "SETRANGE", "k", "536870911", "xy"),
+		x(in(0), "SETRANGE", "none", "0", ""),
+		x(in(0), "EXISTS", "none"),
+		x(in(11), "SETRANGE", "k", "100", ""),
+		x(nai, "SETRANGE", "k", "abc", "x"),
+		x(arity("setrange"), "SETRANGE", "k", "1"),
+	}},
+	{name: "incr decr", steps: []step{
+		x(ok, "SET", "n", "10"),
+		x(in(11), "INCR", "n"),
+		x(in(10), "DECR", "n"),
+		x(in(15), "INCRBY", "n", "5"),
+		x(in(-5), "DECRBY", "n", "20"),
+		x(in(1), "INCR", "new"),
+		x(in(-1), "DECR", "new2"),
+		x(nai, "INCRBY", "n", "x"),
+		x(nai, "INCRBY", "n", "1.5"),
+		x(nai, "INCRBY", "n", "99999999999999999999"),
+		x(ok, "SET", "s", "abc"),
+		x(nai, "INCR", "s"),
+		x(ok, "SET", "s", " 1"),
+		x(nai, "INCR", "s"),
+		x(ok, "SET", "s", "01"),
+		x(nai, "INCR", "s"),
+		x(ok, "SET", "s", "+1"),
+		x(nai, "INCR", "s"),
+		x(ok, "SET", "big", "9223372036854775807"),
+		x(er("ERR increment or decrement would overflow"), "INCR", "big"),
+		x(er("ERR increment or decrement would overflow"), "INCRBY", "big", "1"),
+		x(ok, "SET", "small", "-9223372036854775808"),
+		x(er("ERR increment or decrement would overflow"), "DECR", "small"),
+		x(er("ERR decrement would overflow"), "DECRBY", "n", "-9223372036854775808"),
+		x(in(9223372036854775802), "DECRBY", "big", "5"),
+		x(in(1), "EXPIRE", "n", "100"),
+		x(in(-4), "INCR", "n"),
+		x(in(100), "TTL", "n"),
+		x(arity("incr"), "INCR"),
+		x(arity("incrby"), "INCRBY", "n"),
+	}},
+	{name: "incrbyfloat", steps: []step{
+		x(ok, "SET", "f", "10.50"),
+		x(bs("10.6"), "INCRBYFLOAT", "f", "0.1"),
+		x(bs("5.6"), "INCRBYFLOAT", "f", "-5"),
+		x(ok, "SET", "f", "5.0e3"),
+		x(bs("5200"), "INCRBYFLOAT", "f", "2.0e2"),
+		x(ok, "SET", "f", "0.1"),
+		x(bs("0.3"), "INCRBYFLOAT", "f", "0.2"),
+		x(bs("3"), "INCRBYFLOAT", "g", "3"),
+		x(bs("-1.5"), "INCRBYFLOAT", "h", "-1.5"),
+		x(bs("0"), "INCRBYFLOAT", "h", "1.5"),
+		x(bs("1"), "INCRBYFLOAT", "x", "0x1"),
+		x(er("ERR value is not a valid float"), "INCRBYFLOAT", "f", "abc"),
+		x(er("ERR value is not a valid float"), "INCRBYFLOAT", "f", "nan"),
+		x(er("ERR value is not a valid float"), "INCRBYFLOAT", "f", " 1"),
+		x(er("ERR value is not a valid float"), "INCRBYFLOAT", "f", ""),
+		x(er("ERR increment would produce NaN or Infinity"), "INCRBYFLOAT", "f", "inf"),
+		x(ok, "SET", "s", "abc"),
+		x(er("ERR value is not a valid float"), "INCRBYFLOAT", "s", "1"),
+		x(bs("1000000000000000000024696061952"), "INCRBYFLOAT", "big", "1e30"),
+		x(in(1), "EXPIRE", "f", "100"),
+		x(bs("1.3"), "INCRBYFLOAT", "f", "1"),
+		x(in(100), "TTL", "f"),
+		x(arity("incrbyfloat"), "INCRBYFLOAT", "f"),
+	}},
+	{name: "del exists touch type", steps: []step{
+		x(ok, "MSET", "a", "1", "b", "2"),
+		x(in(3), "EXISTS", "a", "a", "b", "c"),
+		x(in(2), "TOUCH", "a", "b", "c"),
+		x("+string\r\n", "TYPE", "a"),
+		x("+none\r\n", "TYPE", "c"),
+		x(in(2), "DEL", "a", "b", "c"),
+		x(in(0), "DEL", "a"),
+		x(ok, "SET", "a", "1"),
+		x(in(1), "UNLINK", "a", "a"),
+		x(arity("del"), "DEL"),
+		x(arity("exists"), "EXISTS"),
+		x(arity("type"), "TYPE"),
+	}},
+	{name: "expire family", steps: []step{
+		x(ok, "SET", "k", "v"),
+		x(in(0), "EXPIRE", "missing", "100"),
+		x(in(0), "EXPIRE", "k", "100", "XX"),
+		x(in(0), "EXPIRE", "k", "100", "GT"),
+		x(in(1), "EXPIRE", "k", "100", "LT"),
+		x(in(0), "EXPIRE", "k", "100", "NX"),
+		x(in(1), "EXPIRE", "k", "200", "XX"),
+		x(in(0), "EXPIRE", "k", "50", "GT"),
+		x(in(1), "EXPIRE", "k", "300", "GT"),
+		x(in(0), "EXPIRE", "k", "400", "LT"),
+		x(in(1), "EXPIRE", "k", "250", "lt"),
+		x(in(250), "TTL", "k"),
+		x(er("ERR NX and XX, GT or LT options at the same time are not compatible"), "EXPIRE", "k", "10", "NX", "XX"),
+		x(er("ERR NX and XX, GT or LT options at the same time are not compatible"), "EXPIRE", "k", "10", "GT", "NX"),
+		x(er("ERR GT and LT options at the same time are not compatible"), "EXPIRE", "k", "10", "GT", "LT"),
+		x(er("ERR Unsupported option FOO"), "EXPIRE", "k", "10", "FOO"),
+		x(er("ERR Unsupported option FOO"), "EXPIRE", "k", "abc", "FOO"),
+		x(nai, "EXPIRE", "k", "abc"),
+		x(badExpire("expire"), "EXPIRE", "k", "9223372036854775807"),
+		x(badExpire("pexpire"), "PEXPIRE", "k", "9223372036854775807"),
+		x(in(1), "PEXPIRE", "k", "100000"),
+		x(in(100), "TTL", "k"),
+		x(in(1), "EXPIREAT", "k", "4102444800"),
+		x(in(4102444800), "EXPIRETIME", "k"),
+		x(in(4102444800000), "PEXPIRETIME", "k"),
+		x(in(1), "PEXPIREAT", "k", "4102444800123"),
+		x(in(4102444800123), "PEXPIRETIME", "k"),
+		x(in(4102444800), "EXPIRETIME", "k"),
+		x(in(1), "PERSIST", "k"),
+		x(in(0), "PERSIST", "k"),
+		x(in(0), "PERSIST", "missing"),
+		x(in(-1), "TTL", "k"),
+		x(in(-1), "PTTL", "k"),
+		x(in(-1), "EXPIRETIME", "k"),
+		x(in(-2), "TTL", "missing"),
+		x(in(-2), "PTTL", "missing"),
+		x(in(-2), "EXPIRETIME", "missing"),
+		x(in(-2), "PEXPIRETIME", "missing"),
+		x(in(1), "EXPIRE", "k", "-1"),
+		x(in(0), "EXISTS", "k"),
+		x(ok, "SET", "k", "v"),
+		x(in(1), "EXPIREAT", "k", "1"),
+		x(in(0), "EXISTS", "k"),
+		x(ok, "SET", "k", "v"),
+		x(in(1), "PEXPIREAT", "k", "0"),
+		x(in(0), "EXISTS", "k"),
+		x(arity("expire"), "EXPIRE", "k"),
+		x(arity("ttl"), "TTL"),
+		x(arity("persist"), "PERSIST"),
+	}},
+	{name: "rename copy", steps: []step{
+		x(ok, "SET", "a", "1"),
+		x(in(1), "EXPIRE", "a", "100"),
+		x(ok, "RENAME", "a", "b"),
+		x(in(0), "EXISTS", "a"),
+		x(bs("1"), "GET", "b"),
+		x(in(100), "TTL", "b"),
+		x(er("ERR no such key"), "RENAME", "missing", "x"),
+		x(er("ERR no such key"), "RENAMENX", "missing", "x"),
+		x(ok, "RENAME", "b", "b"),
+		x(in(0), "RENAMENX", "b", "b"),
+		x(ok, "SET", "c", "3"),
+		x(in(0), "RENAMENX", "b", "c"),
+		x(in(1), "RENAMENX", "b", "d"),
+		x(ok, "RENAME", "d", "c"),
+		x(bs("1"), "GET", "c"),
+		x(in(1), "COPY", "c", "e"),
+		x(in(100), "TTL", "e"),
+		x(in(0), "COPY", "c", "e"),
+		x(ok, "SET", "c", "new"),
+		x(in(1), "COPY", "c", "e", "REPLACE"),
+		x(bs("new"), "GET", "e"),
+		x(in(1), "COPY", "c", "f", "DB", "0", "REPLACE"),
+		x(in(0), "COPY", "missing", "g"),
+		x(er("ERR source and destination objects are the same"), "COPY", "c", "c"),
+		x(er("ERR DB index is out of range"), "COPY", "c", "g", "DB", "16"),
+		x(er("ERR DB index is out of range"), "COPY", "c", "g", "DB", "1").nodiff(),
+		x(nai, "COPY", "c", "g", "DB", "x"),
+		x(syn, "COPY", "c", "g", "DB"),
+		x(syn, "COPY", "c", "g", "FOO"),
+		x(arity("rename"), "RENAME", "a"),
+		x(arity("copy"), "COPY", "a"),
+	}},
+	{name: "scan keys randomkey dbsize flush", steps: []step{
+		x(nul, "RANDOMKEY"),
+		x(arr(bs("0"), arr()), "SCAN", "0"),
+		x(ok, "SET", "hello", "1"),
+		x(bs("hello"), "RANDOMKEY"),
+		x(arr(bs("0"), arr(bs("hello"))), "SCAN", "0", "COUNT", "100"),
+		x(arr(bs("0"), arr(bs("hello"))), "SCAN", "0", "MATCH", "h*", "COUNT", "100", "TYPE", "string"),
+		x(arr(bs("0"), arr()), "SCAN", "0", "MATCH", "x*"),
+		x(arr(bs("0"), arr()), "SCAN", "0", "TYPE", "list"),
+		x(er("ERR invalid cursor"), "SCAN", "x"),
+		x(er("ERR invalid cursor"), "SCAN", "1x"),
+		x(er("ERR invalid cursor"), "SCAN", " 1"),
+		x(syn, "SCAN", "0", "COUNT", "0"),
+		x(nai, "SCAN", "0", "COUNT", "x"),
+		x(syn, "SCAN", "0", "FOO", "bar"),
+		x(syn, "SCAN", "0", "MATCH"),
+		x(ok, "MSET", "hallo", "2", "hxllo", "3", "hllo", "4", "heeello", "5"),
+		x(arr(bs("hello"), bs("hallo")), "KEYS", "h[ae]llo").anyOrder(),
+		x(arr(bs("hello"), bs("hallo"), bs("hxllo")), "KEYS", "h?llo").anyOrder(),
+		x(arr(bs("hxllo")), "KEYS", "h[^ae]llo").anyOrder(),
+		x(arr(bs("hello"), bs("hallo"), bs("hxllo"), bs("hllo"), bs("heeello")), "KEYS", "h*llo").anyOrder(),
+		x(arr(bs("hello"), bs("hallo")), "KEYS", "h[a-e]llo").anyOrder(),
+		x(arr(), "KEYS", "nothing*"),
+		x(in(5), "DBSIZE"),
+		x(ok, "FLUSHDB"),
+		x(in(0), "DBSIZE"),
+		x(ok, "SET", "a", "1"),
+		x(ok, "FLUSHALL", "ASYNC"),
+		x(ok, "FLUSHALL", "sync"),
+		x(syn, "FLUSHALL", "FOO"),
+		x(syn, "FLUSHDB", "ASYNC", "SYNC"),
+		x(in(0), "DBSIZE"),
+		x(arity("keys"), "KEYS"),
+		x(arity("dbsize"), "DBSIZE", "x"),
+		x(arity("randomkey"), "RANDOMKEY", "x"),
+	}},
+	{name: "object", steps: []step{
+		x(ok, "SET", "i", "12345"),
+		x(ok, "SET", "s", "short"),
+		x(ok, "SET", "l", strings.Repeat("x", 45)),
+		x(bs("int"), "OBJECT", "ENCODING", "i"),
+		x(bs("embstr"), "OBJECT", "encoding", "s"),
+		x(bs("raw"), "OBJECT", "ENCODING", "l"),
+		x(nul, "OBJECT", "ENCODING", "missing"),
+		x(arity("object|encoding"), "OBJECT", "ENCODING"),
+		x(er("ERR unknown subcommand 'FOO'. Try OBJECT HELP."), "OBJECT", "FOO", "x"),
+		x(arity("object"), "OBJECT"),
+	}},
+	{name: "connection", steps: []step{
+		x("+PONG\r\n", "PING"),
+		x(bs("hi"), "PING", "hi"),
+		x(arity("ping"), "PING", "a", "b"),
+		x(bs("x y"), "ECHO", "x y"),
+		x(arity("echo"), "ECHO"),
+		x(ok, "SELECT", "0"),
+		x(er("ERR DB index is out of range"), "SELECT", "16"),
+		x(er("ERR DB index is out of range"), "SELECT", "1").nodiff(),
+		x(nai, "SELECT", "x"),
+		x(arity("select"), "SELECT"),
+		x("re:^\\*2\r\n\\$10\r\n\\d{10}\r\n\\$\\d\r\n\\d{1,6}\r\n$", "TIME"),
+		x(er("ERR unknown command 'FOO', with args beginning with: 'a' 'b' "), "FOO", "a", "b"),
+		x(er("ERR unknown command 'NOPE', with args beginning with: "), "NOPE"),
+		x(er("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"), "AUTH", "x"),
+		x(ok, "AUTH", "default", "anything"),
+		x(syn, "AUTH", "a", "b", "c"),
+		x(arity("auth"), "AUTH"),
+	}},
+	{name: "hello", steps: []step{
+		x(er("NOPROTO unsupported protocol version"), "HELLO", "4"),
+		x(er("NOPROTO unsupported protocol version"), "HELLO", "1"),
+		x(er("ERR Protocol version is not an integer or out of range"), "HELLO", "x"),
+		x(er("ERR Syntax error in HELLO option 'FOO'"), "HELLO", "3", "FOO"),
+		x(er("ERR Syntax error in HELLO option 'AUTH'"), "HELLO", "3", "AUTH", "default"),
+		x(er("ERR Client names cannot contain spaces, newlines or special characters."), "HELLO", "2", "SETNAME", "a b"),
+		x(er("WRONGPASS invalid username-password pair or user is disabled."), "HELLO", "2", "AUTH", "nobody", "x"),
+		x("re:^\\*14\r\n\\$6\r\nserver\r\n\\$5\r\nredis\r\n\\$7\r\nversion\r\n\\$5\r\n7\\.2\\.0\r\n\\$5\r\nproto\r\n:2\r\n\\$2\r\nid\r\n:\\d+\r\n\\$4\r\nmode\r\n\\$10\r\nstandalone\r\n\\$4\r\nrole\r\n\\$6\r\nmaster\r\n\\$7\r\nmodules\r\n\\*0\r\n$", "HELLO", "2", "SETNAME", "me").nodiff(),
+		x(bs("me"), "CLIENT", "GETNAME"),
+	}},
+	{name: "client", steps: []step{
+		x(nul, "CLIENT", "GETNAME"),
+		x(ok, "CLIENT", "SETNAME", "foo"),
+		x(bs("foo"), "CLIENT", "GETNAME"),
+		x(ok, "CLIENT", "SETNAME", ""),
+		x(nul, "CLIENT", "GETNAME"),
+		x(er("ERR Client names cannot contain spaces, newlines or special characters."), "CLIENT", "SETNAME", "a b"),
+		x("re:^:\\d+\r\n$", "CLIENT", "ID"),
+		x(ok, "CLIENT", "SETINFO", "lib-name", "go-redis").nodiff(),
+		x(ok, "CLIENT", "SETINFO", "LIB-VER", "9.0").nodiff(),
+		x(er("ERR Unrecognized option 'foo'"), "CLIENT", "SETINFO", "foo", "x").nodiff(),
+		x(er("ERR lib-name cannot contain spaces, newlines or special characters."), "CLIENT", "SETINFO", "lib-name", "a b").nodiff(),
+		x(er("ERR unknown subcommand 'MAINT_NOTIFICATIONS'. Try CLIENT HELP."), "CLIENT", "MAINT_NOTIFICATIONS", "on", "moving-endpoint-type", "internal-ip"),
+		x(er("ERR unknown subcommand 'TRACKING'. Try CLIENT HELP."), "CLIENT", "TRACKING", "on").nodiff(),
+		x(arity("client|setname"), "CLIENT", "SETNAME"),
+		x(arity("client|id"), "CLIENT", "ID", "x"),
+		x(arity("client"), "CLIENT"),
+		x3("re:^\\$\\d+\r\nid=\\d+ addr=127\\.0\\.0\\.1:\\d+ .*lib-name=go-redis lib-ver=9\\.0\n\r\n$",
+			"re:^=\\d+\r\ntxt:id=\\d+ addr=127\\.0\\.0\\.1:\\d+ .*resp=3 lib-name=go-redis lib-ver=9\\.0\n\r\n$", "CLIENT", "INFO").nodiff(),
+		x3("re:^\\$\\d+\r\n(id=\\d+ addr=.*\n)+\r\n$", "re:^=\\d+\r\ntxt:(id=\\d+ addr=.*\n)+\r\n$", "CLIENT", "LIST"),
+		x3("re:^\\$0\r\n\r\n$", "re:^=4\r\ntxt:\r\n$", "CLIENT", "LIST", "TYPE", "pubsub"),
+	}},
+	{name: "config", steps: []step{
+		x3(arr(bs("maxmemory"), bs("0")), "%1\r\n"+bs("maxmemory")+bs("0"), "CONFIG", "GET", "maxmemory"),
+		x3(arr(bs("appendfsync"), bs("everysec")), "%1\r\n"+bs("appendfsync")+bs("everysec"), "CONFIG", "GET", "appendfsync"),
+		x3(arr(bs("APPENDFSYNC"), bs("everysec")), "%1\r\n"+bs("APPENDFSYNC")+bs("everysec"), "CONFIG", "GET", "APPENDFSYNC"),
+		x3(arr(bs("appendfsync"), bs("everysec")), "%1\r\n"+bs("appendfsync")+bs("everysec"), "CONFIG", "GET", "APPENDFSYN?"),
+		x3(arr(bs("maxmemory-policy"), bs("noeviction")), "%1\r\n"+bs("maxmemory-policy")+bs("noeviction"), "CONFIG", "GET", "maxmemory-p*"),
+		x3(arr(bs("save"), bs("")), "%1\r\n"+bs("save")+bs(""), "CONFIG", "GET", "save"),
+		x3(arr(), "%0\r\n", "CONFIG", "GET", "nosuchparam"),
+		x(ok, "CONFIG", "SET", "maxmemory", "1mb"),
+		x3(arr(bs("maxmemory"), bs("1048576")), "%1\r\n"+bs("maxmemory")+bs("1048576"), "CONFIG", "GET", "maxmemory"),
+		x(ok, "CONFIG", "SET", "maxmemory", "0"),
+		x(ok, "CONFIG", "SET", "appendfsync", "everysec"),
+		x(er("ERR CONFIG SET failed (possibly related to argument 'maxmemory') - argument must be a memory value"), "CONFIG", "SET", "maxmemory", "1x"),
+		x(er("ERR CONFIG SET failed (possibly related to argument 'appendfsync') - argument(s) must be one of the following: everysec, always, no"), "CONFIG", "SET", "appendfsync", "foo"),
+		x(er("ERR Unknown option or number of arguments for CONFIG SET - 'foo'"), "CONFIG", "SET", "foo", "bar"),
+		x(arity("config|get"), "CONFIG", "GET"),
+		x(arity("config|set"), "CONFIG", "SET", "maxmemory"),
+		x(er("ERR unknown subcommand 'FOO'. Try CONFIG HELP."), "CONFIG", "FOO"),
+		x(arity("config"), "CONFIG"),
+	}},
+	{name: "command", steps: []step{
+		x(arr(bs("a")), "COMMAND", "GETKEYS", "SET", "a", "b"),
+		x(arr(bs("a"), bs("c")), "COMMAND", "GETKEYS", "MSET", "a", "b", "c", "d"),
+		x(er("ERR Invalid command specified"), "COMMAND", "GETKEYS", "NOPE", "a"),
+		x(er("ERR Invalid number of arguments specified for command"), "COMMAND", "GETKEYS", "GET", "a", "b"),
+		x(arity("command|getkeys"), "COMMAND", "GETKEYS", "GET"),
+		x(er("ERR The command has no key arguments"), "COMMAND", "GETKEYS", "PING", "x"),
+		x(er("ERR unknown subcommand 'FOO'. Try COMMAND HELP."), "COMMAND", "FOO"),
+		x("re:^:\\d+\r\n$", "COMMAND", "COUNT"),
+		x(arr(nul), "COMMAND", "INFO", "nope"),
+		x3("re:^\\*1\r\n\\*10\r\n\\$3\r\nget\r\n:2\r\n\\*2\r\n\\+readonly\r\n\\+fast\r\n:1\r\n:1\r\n:1\r\n",
+			"re:^\\*1\r\n\\*10\r\n\\$3\r\nget\r\n:2\r\n~2\r\n\\+readonly\r\n\\+fast\r\n:1\r\n:1\r\n:1\r\n", "COMMAND", "INFO", "get"),
+		x3("re:^\\*2\r\n\\$3\r\nget\r\n\\*4\r\n\\$7\r\nsummary\r\n", "re:^%1\r\n\\$3\r\nget\r\n%2\r\n\\$7\r\nsummary\r\n", "COMMAND", "DOCS", "get").nodiff(),
+	}},
+	{name: "multi exec", steps: []step{
+		x(ok, "MULTI"),
+		x("+QUEUED\r\n", "SET", "a", "1"),
+		x("+QUEUED\r\n", "INCR", "a"),
+		x("+QUEUED\r\n", "GET", "a"),
+		x(arr(ok, in(2), bs("2")), "EXEC"),
+		x(er("ERR EXEC without MULTI"), "EXEC"),
+		x(er("ERR DISCARD without MULTI"), "DISCARD"),
+		x(ok, "MULTI"),
+		x(er("ERR MULTI calls can not be nested"), "MULTI"),
+		x(er("ERR WATCH inside MULTI is not allowed"), "WATCH", "a"),
+		x("+QUEUED\r\n", "UNWATCH"),
+		x("+QUEUED\r\n", "INCR", "a"),
+		x(arr(ok, in(3)), "EXEC"),
+		x(ok, "MULTI"),
+		x(arity("set"), "SET", "a"),
+		x("+QUEUED\r\n", "INCR", "a"),
+		x(er("EXECABORT Transaction discarded because of previous errors."), "EXEC"),
+		x(bs("3"), "GET", "a"),
+		x(ok, "MULTI"),
+		x(er("ERR unknown command 'FOO', with args beginning with: "), "FOO"),
+		x(er("EXECABORT Transaction discarded because of previous errors."), "EXEC"),
+		x(ok, "MULTI"),
+		x("+QUEUED\r\n", "SET", "a", "b", "EX", "0"),
+		x("+QUEUED\r\n", "INCR", "a"),
+		x("+QUEUED\r\n", "PING"),
+		x(arr(badExpire("set"), in(4), "+PONG\r\n"), "EXEC"),
+		x(ok, "MULTI"),
+		x("+QUEUED\r\n", "SET", "a", "x"),
+		x(ok, "DISCARD"),
+		x(bs("4"), "GET", "a"),
+		x(ok, "MULTI"),
+		x(arr(), "EXEC"),
+		x(ok, "WATCH", "a", "b"),
+		x(ok, "SET", "a", "5"),
+		x(ok, "MULTI"),
+		x("+QUEUED\r\n", "SET", "a", "6"),
+		x3("*-1\r\n", "_\r\n", "EXEC"),
+		x(bs("5"), "GET", "a"),
+		x(ok, "WATCH", "a"),
+		x(ok, "UNWATCH"),
+		x(ok, "SET", "a", "7"),
+		x(ok, "MULTI"),
+		x("+QUEUED\r\n", "SET", "a", "8"),
+		x(arr(ok), "EXEC"),
+		x(arity("watch"), "WATCH"),
+	}},
+}
+
+// toRESP3 spells the nulls of a RESP2 reply the RESP3 way.
+func toRESP3(s string) string {
+	s = strings.ReplaceAll(s, "$-1\r\n", "_\r\n")
+	return strings.ReplaceAll(s, "*-1\r\n", "_\r\n")
+}
+
+// replyMatches compares a reply with an expectation: exact bytes, a "re:"
+// regular expression, or an array compared without its order.
+func replyMatches(got, want string, anyOrder bool) bool {
+	if re, ok := strings.CutPrefix(want, "re:"); ok {
+		return regexp.MustCompile(re).MatchString(got)
+	}
+	if anyOrder {
+		g, err1 := resp.Elements(nil, []byte(got))
+		w, err2 := resp.Elements(nil, []byte(want))
+		if err1 != nil || err2 != nil || len(g) != len(w) {
+			return false
+		}
+		gs, ws := make([]string, len(g)), make([]string, len(w))
+		for i := range g {
+			gs[i], ws[i] = string(g[i]), string(w[i])
+		}
+		slices.Sort(gs)
+		slices.Sort(ws)
+		return slices.Equal(gs, ws)
+	}
+	return got == want
+}
+
+// runScript runs sc on a fresh connection to addr in RESP proto. Against
+// redis-server (vsRedis) the steps marked noRedis still run, unchecked, so
+// the state stays the same.
+func runScript(t *testing.T, addr string, sc script, proto int, vsRedis bool) {
+	t.Helper()
+	c := dialRaw(t, addr)
+	defer c.close()
+	if proto == 3 {
+		if got := c.do("HELLO", "3"); !strings.HasPrefix(got, "%7\r\n") {
+			t.Fatalf("HELLO 3: %q", got)
+		}
+	}
+	if got := c.do("FLUSHALL"); got != ok {
+		t.Fatalf("FLUSHALL: %q", got)
+	}
+	for i, st := range sc.steps {
+		got := c.do(st.args...)
+		if vsRedis && (st.noRedis || sc.noRedis) {
+			continue
+		}
+		want := st.want
+		if proto == 3 {
+			if st.want3 != "" {
+				want = st.want3
+			} else {
+				want = toRESP3(want)
+			}
+		}
+		if !replyMatches(got, want, st.unordered) {
+			t.Errorf("step %d %q:\n got %q\nwant %q", i, st.args, got, want)
+		}
+	}
+}
+
+func TestCommandScripts(t *testing.T) {
+	n := startNode(t, "", nil)
+	n.assignAll()
+	for _, proto := range []int{2, 3} {
+		for _, sc := range scripts {
+			t.Run(fmt.Sprintf("RESP%d/%s", proto, sc.name), func(t *testing.T) {
+				runScript(t, n.addr, sc, proto, false)
+			})
+		}
+	}
+}
+
+// TestCommandScriptsMatchRedis checks the expectations above against a
+// real redis-server, when one is installed: the table is Redis's behaviour,
+// not a description of ours.
+func TestCommandScriptsMatchRedis(t *testing.T) {
+	addr := startRedis(t)
+	for _, proto := range []int{2, 3} {
+		for _, sc := range scripts {
+			t.Run(fmt.Sprintf("RESP%d/%s", proto, sc.name), func(t *testing.T) {
+				runScript(t, addr, sc, proto, true)
+			})
+		}
+	}
+}

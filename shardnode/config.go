@@ -1,0 +1,89 @@
+package shardnode
+
+import (
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/shardkv/shardkv/bitcask"
+)
+
+// Config holds the settings of a shard node. Start from DefaultConfig and
+// change what you need; New validates it.
+type Config struct {
+	// Addr is the host:port ListenAndServe listens on. The default binds the
+	// loopback interface only: exposing a node is an explicit choice.
+	Addr string
+	// Dir is the data directory: the Bitcask files, assignment.json and
+	// indexes.json. It is created if missing.
+	Dir string
+	// Sync is the appendfsync policy; CONFIG SET appendfsync changes it at
+	// runtime.
+	Sync bitcask.SyncPolicy
+	// RequirePass, when not empty, makes every command but AUTH, HELLO,
+	// QUIT and RESET wait for AUTH with this password (user "default").
+	RequirePass string
+	// MaxClients caps the connected clients; one more gets Redis's
+	// "max number of clients reached" and is disconnected.
+	MaxClients int
+	// StrictIndexes refuses writes to an index that INDEX.CREATE never
+	// created. SHARD.ASSIGN ... STRICT 0|1 overrides it at runtime.
+	StrictIndexes bool
+	// MaxFileSize is the size at which Bitcask starts a new data file; 0
+	// keeps Bitcask's default.
+	MaxFileSize int64
+	// Logger receives the node's logs; nil discards them.
+	Logger hclog.Logger
+	// Storage, when not nil, adjusts the Bitcask options after the fields
+	// above were applied (tests shorten merge and sweep intervals with it).
+	Storage func(*bitcask.Options)
+}
+
+// Defaults, as documented in docs/INTERNALS.md.
+const (
+	DefaultAddr       = "127.0.0.1:7001"
+	DefaultDir        = "data/node"
+	DefaultMaxClients = 10000
+)
+
+// DefaultConfig returns the documented defaults: 127.0.0.1:7001, data/node,
+// appendfsync everysec, no password, 10000 clients, indexes created on first
+// write.
+func DefaultConfig() Config {
+	return Config{
+		Addr:       DefaultAddr,
+		Dir:        DefaultDir,
+		Sync:       bitcask.SyncEverySec,
+		MaxClients: DefaultMaxClients,
+	}
+}
+
+// Validate explains, in one error, what is wrong with the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Addr == "" {
+		errs = append(errs, errors.New("addr is empty"))
+	} else if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("addr %q: %w", c.Addr, err))
+	}
+	if c.Dir == "" {
+		errs = append(errs, errors.New("dir is empty"))
+	}
+	switch c.Sync {
+	case bitcask.SyncAlways, bitcask.SyncEverySec, bitcask.SyncNo:
+	default:
+		errs = append(errs, fmt.Errorf("appendfsync policy %d is unknown", int(c.Sync)))
+	}
+	if c.MaxClients < 1 {
+		errs = append(errs, fmt.Errorf("maxclients %d must be at least 1", c.MaxClients))
+	}
+	if c.MaxFileSize < 0 {
+		errs = append(errs, fmt.Errorf("max file size %d is negative", c.MaxFileSize))
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("shardnode: invalid config: %w", errors.Join(errs...))
+}

@@ -1,0 +1,364 @@
+package shardnode
+
+import (
+	"errors"
+
+	"github.com/tidwall/redcon"
+
+	"github.com/shardkv/shardkv/bitcask"
+	"github.com/shardkv/shardkv/resp"
+	"github.com/shardkv/shardkv/shardnode/rangemap"
+)
+
+// handlerFunc executes one command whose name, arity, authentication,
+// assignment and key ownership were already checked. It appends its reply
+// to c.out and reads and writes through c.st.
+type handlerFunc func(c *client, args [][]byte)
+
+// handlers are the shard node's handler rows: one per command of
+// resp.Commands the node executes. Arity, flags and key positions come from
+// that table; a row of it without a handler here (SHARD.LOCATE and the
+// other proxy-only commands) gets the unknown-command error.
+var handlers = map[string]handlerFunc{
+	// strings
+	"get": cmdGet, "set": cmdSet, "setnx": cmdSetNX, "setex": cmdSetEX, "psetex": cmdPSetEX,
+	"getdel": cmdGetDel, "getex": cmdGetEx, "getset": cmdGetSet, "mget": cmdMGet, "mset": cmdMSet,
+	"msetnx": cmdMSetNX, "append": cmdAppend, "strlen": cmdStrlen, "getrange": cmdGetRange,
+	"setrange": cmdSetRange, "incr": cmdIncr, "decr": cmdDecr, "incrby": cmdIncrBy,
+	"decrby": cmdDecrBy, "incrbyfloat": cmdIncrByFloat,
+	// keyspace
+	"del": cmdDel, "unlink": cmdDel, "exists": cmdExists, "touch": cmdExists, "type": cmdType,
+	"expire": cmdExpire, "pexpire": cmdExpire, "expireat": cmdExpire, "pexpireat": cmdExpire,
+	"ttl": cmdTTL, "pttl": cmdTTL, "expiretime": cmdTTL, "pexpiretime": cmdTTL,
+	"persist": cmdPersist, "rename": cmdRename, "renamenx": cmdRename, "copy": cmdCopy,
+	"scan": cmdScan, "keys": cmdKeys, "randomkey": cmdRandomKey, "dbsize": cmdDBSize,
+	"flushdb": cmdFlush, "flushall": cmdFlush, "object": cmdObject,
+	// connection and server
+	"ping": cmdPing, "echo": cmdEcho, "hello": cmdHello, "auth": cmdAuth, "select": cmdSelect,
+	"client": cmdClient, "command": cmdCommand, "info": cmdInfo, "config": cmdConfig,
+	"quit": cmdQuit, "reset": cmdReset, "time": cmdTime,
+	// transactions
+	"multi": cmdMulti, "exec": cmdExec, "discard": cmdDiscard, "watch": cmdWatch, "unwatch": cmdUnwatch,
+	// shardkv
+	"index.create": cmdIndexCreate, "index.drop": cmdIndexDrop, "index.list": cmdIndexList,
+	"shard.assign": cmdShardAssign,
+}
+
+// cmdKind says where a command runs.
+type cmdKind uint8
+
+const (
+	// kindLocal: connection and server commands; no storage, no assignment.
+	kindLocal cmdKind = iota
+	// kindKeyed: data commands that name their keys; consecutive ones of a
+	// pipeline share one storage transaction.
+	kindKeyed
+	// kindKeyless: data commands over the whole keyspace (SCAN, KEYS,
+	// FLUSHALL, INDEX.*): they need an assignment and run on their own.
+	kindKeyless
+	// kindTx: MULTI, EXEC, DISCARD, WATCH, UNWATCH.
+	kindTx
+)
+
+// cmdSpec is a row of resp.Commands with the node's handler and what the
+// dispatch derives from the row.
+type cmdSpec struct {
+	*resp.Command
+	fn   handlerFunc
+	kind cmdKind
+	// write: FlagWrite; storage writes happen in a transaction.
+	write bool
+	// control: not queued inside MULTI (MULTI, EXEC, DISCARD, WATCH, QUIT,
+	// RESET), as in Redis.
+	control bool
+}
+
+// specs maps each served row of resp.Commands to its cmdSpec;
+// servedCommands lists them in table order (COMMAND replies them). Both
+// are built in init: handlers refer to them.
+var (
+	specs          map[*resp.Command]*cmdSpec
+	servedCommands []*cmdSpec
+)
+
+func init() {
+	m := make(map[*resp.Command]*cmdSpec, len(resp.Commands))
+	for i := range resp.Commands {
+		cmd := &resp.Commands[i]
+		fn, ok := handlers[cmd.Name]
+		if !ok || cmd.Route == resp.RouteProxyOnly {
+			continue
+		}
+		sp := &cmdSpec{Command: cmd, fn: fn, write: cmd.Flags&resp.FlagWrite != 0}
+		switch {
+		case cmd.Route == resp.RouteTx:
+			sp.kind = kindTx
+		case cmd.Route == resp.RouteLocal || cmd.Route == resp.RouteNodeOnly:
+			sp.kind = kindLocal
+		case cmd.FirstKey > 0:
+			sp.kind = kindKeyed
+		default:
+			sp.kind = kindKeyless
+		}
+		switch cmd.Name {
+		case "multi", "exec", "discard", "watch", "quit", "reset":
+			sp.control = true
+		}
+		m[cmd] = sp
+		servedCommands = append(servedCommands, sp)
+	}
+	specs = m
+}
+
+func lookupSpec(name []byte) *cmdSpec {
+	cmd := resp.Lookup(name)
+	if cmd == nil {
+		return nil
+	}
+	return specs[cmd]
+}
+
+// Reply texts shared by several commands.
+const (
+	errSyntax        = "ERR syntax error"
+	errNotInteger    = "ERR value is not an integer or out of range"
+	errOverflow      = "ERR increment or decrement would overflow"
+	errNotFloat      = "ERR value is not a valid float"
+	errNaNInf        = "ERR increment would produce NaN or Infinity"
+	errTooBig        = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
+	errOffset        = "ERR offset is out of range"
+	errNoSuchKey     = "ERR no such key"
+	errDBRange       = "ERR DB index is out of range"
+	errNoAuth        = "NOAUTH Authentication required."
+	errWrongPass     = "WRONGPASS invalid username-password pair or user is disabled."
+	errOOM           = "OOM command not allowed when used memory > 'maxmemory'."
+	errNoAssign      = "NOASSIGN this shard node has no range assignment yet (the proxy pushes one with SHARD.ASSIGN)"
+	errNotInMulti    = "ERR Command not allowed inside a transaction"
+	errExecAbort     = "EXECABORT Transaction discarded because of previous errors."
+	errKeyTooLarge   = "ERR key exceeds the maximum key size"
+	errSameObject    = "ERR source and destination objects are the same"
+	errInvalidCursor = "ERR invalid cursor"
+)
+
+// maxRunBytes ends a run of keyed commands so that one transaction never
+// buffers more than this much of a pipeline's requests.
+const maxRunBytes = 64 << 20
+
+// serveBatch executes one pipeline. Runs of keyed commands that contain a
+// write share one bitcask Update: one write, one fsync under always.
+func (c *client) serveBatch(cmds []redcon.Command) {
+	c.now = nowMillis()
+	c.lastActive.Store(c.now)
+	c.cmds.Add(int64(len(cmds)))
+	sp := c.specBuf[:0]
+	for i := range cmds {
+		sp = append(sp, lookupSpec(cmds[i].Args[0]))
+	}
+	c.specBuf = sp
+	for i := 0; i < len(cmds) && !c.closing; {
+		if s := sp[i]; s != nil && s.kind == kindKeyed && !c.inMulti {
+			j, write, size := i+1, s.write, len(cmds[i].Raw)
+			for ; j < len(cmds) && size < maxRunBytes; j++ {
+				if sp[j] == nil || sp[j].kind != kindKeyed {
+					break
+				}
+				write = write || sp[j].write
+				size += len(cmds[j].Raw)
+			}
+			c.runKeyed(cmds[i:j], sp[i:j], write)
+			i = j
+			continue
+		}
+		c.execOne(sp[i], cmds[i].Args)
+		i++
+	}
+	if n := len(sp); n > 0 && sp[n-1] != nil {
+		c.lastCmd.Store(&sp[n-1].Name)
+	}
+	clear(sp)
+}
+
+// runKeyed executes consecutive keyed commands: straight against the
+// database when none writes, else in one transaction.
+func (c *client) runKeyed(cmds []redcon.Command, sp []*cmdSpec, write bool) {
+	if !write {
+		c.st = &c.dbs
+		for i := range cmds {
+			c.execOne(sp[i], cmds[i].Args)
+		}
+		c.st = nil
+		return
+	}
+	mark := len(c.out)
+	err := c.srv.db.Update(func(tx *bitcask.Tx) error {
+		c.txs.tx = tx
+		c.st = &c.txs
+		for i := range cmds {
+			c.execOne(sp[i], cmds[i].Args)
+		}
+		return nil
+	})
+	c.txs.tx, c.st = nil, nil
+	if err != nil {
+		// Nothing of the run was applied: every command of it gets the
+		// storage error instead of the reply it had prepared.
+		c.out = c.out[:mark]
+		msg := c.srv.storageError(err)
+		for range cmds {
+			c.out = resp.AppendError(c.out, msg)
+		}
+	}
+}
+
+// execOne checks and executes (or queues) one command.
+func (c *client) execOne(spec *cmdSpec, args [][]byte) {
+	if !c.admit(spec, args) {
+		return
+	}
+	if c.inMulti && !spec.control {
+		c.enqueue(spec, args)
+		return
+	}
+	switch {
+	case spec.kind == kindKeyless && spec.write && c.st == nil:
+		mark := len(c.out)
+		err := c.srv.db.Update(func(tx *bitcask.Tx) error {
+			c.txs.tx = tx
+			c.st = &c.txs
+			spec.fn(c, args)
+			return nil
+		})
+		c.txs.tx, c.st = nil, nil
+		if err != nil {
+			c.out = resp.AppendError(c.out[:mark], c.srv.storageError(err))
+		}
+	case spec.kind == kindKeyless && c.st == nil:
+		c.st = &c.dbs
+		spec.fn(c, args)
+		c.st = nil
+	default:
+		spec.fn(c, args)
+	}
+}
+
+// admit runs the checks Redis runs before a command, in Redis's order:
+// existence, arity, authentication, then the shard's own (assignment,
+// ownership, strict indexes). A refused command gets its error reply and,
+// inside MULTI, makes EXEC abort.
+func (c *client) admit(spec *cmdSpec, args [][]byte) bool {
+	if spec == nil {
+		c.reject(resp.ErrUnknownCommand(args[0], args[1:]))
+		return false
+	}
+	if !spec.ArityOK(len(args)) {
+		c.reject(resp.ErrWrongArity(spec.Name))
+		return false
+	}
+	if !c.authed && spec.Flags&resp.FlagNoAuth == 0 {
+		c.reject(errNoAuth)
+		return false
+	}
+	if spec.kind == kindKeyed || spec.kind == kindKeyless || spec.kind == kindTx && spec.FirstKey > 0 {
+		if msg := c.checkKeys(spec, args); msg != "" {
+			c.reject(msg)
+			return false
+		}
+	}
+	if c.inMulti && !spec.control {
+		// UNWATCH queues as in Redis, whatever its table flags say.
+		if spec.Flags&resp.FlagNoMulti != 0 && spec.kind != kindTx {
+			c.reject(errNotInMulti)
+			return false
+		}
+		if spec.Flags&resp.FlagDenyOOM != 0 {
+			if limit := c.srv.sizeLimit.Load(); limit > 0 && c.srv.db.LiveBytes() >= limit {
+				c.reject(errOOM)
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// reject replies an error for a command that was refused before it ran.
+func (c *client) reject(msg string) {
+	if c.inMulti {
+		c.multiDirty = true
+	}
+	c.out = resp.AppendError(c.out, msg)
+}
+
+// checkKeys returns the error for a data command this node must refuse: no
+// assignment yet, a key outside the range, a write to an index never
+// created under strict indexes. It reads key positions from the command
+// table without allocating.
+func (c *client) checkKeys(spec *cmdSpec, args [][]byte) string {
+	a := c.srv.assign.Load()
+	if a == nil {
+		return errNoAssign
+	}
+	if spec.FirstKey <= 0 || len(args) <= spec.FirstKey {
+		return ""
+	}
+	last := spec.LastKey
+	if last < 0 {
+		last += len(args)
+	}
+	if last >= len(args) {
+		last = len(args) - 1
+	}
+	strict := spec.write && c.srv.strict.Load()
+	for i := spec.FirstKey; i <= last; i += spec.Step {
+		key := args[i]
+		if p := rangemap.Position(key); !(a.Start <= p && p < a.End) {
+			return a.wrongShard(p)
+		}
+		if strict {
+			if idx := rangemap.Index(key); len(idx) > 0 && !c.srv.indexExists(idx) {
+				return "ERR no such index '" + string(idx) + "'"
+			}
+		}
+		if spec.Step <= 0 {
+			break
+		}
+	}
+	return ""
+}
+
+func (c *client) enqueue(spec *cmdSpec, args [][]byte) {
+	c.queue = append(c.queue, queued{spec: spec, args: args})
+	c.multiLen.Store(int32(len(c.queue)))
+	c.out = append(c.out, "+QUEUED\r\n"...)
+}
+
+// storageError is the reply text for a storage failure; unexpected ones
+// are logged.
+func (s *Server) storageError(err error) string {
+	switch {
+	case errors.Is(err, bitcask.ErrValueTooLarge):
+		return errTooBig
+	case errors.Is(err, bitcask.ErrKeyTooLarge):
+		return errKeyTooLarge
+	case errors.Is(err, bitcask.ErrClosed):
+		return "ERR the shard node is shutting down"
+	}
+	s.log.Error("storage error", "error", err)
+	return "ERR storage error: " + err.Error()
+}
+
+// Reply helpers.
+
+func (c *client) ok()                { c.out = append(c.out, "+OK\r\n"...) }
+func (c *client) errReply(m string)  { c.out = resp.AppendError(c.out, m) }
+func (c *client) intReply(n int64)   { c.out = resp.AppendInt(c.out, n) }
+func (c *client) bulk(b []byte)      { c.out = resp.AppendBulk(c.out, b) }
+func (c *client) bulkStr(s string)   { c.out = resp.AppendBulkString(c.out, s) }
+func (c *client) null()              { c.out = resp.AppendNull(c.out, c.proto) }
+func (c *client) simple(s string)    { c.out = resp.AppendSimple(c.out, s) }
+func (c *client) array(n int)        { c.out = resp.AppendArray(c.out, n) }
+func (c *client) mapHeader(n int)    { c.out = resp.AppendMap(c.out, c.proto, n) }
+func (c *client) storeErr(err error) { c.errReply(c.srv.storageError(err)) }
+
+// arityErr replies the wrong-arity error for a command or subcommand
+// ("config|get").
+func (c *client) arityErr(name string) { c.errReply(resp.ErrWrongArity(name)) }

@@ -1,0 +1,390 @@
+// Package shardnode is the shard server: a Redis-protocol server (redcon's
+// request parser) that owns one range of the key-hash space and executes
+// Redis 7 string and keyspace commands against one bitcask.DB.
+//
+// A Server is shaped like net/http's: New(Config), then ListenAndServe or
+// Serve(listener), and Shutdown(ctx) to stop accepting, let in-flight
+// commands finish, fsync and close the database.
+//
+// Requests pass through limitConn, which enforces Redis's protocol limits
+// on the bytes as they arrive, before redcon's reader buffers them. Each
+// connection reads a whole pipeline at a time; consecutive keyed commands
+// of a pipeline that contains a write run in one bitcask Update, so a
+// pipelined batch costs one write and, under appendfsync always, one fsync.
+package shardnode
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/tidwall/redcon"
+
+	"github.com/shardkv/shardkv/bitcask"
+)
+
+// ErrServerClosed is returned by Serve and ListenAndServe after Shutdown or
+// Close.
+var ErrServerClosed = errors.New("shardnode: server closed")
+
+// redisVersion is the Redis version the node claims in HELLO and INFO:
+// clients pick features by it, and the node behaves like Redis 7.2 for the
+// commands it has.
+const redisVersion = "7.2.0"
+
+// Server is one shard node.
+type Server struct {
+	cfg     Config
+	log     hclog.Logger
+	db      *bitcask.DB
+	started time.Time
+	runID   string
+
+	// assign is the current range assignment; nil before SHARD.ASSIGN.
+	assign atomic.Pointer[Assignment]
+	// sizeLimit is the byte limit on live data; 0 is none. It starts from
+	// the assignment and CONFIG SET maxmemory changes it.
+	sizeLimit atomic.Int64
+	// strict refuses writes to indexes never created.
+	strict atomic.Bool
+	// indexes is the set of created indexes; replaced, never mutated.
+	indexes atomic.Pointer[map[string]struct{}]
+	// stateMu serializes changes to assignment.json and indexes.json.
+	stateMu sync.Mutex
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	clients   map[*client]struct{}
+	shutting  bool
+	connWG    sync.WaitGroup
+	nextID    atomic.Int64
+	nclients  atomic.Int64
+	closeOnce sync.Once
+	closeErr  error
+
+	stats serverStats
+}
+
+// serverStats are the INFO stats counters of closed connections and of the
+// server itself; live connections keep their own and are summed in.
+type serverStats struct {
+	conns    atomic.Int64 // total_connections_received
+	rejected atomic.Int64 // rejected_connections
+	cmds     atomic.Int64
+	netIn    atomic.Int64
+	netOut   atomic.Int64
+	hits     atomic.Int64
+	misses   atomic.Int64
+	protoErr atomic.Int64
+}
+
+// New validates cfg, opens the data directory and loads the assignment and
+// the index list. The server does not listen until Serve or ListenAndServe.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("shardnode: data directory: %w", err)
+	}
+	opts := bitcask.DefaultOptions()
+	opts.Sync = cfg.Sync
+	if cfg.MaxFileSize > 0 {
+		opts.MaxFileSize = cfg.MaxFileSize
+	}
+	opts.MaxValueSize = maxBulkLen
+	opts.Logger = log.Named("bitcask")
+	if cfg.Storage != nil {
+		cfg.Storage(&opts)
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("shardnode: storage options: %w", err)
+	}
+	s := &Server{
+		cfg:       cfg,
+		log:       log,
+		started:   time.Now(),
+		runID:     newRunID(),
+		listeners: make(map[net.Listener]struct{}),
+		clients:   make(map[*client]struct{}),
+	}
+	s.strict.Store(cfg.StrictIndexes)
+	if err := s.loadState(); err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	db, err := bitcask.Open(storageDir(cfg.Dir), opts)
+	if err != nil {
+		return nil, fmt.Errorf("shardnode: open storage in %s: %w", cfg.Dir, err)
+	}
+	s.db = db
+	st := db.Stats()
+	log.Info("storage recovered", "dir", cfg.Dir, "keys", db.Len(), "live_bytes", db.LiveBytes(),
+		"truncated_records", st.RecoveryTruncated, "skipped_records", st.RecoverySkipped,
+		"appendfsync", cfg.Sync.String(), "took", time.Since(t0).Round(time.Millisecond))
+	if a := s.assign.Load(); a != nil {
+		log.Info("assignment loaded", "name", a.Name, "start", a.Start, "end", a.End, "size", a.Size)
+	} else {
+		log.Info("no assignment yet: waiting for SHARD.ASSIGN from the proxy")
+	}
+	return s, nil
+}
+
+// storageDir is where Bitcask keeps its files, beside assignment.json.
+func storageDir(dir string) string { return dir }
+
+func newRunID() string {
+	var b [20]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// ListenAndServe listens on cfg.Addr and serves until Shutdown or Close.
+func (s *Server) ListenAndServe() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ln)
+}
+
+// Serve accepts connections on ln until Shutdown or Close; it closes ln
+// when it returns.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.shutting {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+	s.log.Info("shard node listening", "addr", ln.Addr().String(), "maxclients", s.cfg.MaxClients,
+		"requirepass", s.cfg.RequirePass != "", "strict_indexes", s.strict.Load())
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.isShutting() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				if backoff == 0 {
+					backoff = 5 * time.Millisecond
+				} else if backoff < time.Second {
+					backoff *= 2
+				}
+				s.log.Warn("accept failed; retrying", "error", err, "in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		s.stats.conns.Add(1)
+		if s.nclients.Load() >= int64(s.cfg.MaxClients) {
+			s.stats.rejected.Add(1)
+			go rejectConn(nc, "ERR max number of clients reached")
+			continue
+		}
+		c := s.newClient(nc)
+		if c == nil {
+			nc.Close()
+			return ErrServerClosed
+		}
+		go s.serveConn(c)
+	}
+}
+
+func isTemporary(err error) bool {
+	// EMFILE and friends: accept again later rather than stop serving.
+	t, ok := err.(interface{ Temporary() bool })
+	return ok && t.Temporary()
+}
+
+func (s *Server) isShutting() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shutting
+}
+
+// rejectConn tells a client why it is refused and closes it.
+func rejectConn(nc net.Conn, msg string) {
+	_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = nc.Write([]byte("-" + msg + "\r\n"))
+	lingerClose(nc)
+}
+
+// lingerClose closes after the peer had a moment to read what was written:
+// it shuts the write side and discards input briefly, so the kernel does not
+// answer unread input with a reset that destroys the reply in flight.
+func lingerClose(nc net.Conn) {
+	if tc, ok := nc.(interface{ CloseWrite() error }); ok {
+		_ = tc.CloseWrite()
+		_ = nc.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
+		var buf [4096]byte
+		for total := 0; total < 1<<20; {
+			n, err := nc.Read(buf[:])
+			total += n
+			if err != nil {
+				break
+			}
+		}
+	}
+	nc.Close()
+}
+
+// Addr returns the address of a listener the server serves on, or nil.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ln := range s.listeners {
+		return ln.Addr()
+	}
+	return nil
+}
+
+// Shutdown stops accepting, lets every connection finish the commands it
+// has read and write their replies, then fsyncs and closes the database.
+// When ctx ends first, the remaining connections are closed; the database
+// is still closed once their goroutines return, and ctx's error is
+// returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutting = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	// Wake connections waiting for a request; one in the middle of a
+	// pipeline finishes it, writes the replies, then sees the deadline.
+	for c := range s.clients {
+		_ = c.nc.SetReadDeadline(time.Now())
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.connWG.Wait()
+		close(done)
+	}()
+	var ctxErr error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		ctxErr = ctx.Err()
+		s.mu.Lock()
+		for c := range s.clients {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		<-done
+	}
+	if err := s.closeDB(); err != nil {
+		return err
+	}
+	return ctxErr
+}
+
+// Close closes the listeners and every connection at once, then closes the
+// database. Prefer Shutdown.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.shutting = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	for c := range s.clients {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+	s.connWG.Wait()
+	return s.closeDB()
+}
+
+func (s *Server) closeDB() error {
+	s.closeOnce.Do(func() {
+		if err := s.db.Sync(); err != nil && !errors.Is(err, bitcask.ErrClosed) {
+			s.log.Error("final fsync failed", "error", err)
+			s.closeErr = err
+		}
+		if err := s.db.Close(); err != nil && !errors.Is(err, bitcask.ErrClosed) {
+			s.log.Error("closing storage failed", "error", err)
+			if s.closeErr == nil {
+				s.closeErr = err
+			}
+		}
+		s.log.Info("shard node stopped", "keys_at_close", "see last INFO", "uptime", time.Since(s.started).Round(time.Second))
+	})
+	return s.closeErr
+}
+
+// serveConn reads pipelines from one client and answers them until the
+// client leaves, breaks the protocol, or the server shuts down.
+func (s *Server) serveConn(c *client) {
+	defer s.dropClient(c)
+	rd := redcon.NewReader(c.lc)
+	for {
+		cmds, err := rd.ReadCommands()
+		if err != nil {
+			s.connError(c, err)
+			return
+		}
+		c.serveBatch(cmds)
+		if len(c.out) > 0 {
+			n, werr := c.nc.Write(c.out)
+			c.netOut.Add(int64(n))
+			if werr != nil {
+				return
+			}
+		}
+		if cap(c.out) > 64<<10 {
+			c.out = nil
+		} else {
+			c.out = c.out[:0]
+		}
+		c.netIn.Store(c.lc.in)
+		if c.closing {
+			lingerClose(c.nc)
+			return
+		}
+	}
+}
+
+// connError answers a protocol error with Redis's text and ends the
+// connection; other errors (EOF, reset, shutdown) just end it.
+func (s *Server) connError(c *client, err error) {
+	var msg string
+	var pe *protocolError
+	switch {
+	case errors.As(err, &pe):
+		msg = pe.msg
+	case strings.HasPrefix(err.Error(), "Protocol error: "):
+		msg = err.Error() // redcon's own framing errors
+	default:
+		return
+	}
+	s.stats.protoErr.Add(1)
+	s.log.Debug("protocol error; closing connection", "client", c.addr, "error", msg)
+	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = c.nc.Write([]byte("-ERR " + msg + "\r\n"))
+	lingerClose(c.nc)
+}

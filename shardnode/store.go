@@ -1,0 +1,85 @@
+package shardnode
+
+import (
+	"errors"
+
+	"github.com/shardkv/shardkv/bitcask"
+)
+
+// store is what a command handler reads and writes: a bitcask transaction
+// (txStore) when the command runs inside an Update, or the database itself
+// (dbStore) for reads outside one. Write handlers always get a txStore.
+type store interface {
+	get(key []byte) (value []byte, meta bitcask.Meta, ok bool, err error)
+	// getAppend appends key's value to dst: reads that only reply the
+	// value use it with a reused buffer.
+	getAppend(dst, key []byte) ([]byte, bool, error)
+	meta(key []byte) (bitcask.Meta, bool)
+	put(key, value []byte, expireAt int64) error
+	del(key []byte) (bool, error)
+	setExpireAt(key []byte, expireAt int64) (bool, error)
+	flushAll() error
+	liveBytes() int64
+}
+
+type txStore struct{ tx *bitcask.Tx }
+
+func (t *txStore) get(key []byte) ([]byte, bitcask.Meta, bool, error) {
+	v, m, err := t.tx.Get(key)
+	return found(v, m, err)
+}
+func (t *txStore) getAppend(dst, key []byte) ([]byte, bool, error) {
+	v, _, ok, err := t.get(key)
+	return append(dst, v...), ok, err
+}
+func (t *txStore) meta(key []byte) (bitcask.Meta, bool) { return t.tx.Meta(key) }
+func (t *txStore) put(key, value []byte, expireAt int64) error {
+	return t.tx.Put(key, value, expireAt)
+}
+func (t *txStore) del(key []byte) (bool, error) { return t.tx.Delete(key) }
+func (t *txStore) setExpireAt(key []byte, expireAt int64) (bool, error) {
+	return t.tx.SetExpireAt(key, expireAt)
+}
+func (t *txStore) flushAll() error  { return t.tx.FlushAll() }
+func (t *txStore) liveBytes() int64 { return t.tx.LiveBytes() }
+
+type dbStore struct{ db *bitcask.DB }
+
+func (d *dbStore) get(key []byte) ([]byte, bitcask.Meta, bool, error) {
+	v, m, err := d.db.Get(key)
+	return found(v, m, err)
+}
+func (d *dbStore) getAppend(dst, key []byte) ([]byte, bool, error) {
+	v, _, err := d.db.GetAppend(dst, key)
+	if err != nil {
+		if errors.Is(err, bitcask.ErrNotFound) {
+			return dst, false, nil
+		}
+		return dst, false, err
+	}
+	return v, true, nil
+}
+func (d *dbStore) meta(key []byte) (bitcask.Meta, bool) { return d.db.MetaOf(key) }
+func (d *dbStore) put(key, value []byte, expireAt int64) error {
+	return errReadOnlyStore
+}
+func (d *dbStore) del(key []byte) (bool, error) { return false, errReadOnlyStore }
+func (d *dbStore) setExpireAt(key []byte, expireAt int64) (bool, error) {
+	return false, errReadOnlyStore
+}
+func (d *dbStore) flushAll() error  { return errReadOnlyStore }
+func (d *dbStore) liveBytes() int64 { return d.db.LiveBytes() }
+
+// errReadOnlyStore means a write handler ran outside a transaction: a bug
+// in the dispatch, reported rather than panicking.
+var errReadOnlyStore = errors.New("internal error: write outside a transaction")
+
+func found(v []byte, m bitcask.Meta, err error) ([]byte, bitcask.Meta, bool, error) {
+	if err != nil {
+		if errors.Is(err, bitcask.ErrNotFound) {
+			return nil, bitcask.Meta{}, false, nil
+		}
+		return nil, bitcask.Meta{}, false, err
+	}
+	return v, m, true, nil
+}
