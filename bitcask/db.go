@@ -100,6 +100,8 @@ type DB struct {
 	// mergeHook, when set by tests, is called at each step of a merge; a
 	// non-nil error stops the merge right there, as a crash would.
 	mergeHook func(step string) error
+	// syncHook, when set by tests, runs before each group-commit fsync.
+	syncHook func()
 }
 
 type recoveryStats struct {
@@ -179,7 +181,7 @@ var readBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return
 // key, and returns the value as the caller wrote it. With appendTo it appends
 // to dst; otherwise it returns a new slice.
 func (db *DB) readValue(dst []byte, f *dataFile, loc *entry, key []byte, appendTo bool) ([]byte, error) {
-	size := loc.recSize()
+	size := loc.recSize(len(key))
 	var buf []byte
 	var pooled *[]byte
 	if appendTo && size <= 64<<10 {
@@ -199,7 +201,7 @@ func (db *DB) readValue(dst []byte, f *dataFile, loc *entry, key []byte, appendT
 	if err != nil {
 		return dst, fmt.Errorf("%s at offset %d: %w", f.path, loc.off, err)
 	}
-	if h.kind != kindPut || h.valType != loc.vtype || !bytes.Equal(k, key) {
+	if h.kind != kindPut || h.valType != loc.vtype() || !bytes.Equal(k, key) {
 		return dst, fmt.Errorf("%w: %s at offset %d does not hold the key's value", ErrCorrupt, f.path, loc.off)
 	}
 	if h.valType == valTypeInt {
@@ -301,8 +303,8 @@ type keyBuf struct {
 
 func (kb *keyBuf) reset() { kb.data, kb.ends, kb.metas = kb.data[:0], kb.ends[:0], kb.metas[:0] }
 
-func (kb *keyBuf) add(e *entry) {
-	kb.data = append(kb.data, e.keyBytes()...)
+func (kb *keyBuf) add(key []byte, e *entry) {
+	kb.data = append(kb.data, key...)
 	kb.ends = append(kb.ends, len(kb.data))
 	kb.metas = append(kb.metas, e.meta())
 }
@@ -349,7 +351,7 @@ func (db *DB) Scan(cursor uint64, count int, fn func(key []byte)) (next uint64) 
 				more = true
 				return false
 			}
-			kb.add(e)
+			kb.add(s.keyOf(e), e)
 			visited++
 			last = e.hash
 			return true
@@ -380,7 +382,7 @@ func (db *DB) Range(fn func(key []byte, meta Meta) bool) {
 		s.mu.RLock()
 		s.ascend(0, func(e *entry) bool {
 			if !e.expired(now) {
-				kb.add(e)
+				kb.add(s.keyOf(e), e)
 			}
 			return true
 		})
@@ -416,7 +418,7 @@ func (db *DB) RandomKey() ([]byte, bool) {
 			if e.expired(now) {
 				return true
 			}
-			key = append([]byte{}, e.keyBytes()...)
+			key = append([]byte{}, s.keyOf(e)...)
 			return false
 		})
 		s.mu.RUnlock()
@@ -495,6 +497,16 @@ func (db *DB) Close() error {
 		keep(db.active.f.Sync())
 		db.fsyncs.Add(1)
 		if !db.opts.DisableHints {
+			// Hints the background writer did not get to, then the
+			// active file's, so that the next Open reads only hints.
+			for len(db.hintq) > 0 {
+				f := <-db.hintq
+				if slicesContains(db.files, f) {
+					if err := db.writeHintFromScan(f); err != nil {
+						db.log.Warn("writing hint file failed", "file", f.path, "error", err)
+					}
+				}
+			}
 			keep(db.writeHintFromScan(db.active))
 		}
 	}

@@ -29,9 +29,9 @@ type sweepState struct {
 // writeMu and s.mu.
 func (db *DB) removeLocked(s *shard, ci, i int) {
 	e := &s.chunks[ci].e[i]
-	key := append([]byte(nil), e.keyBytes()...)
-	live := e.liveLen()
-	db.fileAt(e.file).live.Add(-e.recSize())
+	key := s.keyOf(e) // stays valid after removeAt
+	live := e.liveLen(len(key))
+	db.fileAt(e.file).live.Add(-e.recSize(len(key)))
 	s.removeAt(ci, i)
 	db.keys.Add(-1)
 	db.liveBytes.Add(-live)
@@ -110,7 +110,7 @@ func (db *DB) sweepStep() (withExp, removed int) {
 				if e.expireAt != 0 {
 					withExp++
 					if e.expired(now) {
-						victims = append(victims, victim{e.hash, append([]byte(nil), e.keyBytes()...), e.seq})
+						victims = append(victims, victim{e.hash, s.keyOf(e), e.seq})
 					}
 				}
 				return true

@@ -33,6 +33,9 @@ func (db *DB) syncRound() error {
 	db.activeMu.Unlock()
 	s.mu.Unlock()
 
+	if db.syncHook != nil {
+		db.syncHook()
+	}
 	err := f.f.Sync()
 	db.fsyncs.Add(1)
 	f.release()

@@ -2,93 +2,114 @@ package bitcask
 
 import (
 	"bytes"
+	"encoding/binary"
 	"sync"
-	"unsafe"
 )
 
-// The key directory maps every live key to the newest record that holds its
-// value. It is split into numShards shards by the top bits of the key's
-// xxhash64, each with its own RWMutex, and every shard keeps its entries
-// sorted by (hash, key) in a list of small sorted chunks. Sorted by hash, the
-// shards read in order form the whole key space in hash order, which is what
-// SCAN's cursor walks.
+// The key directory maps every live key to the newest put record holding
+// its value. It is split into numShards shards by the top bits of the key's
+// xxhash64, each with its own RWMutex. A shard keeps its entries sorted by
+// (hash, key) in a list of small sorted chunks, so the shards read in order
+// are the whole key space in hash order, which is what SCAN walks.
 //
-// Memory: an entry is 48 bytes with no per-entry allocation other than the
-// key's own bytes; chunks grow in small steps and split in halves, so they
-// stay about 90% full. That keeps the directory near 52 bytes per key plus
-// the key (see BenchmarkKeydirBytesPerKey).
+// Memory and the garbage collector: an entry is 40 bytes and holds no
+// pointer; a key lives in its shard's key arena, append-only blocks of
+// bytes holding a uvarint length and the key, and an entry refers to it by
+// block and offset. Neither entries nor arena blocks contain pointers, so
+// the collector never scans the key directory however many keys there are,
+// and a key costs its own bytes plus one or two, with no allocation of its
+// own. Chunks grow in small steps and split in halves, which keeps them
+// around 90% full. BenchmarkKeydirBytesPerKey measures the result.
 const (
 	shardBits = 8
 	numShards = 1 << shardBits
-	// maxChunk bounds a chunk's length: insertions move at most this many
-	// entries, and a lookup is a binary search over chunks then within one.
+	// maxChunk bounds a chunk's length: an insertion moves at most this
+	// many entries, and a lookup is a binary search over the chunks'
+	// first hashes then within one chunk.
 	maxChunk = 64
+	// chunkGrow is how many entries a full chunk grows by.
+	chunkGrow = 6
 )
 
 // entry is one key's slot in the key directory.
 type entry struct {
 	hash     uint64 // xxhash64 of the key; the primary sort key
-	key      *byte  // first byte of the key's private copy; nil when klen == 0
 	seq      uint64 // sequence number of the newest record of the key (put or expire)
 	expireAt int64  // absolute unix ms, 0 = none
 	off      uint32 // offset of the put record in its data file
-	vlen     uint32 // logical value length (the bytes the caller wrote)
-	klen     uint32 // key length
+	vlen     uint32 // logical value length; vlenInt set if the value is stored as an integer
+	key      uint32 // the key in the shard's arena: block<<16 | offset
 	file     uint16 // handle of the data file holding the put record
-	vtype    uint8  // value type of the put record
-	_        uint8
+	_        uint16
 }
 
-func (e *entry) keyBytes() []byte { return unsafe.Slice(e.key, e.klen) }
+// vlenInt marks an integer value in entry.vlen (values are at most 512 MiB).
+const vlenInt = 1 << 31
+
+func (e *entry) valueLen() uint32 { return e.vlen &^ vlenInt }
+
+func (e *entry) vtype() byte {
+	if e.vlen&vlenInt != 0 {
+		return valTypeInt
+	}
+	return valTypeBytes
+}
+
+func packVlen(vlen uint32, vtype byte) uint32 {
+	if vtype == valTypeInt {
+		return vlen | vlenInt
+	}
+	return vlen
+}
 
 // recSize is the size on disk of the put record the entry points at.
-func (e *entry) recSize() int64 {
-	if e.vtype == valTypeInt {
-		return headerSize + int64(e.klen) + intValueSize
+func (e *entry) recSize(klen int) int64 {
+	if e.vlen&vlenInt != 0 {
+		return headerSize + int64(klen) + intValueSize
 	}
-	return headerSize + int64(e.klen) + int64(e.vlen)
+	return headerSize + int64(klen) + int64(e.vlen)
 }
 
 // liveLen is the entry's contribution to LiveBytes.
-func (e *entry) liveLen() int64 { return int64(e.klen) + int64(e.vlen) }
+func (e *entry) liveLen(klen int) int64 { return int64(klen) + int64(e.valueLen()) }
 
 func (e *entry) expired(now int64) bool { return e.expireAt != 0 && e.expireAt <= now }
 
 func (e *entry) meta() Meta { return Meta{ExpireAt: e.expireAt, Seq: e.seq} }
 
-// cmp orders an entry against (h, key).
-func (e *entry) cmp(h uint64, key []byte) int {
-	if e.hash != h {
-		if e.hash < h {
-			return -1
-		}
-		return 1
-	}
-	return bytes.Compare(e.keyBytes(), key)
-}
-
-// newKey copies key into a private allocation for the key directory.
-func newKey(key []byte) *byte {
-	if len(key) == 0 {
-		return nil
-	}
-	b := make([]byte, len(key))
-	copy(b, key)
-	return &b[0]
-}
-
+// chunk is a sorted run of entries.
 type chunk struct {
-	e []entry // sorted by (hash, key); never empty unless it is the shard's only chunk
+	first uint64  // e[0].hash, so searches do not touch e
+	e     []entry // sorted by (hash, key); never empty
+}
+
+// Key arena layout.
+const (
+	arenaMinBlock = 256
+	arenaMaxBlock = 1 << 16 // offsets in a block are 16 bits
+	arenaBigKey   = arenaMaxBlock / 4
+	maxArenaBlock = 1 << 16 // block numbers are 16 bits
+)
+
+// keyArena stores a shard's keys. Blocks are append-only: bytes once
+// written never change, so a slice of a key stays valid (the collector
+// keeps its block alive) after the key is removed or the arena compacted.
+type keyArena struct {
+	blocks [][]byte // each a uvarint length then the key, repeated; big keys get a block of their own
+	open   int      // index of the block new keys go to, or -1
+	used   int64    // bytes of live keys (with their length prefix)
+	dead   int64    // bytes of removed keys, reclaimed by compact
 }
 
 type shard struct {
 	mu sync.RWMutex
-	// chunks are sorted: every entry of chunks[i] sorts before every entry
-	// of chunks[i+1]. Guarded by mu.
-	chunks []*chunk
+	// chunks are sorted: every entry of chunks[i] sorts before every
+	// entry of chunks[i+1]. Guarded by mu, as is everything below.
+	chunks []chunk
+	arena  keyArena
 	n      int // entries in the shard
 	nexp   int // entries with an expiry, so the sweep can skip shards without any
-	_      [64]byte
+	_      [40]byte
 }
 
 type keydir struct {
@@ -97,24 +118,99 @@ type keydir struct {
 
 func (kd *keydir) shardFor(h uint64) *shard { return &kd.shards[h>>(64-shardBits)] }
 
-// search returns the chunk index and the position in it where (h, key) is or
-// would be inserted, and whether it is there.
+// keyOf returns the entry's key. The slice stays valid after the shard lock
+// is released (see keyArena), but must not be modified.
+func (s *shard) keyOf(e *entry) []byte {
+	b := s.arena.blocks[e.key>>16]
+	o := int(e.key & 0xffff)
+	klen, n := binary.Uvarint(b[o:])
+	o += n
+	return b[o : o+int(klen) : o+int(klen)]
+}
+
+// addKey copies key into the arena and returns its reference.
+func (s *shard) addKey(key []byte) uint32 {
+	a := &s.arena
+	var lb [binary.MaxVarintLen64]byte
+	ln := binary.PutUvarint(lb[:], uint64(len(key)))
+	size := ln + len(key)
+	a.used += int64(size)
+	if len(a.blocks) >= maxArenaBlock {
+		s.compact()
+		if len(a.blocks) >= maxArenaBlock {
+			panic("bitcask: key arena of a shard exceeds 4 GiB")
+		}
+	}
+	if size > arenaBigKey {
+		b := make([]byte, 0, size)
+		b = append(append(b, lb[:ln]...), key...)
+		a.blocks = append(a.blocks, b)
+		return uint32(len(a.blocks)-1) << 16
+	}
+	if a.open < 0 || len(a.blocks) == 0 || cap(a.blocks[a.open])-len(a.blocks[a.open]) < size {
+		c := arenaMinBlock
+		if a.open >= 0 && len(a.blocks) > 0 {
+			c = min(2*cap(a.blocks[a.open]), arenaMaxBlock)
+		}
+		a.blocks = append(a.blocks, make([]byte, 0, c))
+		a.open = len(a.blocks) - 1
+	}
+	b := a.blocks[a.open]
+	ref := uint32(a.open)<<16 | uint32(len(b))
+	b = append(append(b, lb[:ln]...), key...)
+	a.blocks[a.open] = b
+	return ref
+}
+
+// dropKey accounts for a removed key and compacts the arena when at least
+// half of it is dead.
+func (s *shard) dropKey(klen int) {
+	var lb [binary.MaxVarintLen64]byte
+	size := int64(binary.PutUvarint(lb[:], uint64(klen)) + klen)
+	s.arena.used -= size
+	s.arena.dead += size
+	if s.arena.dead >= 4096 && s.arena.dead >= s.arena.used {
+		s.compact()
+	}
+}
+
+// compact copies the live keys into a fresh arena.
+func (s *shard) compact() {
+	old := s.arena
+	s.arena = keyArena{open: -1}
+	for ci := range s.chunks {
+		es := s.chunks[ci].e
+		for i := range es {
+			b := old.blocks[es[i].key>>16]
+			o := int(es[i].key & 0xffff)
+			klen, n := binary.Uvarint(b[o:])
+			es[i].key = s.addKey(b[o+n : o+n+int(klen)])
+		}
+	}
+}
+
+// search returns the chunk index and the position in it where (h, key) is
+// or would be inserted, and whether it is there.
 func (s *shard) search(h uint64, key []byte) (ci, i int, found bool) {
 	cs := s.chunks
 	if len(cs) == 0 {
 		return 0, 0, false
 	}
-	// The last chunk whose first entry is <= (h, key).
 	lo, hi := 0, len(cs)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if cs[m].e[0].cmp(h, key) <= 0 {
+		if cs[m].first <= h {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
 	ci = lo - 1
+	// Keys sharing a hash can straddle chunks: step back while this
+	// chunk starts after (h, key).
+	for ci > 0 && cs[ci].first == h && bytes.Compare(s.keyOf(&cs[ci].e[0]), key) > 0 {
+		ci--
+	}
 	if ci < 0 {
 		ci = 0
 	}
@@ -122,13 +218,13 @@ func (s *shard) search(h uint64, key []byte) (ci, i int, found bool) {
 	lo, hi = 0, len(es)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if es[m].cmp(h, key) < 0 {
+		if eh := es[m].hash; eh < h || eh == h && bytes.Compare(s.keyOf(&es[m]), key) < 0 {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
-	return ci, lo, lo < len(es) && es[lo].cmp(h, key) == 0
+	return ci, lo, lo < len(es) && es[lo].hash == h && bytes.Equal(s.keyOf(&es[lo]), key)
 }
 
 // get returns the entry of key or nil. The pointer is valid until the
@@ -141,80 +237,82 @@ func (s *shard) get(h uint64, key []byte) *entry {
 	return &s.chunks[ci].e[i]
 }
 
-// insertAt inserts e at position (ci, i) returned by search.
-func (s *shard) insertAt(ci, i int, e entry) {
+// insertAt inserts e for key at position (ci, i) returned by search,
+// copying the key into the arena.
+func (s *shard) insertAt(ci, i int, e entry, key []byte) {
+	e.key = s.addKey(key)
 	s.n++
 	if e.expireAt != 0 {
 		s.nexp++
 	}
 	if len(s.chunks) == 0 {
-		s.chunks = append(s.chunks, &chunk{e: append(make([]entry, 0, 4), e)})
+		s.chunks = append(s.chunks, chunk{first: e.hash, e: append(make([]entry, 0, 8), e)})
 		return
 	}
-	c := s.chunks[ci]
+	c := &s.chunks[ci]
 	if len(c.e) >= maxChunk {
 		// Split in halves, each with a little room to grow.
 		half := len(c.e) / 2
-		right := &chunk{e: make([]entry, len(c.e)-half, len(c.e)-half+maxChunk/8)}
-		copy(right.e, c.e[half:])
-		left := make([]entry, half, half+maxChunk/8)
+		right := make([]entry, len(c.e)-half, len(c.e)-half+chunkGrow)
+		copy(right, c.e[half:])
+		left := make([]entry, half, half+chunkGrow)
 		copy(left, c.e[:half])
 		c.e = left
-		s.chunks = append(s.chunks, nil)
+		s.chunks = append(s.chunks, chunk{})
 		copy(s.chunks[ci+2:], s.chunks[ci+1:])
-		s.chunks[ci+1] = right
+		s.chunks[ci+1] = chunk{first: right[0].hash, e: right}
+		c = &s.chunks[ci]
 		if i > half {
-			c, i = right, i-half
-		} else if i == half {
-			// Either chunk can take it; the left one keeps chunk firsts unchanged.
-			c = s.chunks[ci]
+			c, i = &s.chunks[ci+1], i-half
 		}
 	}
 	if len(c.e) == cap(c.e) {
-		n := cap(c.e) + cap(c.e)/4 + 2
-		if n > maxChunk {
-			n = maxChunk
-		}
-		ne := make([]entry, len(c.e), n)
+		ne := make([]entry, len(c.e), min(len(c.e)+chunkGrow, maxChunk))
 		copy(ne, c.e)
 		c.e = ne
 	}
 	c.e = c.e[:len(c.e)+1]
 	copy(c.e[i+1:], c.e[i:])
 	c.e[i] = e
+	c.first = c.e[0].hash
 }
 
-// removeAt removes the entry at (ci, i).
+// removeAt removes the entry at (ci, i) and its key.
 func (s *shard) removeAt(ci, i int) {
-	c := s.chunks[ci]
+	c := &s.chunks[ci]
 	if c.e[i].expireAt != 0 {
 		s.nexp--
 	}
 	s.n--
+	klen := len(s.keyOf(&c.e[i]))
 	copy(c.e[i:], c.e[i+1:])
-	c.e[len(c.e)-1] = entry{}
 	c.e = c.e[:len(c.e)-1]
 	switch {
 	case len(c.e) == 0:
 		copy(s.chunks[ci:], s.chunks[ci+1:])
-		s.chunks[len(s.chunks)-1] = nil
+		s.chunks[len(s.chunks)-1] = chunk{}
 		s.chunks = s.chunks[:len(s.chunks)-1]
 	case ci+1 < len(s.chunks) && len(c.e)+len(s.chunks[ci+1].e) <= maxChunk/2:
 		// Merge small neighbours so heavy deletion does not leave many
 		// nearly empty chunks behind.
-		next := s.chunks[ci+1]
-		ne := make([]entry, len(c.e)+len(next.e), len(c.e)+len(next.e)+maxChunk/8)
+		next := s.chunks[ci+1].e
+		ne := make([]entry, len(c.e)+len(next), len(c.e)+len(next)+chunkGrow)
 		copy(ne, c.e)
-		copy(ne[len(c.e):], next.e)
+		copy(ne[len(c.e):], next)
 		c.e = ne
+		c.first = ne[0].hash
 		copy(s.chunks[ci+1:], s.chunks[ci+2:])
-		s.chunks[len(s.chunks)-1] = nil
+		s.chunks[len(s.chunks)-1] = chunk{}
 		s.chunks = s.chunks[:len(s.chunks)-1]
-	case cap(c.e) > 16 && len(c.e) < cap(c.e)/2:
-		ne := make([]entry, len(c.e), len(c.e)+len(c.e)/8+1)
-		copy(ne, c.e)
-		c.e = ne
+	default:
+		c.first = c.e[0].hash
+		if cap(c.e) > 16 && len(c.e) < cap(c.e)/2 {
+			ne := make([]entry, len(c.e), len(c.e)+chunkGrow)
+			copy(ne, c.e)
+			c.e = ne
+		}
 	}
+	s.dropKey(klen)
 }
 
 // setExpireAt changes an entry's expiry keeping nexp right.
@@ -246,9 +344,45 @@ func (s *shard) ascend(from uint64, fn func(e *entry) bool) {
 	}
 }
 
-// reset drops every entry.
+// reset drops every entry and key.
 func (s *shard) reset() {
 	s.chunks = nil
+	s.arena = keyArena{open: -1}
 	s.n = 0
 	s.nexp = 0
+}
+
+// filter keeps the entries for which keep returns true, compacting chunks.
+func (s *shard) filter(keep func(e *entry) bool) {
+	out := s.chunks[:0]
+	s.n, s.nexp = 0, 0
+	for _, c := range s.chunks {
+		es := c.e[:0]
+		for i := range c.e {
+			if keep(&c.e[i]) {
+				es = append(es, c.e[i])
+				s.n++
+				if c.e[i].expireAt != 0 {
+					s.nexp++
+				}
+			} else {
+				s.dropKeyNoCompact(len(s.keyOf(&c.e[i])))
+			}
+		}
+		if len(es) > 0 {
+			out = append(out, chunk{first: es[0].hash, e: es})
+		}
+	}
+	clear(s.chunks[len(out):])
+	s.chunks = out
+	if s.arena.dead >= 4096 && s.arena.dead >= s.arena.used {
+		s.compact()
+	}
+}
+
+func (s *shard) dropKeyNoCompact(klen int) {
+	var lb [binary.MaxVarintLen64]byte
+	size := int64(binary.PutUvarint(lb[:], uint64(klen)) + klen)
+	s.arena.used -= size
+	s.arena.dead += size
 }

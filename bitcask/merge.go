@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -129,15 +128,12 @@ var errMergeStopped = errors.New("bitcask: merge stopped by hook")
 // move is a key directory entry a merge relocates (or drops, if expired).
 type move struct {
 	hash    uint64
-	key     *byte // the entry's key bytes
-	klen    uint32
+	key     []byte // the entry's key (arena bytes never change)
 	oldFile uint16
 	oldOff  uint32
 	newOff  uint32
 	size    int64
 }
-
-func (mv *move) keyBytes() []byte { return unsafe.Slice(mv.key, mv.klen) }
 
 type merger struct {
 	db      *DB
@@ -280,7 +276,7 @@ func (m *merger) copyLive(in *dataFile) error {
 		var seq uint64
 		var exp int64
 		if live {
-			mv = move{hash: h, key: e.key, klen: e.klen, oldFile: in.handle, oldOff: e.off, size: r.h.size()}
+			mv = move{hash: h, key: s.keyOf(e), oldFile: in.handle, oldOff: e.off, size: r.h.size()}
 			seq, exp = e.seq, e.expireAt
 		}
 		s.mu.RUnlock()
@@ -460,7 +456,7 @@ func (m *merger) finishOutput() error {
 		mv := &m.moves[i]
 		s := db.kd.shardFor(mv.hash)
 		s.mu.Lock()
-		if e := s.get(mv.hash, mv.keyBytes()); e != nil && e.file == mv.oldFile && e.off == mv.oldOff {
+		if e := s.get(mv.hash, mv.key); e != nil && e.file == mv.oldFile && e.off == mv.oldOff {
 			e.file, e.off = out.handle, mv.newOff
 			out.live.Add(mv.size)
 			tab[mv.oldFile].live.Add(-mv.size)
@@ -499,7 +495,7 @@ func (m *merger) dropExpired() error {
 			mv := &batch[i]
 			s := db.kd.shardFor(mv.hash)
 			s.mu.Lock()
-			ci, j, found := s.search(mv.hash, mv.keyBytes())
+			ci, j, found := s.search(mv.hash, mv.key)
 			if found {
 				if e := &s.chunks[ci].e[j]; e.file == mv.oldFile && e.off == mv.oldOff {
 					if e.expired(now) {

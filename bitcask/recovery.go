@@ -246,11 +246,10 @@ func (db *DB) replay(f *dataFile, off int64, h *header, key []byte, vlen uint32,
 	ci, i, found := s.search(hash, key)
 	switch h.kind {
 	case kindPut:
-		ne := entry{hash: hash, seq: h.seq, expireAt: h.expireAt, off: uint32(off), vlen: vlen,
-			klen: h.keyLen, file: f.handle, vtype: h.valType}
+		ne := entry{hash: hash, seq: h.seq, expireAt: h.expireAt, off: uint32(off),
+			vlen: packVlen(vlen, h.valType), file: f.handle}
 		if !found {
-			ne.key = newKey(key)
-			s.insertAt(ci, i, ne)
+			s.insertAt(ci, i, ne, key)
 			return
 		}
 		e := &s.chunks[ci].e[i]
@@ -288,41 +287,17 @@ func (db *DB) finishReplay() {
 				expired++
 				return false
 			}
+			k := s.keyOf(e)
 			keys++
-			live += e.liveLen()
-			tab[e.file].live.Add(e.recSize())
-			db.indexAdd(e.keyBytes(), 1, e.liveLen())
+			live += e.liveLen(len(k))
+			tab[e.file].live.Add(e.recSize(len(k)))
+			db.indexAdd(k, 1, e.liveLen(len(k)))
 			return true
 		})
 	}
 	db.expiredRemoved.Add(expired)
 	db.keys.Store(keys)
 	db.liveBytes.Store(live)
-}
-
-// filter keeps the entries for which keep returns true, compacting chunks.
-func (s *shard) filter(keep func(e *entry) bool) {
-	out := s.chunks[:0]
-	s.n, s.nexp = 0, 0
-	for _, c := range s.chunks {
-		es := c.e[:0]
-		for i := range c.e {
-			if keep(&c.e[i]) {
-				es = append(es, c.e[i])
-				s.n++
-				if c.e[i].expireAt != 0 {
-					s.nexp++
-				}
-			}
-		}
-		clear(c.e[len(es):])
-		c.e = es
-		if len(es) > 0 {
-			out = append(out, c)
-		}
-	}
-	clear(s.chunks[len(out):])
-	s.chunks = out
 }
 
 // scanWindow is how much of a data file a scanner reads at a time.

@@ -122,7 +122,7 @@ func (db *DB) txLookup(st *txState, h uint64, key []byte) keyState {
 	if e == nil {
 		return keyState{}
 	}
-	return keyState{present: true, expireAt: e.expireAt, seq: e.seq, vlen: e.vlen, vtype: e.vtype, valOp: -1}
+	return keyState{present: true, expireAt: e.expireAt, seq: e.seq, vlen: e.valueLen(), vtype: e.vtype(), valOp: -1}
 }
 
 // addOp appends the record for op (already encoded at op.recOff) to the
@@ -408,7 +408,7 @@ func (db *DB) commit(st *txState) error {
 		case kindPut:
 			db.applyPut(op.hash, key, entry{
 				hash: op.hash, seq: op.seq, expireAt: op.expireAt, off: uint32(base) + op.recOff,
-				vlen: op.vlen, klen: op.klen, file: f.handle, vtype: op.vtype,
+				vlen: packVlen(op.vlen, op.vtype), file: f.handle,
 			}, f)
 		case kindDelete:
 			db.applyDelete(op.hash, key)
@@ -503,18 +503,17 @@ func (db *DB) applyPut(h uint64, key []byte, ne entry, f *dataFile) {
 	ci, i, found := s.search(h, key)
 	if found {
 		e := &s.chunks[ci].e[i]
-		db.fileAt(e.file).live.Add(-e.recSize())
-		delta = ne.liveLen() - e.liveLen()
+		db.fileAt(e.file).live.Add(-e.recSize(len(key)))
+		delta = ne.liveLen(len(key)) - e.liveLen(len(key))
 		ne.key = e.key
 		s.setExpireAt(e, ne.expireAt)
 		*e = ne
 	} else {
-		ne.key = newKey(key)
-		s.insertAt(ci, i, ne)
-		delta = ne.liveLen()
+		s.insertAt(ci, i, ne, key)
+		delta = ne.liveLen(len(key))
 	}
 	s.mu.Unlock()
-	f.live.Add(ne.recSize())
+	f.live.Add(ne.recSize(len(key)))
 	db.liveBytes.Add(delta)
 	if !found {
 		db.keys.Add(1)
@@ -532,7 +531,7 @@ func (db *DB) applyDelete(h uint64, key []byte) {
 		return
 	}
 	e := &s.chunks[ci].e[i]
-	size, live := e.recSize(), e.liveLen()
+	size, live := e.recSize(len(key)), e.liveLen(len(key))
 	db.fileAt(e.file).live.Add(-size)
 	s.removeAt(ci, i)
 	s.mu.Unlock()

@@ -1,8 +1,10 @@
 package integration
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"syscall"
 	"testing"
@@ -96,10 +98,12 @@ func TestNodeStopStart(t *testing.T) {
 	checkStatus(t, c, nil, perShard)
 }
 
-// TestNodePassword runs nodes with -requirepass: the proxy authenticates
-// with -node-password, a client without the password is refused by a node.
-func TestNodePassword(t *testing.T) {
-	c := StartCluster(t, Options{NodePassword: "n0de-secret"})
+// TestPasswords runs nodes with -requirepass and the proxy with -requirepass
+// and -node-password: clients and the CLI that give the proxy's password are
+// served, clients without it get NOAUTH, and a node refuses clients without
+// the node password.
+func TestPasswords(t *testing.T) {
+	c := StartCluster(t, Options{NodePassword: "n0de-secret", ProxyPassword: "pr0xy-secret"})
 	rdb := c.Client()
 	ctx := context.Background()
 	for i := range c.Map.Shards {
@@ -109,9 +113,57 @@ func TestNodePassword(t *testing.T) {
 			t.Fatalf("GET %s = %q, %v", k, got, err)
 		}
 	}
+	anon := c.ClientWith(func(o *redis.Options) { o.Password = "" })
+	if err := anon.Get(ctx, "pw:k").Err(); err == nil || err == redis.Nil || !strings.HasPrefix(err.Error(), "NOAUTH") {
+		t.Fatalf("GET through the proxy without its password: %v; want NOAUTH", err)
+	}
+	wrong := c.ClientWith(func(o *redis.Options) { o.Password = "wrong" })
+	if err := wrong.Ping(ctx).Err(); err == nil || !strings.HasPrefix(err.Error(), "WRONGPASS") {
+		t.Fatalf("PING with a wrong password: %v; want WRONGPASS", err)
+	}
 	err := c.NodeClient(0, "").Get(ctx, "pw:k").Err()
 	if err == nil || err == redis.Nil || !strings.HasPrefix(err.Error(), "NOAUTH") {
 		t.Fatalf("GET on a node without its password: %v; want NOAUTH", err)
 	}
+	res := c.RunCLI(t, []byte("a|1\nb|2\n"), "load", "cli")
+	if res.Code != 0 || res.Stdout != "2 rows stored in index cli\n" {
+		t.Fatalf("load -password: exit %d, stdout %q, stderr %q", res.Code, res.Stdout, res.Stderr)
+	}
+	checkCat(t, c, "cli", map[string]string{"a": "1", "b": "2"})
 	checkStatus(t, c, nil, nil)
+	if res := runCLI(t, nil, "-addr", c.ProxyAddr, "status"); res.Code == 0 || !strings.Contains(res.Stderr, "NOAUTH") {
+		t.Fatalf("status without -password: exit %d, stderr %q; want a NOAUTH failure", res.Code, res.Stderr)
+	}
+}
+
+// TestMaxClients checks the README's connection limit: past -maxclients a
+// client gets Redis's error.
+func TestMaxClients(t *testing.T) {
+	const max = 5
+	c := StartCluster(t, Options{ProxyArgs: []string{"-maxclients", fmt.Sprint(max)}})
+	ctx := context.Background()
+	c.closeClients() // the harness's probe connections
+	time.Sleep(300 * time.Millisecond)
+	var held []*redis.Conn
+	for len(held) < max {
+		cn := c.Client().Conn()
+		defer cn.Close()
+		if err := cn.Ping(ctx).Err(); err != nil {
+			t.Fatalf("connection %d of %d: %v", len(held)+1, max, err)
+		}
+		held = append(held, cn)
+	}
+	// As Redis, the proxy writes the error as soon as it accepts the
+	// connection, then closes it; read it from a raw connection (a client
+	// library may be writing its handshake into the closed socket instead).
+	conn, err := net.Dial("tcp", c.ProxyAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if line != "-ERR max number of clients reached\r\n" {
+		t.Fatalf("connection %d with -maxclients %d: read %q, %v; want -ERR max number of clients reached", max+1, max, line, err)
+	}
 }

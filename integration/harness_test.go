@@ -38,6 +38,8 @@ type Options struct {
 	StrictIndexes bool    // nodes run with -strict-indexes
 	NodePassword  string  // nodes' -requirepass and the proxy's -node-password
 	ProxyTimeout  string  // proxy's -timeout; 2s when ""
+	ProxyPassword string  // proxy's -requirepass; clients and the CLI use it
+	ProxyArgs     []string
 }
 
 // Cluster is a running set of shard nodes and a proxy.
@@ -116,7 +118,11 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 	if opts.NodePassword != "" {
 		args = append(args, "-node-password", opts.NodePassword)
 	}
-	c.Proxy = &Proc{Name: "proxy", Bin: bin("shardkv-proxy"), Args: args, Addr: c.ProxyAddr,
+	if opts.ProxyPassword != "" {
+		args = append(args, "-requirepass", opts.ProxyPassword)
+	}
+	args = append(args, opts.ProxyArgs...)
+	c.Proxy = &Proc{Name: "proxy", Bin: bin("shardkv-proxy"), Args: args, Addr: c.ProxyAddr, Password: opts.ProxyPassword,
 		LogPath: filepath.Join(c.Dir, "logs", "proxy.log")}
 	c.StartAll()
 	return c
@@ -207,7 +213,7 @@ func (c *Cluster) Client() *redis.Client {
 
 // ClientWith is Client with options changed by set.
 func (c *Cluster) ClientWith(set func(*redis.Options)) *redis.Client {
-	o := &redis.Options{Addr: c.ProxyAddr, MaxRetries: -1, DialTimeout: 5 * time.Second,
+	o := &redis.Options{Addr: c.ProxyAddr, Password: c.opts.ProxyPassword, MaxRetries: -1, DialTimeout: 5 * time.Second,
 		ReadTimeout: 20 * time.Second, WriteTimeout: 20 * time.Second}
 	set(o)
 	rdb := redis.NewClient(o)
@@ -253,11 +259,7 @@ func (c *Cluster) TryAgainPrefix(i int) string {
 // cleanup closes the clients, kills every process still running, reports
 // data races found in the logs, and on failure shows the end of each log.
 func (c *Cluster) cleanup() {
-	c.mu.Lock()
-	for _, rdb := range c.clients {
-		rdb.Close()
-	}
-	c.mu.Unlock()
+	c.closeClients()
 	procs := append([]*Proc{c.Proxy}, c.Nodes...)
 	for _, p := range procs {
 		if p != nil {
@@ -269,6 +271,16 @@ func (c *Cluster) cleanup() {
 			p.checkLog(c.t)
 		}
 	}
+}
+
+// closeClients closes every client Client and ClientWith returned.
+func (c *Cluster) closeClients() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, rdb := range c.clients {
+		rdb.Close()
+	}
+	c.clients = nil
 }
 
 // Proc is one server process, restartable with the same arguments.
@@ -510,7 +522,11 @@ type CLIResult struct {
 // RunCLI runs bin/shardkv with args and stdin against the cluster's proxy.
 func (c *Cluster) RunCLI(t testing.TB, stdin []byte, args ...string) CLIResult {
 	t.Helper()
-	return runCLI(t, stdin, append([]string{"-addr", c.ProxyAddr}, args...)...)
+	global := []string{"-addr", c.ProxyAddr}
+	if c.opts.ProxyPassword != "" {
+		global = append(global, "-password", c.opts.ProxyPassword)
+	}
+	return runCLI(t, stdin, append(global, args...)...)
 }
 
 func runCLI(t testing.TB, stdin []byte, args ...string) CLIResult {

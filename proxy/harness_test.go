@@ -25,7 +25,7 @@ import (
 // killed when its test ends, when TestMain ends, and (Pdeathsig) if the
 // test binary dies.
 
-var nodeBin string
+var nodeBin, proxyBin string
 
 var procs struct {
 	sync.Mutex
@@ -43,11 +43,21 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	// One go build for both binaries. SHARDKV_TEST_NODE_BIN names a node
+	// binary to use instead of building one (to test the proxy while the
+	// node's tree is mid-change).
 	nodeBin = filepath.Join(dir, "shardkv-node")
-	build := exec.Command("go", "build", "-o", nodeBin, "github.com/shardkv/shardkv/cmd/shardkv-node")
+	proxyBin = filepath.Join(dir, "shardkv-proxy")
+	pkgs := []string{"github.com/shardkv/shardkv/cmd/shardkv-proxy"}
+	if bin := os.Getenv("SHARDKV_TEST_NODE_BIN"); bin != "" {
+		nodeBin = bin
+	} else {
+		pkgs = append(pkgs, "github.com/shardkv/shardkv/cmd/shardkv-node")
+	}
+	build := exec.Command("go", append([]string{"build", "-o", dir + string(filepath.Separator)}, pkgs...)...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the shard node:", err)
+		fmt.Fprintln(os.Stderr, "building the binaries:", err)
 		return 1
 	}
 	procs.all = map[*exec.Cmd]bool{}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/subtle"
 	"net"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -228,6 +229,13 @@ func (c *client) hello(args [][]byte) {
 		// the protocol they were sent in.
 		c.barrier()
 		c.proto = proto
+		if c.pin != nil {
+			// The dedicated connection switches too (WATCH survives HELLO).
+			r := c.newReq()
+			r.Cmd = resp.AppendCommandStrings(r.buf[:0], "HELLO", strconv.Itoa(int(proto)))
+			c.pin.conn.Send(&r.Request)
+			c.barrier()
+		}
 	}
 	c.infoMu.Lock()
 	c.info.proto = proto
@@ -452,11 +460,7 @@ func (c *client) clientList(args [][]byte) {
 }
 
 func sortedClients(cs []*client) []*client {
-	for i := 1; i < len(cs); i++ {
-		for j := i; j > 0 && cs[j].id < cs[j-1].id; j-- {
-			cs[j], cs[j-1] = cs[j-1], cs[j]
-		}
-	}
+	sort.Slice(cs, func(i, j int) bool { return cs[i].id < cs[j].id })
 	return cs
 }
 

@@ -97,7 +97,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.closed || s.rs != nil {
 		s.mu.Unlock()
-		ln.Close()
+		if ln != nil {
+			ln.Close()
+		}
 		if s.closed {
 			return ErrServerClosed
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,6 +106,7 @@ type Conn struct {
 	wbuf    []byte     // bytes queued for the next write
 	spare   []byte     // the other write buffer, swapped with wbuf on each write
 	writing bool       // a caller is in the write loop
+	yield   bool       // the writer yields once before writing, to batch more
 	queue   []*Request // written or about to be, awaiting replies, oldest first
 	err     error      // set once the reader has stopped: why the connection is unusable
 
@@ -148,7 +150,7 @@ func Dial(addr string, timeout time.Duration, hs Handshake) (*Conn, error) {
 		}
 	}
 	nc.SetDeadline(time.Time{})
-	c := &Conn{nc: nc, rr: rr, timeout: timeout, done: make(chan struct{})}
+	c := &Conn{nc: nc, rr: rr, timeout: timeout, done: make(chan struct{}), yield: true}
 	go c.readLoop()
 	if timeout > 0 {
 		go c.watch()
@@ -197,6 +199,13 @@ func (c *Conn) Send(reqs ...*Request) {
 		return
 	}
 	c.writing = true
+	if c.yield {
+		// Let the other callers made runnable by the same network event
+		// append their requests: they then leave in this write.
+		c.mu.Unlock()
+		runtime.Gosched()
+		c.mu.Lock()
+	}
 	for len(c.wbuf) > 0 {
 		buf := c.wbuf
 		c.wbuf = c.spare[:0]

@@ -396,18 +396,38 @@ func assignWhole(ctx context.Context, port int) error {
 	return c.Do(ctx, "SHARD.ASSIGN", "bench", "0", "1", "0").Err()
 }
 
+// waitReady sends a raw PING until the server answers: twemproxy closes the
+// connection on the HELLO that client libraries open with.
 func waitReady(ctx context.Context, port int, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
-	c := redis.NewClient(&redis.Options{Addr: addr(port), Protocol: 2, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
-	defer c.Close()
 	var err error
-	for time.Now().Before(deadline) {
-		if err = c.Ping(ctx).Err(); err == nil {
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if err = rawPing(port); err == nil {
 			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Errorf("not ready on port %d after %s: %v", port, limit, err)
+}
+
+func rawPing(port int) error {
+	c, err := net.DialTimeout("tcp", addr(port), 200*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line != "+PONG\r\n" {
+		return fmt.Errorf("PING replied %q", line)
+	}
+	return nil
 }
 
 func machine() string {
