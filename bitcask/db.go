@@ -67,10 +67,18 @@ type DB struct {
 	active  *dataFile             // file being appended to; also read under activeMu
 	nextSeq uint64                // sequence number of the next record
 	txs     txState               // reusable state of the running Update
-	idx     map[string]*IndexStat // per-index key counts and bytes
 	broken  atomic.Pointer[error] // set when the files no longer match memory; writes fail
 
-	activeMu sync.Mutex // guards active for readers outside writeMu (the syncer)
+	// idxMu guards idx, the per-index key counts and bytes; writers update
+	// it under writeMu too, but IndexStats must not need writeMu (it is
+	// called from inside Update).
+	idxMu sync.Mutex
+	idx   map[string]*IndexStat
+
+	activeMu sync.Mutex // guards active for readers outside writeMu (the syncer), and unsynced
+	// unsynced are rotated files whose fsync was skipped under SyncNo; the
+	// next group-commit fsync covers them too.
+	unsynced []*dataFile
 
 	// filesMu guards files; ftab is replaced copy-on-write under it.
 	filesMu sync.Mutex
@@ -440,8 +448,8 @@ func (db *DB) LiveBytes() int64 { return db.liveBytes.Load() }
 // keys without one), its key count and key+value bytes, counted like Len
 // and LiveBytes.
 func (db *DB) IndexStats() map[string]IndexStat {
-	db.writeMu.Lock()
-	defer db.writeMu.Unlock()
+	db.idxMu.Lock()
+	defer db.idxMu.Unlock()
 	out := make(map[string]IndexStat, len(db.idx))
 	for k, v := range db.idx {
 		out[k] = *v
@@ -494,8 +502,25 @@ func (db *DB) Close() error {
 		}
 	}
 	if db.brokenErr() == nil {
-		keep(db.active.f.Sync())
+		db.sy.mu.Lock()
+		for db.sy.running {
+			db.sy.cond.Wait()
+		}
+		db.sy.mu.Unlock()
+		for _, f := range db.takeUnsynced() {
+			keep(f.f.Sync())
+			f.release()
+		}
+		err := db.active.f.Sync()
+		keep(err)
 		db.fsyncs.Add(1)
+		if err == nil {
+			// Writers still waiting for an fsync are covered by this one.
+			db.sy.mu.Lock()
+			db.sy.durable = db.written.Load()
+			db.sy.cond.Broadcast()
+			db.sy.mu.Unlock()
+		}
 		if !db.opts.DisableHints {
 			// Hints the background writer did not get to, then the
 			// active file's, so that the next Open reads only hints.

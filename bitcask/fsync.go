@@ -30,13 +30,25 @@ func (db *DB) syncRound() error {
 	target := db.written.Load()
 	f := db.active
 	f.acquire()
+	older := db.unsynced
+	db.unsynced = nil
 	db.activeMu.Unlock()
 	s.mu.Unlock()
 
 	if db.syncHook != nil {
 		db.syncHook()
 	}
-	err := f.f.Sync()
+	var err error
+	for _, o := range older {
+		if e := o.f.Sync(); e != nil && err == nil {
+			err = e
+		}
+		db.fsyncs.Add(1)
+		o.release()
+	}
+	if e := f.f.Sync(); e != nil && err == nil {
+		err = e
+	}
 	db.fsyncs.Add(1)
 	f.release()
 
@@ -53,6 +65,16 @@ func (db *DB) syncRound() error {
 	}
 	s.cond.Broadcast()
 	return s.err
+}
+
+// takeUnsynced empties the list of rotated files not fsynced yet; the
+// caller fsyncs and releases them.
+func (db *DB) takeUnsynced() []*dataFile {
+	db.activeMu.Lock()
+	defer db.activeMu.Unlock()
+	fs := db.unsynced
+	db.unsynced = nil
+	return fs
 }
 
 // waitDurable returns once the record with sequence number seq is durable.

@@ -150,8 +150,11 @@ func (db *DB) hintLoop() {
 			return
 		case f := <-db.hintq:
 			db.mergeMu.Lock()
+			db.activeMu.Lock()
+			active := db.active
+			db.activeMu.Unlock()
 			db.filesMu.Lock()
-			present := slicesContains(db.files, f) && f != db.active
+			present := slicesContains(db.files, f) && f != active
 			if present {
 				f.acquire()
 			}

@@ -26,9 +26,9 @@ const (
 	// maxChunk bounds a chunk's length: an insertion moves at most this
 	// many entries, and a lookup is a binary search over the chunks'
 	// first hashes then within one chunk.
-	maxChunk = 64
+	maxChunk = 32
 	// chunkGrow is how many entries a full chunk grows by.
-	chunkGrow = 6
+	chunkGrow = 4
 )
 
 // entry is one key's slot in the key directory.
@@ -80,15 +80,21 @@ func (e *entry) meta() Meta { return Meta{ExpireAt: e.expireAt, Seq: e.seq} }
 // chunk is a sorted run of entries.
 type chunk struct {
 	first uint64  // e[0].hash, so searches do not touch e
+	last  uint64  // e[len(e)-1].hash
 	e     []entry // sorted by (hash, key); never empty
 }
+
+func (c *chunk) bounds() { c.first, c.last = c.e[0].hash, c.e[len(c.e)-1].hash }
 
 // Key arena layout.
 const (
 	arenaMinBlock = 256
-	arenaMaxBlock = 1 << 16 // offsets in a block are 16 bits
-	arenaBigKey   = arenaMaxBlock / 4
-	maxArenaBlock = 1 << 16 // block numbers are 16 bits
+	// arenaMaxBlock bounds the unused tail of a shard's open block; it
+	// must not exceed 1<<16 (offsets in a block are 16 bits). A shard
+	// then holds up to 512 MiB of keys (block numbers are 16 bits).
+	arenaMaxBlock = 8 << 10
+	arenaBigKey   = arenaMaxBlock / 4 // larger keys get a block of their own
+	maxArenaBlock = 1 << 16
 )
 
 // keyArena stores a shard's keys. Blocks are append-only: bytes once
@@ -138,7 +144,7 @@ func (s *shard) addKey(key []byte) uint32 {
 	if len(a.blocks) >= maxArenaBlock {
 		s.compact()
 		if len(a.blocks) >= maxArenaBlock {
-			panic("bitcask: key arena of a shard exceeds 4 GiB")
+			panic("bitcask: key arena of a shard exceeds 65536 blocks")
 		}
 	}
 	if size > arenaBigKey {
@@ -214,17 +220,54 @@ func (s *shard) search(h uint64, key []byte) (ci, i int, found bool) {
 	if ci < 0 {
 		ci = 0
 	}
-	es := cs[ci].e
+	c := &cs[ci]
+	es := c.e
+	// Hashes are uniform, so interpolate from the chunk's first and last
+	// hash and gallop from there: usually one or two cache lines instead
+	// of a binary search's six, and still O(log n) when many keys share a
+	// hash.
 	lo, hi = 0, len(es)
+	if h > c.first && h <= c.last {
+		g := int(float64(h-c.first) / float64(c.last-c.first) * float64(len(es)-1))
+		g = min(max(g, 0), len(es)-1)
+		step := 1
+		if s.before(&es[g], h, key) {
+			lo = g + 1 // every index below lo sorts before (h, key)
+			for lo+step <= len(es) && s.before(&es[lo+step-1], h, key) {
+				lo += step
+				step <<= 1
+			}
+			hi = min(lo+step-1, len(es))
+		} else {
+			hi = g // no index from hi on sorts before (h, key)
+			for hi-step >= 0 && !s.before(&es[hi-step], h, key) {
+				hi -= step
+				step <<= 1
+			}
+			lo = max(hi-step+1, 0)
+		}
+	} else if h > c.last {
+		lo = len(es)
+	} else {
+		hi = 0
+		if h == c.first {
+			hi = len(es)
+		}
+	}
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if eh := es[m].hash; eh < h || eh == h && bytes.Compare(s.keyOf(&es[m]), key) < 0 {
+		if s.before(&es[m], h, key) {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
 	return ci, lo, lo < len(es) && es[lo].hash == h && bytes.Equal(s.keyOf(&es[lo]), key)
+}
+
+// before reports whether e sorts before (h, key).
+func (s *shard) before(e *entry, h uint64, key []byte) bool {
+	return e.hash < h || e.hash == h && bytes.Compare(s.keyOf(e), key) < 0
 }
 
 // get returns the entry of key or nil. The pointer is valid until the
@@ -246,7 +289,7 @@ func (s *shard) insertAt(ci, i int, e entry, key []byte) {
 		s.nexp++
 	}
 	if len(s.chunks) == 0 {
-		s.chunks = append(s.chunks, chunk{first: e.hash, e: append(make([]entry, 0, 8), e)})
+		s.chunks = append(s.chunks, chunk{first: e.hash, last: e.hash, e: append(make([]entry, 0, 8), e)})
 		return
 	}
 	c := &s.chunks[ci]
@@ -258,9 +301,11 @@ func (s *shard) insertAt(ci, i int, e entry, key []byte) {
 		left := make([]entry, half, half+chunkGrow)
 		copy(left, c.e[:half])
 		c.e = left
+		c.bounds()
 		s.chunks = append(s.chunks, chunk{})
 		copy(s.chunks[ci+2:], s.chunks[ci+1:])
-		s.chunks[ci+1] = chunk{first: right[0].hash, e: right}
+		s.chunks[ci+1] = chunk{e: right}
+		s.chunks[ci+1].bounds()
 		c = &s.chunks[ci]
 		if i > half {
 			c, i = &s.chunks[ci+1], i-half
@@ -274,7 +319,7 @@ func (s *shard) insertAt(ci, i int, e entry, key []byte) {
 	c.e = c.e[:len(c.e)+1]
 	copy(c.e[i+1:], c.e[i:])
 	c.e[i] = e
-	c.first = c.e[0].hash
+	c.bounds()
 }
 
 // removeAt removes the entry at (ci, i) and its key.
@@ -300,12 +345,12 @@ func (s *shard) removeAt(ci, i int) {
 		copy(ne, c.e)
 		copy(ne[len(c.e):], next)
 		c.e = ne
-		c.first = ne[0].hash
+		c.bounds()
 		copy(s.chunks[ci+1:], s.chunks[ci+2:])
 		s.chunks[len(s.chunks)-1] = chunk{}
 		s.chunks = s.chunks[:len(s.chunks)-1]
 	default:
-		c.first = c.e[0].hash
+		c.bounds()
 		if cap(c.e) > 16 && len(c.e) < cap(c.e)/2 {
 			ne := make([]entry, len(c.e), len(c.e)+chunkGrow)
 			copy(ne, c.e)
@@ -370,7 +415,7 @@ func (s *shard) filter(keep func(e *entry) bool) {
 			}
 		}
 		if len(es) > 0 {
-			out = append(out, chunk{first: es[0].hash, e: es})
+			out = append(out, chunk{first: es[0].hash, last: es[len(es)-1].hash, e: es})
 		}
 	}
 	clear(s.chunks[len(out):])

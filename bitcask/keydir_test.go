@@ -29,7 +29,9 @@ func TestShardModel(t *testing.T) {
 				seq uint64
 			}
 			model := map[string]kv{}
-			hashOf := func(k string) uint64 { return uint64(len(k)*7919+int(k[len(k)-1])) % uint64(hashes) * 0x9e3779b97f4a7c15 }
+			hashOf := func(k string) uint64 {
+				return uint64(len(k)*7919+int(k[len(k)-1])) % uint64(hashes) * 0x9e3779b97f4a7c15
+			}
 			for op := 0; op < 20000; op++ {
 				k := fmt.Sprintf("k%d%s", rng.IntN(3000), bytes.Repeat([]byte("x"), rng.IntN(4)))
 				if op%5000 == 0 {
@@ -76,7 +78,7 @@ func TestShardModel(t *testing.T) {
 				}
 			}
 			for ci, c := range s.chunks {
-				if len(c.e) == 0 || c.first != c.e[0].hash || len(c.e) > maxChunk {
+				if len(c.e) == 0 || c.first != c.e[0].hash || c.last != c.e[len(c.e)-1].hash || len(c.e) > maxChunk {
 					t.Fatalf("chunk %d bad: first %x len %d", ci, c.first, len(c.e))
 				}
 			}

@@ -46,8 +46,10 @@ type txState struct {
 	flush int32            // index of the last flush-all op, or -1
 	seq   uint64           // sequence number of the next record
 	now   int64            // record timestamp (unix ms)
-	// liveDelta is how much LiveBytes changes when the Tx commits.
+	// liveDelta is how much LiveBytes changes when the Tx commits; kept
+	// only when user is set.
 	liveDelta int64
+	user      bool // the state belongs to a Tx handed to a caller's fn
 }
 
 func (st *txState) reset(seq uint64, now int64) {
@@ -63,6 +65,7 @@ func (st *txState) reset(seq uint64, now int64) {
 	st.seq = seq
 	st.now = now
 	st.liveDelta = 0
+	st.user = false
 }
 
 func (st *txState) opKey(op *txOp) []byte {
@@ -173,7 +176,11 @@ func (db *DB) txPut(st *txState, key, value []byte, expireAt int64) error {
 		return fmt.Errorf("bitcask: negative expiry %d", expireAt)
 	}
 	h := xxhash.Sum64(key)
-	prev := db.txLookup(st, h, key)
+	var prev keyState
+	if st.user {
+		// Only a user's Tx can ask for LiveBytes; DB.Put saves a search.
+		prev = db.txLookup(st, h, key)
+	}
 	off := len(st.buf)
 	if int64(off)+headerSize+int64(len(key))+int64(len(value)) > math.MaxUint32 {
 		return ErrTxTooLarge
@@ -351,9 +358,16 @@ func (tx *Tx) LiveBytes() int64 {
 // absent (see the package comment on batches). Under SyncAlways, Update
 // returns after an fsync that covers them, waiting for it after the write
 // lock is released so that concurrent writers share fsyncs.
+//
+// fn writes through tx only: calling the DB's own writing methods (Put,
+// Delete, FlushAll, Update, Merge, Close) from fn deadlocks. Every read
+// method (Get, GetAppend, Exists, MetaOf, Scan, Range, RandomKey, Len,
+// LiveBytes, IndexStats, Stats, SyncPolicy) may be called; they do not see
+// fn's pending writes, tx's methods do.
 func (db *DB) Update(fn func(tx *Tx) error) error {
 	tx := &Tx{db: db}
 	return db.updateSimple(func(st *txState) error {
+		st.user = true
 		tx.st = st
 		defer func() { tx.done = true }()
 		return fn(tx)
@@ -466,6 +480,11 @@ func (db *DB) rotate() error {
 			return fmt.Errorf("bitcask: fsync %s: %w", old.path, err)
 		}
 		db.fsyncs.Add(1)
+	} else {
+		old.acquire()
+		db.activeMu.Lock()
+		db.unsynced = append(db.unsynced, old)
+		db.activeMu.Unlock()
 	}
 	db.filesMu.Lock()
 	id := (db.files[len(db.files)-1].id>>idSubBits + 1) << idSubBits
@@ -564,7 +583,9 @@ func (db *DB) applyFlushAll() {
 	}
 	db.keys.Store(0)
 	db.liveBytes.Store(0)
+	db.idxMu.Lock()
 	clear(db.idx)
+	db.idxMu.Unlock()
 }
 
 // indexAdd adjusts the per-index stats. Caller holds writeMu.
@@ -572,6 +593,8 @@ func (db *DB) indexAdd(key []byte, keys, bytes int64) {
 	if keys == 0 && bytes == 0 {
 		return
 	}
+	db.idxMu.Lock()
+	defer db.idxMu.Unlock()
 	name := indexOf(key)
 	st := db.idx[string(name)]
 	if st == nil {

@@ -125,6 +125,23 @@ func TestPasswords(t *testing.T) {
 	if err == nil || err == redis.Nil || !strings.HasPrefix(err.Error(), "NOAUTH") {
 		t.Fatalf("GET on a node without its password: %v; want NOAUTH", err)
 	}
+	// Before AUTH, requests are held to Redis's small limits (README, Limits).
+	for _, tt := range []struct{ send, want string }{
+		{"*11\r\n", "-ERR Protocol error: unauthenticated multibulk length"},
+		{"*2\r\n$16385\r\n", "-ERR Protocol error: unauthenticated bulk length"},
+	} {
+		conn, err := net.Dial("tcp", c.ProxyAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		conn.Write([]byte(tt.send))
+		line, err := bufio.NewReader(conn).ReadString('\n')
+		if strings.TrimRight(line, "\r\n") != tt.want {
+			t.Errorf("unauthenticated %q: reply %q, %v; want %q", tt.send, line, err, tt.want)
+		}
+		conn.Close()
+	}
 	res := c.RunCLI(t, []byte("a|1\nb|2\n"), "load", "cli")
 	if res.Code != 0 || res.Stdout != "2 rows stored in index cli\n" {
 		t.Fatalf("load -password: exit %d, stdout %q, stderr %q", res.Code, res.Stdout, res.Stderr)

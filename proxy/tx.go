@@ -93,6 +93,10 @@ func (c *client) tx(ci *resp.Command, cmd redcon.Command) {
 		}
 		c.watch(ci, cmd)
 	case "unwatch":
+		if c.inMulti {
+			c.reject("ERR Command not allowed inside a transaction")
+			return
+		}
 		if c.pin != nil {
 			c.unpinAfter = true
 		}

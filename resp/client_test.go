@@ -9,12 +9,12 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/tidwall/redcon"
 )
 
-// echoServer answers ECHO x with x, SLEEP ms after sleeping, HELLO/AUTH with
-// +OK, and DENY with an error, on a free loopback port.
+// echoServer answers ECHO x with x, SLEEP ms after sleeping, DENY with an
+// error and anything else with +OK, on addr (a free loopback port when
+// empty). It frames commands with ReplyReader: a command is an array of
+// bulk strings.
 func echoServer(t *testing.T, addr string) (string, func()) {
 	t.Helper()
 	if addr == "" {
@@ -24,27 +24,62 @@ func echoServer(t *testing.T, addr string) (string, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := redcon.NewServerNetwork("tcp", "", func(conn redcon.Conn, cmd redcon.Command) {
-		switch strings.ToUpper(string(cmd.Args[0])) {
-		case "ECHO":
-			conn.WriteBulk(cmd.Args[1])
-		case "SLEEP":
-			ms, _ := strconv.Atoi(string(cmd.Args[1]))
-			time.Sleep(time.Duration(ms) * time.Millisecond)
-			conn.WriteString("SLEPT")
-		case "DENY":
-			conn.WriteError("ERR denied")
-		default:
-			conn.WriteString("OK")
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
+	serve := func(nc net.Conn) {
+		defer nc.Close()
+		rr := NewReplyReader(nc, 4096)
+		for {
+			raw, err := rr.Next()
+			if err != nil {
+				return
+			}
+			v, _, err := Parse(raw)
+			if err != nil || len(v.Elems) == 0 {
+				return
+			}
+			var out []byte
+			switch strings.ToUpper(string(v.Elems[0].Str)) {
+			case "ECHO":
+				out = AppendBulk(nil, v.Elems[1].Str)
+			case "SLEEP":
+				ms, _ := strconv.Atoi(string(v.Elems[1].Str))
+				time.Sleep(time.Duration(ms) * time.Millisecond)
+				out = AppendSimple(nil, "SLEPT")
+			case "DENY":
+				out = AppendError(nil, "ERR denied")
+			default:
+				out = AppendOK(nil)
+			}
+			if _, err := nc.Write(out); err != nil {
+				return
+			}
 		}
-	}, nil, nil)
+	}
 	served := make(chan struct{})
-	go func() { srv.Serve(ln); close(served) }()
+	go func() {
+		defer close(served)
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns[nc] = true
+			mu.Unlock()
+			go serve(nc)
+		}
+	}()
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
-			ln.Close() // ends Serve, which closes the connections
+			ln.Close()
 			<-served
+			mu.Lock()
+			for nc := range conns {
+				nc.Close()
+			}
+			mu.Unlock()
 		})
 	}
 	t.Cleanup(stop)

@@ -156,3 +156,27 @@ func FuzzReply(f *testing.F) {
 		t.Fatalf("resumed scan never completed")
 	})
 }
+
+func BenchmarkReplyLen(b *testing.B) {
+	reply := AppendBulk(nil, bytes.Repeat([]byte("v"), 100))
+	arr := AppendArray(nil, 16)
+	for i := 0; i < 16; i++ {
+		arr = append(arr, reply...)
+	}
+	b.Run("bulk", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if n, _ := ReplyLen(reply); n != len(reply) {
+				b.Fatal(n)
+			}
+		}
+	})
+	b.Run("array16", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if n, _ := ReplyLen(arr); n != len(arr) {
+				b.Fatal(n)
+			}
+		}
+	})
+}

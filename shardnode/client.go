@@ -85,7 +85,7 @@ func (s *Server) newClient(nc net.Conn) *client {
 	}
 	c.lc = &limitConn{Conn: nc}
 	c.lc.sc.unauth = func() bool { return !c.authed }
-	c.dbs.db = s.db
+	c.dbs.db, c.dbs.rc, c.txs.rc = s.db, s.cache, s.cache
 	c.protoSeen.Store(2)
 	c.multiLen.Store(-1)
 	c.lastActive.Store(c.created.UnixMilli())

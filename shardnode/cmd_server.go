@@ -133,6 +133,12 @@ func (s *Server) writeInfo(b *strings.Builder, section string) {
 		w.kv("maxmemory", s.sizeLimit.Load())
 		w.kv("maxmemory_human", humanBytes(s.sizeLimit.Load()))
 		w.kv("maxmemory_policy", "noeviction")
+		if rc := s.cache; rc != nil {
+			w.kv("read_cache_bytes", rc.size())
+			w.kv("read_cache_limit", rc.limit*cacheShards)
+			w.kv("read_cache_hits", rc.hits.Load())
+			w.kv("read_cache_misses", rc.miss.Load())
+		}
 	case "persistence":
 		b.WriteString("# Persistence\r\n")
 		w.kv("loading", 0)

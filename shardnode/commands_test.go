@@ -512,6 +512,50 @@ var scripts = []script{
 			"re:^\\*1\r\n\\*10\r\n\\$3\r\nget\r\n:2\r\n~2\r\n\\+readonly\r\n\\+fast\r\n:1\r\n:1\r\n:1\r\n", "COMMAND", "INFO", "get"),
 		x3("re:^\\*2\r\n\\$3\r\nget\r\n\\*4\r\n\\$7\r\nsummary\r\n", "re:^%1\r\n\\$3\r\nget\r\n%2\r\n\\$7\r\nsummary\r\n", "COMMAND", "DOCS", "get").nodiff(),
 	}},
+	{name: "edge cases", steps: []step{
+		x(ok, "MSET", "d", "1", "d", "2"),
+		x(bs("2"), "GET", "d"),
+		x(nul, "SET", "k", "v", "EX", "100", "GET"),
+		x(in(100), "TTL", "k"),
+		x(bs("v"), "SET", "k", "w", "KEEPTTL", "GET"),
+		x(in(100), "TTL", "k"),
+		x(in(4), "SETRANGE", "k", "3", "x"),
+		x(in(100), "TTL", "k"),
+		x(bs("w\x00\x00x"), "GETEX", "k", "PERSIST"),
+		x(in(-1), "TTL", "k"),
+		x(bs("w\x00\x00x"), "GETEX", "k", "PERSIST"),
+		x(ok, "SET", "f", "1e-20"),
+		x(bs("0"), "INCRBYFLOAT", "f", "0"),
+		x(ok, "SET", "f", "1.5e3"),
+		x(bs("1500.5"), "INCRBYFLOAT", "f", "0.5"),
+		x(bs("1500.5"), "GETSET", "f", "-1e2"),
+		x(bs("-99.99999999999999999"), "INCRBYFLOAT", "f", "0.00000000000000001"),
+		x(ok, "SET", "f", "1e308"),
+		x(bs("199999999999999999993371759311691291321120199694831134415594095989843469737676123744200253843777078640893494450108026446304269499187921167194841628860392837535918200039206381557326219209014213335878306791577877829121087126122536729803237260434173178506889763247582601711514636284849020905456510092687857156096"), "INCRBYFLOAT", "f", "1e308"),
+		x(ok, "SET", "f", "3.0"),
+		x(bs("3"), "INCRBYFLOAT", "f", "0"),
+		x(bs("-3"), "INCRBYFLOAT", "f", "-6"),
+		x(in(0), "EXPIRE", "nokey", "10", "NX"),
+		x(ok, "SET", "n", "5"),
+		x(in(6), "INCRBY", "n", "1"),
+		x(nai, "DECRBY", "n", "9223372036854775814"),
+		x(in(-9223372036854775801), "DECRBY", "n", "9223372036854775807"),
+		x(nai, "INCRBY", "n", "9223372036854775808"),
+		x(ok, "SET", "n", "-0"),
+		x(nai, "INCR", "n"),
+		x(bs("-0"), "GET", "n"),
+		x(ok, "SET", "n", "0"),
+		x(in(-1), "DECR", "n"),
+		x(arr(bs("-1")), "MGET", "n"),
+		x(bs("int"), "OBJECT", "ENCODING", "n"),
+		x(ok, "SET", "n", "-0"),
+		x(bs("embstr"), "OBJECT", "ENCODING", "n"),
+		x(ok, "SET", "n", "12345678901234567890"),
+		x(bs("embstr"), "OBJECT", "ENCODING", "n"),
+		x(in(1), "TOUCH", "n"),
+		x(arity("touch"), "TOUCH"),
+		x(arity("unlink"), "UNLINK"),
+	}},
 	{name: "multi exec", steps: []step{
 		x(ok, "MULTI"),
 		x("+QUEUED\r\n", "SET", "a", "1"),
@@ -648,4 +692,39 @@ func TestCommandScriptsMatchRedis(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestCommandTableCoverage: every row of resp.Commands is served by the
+// node except the proxy-only ones, which get the unknown-command error,
+// never a fake reply; no handler exists without its row.
+func TestCommandTableCoverage(t *testing.T) {
+	for i := range resp.Commands {
+		cmd := &resp.Commands[i]
+		_, served := specs[cmd]
+		if proxyOnly := cmd.Route == resp.RouteProxyOnly; served == proxyOnly {
+			t.Errorf("%s: served=%v, route %d", cmd.Name, served, cmd.Route)
+		}
+	}
+	for name := range handlers {
+		if resp.Lookup([]byte(name)) == nil {
+			t.Errorf("handler %q has no row in resp.Commands", name)
+		}
+	}
+	n := startNode(t, "", nil)
+	n.assignAll()
+	c := n.raw()
+	for _, args := range [][]string{{"SHARD.LOCATE", "k"}, {"SHARD.MAP"}, {"SHARD.RELOAD"}, {"SUBSCRIBE", "ch"}, {"HSET", "h", "f", "v"}} {
+		want := er(resp.ErrUnknownCommand([]byte(args[0]), toBytes(args[1:])))
+		if got := c.do(args...); got != want {
+			t.Errorf("%q: got %q, want %q", args, got, want)
+		}
+	}
+}
+
+func toBytes(ss []string) [][]byte {
+	out := make([][]byte, len(ss))
+	for i, s := range ss {
+		out[i] = []byte(s)
+	}
+	return out
 }

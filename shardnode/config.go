@@ -34,6 +34,9 @@ type Config struct {
 	// MaxFileSize is the size at which Bitcask starts a new data file; 0
 	// keeps Bitcask's default.
 	MaxFileSize int64
+	// ReadCacheBytes is the memory for recently read values, so that GETs
+	// of hot keys skip the disk read; 0 turns the cache off.
+	ReadCacheBytes int64
 	// Logger receives the node's logs; nil discards them.
 	Logger hclog.Logger
 	// Storage, when not nil, adjusts the Bitcask options after the fields
@@ -46,17 +49,19 @@ const (
 	DefaultAddr       = "127.0.0.1:7001"
 	DefaultDir        = "data/node"
 	DefaultMaxClients = 10000
+	DefaultReadCache  = 64 << 20
 )
 
 // DefaultConfig returns the documented defaults: 127.0.0.1:7001, data/node,
 // appendfsync everysec, no password, 10000 clients, indexes created on first
-// write.
+// write, a 64 MiB read cache.
 func DefaultConfig() Config {
 	return Config{
-		Addr:       DefaultAddr,
-		Dir:        DefaultDir,
-		Sync:       bitcask.SyncEverySec,
-		MaxClients: DefaultMaxClients,
+		Addr:           DefaultAddr,
+		Dir:            DefaultDir,
+		Sync:           bitcask.SyncEverySec,
+		MaxClients:     DefaultMaxClients,
+		ReadCacheBytes: DefaultReadCache,
 	}
 }
 
@@ -78,6 +83,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxClients < 1 {
 		errs = append(errs, fmt.Errorf("maxclients %d must be at least 1", c.MaxClients))
+	}
+	if c.ReadCacheBytes < 0 {
+		errs = append(errs, fmt.Errorf("read cache size %d is negative", c.ReadCacheBytes))
 	}
 	if c.MaxFileSize < 0 {
 		errs = append(errs, fmt.Errorf("max file size %d is negative", c.MaxFileSize))

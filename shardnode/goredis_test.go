@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/shardkv/shardkv/resp"
 )
 
 // TestGoRedis drives the node through go-redis's typed API in RESP2 and
@@ -312,6 +314,18 @@ func TestRequirePass(t *testing.T) {
 	c4.send("SET", "k", strings.Repeat("v", 20000))
 	if got := c4.readAll(2 * time.Second); got != er("ERR Protocol error: unauthenticated bulk length") {
 		t.Errorf("unauthenticated large bulk: %q", got)
+	}
+	// A large command pipelined right behind AUTH is parsed after AUTH ran,
+	// as in Redis, so the unauthenticated limits do not apply to it.
+	c5 := n.raw()
+	big := append([]string{"MSET"}, strings.Fields("a 1 b 2 c 3 d 4 e 5 f 6")...)
+	pipelined := append(resp.AppendCommandStrings(nil, "AUTH", "s3cret"), resp.AppendCommandStrings(nil, big...)...)
+	pipelined = append(pipelined, resp.AppendCommandStrings(nil, "SET", "v", strings.Repeat("x", 20000))...)
+	c5.nc.Write(pipelined)
+	for i, want := range []string{ok, ok, ok} {
+		if got := c5.next(); got != want {
+			t.Errorf("pipelined after AUTH, reply %d: %q", i, got)
+		}
 	}
 	// go-redis authenticates through HELLO AUTH.
 	ctx := context.Background()

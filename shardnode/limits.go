@@ -68,6 +68,9 @@ type frameScanner struct {
 	// unauth reports whether the client still has to authenticate, which
 	// lowers the limits as Redis does.
 	unauth func() bool
+	// stopAtEnd makes scan return right after the first command that
+	// completes, leaving the rest of b unscanned.
+	stopAtEnd bool
 }
 
 // scan advances over b. It returns the offset just after the last command
@@ -105,6 +108,9 @@ func (s *frameScanner) scan(b []byte) (lastEnd, cmdStart int, err error) {
 			i += j
 			s.state = stStart
 			lastEnd = i + 1
+			if s.stopAtEnd {
+				return lastEnd, cmdStart, nil
+			}
 		case stCount, stBulkLen:
 			if c == '\r' {
 				if s.digits == 0 {
@@ -149,6 +155,12 @@ func (s *frameScanner) scan(b []byte) (lastEnd, cmdStart int, err error) {
 				// An empty multibulk: redcon reports it.
 				s.state = stStart
 				lastEnd = i + 1
+				if s.stopAtEnd {
+					return lastEnd, cmdStart, nil
+				}
+				if s.stopAtEnd {
+					return lastEnd, cmdStart, nil
+				}
 			default:
 				s.args = s.num
 				s.state = stBulkStart
@@ -192,6 +204,12 @@ func (s *frameScanner) scan(b []byte) (lastEnd, cmdStart int, err error) {
 			if s.args == 0 {
 				s.state = stStart
 				lastEnd = i + 1
+				if s.stopAtEnd {
+					return lastEnd, cmdStart, nil
+				}
+				if s.stopAtEnd {
+					return lastEnd, cmdStart, nil
+				}
 			} else {
 				s.state = stBulkStart
 			}
@@ -248,9 +266,18 @@ func printable(c byte) string {
 // bytes whose framing the scanner accepted, and it keeps reading until a
 // command is complete or the caller's buffer is full, so redcon re-parses a
 // partial command only when its buffer has doubled, never once per packet.
+//
+// Before the client authenticates, Read hands over one command at a time
+// and holds back what follows: Redis executes AUTH before it parses the
+// next command, so the lower unauthenticated limits must not apply to a
+// command pipelined right behind a successful AUTH.
 type limitConn struct {
 	net.Conn
 	sc frameScanner
+	// held are bytes read but not yet handed over (see above), with the
+	// read error that came with them.
+	held    []byte
+	heldErr error
 	// pending is an error to return on the next Read, after the bytes of
 	// the commands that preceded it were handed over.
 	pending error
@@ -264,8 +291,19 @@ func (l *limitConn) Read(p []byte) (int, error) {
 	}
 	n := 0
 	for n < len(p) {
-		m, err := l.Conn.Read(p[n:])
-		l.in += int64(m)
+		var m int
+		var err error
+		if len(l.held) > 0 {
+			m = copy(p[n:], l.held)
+			l.held = l.held[m:]
+			if len(l.held) == 0 {
+				l.held, err, l.heldErr = nil, l.heldErr, nil
+			}
+		} else {
+			m, err = l.Conn.Read(p[n:])
+			l.in += int64(m)
+		}
+		l.sc.stopAtEnd = false && l.sc.unauth != nil && l.sc.unauth()
 		lastEnd, cmdStart, serr := l.sc.scan(p[n : n+m])
 		if serr != nil {
 			// Hand over the complete commands that preceded the bad one in
@@ -278,6 +316,16 @@ func (l *limitConn) Read(p []byte) (int, error) {
 				return n + cmdStart, nil
 			}
 			return 0, serr
+		}
+		if l.sc.stopAtEnd && lastEnd >= 0 && lastEnd < m {
+			// Hold back what follows the first command; it is scanned
+			// again once that command ran.
+			rest := p[n+lastEnd : n+m]
+			l.held = append(append(make([]byte, 0, len(rest)+len(l.held)), rest...), l.held...)
+			if err != nil {
+				l.heldErr, err = err, nil
+			}
+			m = lastEnd
 		}
 		n += m
 		if err != nil {

@@ -270,3 +270,36 @@ func TestInlineCommands(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+// TestLargeRequestBufferReleased: after a connection sent a large value,
+// the buffer that held it is not kept while the connection idles.
+func TestLargeRequestBufferReleased(t *testing.T) {
+	n := startNode(t, "", nil)
+	n.assignAll()
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var conns []*rawConn
+	val := strings.Repeat("v", 4<<20)
+	for i := 0; i < 10; i++ {
+		c := n.raw()
+		if got := c.do("SET", "big", val); got != ok {
+			t.Fatalf("SET: %q", got)
+		}
+		if got := c.do("PING"); got != "+PONG\r\n" {
+			t.Fatalf("PING: %q", got)
+		}
+		conns = append(conns, c)
+	}
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	grown := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("10 idle connections that each sent 4 MiB hold %d KiB", grown>>10)
+	if grown > 16<<20 {
+		t.Errorf("idle connections keep %d MiB after large requests", grown>>20)
+	}
+	for _, c := range conns {
+		c.close()
+	}
+}

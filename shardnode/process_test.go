@@ -65,24 +65,35 @@ type nodeProc struct {
 	cmd  *exec.Cmd
 	addr string
 	logs *syncWriter
-	done chan error
+	// exited is closed when the process is gone; err is Wait's result.
+	exited chan struct{}
+	err    error
+}
+
+// wait waits for the process to exit and returns Wait's result.
+func (p *nodeProc) wait() error {
+	<-p.exited
+	return p.err
 }
 
 func startProc(t *testing.T, dir string, args ...string) *nodeProc {
 	t.Helper()
 	bin := nodeBinary(t)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
-	p := &nodeProc{addr: addr, logs: &syncWriter{buf: &bytes.Buffer{}}, done: make(chan error, 1)}
+	p := &nodeProc{addr: addr, logs: &syncWriter{buf: &bytes.Buffer{}}, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, append([]string{"-addr", addr, "-dir", dir}, args...)...)
 	p.cmd.Stdout = p.logs
 	p.cmd.Stderr = p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { p.done <- p.cmd.Wait() }()
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.exited)
+	}()
 	t.Cleanup(func() {
 		p.cmd.Process.Kill()
-		<-p.done
+		p.wait()
 		if t.Failed() {
 			t.Logf("node log:\n%s", p.logs.String())
 		}
@@ -95,8 +106,8 @@ func startProc(t *testing.T, dir string, args ...string) *nodeProc {
 			return p
 		}
 		select {
-		case err := <-p.done:
-			t.Fatalf("node exited at start: %v\n%s", err, p.logs.String())
+		case <-p.exited:
+			t.Fatalf("node exited at start: %v\n%s", p.err, p.logs.String())
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -190,7 +201,7 @@ func TestSIGKILLLosesNoAcknowledgedWrite(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	<-p.done
+	p.wait()
 	close(stop)
 	wg.Wait()
 	total := 0
@@ -249,10 +260,9 @@ func TestSIGTERMGraceful(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-p.done:
-		p.done <- err // for the cleanup
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, p.logs.String())
+	case <-p.exited:
+		if p.err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", p.err, p.logs.String())
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("node did not exit after SIGTERM")

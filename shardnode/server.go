@@ -14,6 +14,7 @@
 package shardnode
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -46,6 +47,7 @@ type Server struct {
 	cfg     Config
 	log     hclog.Logger
 	db      *bitcask.DB
+	cache   *readCache // nil when Config.ReadCacheBytes is 0
 	started time.Time
 	runID   string
 
@@ -120,6 +122,7 @@ func New(cfg Config) (*Server, error) {
 		runID:     newRunID(),
 		listeners: make(map[net.Listener]struct{}),
 		clients:   make(map[*client]struct{}),
+		cache:     newReadCache(cfg.ReadCacheBytes),
 	}
 	s.strict.Store(cfg.StrictIndexes)
 	if err := s.loadState(); err != nil {
@@ -322,6 +325,7 @@ func (s *Server) Close() error {
 
 func (s *Server) closeDB() error {
 	s.closeOnce.Do(func() {
+		keys, live := s.db.Len(), s.db.LiveBytes()
 		if err := s.db.Sync(); err != nil && !errors.Is(err, bitcask.ErrClosed) {
 			s.log.Error("final fsync failed", "error", err)
 			s.closeErr = err
@@ -332,7 +336,8 @@ func (s *Server) closeDB() error {
 				s.closeErr = err
 			}
 		}
-		s.log.Info("shard node stopped", "keys_at_close", "see last INFO", "uptime", time.Since(s.started).Round(time.Second))
+		s.log.Info("shard node stopped", "keys", keys, "live_bytes", live,
+			"uptime", time.Since(s.started).Round(time.Second))
 	})
 	return s.closeErr
 }
@@ -341,14 +346,28 @@ func (s *Server) closeDB() error {
 // client leaves, breaks the protocol, or the server shuts down.
 func (s *Server) serveConn(c *client) {
 	defer s.dropClient(c)
-	rd := redcon.NewReader(c.lc)
+	// redcon wraps its source in a bufio.Reader unless it is one already;
+	// handing it ours lets us see what it has buffered.
+	br := bufio.NewReaderSize(c.lc, 4096)
+	rd := redcon.NewReader(br)
 	for {
 		cmds, err := rd.ReadCommands()
 		if err != nil {
 			s.connError(c, err)
 			return
 		}
+		big := false
+		for i := range cmds {
+			big = big || len(cmds[i].Raw) > 64<<10
+		}
 		c.serveBatch(cmds)
+		if big && br.Buffered() == 0 && c.lc.sc.state == stStart {
+			// redcon's buffer grew for a large command and never shrinks;
+			// nothing is left in it (every byte handed over ended a
+			// command, and redcon returns every complete one), so a fresh
+			// reader lets the large buffer go.
+			rd = redcon.NewReader(br)
+		}
 		if len(c.out) > 0 {
 			n, werr := c.nc.Write(c.out)
 			c.netOut.Add(int64(n))

@@ -63,8 +63,16 @@ type indexesDoc struct {
 	Indexes []string `json:"indexes"`
 }
 
-// loadState reads assignment.json and indexes.json when they exist.
+// loadState reads assignment.json and indexes.json when they exist, and
+// removes the temporary files a crash in writeFileAtomic left behind.
 func (s *Server) loadState() error {
+	for _, name := range []string{assignmentFile, indexesFile} {
+		left, _ := filepath.Glob(filepath.Join(s.cfg.Dir, name+".tmp*"))
+		for _, f := range left {
+			s.log.Info("removing leftover temporary file", "file", f)
+			os.Remove(f)
+		}
+	}
 	empty := map[string]struct{}{}
 	s.indexes.Store(&empty)
 	data, err := os.ReadFile(filepath.Join(s.cfg.Dir, assignmentFile))

@@ -22,40 +22,86 @@ type store interface {
 	liveBytes() int64
 }
 
-type txStore struct{ tx *bitcask.Tx }
+type txStore struct {
+	tx *bitcask.Tx
+	rc *readCache // nil when off
+}
 
 func (t *txStore) get(key []byte) ([]byte, bitcask.Meta, bool, error) {
 	v, m, err := t.tx.Get(key)
 	return found(v, m, err)
 }
 func (t *txStore) getAppend(dst, key []byte) ([]byte, bool, error) {
+	if t.rc != nil {
+		// The cache holds committed values only; a key this transaction
+		// wrote has a sequence number no committed record has, so it
+		// misses.
+		m, ok := t.tx.Meta(key)
+		if !ok {
+			return dst, false, nil
+		}
+		if out, hit := t.rc.get(dst, key, m.Seq); hit {
+			return out, true, nil
+		}
+	}
 	v, _, ok, err := t.get(key)
 	return append(dst, v...), ok, err
 }
 func (t *txStore) meta(key []byte) (bitcask.Meta, bool) { return t.tx.Meta(key) }
+
+// Writes drop the key from the read cache only to free its room early:
+// the sequence number check keeps the cache correct without it.
 func (t *txStore) put(key, value []byte, expireAt int64) error {
+	if t.rc != nil {
+		t.rc.drop(key)
+	}
 	return t.tx.Put(key, value, expireAt)
 }
-func (t *txStore) del(key []byte) (bool, error) { return t.tx.Delete(key) }
+func (t *txStore) del(key []byte) (bool, error) {
+	if t.rc != nil {
+		t.rc.drop(key)
+	}
+	return t.tx.Delete(key)
+}
 func (t *txStore) setExpireAt(key []byte, expireAt int64) (bool, error) {
 	return t.tx.SetExpireAt(key, expireAt)
 }
-func (t *txStore) flushAll() error  { return t.tx.FlushAll() }
+func (t *txStore) flushAll() error {
+	if t.rc != nil {
+		t.rc.reset()
+	}
+	return t.tx.FlushAll()
+}
 func (t *txStore) liveBytes() int64 { return t.tx.LiveBytes() }
 
-type dbStore struct{ db *bitcask.DB }
+type dbStore struct {
+	db *bitcask.DB
+	rc *readCache // nil when off
+}
 
 func (d *dbStore) get(key []byte) ([]byte, bitcask.Meta, bool, error) {
 	v, m, err := d.db.Get(key)
 	return found(v, m, err)
 }
 func (d *dbStore) getAppend(dst, key []byte) ([]byte, bool, error) {
-	v, _, err := d.db.GetAppend(dst, key)
+	if d.rc != nil {
+		m, ok := d.db.MetaOf(key)
+		if !ok {
+			return dst, false, nil
+		}
+		if out, hit := d.rc.get(dst, key, m.Seq); hit {
+			return out, true, nil
+		}
+	}
+	v, m, err := d.db.GetAppend(dst, key)
 	if err != nil {
 		if errors.Is(err, bitcask.ErrNotFound) {
 			return dst, false, nil
 		}
 		return dst, false, err
+	}
+	if d.rc != nil {
+		d.rc.put(key, v[len(dst):], m.Seq)
 	}
 	return v, true, nil
 }

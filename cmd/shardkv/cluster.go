@@ -69,6 +69,20 @@ func cmdCluster(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
+	// A port held by another process would answer our readiness check
+	// while our process fails to bind it.
+	addrs := []string{*proxyAddr}
+	for _, s := range m.Shards {
+		addrs = append(addrs, s.Addr())
+	}
+	for _, a := range addrs {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			return fmt.Errorf("%s is not free (is another cluster running?): %w", a, err)
+		}
+		ln.Close()
+	}
+
 	sigc := make(chan os.Signal, 4)
 	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigc)
@@ -98,8 +112,9 @@ func cmdCluster(args []string, stdout, stderr io.Writer) error {
 		printConnect(stdout, m, *proxyAddr, *data)
 		err = c.wait(sigc)
 	}
-	stopErr := c.stop(sigc)
-	if err == nil {
+	// A signal during start-up is a normal stop, unless a process then
+	// failed to exit cleanly.
+	if stopErr := c.stop(sigc); err == nil || errors.Is(err, errStopped) && !errors.Is(stopErr, errStopped) {
 		err = stopErr
 	}
 	if errors.Is(err, errStopped) {

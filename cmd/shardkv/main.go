@@ -79,7 +79,14 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.msg }
 
+// quietLogger drops go-redis's own log lines: every failure reaches the
+// user once, through the error a command returns.
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
+
 func main() {
+	redis.SetLogger(quietLogger{})
 	err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	if err == nil {
 		return
@@ -109,12 +116,13 @@ func (g *globals) register(fs *flag.FlagSet) {
 // client opens a go-redis client for the proxy.
 func (g *globals) client() *redis.Client {
 	return redis.NewClient(&redis.Options{
-		Addr:         g.addr,
-		Password:     g.password,
-		DialTimeout:  5 * time.Second,
-		ReadTimeout:  30 * time.Second,
-		WriteTimeout: 30 * time.Second,
-		PoolSize:     4,
+		Addr:          g.addr,
+		Password:      g.password,
+		DialTimeout:   5 * time.Second,
+		DialerRetries: 1, // MaxRetries already retries a failed dial
+		ReadTimeout:   30 * time.Second,
+		WriteTimeout:  30 * time.Second,
+		PoolSize:      4,
 	})
 }
 
