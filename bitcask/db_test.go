@@ -314,3 +314,18 @@ func TestExpiry(t *testing.T) {
 	mustMissing(t, db, "extended")
 	mustGet(t, db, "persisted", "v")
 }
+
+func TestUpdatePanicReleasesLock(t *testing.T) {
+	db := mustOpen(t, t.TempDir(), testOptions())
+	defer db.Close()
+	func() {
+		defer func() { recover() }()
+		db.Update(func(tx *Tx) error {
+			tx.Put([]byte("p"), []byte("1"), 0)
+			panic("boom")
+		})
+	}()
+	mustMissing(t, db, "p")
+	mustPut(t, db, "q", "1") // the write lock was released
+	mustGet(t, db, "q", "1")
+}

@@ -74,6 +74,16 @@
 // records of the oldest files and deletes them; hint files are described
 // in hint.go.
 //
+// # Key directory
+//
+// Every key's entry (keydir.go) holds its hash, the file and offset of its
+// put record, its logical value length and type, its expiry and the
+// sequence number of its newest record (Meta.Seq, which changes on every
+// write of the key, including an expire record, and not when a merge
+// moves the record). Entries are sorted by xxhash64, so a SCAN cursor is
+// simply the next hash to visit. Open rebuilds the directory in bulk
+// (replay.go).
+//
 // # Durability
 //
 // Options.Sync is Redis's appendfsync: SyncAlways returns from a write only

@@ -350,3 +350,39 @@ func TestBackgroundMergeAndSweep(t *testing.T) {
 	}
 	_ = os.Remove
 }
+
+// TestReplayFoldsEarly reopens a rich history with the replay buffer
+// folded into the key directory after every couple of records (instead of
+// once at the end), from hints and from scans: the same state either way.
+func TestReplayFoldsEarly(t *testing.T) {
+	dir := t.TempDir()
+	clk := newTestClock()
+	o := testOptions()
+	o.MaxFileSize = 2048
+	o.Clock = clk.Now
+	o.Sync = SyncNo
+	db := mustOpen(t, dir, o)
+	model := buildHistory(t, db, clk)
+	db.Close()
+	defer func(v int) { foldMin = v }(foldMin)
+	for _, fm := range []int{1, 2, 7, 4096} {
+		foldMin = fm
+		db = mustOpen(t, dir, o)
+		checkModel(t, db, model, fmt.Sprintf("foldMin %d with hints", fm))
+		db.Close()
+		o2 := o
+		o2.DisableHints = true
+		hints, _ := filepath.Glob(filepath.Join(dir, "*"+hintSuffix))
+		for _, h := range hints {
+			os.Remove(h)
+		}
+		db = mustOpen(t, dir, o2)
+		if db.Stats().HintFilesLoaded != 0 {
+			t.Fatal("hints loaded")
+		}
+		checkModel(t, db, model, fmt.Sprintf("foldMin %d scanning", fm))
+		db.Close()
+		db = mustOpen(t, dir, o) // writes the hints again at Close
+		db.Close()
+	}
+}

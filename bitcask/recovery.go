@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -76,12 +75,6 @@ func Open(dir string, opts Options) (*DB, error) {
 	return db, nil
 }
 
-// replayState is what replay carries from record to record.
-type replayState struct {
-	maxSeq   uint64 // highest sequence number seen in a valid record
-	flushSeq uint64 // records older than the newest flush-all are dead
-}
-
 func (db *DB) recover() error {
 	des, err := os.ReadDir(db.dir)
 	if err != nil {
@@ -136,13 +129,13 @@ func (db *DB) recover() error {
 		}
 	}
 
-	var rs replayState
+	rs := new(replayState)
 	sc := newScanner()
 	hinted := make(map[*dataFile]bool)
 	for i, f := range db.files {
 		newest := i == len(db.files)-1
 		if hints[f.id] {
-			ok, err := db.loadHint(f, &rs)
+			ok, err := db.loadHint(f, rs)
 			if ok {
 				db.recovery.hintsLoaded++
 				hinted[f] = true
@@ -153,7 +146,7 @@ func (db *DB) recover() error {
 		}
 		db.recovery.scanned++
 		sc.reset(f.f, f.size.Load())
-		st := scanFile(sc, func(r *scanRec) { db.replay(f, r.off, &r.h, r.key, r.vlen, &rs) })
+		st := scanFile(sc, func(r *scanRec) { db.replay(f, r.off, &r.h, r.key, r.vlen, rs) })
 		if st.maxSeq > rs.maxSeq {
 			rs.maxSeq = st.maxSeq
 		}
@@ -184,6 +177,7 @@ func (db *DB) recover() error {
 		db.recovery.truncated += st.tailRecs
 		db.recovery.truncatedBytes += cut
 	}
+	db.foldAll(rs)
 	db.finishReplay()
 	db.nextSeq = rs.maxSeq + 1
 	db.written.Store(rs.maxSeq)
@@ -221,57 +215,6 @@ func (db *DB) recover() error {
 		}
 	}
 	return nil
-}
-
-// replay applies one record found at Open. Files are replayed in id order,
-// which is the order their records were written in, except that merge
-// output records carry the newest sequence number of their key's state; the
-// sequence comparisons below make both orders give the same result.
-func (db *DB) replay(f *dataFile, off int64, h *header, key []byte, vlen uint32, rs *replayState) {
-	if h.seq > rs.maxSeq {
-		rs.maxSeq = h.seq
-	}
-	if h.seq < rs.flushSeq {
-		return
-	}
-	if h.kind == kindFlushAll {
-		rs.flushSeq = h.seq
-		for i := range db.kd.shards {
-			db.kd.shards[i].filter(func(e *entry) bool { return e.seq > h.seq })
-		}
-		return
-	}
-	hash := xxhash.Sum64(key)
-	s := db.kd.shardFor(hash)
-	ci, i, found := s.search(hash, key)
-	switch h.kind {
-	case kindPut:
-		ne := entry{hash: hash, seq: h.seq, expireAt: h.expireAt, off: uint32(off),
-			vlen: packVlen(vlen, h.valType), file: f.handle}
-		if !found {
-			s.insertAt(ci, i, ne, key)
-			return
-		}
-		e := &s.chunks[ci].e[i]
-		// >=: a merge output copy of the same record wins over the
-		// original, so the original's file holds no live data.
-		if h.seq >= e.seq {
-			ne.key = e.key
-			s.setExpireAt(e, ne.expireAt)
-			*e = ne
-		}
-	case kindDelete:
-		if found && h.seq > s.chunks[ci].e[i].seq {
-			s.removeAt(ci, i)
-		}
-	case kindExpire:
-		if found {
-			if e := &s.chunks[ci].e[i]; h.seq > e.seq {
-				s.setExpireAt(e, h.expireAt)
-				e.seq = h.seq
-			}
-		}
-	}
 }
 
 // finishReplay drops keys that expired while the DB was closed and computes

@@ -377,12 +377,16 @@ func (db *DB) Update(fn func(tx *Tx) error) error {
 // updateSimple is Update for callers inside the package that need no Tx.
 func (db *DB) updateSimple(fn func(st *txState) error) error {
 	db.writeMu.Lock()
+	locked := true
+	defer func() {
+		if locked { // fn panicked: nothing was written; let other writers on
+			db.writeMu.Unlock()
+		}
+	}()
 	if db.closed.Load() {
-		db.writeMu.Unlock()
 		return ErrClosed
 	}
 	if err := db.brokenErr(); err != nil {
-		db.writeMu.Unlock()
 		return err
 	}
 	st := &db.txs
@@ -393,6 +397,7 @@ func (db *DB) updateSimple(fn func(st *txState) error) error {
 	}
 	last := st.seq - 1
 	wrote := err == nil && len(st.ops) > 0
+	locked = false
 	db.writeMu.Unlock()
 	if wrote && db.SyncPolicy() == SyncAlways {
 		return db.waitDurable(last)

@@ -12,7 +12,7 @@ import (
 // the key's sequence number (bitcask.Meta.Seq), which changes on every
 // write of the key, so a cached value is served only while it is still the
 // key's current value: writes never have to reach the cache for it to be
-// correct, they only drop entries to free room early.
+// correct.
 type readCache struct {
 	shards [cacheShards]cacheShard
 	// limit is the byte budget of one shard.
@@ -104,17 +104,6 @@ func (rc *readCache) put(key, value []byte, seq uint64) {
 	}
 	s.m[string(key)] = cacheEntry{seq: seq, val: append([]byte(nil), value...)}
 	s.bytes += cost
-}
-
-// drop forgets key (a write is about to replace or delete it).
-func (rc *readCache) drop(key []byte) {
-	s := rc.shard(key)
-	s.mu.Lock()
-	if e, ok := s.m[string(key)]; ok {
-		s.bytes -= int64(len(key) + len(e.val) + cacheOverhead)
-		delete(s.m, string(key))
-	}
-	s.mu.Unlock()
 }
 
 // reset empties the cache (FLUSHALL).

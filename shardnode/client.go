@@ -35,6 +35,8 @@ type client struct {
 	st  store
 	txs txStore
 	dbs dbStore
+	// req is this connection's entry in the server's write group.
+	req commitReq
 
 	// MULTI state.
 	inMulti    bool
@@ -84,6 +86,7 @@ func (s *Server) newClient(nc net.Conn) *client {
 		created: time.Now(),
 	}
 	c.lc = &limitConn{Conn: nc}
+	c.req = commitReq{c: c, wake: make(chan bool, 1)}
 	c.lc.sc.unauth = func() bool { return !c.authed }
 	c.dbs.db, c.dbs.rc, c.txs.rc = s.db, s.cache, s.cache
 	c.protoSeen.Store(2)

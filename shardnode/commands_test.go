@@ -728,3 +728,38 @@ func toBytes(ss []string) [][]byte {
 	}
 	return out
 }
+
+// TestArityFromTable sends every served command with one argument too few
+// (and, for fixed arities, one too many): each gets Redis's arity error,
+// read from the one command table.
+func TestArityFromTable(t *testing.T) {
+	n := startNode(t, "", nil)
+	n.assignAll()
+	c := n.raw()
+	for _, sp := range servedCommands {
+		var cases [][]string
+		min := sp.Arity
+		if min < 0 {
+			min = -min
+		}
+		if min >= 2 {
+			args := []string{strings.ToUpper(sp.Name)}
+			for len(args) < min-1 {
+				args = append(args, "x")
+			}
+			cases = append(cases, args)
+		}
+		if sp.Arity > 0 {
+			args := []string{strings.ToUpper(sp.Name)}
+			for len(args) < sp.Arity+1 {
+				args = append(args, "x")
+			}
+			cases = append(cases, args)
+		}
+		for _, args := range cases {
+			if got := c.do(args...); got != arity(sp.Name) {
+				t.Errorf("%q: got %q, want the arity error", args, got)
+			}
+		}
+	}
+}

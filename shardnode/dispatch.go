@@ -2,6 +2,7 @@ package shardnode
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/tidwall/redcon"
 
@@ -108,9 +109,22 @@ func init() {
 		servedCommands = append(servedCommands, sp)
 	}
 	specs = m
+	specByName = make(map[string]*cmdSpec, 2*len(m))
+	for _, sp := range servedCommands {
+		specByName[sp.Name] = sp
+		specByName[strings.ToUpper(sp.Name)] = sp
+	}
 }
 
+// specByName indexes specs by name in lower and in upper case, the two
+// spellings clients send, so the common lookup is one map access; other
+// spellings go through resp.Lookup.
+var specByName map[string]*cmdSpec
+
 func lookupSpec(name []byte) *cmdSpec {
+	if sp, ok := specByName[string(name)]; ok {
+		return sp
+	}
 	cmd := resp.Lookup(name)
 	if cmd == nil {
 		return nil
@@ -179,7 +193,7 @@ func (c *client) serveBatch(cmds []redcon.Command) {
 }
 
 // runKeyed executes consecutive keyed commands: straight against the
-// database when none writes, else in one transaction.
+// database when none writes, else in one transaction (see commit.go).
 func (c *client) runKeyed(cmds []redcon.Command, sp []*cmdSpec, write bool) {
 	if !write {
 		c.st = &c.dbs
@@ -189,25 +203,10 @@ func (c *client) runKeyed(cmds []redcon.Command, sp []*cmdSpec, write bool) {
 		c.st = nil
 		return
 	}
-	mark := len(c.out)
-	err := c.srv.db.Update(func(tx *bitcask.Tx) error {
-		c.txs.tx = tx
-		c.st = &c.txs
-		for i := range cmds {
-			c.execOne(sp[i], cmds[i].Args)
-		}
-		return nil
-	})
-	c.txs.tx, c.st = nil, nil
-	if err != nil {
-		// Nothing of the run was applied: every command of it gets the
-		// storage error instead of the reply it had prepared.
-		c.out = c.out[:mark]
-		msg := c.srv.storageError(err)
-		for range cmds {
-			c.out = resp.AppendError(c.out, msg)
-		}
-	}
+	// Commit, possibly together with other connections' runs.
+	c.req.cmds, c.req.sp = cmds, sp
+	c.srv.commitRun(&c.req)
+	c.req.cmds, c.req.sp = nil, nil
 }
 
 // execOne checks and executes (or queues) one command.

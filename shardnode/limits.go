@@ -303,7 +303,7 @@ func (l *limitConn) Read(p []byte) (int, error) {
 			m, err = l.Conn.Read(p[n:])
 			l.in += int64(m)
 		}
-		l.sc.stopAtEnd = false && l.sc.unauth != nil && l.sc.unauth()
+		l.sc.stopAtEnd = l.sc.unauth != nil && l.sc.unauth()
 		lastEnd, cmdStart, serr := l.sc.scan(p[n : n+m])
 		if serr != nil {
 			// Hand over the complete commands that preceded the bad one in

@@ -62,6 +62,8 @@ type Server struct {
 	indexes atomic.Pointer[map[string]struct{}]
 	// stateMu serializes changes to assignment.json and indexes.json.
 	stateMu sync.Mutex
+	// writes groups the commits of concurrent connections.
+	writes writeGroup
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}

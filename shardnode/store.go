@@ -49,20 +49,12 @@ func (t *txStore) getAppend(dst, key []byte) ([]byte, bool, error) {
 }
 func (t *txStore) meta(key []byte) (bitcask.Meta, bool) { return t.tx.Meta(key) }
 
-// Writes drop the key from the read cache only to free its room early:
-// the sequence number check keeps the cache correct without it.
+// Writes leave the read cache alone: a write gives the key a new sequence
+// number, so its cached value is never served again and ages out.
 func (t *txStore) put(key, value []byte, expireAt int64) error {
-	if t.rc != nil {
-		t.rc.drop(key)
-	}
 	return t.tx.Put(key, value, expireAt)
 }
-func (t *txStore) del(key []byte) (bool, error) {
-	if t.rc != nil {
-		t.rc.drop(key)
-	}
-	return t.tx.Delete(key)
-}
+func (t *txStore) del(key []byte) (bool, error) { return t.tx.Delete(key) }
 func (t *txStore) setExpireAt(key []byte, expireAt int64) (bool, error) {
 	return t.tx.SetExpireAt(key, expireAt)
 }

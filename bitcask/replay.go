@@ -1,0 +1,202 @@
+package bitcask
+
+import (
+	"bytes"
+	"cmp"
+	"slices"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// Replay at Open does not insert records into the key directory one by
+// one: random-position inserts into sorted chunks cost a cache miss or two
+// and a memmove each. It appends them to a per-shard buffer instead and
+// folds the buffer in when it grows as large as the shard (and at the
+// end, and before a flush-all): sort the buffer by (hash, key, arrival),
+// then merge it with the shard's sorted entries in one pass. Per key, the
+// records are applied in arrival (file) order with the same sequence
+// number rules as a one-by-one replay, so the result is the same.
+
+// foldMin is the buffer length below which a shard never folds early.
+var foldMin = 4096
+
+type pendRec struct {
+	hash     uint64
+	seq      uint64
+	expireAt int64
+	off      uint32
+	vlen     uint32 // packed with the value type, as entry.vlen
+	key      uint32 // offset of the key in replayBuf.keys
+	klen     uint32
+	idx      uint32 // arrival order
+	file     uint16
+	kind     uint8
+}
+
+type replayBuf struct {
+	recs []pendRec
+	keys []byte
+}
+
+func (b *replayBuf) keyOf(r *pendRec) []byte { return b.keys[r.key : r.key+r.klen] }
+
+// replayState is what replay carries from record to record.
+type replayState struct {
+	maxSeq   uint64 // highest sequence number seen in a valid record
+	flushSeq uint64 // records older than the newest flush-all are dead
+	bufs     [numShards]replayBuf
+}
+
+// replay takes one record found at Open (scanned or from a hint).
+func (db *DB) replay(f *dataFile, off int64, h *header, key []byte, vlen uint32, rs *replayState) {
+	if h.seq > rs.maxSeq {
+		rs.maxSeq = h.seq
+	}
+	if h.seq < rs.flushSeq {
+		return
+	}
+	if h.kind == kindFlushAll {
+		db.foldAll(rs)
+		rs.flushSeq = h.seq
+		for i := range db.kd.shards {
+			db.kd.shards[i].filter(func(e *entry) bool { return e.seq > h.seq })
+		}
+		return
+	}
+	hash := xxhash.Sum64(key)
+	si := hash >> (64 - shardBits)
+	b := &rs.bufs[si]
+	b.recs = append(b.recs, pendRec{
+		hash: hash, seq: h.seq, expireAt: h.expireAt, off: uint32(off), vlen: packVlen(vlen, h.valType),
+		key: uint32(len(b.keys)), klen: uint32(len(key)), idx: uint32(len(b.recs)), file: f.handle, kind: h.kind,
+	})
+	b.keys = append(b.keys, key...)
+	if n := len(b.recs); n >= foldMin && n >= db.kd.shards[si].n || len(b.keys) >= 1<<30 {
+		db.fold(&db.kd.shards[si], b)
+	}
+}
+
+func (db *DB) foldAll(rs *replayState) {
+	for i := range rs.bufs {
+		db.fold(&db.kd.shards[i], &rs.bufs[i])
+	}
+}
+
+// fold merges a shard's buffered records into it.
+func (db *DB) fold(s *shard, b *replayBuf) {
+	if len(b.recs) == 0 {
+		return
+	}
+	// Compaction must not run while out holds key references: make sure
+	// the arena has room for every buffered key first.
+	kb := len(b.keys) + 3*len(b.recs)
+	if len(s.arena.blocks)+kb/arenaBigKey+kb/(arenaMaxBlock-arenaBigKey)+2 >= maxArenaBlock {
+		s.compact()
+	}
+	recs := b.recs
+	slices.SortFunc(recs, func(x, y pendRec) int {
+		if c := cmp.Compare(x.hash, y.hash); c != 0 {
+			return c
+		}
+		if c := bytes.Compare(b.keyOf(&x), b.keyOf(&y)); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.idx, y.idx)
+	})
+	out := make([]entry, 0, s.n+len(recs))
+	var cur entry
+	next := func(yield func(e *entry) bool) {
+		for ci := range s.chunks {
+			es := s.chunks[ci].e
+			for i := range es {
+				if !yield(&es[i]) {
+					return
+				}
+			}
+		}
+	}
+	// Walk the existing entries and the sorted records together.
+	pi := 0
+	emitGroup := func(existing *entry) {
+		// Apply every record of one key, starting from existing (or none).
+		key := b.keyOf(&recs[pi])
+		has := existing != nil
+		if has {
+			cur = *existing
+		}
+		h := recs[pi].hash
+		for ; pi < len(recs) && recs[pi].hash == h && bytes.Equal(b.keyOf(&recs[pi]), key); pi++ {
+			r := &recs[pi]
+			switch r.kind {
+			case kindPut:
+				if !has || r.seq >= cur.seq {
+					k := cur.key
+					cur = entry{hash: r.hash, seq: r.seq, expireAt: r.expireAt, off: r.off, vlen: r.vlen, file: r.file, key: k}
+					has = true
+				}
+			case kindDelete:
+				if has && r.seq > cur.seq {
+					has = false
+				}
+			case kindExpire:
+				if has && r.seq > cur.seq {
+					cur.expireAt, cur.seq = r.expireAt, r.seq
+				}
+			}
+		}
+		switch {
+		case has && existing != nil:
+			out = append(out, cur) // keeps the existing key reference
+		case has:
+			cur.key = s.addKey(key)
+			out = append(out, cur)
+		case existing != nil:
+			s.dropKeyNoCompact(len(key))
+		}
+	}
+	for e := range next {
+		for pi < len(recs) && s.before2(&recs[pi], b, e) {
+			emitGroup(nil)
+		}
+		if pi < len(recs) && recs[pi].hash == e.hash && bytes.Equal(b.keyOf(&recs[pi]), s.keyOf(e)) {
+			emitGroup(e)
+			continue
+		}
+		out = append(out, *e)
+	}
+	for pi < len(recs) {
+		emitGroup(nil)
+	}
+	s.rebuild(out)
+	b.recs, b.keys = b.recs[:0], b.keys[:0]
+	if s.arena.dead >= 4096 && s.arena.dead >= s.arena.used {
+		s.compact()
+	}
+}
+
+// before2 reports whether the buffered record r sorts before entry e.
+func (s *shard) before2(r *pendRec, b *replayBuf, e *entry) bool {
+	if r.hash != e.hash {
+		return r.hash < e.hash
+	}
+	return bytes.Compare(b.keyOf(r), s.keyOf(e)) < 0
+}
+
+// rebuild replaces the shard's chunks with es, sorted, cut into chunks
+// that have a little room to grow.
+func (s *shard) rebuild(es []entry) {
+	const fill = maxChunk - chunkGrow/2
+	s.chunks = s.chunks[:0]
+	s.n, s.nexp = len(es), 0
+	for i := 0; i < len(es); i += fill {
+		n := min(fill, len(es)-i)
+		c := make([]entry, n, min(n+chunkGrow, maxChunk))
+		copy(c, es[i:i+n])
+		s.chunks = append(s.chunks, chunk{first: c[0].hash, last: c[n-1].hash, e: c})
+	}
+	for i := range es {
+		if es[i].expireAt != 0 {
+			s.nexp++
+		}
+	}
+}

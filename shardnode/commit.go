@@ -1,0 +1,111 @@
+package shardnode
+
+import (
+	"sync"
+
+	"github.com/tidwall/redcon"
+
+	"github.com/shardkv/shardkv/bitcask"
+	"github.com/shardkv/shardkv/resp"
+)
+
+// Writes of different connections are grouped the way LevelDB groups its
+// writers: a connection with a run of commands to commit queues it; if no
+// connection is committing, it becomes the leader and commits every queued
+// run in one bitcask Update (one write system call, and under appendfsync
+// always one fsync), then hands the lead to a connection that queued
+// meanwhile. Without contention a run is committed by its own connection
+// at once; under load, runs that arrive while a commit is in flight share
+// the next one. The runs of one Update are executed in queue order, so the
+// result is the same as committing them one by one.
+
+// commitReq is one connection's run of keyed commands.
+type commitReq struct {
+	c    *client
+	cmds []redcon.Command
+	sp   []*cmdSpec
+	// mark is len(c.out) before the run: a failed Update truncates the
+	// replies back to it.
+	mark int
+	// wake tells a waiting connection its run is done (false) or that it
+	// leads the next commit (true).
+	wake chan bool
+}
+
+// writeGroup is the queue of runs waiting to be committed.
+type writeGroup struct {
+	mu      sync.Mutex
+	pending []*commitReq
+	leading bool
+}
+
+// maxGroupRuns bounds how many runs one Update takes.
+const maxGroupRuns = 256
+
+// commitRun executes r's commands in a storage transaction, alone or with
+// other connections' runs, and returns when its replies are in r.c.out.
+func (s *Server) commitRun(r *commitReq) {
+	g := &s.writes
+	g.mu.Lock()
+	g.pending = append(g.pending, r)
+	if g.leading {
+		g.mu.Unlock()
+		if lead := <-r.wake; !lead {
+			return
+		}
+		g.mu.Lock()
+	} else {
+		g.leading = true
+	}
+	n := min(len(g.pending), maxGroupRuns)
+	batch := make([]*commitReq, n)
+	copy(batch, g.pending)
+	g.pending = append(g.pending[:0], g.pending[n:]...)
+	g.mu.Unlock()
+
+	s.commitBatch(batch)
+
+	g.mu.Lock()
+	if len(g.pending) > 0 {
+		g.pending[0].wake <- true
+	} else {
+		g.leading = false
+	}
+	g.mu.Unlock()
+	for _, b := range batch {
+		if b != r {
+			b.wake <- false
+		}
+	}
+}
+
+// commitBatch runs the batch's runs in one Update. The connections of the
+// batch wait, so their state is the leader's to use until they are woken.
+func (s *Server) commitBatch(batch []*commitReq) {
+	for _, r := range batch {
+		r.mark = len(r.c.out)
+	}
+	err := s.db.Update(func(tx *bitcask.Tx) error {
+		for _, r := range batch {
+			c := r.c
+			c.txs.tx = tx
+			c.st = &c.txs
+			for i := range r.cmds {
+				c.execOne(r.sp[i], r.cmds[i].Args)
+			}
+			c.txs.tx, c.st = nil, nil
+		}
+		return nil
+	})
+	if err != nil {
+		// Nothing of the batch was applied: every command of it gets the
+		// storage error instead of the reply it had prepared.
+		msg := s.storageError(err)
+		for _, r := range batch {
+			r.c.out = r.c.out[:r.mark]
+			for range r.cmds {
+				r.c.out = resp.AppendError(r.c.out, msg)
+			}
+		}
+	}
+}
