@@ -9,8 +9,18 @@
 // Requests pass through limitConn, which enforces Redis's protocol limits
 // on the bytes as they arrive, before redcon's reader buffers them. Each
 // connection reads a whole pipeline at a time; consecutive keyed commands
-// of a pipeline that contains a write run in one bitcask Update, so a
-// pipelined batch costs one write and, under appendfsync always, one fsync.
+// of a pipeline that contains a write run in one bitcask Update, and the
+// runs of connections that commit at the same time share one Update
+// (commit.go), so a pipelined batch costs one write and, under appendfsync
+// always, one fsync. GETs of hot keys are served from a read cache whose
+// entries are checked against the key's sequence number (cache.go).
+//
+// Files: config.go (Config), server.go (listening, connections, shutdown),
+// limits.go (protocol limits), client.go (per-connection state),
+// dispatch.go (the handler rows and the checks before a command), commit.go
+// (grouped commits), store.go (transaction or database), cmd_*.go (the
+// commands), state.go (assignment.json, indexes.json), match.go (glob
+// patterns), cache.go (read cache).
 package shardnode
 
 import (

@@ -36,12 +36,12 @@ func TestNoAssignment(t *testing.T) {
 		}
 	}
 	// Connection and server commands work before the assignment.
-	for args, want := range map[string]string{
-		"PING": "+PONG\r\n", "ECHO x": bs("x"), "SELECT 0": ok, "CLIENT SETNAME a": ok,
-		"MULTI": ok, "DISCARD": ok, "CONFIG SET maxmemory 0": ok,
+	for _, st := range []struct{ args, want string }{
+		{"PING", "+PONG\r\n"}, {"ECHO x", bs("x")}, {"SELECT 0", ok}, {"CLIENT SETNAME a", ok},
+		{"MULTI", ok}, {"DISCARD", ok}, {"CONFIG SET maxmemory 0", ok},
 	} {
-		if got := c.do(strings.Fields(args)...); got != want {
-			t.Errorf("%s: got %q, want %q", args, got, want)
+		if got := c.do(strings.Fields(st.args)...); got != st.want {
+			t.Errorf("%s: got %q, want %q", st.args, got, st.want)
 		}
 	}
 	if got := c.do("INFO", "server"); !strings.Contains(got, "redis_version:") {
