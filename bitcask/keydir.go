@@ -197,77 +197,138 @@ func (s *shard) compact() {
 
 // search returns the chunk index and the position in it where (h, key) is
 // or would be inserted, and whether it is there.
+//
+// Only hashes are compared until the entries with hash h are found, and
+// keys are compared only among those (virtually always none or one): a
+// lookup touches the arena once, for the key it finds. Hashes are uniform,
+// so the chunk and the position in it are first guessed by interpolation
+// and then found by galloping from the guess: a cache line or two instead
+// of a binary search's dozen, and still O(log n) whatever the hashes.
 func (s *shard) search(h uint64, key []byte) (ci, i int, found bool) {
 	cs := s.chunks
-	if len(cs) == 0 {
+	n := len(cs)
+	if n == 0 {
 		return 0, 0, false
 	}
-	lo, hi := 0, len(cs)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if cs[m].first <= h {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	ci = lo - 1
-	// Keys sharing a hash can straddle chunks: step back while this
-	// chunk starts after (h, key).
-	for ci > 0 && cs[ci].first == h && bytes.Compare(s.keyOf(&cs[ci].e[0]), key) > 0 {
-		ci--
-	}
-	if ci < 0 {
-		ci = 0
+	ci = firstChunkNotBefore(cs, h)
+	if ci == n {
+		// h is above every entry: append to the last chunk.
+		return n - 1, len(cs[n-1].e), false
 	}
 	c := &cs[ci]
 	es := c.e
-	// Hashes are uniform, so interpolate from the chunk's first and last
-	// hash and gallop from there: usually one or two cache lines instead
-	// of a binary search's six, and still O(log n) when many keys share a
-	// hash.
-	lo, hi = 0, len(es)
-	if h > c.first && h <= c.last {
-		g := int(float64(h-c.first) / float64(c.last-c.first) * float64(len(es)-1))
-		g = min(max(g, 0), len(es)-1)
-		step := 1
-		if s.before(&es[g], h, key) {
-			lo = g + 1 // every index below lo sorts before (h, key)
-			for lo+step <= len(es) && s.before(&es[lo+step-1], h, key) {
-				lo += step
-				step <<= 1
+	i = lowerBound(es, c.first, c.last, h)
+	for {
+		for ; i < len(es) && es[i].hash == h; i++ {
+			switch k := s.keyOf(&es[i]); {
+			case len(k) == len(key) && bytes.Equal(k, key):
+				return ci, i, true
+			case bytes.Compare(k, key) > 0:
+				return ci, i, false
 			}
-			hi = min(lo+step-1, len(es))
-		} else {
-			hi = g // no index from hi on sorts before (h, key)
-			for hi-step >= 0 && !s.before(&es[hi-step], h, key) {
-				hi -= step
-				step <<= 1
-			}
-			lo = max(hi-step+1, 0)
 		}
-	} else if h > c.last {
-		lo = len(es)
+		if i < len(es) || ci+1 == n || cs[ci+1].first != h {
+			return ci, i, false
+		}
+		// Keys sharing a hash straddle chunks: go on in the next one.
+		ci++
+		es, i = cs[ci].e, 0
+	}
+}
+
+// firstChunkNotBefore returns the index of the first chunk whose last hash
+// is >= h, or len(cs). The guess assumes the chunks split the shard's hash
+// range evenly, which uniform hashes make nearly true.
+func firstChunkNotBefore(cs []chunk, h uint64) int {
+	n := len(cs)
+	g := int((h << shardBits >> 32) * uint64(n) >> 32) // h's position in the shard's range, scaled to n
+	g = min(g, n-1)
+	lo, hi := 0, n // answer in [lo, hi]
+	if cs[g].last < h {
+		lo = g + 1
+		for step := 1; ; step <<= 1 {
+			p := g + step
+			if p >= n {
+				break
+			}
+			if cs[p].last >= h {
+				hi = p
+				break
+			}
+			lo = p + 1
+		}
 	} else {
-		hi = 0
-		if h == c.first {
-			hi = len(es)
+		hi = g
+		for step := 1; ; step <<= 1 {
+			p := g - step
+			if p < 0 {
+				break
+			}
+			if cs[p].last < h {
+				lo = p + 1
+				break
+			}
+			hi = p
 		}
 	}
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if s.before(&es[m], h, key) {
+		if cs[m].last < h {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
-	return ci, lo, lo < len(es) && es[lo].hash == h && bytes.Equal(s.keyOf(&es[lo]), key)
+	return lo
 }
 
-// before reports whether e sorts before (h, key).
-func (s *shard) before(e *entry, h uint64, key []byte) bool {
-	return e.hash < h || e.hash == h && bytes.Compare(s.keyOf(e), key) < 0
+// lowerBound returns the index of the first entry of es (sorted, first and
+// last being its first and last hash, last >= h) whose hash is >= h.
+func lowerBound(es []entry, first, last, h uint64) int {
+	if h <= first {
+		return 0
+	}
+	// es[0].hash < h <= es[n-1].hash, so the answer is in [1, n-1].
+	n := len(es)
+	g := int(float64(h-first) / float64(last-first) * float64(n-1))
+	g = min(max(g, 1), n-1)
+	lo, hi := 1, n-1
+	if es[g].hash < h {
+		lo = g + 1
+		for step := 1; ; step <<= 1 {
+			p := g + step
+			if p >= hi {
+				break
+			}
+			if es[p].hash >= h {
+				hi = p
+				break
+			}
+			lo = p + 1
+		}
+	} else {
+		hi = g
+		for step := 1; ; step <<= 1 {
+			p := g - step
+			if p < lo {
+				break
+			}
+			if es[p].hash < h {
+				lo = p + 1
+				break
+			}
+			hi = p
+		}
+	}
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if es[m].hash < h {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
 }
 
 // get returns the entry of key or nil. The pointer is valid until the
