@@ -120,6 +120,16 @@ func throughput(ctx context.Context, h *harness, cfg config) error {
 	h.node("node-s1", n2, "everysec")
 	h.start("proxy", filepath.Join(h.bin, "shardkv-proxy"), "-addr", addr(proxyPort), "-map", mapFile, "-log-level", "warn")
 
+	// The proxy's own cost: a proxy in front of one node, against a node alone.
+	solo, soloProxy := freePort(), freePort()
+	soloMap := filepath.Join(h.dir, "map-solo.json")
+	soloJSON := fmt.Sprintf(`{"shards":[{"name":"solo","start":0,"end":1,"size":0,"host":"127.0.0.1","port":%d}]}`, solo)
+	if err := os.WriteFile(soloMap, []byte(soloJSON), 0o644); err != nil {
+		return err
+	}
+	h.node("node-solo", solo, "everysec")
+	h.start("proxy-solo", filepath.Join(h.bin, "shardkv-proxy"), "-addr", addr(soloProxy), "-map", soloMap, "-log-level", "warn")
+
 	// twemproxy with two redis-servers that keep nothing on disk.
 	r1, r2, nutPort := freePort(), freePort(), freePort()
 	h.redis("redis-nopersist-1", r1, "--appendonly", "no")
@@ -146,6 +156,7 @@ func throughput(ctx context.Context, h *harness, cfg config) error {
 		{"shard node (everysec)", ne},
 		{"redis-server (AOF always)", ra},
 		{"shard node (always)", na},
+		{"shardkv proxy + 1 node (everysec)", soloProxy},
 	}
 	for _, s := range setups {
 		if err := waitReady(ctx, s.port, 30*time.Second); err != nil {
@@ -202,6 +213,7 @@ func throughput(ctx context.Context, h *harness, cfg config) error {
 		{"shardkv / twemproxy", setups[0].name, setups[1].name},
 		{"node / redis everysec", setups[3].name, setups[2].name},
 		{"node / redis always", setups[5].name, setups[4].name},
+		{"proxy + 1 node / node directly", setups[6].name, setups[3].name},
 	} {
 		for _, pipeline := range []int{1, 16} {
 			a, b := med[key(r.a, pipeline)], med[key(r.b, pipeline)]
