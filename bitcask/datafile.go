@@ -6,7 +6,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+
+	"golang.org/x/sys/unix"
 )
 
 // Data file ids order the files for replay. A file the writer starts gets
@@ -55,18 +58,73 @@ type dataFile struct {
 	// size-live is dead space that a merge reclaims.
 	live atomic.Int64
 	// refs is 1 while the file is in the file table, plus one per reader
-	// between looking it up and finishing its pread. The descriptor is
-	// closed when it drops to 0.
+	// between looking it up and finishing its read. The descriptor is
+	// closed and the mapping unmapped when it drops to 0.
 	refs atomic.Int32
+	// mm is the file mapped read-only (see mapping), set on the first
+	// read; noMap after mapping failed, and reads use pread.
+	mm    atomic.Pointer[[]byte]
+	mapMu sync.Mutex
 }
 
 func (f *dataFile) acquire() { f.refs.Add(1) }
 
 func (f *dataFile) release() {
 	if f.refs.Add(-1) == 0 {
+		if p := f.mm.Load(); p != nil && p != &noMap {
+			_ = unix.Munmap(*p)
+		}
 		f.f.Close()
 	}
 }
+
+// noMap marks a file that could not be mapped.
+var noMap []byte
+
+// mapping returns the file mapped read-only, mapping it on first use, or
+// nil when it cannot be mapped. Reads serve records from the mapping, so a
+// GET costs no system call: the records are in the page cache (written
+// there by pwrite, or faulted in once) and the mapping sees the page cache
+// directly. The mapping is at least minLen bytes (the file size limit), so
+// the active file's records stay inside it as the file grows; a record that
+// ends past it is read with pread. Bytes of the mapping beyond the end of
+// the file must never be touched (SIGBUS): readers only read records the
+// key directory points at, which were written before it pointed at them,
+// and nothing truncates a file below a record the key directory points at
+// (recovery truncates before the first read; a failed write truncates only
+// its own bytes). The caller holds a reference (or the lock of a shard
+// whose entry points into the file).
+func (f *dataFile) mapping(minLen int64) []byte {
+	if p := f.mm.Load(); p != nil {
+		return *p
+	}
+	return f.mapSlow(minLen)
+}
+
+func (f *dataFile) mapSlow(minLen int64) []byte {
+	f.mapMu.Lock()
+	defer f.mapMu.Unlock()
+	if p := f.mm.Load(); p != nil {
+		return *p
+	}
+	n := max(minLen, f.size.Load())
+	const page = 1 << 16
+	n = (n + page - 1) &^ (page - 1)
+	if n <= 0 || n > maxMapLen {
+		f.mm.Store(&noMap)
+		return nil
+	}
+	b, err := unix.Mmap(int(f.f.Fd()), 0, int(n), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		f.mm.Store(&noMap)
+		return nil
+	}
+	f.mm.Store(&b)
+	return b
+}
+
+// maxMapLen bounds a mapping: a record offset is below 2^32.
+const maxMapLen = 1 << 32
 
 func (f *dataFile) dead() int64 { return f.size.Load() - f.live.Load() }
 

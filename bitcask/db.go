@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 type Meta struct {
 	ExpireAt int64  // absolute unix ms, 0 = none
 	Seq      uint64 // sequence number of the newest record of the key; changes on every write of the key (WATCH)
+	Len      int64  // length of the value, as the caller wrote it (STRLEN, size checks)
 }
 
 // IndexStat is the number of keys of one index and the sum of their key and
@@ -140,26 +142,52 @@ func indexOf(key []byte) []byte {
 	return nil
 }
 
+// Hash is the hash the key directory files key under: xxhash64 of the
+// whole key, the hash shardkv's range map positions keys by. A caller that
+// has it already passes it to the ...Hashed methods instead of having it
+// computed again.
+func Hash(key []byte) uint64 { return xxhash.Sum64(key) }
+
 // Get returns the value of key and its meta. It returns ErrNotFound when the
 // key is absent or expired, and an error wrapping ErrCorrupt when the record
 // on disk fails its CRC: corrupt bytes are never returned.
 func (db *DB) Get(key []byte) ([]byte, Meta, error) {
-	return db.get(nil, key, false)
+	v, m, err := db.get(nil, xxhash.Sum64(key), key)
+	if err == nil && v == nil {
+		v = []byte{} // an empty value is present, not nil
+	}
+	return v, m, err
 }
 
 // GetAppend is Get that appends the value to dst instead of allocating.
 func (db *DB) GetAppend(dst, key []byte) ([]byte, Meta, error) {
-	return db.get(dst, key, true)
+	return db.get(dst, xxhash.Sum64(key), key)
 }
 
-func (db *DB) get(dst, key []byte, appendTo bool) ([]byte, Meta, error) {
-	if db.closed.Load() {
-		return dst, Meta{}, ErrClosed
-	}
-	h := xxhash.Sum64(key)
+// GetAppendHashed is GetAppend for a key whose Hash the caller has. A wrong
+// h finds nothing.
+func (db *DB) GetAppendHashed(dst []byte, h uint64, key []byte) ([]byte, Meta, error) {
+	return db.get(dst, h, key)
+}
+
+// maxLockedCopy: a record up to this size is read (from the mapping, no
+// system call) while the shard's read lock is held, which keeps its file
+// open without touching the file's shared reference count: nothing
+// releases a file while an entry of a locked shard points into it (Close
+// takes every shard lock first; a merge releases its inputs after moving
+// every entry off them under the shard locks). Larger records take a
+// reference and are read after the lock is released, so that copying them
+// never holds up the shard's writers.
+const maxLockedCopy = 64 << 10
+
+func (db *DB) get(dst []byte, h uint64, key []byte) ([]byte, Meta, error) {
 	s := db.kd.shardFor(h)
 	now := db.nowMs()
 	s.mu.RLock()
+	if db.closed.Load() {
+		s.mu.RUnlock()
+		return dst, Meta{}, ErrClosed
+	}
 	e := s.get(h, key)
 	if e == nil {
 		s.mu.RUnlock()
@@ -173,10 +201,17 @@ func (db *DB) get(dst, key []byte, appendTo bool) ([]byte, Meta, error) {
 	}
 	loc := *e
 	f := db.fileAt(loc.file)
-	f.acquire()
-	s.mu.RUnlock()
-	v, err := db.readValue(dst, f, &loc, key, appendTo)
-	f.release()
+	var v []byte
+	var err error
+	if loc.recSize(len(key)) <= maxLockedCopy {
+		v, err = db.readValue(dst, f, &loc, key)
+		s.mu.RUnlock()
+	} else {
+		f.acquire()
+		s.mu.RUnlock()
+		v, err = db.readValue(dst, f, &loc, key)
+		f.release()
+	}
 	if err != nil {
 		return dst, Meta{}, err
 	}
@@ -185,15 +220,20 @@ func (db *DB) get(dst, key []byte, appendTo bool) ([]byte, Meta, error) {
 
 var readBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
-// readValue preads the put record loc points at, checks its CRC, kind and
-// key, and returns the value as the caller wrote it. With appendTo it appends
-// to dst; otherwise it returns a new slice.
-func (db *DB) readValue(dst []byte, f *dataFile, loc *entry, key []byte, appendTo bool) ([]byte, error) {
+// readValue appends to dst the value of the put record loc points at, as
+// the caller wrote it, after checking the record: header, CRC, kind, value
+// type and key. The record is read from the file's mapping, or with pread
+// when it lies beyond it. The caller keeps f open (a reference, or the
+// shard lock, see maxLockedCopy).
+func (db *DB) readValue(dst []byte, f *dataFile, loc *entry, key []byte) ([]byte, error) {
 	size := loc.recSize(len(key))
+	off := int64(loc.off)
+	if mm := f.mapping(db.opts.MaxFileSize); off+size <= int64(len(mm)) {
+		return appendMapped(dst, mm[off:off+size:off+size], f, loc, key)
+	}
 	var buf []byte
-	var pooled *[]byte
-	if appendTo && size <= 64<<10 {
-		pooled = readBufPool.Get().(*[]byte)
+	if size <= 64<<10 {
+		pooled := readBufPool.Get().(*[]byte)
 		if int64(cap(*pooled)) < size {
 			*pooled = make([]byte, size)
 		}
@@ -202,10 +242,33 @@ func (db *DB) readValue(dst []byte, f *dataFile, loc *entry, key []byte, appendT
 	} else {
 		buf = make([]byte, size)
 	}
-	if _, err := f.f.ReadAt(buf, int64(loc.off)); err != nil {
+	if _, err := f.f.ReadAt(buf, off); err != nil {
 		return dst, fmt.Errorf("bitcask: read %s at %d: %w", f.path, loc.off, err)
 	}
-	h, k, v, err := decodeRecord(buf)
+	return appendChecked(dst, buf, f, loc, key)
+}
+
+// appendMapped is appendChecked over mapped memory: an I/O error while the
+// kernel pages the record in is a fault, which becomes an error here
+// instead of killing the process.
+func appendMapped(dst, rec []byte, f *dataFile, loc *entry, key []byte) (out []byte, err error) {
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if r := recover(); r != nil {
+			if _, fault := r.(interface{ Addr() uintptr }); !fault {
+				panic(r)
+			}
+			out, err = dst, fmt.Errorf("bitcask: read %s at %d: %v", f.path, loc.off, r)
+		}
+	}()
+	return appendChecked(dst, rec, f, loc, key)
+}
+
+// appendChecked decodes the record in rec, checks it is the put record of
+// key that loc describes, and appends its value as the caller wrote it.
+func appendChecked(dst, rec []byte, f *dataFile, loc *entry, key []byte) ([]byte, error) {
+	h, k, v, err := decodeRecord(rec)
 	if err != nil {
 		return dst, fmt.Errorf("%s at offset %d: %w", f.path, loc.off, err)
 	}
@@ -213,22 +276,14 @@ func (db *DB) readValue(dst []byte, f *dataFile, loc *entry, key []byte, appendT
 		return dst, fmt.Errorf("%w: %s at offset %d does not hold the key's value", ErrCorrupt, f.path, loc.off)
 	}
 	if h.valType == valTypeInt {
-		iv := int64(binary.LittleEndian.Uint64(v))
-		if appendTo {
-			return strconv.AppendInt(dst, iv, 10), nil
-		}
-		return strconv.AppendInt(buf[:0:len(buf)], iv, 10), nil
+		return strconv.AppendInt(dst, int64(binary.LittleEndian.Uint64(v)), 10), nil
 	}
-	if appendTo {
-		return append(dst, v...), nil
-	}
-	return v, nil
+	return append(dst, v...), nil
 }
 
 // readCurrent reads the value of key's entry whether or not it has
 // expired; a Tx uses it when its own writes changed the expiry.
-func (db *DB) readCurrent(key []byte) ([]byte, error) {
-	h := xxhash.Sum64(key)
+func (db *DB) readCurrent(h uint64, key []byte) ([]byte, error) {
 	s := db.kd.shardFor(h)
 	s.mu.RLock()
 	e := s.get(h, key)
@@ -240,14 +295,16 @@ func (db *DB) readCurrent(key []byte) ([]byte, error) {
 	f := db.fileAt(loc.file)
 	f.acquire()
 	s.mu.RUnlock()
-	v, err := db.readValue(nil, f, &loc, key, false)
+	v, err := db.readValue(nil, f, &loc, key)
 	f.release()
+	if err == nil && v == nil {
+		v = []byte{}
+	}
 	return v, err
 }
 
 // lookup returns a copy of key's entry if it is present and not expired.
-func (db *DB) lookup(key []byte) (entry, bool) {
-	h := xxhash.Sum64(key)
+func (db *DB) lookup(h uint64, key []byte) (entry, bool) {
 	s := db.kd.shardFor(h)
 	now := db.nowMs()
 	s.mu.RLock()
@@ -269,13 +326,19 @@ func (db *DB) lookup(key []byte) (entry, bool) {
 
 // Exists reports whether key is present and not expired.
 func (db *DB) Exists(key []byte) bool {
-	_, ok := db.lookup(key)
+	_, ok := db.lookup(xxhash.Sum64(key), key)
 	return ok
 }
 
 // MetaOf returns key's meta without reading its value.
 func (db *DB) MetaOf(key []byte) (Meta, bool) {
-	e, ok := db.lookup(key)
+	return db.MetaOfHashed(xxhash.Sum64(key), key)
+}
+
+// MetaOfHashed is MetaOf for a key whose Hash the caller has. A wrong h
+// finds nothing.
+func (db *DB) MetaOfHashed(h uint64, key []byte) (Meta, bool) {
+	e, ok := db.lookup(h, key)
 	if !ok {
 		return Meta{}, false
 	}
@@ -441,6 +504,20 @@ func (db *DB) RandomKey() ([]byte, bool) {
 // ones not yet removed by the sweep or a lazy removal.
 func (db *DB) Len() int { return int(db.keys.Load()) }
 
+// ExpiringKeys is the number of the keys Len counts that have an expiry
+// (Redis's INFO keyspace "expires"). Each shard keeps its count, so this
+// costs a read lock per shard, not a pass over the keys.
+func (db *DB) ExpiringKeys() int {
+	n := 0
+	for i := range db.kd.shards {
+		s := &db.kd.shards[i]
+		s.mu.RLock()
+		n += s.nexp
+		s.mu.RUnlock()
+	}
+	return n
+}
+
 // LiveBytes is the sum of len(key)+len(value) over the keys Len counts.
 func (db *DB) LiveBytes() int64 { return db.liveBytes.Load() }
 
@@ -534,6 +611,14 @@ func (db *DB) Close() error {
 			}
 			keep(db.writeHintFromScan(db.active))
 		}
+	}
+	// A Get copies small values from a file's mapping under its shard's
+	// read lock, checking closed first (see maxLockedCopy): once every
+	// shard lock was taken after closed was set, no such read is left.
+	for i := range db.kd.shards {
+		db.kd.shards[i].mu.Lock()
+		//lint:ignore SA2001 an empty critical section waits for the readers
+		db.kd.shards[i].mu.Unlock()
 	}
 	db.filesMu.Lock()
 	for _, f := range db.files {

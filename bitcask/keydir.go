@@ -75,7 +75,7 @@ func (e *entry) liveLen(klen int) int64 { return int64(klen) + int64(e.valueLen(
 
 func (e *entry) expired(now int64) bool { return e.expireAt != 0 && e.expireAt <= now }
 
-func (e *entry) meta() Meta { return Meta{ExpireAt: e.expireAt, Seq: e.seq} }
+func (e *entry) meta() Meta { return Meta{ExpireAt: e.expireAt, Seq: e.seq, Len: int64(e.valueLen())} }
 
 // chunk is a sorted run of entries.
 type chunk struct {
@@ -115,7 +115,58 @@ type shard struct {
 	arena  keyArena
 	n      int // entries in the shard
 	nexp   int // entries with an expiry, so the sweep can skip shards without any
-	_      [40]byte
+	// free holds chunk arrays the shard let go, by capacity class, for
+	// its next growth or split (see chunkArray).
+	free [chunkClasses][][]entry
+	_    [40]byte
+}
+
+// Chunk arrays come in capacity classes, multiples of chunkGrow from
+// minChunkCap to maxChunk. Growing a chunk copies it into an array one
+// class larger, and a split copies it into two smaller ones; the array
+// left behind goes to its shard's free list and is taken by the next
+// growth or split that needs its class, instead of becoming garbage.
+// Without this, loading a million keys allocated five times the key
+// directory's size, and the collector let the heap grow to twice its live
+// size between cycles, which was most of a loaded node's memory. The lists
+// are short (maxFreeChunks per class): in a growing directory every class
+// is freed about as often as it is needed.
+const (
+	minChunkCap   = 2 * chunkGrow
+	chunkClasses  = (maxChunk-minChunkCap)/chunkGrow + 1
+	maxFreeChunks = 4
+)
+
+// chunkCapFor is the class of a chunk of n entries that keeps room to
+// grow.
+func chunkCapFor(n int) int {
+	c := (n + 2*chunkGrow - 1) / chunkGrow * chunkGrow
+	return min(max(c, minChunkCap), maxChunk)
+}
+
+// chunkArray returns an array of length n and capacity c (a class), from
+// the free list when it has one.
+func (s *shard) chunkArray(n, c int) []entry {
+	k := (c - minChunkCap) / chunkGrow
+	if l := s.free[k]; len(l) > 0 {
+		a := l[len(l)-1]
+		l[len(l)-1] = nil
+		s.free[k] = l[:len(l)-1]
+		return a[:n]
+	}
+	return make([]entry, n, c)
+}
+
+// freeArray hands back an array no chunk uses any more.
+func (s *shard) freeArray(a []entry) {
+	c := cap(a)
+	if c < minChunkCap || c > maxChunk || c%chunkGrow != 0 {
+		return
+	}
+	k := (c - minChunkCap) / chunkGrow
+	if len(s.free[k]) < maxFreeChunks {
+		s.free[k] = append(s.free[k], a[:0])
+	}
 }
 
 type keydir struct {
@@ -350,17 +401,21 @@ func (s *shard) insertAt(ci, i int, e entry, key []byte) {
 		s.nexp++
 	}
 	if len(s.chunks) == 0 {
-		s.chunks = append(s.chunks, chunk{first: e.hash, last: e.hash, e: append(make([]entry, 0, 8), e)})
+		a := s.chunkArray(1, minChunkCap)
+		a[0] = e
+		s.chunks = append(s.chunks, chunk{first: e.hash, last: e.hash, e: a})
 		return
 	}
 	c := &s.chunks[ci]
 	if len(c.e) >= maxChunk {
 		// Split in halves, each with a little room to grow.
 		half := len(c.e) / 2
-		right := make([]entry, len(c.e)-half, len(c.e)-half+chunkGrow)
-		copy(right, c.e[half:])
-		left := make([]entry, half, half+chunkGrow)
-		copy(left, c.e[:half])
+		old := c.e
+		right := s.chunkArray(len(old)-half, chunkCapFor(len(old)-half))
+		copy(right, old[half:])
+		left := s.chunkArray(half, chunkCapFor(half))
+		copy(left, old[:half])
+		s.freeArray(old)
 		c.e = left
 		c.bounds()
 		s.chunks = append(s.chunks, chunk{})
@@ -373,8 +428,9 @@ func (s *shard) insertAt(ci, i int, e entry, key []byte) {
 		}
 	}
 	if len(c.e) == cap(c.e) {
-		ne := make([]entry, len(c.e), min(len(c.e)+chunkGrow, maxChunk))
+		ne := s.chunkArray(len(c.e), min(cap(c.e)+chunkGrow, maxChunk))
 		copy(ne, c.e)
+		s.freeArray(c.e)
 		c.e = ne
 	}
 	c.e = c.e[:len(c.e)+1]
@@ -395,6 +451,7 @@ func (s *shard) removeAt(ci, i int) {
 	c.e = c.e[:len(c.e)-1]
 	switch {
 	case len(c.e) == 0:
+		s.freeArray(c.e)
 		copy(s.chunks[ci:], s.chunks[ci+1:])
 		s.chunks[len(s.chunks)-1] = chunk{}
 		s.chunks = s.chunks[:len(s.chunks)-1]
@@ -402,9 +459,12 @@ func (s *shard) removeAt(ci, i int) {
 		// Merge small neighbours so heavy deletion does not leave many
 		// nearly empty chunks behind.
 		next := s.chunks[ci+1].e
-		ne := make([]entry, len(c.e)+len(next), len(c.e)+len(next)+chunkGrow)
+		n := len(c.e) + len(next)
+		ne := s.chunkArray(n, chunkCapFor(n))
 		copy(ne, c.e)
 		copy(ne[len(c.e):], next)
+		s.freeArray(c.e)
+		s.freeArray(next)
 		c.e = ne
 		c.bounds()
 		copy(s.chunks[ci+1:], s.chunks[ci+2:])
@@ -413,8 +473,9 @@ func (s *shard) removeAt(ci, i int) {
 	default:
 		c.bounds()
 		if cap(c.e) > 16 && len(c.e) < cap(c.e)/2 {
-			ne := make([]entry, len(c.e), len(c.e)+chunkGrow)
+			ne := s.chunkArray(len(c.e), chunkCapFor(len(c.e)))
 			copy(ne, c.e)
+			s.freeArray(c.e)
 			c.e = ne
 		}
 	}
@@ -453,6 +514,7 @@ func (s *shard) ascend(from uint64, fn func(e *entry) bool) {
 // reset drops every entry and key.
 func (s *shard) reset() {
 	s.chunks = nil
+	s.free = [chunkClasses][][]entry{}
 	s.arena = keyArena{open: -1}
 	s.n = 0
 	s.nexp = 0

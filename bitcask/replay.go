@@ -186,11 +186,14 @@ func (s *shard) before2(r *pendRec, b *replayBuf, e *entry) bool {
 // that have a little room to grow.
 func (s *shard) rebuild(es []entry) {
 	const fill = maxChunk - chunkGrow/2
+	for _, c := range s.chunks {
+		s.freeArray(c.e)
+	}
 	s.chunks = s.chunks[:0]
 	s.n, s.nexp = len(es), 0
 	for i := 0; i < len(es); i += fill {
 		n := min(fill, len(es)-i)
-		c := make([]entry, n, min(n+chunkGrow, maxChunk))
+		c := s.chunkArray(n, chunkCapFor(n))
 		copy(c, es[i:i+n])
 		s.chunks = append(s.chunks, chunk{first: c[0].hash, last: c[n-1].hash, e: c})
 	}

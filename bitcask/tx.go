@@ -19,8 +19,8 @@ type Tx struct {
 	done bool
 }
 
-// txIndexAt is the number of operations past which a Tx indexes its writes
-// by key instead of searching them linearly.
+// txIndexAt is the number of operations past which a Tx looks its writes
+// up in an index by hash instead of searching them linearly.
 const txIndexAt = 16
 
 // txOp is one record written by a Tx and the state of its key after it.
@@ -32,6 +32,7 @@ type txOp struct {
 	klen     uint32
 	vlen     uint32 // logical value length after the op
 	valOp    int32  // op whose put record holds the value, or -1: the key directory's value
+	prev     int32  // the previous op (after the last flush-all) with the same hash, or -1; set when indexed
 	kind     byte
 	vtype    byte
 	exists   bool // the key exists after the op
@@ -40,16 +41,24 @@ type txOp struct {
 // txState is the reusable state of the running Update, owned by the writer
 // holding DB.writeMu.
 type txState struct {
-	buf   []byte           // the encoded records, written with one write at commit
-	ops   []txOp           // one per record, in order
-	index map[string]int32 // key -> latest op, once len(ops) > txIndexAt
-	flush int32            // index of the last flush-all op, or -1
-	seq   uint64           // sequence number of the next record
-	now   int64            // record timestamp (unix ms)
-	// liveDelta is how much LiveBytes changes when the Tx commits; kept
-	// only when user is set.
+	buf []byte // the encoded records, written with one write at commit
+	ops []txOp // one per record, in order
+	// index maps a hash to the latest op with it, chained through
+	// txOp.prev, for the ops from the last flush-all up to indexed. It is
+	// built only when a lookup needs it (a Tx of plain puts never does),
+	// and kept from one Update to the next, cleared, so that it does not
+	// allocate once warm.
+	index   map[uint64]int32
+	indexed int32  // ops below this index are in index
+	flush   int32  // index of the last flush-all op, or -1
+	seq     uint64 // sequence number of the next record
+	now     int64  // record timestamp (unix ms)
+	// liveDelta is how much LiveBytes changes when the Tx commits. It is
+	// computed only once the Tx asks for LiveBytes (a size limit is
+	// checked), from then on as ops are added; before that no op pays
+	// for looking up the size of what it replaces.
 	liveDelta int64
-	user      bool // the state belongs to a Tx handed to a caller's fn
+	trackLive bool
 }
 
 func (st *txState) reset(seq uint64, now int64) {
@@ -60,12 +69,17 @@ func (st *txState) reset(seq uint64, now int64) {
 		st.ops = nil
 	}
 	st.buf, st.ops = st.buf[:0], st.ops[:0]
-	st.index = nil
+	if len(st.index) > 4096 {
+		st.index = nil
+	} else if len(st.index) > 0 {
+		clear(st.index)
+	}
+	st.indexed = 0
 	st.flush = -1
 	st.seq = seq
 	st.now = now
 	st.liveDelta = 0
-	st.user = false
+	st.trackLive = false
 }
 
 func (st *txState) opKey(op *txOp) []byte {
@@ -94,30 +108,58 @@ func (ks *keyState) liveLen(klen int) int64 {
 	return int64(klen) + int64(ks.vlen)
 }
 
-// txLookup returns key's state: the Tx's latest write of it, else the key
-// directory's entry (unless the Tx flushed everything).
-func (db *DB) txLookup(st *txState, h uint64, key []byte) keyState {
-	i := int32(-1)
-	if st.index != nil {
-		if j, ok := st.index[string(key)]; ok {
-			i = j
-		}
-	} else {
+// txLatest returns the index of the Tx's latest op on key since the last
+// flush-all, or -1.
+func (st *txState) txLatest(h uint64, key []byte) int32 {
+	if int32(len(st.ops))-st.flush-1 <= txIndexAt {
 		for j := int32(len(st.ops)) - 1; j > st.flush; j-- {
 			op := &st.ops[j]
 			if op.hash == h && bytes.Equal(st.opKey(op), key) {
-				i = j
-				break
+				return j
 			}
 		}
+		return -1
 	}
-	if i >= 0 {
+	if st.index == nil {
+		st.index = make(map[uint64]int32, 4*txIndexAt)
+	}
+	if st.indexed <= st.flush {
+		st.indexed = st.flush + 1
+	}
+	for ; st.indexed < int32(len(st.ops)); st.indexed++ {
+		op := &st.ops[st.indexed]
+		op.prev = -1
+		if j, ok := st.index[op.hash]; ok {
+			op.prev = j
+		}
+		st.index[op.hash] = st.indexed
+	}
+	j, ok := st.index[h]
+	for ok && j >= 0 {
+		op := &st.ops[j]
+		if bytes.Equal(st.opKey(op), key) {
+			return j
+		}
+		j = op.prev
+	}
+	return -1
+}
+
+// txLookup returns key's state: the Tx's latest write of it, else the key
+// directory's entry (unless the Tx flushed everything).
+func (db *DB) txLookup(st *txState, h uint64, key []byte) keyState {
+	if i := st.txLatest(h, key); i >= 0 {
 		op := &st.ops[i]
 		return keyState{present: op.exists, expireAt: op.expireAt, seq: op.seq, vlen: op.vlen, vtype: op.vtype, valOp: op.valOp}
 	}
 	if st.flush >= 0 {
 		return keyState{}
 	}
+	return db.kdState(h, key)
+}
+
+// kdState is key's state in the key directory.
+func (db *DB) kdState(h uint64, key []byte) keyState {
 	s := db.kd.shardFor(h)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -129,26 +171,52 @@ func (db *DB) txLookup(st *txState, h uint64, key []byte) keyState {
 }
 
 // addOp appends the record for op (already encoded at op.recOff) to the
-// op list and the key index.
+// op list.
 func (st *txState) addOp(op txOp) {
+	op.prev = -1
 	st.ops = append(st.ops, op)
-	n := int32(len(st.ops) - 1)
 	if op.kind == kindFlushAll {
-		st.flush = n
-		if st.index != nil {
+		st.flush = int32(len(st.ops) - 1)
+		if len(st.index) > 0 {
 			clear(st.index)
 		}
+	}
+}
+
+// startLiveTracking computes liveDelta for the ops written so far, replaying
+// them in order, and has later ops keep it up to date.
+func (db *DB) startLiveTracking(st *txState) {
+	if st.trackLive {
 		return
 	}
-	if st.index == nil && len(st.ops) > txIndexAt {
-		st.index = make(map[string]int32, 2*txIndexAt)
-		for j := st.flush + 1; j < n; j++ {
-			st.index[string(st.opKey(&st.ops[j]))] = j
+	st.trackLive = true
+	type after struct {
+		present bool
+		vlen    uint32
+	}
+	state := make(map[string]after)
+	flushed := false
+	var delta int64
+	for j := range st.ops {
+		op := &st.ops[j]
+		if op.kind == kindFlushAll {
+			delta = -db.liveBytes.Load()
+			clear(state)
+			flushed = true
+			continue
 		}
+		key := st.opKey(op)
+		var before keyState
+		if a, ok := state[string(key)]; ok {
+			before = keyState{present: a.present, vlen: a.vlen}
+		} else if !flushed {
+			before = db.kdState(op.hash, key)
+		}
+		now := keyState{present: op.exists, vlen: op.vlen}
+		delta += now.liveLen(len(key)) - before.liveLen(len(key))
+		state[string(key)] = after{op.exists, op.vlen}
 	}
-	if st.index != nil {
-		st.index[string(st.opKey(&st.ops[n]))] = n
-	}
+	st.liveDelta = delta
 }
 
 func (st *txState) firstFlag() byte {
@@ -177,8 +245,7 @@ func (db *DB) txPut(st *txState, key, value []byte, expireAt int64) error {
 	}
 	h := xxhash.Sum64(key)
 	var prev keyState
-	if st.user {
-		// Only a user's Tx can ask for LiveBytes; DB.Put saves a search.
+	if st.trackLive {
 		prev = db.txLookup(st, h, key)
 	}
 	off := len(st.buf)
@@ -192,7 +259,9 @@ func (db *DB) txPut(st *txState, key, value []byte, expireAt int64) error {
 		vtype: st.buf[off+offValType], exists: true,
 	})
 	st.seq++
-	st.liveDelta += int64(len(key)+len(value)) - prev.liveLen(len(key))
+	if st.trackLive {
+		st.liveDelta += int64(len(key)+len(value)) - prev.liveLen(len(key))
+	}
 	return nil
 }
 
@@ -261,17 +330,16 @@ func (db *DB) txFlushAll(st *txState) error {
 }
 
 // txGet returns key's value as the Tx sees it.
-func (db *DB) txGet(st *txState, key []byte) ([]byte, Meta, error) {
-	h := xxhash.Sum64(key)
+func (db *DB) txGet(st *txState, h uint64, key []byte) ([]byte, Meta, error) {
 	ks := db.txLookup(st, h, key)
 	if !ks.visible(db.nowMs()) {
 		return nil, Meta{}, ErrNotFound
 	}
-	meta := Meta{ExpireAt: ks.expireAt, Seq: ks.seq}
+	meta := Meta{ExpireAt: ks.expireAt, Seq: ks.seq, Len: int64(ks.vlen)}
 	if ks.valOp < 0 {
 		// The key directory holds the value; nobody else writes while the
 		// writer lock is held, so its entry still has it.
-		v, err := db.readCurrent(key)
+		v, err := db.readCurrent(h, key)
 		if err != nil {
 			return nil, Meta{}, err
 		}
@@ -295,22 +363,33 @@ func storedLen(vtype byte, vlen uint32) uint32 {
 
 // Get returns key's value, seeing the Tx's own writes.
 func (tx *Tx) Get(key []byte) ([]byte, Meta, error) {
+	return tx.GetHashed(xxhash.Sum64(key), key)
+}
+
+// GetHashed is Get for a key whose Hash the caller has.
+func (tx *Tx) GetHashed(h uint64, key []byte) ([]byte, Meta, error) {
 	if tx.done {
 		return nil, Meta{}, ErrTxDone
 	}
-	return tx.db.txGet(tx.st, key)
+	return tx.db.txGet(tx.st, h, key)
 }
 
 // Meta returns key's meta, seeing the Tx's own writes, without reading the value.
 func (tx *Tx) Meta(key []byte) (Meta, bool) {
+	return tx.MetaHashed(xxhash.Sum64(key), key)
+}
+
+// MetaHashed is Meta for a key whose Hash the caller has. A wrong h finds
+// nothing the Tx did not write.
+func (tx *Tx) MetaHashed(h uint64, key []byte) (Meta, bool) {
 	if tx.done {
 		return Meta{}, false
 	}
-	ks := tx.db.txLookup(tx.st, xxhash.Sum64(key), key)
+	ks := tx.db.txLookup(tx.st, h, key)
 	if !ks.visible(tx.db.nowMs()) {
 		return Meta{}, false
 	}
-	return Meta{ExpireAt: ks.expireAt, Seq: ks.seq}, true
+	return Meta{ExpireAt: ks.expireAt, Seq: ks.seq, Len: int64(ks.vlen)}, true
 }
 
 // Put writes key with value; expireAt is an absolute unix ms, 0 for none.
@@ -349,6 +428,7 @@ func (tx *Tx) FlushAll() error {
 
 // LiveBytes is DB.LiveBytes as it will be if the Tx commits.
 func (tx *Tx) LiveBytes() int64 {
+	tx.db.startLiveTracking(tx.st)
 	return tx.db.liveBytes.Load() + tx.st.liveDelta
 }
 
@@ -365,17 +445,53 @@ func (tx *Tx) LiveBytes() int64 {
 // LiveBytes, IndexStats, Stats, SyncPolicy) may be called; they do not see
 // fn's pending writes, tx's methods do.
 func (db *DB) Update(fn func(tx *Tx) error) error {
+	seq, err := db.UpdateNoWait(fn)
+	if err != nil {
+		return err
+	}
+	return db.WaitDurable(seq)
+}
+
+// UpdateNoWait is Update without the wait for the fsync: under SyncAlways
+// it returns a sequence number that the caller must pass to WaitDurable
+// before it acknowledges the writes (0, which WaitDurable returns at once
+// for, when there is nothing to wait for). A caller that commits in a
+// pipeline, like the shard node's group commit, lets the next batch be
+// written while this one's fsync is in flight, and the fsync then covers
+// both.
+func (db *DB) UpdateNoWait(fn func(tx *Tx) error) (uint64, error) {
 	tx := &Tx{db: db}
-	return db.updateSimple(func(st *txState) error {
-		st.user = true
+	return db.updateNoWait(func(st *txState) error {
 		tx.st = st
 		defer func() { tx.done = true }()
 		return fn(tx)
 	})
 }
 
+// WaitDurable returns once the record with sequence number seq (from
+// UpdateNoWait) and everything before it is on stable storage, fsyncing
+// if no fsync that covers it is in flight; concurrent callers share
+// fsyncs. It returns the error of a failed fsync.
+func (db *DB) WaitDurable(seq uint64) error {
+	if seq == 0 {
+		return nil
+	}
+	return db.waitDurable(seq)
+}
+
 // updateSimple is Update for callers inside the package that need no Tx.
 func (db *DB) updateSimple(fn func(st *txState) error) error {
+	seq, err := db.updateNoWait(fn)
+	if err != nil {
+		return err
+	}
+	return db.WaitDurable(seq)
+}
+
+// updateNoWait runs fn with the write lock held and commits what it wrote.
+// It returns the sequence number of the last record when the caller must
+// wait for an fsync (SyncAlways), else 0.
+func (db *DB) updateNoWait(fn func(st *txState) error) (uint64, error) {
 	db.writeMu.Lock()
 	locked := true
 	defer func() {
@@ -384,10 +500,10 @@ func (db *DB) updateSimple(fn func(st *txState) error) error {
 		}
 	}()
 	if db.closed.Load() {
-		return ErrClosed
+		return 0, ErrClosed
 	}
 	if err := db.brokenErr(); err != nil {
-		return err
+		return 0, err
 	}
 	st := &db.txs
 	st.reset(db.nextSeq, db.nowMs())
@@ -400,9 +516,9 @@ func (db *DB) updateSimple(fn func(st *txState) error) error {
 	locked = false
 	db.writeMu.Unlock()
 	if wrote && db.SyncPolicy() == SyncAlways {
-		return db.waitDurable(last)
+		return last, err
 	}
-	return err
+	return 0, err
 }
 
 // commit writes the Tx's records with one write and applies them to the

@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"net"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/tidwall/redcon"
@@ -12,17 +14,17 @@ import (
 	"github.com/shardkv/shardkv/resp"
 )
 
-// A client connection is served by redcon's goroutine for it, one pipelined
-// batch at a time (every command redcon parsed from one read):
+// A client connection is served by its goroutine (conn.go), one pipelined
+// batch at a time (every complete command in the read buffer):
 //
 //  1. each command is answered locally or turned into requests, which are
 //     queued per shard node;
 //  2. the queues are sent, one write per node connection, so a batch
 //     reaches every node before the proxy waits for the first reply;
 //  3. the goroutine waits once for every reply of the batch;
-//  4. the replies are written in the client's order: forwarded ones as the
-//     node wrote them, merged ones (fan-out, split) assembled from the
-//     nodes' raw elements.
+//  4. the replies are written in the client's order, in one write:
+//     forwarded ones as the node wrote them, merged ones (fan-out, split)
+//     assembled from the nodes' raw elements.
 //
 // A command whose handling must wait for earlier ones (a WATCH that opens a
 // dedicated connection, HELLO that switches protocol, SHARD.RELOAD) first
@@ -66,7 +68,8 @@ type pinned struct {
 type client struct {
 	s       *Server
 	id      int64
-	conn    redcon.Conn
+	nc      net.Conn
+	rc      syscall.RawConn // nc's descriptor, when it has one (conn.go)
 	addr    string
 	laddr   string
 	created time.Time
@@ -99,6 +102,19 @@ type client struct {
 	pinned []*resp.Request
 	shIdx  []int32 // scratch: the shard of each key
 	elems  [][]byte
+	batchN int // commands in the batch
+
+	// the connection (conn.go)
+	in       []byte // read buffer: c.in[head:tail] is read and not yet served
+	head     int
+	tail     int
+	drained  bool // the last read left the socket empty
+	f        framer
+	argv     [][]byte // the parsed command's arguments, reused
+	wout     []byte   // the batch's replies
+	readable func(uintptr) bool
+	rerr     error // the connection failed
+	perr     error // a protocol error: answered after the batch, then close
 }
 
 type clientInfo struct {
@@ -108,55 +124,46 @@ type clientInfo struct {
 	watching              bool
 }
 
-func newClient(s *Server, conn redcon.Conn) *client {
+func newClient(s *Server, nc net.Conn) *client {
 	c := &client{
 		s:       s,
 		id:      s.nextID.Add(1),
-		conn:    conn,
-		addr:    conn.RemoteAddr(),
+		nc:      nc,
+		addr:    nc.RemoteAddr().String(),
+		laddr:   nc.LocalAddr().String(),
 		created: time.Now(),
 		proto:   resp.RESP2,
 		authed:  s.cfg.RequirePass == "",
 		w:       resp.NewWaiter(),
 	}
-	if nc := conn.NetConn(); nc != nil {
-		c.laddr = nc.LocalAddr().String()
+	if sc, ok := nc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			c.rc = rc
+		}
 	}
+	c.f.unauth = func() bool { return !c.authed }
 	c.info.proto = resp.RESP2
 	c.info.multi = -1
 	c.lastAt.Store(c.created.UnixNano())
 	return c
 }
 
-// serve handles one batch: cmd and whatever else redcon already parsed.
-func (c *client) serve(first redcon.Command) {
+// beginBatch starts a batch: exec each of its commands, then endBatch.
+func (c *client) beginBatch() {
+	c.s.inBatch.Add(1)
 	c.tbl = c.s.table.Load()
 	c.w.Begin()
-	n := 1
-	c.exec(first)
-	if !c.quit {
-		for _, cmd := range c.conn.ReadPipeline() {
-			n++
-			c.exec(cmd)
-			if c.quit {
-				break
-			}
-		}
-	} else {
-		c.conn.ReadPipeline()
-	}
-	c.s.commands.Add(int64(n))
+	c.batchN = 0
+}
+
+// endBatch sends the batch's requests, waits for their replies and puts
+// every reply in c.wout, in order.
+func (c *client) endBatch() {
+	c.s.commands.Add(int64(c.batchN))
 	c.lastAt.Store(time.Now().UnixNano())
 	c.sendQueued()
 	c.w.Wait()
 	c.writeReplies()
-	if c.unpinAfter {
-		c.unpinAfter = false
-		c.unpin()
-	}
-	if c.quit {
-		c.conn.Close()
-	}
 }
 
 // barrier sends what is queued and waits for it; the replies stay in their
@@ -271,32 +278,33 @@ func (c *client) null() {
 	c.reply(mark)
 }
 
-// writeReplies writes the batch's replies in order and resets the batch.
+// writeReplies appends the batch's replies to c.wout in order and resets
+// the batch.
 func (c *client) writeReplies() {
-	var buf []byte
+	out := c.wout
 	for i := range c.slots {
 		sl := &c.slots[i]
 		switch sl.kind {
 		case slotLocal:
-			c.conn.WriteRaw(c.out[sl.a:sl.b])
+			out = append(out, c.out[sl.a:sl.b]...)
 		case slotForward:
 			if sl.req.Err != nil {
-				c.conn.WriteRaw(resp.AppendError(buf[:0], sl.sh.unavailable(sl.req.Err)))
-				continue
+				out = resp.AppendError(out, sl.sh.unavailable(sl.req.Err))
+			} else {
+				out = append(out, sl.req.Reply...)
 			}
-			c.conn.WriteRaw(sl.req.Reply)
 		case slotExec:
 			if sl.req.Err != nil {
-				c.conn.WriteRaw(resp.AppendError(buf[:0], sl.sh.unavailable(sl.req.Err)))
-				continue
+				out = resp.AppendError(out, sl.sh.unavailable(sl.req.Err))
+			} else {
+				out = append(out, lastReply(sl.req.Reply, sl.req.N)...)
 			}
-			c.conn.WriteRaw(lastReply(sl.req.Reply, sl.req.N))
 		case slotMerge:
-			buf = sl.m.write(c, buf[:0])
-			c.conn.WriteRaw(buf)
+			out = sl.m.write(c, out)
 		}
 		sl.req, sl.sh, sl.m = nil, nil, nil
 	}
+	c.wout = out
 	c.slots = c.slots[:0]
 	if cap(c.out) > 1<<20 {
 		c.out = nil
@@ -331,7 +339,9 @@ func lastReply(b []byte, n int) []byte {
 	return b
 }
 
-// exec handles one command of a batch.
+// exec handles one command of a batch. cmd.Raw and cmd.Args alias the read
+// buffer, and Args is reused for the next command: keep neither beyond the
+// call except Raw as a request's Cmd (valid until the batch is answered).
 func (c *client) exec(cmd redcon.Command) {
 	args := cmd.Args
 	ci := resp.Lookup(args[0])

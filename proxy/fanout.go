@@ -291,10 +291,11 @@ func (m *merge) writeMget(c *client, b []byte) []byte {
 	}
 	starts[len(m.parts)] = len(elems)
 	next := starts[:len(m.parts)]
+	mark := len(b)
 	b = resp.AppendArray(b, len(m.keyPart))
 	for _, p := range m.keyPart {
 		if next[p] >= starts[p+1] {
-			return resp.AppendError(b[:0], "ERR short reply to 'mget' from shard "+m.parts[p].sh.name)
+			return resp.AppendError(b[:mark], "ERR short reply to 'mget' from shard "+m.parts[p].sh.name)
 		}
 		b = append(b, elems[next[p]]...)
 		next[p]++

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/tidwall/redcon"
 )
 
 // ErrServerClosed is returned by Serve and ListenAndServe after Shutdown.
@@ -25,7 +24,7 @@ type Server struct {
 	reloadMu sync.Mutex            // one reload at a time
 
 	mu       sync.Mutex
-	rs       *redcon.Server
+	serveOn  bool // Serve was called
 	ln       net.Listener
 	clients  map[*client]struct{}
 	serving  chan struct{} // closed when Serve returns
@@ -95,7 +94,7 @@ func (s *Server) Addr() net.Addr {
 // Serve serves clients on ln until Shutdown, and closes ln.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
-	if s.closed || s.rs != nil {
+	if s.closed || s.serveOn {
 		s.mu.Unlock()
 		if ln != nil {
 			ln.Close()
@@ -105,18 +104,82 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		return errors.New("proxy: Serve called twice")
 	}
+	s.serveOn = true
 	s.ln = ln
 	s.serving = make(chan struct{})
-	s.rs = redcon.NewServerNetwork("tcp", ln.Addr().String(), s.handle, s.accept, s.closeConn)
-	rs := s.rs
 	s.mu.Unlock()
 	s.log.Info("listening", "addr", ln.Addr().String())
-	err := rs.Serve(&listener{Listener: ln, s: s})
+	err := s.acceptLoop(ln)
 	close(s.serving)
 	if s.shutting.Load() {
 		return ErrServerClosed
 	}
 	return err
+}
+
+// acceptLoop starts a goroutine per client until the listener is closed. At
+// Shutdown it lets the batches in flight be answered, then closes every
+// client connection.
+func (s *Server) acceptLoop(ln net.Listener) error {
+	defer ln.Close()
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.shutting.Load() {
+				s.drain()
+				for _, c := range s.snapshot() {
+					c.nc.Close()
+				}
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			// Out of descriptors and the like: wait a little, as
+			// net/http does, rather than spin.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed; retrying", "error", err, "in", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		if c := s.accept(nc); c != nil {
+			go s.serveConn(c)
+		}
+	}
+}
+
+// accept admits a new connection, or refuses it over the client limit.
+func (s *Server) accept(nc net.Conn) *client {
+	s.connsReceived.Add(1)
+	if s.nclients.Load() >= int64(s.cfg.MaxClients) || s.shutting.Load() {
+		s.rejected.Add(1)
+		go func() {
+			nc.Write([]byte("-ERR max number of clients reached\r\n"))
+			nc.Close()
+		}()
+		return nil
+	}
+	c := newClient(s, nc)
+	s.nclients.Add(1)
+	s.mu.Lock()
+	s.clients[c] = struct{}{}
+	s.mu.Unlock()
+	return c
+}
+
+// serveConn serves one client connection until it ends.
+func (s *Server) serveConn(c *client) {
+	defer func() {
+		c.nc.Close()
+		c.unpin()
+		s.nclients.Add(-1)
+		s.mu.Lock()
+		delete(s.clients, c)
+		s.mu.Unlock()
+	}()
+	c.run()
 }
 
 // Shutdown stops accepting clients, lets batches in flight finish and be
@@ -149,26 +212,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// listener wraps every accepted connection in the request limits, and at
-// Shutdown holds redcon's accept loop (which closes every client when it
-// returns) until the batches in flight are answered.
-type listener struct {
-	net.Listener
-	s *Server
-}
-
-func (l *listener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		if l.s.shutting.Load() {
-			l.s.drain()
-			return nil, net.ErrClosed
-		}
-		return nil, err
-	}
-	return &limitConn{Conn: c, in: &l.s.netIn}, nil
-}
-
 func (s *Server) drain() {
 	s.mu.Lock()
 	ctx := s.drainCtx
@@ -182,51 +225,6 @@ func (s *Server) drain() {
 		case <-t.C:
 		}
 	}
-}
-
-func (s *Server) accept(conn redcon.Conn) bool {
-	s.connsReceived.Add(1)
-	if s.nclients.Load() >= int64(s.cfg.MaxClients) || s.shutting.Load() {
-		s.rejected.Add(1)
-		conn.NetConn().Write([]byte("-ERR max number of clients reached\r\n"))
-		return false
-	}
-	c := newClient(s, conn)
-	if lc, ok := conn.NetConn().(*limitConn); ok {
-		lc.f.unauth = func() bool { return !c.authed }
-	}
-	conn.SetContext(c)
-	s.nclients.Add(1)
-	s.mu.Lock()
-	s.clients[c] = struct{}{}
-	s.mu.Unlock()
-	return true
-}
-
-// closeConn runs when a client connection ends (under redcon's lock).
-func (s *Server) closeConn(conn redcon.Conn, err error) {
-	c, ok := conn.Context().(*client)
-	if !ok {
-		return
-	}
-	c.unpin()
-	s.nclients.Add(-1)
-	s.mu.Lock()
-	delete(s.clients, c)
-	s.mu.Unlock()
-}
-
-func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
-	c, ok := conn.Context().(*client)
-	if !ok {
-		return
-	}
-	s.inBatch.Add(1)
-	c.serve(cmd)
-	if s.shutting.Load() && !c.quit {
-		conn.Close() // flushes the replies first
-	}
-	s.inBatch.Add(-1)
 }
 
 // snapshot returns the connected clients.

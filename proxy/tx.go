@@ -50,7 +50,7 @@ func (c *client) queue(ci *resp.Command, cmd redcon.Command) {
 		c.reject(resp.ErrWrongArity(ci.Name))
 		return
 	}
-	c.queued = append(c.queued, cmd)
+	c.queued = append(c.queued, cloneCommand(cmd))
 	c.setMulti(len(c.queued))
 	c.simple("QUEUED")
 }
@@ -198,4 +198,15 @@ func (c *client) unpin() {
 	c.infoMu.Lock()
 	c.info.watching = false
 	c.infoMu.Unlock()
+}
+
+// cloneCommand copies a command out of the read buffer, which the next
+// batch reuses: queued commands live until EXEC.
+func cloneCommand(cmd redcon.Command) redcon.Command {
+	raw := append([]byte(nil), cmd.Raw...)
+	args := make([][]byte, len(cmd.Args))
+	for i, a := range cmd.Args {
+		args[i] = append([]byte(nil), a...)
+	}
+	return redcon.Command{Raw: raw, Args: args}
 }

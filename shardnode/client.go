@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shardkv/shardkv/bitcask"
 	"github.com/shardkv/shardkv/resp"
 )
 
@@ -15,7 +16,7 @@ type client struct {
 	srv  *Server
 	id   int64
 	nc   net.Conn
-	lc   *limitConn
+	rb   reqBuf // requests read and not yet executed (conn.go)
 	addr string
 	// out collects the replies of the pipeline being served.
 	out []byte
@@ -25,6 +26,12 @@ type client struct {
 	authed bool
 	// closing asks serveConn to close after writing the replies (QUIT).
 	closing bool
+	// linger makes serveConn close with lingerClose (QUIT, protocol error).
+	linger bool
+	// inBytes counts the bytes read (INFO stats); netIn publishes it.
+	inBytes int64
+	// fd is the socket's descriptor while serveRaw's loop holds it, else -1.
+	fd int
 	// now is the time in Unix milliseconds for the pipeline being served:
 	// every command of it sees the same clock, as Redis's command time
 	// snapshot.
@@ -37,6 +44,10 @@ type client struct {
 	dbs dbStore
 	// req is this connection's entry in the server's write group.
 	req commitReq
+	// hkey and hval remember the hash of the last key checkKeys checked
+	// (see keyHash).
+	hkey []byte
+	hval uint64
 
 	// MULTI state.
 	inMulti    bool
@@ -84,11 +95,12 @@ func (s *Server) newClient(nc net.Conn) *client {
 		proto:   resp.RESP2,
 		authed:  s.cfg.RequirePass == "",
 		created: time.Now(),
+		fd:      -1,
 	}
-	c.lc = &limitConn{Conn: nc}
 	c.req = commitReq{c: c, wake: make(chan bool, 1)}
-	c.lc.sc.unauth = func() bool { return !c.authed }
+	c.rb.sc.unauth = func() bool { return !c.authed }
 	c.dbs.db, c.dbs.rc, c.txs.rc = s.db, s.cache, s.cache
+	c.dbs.c, c.txs.c = c, c
 	c.protoSeen.Store(2)
 	c.multiLen.Store(-1)
 	c.lastActive.Store(c.created.UnixMilli())
@@ -108,7 +120,7 @@ func (s *Server) newClient(nc net.Conn) *client {
 func (s *Server) dropClient(c *client) {
 	c.nc.Close()
 	s.stats.cmds.Add(c.cmds.Load())
-	s.stats.netIn.Add(c.lc.in)
+	s.stats.netIn.Add(c.inBytes)
 	s.stats.netOut.Add(c.netOut.Load())
 	s.stats.hits.Add(c.hits.Load())
 	s.stats.misses.Add(c.misses.Load())
@@ -130,3 +142,20 @@ func (c *client) resetState() {
 	c.name.Store(nil)
 	c.authed = c.srv.cfg.RequirePass == ""
 }
+
+// keyHash returns bitcask.Hash(key). The ownership check hashed the
+// command's key already (the range map positions keys by the same
+// xxhash64), so a handler reading or writing that very key (the same bytes
+// of the request buffer) reuses that hash instead of computing it again.
+// The memo is forgotten when the buffer is reused (reqBuf.done).
+func (c *client) keyHash(key []byte) uint64 {
+	if len(key) > 0 && len(key) == len(c.hkey) && &key[0] == &c.hkey[0] {
+		return c.hval
+	}
+	return bitcask.Hash(key)
+}
+
+// positionOfHash is rangemap.Position for a key whose hash is h: the top 53
+// bits of xxhash64 as a fraction of 1 (TestPositionOfHash holds it to
+// rangemap.Position).
+func positionOfHash(h uint64) float64 { return float64(h>>11) / (1 << 53) }

@@ -133,12 +133,15 @@ func (s *Server) writeInfo(b *strings.Builder, section string) {
 		w.kv("maxmemory", s.sizeLimit.Load())
 		w.kv("maxmemory_human", humanBytes(s.sizeLimit.Load()))
 		w.kv("maxmemory_policy", "noeviction")
+		var cacheBytes, cacheLimit, cacheHits, cacheMisses int64
 		if rc := s.cache; rc != nil {
-			w.kv("read_cache_bytes", rc.size())
-			w.kv("read_cache_limit", rc.limit*cacheShards)
-			w.kv("read_cache_hits", rc.hits.Load())
-			w.kv("read_cache_misses", rc.miss.Load())
+			cacheBytes, cacheLimit = rc.size(), rc.limit*cacheShards
+			cacheHits, cacheMisses = rc.hits.Load(), rc.miss.Load()
 		}
+		w.kv("read_cache_bytes", cacheBytes)
+		w.kv("read_cache_limit", cacheLimit)
+		w.kv("read_cache_hits", cacheHits)
+		w.kv("read_cache_misses", cacheMisses)
 	case "persistence":
 		b.WriteString("# Persistence\r\n")
 		w.kv("loading", 0)
@@ -160,13 +163,8 @@ func (s *Server) writeInfo(b *strings.Builder, section string) {
 	case "keyspace":
 		b.WriteString("# Keyspace\r\n")
 		if n := s.db.Len(); n > 0 {
-			expires := 0
-			s.db.Range(func(_ []byte, m bitcask.Meta) bool {
-				if m.ExpireAt != 0 {
-					expires++
-				}
-				return true
-			})
+			// Counted like keys: with an expiry, expired or not yet removed.
+			expires := s.db.ExpiringKeys()
 			b.WriteString("db0:keys=" + strconv.Itoa(n) + ",expires=" + strconv.Itoa(expires) + ",avg_ttl=0\r\n")
 		}
 	case "shard":

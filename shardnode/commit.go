@@ -18,6 +18,14 @@ import (
 // at once; under load, runs that arrive while a commit is in flight share
 // the next one. The runs of one Update are executed in queue order, so the
 // result is the same as committing them one by one.
+//
+// Under appendfsync always the leader hands the lead on as soon as its
+// batch is written, before it waits for the fsync: the next batch is
+// executed and written while this one's fsync is in flight, and its fsync
+// starts the moment this one ends (bitcask's group commit: an fsync covers
+// everything written before it started). The disk never idles between
+// fsyncs waiting for the next batch to be built, and a batch's replies
+// leave once its own fsync is done.
 
 // commitReq is one connection's run of keyed commands.
 type commitReq struct {
@@ -37,13 +45,16 @@ type writeGroup struct {
 	mu      sync.Mutex
 	pending []*commitReq
 	leading bool
+	// spare batches, reused so that a commit does not allocate one.
+	spare [][]*commitReq
 }
 
 // maxGroupRuns bounds how many runs one Update takes.
 const maxGroupRuns = 256
 
 // commitRun executes r's commands in a storage transaction, alone or with
-// other connections' runs, and returns when its replies are in r.c.out.
+// other connections' runs, and returns when its replies are in r.c.out
+// (under appendfsync always, once they are durable).
 func (s *Server) commitRun(r *commitReq) {
 	g := &s.writes
 	g.mu.Lock()
@@ -58,13 +69,20 @@ func (s *Server) commitRun(r *commitReq) {
 		g.leading = true
 	}
 	n := min(len(g.pending), maxGroupRuns)
-	batch := make([]*commitReq, n)
-	copy(batch, g.pending)
-	g.pending = append(g.pending[:0], g.pending[n:]...)
+	var batch []*commitReq
+	if k := len(g.spare); k > 0 {
+		batch, g.spare = g.spare[k-1][:0], g.spare[:k-1]
+	}
+	batch = append(batch, g.pending[:n]...)
+	rest := copy(g.pending, g.pending[n:])
+	clear(g.pending[rest:])
+	g.pending = g.pending[:rest]
 	g.mu.Unlock()
 
-	s.commitBatch(batch)
+	seq, err := s.commitBatch(batch)
 
+	// Hand the lead on now: the next batch is written while this one
+	// waits for its fsync.
 	g.mu.Lock()
 	if len(g.pending) > 0 {
 		g.pending[0].wake <- true
@@ -72,20 +90,33 @@ func (s *Server) commitRun(r *commitReq) {
 		g.leading = false
 	}
 	g.mu.Unlock()
+	if err == nil {
+		if err = s.db.WaitDurable(seq); err != nil {
+			s.failBatch(batch, err)
+		}
+	}
 	for _, b := range batch {
 		if b != r {
 			b.wake <- false
 		}
 	}
+	clear(batch)
+	g.mu.Lock()
+	if len(g.spare) < 4 {
+		g.spare = append(g.spare, batch)
+	}
+	g.mu.Unlock()
 }
 
-// commitBatch runs the batch's runs in one Update. The connections of the
-// batch wait, so their state is the leader's to use until they are woken.
-func (s *Server) commitBatch(batch []*commitReq) {
+// commitBatch runs the batch's runs in one Update, without waiting for
+// the fsync; it returns what to pass to WaitDurable. The connections of
+// the batch wait, so their state is the leader's to use until they are
+// woken.
+func (s *Server) commitBatch(batch []*commitReq) (uint64, error) {
 	for _, r := range batch {
 		r.mark = len(r.c.out)
 	}
-	err := s.db.Update(func(tx *bitcask.Tx) error {
+	seq, err := s.db.UpdateNoWait(func(tx *bitcask.Tx) error {
 		for _, r := range batch {
 			c := r.c
 			c.txs.tx = tx
@@ -98,14 +129,20 @@ func (s *Server) commitBatch(batch []*commitReq) {
 		return nil
 	})
 	if err != nil {
-		// Nothing of the batch was applied: every command of it gets the
-		// storage error instead of the reply it had prepared.
-		msg := s.storageError(err)
-		for _, r := range batch {
-			r.c.out = r.c.out[:r.mark]
-			for range r.cmds {
-				r.c.out = resp.AppendError(r.c.out, msg)
-			}
+		s.failBatch(batch, err)
+	}
+	return seq, err
+}
+
+// failBatch replaces the replies of every command of the batch by the
+// storage error: nothing of the batch was applied, or (a failed fsync) it
+// is not known to be durable.
+func (s *Server) failBatch(batch []*commitReq, err error) {
+	msg := s.storageError(err)
+	for _, r := range batch {
+		r.c.out = r.c.out[:r.mark]
+		for range r.cmds {
+			r.c.out = resp.AppendError(r.c.out, msg)
 		}
 	}
 }

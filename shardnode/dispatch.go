@@ -309,9 +309,11 @@ func (c *client) checkKeys(spec *cmdSpec, args [][]byte) string {
 	strict := spec.write && c.srv.strict.Load()
 	for i := spec.FirstKey; i <= last; i += spec.Step {
 		key := args[i]
-		if p := rangemap.Position(key); !(a.Start <= p && p < a.End) {
+		h := bitcask.Hash(key)
+		if p := positionOfHash(h); !(a.Start <= p && p < a.End) {
 			return a.wrongShard(p)
 		}
+		c.hkey, c.hval = key, h
 		if strict {
 			if idx := rangemap.Index(key); len(idx) > 0 && !c.srv.indexExists(idx) {
 				return "ERR no such index '" + string(idx) + "'"
@@ -325,6 +327,19 @@ func (c *client) checkKeys(spec *cmdSpec, args [][]byte) string {
 }
 
 func (c *client) enqueue(spec *cmdSpec, args [][]byte) {
+	// The arguments alias the connection's read buffer, which the next
+	// read reuses: the queue keeps a copy.
+	n := 0
+	for _, a := range args {
+		n += len(a)
+	}
+	data := make([]byte, 0, n)
+	cp := make([][]byte, len(args))
+	for i, a := range args {
+		data = append(data, a...)
+		cp[i] = data[len(data)-len(a) : len(data) : len(data)]
+	}
+	args = cp
 	c.queue = append(c.queue, queued{spec: spec, args: args})
 	c.multiLen.Store(int32(len(c.queue)))
 	c.out = append(c.out, "+QUEUED\r\n"...)

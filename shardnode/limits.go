@@ -1,16 +1,14 @@
 package shardnode
 
 import (
-	"net"
-
 	"github.com/shardkv/shardkv/resp"
 )
 
-// Redis's request limits. redcon has none: its reader grows its buffer as
-// bytes arrive and scans a multibulk header's count in a loop, so a client
-// could make it spin on a declared two billion arguments or buffer an endless
-// inline line. limitConn sits under redcon's reader and checks the framing of
-// the bytes as they arrive, before redcon sees them.
+// Redis's request limits. frameScanner checks the framing of the bytes as
+// they arrive (conn.go feeds it every read), before anything is parsed or
+// buffered for a command, so a declared two billion arguments, a 600 MB bulk
+// or an endless inline line get Redis's error while the server's memory
+// stays what actually arrived.
 const (
 	maxInlineLen   = 64 << 10 // PROTO_INLINE_MAX_SIZE: an inline line or a header line
 	maxBulkLen     = resp.MaxBulkLen
@@ -260,84 +258,4 @@ func printable(c byte) string {
 		return "?"
 	}
 	return string(c)
-}
-
-// limitConn is the connection redcon's reader reads from. Read returns only
-// bytes whose framing the scanner accepted, and it keeps reading until a
-// command is complete or the caller's buffer is full, so redcon re-parses a
-// partial command only when its buffer has doubled, never once per packet.
-//
-// Before the client authenticates, Read hands over one command at a time
-// and holds back what follows: Redis executes AUTH before it parses the
-// next command, so the lower unauthenticated limits must not apply to a
-// command pipelined right behind a successful AUTH.
-type limitConn struct {
-	net.Conn
-	sc frameScanner
-	// held are bytes read but not yet handed over (see above), with the
-	// read error that came with them.
-	held    []byte
-	heldErr error
-	// pending is an error to return on the next Read, after the bytes of
-	// the commands that preceded it were handed over.
-	pending error
-	// in counts bytes read, for INFO stats.
-	in int64
-}
-
-func (l *limitConn) Read(p []byte) (int, error) {
-	if l.pending != nil {
-		return 0, l.pending
-	}
-	n := 0
-	for n < len(p) {
-		var m int
-		var err error
-		if len(l.held) > 0 {
-			m = copy(p[n:], l.held)
-			l.held = l.held[m:]
-			if len(l.held) == 0 {
-				l.held, err, l.heldErr = nil, l.heldErr, nil
-			}
-		} else {
-			m, err = l.Conn.Read(p[n:])
-			l.in += int64(m)
-		}
-		l.sc.stopAtEnd = l.sc.unauth != nil && l.sc.unauth()
-		lastEnd, cmdStart, serr := l.sc.scan(p[n : n+m])
-		if serr != nil {
-			// Hand over the complete commands that preceded the bad one in
-			// this read; the error comes on the next Read, once their
-			// replies were written. Bytes of a bad command that began in
-			// an earlier read are never handed over: nothing completed
-			// since, so they all belong to it.
-			l.pending = serr
-			if cmdStart >= 0 && n+cmdStart > 0 {
-				return n + cmdStart, nil
-			}
-			return 0, serr
-		}
-		if l.sc.stopAtEnd && lastEnd >= 0 && lastEnd < m {
-			// Hold back what follows the first command; it is scanned
-			// again once that command ran.
-			rest := p[n+lastEnd : n+m]
-			l.held = append(append(make([]byte, 0, len(rest)+len(l.held)), rest...), l.held...)
-			if err != nil {
-				l.heldErr, err = err, nil
-			}
-			m = lastEnd
-		}
-		n += m
-		if err != nil {
-			if n > 0 {
-				l.pending = err
-				return n, nil
-			}
-			return 0, err
-		}
-		if lastEnd >= 0 || m == 0 {
-			return n, nil
-		}
-	}
-	return n, nil
 }

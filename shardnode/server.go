@@ -6,9 +6,11 @@
 // Serve(listener), and Shutdown(ctx) to stop accepting, let in-flight
 // commands finish, fsync and close the database.
 //
-// Requests pass through limitConn, which enforces Redis's protocol limits
-// on the bytes as they arrive, before redcon's reader buffers them. Each
-// connection reads a whole pipeline at a time; consecutive keyed commands
+// Each connection reads requests into a buffer of its own, where a frame
+// scanner enforces Redis's protocol limits on the bytes as they arrive and
+// the commands' arguments are sliced out in place (conn.go). Each
+// connection executes what one read brought, a whole pipeline at a time,
+// and answers it with one write; consecutive keyed commands
 // of a pipeline that contains a write run in one bitcask Update, and the
 // runs of connections that commit at the same time share one Update
 // (commit.go), so a pipelined batch costs one write and, under appendfsync
@@ -16,7 +18,8 @@
 // entries are checked against the key's sequence number (cache.go).
 //
 // Files: config.go (Config), server.go (listening, connections, shutdown),
-// limits.go (protocol limits), client.go (per-connection state),
+// conn.go (the request loop), limits.go (protocol limits), client.go
+// (per-connection state),
 // dispatch.go (the handler rows and the checks before a command), commit.go
 // (grouped commits), store.go (transaction or database), cmd_*.go (the
 // commands), state.go (assignment.json, indexes.json), match.go (glob
@@ -24,7 +27,6 @@
 package shardnode
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -38,7 +40,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/tidwall/redcon"
 
 	"github.com/shardkv/shardkv/bitcask"
 )
@@ -74,6 +75,10 @@ type Server struct {
 	stateMu sync.Mutex
 	// writes groups the commits of concurrent connections.
 	writes writeGroup
+
+	// draining is set by Shutdown and Close: connections stop reading
+	// once the pipeline in hand is answered.
+	draining atomic.Bool
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -285,6 +290,7 @@ func (s *Server) Addr() net.Addr {
 // is still closed once their goroutines return, and ctx's error is
 // returned.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
 	s.mu.Lock()
 	s.shutting = true
 	for ln := range s.listeners {
@@ -322,6 +328,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Close closes the listeners and every connection at once, then closes the
 // database. Prefer Shutdown.
 func (s *Server) Close() error {
+	s.draining.Store(true)
 	s.mu.Lock()
 	s.shutting = true
 	for ln := range s.listeners {
@@ -354,54 +361,8 @@ func (s *Server) closeDB() error {
 	return s.closeErr
 }
 
-// serveConn reads pipelines from one client and answers them until the
-// client leaves, breaks the protocol, or the server shuts down.
-func (s *Server) serveConn(c *client) {
-	defer s.dropClient(c)
-	// redcon wraps its source in a bufio.Reader unless it is one already;
-	// handing it ours lets us see what it has buffered.
-	br := bufio.NewReaderSize(c.lc, 4096)
-	rd := redcon.NewReader(br)
-	for {
-		cmds, err := rd.ReadCommands()
-		if err != nil {
-			s.connError(c, err)
-			return
-		}
-		big := false
-		for i := range cmds {
-			big = big || len(cmds[i].Raw) > 64<<10
-		}
-		c.serveBatch(cmds)
-		if big && br.Buffered() == 0 && c.lc.sc.state == stStart {
-			// redcon's buffer grew for a large command and never shrinks;
-			// nothing is left in it (every byte handed over ended a
-			// command, and redcon returns every complete one), so a fresh
-			// reader lets the large buffer go.
-			rd = redcon.NewReader(br)
-		}
-		if len(c.out) > 0 {
-			n, werr := c.nc.Write(c.out)
-			c.netOut.Add(int64(n))
-			if werr != nil {
-				return
-			}
-		}
-		if cap(c.out) > 64<<10 {
-			c.out = nil
-		} else {
-			c.out = c.out[:0]
-		}
-		c.netIn.Store(c.lc.in)
-		if c.closing {
-			lingerClose(c.nc)
-			return
-		}
-	}
-}
-
-// connError answers a protocol error with Redis's text and ends the
-// connection; other errors (EOF, reset, shutdown) just end it.
+// connError answers a protocol error with Redis's text and asks serveConn
+// to close the connection after a linger (c.linger).
 func (s *Server) connError(c *client, err error) {
 	var msg string
 	var pe *protocolError
@@ -409,7 +370,7 @@ func (s *Server) connError(c *client, err error) {
 	case errors.As(err, &pe):
 		msg = pe.msg
 	case strings.HasPrefix(err.Error(), "Protocol error: "):
-		msg = err.Error() // redcon's own framing errors
+		msg = err.Error() // redcon's inline parser
 	default:
 		return
 	}
@@ -417,5 +378,5 @@ func (s *Server) connError(c *client, err error) {
 	s.log.Debug("protocol error; closing connection", "client", c.addr, "error", msg)
 	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	_, _ = c.nc.Write([]byte("-ERR " + msg + "\r\n"))
-	lingerClose(c.nc)
+	c.linger = true
 }

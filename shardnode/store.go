@@ -25,10 +25,11 @@ type store interface {
 type txStore struct {
 	tx *bitcask.Tx
 	rc *readCache // nil when off
+	c  *client    // for the hash of the command's key (client.keyHash)
 }
 
 func (t *txStore) get(key []byte) ([]byte, bitcask.Meta, bool, error) {
-	v, m, err := t.tx.Get(key)
+	v, m, err := t.tx.GetHashed(t.c.keyHash(key), key)
 	return found(v, m, err)
 }
 func (t *txStore) getAppend(dst, key []byte) ([]byte, bool, error) {
@@ -36,7 +37,7 @@ func (t *txStore) getAppend(dst, key []byte) ([]byte, bool, error) {
 		// The cache holds committed values only; a key this transaction
 		// wrote has a sequence number no committed record has, so it
 		// misses.
-		m, ok := t.tx.Meta(key)
+		m, ok := t.meta(key)
 		if !ok {
 			return dst, false, nil
 		}
@@ -47,7 +48,9 @@ func (t *txStore) getAppend(dst, key []byte) ([]byte, bool, error) {
 	v, _, ok, err := t.get(key)
 	return append(dst, v...), ok, err
 }
-func (t *txStore) meta(key []byte) (bitcask.Meta, bool) { return t.tx.Meta(key) }
+func (t *txStore) meta(key []byte) (bitcask.Meta, bool) {
+	return t.tx.MetaHashed(t.c.keyHash(key), key)
+}
 
 // Writes leave the read cache alone: a write gives the key a new sequence
 // number, so its cached value is never served again and ages out.
@@ -69,15 +72,20 @@ func (t *txStore) liveBytes() int64 { return t.tx.LiveBytes() }
 type dbStore struct {
 	db *bitcask.DB
 	rc *readCache // nil when off
+	c  *client    // for the hash of the command's key (client.keyHash)
 }
 
 func (d *dbStore) get(key []byte) ([]byte, bitcask.Meta, bool, error) {
-	v, m, err := d.db.Get(key)
+	v, m, err := d.db.GetAppendHashed(nil, d.c.keyHash(key), key)
+	if err == nil && v == nil {
+		v = []byte{}
+	}
 	return found(v, m, err)
 }
 func (d *dbStore) getAppend(dst, key []byte) ([]byte, bool, error) {
+	h := d.c.keyHash(key)
 	if d.rc != nil {
-		m, ok := d.db.MetaOf(key)
+		m, ok := d.db.MetaOfHashed(h, key)
 		if !ok {
 			return dst, false, nil
 		}
@@ -85,7 +93,7 @@ func (d *dbStore) getAppend(dst, key []byte) ([]byte, bool, error) {
 			return out, true, nil
 		}
 	}
-	v, m, err := d.db.GetAppend(dst, key)
+	v, m, err := d.db.GetAppendHashed(dst, h, key)
 	if err != nil {
 		if errors.Is(err, bitcask.ErrNotFound) {
 			return dst, false, nil
@@ -97,7 +105,9 @@ func (d *dbStore) getAppend(dst, key []byte) ([]byte, bool, error) {
 	}
 	return v, true, nil
 }
-func (d *dbStore) meta(key []byte) (bitcask.Meta, bool) { return d.db.MetaOf(key) }
+func (d *dbStore) meta(key []byte) (bitcask.Meta, bool) {
+	return d.db.MetaOfHashed(d.c.keyHash(key), key)
+}
 func (d *dbStore) put(key, value []byte, expireAt int64) error {
 	return errReadOnlyStore
 }

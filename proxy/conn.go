@@ -1,0 +1,260 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"syscall"
+
+	"github.com/tidwall/redcon"
+
+	"github.com/shardkv/shardkv/resp"
+)
+
+// The client connection's read loop.
+//
+// Each client has one goroutine that reads its socket into a buffer, runs
+// the framer (limits.go) over the new bytes, parses every complete command
+// in the buffer with redcon's parsers and serves them as one batch
+// (client.serve), then reads again. The loop is the proxy's own rather than
+// redcon.Server's for two reasons the profile showed:
+//
+//   - System calls. Go's net.Conn.Read tries the read first and only then
+//     waits for the socket to become readable, so a request-reply client
+//     costs two reads per request, one of them finding nothing. The loop
+//     runs inside one syscall.RawConn.Read for the life of the connection:
+//     after a read that did not fill the buffer it waits for the next
+//     readiness event instead of asking again. The readiness state is reset
+//     only when RawConn.Read starts, so no event is lost between batches.
+//   - Copies and allocations. redcon's Reader copies every command (Raw, and
+//     Args over it) and wraps the connection in a bufio.Reader; here a
+//     command's Raw and Args alias the read buffer, which stays put until
+//     the batch is answered. redcon.ReadNextCommand parses multibulk
+//     requests in place and redcon.Parse parses inline ones, so the proxy
+//     reads requests exactly as redcon does; the shard node serves with
+//     redcon.Server.
+//
+// A batch's replies leave in one write.
+
+const (
+	inBufSize = 16 << 10 // the read buffer; it grows to hold one large command
+	outKeep   = 1 << 20  // larger output buffers are not kept between batches
+)
+
+// errIncomplete: the buffer ends inside a command.
+var errIncomplete = errors.New("incomplete command")
+
+// run serves the connection until the client leaves, QUIT, a protocol
+// error, or Shutdown.
+func (c *client) run() {
+	c.in = make([]byte, inBufSize)
+	if c.rc != nil {
+		c.readable = c.onReadable
+		if err := c.rc.Read(c.readable); err != nil && c.rerr == nil {
+			c.rerr = err
+		}
+		return
+	}
+	// A connection without a file descriptor (a listener of another kind
+	// was given to Serve): plain reads through the limits.
+	lc := &limitConn{Conn: c.nc, f: c.f}
+	lc.f.unauth = c.f.unauth
+	for {
+		c.grow()
+		n, err := lc.Read(c.in[c.tail:])
+		if n > 0 {
+			c.s.netIn.Add(int64(n))
+			c.tail += n
+			if c.serveBuffered(c.tail) {
+				return
+			}
+		}
+		if err != nil {
+			c.rerr = err
+			return
+		}
+	}
+}
+
+// onReadable is the RawConn.Read callback: it reads and serves until the
+// socket has nothing more (false: wait for readiness) or the connection is
+// over (true).
+func (c *client) onReadable(fd uintptr) bool {
+	for {
+		if c.drained {
+			// The last read did not fill the buffer: the socket had no
+			// more, and new bytes come with a readiness event.
+			c.drained = false
+			return false
+		}
+		c.grow()
+		space := len(c.in) - c.tail
+		n, err := syscall.Read(int(fd), c.in[c.tail:])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return false
+		case err != nil:
+			c.rerr = err
+			return true
+		case n == 0:
+			c.rerr = io.EOF
+			return true
+		}
+		c.drained = n < space
+		c.s.netIn.Add(int64(n))
+		if c.received(n) {
+			return true
+		}
+	}
+}
+
+// received handles n new bytes at c.in[c.tail:]: the framer checks them, and
+// every command they complete is served. It reports whether the connection
+// is over.
+func (c *client) received(n int) bool {
+	lastEnd, cmdStart, err := c.f.scan(c.in[c.tail : c.tail+n])
+	if err != nil {
+		// Serve what came before the violation, then answer it and close.
+		end := c.tail
+		if cmdStart >= 0 {
+			end += cmdStart
+		}
+		c.tail = end
+		c.perr = err
+		c.serveBuffered(end)
+		return true
+	}
+	c.tail += n
+	if lastEnd < 0 {
+		return false // still inside a command
+	}
+	return c.serveBuffered(c.tail)
+}
+
+// serveBuffered serves the complete commands in c.in[c.head:end] as one batch
+// and writes its replies, with a protocol error (c.perr) after them. It
+// reports whether the connection is over.
+func (c *client) serveBuffered(end int) bool {
+	c.beginBatch()
+	for c.head < end && !c.quit {
+		cmd, n, err := c.parse(c.in[c.head:end])
+		if err == errIncomplete {
+			break
+		}
+		if err != nil {
+			c.perr = err
+			break
+		}
+		c.head += n
+		if len(cmd.Args) == 0 {
+			continue // an empty line or multibulk: ignored, as Redis does
+		}
+		c.batchN++
+		c.exec(cmd)
+	}
+	if c.batchN > 0 {
+		c.endBatch()
+	}
+	if c.head == c.tail {
+		c.head, c.tail = 0, 0
+	}
+	if c.perr != nil {
+		// Redis's text: the framer's errors and redcon's both read
+		// "Protocol error: ...".
+		c.wout = resp.AppendError(c.wout, "ERR "+c.perr.Error())
+	}
+	if len(c.wout) > 0 {
+		if _, err := c.nc.Write(c.wout); err != nil && c.rerr == nil {
+			c.rerr = err
+		}
+		if cap(c.wout) > outKeep {
+			c.wout = nil
+		} else {
+			c.wout = c.wout[:0]
+		}
+	}
+	if c.unpinAfter {
+		c.unpinAfter = false
+		c.unpin()
+	}
+	return c.perr != nil || c.quit || c.rerr != nil || (c.batchN > 0 && c.s.shutting.Load())
+}
+
+// parse reads the command at the start of b: its Raw and Args alias b. n is
+// its length in bytes.
+func (c *client) parse(b []byte) (cmd redcon.Command, n int, err error) {
+	if b[0] == '*' {
+		if len(b) > 1 && b[1] == '-' {
+			// A negative count, which the framer let through as an empty
+			// multibulk: Redis ignores it.
+			i := indexByte(b, '\n')
+			if i < 0 {
+				return cmd, 0, errIncomplete
+			}
+			return cmd, i + 1, nil
+		}
+		complete, args, _, rest, err := redcon.ReadNextCommand(b, c.argv)
+		if err != nil {
+			return cmd, 0, err
+		}
+		if !complete {
+			return cmd, 0, errIncomplete
+		}
+		c.argv = args[:0]
+		n = len(b) - len(rest)
+		return redcon.Command{Raw: b[:n], Args: args}, n, nil
+	}
+	// An inline command: one line, split as redis-cli and telnet users
+	// expect (quotes, escapes). redcon.Parse copies it, which is fine for
+	// this rare form.
+	i := indexByte(b, '\n')
+	if i < 0 {
+		return cmd, 0, errIncomplete
+	}
+	line := b[:i+1]
+	if isBlank(line) {
+		return cmd, i + 1, nil
+	}
+	cmd, err = redcon.Parse(line)
+	if err != nil {
+		if strings.HasPrefix(err.Error(), "Protocol error") {
+			return cmd, 0, err
+		}
+		return redcon.Command{}, i + 1, nil // nothing but separators
+	}
+	return cmd, i + 1, nil
+}
+
+func isBlank(line []byte) bool {
+	for _, ch := range line {
+		if ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n' {
+			return false
+		}
+	}
+	return true
+}
+
+// grow makes room to read into c.in[c.tail:]: it moves a partial command to
+// the front, or doubles the buffer when the command fills it, and returns
+// to the initial size once a large command is done.
+func (c *client) grow() {
+	if c.head == c.tail {
+		c.head, c.tail = 0, 0
+		if len(c.in) > 4*inBufSize {
+			c.in = make([]byte, inBufSize)
+		}
+	}
+	if c.tail < len(c.in) {
+		return
+	}
+	if c.head > 0 {
+		c.tail = copy(c.in, c.in[c.head:c.tail])
+		c.head = 0
+		return
+	}
+	nb := make([]byte, 2*len(c.in))
+	copy(nb, c.in[:c.tail])
+	c.in = nb
+}

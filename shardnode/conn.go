@@ -1,0 +1,359 @@
+package shardnode
+
+import (
+	"bytes"
+	"syscall"
+	"unsafe"
+
+	"github.com/tidwall/redcon"
+)
+
+// The request path of a connection.
+//
+// Why not redcon's Reader: it copies every command it returns (Raw, and a
+// new Args slice), which profiles showed were nearly all of the node's
+// allocations, and it reads again after every pipeline, so each request
+// costs a read that comes back empty (EAGAIN) on top of the one that
+// brought it. The hot path here reads into a buffer the connection keeps,
+// lets frameScanner (limits.go) validate the framing and Redis's limits
+// byte by byte as it arrives, then slices the validated commands' arguments
+// out of the buffer in place: redcon.Command values whose Raw and Args
+// alias the buffer, valid until the next read, with no allocation per
+// command. redcon stays for what it does well and is not hot: inline
+// commands (redis-cli's "SET k \"a b\"") are parsed by redcon.Parse, quotes
+// and all, and the node's replies are built by resp's encoders.
+//
+// Reads: on a TCP connection the loop runs inside one syscall.RawConn.Read
+// for the life of the connection. When a read returns fewer bytes than it
+// asked for, the socket was drained, so after answering the loop waits for
+// the poller's next readiness edge (the callback returns false) instead of
+// reading again to hear EAGAIN: one read per request instead of two. A read
+// that filled the buffer reads again, since the edge for those bytes was
+// spent. Go's poller is edge-triggered: bytes that arrive after a read
+// raise a new edge, and one that arrives while the loop is busy is kept
+// (pdReady) for the next wait, so nothing is missed; at worst a stale edge
+// costs one empty read.
+
+// Request buffer sizes.
+const (
+	reqBufSize    = 16 << 10 // a connection's buffer, as Redis's PROTO_IOBUF_LEN
+	reqBufMinRead = 4 << 10  // space a read gets at least; the buffer grows for larger commands
+	reqBufKeep    = 64 << 10 // a buffer larger than this is dropped once it is empty
+)
+
+// reqBuf holds the bytes read from one connection: buf[start:end] are not
+// executed yet; buf[start:valid] are complete commands the scanner
+// accepted; buf[scanned:end] were not scanned yet.
+type reqBuf struct {
+	buf     []byte
+	start   int
+	valid   int
+	scanned int
+	end     int
+	sc      frameScanner
+	// err is the protocol error the scanner found; it is answered after
+	// the commands before it ran.
+	err error
+	// cmds and argv are reused from pipeline to pipeline.
+	cmds []redcon.Command
+	argv [][]byte
+}
+
+// scan feeds the bytes read since the last scan to the frame scanner. Before
+// authentication it stops after the first complete command, which must run
+// before what follows it is checked against the (lower) unauthenticated
+// limits.
+func (r *reqBuf) scan(unauth bool) {
+	if r.err != nil || r.scanned == r.end {
+		return
+	}
+	r.sc.stopAtEnd = unauth
+	last, _, err := r.sc.scan(r.buf[r.scanned:r.end])
+	if last >= 0 {
+		r.valid = r.scanned + last
+	}
+	switch {
+	case err != nil:
+		r.err = err
+		r.scanned = r.end
+	case unauth && last >= 0:
+		r.scanned += last
+	default:
+		r.scanned = r.end
+	}
+}
+
+// parse slices the complete commands in buf[start:valid] into r.cmds and
+// marks them consumed. The framing was validated by the scanner, so parse
+// trusts it. An empty multibulk (*0, *-1) and an empty inline line are
+// skipped, as Redis does. An inline line is parsed by redcon; its error
+// (unbalanced quotes) ends the parse after the commands before it.
+func (r *reqBuf) parse() ([]redcon.Command, error) {
+	b := r.buf
+	cmds, argv := r.cmds[:0], r.argv[:0]
+	p := r.start
+	var err error
+	for p < r.valid {
+		begin := p
+		if b[p] != '*' {
+			nl := p + bytes.IndexByte(b[p:r.valid], '\n')
+			line := b[p : nl+1]
+			p = nl + 1
+			if isBlank(line) {
+				continue
+			}
+			cmd, perr := redcon.Parse(line)
+			if perr != nil {
+				err = perr
+				p = begin
+				break
+			}
+			cmds = append(cmds, cmd)
+			continue
+		}
+		n, q := headerNum(b, p+1)
+		p = q
+		if n <= 0 {
+			continue
+		}
+		first := len(argv)
+		for ; n > 0; n-- {
+			l, q := headerNum(b, p+1) // after the '$'
+			argv = append(argv, b[q:q+l:q+l])
+			p = q + l + 2
+		}
+		cmds = append(cmds, redcon.Command{Raw: b[begin:p:p], Args: argv[first:len(argv):len(argv)]})
+	}
+	r.start = p
+	r.cmds, r.argv = cmds, argv
+	return cmds, err
+}
+
+// headerNum parses the number of a validated header line starting at i
+// and returns it and the index after its CRLF.
+func headerNum(b []byte, i int) (int, int) {
+	neg := false
+	if b[i] == '-' {
+		neg = true
+		i++
+	}
+	n := 0
+	for ; b[i] != '\r'; i++ {
+		n = n*10 + int(b[i]-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, i + 2
+}
+
+func isBlank(line []byte) bool {
+	for _, c := range line {
+		if c != ' ' && c != '\r' && c != '\n' && c != '\t' {
+			return false
+		}
+	}
+	return true
+}
+
+// done forgets the executed commands: the buffer is emptied, or the partial
+// command at its end moved to the front when little room is left. A large
+// buffer is dropped once empty so idle connections do not keep it.
+func (r *reqBuf) done() {
+	clear(r.cmds) // the commands alias the buffer; keep no reference
+	clear(r.argv)
+	r.cmds, r.argv = r.cmds[:0], r.argv[:0]
+	if r.start == r.end {
+		r.start, r.valid, r.scanned, r.end = 0, 0, 0, 0
+		if len(r.buf) > reqBufKeep {
+			r.buf = nil
+		}
+		return
+	}
+	if len(r.buf)-r.end < reqBufMinRead && r.start > 0 {
+		n := copy(r.buf, r.buf[r.start:r.end])
+		r.valid -= r.start
+		r.scanned -= r.start
+		r.end = n
+		r.start = 0
+	}
+}
+
+// space returns the free tail of the buffer, growing it (by doubling, as
+// bytes arrive, never by what a header declares) when a command does not
+// fit.
+func (r *reqBuf) space() []byte {
+	if r.buf == nil {
+		r.buf = make([]byte, reqBufSize)
+	}
+	if len(r.buf)-r.end < reqBufMinRead {
+		if r.start > 0 {
+			n := copy(r.buf, r.buf[r.start:r.end])
+			r.valid -= r.start
+			r.scanned -= r.start
+			r.end = n
+			r.start = 0
+		}
+		if len(r.buf)-r.end < reqBufMinRead {
+			nb := make([]byte, 2*len(r.buf))
+			copy(nb, r.buf[:r.end])
+			r.buf = nb
+		}
+	}
+	return r.buf[r.end:]
+}
+
+// serveConn reads pipelines from one client and answers them until the
+// client leaves, breaks the protocol, or the server shuts down.
+func (s *Server) serveConn(c *client) {
+	defer s.dropClient(c)
+	if sc, ok := c.nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			s.serveRaw(c, raw)
+		}
+	} else {
+		for !s.draining.Load() {
+			p := c.rb.space()
+			n, err := c.nc.Read(p)
+			if n > 0 && !c.received(n) || err != nil {
+				break
+			}
+		}
+	}
+	if c.linger {
+		// Outside the read loop: lingerClose reads, and RawConn.Read
+		// holds the descriptor's read lock.
+		lingerClose(c.nc)
+	}
+}
+
+// serveRaw is serveConn's loop on the connection's descriptor (see the
+// comment at the top of this file).
+func (s *Server) serveRaw(c *client, raw syscall.RawConn) {
+	defer func() { c.fd = -1 }()
+	_ = raw.Read(func(fd uintptr) bool {
+		for {
+			if s.draining.Load() {
+				return true
+			}
+			p := c.rb.space()
+			n, err := rawRead(fd, p)
+			switch {
+			case err == syscall.EINTR:
+				continue
+			case err == syscall.EAGAIN:
+				return false // wait for the next edge
+			case err != nil || n == 0:
+				return true // reset, or EOF
+			}
+			c.fd = int(fd)
+			if !c.received(n) {
+				return true
+			}
+			if n < len(p) {
+				return false // drained: the next bytes raise an edge
+			}
+		}
+	})
+}
+
+// received handles n new bytes at the end of the buffer: runs the complete
+// commands, writes the replies, and reports whether the connection stays
+// open.
+func (c *client) received(n int) bool {
+	r := &c.rb
+	r.end += n
+	c.inBytes += int64(n)
+	c.netIn.Store(c.inBytes)
+	var perr error
+	for {
+		r.scan(!c.authed)
+		cmds, err := r.parse()
+		if len(cmds) > 0 {
+			c.serveBatch(cmds)
+		}
+		if err != nil {
+			perr = err
+			break
+		}
+		// Before AUTH the scanner stops after each command: go on with
+		// the rest now that the command ran.
+		if c.closing || r.err != nil || r.scanned == r.end {
+			break
+		}
+	}
+	if perr == nil {
+		perr = r.err
+	}
+	r.done()
+	c.hkey = nil // it aliased the buffer
+	if len(c.out) > 0 {
+		m, werr := c.write(c.out)
+		c.netOut.Add(int64(m))
+		if werr != nil {
+			return false
+		}
+	}
+	if cap(c.out) > reqBufKeep {
+		c.out = nil
+	} else {
+		c.out = c.out[:0]
+	}
+	switch {
+	case c.closing:
+		c.linger = true
+		return false
+	case perr != nil:
+		c.srv.connError(c, perr)
+		return false
+	}
+	return true
+}
+
+// rawRead and rawWrite are read(2) and write(2) on a non-blocking socket
+// without the runtime's syscall bookkeeping (entersyscall hands the P to
+// another thread if the call blocks, and wakes sysmon): on a non-blocking
+// descriptor they never block, and at one of each per request the
+// bookkeeping was a tenth of the node's CPU.
+func rawRead(fd uintptr, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+func rawWrite(fd int, p []byte) (int, error) {
+	n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// write sends b to the client: with write(2) on the descriptor while the
+// read loop has it, the rest through the net.Conn (which waits for the
+// socket to drain) when the socket buffer is full.
+func (c *client) write(b []byte) (int, error) {
+	done := 0
+	if c.fd >= 0 {
+		for done < len(b) {
+			n, err := rawWrite(c.fd, b[done:])
+			if err == syscall.EINTR {
+				continue
+			}
+			if err != nil || n <= 0 {
+				break
+			}
+			done += n
+		}
+		if done == len(b) {
+			return done, nil
+		}
+	}
+	n, err := c.nc.Write(b[done:])
+	return done + n, err
+}
