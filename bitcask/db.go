@@ -152,7 +152,7 @@ func Hash(key []byte) uint64 { return xxhash.Sum64(key) }
 // key is absent or expired, and an error wrapping ErrCorrupt when the record
 // on disk fails its CRC: corrupt bytes are never returned.
 func (db *DB) Get(key []byte) ([]byte, Meta, error) {
-	v, m, err := db.get(nil, xxhash.Sum64(key), key)
+	v, m, err := db.getAt(nil, xxhash.Sum64(key), key, 0)
 	if err == nil && v == nil {
 		v = []byte{} // an empty value is present, not nil
 	}
@@ -161,13 +161,15 @@ func (db *DB) Get(key []byte) ([]byte, Meta, error) {
 
 // GetAppend is Get that appends the value to dst instead of allocating.
 func (db *DB) GetAppend(dst, key []byte) ([]byte, Meta, error) {
-	return db.get(dst, xxhash.Sum64(key), key)
+	return db.getAt(dst, xxhash.Sum64(key), key, 0)
 }
 
-// GetAppendHashed is GetAppend for a key whose Hash the caller has. A wrong
-// h finds nothing.
-func (db *DB) GetAppendHashed(dst []byte, h uint64, key []byte) ([]byte, Meta, error) {
-	return db.get(dst, h, key)
+// GetAppendHashed is GetAppend for a key whose Hash the caller has (a
+// wrong h finds nothing), at time now: unix ms by the DB's clock, taken by
+// the caller once for a whole command or pipeline as Redis does; 0 reads
+// the clock.
+func (db *DB) GetAppendHashed(dst []byte, h uint64, key []byte, now int64) ([]byte, Meta, error) {
+	return db.getAt(dst, h, key, now)
 }
 
 // maxLockedCopy: a record up to this size is read (from the mapping, no
@@ -180,15 +182,17 @@ func (db *DB) GetAppendHashed(dst []byte, h uint64, key []byte) ([]byte, Meta, e
 // never holds up the shard's writers.
 const maxLockedCopy = 64 << 10
 
-func (db *DB) get(dst []byte, h uint64, key []byte) ([]byte, Meta, error) {
+func (db *DB) getAt(dst []byte, h uint64, key []byte, now int64) ([]byte, Meta, error) {
 	s := db.kd.shardFor(h)
-	now := db.nowMs()
+	if now == 0 {
+		now = db.nowMs()
+	}
 	s.mu.RLock()
 	if db.closed.Load() {
 		s.mu.RUnlock()
 		return dst, Meta{}, ErrClosed
 	}
-	e := s.get(h, key)
+	e, verified := s.getUnverified(h, key)
 	if e == nil {
 		s.mu.RUnlock()
 		return dst, Meta{}, ErrNotFound
@@ -196,7 +200,7 @@ func (db *DB) get(dst []byte, h uint64, key []byte) ([]byte, Meta, error) {
 	if e.expired(now) {
 		seq := e.seq
 		s.mu.RUnlock()
-		db.expireLazy(h, key, seq)
+		db.expireLazy(h, key, seq) // searches again, comparing keys
 		return dst, Meta{}, ErrNotFound
 	}
 	loc := *e
@@ -205,8 +209,18 @@ func (db *DB) get(dst []byte, h uint64, key []byte) ([]byte, Meta, error) {
 	var err error
 	if loc.recSize(len(key)) <= maxLockedCopy {
 		v, err = db.readValue(dst, f, &loc, key)
+		if err != nil && !verified && !bytes.Equal(s.keyOf(e), key) {
+			// The one entry with key's hash is another key's (a hash
+			// collision; its record holds that key): key is absent.
+			// Only if the entry is key's is a failed read an error.
+			err = ErrNotFound
+		}
 		s.mu.RUnlock()
 	} else {
+		if !verified && !bytes.Equal(s.keyOf(e), key) {
+			s.mu.RUnlock()
+			return dst, Meta{}, ErrNotFound
+		}
 		f.acquire()
 		s.mu.RUnlock()
 		v, err = db.readValue(dst, f, &loc, key)
@@ -268,11 +282,19 @@ func appendMapped(dst, rec []byte, f *dataFile, loc *entry, key []byte) (out []b
 // appendChecked decodes the record in rec, checks it is the put record of
 // key that loc describes, and appends its value as the caller wrote it.
 func appendChecked(dst, rec []byte, f *dataFile, loc *entry, key []byte) ([]byte, error) {
+	// rec's length assumes the record holds key; check that first, so that
+	// a record of another key (see getUnverified) is not read past its end.
+	if binary.LittleEndian.Uint32(rec[offKeyLen:]) != uint32(len(key)) {
+		return dst, &keyMismatchError{path: f.path, off: loc.off}
+	}
 	h, k, v, err := decodeRecord(rec)
 	if err != nil {
 		return dst, fmt.Errorf("%s at offset %d: %w", f.path, loc.off, err)
 	}
-	if h.kind != kindPut || h.valType != loc.vtype() || !bytes.Equal(k, key) {
+	if !bytes.Equal(k, key) {
+		return dst, &keyMismatchError{path: f.path, off: loc.off}
+	}
+	if h.kind != kindPut || h.valType != loc.vtype() {
 		return dst, fmt.Errorf("%w: %s at offset %d does not hold the key's value", ErrCorrupt, f.path, loc.off)
 	}
 	if h.valType == valTypeInt {
@@ -280,6 +302,20 @@ func appendChecked(dst, rec []byte, f *dataFile, loc *entry, key []byte) ([]byte
 	}
 	return append(dst, v...), nil
 }
+
+// keyMismatchError is a valid record that holds another key than the one
+// the key directory entry pointing at it is for: ErrCorrupt, unless the
+// entry was not known to be the key's (getUnverified).
+type keyMismatchError struct {
+	path string
+	off  uint32
+}
+
+func (e *keyMismatchError) Error() string {
+	return fmt.Sprintf("%v: %s at offset %d does not hold the key's value", ErrCorrupt, e.path, e.off)
+}
+
+func (e *keyMismatchError) Unwrap() error { return ErrCorrupt }
 
 // readCurrent reads the value of key's entry whether or not it has
 // expired; a Tx uses it when its own writes changed the expiry.
@@ -303,10 +339,13 @@ func (db *DB) readCurrent(h uint64, key []byte) ([]byte, error) {
 	return v, err
 }
 
-// lookup returns a copy of key's entry if it is present and not expired.
-func (db *DB) lookup(h uint64, key []byte) (entry, bool) {
+// lookup returns a copy of key's entry if it is present and not expired at
+// now (0: read the clock).
+func (db *DB) lookup(h uint64, key []byte, now int64) (entry, bool) {
 	s := db.kd.shardFor(h)
-	now := db.nowMs()
+	if now == 0 {
+		now = db.nowMs()
+	}
 	s.mu.RLock()
 	e := s.get(h, key)
 	if e == nil {
@@ -326,19 +365,19 @@ func (db *DB) lookup(h uint64, key []byte) (entry, bool) {
 
 // Exists reports whether key is present and not expired.
 func (db *DB) Exists(key []byte) bool {
-	_, ok := db.lookup(xxhash.Sum64(key), key)
+	_, ok := db.lookup(xxhash.Sum64(key), key, 0)
 	return ok
 }
 
 // MetaOf returns key's meta without reading its value.
 func (db *DB) MetaOf(key []byte) (Meta, bool) {
-	return db.MetaOfHashed(xxhash.Sum64(key), key)
+	return db.MetaOfHashed(xxhash.Sum64(key), key, 0)
 }
 
-// MetaOfHashed is MetaOf for a key whose Hash the caller has. A wrong h
-// finds nothing.
-func (db *DB) MetaOfHashed(h uint64, key []byte) (Meta, bool) {
-	e, ok := db.lookup(h, key)
+// MetaOfHashed is MetaOf for a key whose Hash the caller has (a wrong h
+// finds nothing), at time now as for GetAppendHashed.
+func (db *DB) MetaOfHashed(h uint64, key []byte, now int64) (Meta, bool) {
+	e, ok := db.lookup(h, key, now)
 	if !ok {
 		return Meta{}, false
 	}
@@ -588,6 +627,7 @@ func (db *DB) Close() error {
 			keep(f.f.Sync())
 			f.release()
 		}
+		keep(db.active.trimPrealloc())
 		err := db.active.f.Sync()
 		keep(err)
 		db.fsyncs.Add(1)

@@ -1,8 +1,11 @@
 package bitcask
 
 import (
+	"os"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // syncer makes written records durable. Under SyncAlways every writer waits,
@@ -46,7 +49,9 @@ func (db *DB) syncRound() error {
 		db.fsyncs.Add(1)
 		o.release()
 	}
-	if e := f.f.Sync(); e != nil && err == nil {
+	// fdatasync: the data and what reading it needs (the length, when it
+	// grew), not the timestamps; what Redis's appendfsync does too.
+	if e := fdatasync(f.f); e != nil && err == nil {
 		err = e
 	}
 	db.fsyncs.Add(1)
@@ -134,3 +139,25 @@ func (db *DB) SetSyncPolicy(p SyncPolicy) { db.policy.Store(int32(p)) }
 
 // SyncPolicy returns the current fsync policy.
 func (db *DB) SyncPolicy() SyncPolicy { return SyncPolicy(db.policy.Load()) }
+
+func fdatasync(f *os.File) error {
+	sc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := sc.Control(func(fd uintptr) {
+		for {
+			serr = unix.Fdatasync(int(fd))
+			if serr != unix.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: serr}
+	}
+	return nil
+}

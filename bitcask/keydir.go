@@ -382,6 +382,34 @@ func lowerBound(es []entry, first, last, h uint64) int {
 	return lo
 }
 
+// getUnverified returns the entry of key or nil, like get, except that when
+// exactly one entry has key's hash it returns that entry without comparing
+// its key (verified false): a reader about to read the entry's record
+// compares the key in the record instead, which saves touching the arena.
+// When verified is false the caller must treat a record holding another
+// key as the key being absent (see DB.get).
+func (s *shard) getUnverified(h uint64, key []byte) (e *entry, verified bool) {
+	cs := s.chunks
+	n := len(cs)
+	if n == 0 {
+		return nil, true
+	}
+	ci := firstChunkNotBefore(cs, h)
+	if ci == n {
+		return nil, true
+	}
+	c := &cs[ci]
+	i := lowerBound(c.e, c.first, c.last, h)
+	es := c.e
+	if es[i].hash != h {
+		return nil, true
+	}
+	if i+1 < len(es) && es[i+1].hash != h || i+1 == len(es) && (ci+1 == n || cs[ci+1].first != h) {
+		return &es[i], false
+	}
+	return s.get(h, key), true
+}
+
 // get returns the entry of key or nil. The pointer is valid until the
 // shard's lock is released or the shard is modified.
 func (s *shard) get(h uint64, key []byte) *entry {

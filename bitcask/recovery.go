@@ -159,6 +159,20 @@ func (db *DB) recover() error {
 			continue
 		}
 		cut := f.size.Load() - st.tail
+		if newest && isPreallocTail(f.f, st.tail, f.size.Load()) {
+			// Zeros preallocate wrote ahead of the data (a crash left
+			// them): not a torn record.
+			db.log.Debug("cutting preallocated space off the newest data file", "file", f.path, "offset", st.tail, "bytes", cut)
+			if err := f.f.Truncate(st.tail); err != nil {
+				return fmt.Errorf("bitcask: truncate %s: %w", f.path, err)
+			}
+			if err := f.f.Sync(); err != nil {
+				return fmt.Errorf("bitcask: fsync %s: %w", f.path, err)
+			}
+			f.size.Store(st.tail)
+			f.alloc = st.tail
+			continue
+		}
 		if !newest {
 			// An older file is never rewritten; its bad tail is skipped.
 			db.recovery.skipped += st.tailRecs
@@ -174,6 +188,7 @@ func (db *DB) recover() error {
 			return fmt.Errorf("bitcask: fsync %s: %w", f.path, err)
 		}
 		f.size.Store(st.tail)
+		f.alloc = st.tail
 		db.recovery.truncated += st.tailRecs
 		db.recovery.truncatedBytes += cut
 	}

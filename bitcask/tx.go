@@ -577,6 +577,7 @@ func (db *DB) write(buf []byte) (*dataFile, int64, error) {
 		// Cut whatever part of the batch reached the file so the next
 		// batch does not follow garbage; if that fails the file and
 		// memory disagree and only a reopen can recover.
+		f.alloc = off
 		if terr := f.f.Truncate(off); terr != nil {
 			db.setBroken(err)
 			db.log.Error("write failed and the file could not be truncated back; refusing writes", "file", f.path, "error", err, "truncate_error", terr)
@@ -586,6 +587,15 @@ func (db *DB) write(buf []byte) (*dataFile, int64, error) {
 		return nil, 0, fmt.Errorf("bitcask: write %s: %w", f.path, err)
 	}
 	f.size.Store(off + int64(len(buf)))
+	f.alloc = max(f.alloc, off+int64(len(buf)))
+	if err := db.preallocate(f, off+int64(len(buf))); err != nil {
+		// Only the zeros failed; the records are written. Cut what part
+		// of the zeros got there and go on without them.
+		db.log.Warn("preallocating data file space failed", "file", f.path, "error", err)
+		if terr := f.trimPrealloc(); terr != nil {
+			db.setBroken(terr)
+		}
+	}
 	return f, off, nil
 }
 
@@ -593,6 +603,10 @@ func (db *DB) write(buf []byte) (*dataFile, int64, error) {
 // writeMu.
 func (db *DB) rotate() error {
 	old := db.active
+	if err := old.trimPrealloc(); err != nil {
+		db.setBroken(err)
+		return fmt.Errorf("bitcask: truncate %s: %w", old.path, err)
+	}
 	if db.SyncPolicy() != SyncNo {
 		// The syncer fsyncs only the active file, so everything before
 		// the switch must be durable now.

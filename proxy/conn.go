@@ -179,6 +179,7 @@ func (c *client) serveBuffered(end int) bool {
 		c.unpinAfter = false
 		c.unpin()
 	}
+	c.s.inBatch.Add(-1)
 	return c.perr != nil || c.quit || c.rerr != nil || (c.batchN > 0 && c.s.shutting.Load())
 }
 

@@ -357,3 +357,27 @@ func (c *client) write(b []byte) (int, error) {
 	n, err := c.nc.Write(b[done:])
 	return done + n, err
 }
+
+// flushOut sends what c.out holds with write(2) on the connection's
+// descriptor, keeping what the socket did not take for the connection to
+// send itself. The group commit leader calls it for the connections of its
+// batch, which wait until it is done: their output and descriptor are the
+// leader's meanwhile.
+func (c *client) flushOut() {
+	if c.fd < 0 || len(c.out) == 0 {
+		return
+	}
+	done := 0
+	for done < len(c.out) {
+		n, err := rawWrite(c.fd, c.out[done:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || n <= 0 {
+			break
+		}
+		done += n
+	}
+	c.netOut.Add(int64(done))
+	c.out = c.out[:copy(c.out, c.out[done:])]
+}

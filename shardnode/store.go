@@ -76,7 +76,7 @@ type dbStore struct {
 }
 
 func (d *dbStore) get(key []byte) ([]byte, bitcask.Meta, bool, error) {
-	v, m, err := d.db.GetAppendHashed(nil, d.c.keyHash(key), key)
+	v, m, err := d.db.GetAppendHashed(nil, d.c.keyHash(key), key, d.c.now)
 	if err == nil && v == nil {
 		v = []byte{}
 	}
@@ -85,7 +85,7 @@ func (d *dbStore) get(key []byte) ([]byte, bitcask.Meta, bool, error) {
 func (d *dbStore) getAppend(dst, key []byte) ([]byte, bool, error) {
 	h := d.c.keyHash(key)
 	if d.rc != nil {
-		m, ok := d.db.MetaOfHashed(h, key)
+		m, ok := d.db.MetaOfHashed(h, key, d.c.now)
 		if !ok {
 			return dst, false, nil
 		}
@@ -93,7 +93,7 @@ func (d *dbStore) getAppend(dst, key []byte) ([]byte, bool, error) {
 			return out, true, nil
 		}
 	}
-	v, m, err := d.db.GetAppendHashed(dst, h, key)
+	v, m, err := d.db.GetAppendHashed(dst, h, key, d.c.now)
 	if err != nil {
 		if errors.Is(err, bitcask.ErrNotFound) {
 			return dst, false, nil
@@ -106,7 +106,7 @@ func (d *dbStore) getAppend(dst, key []byte) ([]byte, bool, error) {
 	return v, true, nil
 }
 func (d *dbStore) meta(key []byte) (bitcask.Meta, bool) {
-	return d.db.MetaOfHashed(d.c.keyHash(key), key)
+	return d.db.MetaOfHashed(d.c.keyHash(key), key, d.c.now)
 }
 func (d *dbStore) put(key, value []byte, expireAt int64) error {
 	return errReadOnlyStore
