@@ -237,8 +237,8 @@ func (db *DB) snapshotFiles() []*dataFile {
 // newest file (see isPreallocTail) without counting it as torn records.
 const preallocChunk = 1 << 20
 
-// zeroChunk is what preallocate writes.
-var zeroChunk = make([]byte, preallocChunk)
+// zeroChunk is what preallocate writes, allocated on first use.
+var zeroChunk = sync.OnceValue(func() []byte { return make([]byte, preallocChunk) })
 
 // preallocate keeps at least half a chunk of zeros past end, the end of the
 // data just written, in the active file. Caller holds writeMu.
@@ -248,7 +248,8 @@ func (db *DB) preallocate(f *dataFile, end int64) error {
 	}
 	target := (end/preallocChunk + 2) * preallocChunk
 	for p := max(f.alloc, end); p < target; {
-		n, err := f.f.WriteAt(zeroChunk[:min(int64(len(zeroChunk)), target-p)], p)
+		z := zeroChunk()
+		n, err := f.f.WriteAt(z[:min(int64(len(z)), target-p)], p)
 		p += int64(n)
 		f.alloc = max(f.alloc, p)
 		if err != nil {

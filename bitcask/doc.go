@@ -84,6 +84,27 @@
 // simply the next hash to visit. Open rebuilds the directory in bulk
 // (replay.go).
 //
+// A lookup compares hashes only (guessing the chunk and the position in it
+// by interpolation, then galloping), and compares keys only among the
+// entries with the key's hash. Get does not even do that when one entry
+// has the hash: the record it reads holds the key, and a record of another
+// key means a hash collision, so the key is absent. Hash is the hash (the
+// same xxhash64 shardkv's range map positions keys by), and the ...Hashed
+// methods take it from a caller that computed it already. Meta.Len is the
+// value's length, so a caller needing only that never reads the value, and
+// ExpiringKeys counts the keys with an expiry from per-shard counters.
+//
+// # Reads
+//
+// Get reads a record from its file's read-only shared mapping (mapped on
+// first use), which sees the page cache, written by pwrite, directly: no
+// system call per read. The record's CRC is checked on every read, so
+// corrupt bytes are never returned, and an I/O error while a page is read
+// in is a fault that becomes an error (debug.SetPanicOnFault) instead of a
+// crash. A record that ends past the mapping is read with pread. Small
+// records are copied under the shard's read lock, which keeps the file
+// mapped without touching its reference count (see maxLockedCopy).
+//
 // # Durability
 //
 // Options.Sync is Redis's appendfsync: SyncAlways returns from a write only
@@ -91,5 +112,12 @@
 // SyncEverySec fsyncs in the background once a second; SyncNo leaves
 // writeback to the OS on the write path (hint and merge files, which replace
 // data, are always fsynced). The directory is fsynced after files are
-// created, renamed or removed.
+// created, renamed or removed. The group commit's fsync of the active file
+// is an fdatasync, as Redis's; under SyncAlways the active file is kept a
+// chunk of zeros ahead of its data (preallocate in datafile.go), so that
+// fdatasync rarely has to write the inode, and the zeros are cut off when
+// the file becomes immutable, at Close, and by recovery when a crash left
+// them (a file whose length is a whole number of chunks and whose bad tail
+// is all zeros: not counted as torn records). UpdateNoWait and WaitDurable
+// split Update for callers that commit in a pipeline.
 package bitcask

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -455,5 +456,73 @@ func TestPreallocatedTail(t *testing.T) {
 	}
 	if st := db.Stats(); st.RecoveryTruncated != 0 || st.RecoverySkipped != 0 {
 		t.Fatalf("clean reopen: %+v", st)
+	}
+}
+
+// TestReadsRaceMergeAndClose: Gets from mapped files while writers
+// overwrite, merges delete the files the reads come from, and finally Close
+// unmaps everything: every Get returns a value the key had or an error,
+// never bytes of another record, and nothing faults.
+func TestReadsRaceMergeAndClose(t *testing.T) {
+	o := testOptions()
+	o.MaxFileSize = 64 << 10
+	db := mustOpen(t, t.TempDir(), o)
+	const keys = 200
+	val := func(k, gen int) string {
+		return fmt.Sprintf("%d-%d-", k, gen) + strings.Repeat("x", (k*7+gen)%300)
+	}
+	for k := 0; k < keys; k++ {
+		mustPut(t, db, strconv.Itoa(k), val(k, 0))
+	}
+	stop := make(chan struct{})
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	for r := 0; r < 3; r++ {
+		wg.Add(1)
+		go func(r int) {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(r), 1))
+			var buf []byte
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := rng.IntN(keys)
+				v, _, err := db.GetAppend(buf[:0], []byte(strconv.Itoa(k)))
+				if errors.Is(err, ErrClosed) {
+					return
+				}
+				if err != nil {
+					errs <- fmt.Errorf("Get(%d): %v", k, err)
+					return
+				}
+				if !strings.HasPrefix(string(v), strconv.Itoa(k)+"-") {
+					errs <- fmt.Errorf("Get(%d) = %.20q", k, v)
+					return
+				}
+				buf = v
+			}
+		}(r)
+	}
+	for gen := 1; gen <= 15; gen++ {
+		for k := 0; k < keys; k++ {
+			if err := db.Put([]byte(strconv.Itoa(k)), []byte(val(k, gen)), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.Merge(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(20 * time.Millisecond)
+	db.Close() // the readers see ErrClosed from here on
+	close(stop)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
 	}
 }

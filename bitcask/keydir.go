@@ -115,26 +115,37 @@ type shard struct {
 	arena  keyArena
 	n      int // entries in the shard
 	nexp   int // entries with an expiry, so the sweep can skip shards without any
-	// free holds chunk arrays the shard let go, by capacity class, for
-	// its next growth or split (see chunkArray).
-	free [chunkClasses][][]entry
+	// free is the key directory's free chunk arrays (see chunkArray); nil
+	// for a shard on its own (tests).
+	free *chunkFree
 	_    [40]byte
+}
+
+// chunkFree holds chunk arrays that chunks let go, by capacity class, for
+// the next growth or split of any shard of the key directory. Every shard
+// mutation runs under DB.writeMu (commits, expiry removals, merges' drops;
+// the rebuild at Open before anything runs concurrently), which therefore
+// guards it too.
+type chunkFree struct {
+	lists [chunkClasses][][]entry
 }
 
 // Chunk arrays come in capacity classes, multiples of chunkGrow from
 // minChunkCap to maxChunk. Growing a chunk copies it into an array one
 // class larger, and a split copies it into two smaller ones; the array
-// left behind goes to its shard's free list and is taken by the next
-// growth or split that needs its class, instead of becoming garbage.
+// left behind goes to the key directory's free list and is taken by the
+// next growth or split that needs its class, instead of becoming garbage.
 // Without this, loading a million keys allocated five times the key
 // directory's size, and the collector let the heap grow to twice its live
 // size between cycles, which was most of a loaded node's memory. The lists
-// are short (maxFreeChunks per class): in a growing directory every class
-// is freed about as often as it is needed.
+// are short (maxFreeChunks per class, a few hundred KiB in all): in a
+// growing directory every class is freed about as often as it is needed,
+// and one list for all shards lets one shard's frees feed another's
+// growth (lists per shard dropped a third of what was freed).
 const (
 	minChunkCap   = 2 * chunkGrow
 	chunkClasses  = (maxChunk-minChunkCap)/chunkGrow + 1
-	maxFreeChunks = 4
+	maxFreeChunks = 64
 )
 
 // chunkCapFor is the class of a chunk of n entries that keeps room to
@@ -147,12 +158,14 @@ func chunkCapFor(n int) int {
 // chunkArray returns an array of length n and capacity c (a class), from
 // the free list when it has one.
 func (s *shard) chunkArray(n, c int) []entry {
-	k := (c - minChunkCap) / chunkGrow
-	if l := s.free[k]; len(l) > 0 {
-		a := l[len(l)-1]
-		l[len(l)-1] = nil
-		s.free[k] = l[:len(l)-1]
-		return a[:n]
+	if s.free != nil {
+		k := (c - minChunkCap) / chunkGrow
+		if l := s.free.lists[k]; len(l) > 0 {
+			a := l[len(l)-1]
+			l[len(l)-1] = nil
+			s.free.lists[k] = l[:len(l)-1]
+			return a[:n]
+		}
 	}
 	return make([]entry, n, c)
 }
@@ -160,17 +173,25 @@ func (s *shard) chunkArray(n, c int) []entry {
 // freeArray hands back an array no chunk uses any more.
 func (s *shard) freeArray(a []entry) {
 	c := cap(a)
-	if c < minChunkCap || c > maxChunk || c%chunkGrow != 0 {
+	if s.free == nil || c < minChunkCap || c > maxChunk || c%chunkGrow != 0 {
 		return
 	}
 	k := (c - minChunkCap) / chunkGrow
-	if len(s.free[k]) < maxFreeChunks {
-		s.free[k] = append(s.free[k], a[:0])
+	if len(s.free.lists[k]) < maxFreeChunks {
+		s.free.lists[k] = append(s.free.lists[k], a[:0])
 	}
 }
 
 type keydir struct {
 	shards [numShards]shard
+	free   chunkFree
+}
+
+// init links the shards to the directory's free chunk arrays.
+func (kd *keydir) init() {
+	for i := range kd.shards {
+		kd.shards[i].free = &kd.free
+	}
 }
 
 func (kd *keydir) shardFor(h uint64) *shard { return &kd.shards[h>>(64-shardBits)] }
@@ -542,7 +563,6 @@ func (s *shard) ascend(from uint64, fn func(e *entry) bool) {
 // reset drops every entry and key.
 func (s *shard) reset() {
 	s.chunks = nil
-	s.free = [chunkClasses][][]entry{}
 	s.arena = keyArena{open: -1}
 	s.n = 0
 	s.nexp = 0

@@ -45,6 +45,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		quit:  make(chan struct{}),
 		hintq: make(chan *dataFile, 4096),
 	}
+	db.kd.init()
 	db.sy.cond.L = &db.sy.mu
 	db.policy.Store(int32(opts.Sync))
 	db.ftab.Store(new([]*dataFile))

@@ -103,6 +103,9 @@ type client struct {
 	shIdx  []int32 // scratch: the shard of each key
 	elems  [][]byte
 	batchN int // commands in the batch
+	// the last command looked up, by the name as the client spelled it
+	lastName []byte
+	lastCI   *resp.Command
 
 	// the connection (conn.go)
 	in       []byte // read buffer: c.in[head:tail] is read and not yet served
@@ -344,7 +347,7 @@ func lastReply(b []byte, n int) []byte {
 // call except Raw as a request's Cmd (valid until the batch is answered).
 func (c *client) exec(cmd redcon.Command) {
 	args := cmd.Args
-	ci := resp.Lookup(args[0])
+	ci := c.lookup(args[0])
 	if ci == nil || ci.Route == resp.RouteNodeOnly {
 		c.reject(resp.ErrUnknownCommand(args[0], args[1:]))
 		return
@@ -382,6 +385,20 @@ func (c *client) exec(cmd redcon.Command) {
 	default:
 		c.reject(resp.ErrUnknownCommand(args[0], args[1:]))
 	}
+}
+
+// lookup is resp.Lookup with a one-entry cache: clients mostly repeat a
+// command, and spelled in upper case it costs Lookup two map probes.
+func (c *client) lookup(name []byte) *resp.Command {
+	if c.lastCI != nil && string(name) == string(c.lastName) {
+		return c.lastCI
+	}
+	ci := resp.Lookup(name)
+	if ci != nil && len(name) <= 32 {
+		c.lastName = append(c.lastName[:0], name...)
+		c.lastCI = ci
+	}
+	return ci
 }
 
 // reject answers with an error; inside MULTI it also makes EXEC abort, as

@@ -177,7 +177,7 @@ func cmdSet(c *client, args [][]byte) {
 	exists := false
 	oldSize := int64(-1)
 	switch {
-	case get || c.limited():
+	case get:
 		var failed bool
 		if old, meta, exists, failed = c.get(key); failed {
 			return
@@ -186,8 +186,13 @@ func cmdSet(c *client, args [][]byte) {
 		if exists {
 			oldSize = live(key, old)
 		}
-	case nx || xx || keepTTL:
+	case nx || xx || keepTTL || c.limited():
+		// The size limit needs the old value's length, not the value.
 		meta, exists = c.st.meta(key)
+		oldSize = 0
+		if exists {
+			oldSize = int64(len(key)) + meta.Len
+		}
 	}
 	if nx && exists || xx && !exists {
 		if get {
@@ -245,12 +250,8 @@ func setWithTTL(c *client, args [][]byte, kind int, name string) {
 	}
 	oldSize := int64(0)
 	if c.limited() {
-		old, _, exists, failed := c.get(key)
-		if failed {
-			return
-		}
-		if exists {
-			oldSize = live(key, old)
+		if m, exists := c.st.meta(key); exists {
+			oldSize = int64(len(key)) + m.Len
 		}
 		if !c.fits(oldSize, live(key, val)) {
 			return
@@ -376,19 +377,17 @@ func cmdMGet(c *client, args [][]byte) {
 	c.keepScratch(buf)
 }
 
-// growth is the live-data growth of writing the key/value pairs in kv.
-func (c *client) growth(kv [][]byte) (oldSize, newSize int64, failed bool) {
+// growth is the live-data growth of writing the key/value pairs in kv. The
+// old sizes come from the key directory (Meta.Len), not from reading the
+// values.
+func (c *client) growth(kv [][]byte) (oldSize, newSize int64) {
 	for i := 0; i+1 < len(kv); i += 2 {
 		newSize += live(kv[i], kv[i+1])
-		old, _, ok, f := c.get(kv[i])
-		if f {
-			return 0, 0, true
-		}
-		if ok {
-			oldSize += live(kv[i], old)
+		if m, ok := c.st.meta(kv[i]); ok {
+			oldSize += int64(len(kv[i])) + m.Len
 		}
 	}
-	return oldSize, newSize, false
+	return oldSize, newSize
 }
 
 func cmdMSet(c *client, args [][]byte) {
@@ -397,8 +396,7 @@ func cmdMSet(c *client, args [][]byte) {
 		return
 	}
 	if c.limited() {
-		oldSize, newSize, failed := c.growth(args[1:])
-		if failed || !c.fits(oldSize, newSize) {
+		if oldSize, newSize := c.growth(args[1:]); !c.fits(oldSize, newSize) {
 			return
 		}
 	}
@@ -464,11 +462,9 @@ func cmdAppend(c *client, args [][]byte) {
 }
 
 func cmdStrlen(c *client, args [][]byte) {
-	v, _, _, failed := c.get(args[1])
-	if failed {
-		return
-	}
-	c.intReply(int64(len(v)))
+	// The key directory knows the length: no read of the value.
+	m, _ := c.st.meta(args[1])
+	c.intReply(m.Len)
 }
 
 func cmdGetRange(c *client, args [][]byte) {

@@ -1,6 +1,6 @@
-// Package shardnode is the shard server: a Redis-protocol server (redcon's
-// request parser) that owns one range of the key-hash space and executes
-// Redis 7 string and keyspace commands against one bitcask.DB.
+// Package shardnode is the shard server: a Redis-protocol server that owns
+// one range of the key-hash space and executes Redis 7 string and keyspace
+// commands against one bitcask.DB.
 //
 // A Server is shaped like net/http's: New(Config), then ListenAndServe or
 // Serve(listener), and Shutdown(ctx) to stop accepting, let in-flight
@@ -10,20 +10,21 @@
 // scanner enforces Redis's protocol limits on the bytes as they arrive and
 // the commands' arguments are sliced out in place (conn.go). Each
 // connection executes what one read brought, a whole pipeline at a time,
-// and answers it with one write; consecutive keyed commands
-// of a pipeline that contains a write run in one bitcask Update, and the
-// runs of connections that commit at the same time share one Update
+// and answers it with one write; consecutive keyed commands of a pipeline
+// that contains a write run in one bitcask Update, and the runs of
+// connections that commit at the same time share one Update
 // (commit.go), so a pipelined batch costs one write and, under appendfsync
-// always, one fsync. GETs of hot keys are served from a read cache whose
-// entries are checked against the key's sequence number (cache.go).
+// always, one fsync. GETs read the value from Bitcask's mapped files with no
+// system call; an optional read cache (Config.ReadCacheBytes, off by
+// default) keeps values checked against the key's sequence number
+// (cache.go).
 //
 // Files: config.go (Config), server.go (listening, connections, shutdown),
 // conn.go (the request loop), limits.go (protocol limits), client.go
-// (per-connection state),
-// dispatch.go (the handler rows and the checks before a command), commit.go
-// (grouped commits), store.go (transaction or database), cmd_*.go (the
-// commands), state.go (assignment.json, indexes.json), match.go (glob
-// patterns), cache.go (read cache).
+// (per-connection state), dispatch.go (the handler rows and the checks
+// before a command), commit.go (grouped commits), store.go (transaction or
+// database), cmd_*.go (the commands), state.go (assignment.json,
+// indexes.json), match.go (glob patterns), cache.go (read cache).
 package shardnode
 
 import (
@@ -34,6 +35,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -151,6 +153,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("shardnode: open storage in %s: %w", cfg.Dir, err)
 	}
 	s.db = db
+	// Rebuilding the key directory left garbage about its own size (the
+	// replay buffers), and with the heap goal at twice the directory the
+	// runtime would keep those pages for good: a node restarted with a
+	// million keys held nearly twice the memory of one that loaded them.
+	// Collect once and give the pages back before serving.
+	debug.FreeOSMemory()
 	st := db.Stats()
 	log.Info("storage recovered", "dir", cfg.Dir, "keys", db.Len(), "live_bytes", db.LiveBytes(),
 		"truncated_records", st.RecoveryTruncated, "skipped_records", st.RecoverySkipped,
