@@ -116,6 +116,9 @@ type client struct {
 	argv     [][]byte // the parsed command's arguments, reused
 	wout     []byte   // the batch's replies
 	readable func(uintptr) bool
+	writable func(uintptr) bool
+	wpos     int   // flush: bytes of wout written
+	werr     error // flush: the write failed
 	rerr     error // the connection failed
 	perr     error // a protocol error: answered after the batch, then close
 }

@@ -34,7 +34,12 @@ type Config struct {
 	// is replaced.
 	Timeout time.Duration
 	// ConnsPerNode is the number of pipelined connections per node and
-	// protocol version, shared by all clients.
+	// protocol version, shared by all clients. One is the default: every
+	// client's requests to a node then share one stream, so they leave and
+	// come back in the largest batches, which costs the node and the proxy
+	// the fewest system calls and wake-ups per request (twemproxy's
+	// server_connections is 1 by default too). More connections let a node
+	// use more cores for the proxy's traffic.
 	ConnsPerNode int
 	// MaxClients caps connected clients; one more gets Redis's "max number
 	// of clients reached" and is disconnected.
@@ -47,13 +52,13 @@ type Config struct {
 const (
 	DefaultAddr         = "127.0.0.1:6380"
 	DefaultTimeout      = 5 * time.Second
-	DefaultConnsPerNode = 2
+	DefaultConnsPerNode = 1
 	DefaultMaxClients   = 10000
 )
 
 // DefaultConfig returns the documented defaults: 127.0.0.1:6380, the
-// embedded map, no passwords, a 5s timeout, 2 connections per node and
-// 10000 clients.
+// embedded map, no passwords, a 5s timeout, 1 connection per node and
+// protocol, and 10000 clients.
 func DefaultConfig() Config {
 	return Config{
 		Addr:         DefaultAddr,

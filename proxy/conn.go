@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"syscall"
+	"unsafe"
 
 	"github.com/tidwall/redcon"
 
@@ -49,7 +50,7 @@ var errIncomplete = errors.New("incomplete command")
 func (c *client) run() {
 	c.in = make([]byte, inBufSize)
 	if c.rc != nil {
-		c.readable = c.onReadable
+		c.readable, c.writable = c.onReadable, c.onWritable
 		if err := c.rc.Read(c.readable); err != nil && c.rerr == nil {
 			c.rerr = err
 		}
@@ -89,14 +90,14 @@ func (c *client) onReadable(fd uintptr) bool {
 		}
 		c.grow()
 		space := len(c.in) - c.tail
-		n, err := syscall.Read(int(fd), c.in[c.tail:])
+		n, errno := sysRead(fd, c.in[c.tail:])
 		switch {
-		case err == syscall.EINTR:
+		case errno == syscall.EINTR:
 			continue
-		case err == syscall.EAGAIN:
+		case errno == syscall.EAGAIN:
 			return false
-		case err != nil:
-			c.rerr = err
+		case errno != 0:
+			c.rerr = errno
 			return true
 		case n == 0:
 			c.rerr = io.EOF
@@ -166,7 +167,7 @@ func (c *client) serveBuffered(end int) bool {
 		c.wout = resp.AppendError(c.wout, "ERR "+c.perr.Error())
 	}
 	if len(c.wout) > 0 {
-		if _, err := c.nc.Write(c.wout); err != nil && c.rerr == nil {
+		if err := c.flush(); err != nil && c.rerr == nil {
 			c.rerr = err
 		}
 		if cap(c.wout) > outKeep {
@@ -181,6 +182,61 @@ func (c *client) serveBuffered(end int) bool {
 	}
 	c.s.inBatch.Add(-1)
 	return c.perr != nil || c.quit || c.rerr != nil || (c.batchN > 0 && c.s.shutting.Load())
+}
+
+// flush writes c.wout.
+func (c *client) flush() error {
+	if c.rc == nil {
+		_, err := c.nc.Write(c.wout)
+		return err
+	}
+	c.wpos, c.werr = 0, nil
+	if err := c.rc.Write(c.writable); err != nil {
+		return err
+	}
+	return c.werr
+}
+
+// onWritable is the RawConn.Write callback of flush: it writes until
+// c.wout is out (true) or the socket is full (false: wait until it drains).
+func (c *client) onWritable(fd uintptr) bool {
+	for c.wpos < len(c.wout) {
+		n, errno := sysWrite(fd, c.wout[c.wpos:])
+		switch errno {
+		case 0:
+			c.wpos += n
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			c.werr = errno
+			return true
+		}
+	}
+	return true
+}
+
+// sysRead and sysWrite are read(2) and write(2) on a non-blocking socket,
+// made without telling the scheduler (RawSyscall): they never wait, so the
+// goroutine keeps its P. A Syscall would enter and leave the scheduler's
+// syscall state around each one and, on a proxy that idles between
+// requests, wake the runtime's monitor thread (sysmon) from its deep sleep
+// to poll every 20µs for the next millisecond: the profile showed that
+// thread's sleeps and wake-ups costing more than any function of the proxy.
+func sysRead(fd uintptr, p []byte) (int, syscall.Errno) {
+	if len(p) == 0 {
+		return 0, 0
+	}
+	n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	return int(n), errno
+}
+
+func sysWrite(fd uintptr, p []byte) (int, syscall.Errno) {
+	if len(p) == 0 {
+		return 0, 0
+	}
+	n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	return int(n), errno
 }
 
 // parse reads the command at the start of b: its Raw and Args alias b. n is

@@ -7,12 +7,12 @@ import (
 	"github.com/shardkv/shardkv/resp"
 )
 
-// Redis's request limits. redcon enforces none: its reader grows its buffer
-// with whatever arrives, so a client declaring a 2 GiB bulk or sending an
-// endless inline line would make the proxy buffer it. limitConn sits under
-// redcon's reader and follows the request framing as bytes arrive, without
-// buffering anything itself, and stops the connection at the first byte
-// that breaks a limit.
+// Redis's request limits. redcon enforces none: its parsers take whatever
+// arrives, so a client declaring a 2 GiB bulk or sending an endless inline
+// line would make the proxy buffer it. The framer follows the request
+// framing as bytes arrive, without buffering anything itself, and stops the
+// connection at the first byte that breaks a limit: the read loop
+// (conn.go) runs it over every read, before it parses commands.
 const (
 	maxInlineLen   = 64 << 10 // PROTO_INLINE_MAX_SIZE: an inline line or a header line
 	maxBulkLen     = resp.MaxBulkLen
@@ -209,13 +209,14 @@ func printable(c byte) string {
 	return string(c)
 }
 
-// limitConn is the connection redcon reads from. Read hands over only bytes
-// the framer accepted; on a violation, the complete commands before it are
-// handed over first, and the next Read writes Redis's error to the client
-// and fails, which makes redcon close the connection after the earlier
-// commands were answered. Read keeps reading until a command is complete or
-// the buffer is full, so redcon re-parses a partial command only when its
-// buffer has grown, not once per packet.
+// limitConn is the framer as a net.Conn, for the read loop's fallback on a
+// connection without a file descriptor (conn.go). Read hands over only
+// bytes the framer accepted; on a violation, the complete commands before it
+// are handed over first, and the next Read writes Redis's error to the
+// client and fails, which closes the connection after the earlier commands
+// were answered. Read keeps reading until a command is complete or the
+// buffer is full, so a partial command is re-parsed only when the buffer
+// has grown, not once per packet.
 type limitConn struct {
 	net.Conn
 	f       framer

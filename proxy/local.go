@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tidwall/match"
 	"github.com/tidwall/redcon"
 
 	"github.com/shardkv/shardkv/resp"
@@ -479,7 +478,7 @@ func (c *client) config(args [][]byte) {
 		seen := map[string]bool{}
 		for _, p := range params {
 			for _, pat := range args[2:] {
-				if match.Match(p[0], strings.ToLower(string(pat))) && !seen[p[0]] {
+				if resp.Match(pat, []byte(p[0]), true) && !seen[p[0]] {
 					seen[p[0]] = true
 					pairs = append(pairs, p[0], p[1])
 				}

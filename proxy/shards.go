@@ -62,7 +62,7 @@ func (t *table) locate(key []byte) *shard {
 
 // shardOfHash is the shard whose range holds a hash (a SCAN cursor).
 func (t *table) shardOfHash(h uint64) *shard {
-	return t.shards[t.m.Find(float64(h>>11)/(1<<53))]
+	return t.shards[t.m.Find(rangemap.PositionOfHash(h))]
 }
 
 // firstHashOf returns the smallest 64-bit hash whose position is >= start.

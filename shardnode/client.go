@@ -154,8 +154,3 @@ func (c *client) keyHash(key []byte) uint64 {
 	}
 	return bitcask.Hash(key)
 }
-
-// positionOfHash is rangemap.Position for a key whose hash is h: the top 53
-// bits of xxhash64 as a fraction of 1 (TestPositionOfHash holds it to
-// rangemap.Position).
-func positionOfHash(h uint64) float64 { return float64(h>>11) / (1 << 53) }

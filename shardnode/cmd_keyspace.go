@@ -137,10 +137,15 @@ func expireGeneric(c *client, args [][]byte, base int64, seconds bool) {
 	c.intReply(1)
 }
 
+// lowerASCII folds only ASCII letters, leaving any other byte as it is (as
+// Redis echoes option names in its errors).
 func lowerASCII(b []byte) []byte {
 	out := make([]byte, len(b))
 	for i, ch := range b {
-		out[i] = lower(ch)
+		if 'A' <= ch && ch <= 'Z' {
+			ch += 'a' - 'A'
+		}
+		out[i] = ch
 	}
 	return out
 }
@@ -329,7 +334,7 @@ func cmdScan(c *client, args [][]byte) {
 	a := c.srv.assign.Load()
 	var keys [][]byte
 	next := c.srv.db.Scan(cursor, int(count), func(key []byte) {
-		if !typeOK || !c.owned(a, key) || pattern != nil && !matchPattern(pattern, key, false) {
+		if !typeOK || !c.owned(a, key) || pattern != nil && !resp.Match(pattern, key, false) {
 			return
 		}
 		keys = append(keys, append([]byte(nil), key...))
@@ -349,7 +354,7 @@ func cmdKeys(c *client, args [][]byte) {
 	a := c.srv.assign.Load()
 	var keys [][]byte
 	c.srv.db.Range(func(key []byte, _ bitcask.Meta) bool {
-		if c.owned(a, key) && (all || matchPattern(pattern, key, false)) {
+		if c.owned(a, key) && (all || resp.Match(pattern, key, false)) {
 			keys = append(keys, append([]byte(nil), key...))
 		}
 		return true

@@ -381,7 +381,7 @@ func cmdConfig(c *client, args [][]byte) {
 			}
 			for i := range configParams {
 				p := &configParams[i]
-				if !seen(p) && matchPattern(pat, []byte(p.name), true) {
+				if !seen(p) && resp.Match(pat, []byte(p.name), true) {
 					matched = append(matched, match{p, p.name})
 				}
 			}

@@ -310,7 +310,7 @@ func (c *client) checkKeys(spec *cmdSpec, args [][]byte) string {
 	for i := spec.FirstKey; i <= last; i += spec.Step {
 		key := args[i]
 		h := bitcask.Hash(key)
-		if p := positionOfHash(h); !(a.Start <= p && p < a.End) {
+		if p := rangemap.PositionOfHash(h); !(a.Start <= p && p < a.End) {
 			return a.wrongShard(p)
 		}
 		c.hkey, c.hval = key, h

@@ -16,7 +16,7 @@ func TestPositionOfHash(t *testing.T) {
 		keys = append(keys, []byte(fmt.Sprintf("key:%d", i*7919)))
 	}
 	for _, k := range keys {
-		if got, want := positionOfHash(bitcask.Hash(k)), rangemap.Position(k); got != want {
+		if got, want := rangemap.PositionOfHash(bitcask.Hash(k)), rangemap.Position(k); got != want {
 			t.Fatalf("key %q: position %v from the hash, rangemap says %v", k, got, want)
 		}
 	}

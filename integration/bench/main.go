@@ -131,7 +131,7 @@ func throughput(ctx context.Context, h *harness, cfg config) error {
 	h.start("proxy-solo", filepath.Join(h.bin, "shardkv-proxy"), "-addr", addr(soloProxy), "-map", soloMap, "-log-level", "warn")
 
 	// twemproxy with two redis-servers that keep nothing on disk.
-	r1, r2, nutPort := freePort(), freePort(), freePort()
+	r1, r2, nutPort, nutStats := freePort(), freePort(), freePort(), freePort()
 	h.redis("redis-nopersist-1", r1, "--appendonly", "no")
 	h.redis("redis-nopersist-2", r2, "--appendonly", "no")
 	nutConf := filepath.Join(h.dir, "nutcracker.yml")
@@ -140,7 +140,8 @@ func throughput(ctx context.Context, h *harness, cfg config) error {
 	if err := os.WriteFile(nutConf, []byte(conf), 0o644); err != nil {
 		return err
 	}
-	h.start("twemproxy", "nutcracker", "-c", nutConf, "-o", filepath.Join(h.dir, "nutcracker.log"))
+	// Its stats port defaults to a fixed 22222; a free one lets two runs coexist.
+	h.start("twemproxy", "nutcracker", "-c", nutConf, "-s", strconv.Itoa(nutStats), "-o", filepath.Join(h.dir, "nutcracker.log"))
 
 	// Single servers: redis AOF everysec / always and a shard node everysec / always.
 	re, ra, ne, na := freePort(), freePort(), freePort(), freePort()

@@ -141,14 +141,15 @@ func (m *Map) Validate() error {
 
 // Position is where key falls in [0,1): the top 53 bits of xxhash64 over the
 // whole key, as a fraction. float64 represents every such value exactly.
-func Position(key []byte) float64 {
-	return float64(xxhash.Sum64(key)>>11) / (1 << 53)
-}
+func Position(key []byte) float64 { return PositionOfHash(xxhash.Sum64(key)) }
 
 // PositionString is Position for a string key, without copying it.
-func PositionString(key string) float64 {
-	return float64(xxhash.Sum64String(key)>>11) / (1 << 53)
-}
+func PositionString(key string) float64 { return PositionOfHash(xxhash.Sum64String(key)) }
+
+// PositionOfHash is the position of a key whose xxhash64 is h, for callers
+// that already hold the hash (the node's key directory is ordered by it, and
+// the proxy's SCAN cursor is one).
+func PositionOfHash(h uint64) float64 { return float64(h>>11) / (1 << 53) }
 
 // Find returns the index in m.Shards of the shard that owns position p.
 func (m *Map) Find(p float64) int {

@@ -1,9 +1,9 @@
-package shardnode
+package resp
 
-// matchPattern is Redis's glob matching (util.c stringmatchlen): '*', '?',
+// Match is Redis's glob matching (util.c stringmatchlen): '*', '?',
 // '[...]' with ranges and '^' negation, and '\' escapes. nocase folds ASCII
 // case (CONFIG GET matches parameter names that way).
-func matchPattern(pattern, s []byte, nocase bool) bool {
+func Match(pattern, s []byte, nocase bool) bool {
 	skipLonger := false
 	return matchImpl(pattern, s, nocase, &skipLonger, 0)
 }
