@@ -34,7 +34,7 @@ func (c *client) command(args [][]byte) {
 		mark := len(c.out)
 		c.out = resp.AppendArray(c.out, len(cmds))
 		for _, ci := range cmds {
-			c.out = appendCommandInfo(c.out, c.proto, ci)
+			c.out = resp.AppendCommandInfo(c.out, c.proto, ci)
 		}
 		c.reply(mark)
 		return
@@ -71,7 +71,7 @@ func (c *client) command(args [][]byte) {
 				c.out = resp.AppendNullArray(c.out, c.proto)
 				continue
 			}
-			c.out = appendCommandInfo(c.out, c.proto, ci)
+			c.out = resp.AppendCommandInfo(c.out, c.proto, ci)
 		}
 		c.reply(mark)
 	case "docs":
@@ -88,14 +88,7 @@ func (c *client) command(args [][]byte) {
 		mark := len(c.out)
 		c.out = resp.AppendMap(c.out, c.proto, len(cmds))
 		for _, ci := range cmds {
-			c.out = resp.AppendBulkString(c.out, ci.Name)
-			c.out = resp.AppendMap(c.out, c.proto, 3)
-			c.out = resp.AppendBulkString(c.out, "summary")
-			c.out = resp.AppendBulkString(c.out, ci.Summary)
-			c.out = resp.AppendBulkString(c.out, "since")
-			c.out = resp.AppendBulkString(c.out, "1.0.0")
-			c.out = resp.AppendBulkString(c.out, "group")
-			c.out = resp.AppendBulkString(c.out, ci.Group)
+			c.out = resp.AppendCommandDocs(c.out, c.proto, ci)
 		}
 		c.reply(mark)
 	case "getkeys":
@@ -135,59 +128,4 @@ func (c *client) command(args [][]byte) {
 	default:
 		c.errorReply(resp.ErrUnknownSubcommand("command", string(args[1])))
 	}
-}
-
-// appendCommandInfo appends the Redis 7 shape of a COMMAND INFO entry: name,
-// arity, flags, first key, last key, step, ACL categories, tips, key specs,
-// subcommands.
-func appendCommandInfo(b []byte, proto resp.Proto, ci *resp.Command) []byte {
-	b = resp.AppendArray(b, 10)
-	b = resp.AppendBulkString(b, ci.Name)
-	b = resp.AppendInt(b, int64(ci.Arity))
-	flags := ci.Flags.Names()
-	b = resp.AppendSet(b, proto, len(flags))
-	for _, f := range flags {
-		b = resp.AppendSimple(b, f)
-	}
-	b = resp.AppendInt(b, int64(ci.FirstKey))
-	b = resp.AppendInt(b, int64(ci.LastKey))
-	b = resp.AppendInt(b, int64(ci.Step))
-	cats := aclCategories(ci)
-	b = resp.AppendSet(b, proto, len(cats))
-	for _, cat := range cats {
-		b = resp.AppendSimple(b, cat)
-	}
-	b = resp.AppendArray(b, 0) // tips
-	b = resp.AppendArray(b, 0) // key specs
-	b = resp.AppendArray(b, 0) // subcommands
-	return b
-}
-
-func aclCategories(ci *resp.Command) []string {
-	var out []string
-	switch {
-	case ci.Flags&resp.FlagWrite != 0:
-		out = append(out, "@write")
-	case ci.Flags&resp.FlagReadonly != 0:
-		out = append(out, "@read")
-	}
-	switch ci.Group {
-	case "string":
-		out = append(out, "@string")
-	case "generic":
-		out = append(out, "@keyspace")
-	case "connection":
-		out = append(out, "@connection")
-	case "transactions":
-		out = append(out, "@transaction")
-	}
-	if ci.Flags&resp.FlagAdmin != 0 {
-		out = append(out, "@admin", "@dangerous")
-	}
-	if ci.Flags&resp.FlagFast != 0 {
-		out = append(out, "@fast")
-	} else {
-		out = append(out, "@slow")
-	}
-	return out
 }

@@ -8,7 +8,9 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+	"unsafe"
 )
 
 // The pipelined client the proxy uses to talk to a shard node.
@@ -99,8 +101,14 @@ var ErrClosed = errors.New("client closed")
 // Conn is one pipelined connection. Its methods are safe for concurrent use.
 type Conn struct {
 	nc      net.Conn
+	rc      syscall.RawConn // nc's descriptor, for system calls the scheduler need not see
 	rr      *ReplyReader
 	timeout time.Duration
+
+	// the writer's (see Send): the buffer being written by onWritable
+	writable func(uintptr) bool
+	wb       []byte
+	werr     error
 
 	mu      sync.Mutex
 	wbuf    []byte     // bytes queued for the next write
@@ -151,6 +159,15 @@ func Dial(addr string, timeout time.Duration, hs Handshake) (*Conn, error) {
 	}
 	nc.SetDeadline(time.Time{})
 	c := &Conn{nc: nc, rr: rr, timeout: timeout, done: make(chan struct{}), yield: true}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			c.rc = rc
+			c.writable = c.onWritable
+			raw := &rawReader{rc: rc}
+			raw.fn = raw.onReadable
+			rr.rd = raw
+		}
+	}
 	go c.readLoop()
 	if timeout > 0 {
 		go c.watch()
@@ -210,7 +227,7 @@ func (c *Conn) Send(reqs ...*Request) {
 		buf := c.wbuf
 		c.wbuf = c.spare[:0]
 		c.mu.Unlock()
-		_, err := c.nc.Write(buf)
+		err := c.write(buf)
 		c.mu.Lock()
 		if cap(buf) <= 1<<20 {
 			c.spare = buf[:0]
@@ -228,6 +245,98 @@ func (c *Conn) Send(reqs ...*Request) {
 	}
 	c.writing = false
 	c.mu.Unlock()
+}
+
+// write writes buf; only the writer (Send) calls it.
+func (c *Conn) write(buf []byte) error {
+	if c.rc == nil {
+		_, err := c.nc.Write(buf)
+		return err
+	}
+	c.wb, c.werr = buf, nil
+	err := c.rc.Write(c.writable)
+	c.wb = nil
+	if err != nil {
+		return err
+	}
+	return c.werr
+}
+
+func (c *Conn) onWritable(fd uintptr) bool {
+	for len(c.wb) > 0 {
+		n, errno := sysWrite(fd, c.wb)
+		switch errno {
+		case 0:
+			c.wb = c.wb[n:]
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			c.werr = errno
+			return true
+		}
+	}
+	return true
+}
+
+// rawReader reads a connection with RawConn and sysRead: it is what the
+// connection's ReplyReader reads from once the handshake is done.
+type rawReader struct {
+	rc  syscall.RawConn
+	fn  func(uintptr) bool
+	p   []byte
+	n   int
+	err error
+}
+
+func (r *rawReader) Read(p []byte) (int, error) {
+	r.p, r.n, r.err = p, 0, nil
+	if err := r.rc.Read(r.fn); err != nil {
+		r.p = nil
+		return 0, err
+	}
+	r.p = nil
+	return r.n, r.err
+}
+
+func (r *rawReader) onReadable(fd uintptr) bool {
+	for {
+		n, errno := sysRead(fd, r.p)
+		switch errno {
+		case 0:
+			if n == 0 {
+				r.err = io.EOF
+			}
+			r.n = n
+			return true
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			r.err = errno
+			return true
+		}
+	}
+}
+
+// sysRead and sysWrite are read(2) and write(2) on a non-blocking socket,
+// made without telling the scheduler (RawSyscall): they never wait, so the
+// goroutine keeps its P, and they do not wake the runtime's monitor thread
+// (see the proxy's conn.go).
+func sysRead(fd uintptr, p []byte) (int, syscall.Errno) {
+	if len(p) == 0 {
+		return 0, 0
+	}
+	n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	return int(n), errno
+}
+
+func sysWrite(fd uintptr, p []byte) (int, syscall.Errno) {
+	if len(p) == 0 {
+		return 0, 0
+	}
+	n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	return int(n), errno
 }
 
 // Fail closes the connection; queued requests complete with reason.

@@ -537,12 +537,7 @@ func cmdCommand(c *client, args [][]byte) {
 		}
 		c.mapHeader(len(list))
 		for _, sp := range list {
-			c.bulkStr(sp.Name)
-			c.mapHeader(2)
-			c.bulkStr("summary")
-			c.bulkStr(sp.Summary)
-			c.bulkStr("group")
-			c.bulkStr(sp.Group)
+			c.out = resp.AppendCommandDocs(c.out, c.proto, sp.Command)
 		}
 	case eqFold(sub, "getkeys"):
 		if len(args) < 4 {
@@ -572,94 +567,6 @@ func cmdCommand(c *client, args [][]byte) {
 	}
 }
 
-// commandInfo appends Redis 7's ten-element COMMAND INFO entry for a row:
-// name, arity, flags, first key, last key, step, ACL categories, tips, key
-// specifications, subcommands.
 func (c *client) commandInfo(sp *cmdSpec) {
-	c.array(10)
-	c.bulkStr(sp.Name)
-	c.intReply(int64(sp.Arity))
-	flags := sp.Flags.Names()
-	c.out = resp.AppendSet(c.out, c.proto, len(flags))
-	for _, f := range flags {
-		c.simple(f)
-	}
-	c.intReply(int64(sp.FirstKey))
-	c.intReply(int64(sp.LastKey))
-	c.intReply(int64(sp.Step))
-	cats := aclCategories(sp)
-	c.out = resp.AppendSet(c.out, c.proto, len(cats))
-	for _, cat := range cats {
-		c.simple(cat)
-	}
-	c.out = resp.AppendSet(c.out, c.proto, 0) // tips
-	if sp.FirstKey <= 0 {
-		c.array(0)
-	} else {
-		c.array(1)
-		c.mapHeader(3)
-		c.bulkStr("flags")
-		kf := []string{"RO", "access"}
-		if sp.write {
-			kf = []string{"RW", "update"}
-		}
-		c.out = resp.AppendSet(c.out, c.proto, len(kf))
-		for _, f := range kf {
-			c.simple(f)
-		}
-		c.bulkStr("begin_search")
-		c.mapHeader(2)
-		c.bulkStr("type")
-		c.bulkStr("index")
-		c.bulkStr("spec")
-		c.mapHeader(1)
-		c.bulkStr("index")
-		c.intReply(int64(sp.FirstKey))
-		c.bulkStr("find_keys")
-		c.mapHeader(2)
-		c.bulkStr("type")
-		c.bulkStr("range")
-		c.bulkStr("spec")
-		c.mapHeader(3)
-		last := int64(sp.LastKey)
-		if last >= 0 {
-			last -= int64(sp.FirstKey)
-		}
-		c.bulkStr("lastkey")
-		c.intReply(last)
-		c.bulkStr("keystep")
-		c.intReply(int64(sp.Step))
-		c.bulkStr("limit")
-		c.intReply(0)
-	}
-	c.array(0) // subcommands
-}
-
-func aclCategories(sp *cmdSpec) []string {
-	var cats []string
-	switch {
-	case sp.write:
-		cats = append(cats, "@write")
-	case sp.Flags&resp.FlagReadonly != 0:
-		cats = append(cats, "@read")
-	}
-	switch sp.Group {
-	case "string":
-		cats = append(cats, "@string")
-	case "generic":
-		cats = append(cats, "@keyspace")
-	case "connection":
-		cats = append(cats, "@connection")
-	case "transactions":
-		cats = append(cats, "@transaction")
-	}
-	if sp.Flags&resp.FlagAdmin != 0 {
-		cats = append(cats, "@admin", "@dangerous")
-	}
-	if sp.Flags&resp.FlagFast != 0 {
-		cats = append(cats, "@fast")
-	} else {
-		cats = append(cats, "@slow")
-	}
-	return cats
+	c.out = resp.AppendCommandInfo(c.out, c.proto, sp.Command)
 }
