@@ -98,7 +98,7 @@ func (s *Server) newClient(nc net.Conn) *client {
 		fd:      -1,
 	}
 	c.req = commitReq{c: c, wake: make(chan bool, 1)}
-	c.rb.sc.unauth = func() bool { return !c.authed }
+	c.rb.sc.Unauth = func() bool { return !c.authed }
 	c.dbs.db, c.dbs.rc, c.txs.rc = s.db, s.cache, s.cache
 	c.dbs.c, c.txs.c = c, c
 	c.protoSeen.Store(2)

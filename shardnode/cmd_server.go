@@ -270,7 +270,7 @@ var configParams = []configParam{
 	{name: "maxmemory", get: func(s *Server) string { return strconv.FormatInt(s.sizeLimit.Load(), 10) }, set: setMaxmemory},
 	{name: "maxmemory-policy", get: func(*Server) string { return "noeviction" }},
 	{name: "port", get: func(s *Server) string { return s.port() }},
-	{name: "proto-max-bulk-len", get: func(*Server) string { return strconv.Itoa(maxBulkLen) }},
+	{name: "proto-max-bulk-len", get: func(*Server) string { return strconv.Itoa(resp.MaxBulkLen) }},
 	{name: "requirepass", get: func(s *Server) string { return s.cfg.RequirePass }},
 	{name: "save", get: func(*Server) string { return "" }},
 	{name: "timeout", get: func(*Server) string { return "0" }},

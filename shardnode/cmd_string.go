@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/shardkv/shardkv/bitcask"
+	"github.com/shardkv/shardkv/resp"
 )
 
 func nowMillis() int64 { return time.Now().UnixMilli() }
@@ -442,7 +443,7 @@ func cmdAppend(c *client, args [][]byte) {
 	if failed {
 		return
 	}
-	if int64(len(old))+int64(len(suffix)) > maxBulkLen {
+	if int64(len(old))+int64(len(suffix)) > resp.MaxBulkLen {
 		c.errReply(errTooBig)
 		return
 	}
@@ -524,7 +525,7 @@ func cmdSetRange(c *client, args [][]byte) {
 		c.intReply(int64(len(old)))
 		return
 	}
-	if off > maxBulkLen || off+int64(len(part)) > maxBulkLen {
+	if off > resp.MaxBulkLen || off+int64(len(part)) > resp.MaxBulkLen {
 		c.errReply(errTooBig)
 		return
 	}

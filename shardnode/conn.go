@@ -5,6 +5,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/shardkv/shardkv/resp"
 	"github.com/tidwall/redcon"
 )
 
@@ -15,7 +16,7 @@ import (
 // allocations, and it reads again after every pipeline, so each request
 // costs a read that comes back empty (EAGAIN) on top of the one that
 // brought it. The hot path here reads into a buffer the connection keeps,
-// lets frameScanner (limits.go) validate the framing and Redis's limits
+// lets resp.FrameScanner validate the framing and Redis's limits
 // byte by byte as it arrives, then slices the validated commands' arguments
 // out of the buffer in place: redcon.Command values whose Raw and Args
 // alias the buffer, valid until the next read, with no allocation per
@@ -50,7 +51,7 @@ type reqBuf struct {
 	valid   int
 	scanned int
 	end     int
-	sc      frameScanner
+	sc      resp.FrameScanner
 	// err is the protocol error the scanner found; it is answered after
 	// the commands before it ran.
 	err error
@@ -67,8 +68,8 @@ func (r *reqBuf) scan(unauth bool) {
 	if r.err != nil || r.scanned == r.end {
 		return
 	}
-	r.sc.stopAtEnd = unauth
-	last, _, err := r.sc.scan(r.buf[r.scanned:r.end])
+	r.sc.StopAtEnd = unauth
+	last, _, err := r.sc.Scan(r.buf[r.scanned:r.end])
 	if last >= 0 {
 		r.valid = r.scanned + last
 	}

@@ -42,8 +42,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-
 	"github.com/shardkv/shardkv/bitcask"
+	"github.com/shardkv/shardkv/resp"
 )
 
 // ErrServerClosed is returned by Serve and ListenAndServe after Shutdown or
@@ -126,7 +126,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxFileSize > 0 {
 		opts.MaxFileSize = cfg.MaxFileSize
 	}
-	opts.MaxValueSize = maxBulkLen
+	opts.MaxValueSize = resp.MaxBulkLen
 	opts.Logger = log.Named("bitcask")
 	if cfg.Storage != nil {
 		cfg.Storage(&opts)
@@ -373,10 +373,10 @@ func (s *Server) closeDB() error {
 // to close the connection after a linger (c.linger).
 func (s *Server) connError(c *client, err error) {
 	var msg string
-	var pe *protocolError
+	var pe *resp.ProtocolError
 	switch {
 	case errors.As(err, &pe):
-		msg = pe.msg
+		msg = pe.Msg
 	case strings.HasPrefix(err.Error(), "Protocol error: "):
 		msg = err.Error() // redcon's inline parser
 	default:

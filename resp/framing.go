@@ -1,36 +1,32 @@
-package shardnode
+package resp
 
-import (
-	"github.com/shardkv/shardkv/resp"
-)
+import "bytes"
 
-// Redis's request limits. frameScanner checks the framing of the bytes as
-// they arrive (conn.go feeds it every read), before anything is parsed or
-// buffered for a command, so a declared two billion arguments, a 600 MB bulk
-// or an endless inline line get Redis's error while the server's memory
-// stays what actually arrived.
+// Redis's request limits. A FrameScanner checks the framing of the bytes as
+// they arrive, before anything is parsed or buffered for a command, so a
+// declared two billion arguments, a 600 MB bulk or an endless inline line get
+// Redis's error while the server's memory stays what actually arrived. Both
+// servers feed it every read from a client.
 const (
-	maxInlineLen   = 64 << 10 // PROTO_INLINE_MAX_SIZE: an inline line or a header line
-	maxBulkLen     = resp.MaxBulkLen
-	maxMultibulk   = resp.MaxElements
-	maxUnauthCount = 10    // multibulk count before AUTH, as Redis
-	maxUnauthBulk  = 16384 // bulk length before AUTH, as Redis
+	MaxInlineLen   = 64 << 10 // PROTO_INLINE_MAX_SIZE: an inline line or a header line
+	MaxUnauthCount = 10       // multibulk count before AUTH, as Redis
+	MaxUnauthBulk  = 16384    // bulk length before AUTH, as Redis
 )
 
-// protocolError is a request that breaks the framing or a limit. Its text is
+// ProtocolError is a request that breaks the framing or a limit. Its text is
 // Redis's, without the "-ERR " the reply adds.
-type protocolError struct{ msg string }
+type ProtocolError struct{ Msg string }
 
-func (e *protocolError) Error() string { return e.msg }
+func (e *ProtocolError) Error() string { return e.Msg }
 
 var (
-	errInlineTooBig     = &protocolError{"Protocol error: too big inline request"}
-	errMbulkLineTooBig  = &protocolError{"Protocol error: too big mbulk count string"}
-	errBulkLineTooBig   = &protocolError{"Protocol error: too big bulk count string"}
-	errMultibulkLen     = &protocolError{"Protocol error: invalid multibulk length"}
-	errBulkLen          = &protocolError{"Protocol error: invalid bulk length"}
-	errUnauthMultibulk  = &protocolError{"Protocol error: unauthenticated multibulk length"}
-	errUnauthBulkLength = &protocolError{"Protocol error: unauthenticated bulk length"}
+	errInlineTooBig     = &ProtocolError{"Protocol error: too big inline request"}
+	errMbulkLineTooBig  = &ProtocolError{"Protocol error: too big mbulk count string"}
+	errBulkLineTooBig   = &ProtocolError{"Protocol error: too big bulk count string"}
+	errMultibulkLen     = &ProtocolError{"Protocol error: invalid multibulk length"}
+	errBulkLen          = &ProtocolError{"Protocol error: invalid bulk length"}
+	errUnauthMultibulk  = &ProtocolError{"Protocol error: unauthenticated multibulk length"}
+	errUnauthBulkLength = &ProtocolError{"Protocol error: unauthenticated bulk length"}
 )
 
 // Scanner states.
@@ -47,13 +43,13 @@ const (
 	stBulkLF           // expecting the '\n' after a payload
 )
 
-// frameScanner follows RESP request framing one byte at a time for headers
+// FrameScanner follows RESP request framing one byte at a time for headers
 // and in O(1) per read for payloads. It holds no buffer: its memory is the
 // same whatever the client declares.
-type frameScanner struct {
+type FrameScanner struct {
 	state int
 	// line is the number of bytes of the current header or inline line seen
-	// so far; it bounds lines at maxInlineLen.
+	// so far; it bounds lines at MaxInlineLen.
 	line int
 	// num is the header number being parsed; neg and digits describe it.
 	num    int64
@@ -63,19 +59,19 @@ type frameScanner struct {
 	args int64
 	// skip is the number of payload bytes still to pass.
 	skip int64
-	// unauth reports whether the client still has to authenticate, which
-	// lowers the limits as Redis does.
-	unauth func() bool
-	// stopAtEnd makes scan return right after the first command that
+	// Unauth reports whether the client still has to authenticate, which
+	// lowers the limits as Redis does; nil means never.
+	Unauth func() bool
+	// StopAtEnd makes Scan return right after the first command that
 	// completes, leaving the rest of b unscanned.
-	stopAtEnd bool
+	StopAtEnd bool
 }
 
-// scan advances over b. It returns the offset just after the last command
+// Scan advances over b. It returns the offset just after the last command
 // that completed in b (-1 if none did), the offset in b where the command
 // being scanned began (-1 if it began in an earlier read), and an error for
 // the first byte that breaks the framing or a limit.
-func (s *frameScanner) scan(b []byte) (lastEnd, cmdStart int, err error) {
+func (s *FrameScanner) Scan(b []byte) (lastEnd, cmdStart int, err error) {
 	lastEnd, cmdStart = -1, -1
 	for i := 0; i < len(b); i++ {
 		c := b[i]
@@ -92,21 +88,21 @@ func (s *frameScanner) scan(b []byte) (lastEnd, cmdStart int, err error) {
 			fallthrough
 		case stInline:
 			// Skip ahead to the end of the line in one step.
-			j := indexByte(b[i:], '\n')
+			j := bytes.IndexByte(b[i:], '\n')
 			if j < 0 {
 				s.line += len(b) - i
-				if s.line > maxInlineLen {
+				if s.line > MaxInlineLen {
 					return lastEnd, cmdStart, errInlineTooBig
 				}
 				return lastEnd, cmdStart, nil
 			}
-			if s.line+j > maxInlineLen {
+			if s.line+j > MaxInlineLen {
 				return lastEnd, cmdStart, errInlineTooBig
 			}
 			i += j
 			s.state = stStart
 			lastEnd = i + 1
-			if s.stopAtEnd {
+			if s.StopAtEnd {
 				return lastEnd, cmdStart, nil
 			}
 		case stCount, stBulkLen:
@@ -128,7 +124,7 @@ func (s *frameScanner) scan(b []byte) (lastEnd, cmdStart int, err error) {
 				continue
 			}
 			s.line++
-			if s.line > maxInlineLen {
+			if s.line > MaxInlineLen {
 				if s.state == stCount {
 					return lastEnd, cmdStart, errMbulkLineTooBig
 				}
@@ -150,13 +146,10 @@ func (s *frameScanner) scan(b []byte) (lastEnd, cmdStart int, err error) {
 			}
 			switch {
 			case s.num <= 0:
-				// An empty multibulk: redcon reports it.
+				// An empty multibulk: Redis ignores it.
 				s.state = stStart
 				lastEnd = i + 1
-				if s.stopAtEnd {
-					return lastEnd, cmdStart, nil
-				}
-				if s.stopAtEnd {
+				if s.StopAtEnd {
 					return lastEnd, cmdStart, nil
 				}
 			default:
@@ -165,7 +158,7 @@ func (s *frameScanner) scan(b []byte) (lastEnd, cmdStart int, err error) {
 			}
 		case stBulkStart:
 			if c != '$' {
-				return lastEnd, cmdStart, &protocolError{"Protocol error: expected '$', got '" + printable(c) + "'"}
+				return lastEnd, cmdStart, &ProtocolError{"Protocol error: expected '$', got '" + printable(c) + "'"}
 			}
 			s.state = stBulkLen
 			s.line, s.num, s.neg, s.digits = 0, 0, false, 0
@@ -202,10 +195,7 @@ func (s *frameScanner) scan(b []byte) (lastEnd, cmdStart int, err error) {
 			if s.args == 0 {
 				s.state = stStart
 				lastEnd = i + 1
-				if s.stopAtEnd {
-					return lastEnd, cmdStart, nil
-				}
-				if s.stopAtEnd {
+				if s.StopAtEnd {
 					return lastEnd, cmdStart, nil
 				}
 			} else {
@@ -216,7 +206,7 @@ func (s *frameScanner) scan(b []byte) (lastEnd, cmdStart int, err error) {
 	return lastEnd, cmdStart, nil
 }
 
-func (s *frameScanner) lenErr() error {
+func (s *FrameScanner) lenErr() error {
 	if s.state == stCount {
 		return errMultibulkLen
 	}
@@ -224,33 +214,24 @@ func (s *frameScanner) lenErr() error {
 }
 
 // endHeader checks a complete count or length against the limits.
-func (s *frameScanner) endHeader() error {
-	unauth := s.unauth != nil && s.unauth()
+func (s *FrameScanner) endHeader() error {
+	unauth := s.Unauth != nil && s.Unauth()
 	if s.state == stCount {
-		if s.num > maxMultibulk {
+		if s.num > MaxElements {
 			return errMultibulkLen
 		}
-		if unauth && s.num > maxUnauthCount {
+		if unauth && s.num > MaxUnauthCount {
 			return errUnauthMultibulk
 		}
 		return nil
 	}
-	if s.num < 0 || s.num > maxBulkLen {
+	if s.num < 0 || s.num > MaxBulkLen {
 		return errBulkLen
 	}
-	if unauth && s.num > maxUnauthBulk {
+	if unauth && s.num > MaxUnauthBulk {
 		return errUnauthBulkLength
 	}
 	return nil
-}
-
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
 }
 
 func printable(c byte) string {
