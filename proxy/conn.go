@@ -16,26 +16,27 @@ import (
 //
 // Each client has one goroutine that reads its socket into a buffer, runs
 // the framer (limits.go) over the new bytes, parses every complete command
-// in the buffer with redcon's parsers and serves them as one batch
-// (client.serve), then reads again. The loop is the proxy's own rather than
-// redcon.Server's for two reasons the profile showed:
+// in the buffer and serves them as one batch (beginBatch, exec per command,
+// endBatch), writes the batch's replies in one write, then reads again.
+// The loop is the proxy's own rather than redcon.Server's because of what
+// the profile showed, at one request per client round trip (redis-benchmark
+// -P 1), where the proxy spends its time in system calls and in waking up:
 //
-//   - System calls. Go's net.Conn.Read tries the read first and only then
-//     waits for the socket to become readable, so a request-reply client
-//     costs two reads per request, one of them finding nothing. The loop
-//     runs inside one syscall.RawConn.Read for the life of the connection:
-//     after a read that did not fill the buffer it waits for the next
-//     readiness event instead of asking again. The readiness state is reset
-//     only when RawConn.Read starts, so no event is lost between batches.
+//   - A read that finds nothing. Go's net.Conn.Read tries the read first
+//     and only then waits for the socket to become readable, so a
+//     request-reply client costs two reads per request. The loop runs
+//     inside one syscall.RawConn.Read for the life of the connection: after
+//     a read that did not fill the buffer it waits for the next readiness
+//     event instead of asking again. The readiness state is reset only when
+//     RawConn.Read starts, so no event is lost between batches.
+//   - The scheduler. Reads and writes on the client's (non-blocking) socket
+//     are raw system calls (sysRead, sysWrite): see sysRead.
 //   - Copies and allocations. redcon's Reader copies every command (Raw, and
-//     Args over it) and wraps the connection in a bufio.Reader; here a
-//     command's Raw and Args alias the read buffer, which stays put until
-//     the batch is answered. redcon.ReadNextCommand parses multibulk
-//     requests in place and redcon.Parse parses inline ones, so the proxy
-//     reads requests exactly as redcon does; the shard node serves with
-//     redcon.Server.
-//
-// A batch's replies leave in one write.
+//     Args over it) behind a bufio.Reader; here a command's Raw and Args
+//     alias the read buffer, which stays put until the batch is answered,
+//     and a batch allocates nothing. redcon still parses: ReadNextCommand
+//     multibulk requests, in place, and Parse the rare inline ones, so the
+//     proxy reads requests exactly as redcon does.
 
 const (
 	inBufSize = 16 << 10 // the read buffer; it grows to hold one large command
@@ -59,7 +60,6 @@ func (c *client) run() {
 	// A connection without a file descriptor (a listener of another kind
 	// was given to Serve): plain reads through the limits.
 	lc := &limitConn{Conn: c.nc, f: c.f}
-	lc.f.unauth = c.f.unauth
 	for {
 		c.grow()
 		n, err := lc.Read(c.in[c.tail:])
@@ -217,12 +217,17 @@ func (c *client) onWritable(fd uintptr) bool {
 }
 
 // sysRead and sysWrite are read(2) and write(2) on a non-blocking socket,
-// made without telling the scheduler (RawSyscall): they never wait, so the
-// goroutine keeps its P. A Syscall would enter and leave the scheduler's
-// syscall state around each one and, on a proxy that idles between
-// requests, wake the runtime's monitor thread (sysmon) from its deep sleep
-// to poll every 20µs for the next millisecond: the profile showed that
-// thread's sleeps and wake-ups costing more than any function of the proxy.
+// made without telling the scheduler (RawSyscall): they never wait (a write
+// to a local socket does take the few µs of the receiver's TCP work), so
+// the goroutine keeps its P. syscall.Read and Write enter and leave the
+// scheduler's syscall state around each call, and the first one after the
+// proxy was idle wakes the runtime's monitor thread (sysmon) from its deep
+// sleep to poll every 20µs for the next millisecond or more. Under
+// request-reply load the proxy idles between requests all the time, and
+// perf showed that thread's sleeps and wake-ups at 10-18% of the proxy's CPU
+// (under 0.1% with raw calls), more than any function of the proxy. The
+// race detector does not see these calls' buffer accesses; the buffers
+// belong to one goroutine.
 func sysRead(fd uintptr, p []byte) (int, syscall.Errno) {
 	if len(p) == 0 {
 		return 0, 0
