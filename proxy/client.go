@@ -112,7 +112,7 @@ type client struct {
 	head     int
 	tail     int
 	drained  bool // the last read left the socket empty
-	f        framer
+	f        resp.FrameScanner
 	argv     [][]byte // the parsed command's arguments, reused
 	wout     []byte   // the batch's replies
 	readable func(uintptr) bool
@@ -147,7 +147,7 @@ func newClient(s *Server, nc net.Conn) *client {
 			c.rc = rc
 		}
 	}
-	c.f.unauth = func() bool { return !c.authed }
+	c.f.Unauth = func() bool { return !c.authed }
 	c.info.proto = resp.RESP2
 	c.info.multi = -1
 	c.lastAt.Store(c.created.UnixNano())

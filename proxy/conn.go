@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"strings"
@@ -15,7 +16,7 @@ import (
 // The client connection's read loop.
 //
 // Each client has one goroutine that reads its socket into a buffer, runs
-// the framer (limits.go) over the new bytes, parses every complete command
+// resp.FrameScanner over the new bytes, parses every complete command
 // in the buffer and serves them as one batch (beginBatch, exec per command,
 // endBatch), writes the batch's replies in one write, then reads again.
 // The loop is the proxy's own rather than redcon.Server's because of what
@@ -59,7 +60,7 @@ func (c *client) run() {
 	}
 	// A connection without a file descriptor (a listener of another kind
 	// was given to Serve): plain reads through the limits.
-	lc := &limitConn{Conn: c.nc, f: c.f}
+	lc := &limitConn{Conn: c.nc, f: &c.f}
 	for {
 		c.grow()
 		n, err := lc.Read(c.in[c.tail:])
@@ -115,7 +116,7 @@ func (c *client) onReadable(fd uintptr) bool {
 // every command they complete is served. It reports whether the connection
 // is over.
 func (c *client) received(n int) bool {
-	lastEnd, cmdStart, err := c.f.scan(c.in[c.tail : c.tail+n])
+	lastEnd, cmdStart, err := c.f.Scan(c.in[c.tail : c.tail+n])
 	if err != nil {
 		// Serve what came before the violation, then answer it and close.
 		end := c.tail
@@ -251,7 +252,7 @@ func (c *client) parse(b []byte) (cmd redcon.Command, n int, err error) {
 		if len(b) > 1 && b[1] == '-' {
 			// A negative count, which the framer let through as an empty
 			// multibulk: Redis ignores it.
-			i := indexByte(b, '\n')
+			i := bytes.IndexByte(b, '\n')
 			if i < 0 {
 				return cmd, 0, errIncomplete
 			}
@@ -271,7 +272,7 @@ func (c *client) parse(b []byte) (cmd redcon.Command, n int, err error) {
 	// An inline command: one line, split as redis-cli and telnet users
 	// expect (quotes, escapes). redcon.Parse copies it, which is fine for
 	// this rare form.
-	i := indexByte(b, '\n')
+	i := bytes.IndexByte(b, '\n')
 	if i < 0 {
 		return cmd, 0, errIncomplete
 	}

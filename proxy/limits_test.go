@@ -8,41 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardkv/shardkv/resp"
 	"github.com/tidwall/redcon"
 )
 
-func TestFramerLimits(t *testing.T) {
-	cases := []struct {
-		name   string
-		in     string
-		unauth bool
-		want   error // nil: accepted
-	}{
-		{"command", "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", false, nil},
-		{"inline", "PING\r\n", false, nil},
-		{"empty multibulk", "*0\r\n", false, nil},
-		{"count over limit", "*1048577\r\n", false, errMultibulkLen},
-		{"count not a number", "*x\r\n", false, errMultibulkLen},
-		{"bulk over limit", "*1\r\n$536870913\r\n", false, errBulkLen},
-		{"bulk negative", "*1\r\n$-1\r\n", false, errBulkLen},
-		{"count line too long", "*" + strings.Repeat("1", 70<<10), false, errMultibulkLen},
-		{"inline too long", strings.Repeat("x", (64<<10)+1), false, errInlineTooBig},
-		{"unauth count", "*11\r\n", true, errUnauthMultibulk},
-		{"unauth bulk", "*1\r\n$16385\r\n", true, errUnauthBulkLen},
-		{"unauth small", "*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n", true, nil},
-	}
-	for _, tc := range cases {
-		f := framer{unauth: func() bool { return tc.unauth }}
-		_, _, err := f.scan([]byte(tc.in))
-		if err != tc.want {
-			t.Errorf("%s: err = %v, want %v", tc.name, err, tc.want)
-		}
-	}
-}
-
-// The framer and redcon agree on where commands end, however the bytes are
+// resp.FrameScanner and redcon, the proxy's parser, agree on where commands end, however the bytes are
 // split into reads.
-func FuzzFramer(f *testing.F) {
+func FuzzFramerAgreesWithRedcon(f *testing.F) {
 	f.Add([]byte("*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n*1\r\n$4\r\nPING\r\n"), uint8(3))
 	f.Add([]byte("SET a b\r\nGET a\r\n"), uint8(1))
 	f.Add([]byte("*1\r\n$0\r\n\r\n"), uint8(2))
@@ -50,12 +22,12 @@ func FuzzFramer(f *testing.F) {
 		if chunk == 0 {
 			chunk = 1
 		}
-		var fr framer
+		var fr resp.FrameScanner
 		ends := []int{}
 		var ferr error
 		for off := 0; off < len(in) && ferr == nil; off += int(chunk) {
 			end := min(off+int(chunk), len(in))
-			last, _, err := fr.scan(in[off:end])
+			last, _, err := fr.Scan(in[off:end])
 			if last >= 0 {
 				ends = append(ends, off+last)
 			}
@@ -64,7 +36,7 @@ func FuzzFramer(f *testing.F) {
 		if ferr != nil || len(ends) == 0 {
 			return
 		}
-		// Every prefix the framer calls complete parses in redcon without
+		// Every prefix the scanner calls complete parses in redcon without
 		// leftover bytes of a partial command.
 		upto := ends[len(ends)-1]
 		rd := redcon.NewReader(bytes.NewReader(in[:upto]))
@@ -84,7 +56,7 @@ func FuzzFramer(f *testing.F) {
 func TestLimitConnOrder(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
-	lc := &limitConn{Conn: b}
+	lc := &limitConn{Conn: b, f: &resp.FrameScanner{}}
 	go a.Write([]byte("PING\r\n*9999999\r\n"))
 	buf := make([]byte, 4096)
 	n, err := lc.Read(buf)
@@ -98,7 +70,7 @@ func TestLimitConnOrder(t *testing.T) {
 		n, _ := a.Read(p)
 		got <- string(p[:n])
 	}()
-	if _, err := lc.Read(buf); err != errMultibulkLen {
+	if _, err := lc.Read(buf); err == nil || err.Error() != "Protocol error: invalid multibulk length" {
 		t.Fatalf("second read: %v", err)
 	}
 	if s := <-got; s != "-ERR Protocol error: invalid multibulk length\r\n" {

@@ -523,7 +523,7 @@ func (s *Server) configParams() [][2]string {
 		{"databases", "1"},
 		{"maxclients", strconv.Itoa(s.cfg.MaxClients)},
 		{"timeout", "0"},
-		{"proto-max-bulk-len", strconv.Itoa(maxBulkLen)},
+		{"proto-max-bulk-len", strconv.Itoa(resp.MaxBulkLen)},
 		{"maxmemory", "0"},
 		{"maxmemory-policy", "noeviction"},
 		{"appendonly", "yes"},

@@ -119,3 +119,24 @@ func FuzzFrameScanner(f *testing.F) {
 		}
 	})
 }
+
+// Before AUTH, Redis allows only small requests; the scanner asks Unauth.
+func TestFrameScannerUnauthenticated(t *testing.T) {
+	for _, tc := range []struct {
+		name, in, err string
+	}{
+		{"count over 10", "*11\r\n", "Protocol error: unauthenticated multibulk length"},
+		{"bulk over 16384", "*1\r\n$16385\r\n", "Protocol error: unauthenticated bulk length"},
+		{"AUTH fits", "*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n", ""},
+	} {
+		s := FrameScanner{Unauth: func() bool { return true }}
+		_, _, err := s.Scan([]byte(tc.in))
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if got != tc.err {
+			t.Errorf("%s: error %q, want %q", tc.name, got, tc.err)
+		}
+	}
+}
