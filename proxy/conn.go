@@ -6,7 +6,6 @@ import (
 	"io"
 	"strings"
 	"syscall"
-	"unsafe"
 
 	"github.com/tidwall/redcon"
 
@@ -91,7 +90,7 @@ func (c *client) onReadable(fd uintptr) bool {
 		}
 		c.grow()
 		space := len(c.in) - c.tail
-		n, errno := sysRead(fd, c.in[c.tail:])
+		n, errno := resp.RawRead(fd, c.in[c.tail:])
 		switch {
 		case errno == syscall.EINTR:
 			continue
@@ -202,7 +201,7 @@ func (c *client) flush() error {
 // c.wout is out (true) or the socket is full (false: wait until it drains).
 func (c *client) onWritable(fd uintptr) bool {
 	for c.wpos < len(c.wout) {
-		n, errno := sysWrite(fd, c.wout[c.wpos:])
+		n, errno := resp.RawWrite(fd, c.wout[c.wpos:])
 		switch errno {
 		case 0:
 			c.wpos += n
@@ -215,34 +214,6 @@ func (c *client) onWritable(fd uintptr) bool {
 		}
 	}
 	return true
-}
-
-// sysRead and sysWrite are read(2) and write(2) on a non-blocking socket,
-// made without telling the scheduler (RawSyscall): they never wait (a write
-// to a local socket does take the few µs of the receiver's TCP work), so
-// the goroutine keeps its P. syscall.Read and Write enter and leave the
-// scheduler's syscall state around each call, and the first one after the
-// proxy was idle wakes the runtime's monitor thread (sysmon) from its deep
-// sleep to poll every 20µs for the next millisecond or more. Under
-// request-reply load the proxy idles between requests all the time, and
-// perf showed that thread's sleeps and wake-ups at 10-18% of the proxy's CPU
-// (under 0.1% with raw calls), more than any function of the proxy. The
-// race detector does not see these calls' buffer accesses; the buffers
-// belong to one goroutine.
-func sysRead(fd uintptr, p []byte) (int, syscall.Errno) {
-	if len(p) == 0 {
-		return 0, 0
-	}
-	n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	return int(n), errno
-}
-
-func sysWrite(fd uintptr, p []byte) (int, syscall.Errno) {
-	if len(p) == 0 {
-		return 0, 0
-	}
-	n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	return int(n), errno
 }
 
 // parse reads the command at the start of b: its Raw and Args alias b. n is

@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 )
 
 // The pipelined client the proxy uses to talk to a shard node.
@@ -266,7 +265,7 @@ func (c *Conn) write(buf []byte) error {
 // takes more.
 func (c *Conn) onWritable(fd uintptr) bool {
 	for len(c.wb) > 0 {
-		n, errno := sysWrite(fd, c.wb)
+		n, errno := RawWrite(fd, c.wb)
 		switch errno {
 		case 0:
 			c.wb = c.wb[n:]
@@ -303,7 +302,7 @@ func (r *rawReader) Read(p []byte) (int, error) {
 
 func (r *rawReader) onReadable(fd uintptr) bool {
 	for {
-		n, errno := sysRead(fd, r.p)
+		n, errno := RawRead(fd, r.p)
 		switch errno {
 		case 0:
 			if n == 0 {
@@ -319,30 +318,6 @@ func (r *rawReader) onReadable(fd uintptr) bool {
 			return true
 		}
 	}
-}
-
-// sysRead and sysWrite are read(2) and write(2) on a non-blocking socket,
-// made without telling the scheduler (RawSyscall): they never wait, so the
-// goroutine keeps its P. syscall.Read and Write would enter the scheduler's
-// syscall state, and the first such call after the process was idle wakes
-// the runtime's monitor thread (sysmon) to poll every 20µs for a
-// millisecond or more; under request-reply load the proxy idles between
-// requests all the time, and perf put those wake-ups at 10-18% of its CPU.
-// The race detector does not see these calls' buffer accesses.
-func sysRead(fd uintptr, p []byte) (int, syscall.Errno) {
-	if len(p) == 0 {
-		return 0, 0
-	}
-	n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	return int(n), errno
-}
-
-func sysWrite(fd uintptr, p []byte) (int, syscall.Errno) {
-	if len(p) == 0 {
-		return 0, 0
-	}
-	n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	return int(n), errno
 }
 
 // Fail closes the connection; queued requests complete with reason.
