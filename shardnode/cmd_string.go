@@ -22,6 +22,21 @@ const (
 	expPXAT
 )
 
+// expireOption names the expiry option a SET or GETEX argument is, or expNone.
+func expireOption(a []byte) int {
+	switch {
+	case eqFold(a, "ex"):
+		return expEX
+	case eqFold(a, "px"):
+		return expPX
+	case eqFold(a, "exat"):
+		return expEXAT
+	case eqFold(a, "pxat"):
+		return expPXAT
+	}
+	return expNone
+}
+
 // expireAt turns an EX/PX/EXAT/PXAT argument into Unix milliseconds with
 // Redis's checks: not an integer, not positive, or overflowing is refused.
 func (c *client) expireAt(arg []byte, kind int, cmd string) (int64, bool) {
@@ -140,6 +155,7 @@ func cmdSet(c *client, args [][]byte) {
 	for i := 3; i < len(args); i++ {
 		a := args[i]
 		hasNext := i+1 < len(args)
+		opt := expireOption(a)
 		switch {
 		case eqFold(a, "nx") && !xx:
 			nx = true
@@ -149,17 +165,8 @@ func cmdSet(c *client, args [][]byte) {
 			get = true
 		case eqFold(a, "keepttl") && kind == expNone:
 			keepTTL = true
-		case eqFold(a, "ex") && !keepTTL && (kind == expNone || kind == expEX) && hasNext:
-			kind, expArg = expEX, args[i+1]
-			i++
-		case eqFold(a, "px") && !keepTTL && (kind == expNone || kind == expPX) && hasNext:
-			kind, expArg = expPX, args[i+1]
-			i++
-		case eqFold(a, "exat") && !keepTTL && (kind == expNone || kind == expEXAT) && hasNext:
-			kind, expArg = expEXAT, args[i+1]
-			i++
-		case eqFold(a, "pxat") && !keepTTL && (kind == expNone || kind == expPXAT) && hasNext:
-			kind, expArg = expPXAT, args[i+1]
+		case opt != expNone && !keepTTL && (kind == expNone || kind == opt) && hasNext:
+			kind, expArg = opt, args[i+1]
 			i++
 		default:
 			c.errReply(errSyntax)
@@ -288,20 +295,12 @@ func cmdGetEx(c *client, args [][]byte) {
 	for i := 2; i < len(args); i++ {
 		a := args[i]
 		hasNext := i+1 < len(args)
+		opt := expireOption(a)
 		switch {
 		case eqFold(a, "persist") && kind == expNone:
 			persist = true
-		case eqFold(a, "ex") && !persist && (kind == expNone || kind == expEX) && hasNext:
-			kind, expArg = expEX, args[i+1]
-			i++
-		case eqFold(a, "px") && !persist && (kind == expNone || kind == expPX) && hasNext:
-			kind, expArg = expPX, args[i+1]
-			i++
-		case eqFold(a, "exat") && !persist && (kind == expNone || kind == expEXAT) && hasNext:
-			kind, expArg = expEXAT, args[i+1]
-			i++
-		case eqFold(a, "pxat") && !persist && (kind == expNone || kind == expPXAT) && hasNext:
-			kind, expArg = expPXAT, args[i+1]
+		case opt != expNone && !persist && (kind == expNone || kind == opt) && hasNext:
+			kind, expArg = opt, args[i+1]
 			i++
 		default:
 			c.errReply(errSyntax)
