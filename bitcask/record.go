@@ -121,7 +121,7 @@ func appendRecord(dst []byte, kind, flags byte, seq uint64, ts, expireAt int64, 
 	var iv int64
 	valLen := len(value)
 	if kind == kindPut {
-		if v, ok := parseCanonicalInt(value); ok {
+		if v, ok := ParseInt(value); ok {
 			valType, iv, valLen = valTypeInt, v, intValueSize
 		}
 	}
@@ -186,10 +186,12 @@ func decodeRecord(b []byte) (h header, key, value []byte, err error) {
 	return h, key, value, nil
 }
 
-// parseCanonicalInt reports whether b is the canonical decimal form of an
+// ParseInt reports whether b is the canonical decimal form of an
 // int64 as Redis decides it (string2ll): optional '-', no leading zeros, no
-// '+', not "-0", no spaces, in range.
-func parseCanonicalInt(b []byte) (int64, bool) {
+// '+', not "-0", no spaces, in range. Such a value is stored as an integer;
+// the shard node uses the same rule for INCR and friends, so "is an integer"
+// means one thing across the project.
+func ParseInt(b []byte) (int64, bool) {
 	n := len(b)
 	if n == 0 || n > 20 {
 		return 0, false

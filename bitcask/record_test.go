@@ -116,13 +116,13 @@ func TestCanonicalInt(t *testing.T) {
 		{"", false}, {"-", false}, {"-0", false}, {"00", false}, {"01", false}, {"+1", false},
 		{" 1", false}, {"1 ", false}, {"1a", false}, {"0x10", false}, {"1.0", false}, {"--1", false},
 	} {
-		v, ok := parseCanonicalInt([]byte(c.s))
+		v, ok := ParseInt([]byte(c.s))
 		if ok != c.ok {
-			t.Errorf("parseCanonicalInt(%q) ok = %v, want %v", c.s, ok, c.ok)
+			t.Errorf("ParseInt(%q) ok = %v, want %v", c.s, ok, c.ok)
 		}
 		if ok {
 			if strconv.FormatInt(v, 10) != c.s {
-				t.Errorf("parseCanonicalInt(%q) = %d", c.s, v)
+				t.Errorf("ParseInt(%q) = %d", c.s, v)
 			}
 			if intLen(v) != len(c.s) {
 				t.Errorf("intLen(%d) = %d", v, intLen(v))
@@ -158,7 +158,7 @@ func FuzzDecodeRecord(f *testing.F) {
 			t.Fatalf("re-encoded\n%x\n%x", re, b[:h.size()])
 		}
 		if h.kind == kindPut && h.valType == valTypeBytes {
-			if _, isInt := parseCanonicalInt(v); isInt {
+			if _, isInt := ParseInt(v); isInt {
 				return // legal on disk (an old writer could have kept it as bytes)
 			}
 		}

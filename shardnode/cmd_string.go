@@ -699,48 +699,9 @@ func isSpace(b byte) bool {
 }
 
 // parseInt parses a signed 64-bit decimal exactly as Redis's string2ll: no
-// sign but '-', no leading zeros, no spaces, no overflow.
-func parseInt(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 20 {
-		return 0, false
-	}
-	if len(b) == 1 && b[0] == '0' {
-		return 0, true
-	}
-	neg := false
-	i := 0
-	if b[0] == '-' {
-		neg = true
-		i = 1
-		if len(b) == 1 {
-			return 0, false
-		}
-	}
-	if b[i] < '1' || b[i] > '9' {
-		return 0, false
-	}
-	var u uint64
-	for ; i < len(b); i++ {
-		d := b[i]
-		if d < '0' || d > '9' {
-			return 0, false
-		}
-		if u > (math.MaxUint64-9)/10 {
-			return 0, false
-		}
-		u = u*10 + uint64(d-'0')
-	}
-	if neg {
-		if u > 1<<63 {
-			return 0, false
-		}
-		return -int64(u), true
-	}
-	if u > math.MaxInt64 {
-		return 0, false
-	}
-	return int64(u), true
-}
+// sign but '-', no leading zeros, no spaces, no overflow. It is the engine's
+// rule for storing a value as an integer.
+func parseInt(b []byte) (int64, bool) { return bitcask.ParseInt(b) }
 
 // eqFold compares an argument with a lower-case ASCII word, ignoring case.
 func eqFold(b []byte, lower string) bool {
