@@ -111,7 +111,6 @@ type client struct {
 	in       []byte // read buffer: c.in[head:tail] is read and not yet served
 	head     int
 	tail     int
-	drained  bool // the last read left the socket empty
 	f        resp.FrameScanner
 	argv     [][]byte // the parsed command's arguments, reused
 	wout     []byte   // the batch's replies

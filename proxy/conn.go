@@ -82,14 +82,10 @@ func (c *client) run() {
 // over (true).
 func (c *client) onReadable(fd uintptr) bool {
 	for {
-		if c.drained {
-			// The last read did not fill the buffer: the socket had no
-			// more, and new bytes come with a readiness event.
-			c.drained = false
-			return false
-		}
+		// Read until EAGAIN, even after a short read: the poller is
+		// edge-triggered, and a FIN that arrived with the last bytes raised
+		// no edge of its own, so only another read hears the EOF.
 		c.grow()
-		space := len(c.in) - c.tail
 		n, errno := resp.RawRead(fd, c.in[c.tail:])
 		switch {
 		case errno == syscall.EINTR:
@@ -103,7 +99,6 @@ func (c *client) onReadable(fd uintptr) bool {
 			c.rerr = io.EOF
 			return true
 		}
-		c.drained = n < space
 		c.s.netIn.Add(int64(n))
 		if c.received(n) {
 			return true

@@ -24,15 +24,12 @@ import (
 // and all, and the node's replies are built by resp's encoders.
 //
 // Reads: on a TCP connection the loop runs inside one syscall.RawConn.Read
-// for the life of the connection. When a read returns fewer bytes than it
-// asked for, the socket was drained, so after answering the loop waits for
-// the poller's next readiness edge (the callback returns false) instead of
-// reading again to hear EAGAIN: one read per request instead of two. A read
-// that filled the buffer reads again, since the edge for those bytes was
-// spent. Go's poller is edge-triggered: bytes that arrive after a read
-// raise a new edge, and one that arrives while the loop is busy is kept
-// (pdReady) for the next wait, so nothing is missed; at worst a stale edge
-// costs one empty read.
+// for the life of the connection, and waits for the poller only after a read
+// says EAGAIN. It reads again even after a short read: Go's poller is
+// edge-triggered, and a FIN that arrived together with the last bytes raises
+// no edge of its own, so waiting then would never hear the client leave (a
+// client that sends its last commands and closes would keep its goroutine
+// and descriptor for ever).
 
 // Request buffer sizes.
 const (
@@ -249,9 +246,6 @@ func (s *Server) serveRaw(c *client, raw syscall.RawConn) {
 			c.fd = int(fd)
 			if !c.received(n) {
 				return true
-			}
-			if n < len(p) {
-				return false // drained: the next bytes raise an edge
 			}
 		}
 	})

@@ -2,6 +2,7 @@ package shardnode
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -146,5 +147,27 @@ func TestClientsVanishMidCommit(t *testing.T) {
 	}
 	if got := c.do("PING"); got != "+PONG\r\n" {
 		t.Fatalf("PING: %q", got)
+	}
+}
+
+// TestHalfCloseAfterPipeline: a client that writes its last commands and
+// closes its side at once (its FIN arriving with the bytes, which raises no
+// readiness edge of its own) gets every reply and then EOF. Repeated so the
+// FIN lands with the data on most rounds.
+func TestHalfCloseAfterPipeline(t *testing.T) {
+	n := startNode(t, "", nil)
+	for i := 0; i < 50; i++ {
+		nc, err := net.Dial("tcp", n.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.Write([]byte("PING\r\n" + string(resp.AppendCommandStrings(nil, "ECHO", "bye"))))
+		nc.(*net.TCPConn).CloseWrite()
+		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		got, err := io.ReadAll(nc)
+		nc.Close()
+		if err != nil || string(got) != "+PONG\r\n$3\r\nbye\r\n" {
+			t.Fatalf("round %d: read %q, %v; want both replies, then EOF", i, got, err)
+		}
 	}
 }
