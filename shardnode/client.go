@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tidwall/redcon"
+
 	"github.com/shardkv/shardkv/bitcask"
 	"github.com/shardkv/shardkv/resp"
 )
@@ -30,8 +32,24 @@ type client struct {
 	linger bool
 	// inBytes counts the bytes read (INFO stats); netIn publishes it.
 	inBytes int64
-	// fd is the socket's descriptor while serveRaw's loop holds it, else -1.
+	// fd is the socket's descriptor while serveRaw's loop holds it or for
+	// the life of an event loop's connection, else -1.
 	fd int
+	// loop is the event loop serving the connection; nil when it has a
+	// goroutine of its own.
+	loop *eventLoop
+	// laddr is the local address (CLIENT LIST's laddr).
+	laddr string
+	// batch is the pipeline being executed, from specBuf and next on
+	// (dispatch.go); batchErr is the parse error after it and perr the
+	// error that ends the connection once the replies before it are sent.
+	batch    []redcon.Command
+	next     int
+	batchErr error
+	perr     error
+	// wblocked: the socket did not take all of out; the event loop waits
+	// until it can write the rest before reading more.
+	wblocked bool
 	// now is the time in Unix milliseconds for the pipeline being served:
 	// every command of it sees the same clock, as Redis's command time
 	// snapshot.
@@ -84,14 +102,28 @@ type watchedKey struct {
 	seq    uint64
 }
 
-// newClient registers a connection, or returns nil once the server shuts
-// down.
+// newClient registers a connection served by a goroutine of its own, or
+// returns nil once the server shuts down.
 func (s *Server) newClient(nc net.Conn) *client {
+	laddr := ""
+	if a := nc.LocalAddr(); a != nil {
+		laddr = a.String()
+	}
+	c := s.initClient(nc.RemoteAddr().String(), laddr)
+	c.nc = nc
+	if !s.register(c) {
+		return nil
+	}
+	return c
+}
+
+// initClient returns a connection's state before it is registered.
+func (s *Server) initClient(raddr, laddr string) *client {
 	c := &client{
 		srv:     s,
 		id:      s.nextID.Add(1),
-		nc:      nc,
-		addr:    nc.RemoteAddr().String(),
+		addr:    raddr,
+		laddr:   laddr,
 		proto:   resp.RESP2,
 		authed:  s.cfg.RequirePass == "",
 		created: time.Now(),
@@ -104,21 +136,28 @@ func (s *Server) newClient(nc net.Conn) *client {
 	c.protoSeen.Store(2)
 	c.multiLen.Store(-1)
 	c.lastActive.Store(c.created.UnixMilli())
+	return c
+}
+
+// register counts a connection in; false once the server shuts down.
+func (s *Server) register(c *client) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.shutting {
-		return nil
+		return false
 	}
 	s.clients[c] = struct{}{}
 	s.nclients.Add(1)
 	s.connWG.Add(1)
-	return c
+	return true
 }
 
 // dropClient unregisters a connection and folds its counters into the
-// server's.
+// server's. An event loop closes its connections' descriptors itself.
 func (s *Server) dropClient(c *client) {
-	c.nc.Close()
+	if c.nc != nil {
+		c.nc.Close()
+	}
 	s.stats.cmds.Add(c.cmds.Load())
 	s.stats.netIn.Add(c.inBytes)
 	s.stats.netOut.Add(c.netOut.Load())

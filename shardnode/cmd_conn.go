@@ -343,10 +343,7 @@ func (c *client) infoLine(now time.Time) string {
 	if p := c.lastCmd.Load(); p != nil {
 		cmd = *p
 	}
-	laddr := ""
-	if a := c.nc.LocalAddr(); a != nil {
-		laddr = a.String()
-	}
+	laddr := c.laddr
 	var b []byte
 	b = append(b, "id="...)
 	b = strconv.AppendInt(b, c.id, 10)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -41,6 +42,11 @@ type Config struct {
 	// lookup and a copy per GET) and without its memory; the cache can
 	// still help where the data files do not fit in the page cache.
 	ReadCacheBytes int64
+	// EventLoops is how many event loops serve the connections (see
+	// loop_linux.go): 0 picks one per four CPUs, at least one; -1 serves
+	// each connection with a goroutine of its own instead (also what
+	// systems without epoll get).
+	EventLoops int
 	// Logger receives the node's logs; nil discards them.
 	Logger hclog.Logger
 	// Storage, when not nil, adjusts the Bitcask options after the fields
@@ -91,6 +97,9 @@ func (c Config) Validate() error {
 	if c.ReadCacheBytes < 0 {
 		errs = append(errs, fmt.Errorf("read cache size %d is negative", c.ReadCacheBytes))
 	}
+	if c.EventLoops < -1 {
+		errs = append(errs, fmt.Errorf("event loops %d: want -1, 0 (automatic) or a count", c.EventLoops))
+	}
 	if c.MaxFileSize < 0 {
 		errs = append(errs, fmt.Errorf("max file size %d is negative", c.MaxFileSize))
 	}
@@ -98,4 +107,16 @@ func (c Config) Validate() error {
 		return nil
 	}
 	return fmt.Errorf("shardnode: invalid config: %w", errors.Join(errs...))
+}
+
+// eventLoops is the number of event loops the configuration asks for; 0
+// when connections get goroutines of their own.
+func (c Config) eventLoops() int {
+	switch {
+	case c.EventLoops < 0 || !loopsSupported:
+		return 0
+	case c.EventLoops > 0:
+		return c.EventLoops
+	}
+	return (runtime.GOMAXPROCS(0) + 3) / 4
 }

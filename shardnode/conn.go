@@ -3,6 +3,7 @@ package shardnode
 import (
 	"bytes"
 	"syscall"
+	"time"
 
 	"github.com/shardkv/shardkv/resp"
 	"github.com/tidwall/redcon"
@@ -251,57 +252,98 @@ func (s *Server) serveRaw(c *client, raw syscall.RawConn) {
 	})
 }
 
-// received handles n new bytes at the end of the buffer: runs the complete
-// commands, writes the replies, and reports whether the connection stays
-// open.
+// received handles n new bytes at the end of the buffer of a connection
+// served by its own goroutine: runs the complete commands, writes the
+// replies, and reports whether the connection stays open.
 func (c *client) received(n int) bool {
-	r := &c.rb
-	r.end += n
-	c.inBytes += int64(n)
-	c.netIn.Store(c.inBytes)
-	var perr error
-	for {
-		r.scan(!c.authed)
-		cmds, err := r.parse()
-		if len(cmds) > 0 {
-			c.serveBatch(cmds)
-		}
-		if err != nil {
-			perr = err
-			break
-		}
-		// Before AUTH the scanner stops after each command: go on with
-		// the rest now that the command ran.
-		if c.closing || r.err != nil || r.scanned == r.end {
-			break
-		}
+	c.feed(n)
+	c.run() // parks only on an event loop's connection
+	perr := c.settle()
+	if !c.closing && perr != nil {
+		c.srv.connError(c, perr)
 	}
-	if perr == nil {
-		perr = r.err
-	}
-	r.done()
-	c.hkey = nil // it aliased the buffer
 	if len(c.out) > 0 {
+		if c.linger {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		}
 		m, werr := c.write(c.out)
 		c.netOut.Add(int64(m))
 		if werr != nil {
 			return false
 		}
 	}
-	if cap(c.out) > reqBufKeep {
-		c.out = nil
-	} else {
-		c.out = c.out[:0]
-	}
+	c.resetOut()
 	switch {
 	case c.closing:
 		c.linger = true
 		return false
 	case perr != nil:
-		c.srv.connError(c, perr)
 		return false
 	}
 	return true
+}
+
+// feed accounts for n bytes read into the end of the buffer.
+func (c *client) feed(n int) {
+	c.rb.end += n
+	c.inBytes += int64(n)
+	c.netIn.Store(c.inBytes)
+}
+
+// run executes the complete commands in the buffer, a pipeline at a time.
+// It returns true when a write run was handed to the connection's event
+// loop (serveFrom); the loop calls run again once it is committed.
+func (c *client) run() (parked bool) {
+	r := &c.rb
+	for {
+		if c.batch == nil {
+			r.scan(!c.authed)
+			cmds, err := r.parse()
+			c.batchErr = err
+			if len(cmds) > 0 {
+				c.startBatch(cmds)
+			}
+		}
+		if c.batch != nil {
+			if c.serveFrom() {
+				return true
+			}
+			c.endBatch()
+		}
+		if c.batchErr != nil {
+			c.perr, c.batchErr = c.batchErr, nil
+			return false
+		}
+		// Before AUTH the scanner stops after each command: go on with
+		// the rest now that the command ran.
+		if c.closing || r.err != nil || r.scanned == r.end {
+			return false
+		}
+	}
+}
+
+// settle ends what run did with the buffer and returns the protocol error
+// that ends the connection, if any: the replies of the commands before it
+// are in c.out.
+func (c *client) settle() error {
+	err := c.perr
+	if err == nil {
+		err = c.rb.err
+	}
+	c.perr = nil
+	c.rb.done()
+	c.hkey = nil // it aliased the buffer
+	return err
+}
+
+// resetOut empties the output buffer after it was written, dropping a
+// large one.
+func (c *client) resetOut() {
+	if cap(c.out) > reqBufKeep {
+		c.out = nil
+	} else {
+		c.out = c.out[:0]
+	}
 }
 
 // rawRead and rawWrite are resp.RawRead and resp.RawWrite (read(2) and

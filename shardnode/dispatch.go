@@ -158,9 +158,9 @@ const (
 // buffers more than this much of a pipeline's requests.
 const maxRunBytes = 64 << 20
 
-// serveBatch executes one pipeline. Runs of keyed commands that contain a
-// write share one bitcask Update: one write, one fsync under always.
-func (c *client) serveBatch(cmds []redcon.Command) {
+// startBatch begins one pipeline: the parsed commands, their specs and the
+// command clock. serveFrom executes it.
+func (c *client) startBatch(cmds []redcon.Command) {
 	c.now = nowMillis()
 	c.lastActive.Store(c.now)
 	c.cmds.Add(int64(len(cmds)))
@@ -169,7 +169,19 @@ func (c *client) serveBatch(cmds []redcon.Command) {
 		sp = append(sp, lookupSpec(cmds[i].Args[0]))
 	}
 	c.specBuf = sp
-	for i := 0; i < len(cmds) && !c.closing; {
+	c.batch, c.next = cmds, 0
+}
+
+// serveFrom executes the pipeline from c.next on. Runs of keyed commands
+// that contain a write share one bitcask Update: one write, one fsync under
+// always. On a connection of an event loop such a run is not committed
+// here: it is handed to the loop, which commits the runs of every
+// connection it read in one Update, and serveFrom returns true with c.next
+// after the run; the loop calls it again once the run is committed.
+func (c *client) serveFrom() (parked bool) {
+	cmds, sp := c.batch, c.specBuf
+	i := c.next
+	for i < len(cmds) && !c.closing {
 		if s := sp[i]; s != nil && s.kind == kindKeyed && !c.inMulti {
 			j, write, size := i+1, s.write, len(cmds[i].Raw)
 			for ; j < len(cmds) && size < maxRunBytes; j++ {
@@ -179,6 +191,12 @@ func (c *client) serveBatch(cmds []redcon.Command) {
 				write = write || sp[j].write
 				size += len(cmds[j].Raw)
 			}
+			if write && c.loop != nil {
+				c.req.cmds, c.req.sp = cmds[i:j], sp[i:j]
+				c.loop.park(c)
+				c.next = j
+				return true
+			}
 			c.runKeyed(cmds[i:j], sp[i:j], write)
 			i = j
 			continue
@@ -186,10 +204,18 @@ func (c *client) serveBatch(cmds []redcon.Command) {
 		c.execOne(sp[i], cmds[i].Args)
 		i++
 	}
+	c.next = len(cmds)
+	return false
+}
+
+// endBatch finishes the pipeline serveFrom executed.
+func (c *client) endBatch() {
+	sp := c.specBuf
 	if n := len(sp); n > 0 && sp[n-1] != nil {
 		c.lastCmd.Store(&sp[n-1].Name)
 	}
 	clear(sp)
+	c.batch, c.next = nil, 0
 }
 
 // runKeyed executes consecutive keyed commands: straight against the

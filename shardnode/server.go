@@ -75,8 +75,13 @@ type Server struct {
 	indexes atomic.Pointer[map[string]struct{}]
 	// stateMu serializes changes to assignment.json and indexes.json.
 	stateMu sync.Mutex
-	// writes groups the commits of concurrent connections.
+	// writes groups the commits of concurrent connections that have
+	// goroutines of their own.
 	writes writeGroup
+	// loops are the event loops, started by the first Serve (under mu).
+	loops     []*eventLoop
+	loopsErr  error
+	loopsDone bool
 
 	// draining is set by Shutdown and Close: connections stop reading
 	// once the pipeline in hand is answered.
@@ -199,6 +204,11 @@ func (s *Server) Serve(ln net.Listener) error {
 		return ErrServerClosed
 	}
 	s.listeners[ln] = struct{}{}
+	if n := s.cfg.eventLoops(); n > 0 && !s.loopsDone {
+		s.loopsDone = true
+		s.loopsErr = s.startLoops(n)
+	}
+	loops, loopsErr := len(s.loops) > 0, s.loopsErr
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -207,9 +217,12 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 	}()
 	s.log.Info("shard node listening", "addr", ln.Addr().String(), "maxclients", s.cfg.MaxClients,
-		"requirepass", s.cfg.RequirePass != "", "strict_indexes", s.strict.Load())
+		"requirepass", s.cfg.RequirePass != "", "strict_indexes", s.strict.Load(), "event_loops", len(s.loops))
+	if loopsErr != nil {
+		s.log.Warn("event loops failed to start; serving each connection with a goroutine", "error", loopsErr)
+	}
 	var backoff time.Duration
-	for {
+	for next := 0; ; next++ {
 		nc, err := ln.Accept()
 		if err != nil {
 			if s.isShutting() {
@@ -233,6 +246,9 @@ func (s *Server) Serve(ln net.Listener) error {
 		if s.nclients.Load() >= int64(s.cfg.MaxClients) {
 			s.stats.rejected.Add(1)
 			go rejectConn(nc, "ERR max number of clients reached")
+			continue
+		}
+		if loops && s.adoptConn(nc, next) {
 			continue
 		}
 		c := s.newClient(nc)
@@ -306,8 +322,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	// Wake connections waiting for a request; one in the middle of a
 	// pipeline finishes it, writes the replies, then sees the deadline.
+	// An event loop finishes its pass, then closes its connections.
 	for c := range s.clients {
-		_ = c.nc.SetReadDeadline(time.Now())
+		if c.nc != nil {
+			_ = c.nc.SetReadDeadline(time.Now())
+		}
+	}
+	for _, l := range s.loops {
+		l.wake()
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})
@@ -322,11 +344,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		ctxErr = ctx.Err()
 		s.mu.Lock()
 		for c := range s.clients {
-			c.nc.Close()
+			if c.nc != nil {
+				c.nc.Close()
+			}
 		}
 		s.mu.Unlock()
 		<-done
 	}
+	s.waitLoops()
 	if err := s.closeDB(); err != nil {
 		return err
 	}
@@ -343,11 +368,27 @@ func (s *Server) Close() error {
 		ln.Close()
 	}
 	for c := range s.clients {
-		c.nc.Close()
+		if c.nc != nil {
+			c.nc.Close()
+		}
+	}
+	for _, l := range s.loops {
+		l.wake()
 	}
 	s.mu.Unlock()
 	s.connWG.Wait()
+	s.waitLoops()
 	return s.closeDB()
+}
+
+// waitLoops waits until the event loops, woken by a shutdown, have exited.
+func (s *Server) waitLoops() {
+	s.mu.Lock()
+	loops := s.loops
+	s.mu.Unlock()
+	for _, l := range loops {
+		<-l.done
+	}
 }
 
 func (s *Server) closeDB() error {
@@ -369,8 +410,9 @@ func (s *Server) closeDB() error {
 	return s.closeErr
 }
 
-// connError answers a protocol error with Redis's text and asks serveConn
-// to close the connection after a linger (c.linger).
+// connError answers a protocol error with Redis's text, after the replies
+// already in c.out, and asks for the connection to be closed after a
+// linger (c.linger).
 func (s *Server) connError(c *client, err error) {
 	var msg string
 	var pe *resp.ProtocolError
@@ -384,7 +426,6 @@ func (s *Server) connError(c *client, err error) {
 	}
 	s.stats.protoErr.Add(1)
 	s.log.Debug("protocol error; closing connection", "client", c.addr, "error", msg)
-	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = c.nc.Write([]byte("-ERR " + msg + "\r\n"))
+	c.out = append(append(append(c.out, "-ERR "...), msg...), "\r\n"...)
 	c.linger = true
 }
