@@ -45,6 +45,7 @@ func run(args []string, stderr io.Writer) int {
 	level := fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
 	format := fs.String("log-format", "text", "log format: text or json")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (empty: off)")
+	loops := fs.Int("event-loops", 0, "event loops serving the connections (0: one per 4 CPUs; -1: a goroutine per connection)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -75,7 +76,7 @@ func run(args []string, stderr io.Writer) int {
 	cfg := def
 	cfg.Addr, cfg.Dir, cfg.Sync = *addr, *dir, policy
 	cfg.RequirePass, cfg.MaxClients, cfg.StrictIndexes = *pass, *maxClients, *strict
-	cfg.MaxFileSize, cfg.Logger = *maxFile, log
+	cfg.MaxFileSize, cfg.Logger, cfg.EventLoops = *maxFile, log, *loops
 
 	if *pprofAddr != "" {
 		if err := servePprof(*pprofAddr, log); err != nil {
