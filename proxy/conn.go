@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/tidwall/redcon"
 
@@ -52,10 +54,18 @@ func (c *client) run() {
 	c.in = make([]byte, inBufSize)
 	if c.rc != nil {
 		c.readable, c.writable = c.onReadable, c.onWritable
-		if err := c.rc.Read(c.readable); err != nil && c.rerr == nil {
-			c.rerr = err
+		for {
+			err := c.rc.Read(c.readable)
+			if err != nil && c.rerr == nil && errors.Is(err, os.ErrDeadlineExceeded) && c.peerClosed.Load() {
+				// The hup watch's wake-up: read what is left, then EOF.
+				_ = c.nc.SetReadDeadline(time.Time{})
+				continue
+			}
+			if err != nil && c.rerr == nil {
+				c.rerr = err
+			}
+			return
 		}
-		return
 	}
 	// A connection without a file descriptor (a listener of another kind
 	// was given to Serve): plain reads through the limits.
@@ -82,10 +92,14 @@ func (c *client) run() {
 // over (true).
 func (c *client) onReadable(fd uintptr) bool {
 	for {
-		// Read until EAGAIN, even after a short read: the poller is
-		// edge-triggered, and a FIN that arrived with the last bytes raised
-		// no edge of its own, so only another read hears the EOF.
+		// A read that did not fill the buffer took everything the socket
+		// had: wait for the poller's next edge rather than read again to
+		// be told EAGAIN. A FIN that arrived with those bytes raises no
+		// edge of its own; the hup watch hears it (hup_linux.go) and wakes
+		// the connection, which then reads until EAGAIN or EOF, as does a
+		// connection the watch could not take.
 		c.grow()
+		space := len(c.in) - c.tail
 		n, errno := resp.RawRead(fd, c.in[c.tail:])
 		switch {
 		case errno == syscall.EINTR:
@@ -103,7 +117,17 @@ func (c *client) onReadable(fd uintptr) bool {
 		if c.received(n) {
 			return true
 		}
+		if n < space && c.hupKey != 0 && !c.peerClosed.Load() {
+			return false
+		}
 	}
+}
+
+// onPeerClosed is the hup watch's callback: the client closed its side.
+// The deadline wakes the connection's goroutine if it waits for the poller.
+func (c *client) onPeerClosed() {
+	c.peerClosed.Store(true)
+	_ = c.nc.SetReadDeadline(time.Now())
 }
 
 // received handles n new bytes at c.in[c.tail:]: the framer checks them, and
