@@ -120,7 +120,7 @@ type client struct {
 	werr     error // flush: the write failed
 	rerr     error // the connection failed
 	perr     error // a protocol error: answered after the batch, then close
-	// hupKey is the connection's key in the server's hupWatch, 0 when not
+	// hupKey is the connection's key for resp.WatchHup, 0 when not
 	// watched; peerClosed is set by the watch when the client's FIN came.
 	hupKey     uint32
 	peerClosed atomic.Bool
@@ -148,13 +148,11 @@ func newClient(s *Server, nc net.Conn) *client {
 	if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
-			if s.hup != nil {
-				_ = rc.Control(func(fd uintptr) {
-					if key, ok := s.hup.add(fd, c.onPeerClosed); ok {
-						c.hupKey = key
-					}
-				})
-			}
+			_ = rc.Control(func(fd uintptr) {
+				if key, ok := resp.WatchHup(fd, c.onPeerClosed); ok {
+					c.hupKey = key
+				}
+			})
 		}
 	}
 	c.f.Unauth = func() bool { return !c.authed }

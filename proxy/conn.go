@@ -95,7 +95,7 @@ func (c *client) onReadable(fd uintptr) bool {
 		// A read that did not fill the buffer took everything the socket
 		// had: wait for the poller's next edge rather than read again to
 		// be told EAGAIN. A FIN that arrived with those bytes raises no
-		// edge of its own; the hup watch hears it (hup_linux.go) and wakes
+		// edge of its own; resp.WatchHup hears it and wakes
 		// the connection, which then reads until EAGAIN or EOF, as does a
 		// connection the watch could not take.
 		c.grow()

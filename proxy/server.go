@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/shardkv/shardkv/resp"
 )
 
 // ErrServerClosed is returned by Serve and ListenAndServe after Shutdown.
@@ -31,9 +33,6 @@ type Server struct {
 	shutting atomic.Bool
 	drainCtx context.Context // bounds the wait for batches in flight at Shutdown
 	closed   bool
-
-	// hup hears clients close their side (hup_linux.go); nil without it.
-	hup *hupWatch
 
 	inBatch atomic.Int64 // client batches being processed
 	nextID  atomic.Int64
@@ -67,7 +66,6 @@ func New(cfg Config) (*Server, error) {
 		log:     log,
 		clients: make(map[*client]struct{}),
 		started: time.Now(),
-		hup:     newHupWatch(),
 	}
 	for _, e := range m.Shards {
 		log.Info("range map", "shard", e.Name, "start", e.Start, "end", e.End, "size", e.Size, "addr", e.Addr())
@@ -176,9 +174,7 @@ func (s *Server) accept(nc net.Conn) *client {
 // serveConn serves one client connection until it ends.
 func (s *Server) serveConn(c *client) {
 	defer func() {
-		if c.hupKey != 0 {
-			s.hup.remove(c.hupKey)
-		}
+		resp.UnwatchHup(c.hupKey)
 		c.nc.Close()
 		c.unpin()
 		s.nclients.Add(-1)
@@ -214,9 +210,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	for _, sh := range s.table.Load().shards {
 		sh.close()
-	}
-	if s.hup != nil {
-		s.hup.close()
 	}
 	s.log.Info("proxy stopped")
 	return err

@@ -1,6 +1,6 @@
 //go:build linux
 
-package proxy
+package resp
 
 import (
 	"os"
@@ -10,24 +10,27 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// hupWatch tells client connections that their peer has closed its side.
+// WatchHup and UnwatchHup tell a connection that its peer has closed its
+// side.
 //
-// Why: Go's poller is edge-triggered. When a client's last bytes and its
-// FIN arrive together they raise one edge; the read that takes the bytes
-// does not report the EOF, and no second edge comes, so a connection that
-// stops reading after a short read would never hear the client leave. The
-// read loop therefore read again after every batch until EAGAIN: a system
-// call per request at redis-benchmark -P 1 that finds nothing, the largest
+// Why: Go's poller is edge-triggered. When a peer's last bytes and its FIN
+// arrive together they raise one edge; the read that takes the bytes does
+// not report the EOF, and no second edge comes, so a connection that stops
+// reading after a short read would never hear the peer leave. Read loops
+// therefore read again after every batch until EAGAIN: at redis-benchmark
+// -P 1 a system call per request that finds nothing, the largest
 // difference between the proxy's system calls and twemproxy's (2.3 reads
 // per request against 1.2).
 //
-// Instead each client socket is also in an epoll set of its own, for
+// Instead a watched socket is also in one epoll set of the process, for
 // EPOLLRDHUP only, edge-triggered: that set sees the FIN whatever the
 // runtime's poller did with the bytes. The set's descriptor is itself
 // waited on through the runtime's poller, so watching costs no thread and
 // nothing per request, only an epoll_ctl per connection. On a FIN the
-// watch flags the client and sets its read deadline to now, which wakes
-// its goroutine; the read loop then reads until EAGAIN or EOF.
+// watch calls the connection's callback, which flags it and sets its read
+// deadline to now to wake its goroutine; the read loop then reads until
+// EAGAIN or EOF. The proxy's client connections and the Conns to the shard
+// nodes use it.
 type hupWatch struct {
 	epfd   int
 	f      *os.File
@@ -36,8 +39,32 @@ type hupWatch struct {
 	notify map[uint32]func()
 }
 
-// newHupWatch starts a watch; nil when the system refuses one, in which
-// case clients read until EAGAIN after each batch.
+var (
+	hupOnce sync.Once
+	hup     *hupWatch
+)
+
+// WatchHup calls fn once, from another goroutine, when the peer of the
+// connected socket fd closes its side (or resets it). It returns the key
+// for UnwatchHup, and false when the socket cannot be watched: then the
+// caller must read until EAGAIN to hear an EOF.
+func WatchHup(fd uintptr, fn func()) (uint32, bool) {
+	hupOnce.Do(func() { hup = newHupWatch() })
+	if hup == nil {
+		return 0, false
+	}
+	return hup.add(fd, fn)
+}
+
+// UnwatchHup forgets the callback of key (0 is no key). Closing the socket
+// takes it out of the set.
+func UnwatchHup(key uint32) {
+	if key != 0 && hup != nil {
+		hup.remove(key)
+	}
+}
+
+// newHupWatch starts the process's watch; nil when the system refuses one.
 func newHupWatch() *hupWatch {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
@@ -117,6 +144,3 @@ func (h *hupWatch) remove(key uint32) {
 	delete(h.notify, key)
 	h.mu.Unlock()
 }
-
-// close stops the watch.
-func (h *hupWatch) close() { h.f.Close() }
