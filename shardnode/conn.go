@@ -24,7 +24,9 @@ import (
 // commands (redis-cli's "SET k \"a b\"") are parsed by redcon.Parse, quotes
 // and all, and the node's replies are built by resp's encoders.
 //
-// Reads: on a TCP connection the loop runs inside one syscall.RawConn.Read
+// Reads with a goroutine per connection (Config.EventLoops -1; the event
+// loops of loop_linux.go read once per readiness report instead): on a TCP
+// connection the loop runs inside one syscall.RawConn.Read
 // for the life of the connection, and waits for the poller only after a read
 // says EAGAIN. It reads again even after a short read: Go's poller is
 // edge-triggered, and a FIN that arrived together with the last bytes raises

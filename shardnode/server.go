@@ -6,21 +6,25 @@
 // Serve(listener), and Shutdown(ctx) to stop accepting, let in-flight
 // commands finish, fsync and close the database.
 //
-// Each connection reads requests into a buffer of its own, where a frame
-// scanner enforces Redis's protocol limits on the bytes as they arrive and
-// the commands' arguments are sliced out in place (conn.go). Each
-// connection executes what one read brought, a whole pipeline at a time,
-// and answers it with one write; consecutive keyed commands of a pipeline
-// that contains a write run in one bitcask Update, and the runs of
-// connections that commit at the same time share one Update
-// (commit.go), so a pipelined batch costs one write and, under appendfsync
-// always, one fsync. GETs read the value from Bitcask's mapped files with no
-// system call; an optional read cache (Config.ReadCacheBytes, off by
-// default) keeps values checked against the key's sequence number
-// (cache.go).
+// Connections are served by event loops (loop_linux.go), as Redis serves
+// them: a loop waits on a level-triggered epoll set, reads once from each
+// ready connection into the connection's own buffer, where a frame scanner
+// enforces Redis's protocol limits on the bytes as they arrive and the
+// commands' arguments are sliced out in place (conn.go), and executes the
+// complete commands, a whole pipeline at a time. Consecutive keyed commands
+// of a pipeline that contain a write form a run, and the runs of every
+// connection of one pass are committed in one bitcask Update: one write
+// and, under appendfsync always, one fsync before any reply leaves. Then
+// each connection's replies go out with one write. Config.EventLoops -1
+// (and systems without epoll) give each connection a goroutine instead,
+// whose concurrent runs are grouped by a leader (commit.go). GETs read the
+// value from Bitcask's mapped files with no system call; an optional read
+// cache (Config.ReadCacheBytes, off by default) keeps values checked
+// against the key's sequence number (cache.go).
 //
 // Files: config.go (Config), server.go (listening, connections, shutdown),
-// conn.go (the request loop), limits.go (protocol limits), client.go
+// loop_linux.go (event loops), conn.go (request buffers, the
+// goroutine-per-connection loop), limits.go (protocol limits), client.go
 // (per-connection state), dispatch.go (the handler rows and the checks
 // before a command), commit.go (grouped commits), store.go (transaction or
 // database), cmd_*.go (the commands), state.go (assignment.json,
