@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -117,6 +118,11 @@ type Conn struct {
 	queue   []*Request // written or about to be, awaiting replies, oldest first
 	err     error      // set once the reader has stopped: why the connection is unusable
 
+	// hupKey is the connection's WatchHup key (0: not watched);
+	// peerClosed is set once the node closed its side.
+	hupKey     uint32
+	peerClosed atomic.Bool
+
 	reason    atomic.Pointer[error] // first reason given for closing
 	inflight  atomic.Int64          // requests queued and not yet complete
 	replies   atomic.Uint64         // replies received, for the watchdog
@@ -162,9 +168,9 @@ func Dial(addr string, timeout time.Duration, hs Handshake) (*Conn, error) {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
 			c.writable = c.onWritable
-			raw := &rawReader{rc: rc}
-			raw.fn = raw.onReadable
-			rr.rd = raw
+			_ = rc.Control(func(fd uintptr) {
+				c.hupKey, _ = WatchHup(fd, c.onPeerClosed)
+			})
 		}
 	}
 	go c.readLoop()
@@ -280,46 +286,6 @@ func (c *Conn) onWritable(fd uintptr) bool {
 	return true
 }
 
-// rawReader reads a connection with RawConn and sysRead: it is what the
-// connection's ReplyReader reads from once the handshake is done.
-type rawReader struct {
-	rc  syscall.RawConn
-	fn  func(uintptr) bool
-	p   []byte
-	n   int
-	err error
-}
-
-func (r *rawReader) Read(p []byte) (int, error) {
-	r.p, r.n, r.err = p, 0, nil
-	if err := r.rc.Read(r.fn); err != nil {
-		r.p = nil
-		return 0, err
-	}
-	r.p = nil
-	return r.n, r.err
-}
-
-func (r *rawReader) onReadable(fd uintptr) bool {
-	for {
-		n, errno := RawRead(fd, r.p)
-		switch errno {
-		case 0:
-			if n == 0 {
-				r.err = io.EOF
-			}
-			r.n = n
-			return true
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			return false
-		default:
-			r.err = errno
-			return true
-		}
-	}
-}
-
 // Fail closes the connection; queued requests complete with reason.
 func (c *Conn) Fail(reason error) {
 	c.closeOnce.Do(func() {
@@ -349,43 +315,129 @@ func (c *Conn) Err() error {
 // Inflight is the number of requests awaiting replies.
 func (c *Conn) Inflight() int { return int(c.inflight.Load()) }
 
+// readLoop reads replies and completes the requests they answer, oldest
+// first, until the connection fails.
 func (c *Conn) readLoop() {
 	defer close(c.done)
-	var local []*Request // taken from c.queue: requests whose replies come next
-	li := 0
+	var d delivery
+	if c.rc != nil {
+		c.stop(c.readRaw(&d), d.local[d.li:])
+		return
+	}
 	for {
 		raw, err := c.rr.Next()
+		if err == nil {
+			err = c.deliver(&d, raw)
+		}
 		if err != nil {
-			c.stop(err, local[li:])
+			c.stop(err, d.local[d.li:])
 			return
-		}
-		if raw[0] == '>' {
-			continue // out-of-band push: not the reply to a request
-		}
-		if li == len(local) {
-			clear(local)
-			c.mu.Lock()
-			local, c.queue = c.queue, local[:0]
-			c.mu.Unlock()
-			li = 0
-			if len(local) == 0 {
-				c.stop(protoErr("reply without a request"), nil)
-				return
-			}
-		}
-		r := local[li]
-		r.Reply = append(r.Reply, raw...)
-		r.got++
-		c.replies.Add(1)
-		if r.got >= r.want() {
-			li++
-			c.inflight.Add(-1)
-			r.complete() // r belongs to its sender from here on
 		}
 	}
 }
 
+// delivery is readLoop's state: requests taken from c.queue whose replies
+// come next.
+type delivery struct {
+	local []*Request
+	li    int
+}
+
+// deliver gives raw, the next reply, to the request it answers.
+func (c *Conn) deliver(d *delivery, raw []byte) error {
+	if raw[0] == '>' {
+		return nil // out-of-band push: not the reply to a request
+	}
+	if d.li == len(d.local) {
+		clear(d.local)
+		c.mu.Lock()
+		d.local, c.queue = c.queue, d.local[:0]
+		c.mu.Unlock()
+		d.li = 0
+		if len(d.local) == 0 {
+			return protoErr("reply without a request")
+		}
+	}
+	r := d.local[d.li]
+	r.Reply = append(r.Reply, raw...)
+	r.got++
+	c.replies.Add(1)
+	if r.got >= r.want() {
+		d.li++
+		c.inflight.Add(-1)
+		r.complete() // r belongs to its sender from here on
+	}
+	return nil
+}
+
+// readRaw is readLoop on the descriptor, inside one RawConn.Read for the
+// life of the connection, so that the poller's readiness is never reset
+// between reads: after a read that did not fill the buffer the socket was
+// empty, and the loop waits for the next edge instead of reading again to
+// be told EAGAIN. A FIN that arrived with the last bytes raises no edge;
+// WatchHup hears it (hup_linux.go), and then, as on a connection it could
+// not watch, the loop reads until EAGAIN or EOF.
+func (c *Conn) readRaw(d *delivery) error {
+	var ferr error
+	short := false
+	for {
+		err := c.rc.Read(func(fd uintptr) bool {
+			for {
+				for {
+					raw, err := c.rr.buffered()
+					if err == nil && raw != nil {
+						err = c.deliver(d, raw)
+					}
+					if err != nil {
+						ferr = err
+						return true
+					}
+					if raw == nil {
+						break
+					}
+				}
+				if short && !c.peerClosed.Load() {
+					short = false
+					return false // wait for the next edge
+				}
+				n, room, errno := c.rr.readFd(fd)
+				switch {
+				case errno == syscall.EINTR:
+					continue
+				case errno == syscall.EAGAIN:
+					return false
+				case errno != 0:
+					ferr = errno
+					return true
+				case n == 0:
+					ferr = io.EOF
+					return true
+				}
+				short = c.hupKey != 0 && n < room
+			}
+		})
+		if ferr != nil {
+			return ferr
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) && c.peerClosed.Load() {
+			// WatchHup's wake-up: read the replies left, then EOF.
+			_ = c.nc.SetReadDeadline(time.Time{})
+			short = false
+			continue
+		}
+		return err
+	}
+}
+
+// onPeerClosed is the WatchHup callback: the node closed its side. The
+// deadline wakes the reader if it waits for the poller.
+func (c *Conn) onPeerClosed() {
+	c.peerClosed.Store(true)
+	_ = c.nc.SetReadDeadline(time.Now())
+}
+
 func (c *Conn) stop(err error, rest []*Request) {
+	UnwatchHup(c.hupKey)
 	if p := c.reason.Load(); p != nil {
 		err = *p
 	} else {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"syscall"
 )
 
 // Replies are framed without being decoded: a Scanner finds where one reply
@@ -359,6 +360,49 @@ func (r *ReplyReader) Next() ([]byte, error) {
 }
 
 func (r *ReplyReader) fill() error {
+	r.makeRoom()
+	n, err := r.rd.Read(r.buf[r.w:])
+	r.w += n
+	if n > 0 {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
+// buffered returns the next reply if the buffer holds all of it, else nil;
+// it never reads.
+func (r *ReplyReader) buffered() ([]byte, error) {
+	if r.w == r.r {
+		return nil, nil
+	}
+	n, err := r.sc.Scan(r.buf[r.r:r.w])
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	b := r.buf[r.r : r.r+n]
+	r.r += n
+	return b, nil
+}
+
+// readFd makes room as fill does and reads once from the non-blocking
+// socket fd into the buffer. It returns read(2)'s result and how much room
+// the read was given.
+func (r *ReplyReader) readFd(fd uintptr) (n, room int, errno syscall.Errno) {
+	r.makeRoom()
+	room = len(r.buf) - r.w
+	n, errno = RawRead(fd, r.buf[r.w:])
+	if errno == 0 && n > 0 {
+		r.w += n
+	}
+	return n, room, errno
+}
+
+// makeRoom rewinds an empty buffer (dropping a large one), or moves the
+// unread bytes to the front, or doubles the buffer when a reply fills it.
+func (r *ReplyReader) makeRoom() {
 	if r.r == r.w {
 		r.r, r.w = 0, 0
 		if len(r.buf) > 16*r.size && r.sc.pos == 0 {
@@ -376,13 +420,4 @@ func (r *ReplyReader) fill() error {
 			r.buf = nb
 		}
 	}
-	n, err := r.rd.Read(r.buf[r.w:])
-	r.w += n
-	if n > 0 {
-		return nil
-	}
-	if err == nil {
-		err = io.ErrNoProgress
-	}
-	return err
 }
