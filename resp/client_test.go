@@ -230,3 +230,50 @@ func TestClientHandshakeError(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestConnHearsCloseWithLastReply: a server that sends its last reply and
+// closes at once (the FIN arriving with the reply) completes the request
+// with that reply, and the Conn notices the close at once, not at the
+// request timeout.
+func TestConnHearsCloseWithLastReply(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				rr := NewReplyReader(nc, 512)
+				if _, err := rr.Next(); err == nil {
+					nc.Write([]byte("+LAST\r\n"))
+				}
+				nc.Close()
+			}()
+		}
+	}()
+	for round := 0; round < 20; round++ {
+		c, err := Dial(ln.Addr().String(), time.Minute, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := NewWaiter()
+		w.Begin()
+		r := &Request{Cmd: AppendCommandStrings(nil, "PING"), W: w}
+		c.Send(r)
+		w.Wait()
+		if r.Err != nil || string(r.Reply) != "+LAST\r\n" {
+			t.Fatalf("round %d: reply %q, err %v", round, r.Reply, r.Err)
+		}
+		select {
+		case <-c.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: the server's close went unnoticed", round)
+		}
+		c.Close()
+	}
+}
