@@ -453,13 +453,26 @@ func machine() string {
 
 func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 
+// givenPorts are the ports freePort handed out in this run. The kernel may
+// offer a port again once its probe listener is closed, and a server given
+// a port may not have bound it yet when the next is picked (a proxy and
+// nutcracker's stats port once met that way), so no port is handed out
+// twice.
+var givenPorts = map[int]bool{}
+
 func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			panic(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !givenPorts[port] {
+			givenPorts[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // harness owns every process it starts and stops them all on exit.
