@@ -128,9 +128,9 @@ func run(args []string) error {
 // again: on 2 CPUs at redis-benchmark -c 50 -P 1, GOMAXPROCS 1 instead of
 // 2 took the proxy's CPU per request from 12.3 to 10.7 µs and raised
 // throughput at -P 1 by 3-18% in six paired runs, and at -P 16 in three
-// of four (docs/BENCHMARKS.md). The cores
-// left over serve the kernel's network work, the shard nodes and the
-// clients, which on a shared machine compete with it.
+// of four (docs/BENCHMARKS.md). The cores left over serve the kernel's
+// network work, the shard nodes and the clients, which on a shared
+// machine compete with it.
 func proxyProcs(flag int, fromEnv bool, current int) int {
 	switch {
 	case flag > 0:
