@@ -44,8 +44,7 @@ type Config struct {
 	ReadCacheBytes int64
 	// EventLoops is how many event loops serve the connections (see
 	// loop_linux.go): 0 picks one per four CPUs, at least one; -1 serves
-	// each connection with a goroutine of its own instead (also what
-	// systems without epoll get).
+	// each connection with a goroutine of its own instead.
 	EventLoops int
 	// Logger receives the node's logs; nil discards them.
 	Logger hclog.Logger
@@ -113,7 +112,7 @@ func (c Config) Validate() error {
 // when connections get goroutines of their own.
 func (c Config) eventLoops() int {
 	switch {
-	case c.EventLoops < 0 || !loopsSupported:
+	case c.EventLoops < 0:
 		return 0
 	case c.EventLoops > 0:
 		return c.EventLoops

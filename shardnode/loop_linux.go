@@ -42,7 +42,7 @@ import (
 // taking them in turn. A connection that is closed after a reply
 // that must reach the client (QUIT, a protocol error) leaves the loop and is
 // closed by a goroutine with lingerClose, as the goroutine-per-connection
-// mode (Config.EventLoops -1, and systems without epoll) does.
+// mode (Config.EventLoops -1) does.
 
 // eventLoop is one loop and its connections.
 type eventLoop struct {
@@ -65,9 +65,6 @@ type eventLoop struct {
 }
 
 const loopEvents = 256
-
-// loopsSupported reports whether this build has event loops.
-const loopsSupported = true
 
 // startLoops starts n event loops.
 func (s *Server) startLoops(n int) error {

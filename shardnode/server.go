@@ -16,8 +16,9 @@
 // connection of one pass are committed in one bitcask Update: one write
 // and, under appendfsync always, one fsync before any reply leaves. Then
 // each connection's replies go out with one write. Config.EventLoops -1
-// (and systems without epoll) give each connection a goroutine instead,
-// whose concurrent runs are grouped by a leader (commit.go). GETs read the
+// gives each connection a goroutine instead, whose concurrent runs are
+// grouped by a leader (commit.go). The node is Linux-only (epoll here,
+// fdatasync in bitcask). GETs read the
 // value from Bitcask's mapped files with no system call; an optional read
 // cache (Config.ReadCacheBytes, off by default) keeps values checked
 // against the key's sequence number (cache.go).
