@@ -5,9 +5,12 @@ package shardnode
 import (
 	"net"
 	"os"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -62,17 +65,27 @@ type eventLoop struct {
 	spare   []*commitReq  // the other parked buffer
 	adopted []*client     // scratch for adopt
 	done    chan struct{} // closed when the loop has exited
+
+	// rawWait: wait in epoll_wait without telling the scheduler (see
+	// wait); idle is set when such a wait was interrupted and the loop
+	// waits the ordinary way until events come again.
+	rawWait bool
+	idle    atomic.Bool // read by tests
 }
 
 const loopEvents = 256
 
 // startLoops starts n event loops.
 func (s *Server) startLoops(n int) error {
+	// A loop waiting in a raw epoll_wait keeps its P; there must be one left
+	// over for everything else (the listener, fsync, lingering closes).
+	raw := runtime.GOMAXPROCS(0) > n
 	for i := 0; i < n; i++ {
 		l, err := newEventLoop(s)
 		if err != nil {
 			return err
 		}
+		l.rawWait = raw
 		s.loops = append(s.loops, l)
 		go l.run()
 	}
@@ -167,19 +180,41 @@ func (l *eventLoop) run() {
 	}
 }
 
-// wait returns the number of ready events. epoll_wait blocks as a system
-// call the runtime knows about, so that its P can be handed off. (Polling
-// first with a raw epoll_wait that does not enter the scheduler's syscall
-// state, as the reads and writes do, was measured: no difference in CPU per
-// request at -P 1 or -P 16, and one more system call whenever the loop is
-// idle.)
+// wait returns the number of ready events.
+//
+// Under load the loop waits in a raw epoll_wait, one the scheduler does not
+// see: the goroutine keeps its P and its thread, as Redis's loop keeps its
+// thread. Waiting as a system call the runtime knows about (EpollWait) kept
+// sysmon waking every 20 µs to consider taking the P back, and the loop
+// moved between threads when it did: perf counted 1.4 context switches per
+// pass against Redis's 1.0, a quarter of them sysmon's; behind the proxy at
+// -P 1 the node spent 1.75-2.3 µs of CPU per request waiting that way and
+// 1.05-1.4 µs waiting raw (docs/BENCHMARKS.md). A raw wait is interrupted
+// by the signal the runtime sends a goroutine it wants to preempt (a stop
+// for the garbage collector, or 10 ms without a reschedule); the preemption
+// then happens at the call of the next wait. An interruption mostly means
+// the node is idle, so the loop then waits the ordinary way, holding no P,
+// until events come again.
 func (l *eventLoop) wait() int {
 	for {
-		n, err := unix.EpollWait(l.epfd, l.events, -1)
+		raw := l.rawWait && !l.idle.Load()
+		var n int
+		var err error
+		if raw {
+			n, err = epollWaitRaw(l.epfd, l.events)
+		} else {
+			n, err = unix.EpollWait(l.epfd, l.events, -1)
+		}
 		switch {
 		case err == nil:
+			if !raw && l.rawWait {
+				l.idle.Store(false)
+			}
 			return n
 		case err == unix.EINTR:
+			if raw {
+				l.idle.Store(true)
+			}
 			continue
 		default:
 			// Only a bug (a bad descriptor) gets here: say so and stop
@@ -189,6 +224,17 @@ func (l *eventLoop) wait() int {
 			return 0
 		}
 	}
+}
+
+// epollWaitRaw is epoll_wait(epfd, events, -1) without entering the
+// scheduler's system-call state.
+func epollWaitRaw(epfd int, events []unix.EpollEvent) (int, error) {
+	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])),
+		uintptr(len(events)), ^uintptr(0), 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
 }
 
 // adopt registers the connections handed over since the last pass.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -187,4 +188,84 @@ func TestShutdownWithIdleClients(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRawWaitLetsTheWorldStop: a loop in its raw epoll_wait holds a P the
+// runtime cannot take back by itself. A stop of the world (runtime.GC) must
+// still complete, whether the loop has just served a request (raw wait) or
+// has been idle (ordinary wait), and the node keep serving.
+func TestRawWaitLetsTheWorldStop(t *testing.T) {
+	prev := runtime.GOMAXPROCS(4)
+	t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
+	n := startNode(t, "", func(c *Config) { c.EventLoops = 1 })
+	n.assignAll()
+	c := dialRaw(t, n.addr)
+	c.send("PING")
+	if got := c.next(); got != "+PONG\r\n" {
+		t.Fatalf("PING: %q", got)
+	}
+	if raw := loopsRawWait(n.srv); len(raw) != 1 || !raw[0] {
+		t.Fatalf("one loop and 4 Ps: raw wait %v, want [true]", raw)
+	}
+	for i := 0; i < 30; i++ {
+		c.send("INCR", "n")
+		if got, want := c.next(), fmt.Sprintf(":%d\r\n", i+1); got != want {
+			t.Fatalf("INCR: got %q, want %q", got, want)
+		}
+		if i%10 == 9 {
+			waitIdle(t, n.srv.loops[0])
+		}
+		stopped := make(chan struct{})
+		go func() {
+			runtime.GC()
+			close(stopped)
+		}()
+		select {
+		case <-stopped:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: runtime.GC did not complete while the loop waited", i)
+		}
+	}
+}
+
+// waitIdle waits until the loop, idle, has left its raw wait for an
+// ordinary one: the runtime interrupts a goroutine that has run 10 ms
+// without a reschedule.
+func waitIdle(t *testing.T, l *eventLoop) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !l.idle.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("an idle loop still waits raw after 5 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestRawWaitNeedsASpareP: loops that would hold every P wait the ordinary
+// way, or the listener and the fsync could not run.
+func TestRawWaitNeedsASpareP(t *testing.T) {
+	prev := runtime.GOMAXPROCS(2)
+	t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
+	n := startNode(t, "", func(c *Config) { c.EventLoops = 2 })
+	n.assignAll()
+	c := dialRaw(t, n.addr)
+	c.send("SET", "k", "v")
+	if got := c.next(); got != "+OK\r\n" {
+		t.Fatalf("SET: %q", got)
+	}
+	if raw := loopsRawWait(n.srv); len(raw) != 2 || raw[0] || raw[1] {
+		t.Errorf("two loops and 2 Ps: raw wait %v, want [false false]", raw)
+	}
+}
+
+// loopsRawWait says, for each loop, whether it waits raw.
+func loopsRawWait(s *Server) []bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var raw []bool
+	for _, l := range s.loops {
+		raw = append(raw, l.rawWait)
+	}
+	return raw
 }

@@ -46,6 +46,7 @@ func run(args []string, stderr io.Writer) int {
 	format := fs.String("log-format", "text", "log format: text or json")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (empty: off)")
 	loops := fs.Int("event-loops", 0, "event loops serving the connections (0: one per 4 CPUs; -1: a goroutine per connection)")
+	batch := fs.Bool("sched-batch", true, "run the node's threads under SCHED_BATCH: woken by a request, they do not preempt the thread that sent it")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -68,6 +69,12 @@ func run(args []string, stderr io.Writer) int {
 		Output:     stderr,
 		JSONFormat: *format == "json",
 	})
+	if *batch {
+		if err := batchScheduling(); err != nil {
+			// A sandbox may forbid sched_setattr; the node works without.
+			log.Warn("cannot switch to SCHED_BATCH; running under the default policy", "error", err)
+		}
+	}
 	policy, err := bitcask.ParseSyncPolicy(*fsync)
 	if err != nil {
 		log.Error("bad -appendfsync", "error", err)

@@ -56,6 +56,9 @@ func main() {
 	flag.BoolVar(&cfg.skipMem, "skip-mem", false, "skip the memory and restart measurement")
 	flag.BoolVar(&cfg.skipLoad, "skip-load", false, "skip the throughput measurement")
 	flag.Parse()
+	// getOK polls a restarting server; go-redis would print every refused
+	// dial into the tables on stdout's neighbour.
+	redis.SetLogger(silent{})
 
 	h := &harness{bin: cfg.binDir}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -131,17 +134,20 @@ func throughput(ctx context.Context, h *harness, cfg config) error {
 	h.start("proxy-solo", filepath.Join(h.bin, "shardkv-proxy"), "-addr", addr(soloProxy), "-map", soloMap, "-log-level", "warn")
 
 	// twemproxy with two redis-servers that keep nothing on disk.
-	r1, r2, nutPort, nutStats := freePort(), freePort(), freePort(), freePort()
+	r1, r2, nutPort := freePort(), freePort(), freePort()
 	h.redis("redis-nopersist-1", r1, "--appendonly", "no")
 	h.redis("redis-nopersist-2", r2, "--appendonly", "no")
-	nutConf := filepath.Join(h.dir, "nutcracker.yml")
-	conf := fmt.Sprintf("shardkv_bench:\n  listen: 127.0.0.1:%d\n  hash: fnv1a_64\n  distribution: ketama\n  redis: true\n"+
-		"  server_connections: 1\n  servers:\n   - 127.0.0.1:%d:1\n   - 127.0.0.1:%d:1\n", nutPort, r1, r2)
-	if err := os.WriteFile(nutConf, []byte(conf), 0o644); err != nil {
+	if err := h.twemproxy("twemproxy", nutPort, r1, r2); err != nil {
 		return err
 	}
-	// Its stats port defaults to a fixed 22222; a free one lets two runs coexist.
-	h.start("twemproxy", "nutcracker", "-c", nutConf, "-s", strconv.Itoa(nutStats), "-o", filepath.Join(h.dir, "nutcracker.log"))
+	// The same with its redis-servers under SCHED_BATCH, as shard nodes run
+	// by default (-sched-batch): how much of the lead is the policy.
+	b1, b2, nutBatch := freePort(), freePort(), freePort()
+	h.batchRedis("redis-nopersist-batch-1", b1, "--appendonly", "no")
+	h.batchRedis("redis-nopersist-batch-2", b2, "--appendonly", "no")
+	if err := h.twemproxy("twemproxy-batch", nutBatch, b1, b2); err != nil {
+		return err
+	}
 
 	// Single servers: redis AOF everysec / always and a shard node everysec / always.
 	re, ra, ne, na := freePort(), freePort(), freePort(), freePort()
@@ -158,6 +164,7 @@ func throughput(ctx context.Context, h *harness, cfg config) error {
 		{"redis-server (AOF always)", ra},
 		{"shard node (always)", na},
 		{"shardkv proxy + 1 node (everysec)", soloProxy},
+		{"twemproxy + 2 redis under SCHED_BATCH", nutBatch},
 	}
 	for _, s := range setups {
 		if err := waitReady(ctx, s.port, 30*time.Second); err != nil {
@@ -215,6 +222,7 @@ func throughput(ctx context.Context, h *harness, cfg config) error {
 		{"node / redis everysec", setups[3].name, setups[2].name},
 		{"node / redis always", setups[5].name, setups[4].name},
 		{"proxy + 1 node / node directly", setups[6].name, setups[3].name},
+		{"shardkv / twemproxy, redis under SCHED_BATCH", setups[0].name, setups[7].name},
 	} {
 		for _, pipeline := range []int{1, 16} {
 			a, b := med[key(r.a, pipeline)], med[key(r.b, pipeline)]
@@ -506,11 +514,36 @@ func (h *harness) redis(name string, port int, args ...string) *exec.Cmd {
 }
 
 func (h *harness) startRedisIn(name string, port int, dir string, args ...string) *exec.Cmd {
+	return h.start(name, "redis-server", redisArgs(port, dir, args)...)
+}
+
+// batchRedis starts a redis-server under SCHED_BATCH (chrt execs it, so the
+// process is redis-server itself).
+func (h *harness) batchRedis(name string, port int, args ...string) *exec.Cmd {
+	argv := append([]string{"-b", "0", "redis-server"}, redisArgs(port, filepath.Join(h.dir, name), args)...)
+	return h.start(name, "chrt", argv...)
+}
+
+func redisArgs(port int, dir string, args []string) []string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		panic(err)
 	}
 	base := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--dir", dir, "--daemonize", "no"}
-	return h.start(name, "redis-server", append(base, args...)...)
+	return append(base, args...)
+}
+
+// twemproxy starts nutcracker on port in front of the redis-servers on r1
+// and r2.
+func (h *harness) twemproxy(name string, port, r1, r2 int) error {
+	conf := filepath.Join(h.dir, name+".yml")
+	yml := fmt.Sprintf("shardkv_bench:\n  listen: 127.0.0.1:%d\n  hash: fnv1a_64\n  distribution: ketama\n  redis: true\n"+
+		"  server_connections: 1\n  servers:\n   - 127.0.0.1:%d:1\n   - 127.0.0.1:%d:1\n", port, r1, r2)
+	if err := os.WriteFile(conf, []byte(yml), 0o644); err != nil {
+		return err
+	}
+	// Its stats port defaults to a fixed 22222; a free one lets two run.
+	h.start(name, "nutcracker", "-c", conf, "-s", strconv.Itoa(freePort()), "-o", filepath.Join(h.dir, name+"-nutcracker.log"))
+	return nil
 }
 
 // terminate asks a process to stop (SIGTERM) and waits for it, as an operator
@@ -554,3 +587,8 @@ func (h *harness) stopAll() {
 	}
 	h.procs = nil
 }
+
+// silent discards go-redis's log lines.
+type silent struct{}
+
+func (silent) Printf(context.Context, string, ...any) {}
