@@ -40,6 +40,7 @@ type Options struct {
 	ProxyTimeout  string  // proxy's -timeout; 2s when ""
 	ProxyPassword string  // proxy's -requirepass; clients and the CLI use it
 	ProxyArgs     []string
+	NodeArgs      []string // more flags for every node
 }
 
 // Cluster is a running set of shard nodes and a proxy.
@@ -111,6 +112,7 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 		if opts.NodePassword != "" {
 			args = append(args, "-requirepass", opts.NodePassword)
 		}
+		args = append(args, opts.NodeArgs...)
 		c.Nodes = append(c.Nodes, &Proc{Name: s.Name, Bin: bin("shardkv-node"), Args: args,
 			Addr: s.Addr(), Password: opts.NodePassword, LogPath: filepath.Join(c.Dir, "logs", s.Name+".log")})
 	}

@@ -11,6 +11,7 @@ need=()
 command -v redis-benchmark >/dev/null || need+=(redis-tools)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v nutcracker >/dev/null || need+=(nutcracker)
+command -v chrt >/dev/null || need+=(util-linux) # runs the SCHED_BATCH reference setup
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
