@@ -57,8 +57,8 @@ func main() {
 	flag.BoolVar(&cfg.skipMem, "skip-mem", false, "skip the memory and restart measurement")
 	flag.BoolVar(&cfg.skipLoad, "skip-load", false, "skip the throughput measurement")
 	flag.Parse()
-	// getOK polls a restarting server; go-redis would print every refused
-	// dial into the tables on stdout's neighbour.
+	// getOK polls a restarting server; go-redis would log every refused
+	// dial to stderr, in the middle of the printed tables.
 	redis.SetLogger(silent{})
 
 	h := &harness{bin: cfg.binDir}
@@ -532,6 +532,8 @@ func (h *harness) batchRedis(name string, port int, args ...string) *exec.Cmd {
 	return h.start(name, "chrt", argv...)
 }
 
+// redisArgs creates dir and returns the arguments of a redis-server on
+// 127.0.0.1:port that keeps its files there, followed by args.
 func redisArgs(port int, dir string, args []string) []string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		panic(err)
