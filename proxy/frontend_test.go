@@ -326,3 +326,103 @@ func TestMaxClients(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestClientKill: CLIENT KILL closes other clients' connections by address,
+// id, local address, type and user, as Redis does; the caller is spared
+// unless it asks (SKIPME no) or names itself in the old form, and then it
+// gets its reply before the close. Bad filters get Redis's errors and close
+// nothing.
+func TestClientKill(t *testing.T) {
+	c := startCluster(t, clusterOpts{nodes: 1})
+	killer := dialRaw(t, c.addr)
+	victimID := func(v *rawConn) string {
+		t.Helper()
+		got := v.do("CLIENT", "ID")
+		if !strings.HasPrefix(got, ":") {
+			t.Fatalf("CLIENT ID: %q", got)
+		}
+		return strings.TrimSuffix(got[1:], "\r\n")
+	}
+	// closed checks v's connection was closed by the proxy.
+	closed := func(what string, v *rawConn) {
+		t.Helper()
+		v.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := v.rr.Next(); err != io.EOF {
+			t.Fatalf("%s: the killed connection reads %v, want EOF", what, err)
+		}
+	}
+	alive := func(what string, v *rawConn) {
+		t.Helper()
+		if got := v.do("PING"); got != "+PONG\r\n" {
+			t.Fatalf("%s: a client not killed: PING %q", what, got)
+		}
+	}
+
+	bystander := dialRaw(t, c.addr)
+	for _, tc := range []struct {
+		name string
+		args func(v *rawConn, id string) []string
+		want string
+	}{
+		{"old form", func(v *rawConn, _ string) []string { return []string{v.nc.LocalAddr().String()} }, "+OK\r\n"},
+		{"ADDR", func(v *rawConn, _ string) []string { return []string{"ADDR", v.nc.LocalAddr().String()} }, ":1\r\n"},
+		{"ID", func(_ *rawConn, id string) []string { return []string{"ID", id} }, ":1\r\n"},
+		{"ID and ADDR", func(v *rawConn, id string) []string {
+			return []string{"id", id, "addr", v.nc.LocalAddr().String(), "TYPE", "normal", "USER", "default"}
+		}, ":1\r\n"},
+	} {
+		v := dialRaw(t, c.addr)
+		id := victimID(v)
+		args := append([]string{"CLIENT", "KILL"}, tc.args(v, id)...)
+		if got := killer.do(args...); got != tc.want {
+			t.Fatalf("%s: %v: %q, want %q", tc.name, args, got, tc.want)
+		}
+		closed(tc.name, v)
+		alive(tc.name, bystander)
+	}
+
+	// Filters that match nothing, and bad filters: nobody is closed.
+	v := dialRaw(t, c.addr)
+	id := victimID(v)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"127.0.0.1:1"}, "-ERR No such client\r\n"},
+		{[]string{"ADDR", "127.0.0.1:1"}, ":0\r\n"},
+		{[]string{"ID", id, "ADDR", "127.0.0.1:1"}, ":0\r\n"},
+		{[]string{"TYPE", "pubsub"}, ":0\r\n"},
+		{[]string{"ID", "0"}, "-ERR client-id should be greater than 0\r\n"},
+		{[]string{"ID", "x"}, "-ERR client-id should be greater than 0\r\n"},
+		{[]string{"TYPE", "bogus"}, "-ERR Unknown client type 'bogus'\r\n"},
+		{[]string{"USER", "alice"}, "-ERR No such user 'alice'\r\n"},
+		{[]string{"SKIPME", "maybe"}, "-ERR syntax error\r\n"},
+		{[]string{"ID", id, "SKIPME"}, "-ERR syntax error\r\n"},
+		{[]string{"NOSUCH", "x"}, "-ERR syntax error\r\n"},
+		{nil, "-ERR wrong number of arguments for 'client|kill' command\r\n"},
+	} {
+		args := append([]string{"CLIENT", "KILL"}, tc.args...)
+		if got := killer.do(args...); got != tc.want {
+			t.Fatalf("%v: %q, want %q", args, got, tc.want)
+		}
+	}
+	alive("after refused kills", v)
+
+	// The caller: spared by default, killed with SKIPME no (after its reply).
+	if got := killer.do("CLIENT", "KILL", "ID", victimID(killer)); got != ":0\r\n" {
+		t.Fatalf("killing oneself with SKIPME yes: %q", got)
+	}
+	if got := killer.do("CLIENT", "KILL", "LADDR", bystander.nc.RemoteAddr().String(), "SKIPME", "no"); got != ":3\r\n" {
+		t.Fatalf("LADDR with SKIPME no: %q, want :3 (killer, bystander, v)", got)
+	}
+	closed("the killer itself", killer)
+	closed("bystander", bystander)
+	closed("v", v)
+
+	// The old form may name the caller.
+	self := dialRaw(t, c.addr)
+	if got := self.do("CLIENT", "KILL", self.nc.LocalAddr().String()); got != "+OK\r\n" {
+		t.Fatalf("old form on oneself: %q", got)
+	}
+	closed("old form on oneself", self)
+}

@@ -341,6 +341,8 @@ func (c *client) clientCmd(args [][]byte) {
 		c.reply(mark)
 	case "list":
 		c.clientList(args)
+	case "kill":
+		c.clientKill(args)
 	case "no-evict", "no-touch":
 		if len(args) != 3 {
 			c.errorReply(resp.ErrWrongArity("client|" + sub))
@@ -357,6 +359,13 @@ func (c *client) clientCmd(args [][]byte) {
 			"GETNAME", "    Return the name of the current connection.",
 			"ID", "    Return the ID of the current connection.",
 			"INFO", "    Return information about the current client connection.",
+			"KILL <ip:port>", "    Kill connection made from <ip:port>.",
+			"KILL <option> <value> [<option> <value> [...]]", "    Kill connections. Options are:",
+			"    * ADDR (<ip:port>|<unixsocket>:0)", "      Kill connections made from the specified address",
+			"    * LADDR (<ip:port>|<unixsocket>:0)", "      Kill connections made to specified local address",
+			"    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)", "      Kill connections by type.",
+			"    * USER <username>", "      Kill connections authenticated by <username>.",
+			"    * SKIPME (YES|NO)", "      Skip killing current connection (default: yes).",
 			"LIST [TYPE NORMAL] [ID id [id ...]]", "    Return information about client connections.",
 			"SETINFO <option> <value>", "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
 			"SETNAME <name>", "    Assign the name <name> to the current connection.",
@@ -456,6 +465,96 @@ func (c *client) clientList(args [][]byte) {
 	mark := len(c.out)
 	c.out = resp.AppendVerbatim(c.out, c.proto, "txt", b.String())
 	c.reply(mark)
+}
+
+// clientKill closes other clients' connections, as Redis's CLIENT KILL
+// does: the old form (an address; +OK or "No such client", and the caller
+// may name itself) and the filter form (every filter must match; the number
+// of connections closed). A caller that kills itself gets its reply first.
+func (c *client) clientKill(args [][]byte) {
+	var (
+		id          int64
+		addr, laddr string
+		none        bool // a TYPE the proxy has no clients of
+		skipme      = true
+	)
+	if len(args) < 3 {
+		c.errorReply(resp.ErrWrongArity("client|kill"))
+		return
+	}
+	old := len(args) == 3
+	if old {
+		addr, skipme = string(args[2]), false
+	} else {
+		for i := 2; i < len(args); i += 2 {
+			if i+1 >= len(args) {
+				c.errorReply("ERR syntax error")
+				return
+			}
+			val := string(args[i+1])
+			switch strings.ToLower(string(args[i])) {
+			case "id":
+				n, err := strconv.ParseInt(val, 10, 64)
+				if err != nil || n <= 0 {
+					c.errorReply("ERR client-id should be greater than 0")
+					return
+				}
+				id = n
+			case "type":
+				switch strings.ToLower(val) {
+				case "normal":
+				case "master", "replica", "slave", "pubsub":
+					none = true
+				default:
+					c.errorReply("ERR Unknown client type '" + val + "'")
+					return
+				}
+			case "addr":
+				addr = val
+			case "laddr":
+				laddr = val
+			case "user":
+				if val != "default" { // the only user there is
+					c.errorReply("ERR No such user '" + val + "'")
+					return
+				}
+			case "skipme":
+				switch strings.ToLower(val) {
+				case "yes":
+					skipme = true
+				case "no":
+					skipme = false
+				default:
+					c.errorReply("ERR syntax error")
+					return
+				}
+			default:
+				c.errorReply("ERR syntax error")
+				return
+			}
+		}
+	}
+	killed := 0
+	for _, o := range c.s.snapshot() {
+		if none || (id != 0 && o.id != id) || (addr != "" && o.addr != addr) ||
+			(laddr != "" && o.laddr != laddr) || (o == c && skipme) {
+			continue
+		}
+		killed++
+		if o == c {
+			c.quit = true // after this batch's replies, like QUIT
+			continue
+		}
+		o.nc.Close()
+	}
+	switch {
+	case !old:
+		c.integer(int64(killed))
+	case killed == 0:
+		c.errorReply("ERR No such client")
+	default:
+		c.ok()
+	}
 }
 
 func sortedClients(cs []*client) []*client {
