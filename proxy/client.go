@@ -37,6 +37,8 @@ type slot struct {
 	req  *resp.Request // slotForward, slotExec
 	sh   *shard        // the shard req went to, for the error
 	m    *merge        // slotMerge
+	// silent: CLIENT REPLY OFF or SKIP; the reply is dropped
+	silent bool
 }
 
 type slotKind uint8
@@ -81,6 +83,12 @@ type client struct {
 	infoMu  sync.Mutex // guards info, read by CLIENT LIST on other connections
 	lastCmd atomic.Pointer[resp.Command]
 	lastAt  atomic.Int64 // unix nanoseconds of the last batch
+
+	// CLIENT REPLY (see serveBuffered): replyOff drops every reply,
+	// skipNext the next command's; skipArm and replyForce are set by the
+	// command being executed (SKIP arms the next one; ON and RESET are
+	// answered even though replies were off).
+	replyOff, skipNext, skipArm, replyForce bool
 
 	// MULTI state
 	inMulti    bool
@@ -298,22 +306,23 @@ func (c *client) writeReplies() {
 	out := c.wout
 	for i := range c.slots {
 		sl := &c.slots[i]
-		switch sl.kind {
-		case slotLocal:
+		switch {
+		case sl.silent: // CLIENT REPLY OFF or SKIP: dropped
+		case sl.kind == slotLocal:
 			out = append(out, c.out[sl.a:sl.b]...)
-		case slotForward:
+		case sl.kind == slotForward:
 			if sl.req.Err != nil {
 				out = resp.AppendError(out, sl.sh.unavailable(sl.req.Err))
 			} else {
 				out = append(out, sl.req.Reply...)
 			}
-		case slotExec:
+		case sl.kind == slotExec:
 			if sl.req.Err != nil {
 				out = resp.AppendError(out, sl.sh.unavailable(sl.req.Err))
 			} else {
 				out = append(out, lastReply(sl.req.Reply, sl.req.N)...)
 			}
-		case slotMerge:
+		case sl.kind == slotMerge:
 			out = sl.m.write(c, out)
 		}
 		sl.req, sl.sh, sl.m = nil, nil, nil

@@ -172,7 +172,16 @@ func (c *client) serveBuffered(end int) bool {
 			continue // an empty line or multibulk: ignored, as Redis does
 		}
 		c.batchN++
+		mark := len(c.slots)
+		silent := c.replyOff || c.skipNext
+		c.skipNext = false
 		c.exec(cmd)
+		if (silent || c.replyOff || c.skipArm) && !c.replyForce {
+			for i := mark; i < len(c.slots); i++ {
+				c.slots[i].silent = true
+			}
+		}
+		c.skipNext, c.skipArm, c.replyForce = c.skipArm, false, false
 	}
 	if c.batchN > 0 {
 		c.endBatch()

@@ -426,3 +426,48 @@ func TestClientKill(t *testing.T) {
 	}
 	closed("old form on oneself", self)
 }
+
+// TestClientReply: CLIENT REPLY OFF, SKIP and ON drop replies exactly as
+// Redis 7 does, in one pipeline mixing local, forwarded and failing
+// commands. want is what redis-server 7.0.15 wrote for the same bytes.
+func TestClientReply(t *testing.T) {
+	c := startCluster(t, clusterOpts{nodes: 2})
+	cmds := [][]string{
+		{"CLIENT", "REPLY", "SKIP"}, {"SET", "a", "1"}, {"GET", "a"},
+		{"CLIENT", "REPLY", "OFF"}, {"SET", "b", "2"}, {"NOSUCH"}, {"CLIENT", "REPLY", "SKIP"}, {"GET", "b"},
+		{"CLIENT", "REPLY", "ON"}, {"GET", "b"}, {"CLIENT", "REPLY", "BOGUS"}, {"CLIENT", "REPLY"},
+		{"CLIENT", "REPLY", "SKIP"}, {"CLIENT", "REPLY", "ON"}, {"PING"},
+		{"CLIENT", "REPLY", "OFF"}, {"RESET"}, {"PING"},
+	}
+	want := "$1\r\n1\r\n+OK\r\n$1\r\n2\r\n-ERR syntax error\r\n" +
+		"-ERR wrong number of arguments for 'client|reply' command\r\n+OK\r\n+PONG\r\n+RESET\r\n+PONG\r\n"
+	for _, pipelined := range []bool{true, false} {
+		raw := dialRaw(t, c.addr)
+		var req []byte
+		for _, cmd := range cmds {
+			req = resp.AppendCommandStrings(req, cmd...)
+			if !pipelined {
+				// one command per batch: the state carries across batches
+				if _, err := raw.nc.Write(req); err != nil {
+					t.Fatal(err)
+				}
+				req = req[:0]
+				time.Sleep(2 * time.Millisecond)
+			}
+		}
+		if _, err := raw.nc.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(want))
+		if _, err := io.ReadFull(raw.nc, got); err != nil {
+			t.Fatalf("pipelined=%v: read %q: %v", pipelined, got, err)
+		}
+		if string(got) != want {
+			t.Fatalf("pipelined=%v:\n got %q\nwant %q", pipelined, got, want)
+		}
+		// Nothing more comes: a final PING's reply is the next byte.
+		if r := raw.do("PING"); r != "+PONG\r\n" {
+			t.Fatalf("pipelined=%v: after the sequence: %q", pipelined, r)
+		}
+	}
+}

@@ -123,6 +123,7 @@ func (c *client) reset() {
 		c.proto = resp.RESP2
 	}
 	c.authed = c.s.cfg.RequirePass == ""
+	c.replyOff, c.skipArm, c.replyForce = false, false, true
 	c.infoMu.Lock()
 	c.info.name = ""
 	c.info.proto = resp.RESP2
@@ -343,6 +344,24 @@ func (c *client) clientCmd(args [][]byte) {
 		c.clientList(args)
 	case "kill":
 		c.clientKill(args)
+	case "reply":
+		if len(args) != 3 {
+			c.errorReply(resp.ErrWrongArity("client|reply"))
+			return
+		}
+		switch strings.ToLower(string(args[2])) {
+		case "on":
+			c.replyOff, c.replyForce = false, true
+			c.ok()
+		case "off":
+			c.replyOff = true
+			c.ok() // dropped: replies are off
+		case "skip":
+			c.skipArm = !c.replyOff
+			c.ok() // dropped, as is the next command's reply
+		default:
+			c.errorReply("ERR syntax error")
+		}
 	case "no-evict", "no-touch":
 		if len(args) != 3 {
 			c.errorReply(resp.ErrWrongArity("client|" + sub))
@@ -367,6 +386,7 @@ func (c *client) clientCmd(args [][]byte) {
 			"    * USER <username>", "      Kill connections authenticated by <username>.",
 			"    * SKIPME (YES|NO)", "      Skip killing current connection (default: yes).",
 			"LIST [TYPE NORMAL] [ID id [id ...]]", "    Return information about client connections.",
+			"REPLY (ON|OFF|SKIP)", "    Control the replies sent to the current connection.",
 			"SETINFO <option> <value>", "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
 			"SETNAME <name>", "    Assign the name <name> to the current connection.",
 		})
