@@ -557,6 +557,33 @@ func (db *DB) ExpiringKeys() int {
 	return n
 }
 
+// CountHashRange counts like Len and ExpiringKeys, restricted to the keys
+// whose hash is in [lo, hi] (inclusive, so that the last hash can be
+// named). A shard node whose range was narrowed by a forced reassignment
+// counts its own keys with it.
+func (db *DB) CountHashRange(lo, hi uint64) (keys, expiring int) {
+	if lo > hi {
+		return 0, 0
+	}
+	const span = 64 - shardBits
+	for i := lo >> span; i <= hi>>span; i++ {
+		s := &db.kd.shards[i]
+		first := i << span
+		last := first | (1<<span - 1)
+		s.mu.RLock()
+		if lo <= first && last <= hi {
+			keys += s.n
+			expiring += s.nexp
+		} else {
+			k, e := s.countRange(lo, hi)
+			keys += k
+			expiring += e
+		}
+		s.mu.RUnlock()
+	}
+	return keys, expiring
+}
+
 // LiveBytes is the sum of len(key)+len(value) over the keys Len counts.
 func (db *DB) LiveBytes() int64 { return db.liveBytes.Load() }
 

@@ -560,6 +560,27 @@ func (s *shard) ascend(from uint64, fn func(e *entry) bool) {
 	}
 }
 
+// countRange returns how many entries have a hash in [lo, hi] and how many
+// of those have an expiry. DB.CountHashRange calls it only for the shards
+// the range cuts; the others are counted by n and nexp.
+func (s *shard) countRange(lo, hi uint64) (keys, expiring int) {
+	for ci := range s.chunks {
+		c := &s.chunks[ci]
+		if c.last < lo || c.first > hi {
+			continue
+		}
+		for i := range c.e {
+			if h := c.e[i].hash; lo <= h && h <= hi {
+				keys++
+				if c.e[i].expireAt != 0 {
+					expiring++
+				}
+			}
+		}
+	}
+	return keys, expiring
+}
+
 // reset drops every entry and key.
 func (s *shard) reset() {
 	s.chunks = nil

@@ -3,7 +3,6 @@ package proxy
 import (
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -63,13 +62,6 @@ func (t *table) locate(key []byte) *shard {
 // shardOfHash is the shard whose range holds a hash (a SCAN cursor).
 func (t *table) shardOfHash(h uint64) *shard {
 	return t.shards[t.m.Find(rangemap.PositionOfHash(h))]
-}
-
-// firstHashOf returns the smallest 64-bit hash whose position is >= start.
-// Rounding up matters: a start such as 0.1 is not a multiple of 2^-53, and
-// rounding down would name a hash of the previous shard.
-func firstHashOf(start float64) uint64 {
-	return uint64(math.Ceil(start*(1<<53))) << 11
 }
 
 // newShard starts the backends of a map entry. They dial in the background:
@@ -186,7 +178,7 @@ func sameRangeOtherSize(msg string, a rangemap.Shard) bool {
 func (s *Server) buildTable(m *rangemap.Map, old *table) *table {
 	t := &table{m: m, shards: make([]*shard, len(m.Shards)), firstHash: make([]uint64, len(m.Shards))}
 	for i, e := range m.Shards {
-		t.firstHash[i] = firstHashOf(e.Start)
+		t.firstHash[i], _ = rangemap.HashBounds(e.Start, e.End)
 		if old != nil && i < len(old.shards) && old.shards[i].name == e.Name && old.shards[i].addr == e.Addr() {
 			t.shards[i] = old.shards[i]
 			continue

@@ -282,7 +282,8 @@ func cmdCopy(c *client, args [][]byte) {
 }
 
 // owned reports whether key falls in this node's range; keys left behind
-// by a forced reassignment are hidden from SCAN, KEYS and RANDOMKEY.
+// by a forced reassignment are hidden from SCAN, KEYS and RANDOMKEY, and
+// not counted by DBSIZE and INFO keyspace (keyCounts).
 func (c *client) owned(a *Assignment, key []byte) bool {
 	p := rangemap.Position(key)
 	return a.Start <= p && p < a.End
@@ -380,7 +381,10 @@ func cmdRandomKey(c *client, args [][]byte) {
 	c.null()
 }
 
-func cmdDBSize(c *client, args [][]byte) { c.intReply(int64(c.srv.db.Len())) }
+func cmdDBSize(c *client, args [][]byte) {
+	keys, _ := c.srv.keyCounts()
+	c.intReply(int64(keys))
+}
 
 // FLUSHDB and FLUSHALL [ASYNC | SYNC].
 func cmdFlush(c *client, args [][]byte) {
@@ -471,4 +475,16 @@ func parseCursor(b []byte) (uint64, bool) {
 		u = -u
 	}
 	return u, true
+}
+
+// keyCounts returns the number of keys in the node's range and how many of
+// them have an expiry, counted like bitcask's Len (expired keys not yet
+// removed included, as Redis's DBSIZE counts them). Keys a forced
+// reassignment left outside the range stay on disk but are not the node's.
+func (s *Server) keyCounts() (keys, expiring int) {
+	a := s.assign.Load()
+	if a == nil || (a.Start <= 0 && a.End >= 1) {
+		return s.db.Len(), s.db.ExpiringKeys()
+	}
+	return s.db.CountHashRange(rangemap.HashBounds(a.Start, a.End))
 }

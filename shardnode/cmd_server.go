@@ -162,9 +162,7 @@ func (s *Server) writeInfo(b *strings.Builder, section string) {
 		w.kv("total_protocol_errors", s.stats.protoErr.Load())
 	case "keyspace":
 		b.WriteString("# Keyspace\r\n")
-		if n := s.db.Len(); n > 0 {
-			// Counted like keys: with an expiry, expired or not yet removed.
-			expires := s.db.ExpiringKeys()
+		if n, expires := s.keyCounts(); n > 0 {
 			b.WriteString("db0:keys=" + strconv.Itoa(n) + ",expires=" + strconv.Itoa(expires) + ",avg_ttl=0\r\n")
 		}
 	case "shard":

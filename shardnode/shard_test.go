@@ -288,3 +288,59 @@ func TestStrictFromAssignment(t *testing.T) {
 		t.Errorf("after STRICT 0: %q", got)
 	}
 }
+
+// TestNarrowedRangeCounts: after SHARD.ASSIGN FORCE narrows the node's
+// range, the keys left outside it stay on disk but DBSIZE and INFO keyspace
+// count only the node's own keys, as SCAN and KEYS see them; widening the
+// range back counts them again.
+func TestNarrowedRangeCounts(t *testing.T) {
+	n := startNode(t, "", nil)
+	c := n.raw()
+	if got := c.do("SHARD.ASSIGN", "s1", "0", "1", "0"); got != ok {
+		t.Fatalf("assign: %q", got)
+	}
+	const keys = 400
+	inside, insideTTL := 0, 0
+	for i := 0; i < keys; i++ {
+		k := fmt.Sprintf("k%d", i)
+		args := []string{"SET", k, "v"}
+		if i%4 == 0 {
+			args = append(args, "EX", "3600")
+		}
+		if got := c.do(args...); got != ok {
+			t.Fatalf("SET: %q", got)
+		}
+		if p := rangemap.PositionString(k); 0.3 <= p && p < 0.7 {
+			inside++
+			if i%4 == 0 {
+				insideTTL++
+			}
+		}
+	}
+	if inside == 0 || inside == keys || insideTTL == 0 {
+		t.Fatalf("%d of %d keys (%d with a TTL) inside [0.3,0.7): want some of each", inside, keys, insideTTL)
+	}
+	check := func(what string, wantKeys, wantTTL int) {
+		t.Helper()
+		if got, want := c.do("DBSIZE"), fmt.Sprintf(":%d\r\n", wantKeys); got != want {
+			t.Errorf("%s: DBSIZE %q, want %q", what, got, want)
+		}
+		info := c.do("INFO", "keyspace")
+		if want := fmt.Sprintf("db0:keys=%d,expires=%d,", wantKeys, wantTTL); !strings.Contains(info, want) {
+			t.Errorf("%s: INFO keyspace %q lacks %q", what, info, want)
+		}
+	}
+	check("whole range", keys, keys/4)
+	if got := c.do("SHARD.ASSIGN", "s1", "0.3", "0.7", "0", "FORCE"); got != ok {
+		t.Fatalf("narrowing: %q", got)
+	}
+	check("narrowed to [0.3,0.7)", inside, insideTTL)
+	scanned := strings.Count(c.do("KEYS", "*"), "\r\nk")
+	if scanned != inside {
+		t.Errorf("KEYS * returns %d keys, DBSIZE %d", scanned, inside)
+	}
+	if got := c.do("SHARD.ASSIGN", "s1", "0", "1", "0", "FORCE"); got != ok {
+		t.Fatalf("widening: %q", got)
+	}
+	check("widened back", keys, keys/4)
+}

@@ -151,6 +151,21 @@ func PositionString(key string) float64 { return PositionOfHash(xxhash.Sum64Stri
 // the proxy's SCAN cursor is one).
 func PositionOfHash(h uint64) float64 { return float64(h>>11) / (1 << 53) }
 
+// HashBounds returns the first and last 64-bit hash whose position is in
+// [start, end), for 0 <= start < end <= 1: the hashes a shard with that
+// range owns. Rounding start up matters: a start such as 0.1 is not a
+// multiple of 2^-53, and rounding down would name a hash of the previous
+// shard.
+func HashBounds(start, end float64) (first, last uint64) {
+	first = firstHash(start)
+	if end >= 1 {
+		return first, math.MaxUint64
+	}
+	return first, firstHash(end) - 1
+}
+
+func firstHash(p float64) uint64 { return uint64(math.Ceil(p*(1<<53))) << 11 }
+
 // Find returns the index in m.Shards of the shard that owns position p.
 func (m *Map) Find(p float64) int {
 	// The first shard whose End is beyond p owns it, since ranges tile [0,1).

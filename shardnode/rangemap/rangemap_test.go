@@ -1,6 +1,7 @@
 package rangemap
 
 import (
+	"math"
 	"strings"
 	"testing"
 )
@@ -136,4 +137,32 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestHashBounds: the bounds are the first and last hash whose position is
+// in [start, end): one step (2^11, the hashes sharing a position) further
+// out is outside, on both sides, for starts and ends that float64 cannot
+// hold exactly.
+func TestHashBounds(t *testing.T) {
+	for _, r := range []struct{ start, end float64 }{
+		{0, 1}, {0, 0.5}, {0.5, 1}, {0.1, 0.2}, {1.0 / 3, 2.0 / 3}, {0.7, 1}, {0, 1e-9},
+	} {
+		first, last := HashBounds(r.start, r.end)
+		if p := PositionOfHash(first); p < r.start || p >= r.end {
+			t.Errorf("[%v,%v): first %#x at %v is outside", r.start, r.end, first, p)
+		}
+		if p := PositionOfHash(last); p < r.start || p >= r.end {
+			t.Errorf("[%v,%v): last %#x at %v is outside", r.start, r.end, last, p)
+		}
+		if first != 0 && PositionOfHash(first-1) >= r.start {
+			t.Errorf("[%v,%v): the hash before first (%#x) is inside too", r.start, r.end, first-1)
+		}
+		if r.end >= 1 {
+			if last != math.MaxUint64 {
+				t.Errorf("[%v,1): last %#x, want the last hash", r.start, last)
+			}
+		} else if PositionOfHash(last+1) < r.end {
+			t.Errorf("[%v,%v): the hash after last (%#x) is inside too", r.start, r.end, last+1)
+		}
+	}
 }
