@@ -172,11 +172,12 @@ func (c *client) serveBuffered(end int) bool {
 			continue // an empty line or multibulk: ignored, as Redis does
 		}
 		c.batchN++
-		mark := len(c.slots)
-		silent := c.replyOff || c.skipNext
-		c.skipNext = false
+		// CLIENT REPLY: replyOff and skipArm as the command leaves them
+		// (OFF and SKIP silence their own reply), skipNext as SKIP left
+		// it for this command.
+		mark, skipped := len(c.slots), c.skipNext
 		c.exec(cmd)
-		if (silent || c.replyOff || c.skipArm) && !c.replyForce {
+		if (skipped || c.replyOff || c.skipArm) && !c.replyForce {
 			for i := mark; i < len(c.slots); i++ {
 				c.slots[i].silent = true
 			}

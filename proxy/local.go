@@ -447,14 +447,13 @@ func (c *client) clientList(args [][]byte) {
 		opt := strings.ToLower(string(args[i]))
 		switch {
 		case opt == "type" && i+1 < len(args):
-			t := strings.ToLower(string(args[i+1]))
-			switch t {
-			case "normal":
-			case "master", "replica", "slave", "pubsub":
-				ids = map[int64]bool{} // the proxy has none of these
-			default:
-				c.errorReply("ERR Unknown client type '" + string(args[i+1]) + "'")
+			normal, msg := clientType(args[i+1])
+			if msg != "" {
+				c.errorReply(msg)
 				return
+			}
+			if !normal {
+				ids = map[int64]bool{} // the proxy has no such clients
 			}
 			i++
 		case opt == "id" && i+1 < len(args):
@@ -521,14 +520,12 @@ func (c *client) clientKill(args [][]byte) {
 				}
 				id = n
 			case "type":
-				switch strings.ToLower(val) {
-				case "normal":
-				case "master", "replica", "slave", "pubsub":
-					none = true
-				default:
-					c.errorReply("ERR Unknown client type '" + val + "'")
+				normal, msg := clientType(args[i+1])
+				if msg != "" {
+					c.errorReply(msg)
 					return
 				}
+				none = !normal
 			case "addr":
 				addr = val
 			case "laddr":
@@ -575,6 +572,19 @@ func (c *client) clientKill(args [][]byte) {
 	default:
 		c.ok()
 	}
+}
+
+// clientType reads the TYPE of CLIENT LIST and CLIENT KILL: whether it is
+// "normal", the only type of client the proxy has, or Redis's error for a
+// type that does not exist.
+func clientType(arg []byte) (normal bool, errMsg string) {
+	switch strings.ToLower(string(arg)) {
+	case "normal":
+		return true, ""
+	case "master", "replica", "slave", "pubsub":
+		return false, ""
+	}
+	return false, "ERR Unknown client type '" + string(arg) + "'"
 }
 
 func sortedClients(cs []*client) []*client {
