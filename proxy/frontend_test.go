@@ -471,3 +471,20 @@ func TestClientReply(t *testing.T) {
 		}
 	}
 }
+
+// TestClientListType: CLIENT LIST TYPE lists every client for NORMAL, none
+// for the types the proxy has no clients of, and refuses unknown types.
+func TestClientListType(t *testing.T) {
+	c := startCluster(t, clusterOpts{nodes: 1})
+	raw := dialRaw(t, c.addr)
+	id := strings.TrimSuffix(strings.TrimPrefix(raw.do("CLIENT", "ID"), ":"), "\r\n")
+	if got := raw.do("CLIENT", "LIST", "TYPE", "normal"); !strings.Contains(got, "id="+id+" ") {
+		t.Errorf("TYPE normal: %q lacks id=%s", got, id)
+	}
+	if got := raw.do("CLIENT", "LIST", "TYPE", "PUBSUB"); got != "$0\r\n\r\n" {
+		t.Errorf("TYPE pubsub: %q, want an empty list", got)
+	}
+	if got := raw.do("CLIENT", "LIST", "TYPE", "bogus"); got != "-ERR Unknown client type 'bogus'\r\n" {
+		t.Errorf("TYPE bogus: %q", got)
+	}
+}
