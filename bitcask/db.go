@@ -22,9 +22,9 @@ type Meta struct {
 	Len      int64  // length of the value, as the caller wrote it (STRLEN, size checks)
 }
 
-// IndexStat is the number of keys of one index and the sum of their key and
-// value lengths.
-type IndexStat struct {
+// NamespaceStat is the number of keys of one namespace (see
+// Options.Namespace) and the sum of their key and value lengths.
+type NamespaceStat struct {
 	Keys  int64
 	Bytes int64
 }
@@ -71,11 +71,11 @@ type DB struct {
 	txs     txState               // reusable state of the running Update
 	broken  atomic.Pointer[error] // set when the files no longer match memory; writes fail
 
-	// idxMu guards idx, the per-index key counts and bytes; writers update
-	// it under writeMu too, but IndexStats must not need writeMu (it is
+	// idxMu guards idx, the per-namespace key counts and bytes; writers update
+	// it under writeMu too, but NamespaceStats must not need writeMu (it is
 	// called from inside Update).
 	idxMu sync.Mutex
-	idx   map[string]*IndexStat
+	idx   map[string]*NamespaceStat
 
 	activeMu sync.Mutex // guards active for readers outside writeMu (the syncer), and unsynced
 	// unsynced are rotated files whose fsync was skipped under SyncNo; the
@@ -129,15 +129,6 @@ func (db *DB) setBroken(err error) {
 func (db *DB) brokenErr() error {
 	if p := db.broken.Load(); p != nil {
 		return *p
-	}
-	return nil
-}
-
-// indexOf is the index a key belongs to: the bytes before its first ':', or
-// "" when it has none.
-func indexOf(key []byte) []byte {
-	if i := bytes.IndexByte(key, ':'); i >= 0 {
-		return key[:i]
 	}
 	return nil
 }
@@ -587,13 +578,13 @@ func (db *DB) CountHashRange(lo, hi uint64) (keys, expiring int) {
 // LiveBytes is the sum of len(key)+len(value) over the keys Len counts.
 func (db *DB) LiveBytes() int64 { return db.liveBytes.Load() }
 
-// IndexStats returns, per index (the bytes before a key's first ':', "" for
-// keys without one), its key count and key+value bytes, counted like Len
-// and LiveBytes.
-func (db *DB) IndexStats() map[string]IndexStat {
+// NamespaceStats returns, per namespace (Options.Namespace of the keys), its
+// key count and key+value bytes, counted like Len and LiveBytes. Without a
+// Namespace function every key counts under "".
+func (db *DB) NamespaceStats() map[string]NamespaceStat {
 	db.idxMu.Lock()
 	defer db.idxMu.Unlock()
-	out := make(map[string]IndexStat, len(db.idx))
+	out := make(map[string]NamespaceStat, len(db.idx))
 	for k, v := range db.idx {
 		out[k] = *v
 	}

@@ -101,6 +101,10 @@ type Options struct {
 	// Clock returns the current time; expiry and record timestamps use it.
 	// Default time.Now. Tests set it to move time.
 	Clock func() time.Time
+	// Namespace names the group a key is counted under in NamespaceStats
+	// (shardkv passes its index rule). It must be a pure function of the key
+	// and may return a subslice of it. Nil counts every key under "".
+	Namespace func(key []byte) []byte
 	// DisableHints turns off writing hint files (Open still uses the ones
 	// present). Only benchmarks and tests want this.
 	DisableHints bool

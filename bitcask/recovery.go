@@ -41,7 +41,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		opts:  opts,
 		log:   opts.Logger,
 		lock:  lock,
-		idx:   make(map[string]*IndexStat),
+		idx:   make(map[string]*NamespaceStat),
 		quit:  make(chan struct{}),
 		hintq: make(chan *dataFile, 4096),
 	}

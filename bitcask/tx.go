@@ -442,7 +442,7 @@ func (tx *Tx) LiveBytes() int64 {
 // fn writes through tx only: calling the DB's own writing methods (Put,
 // Delete, FlushAll, Update, Merge, Close) from fn deadlocks. Every read
 // method (Get, GetAppend, Exists, MetaOf, Scan, Range, RandomKey, Len,
-// LiveBytes, IndexStats, Stats, SyncPolicy) may be called; they do not see
+// LiveBytes, NamespaceStats, Stats, SyncPolicy) may be called; they do not see
 // fn's pending writes, tx's methods do.
 func (db *DB) Update(fn func(tx *Tx) error) error {
 	seq, err := db.UpdateNoWait(fn)
@@ -723,17 +723,20 @@ func (db *DB) applyFlushAll() {
 	db.idxMu.Unlock()
 }
 
-// indexAdd adjusts the per-index stats. Caller holds writeMu.
+// indexAdd adjusts the per-namespace stats. Caller holds writeMu.
 func (db *DB) indexAdd(key []byte, keys, bytes int64) {
 	if keys == 0 && bytes == 0 {
 		return
 	}
 	db.idxMu.Lock()
 	defer db.idxMu.Unlock()
-	name := indexOf(key)
+	var name []byte
+	if db.opts.Namespace != nil {
+		name = db.opts.Namespace(key)
+	}
 	st := db.idx[string(name)]
 	if st == nil {
-		st = &IndexStat{}
+		st = &NamespaceStat{}
 		db.idx[string(name)] = st
 	}
 	st.Keys += keys

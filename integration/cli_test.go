@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/shardkv/shardkv/shardnode/rangemap"
+	"github.com/shardkv/shardkv/rangemap"
 )
 
 // The row escaping of README.md, written here independently of the CLI so

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/shardkv/shardkv/shardnode/rangemap"
+	"github.com/shardkv/shardkv/rangemap"
 )
 
 // Timeouts of the harness. Generous: the binaries run with the race detector

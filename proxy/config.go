@@ -8,7 +8,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/shardkv/shardkv/shardnode/rangemap"
+	"github.com/shardkv/shardkv/rangemap"
 )
 
 // Config holds the settings of a proxy. Start from DefaultConfig and change

@@ -7,8 +7,8 @@ import (
 
 	"github.com/tidwall/redcon"
 
+	"github.com/shardkv/shardkv/rangemap"
 	"github.com/shardkv/shardkv/resp"
-	"github.com/shardkv/shardkv/shardnode/rangemap"
 )
 
 func positionOf(key []byte) float64 { return rangemap.Position(key) }

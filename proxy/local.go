@@ -10,8 +10,8 @@ import (
 
 	"github.com/tidwall/redcon"
 
+	"github.com/shardkv/shardkv/rangemap"
 	"github.com/shardkv/shardkv/resp"
-	"github.com/shardkv/shardkv/shardnode/rangemap"
 )
 
 // redisVersion is the Redis version the proxy presents in HELLO and INFO:

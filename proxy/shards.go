@@ -8,8 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shardkv/shardkv/rangemap"
 	"github.com/shardkv/shardkv/resp"
-	"github.com/shardkv/shardkv/shardnode/rangemap"
 )
 
 // shard is one entry of the range map with its backend connections: one

@@ -5,8 +5,8 @@ import (
 	"strconv"
 
 	"github.com/shardkv/shardkv/bitcask"
+	"github.com/shardkv/shardkv/rangemap"
 	"github.com/shardkv/shardkv/resp"
-	"github.com/shardkv/shardkv/shardnode/rangemap"
 )
 
 func cmdDel(c *client, args [][]byte) {

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/shardkv/shardkv/bitcask"
+	"github.com/shardkv/shardkv/rangemap"
 	"github.com/shardkv/shardkv/resp"
-	"github.com/shardkv/shardkv/shardnode/rangemap"
 )
 
 func cmdTime(c *client, args [][]byte) {
@@ -183,7 +183,7 @@ func (s *Server) writeInfo(b *strings.Builder, section string) {
 		w.kv("shard_live_bytes", s.db.LiveBytes())
 		w.kv("shard_keys", s.db.Len())
 		w.kv("shard_strict_indexes", boolInt(s.strict.Load()))
-		stats := s.db.IndexStats()
+		stats := s.db.NamespaceStats()
 		names := make([]string, 0, len(stats)+1)
 		seen := map[string]bool{}
 		for n := range stats {

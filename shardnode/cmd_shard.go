@@ -7,7 +7,7 @@ import (
 	"strconv"
 
 	"github.com/shardkv/shardkv/bitcask"
-	"github.com/shardkv/shardkv/shardnode/rangemap"
+	"github.com/shardkv/shardkv/rangemap"
 )
 
 // SHARD.ASSIGN name start end size [FORCE] [STRICT 0|1]
@@ -162,7 +162,7 @@ func cmdIndexDrop(c *client, args [][]byte) {
 // INDEX.LIST: each index (created, or holding keys) with its key count, as
 // a flat array in RESP2 and a map in RESP3.
 func cmdIndexList(c *client, args [][]byte) {
-	stats := c.srv.db.IndexStats()
+	stats := c.srv.db.NamespaceStats()
 	counts := make(map[string]int64, len(stats)+1)
 	counts[""] = 0
 	for n, st := range stats {

@@ -7,8 +7,8 @@ import (
 	"github.com/tidwall/redcon"
 
 	"github.com/shardkv/shardkv/bitcask"
+	"github.com/shardkv/shardkv/rangemap"
 	"github.com/shardkv/shardkv/resp"
-	"github.com/shardkv/shardkv/shardnode/rangemap"
 )
 
 // handlerFunc executes one command whose name, arity, authentication,

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/shardkv/shardkv/bitcask"
-	"github.com/shardkv/shardkv/shardnode/rangemap"
+	"github.com/shardkv/shardkv/rangemap"
 )
 
 // TestPositionOfHash: the node checks ownership from the hash bitcask files

@@ -48,6 +48,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/shardkv/shardkv/bitcask"
+	"github.com/shardkv/shardkv/rangemap"
 	"github.com/shardkv/shardkv/resp"
 )
 
@@ -138,6 +139,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	opts.MaxValueSize = resp.MaxBulkLen
 	opts.Logger = log.Named("bitcask")
+	opts.Namespace = rangemap.Index // INFO shard and INDEX.LIST count keys per index
 	if cfg.Storage != nil {
 		cfg.Storage(&opts)
 	}

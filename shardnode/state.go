@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/shardkv/shardkv/shardnode/rangemap"
+	"github.com/shardkv/shardkv/rangemap"
 )
 
 // Files the node keeps in its data directory beside the Bitcask files.

@@ -6,7 +6,7 @@ import (
 	"io"
 	"strconv"
 
-	"github.com/shardkv/shardkv/shardnode/rangemap"
+	"github.com/shardkv/shardkv/rangemap"
 )
 
 func cmdLocate(ctx context.Context, g *globals, args []string, stdout, stderr io.Writer) error {
