@@ -11,6 +11,9 @@ import (
 
 	"github.com/tidwall/redcon"
 
+	"github.com/shardkv/shardkv/internal/cmdtable"
+	"github.com/shardkv/shardkv/internal/sockio"
+	"github.com/shardkv/shardkv/proxy/backend"
 	"github.com/shardkv/shardkv/resp"
 )
 
@@ -33,10 +36,10 @@ import (
 // slot is the reply to one command of a batch, in order.
 type slot struct {
 	kind slotKind
-	a, b int           // slotLocal: c.out[a:b]
-	req  *resp.Request // slotForward, slotExec
-	sh   *shard        // the shard req went to, for the error
-	m    *merge        // slotMerge
+	a, b int              // slotLocal: c.out[a:b]
+	req  *backend.Request // slotForward, slotExec
+	sh   *shard           // the shard req went to, for the error
+	m    *merge           // slotMerge
 	// silent: CLIENT REPLY OFF or SKIP; the reply is dropped
 	silent bool
 }
@@ -53,7 +56,7 @@ const (
 // preq is a pooled request with its own buffer for commands the proxy
 // encodes (the parts of a split command).
 type preq struct {
-	resp.Request
+	backend.Request
 	buf []byte
 }
 
@@ -62,7 +65,7 @@ type preq struct {
 // shared connections cannot hold.
 type pinned struct {
 	sh   *shard
-	conn *resp.Conn
+	conn *backend.Conn
 }
 
 // client is the state of one client connection. Fields without a comment
@@ -81,7 +84,7 @@ type client struct {
 	quit    bool // close after this batch's replies
 	info    clientInfo
 	infoMu  sync.Mutex // guards info, read by CLIENT LIST on other connections
-	lastCmd atomic.Pointer[resp.Command]
+	lastCmd atomic.Pointer[cmdtable.Command]
 	lastAt  atomic.Int64 // unix nanoseconds of the last batch
 
 	// CLIENT REPLY (see serveBuffered): replyOff drops every reply,
@@ -99,21 +102,21 @@ type client struct {
 
 	// batch state, reused
 	tbl    *table
-	w      *resp.Waiter
+	w      *backend.Waiter
 	slots  []slot
 	out    []byte // local replies
 	pool   []*preq
 	npool  int
 	merges []*merge
 	nmerge int
-	lists  [2][][]*resp.Request // per protocol (0: RESP2, 1: RESP3), per shard index
-	pinned []*resp.Request
+	lists  [2][][]*backend.Request // per protocol (0: RESP2, 1: RESP3), per shard index
+	pinned []*backend.Request
 	shIdx  []int32 // scratch: the shard of each key
 	elems  [][]byte
 	batchN int // commands in the batch
 	// the last command looked up, by the name as the client spelled it
 	lastName []byte
-	lastCI   *resp.Command
+	lastCI   *cmdtable.Command
 
 	// the connection (conn.go)
 	in       []byte // read buffer: c.in[head:tail] is read and not yet served
@@ -128,7 +131,7 @@ type client struct {
 	werr     error // flush: the write failed
 	rerr     error // the connection failed
 	perr     error // a protocol error: answered after the batch, then close
-	// hupKey is the connection's key for resp.WatchHup, 0 when not
+	// hupKey is the connection's key for sockio.WatchHup, 0 when not
 	// watched; peerClosed is set by the watch when the client's FIN came.
 	hupKey     uint32
 	peerClosed atomic.Bool
@@ -151,13 +154,13 @@ func newClient(s *Server, nc net.Conn) *client {
 		created: time.Now(),
 		proto:   resp.RESP2,
 		authed:  s.cfg.RequirePass == "",
-		w:       resp.NewWaiter(),
+		w:       backend.NewWaiter(),
 	}
 	if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
 			_ = rc.Control(func(fd uintptr) {
-				if key, ok := resp.WatchHup(fd, c.onPeerClosed); ok {
+				if key, ok := sockio.WatchHup(fd, c.onPeerClosed); ok {
 					c.hupKey = key
 				}
 			})
@@ -223,7 +226,7 @@ func (c *client) sendQueued() {
 // newReq returns a pooled request tied to the batch's waiter.
 func (c *client) newReq() *preq {
 	if c.npool == len(c.pool) {
-		c.pool = append(c.pool, &preq{Request: resp.Request{W: c.w}})
+		c.pool = append(c.pool, &preq{Request: backend.Request{W: c.w}})
 	}
 	r := c.pool[c.npool]
 	c.npool++
@@ -234,7 +237,7 @@ func (c *client) newReq() *preq {
 
 // send queues r for sh: on the dedicated connection when the client watches
 // keys of sh, on the shared ones otherwise.
-func (c *client) send(sh *shard, r *resp.Request) {
+func (c *client) send(sh *shard, r *backend.Request) {
 	if c.pin != nil && c.pin.sh == sh {
 		c.pinned = append(c.pinned, r)
 		return
@@ -245,7 +248,7 @@ func (c *client) send(sh *shard, r *resp.Request) {
 	}
 	lists := c.lists[p]
 	if len(lists) < len(c.tbl.shards) {
-		lists = append(lists, make([][]*resp.Request, len(c.tbl.shards)-len(lists))...)
+		lists = append(lists, make([][]*backend.Request, len(c.tbl.shards)-len(lists))...)
 		c.lists[p] = lists
 	}
 	lists[sh.idx] = append(lists[sh.idx], r)
@@ -368,52 +371,52 @@ func lastReply(b []byte, n int) []byte {
 func (c *client) exec(cmd redcon.Command) {
 	args := cmd.Args
 	ci := c.lookup(args[0])
-	if ci == nil || ci.Route == resp.RouteNodeOnly {
-		c.reject(resp.ErrUnknownCommand(args[0], args[1:]))
+	if ci == nil || ci.Route == cmdtable.RouteNodeOnly {
+		c.reject(cmdtable.ErrUnknownCommand(args[0], args[1:]))
 		return
 	}
 	c.lastCmd.Store(ci)
-	if !c.authed && ci.Flags&resp.FlagNoAuth == 0 {
+	if !c.authed && ci.Flags&cmdtable.FlagNoAuth == 0 {
 		c.reject("NOAUTH Authentication required.")
 		return
 	}
 	if !ci.ArityOK(len(args)) {
-		c.reject(resp.ErrWrongArity(ci.Name))
+		c.reject(cmdtable.ErrWrongArity(ci.Name))
 		return
 	}
-	if c.inMulti && ci.Route != resp.RouteTx && ci.Name != "quit" && ci.Name != "reset" {
+	if c.inMulti && ci.Route != cmdtable.RouteTx && ci.Name != "quit" && ci.Name != "reset" {
 		c.queue(ci, cmd)
 		return
 	}
 	switch ci.Route {
-	case resp.RouteKey:
+	case cmdtable.RouteKey:
 		if ci.FirstKey >= len(args) {
 			c.forward(c.tbl.shards[0], cmd.Raw) // e.g. OBJECT HELP: any node answers
 			return
 		}
 		c.forward(c.tbl.locate(args[ci.FirstKey]), cmd.Raw)
-	case resp.RouteSplit:
+	case cmdtable.RouteSplit:
 		c.split(ci, cmd)
-	case resp.RouteSameNode:
+	case cmdtable.RouteSameNode:
 		c.sameNode(ci, cmd)
-	case resp.RouteFanout:
+	case cmdtable.RouteFanout:
 		c.fanout(ci, cmd)
-	case resp.RouteTx:
+	case cmdtable.RouteTx:
 		c.tx(ci, cmd)
-	case resp.RouteLocal, resp.RouteProxyOnly:
+	case cmdtable.RouteLocal, cmdtable.RouteProxyOnly:
 		c.local(ci, cmd)
 	default:
-		c.reject(resp.ErrUnknownCommand(args[0], args[1:]))
+		c.reject(cmdtable.ErrUnknownCommand(args[0], args[1:]))
 	}
 }
 
-// lookup is resp.Lookup with a one-entry cache: clients mostly repeat a
+// lookup is cmdtable.Lookup with a one-entry cache: clients mostly repeat a
 // command, and spelled in upper case it costs Lookup two map probes.
-func (c *client) lookup(name []byte) *resp.Command {
+func (c *client) lookup(name []byte) *cmdtable.Command {
 	if c.lastCI != nil && string(name) == string(c.lastName) {
 		return c.lastCI
 	}
-	ci := resp.Lookup(name)
+	ci := cmdtable.Lookup(name)
 	if ci != nil && len(name) <= 32 {
 		c.lastName = append(c.lastName[:0], name...)
 		c.lastCI = ci
@@ -445,7 +448,7 @@ func (c *client) shardsOf(args [][]byte, first, last, step int) bool {
 	return same
 }
 
-func lastKey(ci *resp.Command, argc int) int {
+func lastKey(ci *cmdtable.Command, argc int) int {
 	if ci.LastKey < 0 {
 		return argc + ci.LastKey
 	}
@@ -461,10 +464,10 @@ func crossShard(cmd, a, b string) string {
 // sameNode forwards MSETNX, RENAME, RENAMENX and COPY when their keys share
 // a shard and refuses them otherwise: they are atomic, and across nodes
 // they could not be.
-func (c *client) sameNode(ci *resp.Command, cmd redcon.Command) {
+func (c *client) sameNode(ci *cmdtable.Command, cmd redcon.Command) {
 	args := cmd.Args
 	if ci.Name == "msetnx" && (len(args)-1)%2 != 0 {
-		c.reject(resp.ErrWrongArity(ci.Name))
+		c.reject(cmdtable.ErrWrongArity(ci.Name))
 		return
 	}
 	if !c.shardsOf(args, ci.FirstKey, lastKey(ci, len(args)), ci.Step) {

@@ -3,24 +3,25 @@ package proxy
 import (
 	"strings"
 
+	"github.com/shardkv/shardkv/internal/cmdtable"
 	"github.com/shardkv/shardkv/resp"
 )
 
-// The commands the proxy accepts: every row of resp.Commands but the ones
+// The commands the proxy accepts: every row of cmdtable.Commands but the ones
 // only a shard node runs.
-func proxyCommand(name []byte) *resp.Command {
-	ci := resp.Lookup(name)
-	if ci == nil || ci.Route == resp.RouteNodeOnly {
+func proxyCommand(name []byte) *cmdtable.Command {
+	ci := cmdtable.Lookup(name)
+	if ci == nil || ci.Route == cmdtable.RouteNodeOnly {
 		return nil
 	}
 	return ci
 }
 
-func proxyCommands() []*resp.Command {
-	var out []*resp.Command
-	for i := range resp.Commands {
-		if resp.Commands[i].Route != resp.RouteNodeOnly {
-			out = append(out, &resp.Commands[i])
+func proxyCommands() []*cmdtable.Command {
+	var out []*cmdtable.Command
+	for i := range cmdtable.Commands {
+		if cmdtable.Commands[i].Route != cmdtable.RouteNodeOnly {
+			out = append(out, &cmdtable.Commands[i])
 		}
 	}
 	return out
@@ -34,7 +35,7 @@ func (c *client) command(args [][]byte) {
 		mark := len(c.out)
 		c.out = resp.AppendArray(c.out, len(cmds))
 		for _, ci := range cmds {
-			c.out = resp.AppendCommandInfo(c.out, c.proto, ci)
+			c.out = cmdtable.AppendCommandInfo(c.out, c.proto, ci)
 		}
 		c.reply(mark)
 		return
@@ -43,7 +44,7 @@ func (c *client) command(args [][]byte) {
 	switch sub {
 	case "count":
 		if len(args) != 2 {
-			c.errorReply(resp.ErrWrongArity("command|count"))
+			c.errorReply(cmdtable.ErrWrongArity("command|count"))
 			return
 		}
 		c.integer(int64(len(proxyCommands())))
@@ -56,7 +57,7 @@ func (c *client) command(args [][]byte) {
 		}
 		c.reply(mark)
 	case "info":
-		var cmds []*resp.Command
+		var cmds []*cmdtable.Command
 		if len(args) == 2 {
 			cmds = proxyCommands()
 		} else {
@@ -71,11 +72,11 @@ func (c *client) command(args [][]byte) {
 				c.out = resp.AppendNullArray(c.out, c.proto)
 				continue
 			}
-			c.out = resp.AppendCommandInfo(c.out, c.proto, ci)
+			c.out = cmdtable.AppendCommandInfo(c.out, c.proto, ci)
 		}
 		c.reply(mark)
 	case "docs":
-		var cmds []*resp.Command
+		var cmds []*cmdtable.Command
 		if len(args) == 2 {
 			cmds = proxyCommands()
 		} else {
@@ -88,12 +89,12 @@ func (c *client) command(args [][]byte) {
 		mark := len(c.out)
 		c.out = resp.AppendMap(c.out, c.proto, len(cmds))
 		for _, ci := range cmds {
-			c.out = resp.AppendCommandDocs(c.out, c.proto, ci)
+			c.out = cmdtable.AppendCommandDocs(c.out, c.proto, ci)
 		}
 		c.reply(mark)
 	case "getkeys":
 		if len(args) < 3 {
-			c.errorReply(resp.ErrWrongArity("command|getkeys"))
+			c.errorReply(cmdtable.ErrWrongArity("command|getkeys"))
 			return
 		}
 		ci := proxyCommand(args[2])
@@ -126,6 +127,6 @@ func (c *client) command(args [][]byte) {
 			"LIST", "    Return a list of all commands.",
 		})
 	default:
-		c.errorReply(resp.ErrUnknownSubcommand("command", string(args[1])))
+		c.errorReply(cmdtable.ErrUnknownSubcommand("command", string(args[1])))
 	}
 }

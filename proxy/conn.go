@@ -11,6 +11,7 @@ import (
 
 	"github.com/tidwall/redcon"
 
+	"github.com/shardkv/shardkv/internal/sockio"
 	"github.com/shardkv/shardkv/resp"
 )
 
@@ -95,12 +96,12 @@ func (c *client) onReadable(fd uintptr) bool {
 		// A read that did not fill the buffer took everything the socket
 		// had: wait for the poller's next edge rather than read again to
 		// be told EAGAIN. A FIN that arrived with those bytes raises no
-		// edge of its own; resp.WatchHup hears it and wakes
+		// edge of its own; sockio.WatchHup hears it and wakes
 		// the connection, which then reads until EAGAIN or EOF, as does a
 		// connection the watch could not take.
 		c.grow()
 		space := len(c.in) - c.tail
-		n, errno := resp.RawRead(fd, c.in[c.tail:])
+		n, errno := sockio.RawRead(fd, c.in[c.tail:])
 		switch {
 		case errno == syscall.EINTR:
 			continue
@@ -230,7 +231,7 @@ func (c *client) flush() error {
 // c.wout is out (true) or the socket is full (false: wait until it drains).
 func (c *client) onWritable(fd uintptr) bool {
 	for c.wpos < len(c.wout) {
-		n, errno := resp.RawWrite(fd, c.wout[c.wpos:])
+		n, errno := sockio.RawWrite(fd, c.wout[c.wpos:])
 		switch errno {
 		case 0:
 			c.wpos += n

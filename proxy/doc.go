@@ -18,7 +18,7 @@
 // # Backends
 //
 // The proxy keeps, per shard node, a few long-lived pipelined connections
-// (resp.Client, Config.ConnsPerNode) shared by every client. Each new
+// (backend.Client, Config.ConnsPerNode) shared by every client. Each new
 // connection authenticates (Config.NodePassword) and pushes the shard's
 // assignment with SHARD.ASSIGN before it carries a request, so a node that
 // restarts or loses its data directory is assigned again; a node that holds
@@ -48,7 +48,7 @@
 //
 // # Routing
 //
-// resp.Commands is the one command table: its Route decides. RouteKey goes
+// cmdtable.Commands is the one command table: its Route decides. RouteKey goes
 // to the key's owner. RouteSplit (MGET, MSET, DEL, UNLINK, EXISTS, TOUCH) is
 // sent as one command per node, in parallel, and merged in the client's key
 // order (counts summed); when every key is on one node the command is

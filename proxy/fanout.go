@@ -7,6 +7,8 @@ import (
 
 	"github.com/tidwall/redcon"
 
+	"github.com/shardkv/shardkv/internal/cmdtable"
+	"github.com/shardkv/shardkv/proxy/backend"
 	"github.com/shardkv/shardkv/rangemap"
 	"github.com/shardkv/shardkv/resp"
 )
@@ -30,7 +32,7 @@ const (
 // part is one node's share of a split or fan-out command.
 type part struct {
 	sh  *shard
-	req *resp.Request
+	req *backend.Request
 }
 
 // merge is a command answered from several requests once all have replied.
@@ -74,10 +76,10 @@ func (c *client) addPart(m *merge, sh *shard, raw []byte, n int) *preq {
 
 // split sends MGET, MSET, DEL, UNLINK, EXISTS and TOUCH to the nodes that
 // own their keys, one command per node, all in the same batch.
-func (c *client) split(ci *resp.Command, cmd redcon.Command) {
+func (c *client) split(ci *cmdtable.Command, cmd redcon.Command) {
 	args := cmd.Args
 	if ci.Step > 1 && (len(args)-1)%ci.Step != 0 {
-		c.reject(resp.ErrWrongArity(ci.Name))
+		c.reject(cmdtable.ErrWrongArity(ci.Name))
 		return
 	}
 	if c.shardsOf(args, ci.FirstKey, lastKey(ci, len(args)), ci.Step) {
@@ -91,7 +93,7 @@ func (c *client) split(ci *resp.Command, cmd redcon.Command) {
 	case "mset":
 		kind = mergeOK
 	}
-	m := c.newMerge(kind, ci.Name, ci.Flags&resp.FlagWrite != 0)
+	m := c.newMerge(kind, ci.Name, ci.Flags&cmdtable.FlagWrite != 0)
 	// One part per shard, in order of first appearance.
 	var shardOf, counts []int
 	for _, idx := range c.shIdx {
@@ -132,7 +134,7 @@ func (c *client) split(ci *resp.Command, cmd redcon.Command) {
 }
 
 // fanout sends a command that concerns every key to every node.
-func (c *client) fanout(ci *resp.Command, cmd redcon.Command) {
+func (c *client) fanout(ci *cmdtable.Command, cmd redcon.Command) {
 	args := cmd.Args
 	switch ci.Name {
 	case "scan":
@@ -149,12 +151,12 @@ func (c *client) fanout(ci *resp.Command, cmd redcon.Command) {
 	case "index.list":
 		c.fanAll(mergeIndexList, ci, cmd.Raw)
 	default:
-		c.reject(resp.ErrUnknownCommand(args[0], args[1:]))
+		c.reject(cmdtable.ErrUnknownCommand(args[0], args[1:]))
 	}
 }
 
-func (c *client) fanAll(kind mergeKind, ci *resp.Command, raw []byte) {
-	m := c.newMerge(kind, ci.Name, ci.Flags&resp.FlagWrite != 0)
+func (c *client) fanAll(kind mergeKind, ci *cmdtable.Command, raw []byte) {
+	m := c.newMerge(kind, ci.Name, ci.Flags&cmdtable.FlagWrite != 0)
 	for _, sh := range c.tbl.shards {
 		c.addPart(m, sh, raw, 1)
 	}

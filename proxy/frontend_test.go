@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shardkv/shardkv/internal/cmdtable"
 	"github.com/shardkv/shardkv/resp"
 )
 
@@ -69,7 +70,7 @@ func TestHandshakeAsClientsSendIt(t *testing.T) {
 	if got := raw.do("CLIENT", "SETINFO", "LIB-VER", "9.23.0"); got != "+OK\r\n" {
 		t.Fatalf("SETINFO LIB-VER: %q", got)
 	}
-	want := "-" + resp.ErrUnknownSubcommand("client", "MAINT_NOTIFICATIONS") + "\r\n"
+	want := "-" + cmdtable.ErrUnknownSubcommand("client", "MAINT_NOTIFICATIONS") + "\r\n"
 	if got := raw.do("CLIENT", "MAINT_NOTIFICATIONS", "on", "moving-endpoint-type", "internal-ip"); got != want {
 		t.Fatalf("MAINT_NOTIFICATIONS: %q, want %q", got, want)
 	}
@@ -181,8 +182,8 @@ func TestCommandFromTable(t *testing.T) {
 		ctx := context.Background()
 		r := c.client(proto)
 		want := 0
-		for _, ci := range resp.Commands {
-			if ci.Route != resp.RouteNodeOnly {
+		for _, ci := range cmdtable.Commands {
+			if ci.Route != cmdtable.RouteNodeOnly {
 				want++
 			}
 		}
@@ -212,7 +213,7 @@ func TestCommandFromTable(t *testing.T) {
 		if err != nil || fmt.Sprint(keys) != "[a b]" {
 			t.Fatalf("COMMAND GETKEYS = %v %v", keys, err)
 		}
-		if err := r.Do(ctx, "COMMAND", "NOPE").Err(); err == nil || err.Error() != resp.ErrUnknownSubcommand("command", "NOPE") {
+		if err := r.Do(ctx, "COMMAND", "NOPE").Err(); err == nil || err.Error() != cmdtable.ErrUnknownSubcommand("command", "NOPE") {
 			t.Fatalf("COMMAND NOPE: %v", err)
 		}
 	})

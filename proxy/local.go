@@ -10,6 +10,8 @@ import (
 
 	"github.com/tidwall/redcon"
 
+	"github.com/shardkv/shardkv/internal/cmdtable"
+	"github.com/shardkv/shardkv/internal/glob"
 	"github.com/shardkv/shardkv/rangemap"
 	"github.com/shardkv/shardkv/resp"
 )
@@ -19,12 +21,12 @@ import (
 const redisVersion = "7.2.4"
 
 // local answers the connection and server commands, and the proxy's own.
-func (c *client) local(ci *resp.Command, cmd redcon.Command) {
+func (c *client) local(ci *cmdtable.Command, cmd redcon.Command) {
 	args := cmd.Args
 	switch ci.Name {
 	case "ping":
 		if len(args) > 2 {
-			c.errorReply(resp.ErrWrongArity("ping"))
+			c.errorReply(cmdtable.ErrWrongArity("ping"))
 		} else if len(args) == 2 {
 			c.bulk(args[1])
 		} else {
@@ -107,7 +109,7 @@ func (c *client) local(ci *resp.Command, cmd redcon.Command) {
 		c.tbl = c.s.table.Load()
 		c.ok()
 	default:
-		c.errorReply(resp.ErrUnknownCommand(args[0], args[1:]))
+		c.errorReply(cmdtable.ErrUnknownCommand(args[0], args[1:]))
 	}
 }
 
@@ -278,13 +280,13 @@ func (c *client) clientCmd(args [][]byte) {
 	switch sub {
 	case "id":
 		if len(args) != 2 {
-			c.errorReply(resp.ErrWrongArity("client|id"))
+			c.errorReply(cmdtable.ErrWrongArity("client|id"))
 			return
 		}
 		c.integer(c.id)
 	case "setname":
 		if len(args) != 3 {
-			c.errorReply(resp.ErrWrongArity("client|setname"))
+			c.errorReply(cmdtable.ErrWrongArity("client|setname"))
 			return
 		}
 		if msg := badName(args[2]); msg != "" {
@@ -297,7 +299,7 @@ func (c *client) clientCmd(args [][]byte) {
 		c.ok()
 	case "getname":
 		if len(args) != 2 {
-			c.errorReply(resp.ErrWrongArity("client|getname"))
+			c.errorReply(cmdtable.ErrWrongArity("client|getname"))
 			return
 		}
 		c.infoMu.Lock()
@@ -310,7 +312,7 @@ func (c *client) clientCmd(args [][]byte) {
 		}
 	case "setinfo":
 		if len(args) != 4 {
-			c.errorReply(resp.ErrWrongArity("client|setinfo"))
+			c.errorReply(cmdtable.ErrWrongArity("client|setinfo"))
 			return
 		}
 		attr := strings.ToLower(string(args[2]))
@@ -334,7 +336,7 @@ func (c *client) clientCmd(args [][]byte) {
 		c.ok()
 	case "info":
 		if len(args) != 2 {
-			c.errorReply(resp.ErrWrongArity("client|info"))
+			c.errorReply(cmdtable.ErrWrongArity("client|info"))
 			return
 		}
 		mark := len(c.out)
@@ -346,7 +348,7 @@ func (c *client) clientCmd(args [][]byte) {
 		c.clientKill(args)
 	case "reply":
 		if len(args) != 3 {
-			c.errorReply(resp.ErrWrongArity("client|reply"))
+			c.errorReply(cmdtable.ErrWrongArity("client|reply"))
 			return
 		}
 		switch strings.ToLower(string(args[2])) {
@@ -364,7 +366,7 @@ func (c *client) clientCmd(args [][]byte) {
 		}
 	case "no-evict", "no-touch":
 		if len(args) != 3 {
-			c.errorReply(resp.ErrWrongArity("client|" + sub))
+			c.errorReply(cmdtable.ErrWrongArity("client|" + sub))
 			return
 		}
 		switch strings.ToLower(string(args[2])) {
@@ -391,7 +393,7 @@ func (c *client) clientCmd(args [][]byte) {
 			"SETNAME <name>", "    Assign the name <name> to the current connection.",
 		})
 	default:
-		c.errorReply(resp.ErrUnknownSubcommand("client", string(args[1])))
+		c.errorReply(cmdtable.ErrUnknownSubcommand("client", string(args[1])))
 	}
 }
 
@@ -498,7 +500,7 @@ func (c *client) clientKill(args [][]byte) {
 		skipme      = true
 	)
 	if len(args) < 3 {
-		c.errorReply(resp.ErrWrongArity("client|kill"))
+		c.errorReply(cmdtable.ErrWrongArity("client|kill"))
 		return
 	}
 	old := len(args) == 3
@@ -599,7 +601,7 @@ func (c *client) config(args [][]byte) {
 	switch sub {
 	case "get":
 		if len(args) < 3 {
-			c.errorReply(resp.ErrWrongArity("config|get"))
+			c.errorReply(cmdtable.ErrWrongArity("config|get"))
 			return
 		}
 		params := c.s.configParams()
@@ -607,7 +609,7 @@ func (c *client) config(args [][]byte) {
 		seen := map[string]bool{}
 		for _, p := range params {
 			for _, pat := range args[2:] {
-				if resp.Match(pat, []byte(p[0]), true) && !seen[p[0]] {
+				if glob.Match(pat, []byte(p[0]), true) && !seen[p[0]] {
 					seen[p[0]] = true
 					pairs = append(pairs, p[0], p[1])
 				}
@@ -621,7 +623,7 @@ func (c *client) config(args [][]byte) {
 		c.reply(mark)
 	case "set":
 		if len(args) < 4 {
-			c.errorReply(resp.ErrWrongArity("config|set"))
+			c.errorReply(cmdtable.ErrWrongArity("config|set"))
 			return
 		}
 		c.errorReply("ERR CONFIG SET is not supported by the shardkv proxy; restart it with new flags (parameter '" + string(args[2]) + "')")
@@ -637,7 +639,7 @@ func (c *client) config(args [][]byte) {
 			"RESETSTAT", "    Reset statistics reported by the INFO command.",
 		})
 	default:
-		c.errorReply(resp.ErrUnknownSubcommand("config", string(args[1])))
+		c.errorReply(cmdtable.ErrUnknownSubcommand("config", string(args[1])))
 	}
 }
 

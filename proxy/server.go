@@ -9,8 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-
-	"github.com/shardkv/shardkv/resp"
+	"github.com/shardkv/shardkv/internal/sockio"
 )
 
 // ErrServerClosed is returned by Serve and ListenAndServe after Shutdown.
@@ -174,7 +173,7 @@ func (s *Server) accept(nc net.Conn) *client {
 // serveConn serves one client connection until it ends.
 func (s *Server) serveConn(c *client) {
 	defer func() {
-		resp.UnwatchHup(c.hupKey)
+		sockio.UnwatchHup(c.hupKey)
 		c.nc.Close()
 		c.unpin()
 		s.nclients.Add(-1)

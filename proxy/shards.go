@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shardkv/shardkv/proxy/backend"
 	"github.com/shardkv/shardkv/rangemap"
 	"github.com/shardkv/shardkv/resp"
 )
@@ -22,12 +23,12 @@ type shard struct {
 	// assign is the assignment pushed on every new connection; a reload
 	// that changes the size replaces it.
 	assign atomic.Pointer[rangemap.Shard]
-	resp2  *resp.Client
-	resp3  *resp.Client
+	resp2  *backend.Client
+	resp3  *backend.Client
 }
 
 // backend returns the client for a protocol version.
-func (sh *shard) backend(proto resp.Proto) *resp.Client {
+func (sh *shard) backend(proto resp.Proto) *backend.Client {
 	if proto == resp.RESP3 {
 		return sh.resp3
 	}
@@ -70,8 +71,8 @@ func (s *Server) newShard(idx int, e rangemap.Shard) *shard {
 	sh := &shard{idx: idx, name: e.Name, addr: e.Addr()}
 	sh.assign.Store(&e)
 	log := s.log.Named("shard").With("shard", e.Name, "addr", sh.addr)
-	mk := func(proto resp.Proto) *resp.Client {
-		cfg := resp.ClientConfig{
+	mk := func(proto resp.Proto) *backend.Client {
+		cfg := backend.ClientConfig{
 			Addr:      sh.addr,
 			Conns:     s.cfg.ConnsPerNode,
 			Timeout:   s.cfg.Timeout,
@@ -87,7 +88,7 @@ func (s *Server) newShard(idx int, e rangemap.Shard) *shard {
 				}
 			}
 		}
-		return resp.NewClient(cfg)
+		return backend.NewClient(cfg)
 	}
 	sh.resp2 = mk(resp.RESP2)
 	sh.resp3 = mk(resp.RESP3)
@@ -100,7 +101,7 @@ func (s *Server) newShard(idx int, e rangemap.Shard) *shard {
 // source of truth for sizes. A node that holds a different range keeps it,
 // and the connection fails with the node's refusal, which clients see in
 // the TRYAGAIN reason.
-func (s *Server) handshake(sh *shard, proto resp.Proto) resp.Handshake {
+func (s *Server) handshake(sh *shard, proto resp.Proto) backend.Handshake {
 	return func(do func(args ...string) (resp.Value, error)) error {
 		if pw := s.cfg.NodePassword; pw != "" {
 			v, err := do("AUTH", pw)

@@ -1,9 +1,9 @@
 package proxy
 
 import (
+	"github.com/shardkv/shardkv/internal/cmdtable"
+	"github.com/shardkv/shardkv/proxy/backend"
 	"github.com/tidwall/redcon"
-
-	"github.com/shardkv/shardkv/resp"
 )
 
 // Transactions. MULTI starts queueing in the proxy; each command is checked
@@ -28,12 +28,12 @@ const (
 )
 
 // queue answers a command given inside MULTI.
-func (c *client) queue(ci *resp.Command, cmd redcon.Command) {
+func (c *client) queue(ci *cmdtable.Command, cmd redcon.Command) {
 	switch {
-	case ci.Flags&resp.FlagNoMulti != 0, ci.Route == resp.RouteProxyOnly:
+	case ci.Flags&cmdtable.FlagNoMulti != 0, ci.Route == cmdtable.RouteProxyOnly:
 		c.reject("ERR Command not allowed inside a transaction")
 		return
-	case ci.Route == resp.RouteLocal:
+	case ci.Route == cmdtable.RouteLocal:
 		switch ci.Name {
 		case "ping", "echo", "time":
 			// The node answers them inside its transaction.
@@ -43,11 +43,11 @@ func (c *client) queue(ci *resp.Command, cmd redcon.Command) {
 			c.reject("ERR Command not allowed inside a transaction")
 			return
 		}
-	case ci.Route == resp.RouteFanout && len(c.tbl.shards) > 1:
+	case ci.Route == cmdtable.RouteFanout && len(c.tbl.shards) > 1:
 		c.reject("CROSSSHARD '" + ci.Name + "' runs on every shard and cannot be part of a transaction")
 		return
 	case ci.Step > 1 && (len(cmd.Args)-1)%ci.Step != 0:
-		c.reject(resp.ErrWrongArity(ci.Name))
+		c.reject(cmdtable.ErrWrongArity(ci.Name))
 		return
 	}
 	c.queued = append(c.queued, cloneCommand(cmd))
@@ -61,7 +61,7 @@ func (c *client) setMulti(n int) {
 	c.infoMu.Unlock()
 }
 
-func (c *client) tx(ci *resp.Command, cmd redcon.Command) {
+func (c *client) tx(ci *cmdtable.Command, cmd redcon.Command) {
 	switch ci.Name {
 	case "multi":
 		if c.inMulti {
@@ -127,7 +127,7 @@ func (c *client) execTx() {
 		target = c.pin.sh
 	}
 	for _, q := range queued {
-		ci := resp.Lookup(q.Args[0])
+		ci := cmdtable.Lookup(q.Args[0])
 		for _, i := range ci.KeyIndexes(len(q.Args)) {
 			sh := c.tbl.locate(q.Args[i])
 			if target == nil {
@@ -155,7 +155,7 @@ func (c *client) execTx() {
 
 // watch forwards WATCH on the client's dedicated connection to the shard of
 // its keys, opening it first.
-func (c *client) watch(ci *resp.Command, cmd redcon.Command) {
+func (c *client) watch(ci *cmdtable.Command, cmd redcon.Command) {
 	args := cmd.Args
 	if !c.shardsOf(args, 1, len(args)-1, 1) {
 		a := c.tbl.shards[c.shIdx[0]].name
@@ -175,7 +175,7 @@ func (c *client) watch(ci *resp.Command, cmd redcon.Command) {
 	if c.pin == nil {
 		// Earlier commands of the batch reach the node first.
 		c.barrier()
-		conn, err := resp.Dial(sh.addr, c.s.cfg.Timeout, c.s.handshake(sh, c.proto))
+		conn, err := backend.Dial(sh.addr, c.s.cfg.Timeout, c.s.handshake(sh, c.proto))
 		if err != nil {
 			c.errorReply(sh.unavailable(err))
 			return

@@ -372,9 +372,9 @@ func (r *ReplyReader) fill() error {
 	return err
 }
 
-// buffered returns the next reply if the buffer holds all of it, else nil;
-// it never reads.
-func (r *ReplyReader) buffered() ([]byte, error) {
+// NextBuffered returns the next reply if the buffer holds all of it, else
+// nil; it never reads.
+func (r *ReplyReader) NextBuffered() ([]byte, error) {
 	if r.w == r.r {
 		return nil, nil
 	}
@@ -387,13 +387,15 @@ func (r *ReplyReader) buffered() ([]byte, error) {
 	return b, nil
 }
 
-// readFd makes room as fill does and reads once from the non-blocking
-// socket fd into the buffer. It returns read(2)'s result and how much room
-// the read was given.
-func (r *ReplyReader) readFd(fd uintptr) (n, room int, errno syscall.Errno) {
+// ReadFd makes room as Next does and reads once from descriptor fd into
+// the buffer with read, a read(2) the caller makes on its own terms (the
+// proxy passes its raw, non-blocking one; a plain function, so no closure is
+// allocated per read). It returns read's result and how much room it was
+// given, so the caller can tell a short read from a full buffer.
+func (r *ReplyReader) ReadFd(fd uintptr, read func(fd uintptr, p []byte) (int, syscall.Errno)) (n, room int, errno syscall.Errno) {
 	r.makeRoom()
 	room = len(r.buf) - r.w
-	n, errno = RawRead(fd, r.buf[r.w:])
+	n, errno = read(fd, r.buf[r.w:])
 	if errno == 0 && n > 0 {
 		r.w += n
 	}

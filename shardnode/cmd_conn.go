@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shardkv/shardkv/internal/cmdtable"
 	"github.com/shardkv/shardkv/resp"
 )
 
@@ -259,7 +260,7 @@ func cmdClient(c *client, args [][]byte) {
 			c.helpReply(clientHelp)
 		}
 	default:
-		c.errReply(resp.ErrUnknownSubcommand("client", string(sub)))
+		c.errReply(cmdtable.ErrUnknownSubcommand("client", string(sub)))
 	}
 }
 

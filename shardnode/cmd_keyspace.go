@@ -5,8 +5,9 @@ import (
 	"strconv"
 
 	"github.com/shardkv/shardkv/bitcask"
+	"github.com/shardkv/shardkv/internal/cmdtable"
+	"github.com/shardkv/shardkv/internal/glob"
 	"github.com/shardkv/shardkv/rangemap"
-	"github.com/shardkv/shardkv/resp"
 )
 
 func cmdDel(c *client, args [][]byte) {
@@ -335,7 +336,7 @@ func cmdScan(c *client, args [][]byte) {
 	a := c.srv.assign.Load()
 	var keys [][]byte
 	next := c.srv.db.Scan(cursor, int(count), func(key []byte) {
-		if !typeOK || !c.owned(a, key) || pattern != nil && !resp.Match(pattern, key, false) {
+		if !typeOK || !c.owned(a, key) || pattern != nil && !glob.Match(pattern, key, false) {
 			return
 		}
 		keys = append(keys, append([]byte(nil), key...))
@@ -355,7 +356,7 @@ func cmdKeys(c *client, args [][]byte) {
 	a := c.srv.assign.Load()
 	var keys [][]byte
 	c.srv.db.Range(func(key []byte, _ bitcask.Meta) bool {
-		if c.owned(a, key) && (all || resp.Match(pattern, key, false)) {
+		if c.owned(a, key) && (all || glob.Match(pattern, key, false)) {
 			keys = append(keys, append([]byte(nil), key...))
 		}
 		return true
@@ -428,7 +429,7 @@ func cmdObject(c *client, args [][]byte) {
 		}
 		c.bulkStr(stringEncoding(v))
 	default:
-		c.errReply(resp.ErrUnknownSubcommand("object", string(sub)))
+		c.errReply(cmdtable.ErrUnknownSubcommand("object", string(sub)))
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/shardkv/shardkv/bitcask"
+	"github.com/shardkv/shardkv/internal/cmdtable"
+	"github.com/shardkv/shardkv/internal/glob"
 	"github.com/shardkv/shardkv/rangemap"
 	"github.com/shardkv/shardkv/resp"
 )
@@ -379,7 +381,7 @@ func cmdConfig(c *client, args [][]byte) {
 			}
 			for i := range configParams {
 				p := &configParams[i]
-				if !seen(p) && resp.Match(pat, []byte(p.name), true) {
+				if !seen(p) && glob.Match(pat, []byte(p.name), true) {
 					matched = append(matched, match{p, p.name})
 				}
 			}
@@ -442,7 +444,7 @@ func cmdConfig(c *client, args [][]byte) {
 	case eqFold(sub, "help"):
 		c.helpReply(configHelp)
 	default:
-		c.errReply(resp.ErrUnknownSubcommand("config", string(sub)))
+		c.errReply(cmdtable.ErrUnknownSubcommand("config", string(sub)))
 	}
 }
 
@@ -535,7 +537,7 @@ func cmdCommand(c *client, args [][]byte) {
 		}
 		c.mapHeader(len(list))
 		for _, sp := range list {
-			c.out = resp.AppendCommandDocs(c.out, c.proto, sp.Command)
+			c.out = cmdtable.AppendCommandDocs(c.out, c.proto, sp.Command)
 		}
 	case eqFold(sub, "getkeys"):
 		if len(args) < 4 {
@@ -561,10 +563,10 @@ func cmdCommand(c *client, args [][]byte) {
 	case eqFold(sub, "help"):
 		c.helpReply(commandHelp)
 	default:
-		c.errReply(resp.ErrUnknownSubcommand("command", string(sub)))
+		c.errReply(cmdtable.ErrUnknownSubcommand("command", string(sub)))
 	}
 }
 
 func (c *client) commandInfo(sp *cmdSpec) {
-	c.out = resp.AppendCommandInfo(c.out, c.proto, sp.Command)
+	c.out = cmdtable.AppendCommandInfo(c.out, c.proto, sp.Command)
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shardkv/shardkv/internal/cmdtable"
 	"github.com/shardkv/shardkv/resp"
 )
 
@@ -694,27 +695,27 @@ func TestCommandScriptsMatchRedis(t *testing.T) {
 	}
 }
 
-// TestCommandTableCoverage: every row of resp.Commands is served by the
+// TestCommandTableCoverage: every row of cmdtable.Commands is served by the
 // node except the proxy-only ones, which get the unknown-command error,
 // never a fake reply; no handler exists without its row.
 func TestCommandTableCoverage(t *testing.T) {
-	for i := range resp.Commands {
-		cmd := &resp.Commands[i]
+	for i := range cmdtable.Commands {
+		cmd := &cmdtable.Commands[i]
 		_, served := specs[cmd]
-		if proxyOnly := cmd.Route == resp.RouteProxyOnly; served == proxyOnly {
+		if proxyOnly := cmd.Route == cmdtable.RouteProxyOnly; served == proxyOnly {
 			t.Errorf("%s: served=%v, route %d", cmd.Name, served, cmd.Route)
 		}
 	}
 	for name := range handlers {
-		if resp.Lookup([]byte(name)) == nil {
-			t.Errorf("handler %q has no row in resp.Commands", name)
+		if cmdtable.Lookup([]byte(name)) == nil {
+			t.Errorf("handler %q has no row in cmdtable.Commands", name)
 		}
 	}
 	n := startNode(t, "", nil)
 	n.assignAll()
 	c := n.raw()
 	for _, args := range [][]string{{"SHARD.LOCATE", "k"}, {"SHARD.MAP"}, {"SHARD.RELOAD"}, {"SUBSCRIBE", "ch"}, {"HSET", "h", "f", "v"}} {
-		want := er(resp.ErrUnknownCommand([]byte(args[0]), toBytes(args[1:])))
+		want := er(cmdtable.ErrUnknownCommand([]byte(args[0]), toBytes(args[1:])))
 		if got := c.do(args...); got != want {
 			t.Errorf("%q: got %q, want %q", args, got, want)
 		}

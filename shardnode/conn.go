@@ -5,6 +5,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shardkv/shardkv/internal/sockio"
 	"github.com/shardkv/shardkv/resp"
 	"github.com/tidwall/redcon"
 )
@@ -348,12 +349,12 @@ func (c *client) resetOut() {
 	}
 }
 
-// rawRead and rawWrite are resp.RawRead and resp.RawWrite (read(2) and
+// rawRead and rawWrite are sockio.RawRead and sockio.RawWrite (read(2) and
 // write(2) without the runtime's syscall bookkeeping, which at one of each
 // per request was a tenth of the node's CPU) with an error instead of an
 // Errno, since a zero Errno is a non-nil error.
 func rawRead(fd uintptr, p []byte) (int, error) {
-	n, e := resp.RawRead(fd, p)
+	n, e := sockio.RawRead(fd, p)
 	if e != 0 {
 		return 0, e
 	}
@@ -361,7 +362,7 @@ func rawRead(fd uintptr, p []byte) (int, error) {
 }
 
 func rawWrite(fd int, p []byte) (int, error) {
-	n, e := resp.RawWrite(uintptr(fd), p)
+	n, e := sockio.RawWrite(uintptr(fd), p)
 	if e != 0 {
 		return 0, e
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/tidwall/redcon"
 
 	"github.com/shardkv/shardkv/bitcask"
+	"github.com/shardkv/shardkv/internal/cmdtable"
 	"github.com/shardkv/shardkv/rangemap"
 	"github.com/shardkv/shardkv/resp"
 )
@@ -17,7 +18,7 @@ import (
 type handlerFunc func(c *client, args [][]byte)
 
 // handlers are the shard node's handler rows: one per command of
-// resp.Commands the node executes. Arity, flags and key positions come from
+// cmdtable.Commands the node executes. Arity, flags and key positions come from
 // that table; a row of it without a handler here (SHARD.LOCATE and the
 // other proxy-only commands) gets the unknown-command error.
 var handlers = map[string]handlerFunc{
@@ -61,10 +62,10 @@ const (
 	kindTx
 )
 
-// cmdSpec is a row of resp.Commands with the node's handler and what the
+// cmdSpec is a row of cmdtable.Commands with the node's handler and what the
 // dispatch derives from the row.
 type cmdSpec struct {
-	*resp.Command
+	*cmdtable.Command
 	fn   handlerFunc
 	kind cmdKind
 	// write: FlagWrite; storage writes happen in a transaction.
@@ -74,27 +75,27 @@ type cmdSpec struct {
 	control bool
 }
 
-// specs maps each served row of resp.Commands to its cmdSpec;
+// specs maps each served row of cmdtable.Commands to its cmdSpec;
 // servedCommands lists them in table order (COMMAND replies them). Both
 // are built in init: handlers refer to them.
 var (
-	specs          map[*resp.Command]*cmdSpec
+	specs          map[*cmdtable.Command]*cmdSpec
 	servedCommands []*cmdSpec
 )
 
 func init() {
-	m := make(map[*resp.Command]*cmdSpec, len(resp.Commands))
-	for i := range resp.Commands {
-		cmd := &resp.Commands[i]
+	m := make(map[*cmdtable.Command]*cmdSpec, len(cmdtable.Commands))
+	for i := range cmdtable.Commands {
+		cmd := &cmdtable.Commands[i]
 		fn, ok := handlers[cmd.Name]
-		if !ok || cmd.Route == resp.RouteProxyOnly {
+		if !ok || cmd.Route == cmdtable.RouteProxyOnly {
 			continue
 		}
-		sp := &cmdSpec{Command: cmd, fn: fn, write: cmd.Flags&resp.FlagWrite != 0}
+		sp := &cmdSpec{Command: cmd, fn: fn, write: cmd.Flags&cmdtable.FlagWrite != 0}
 		switch {
-		case cmd.Route == resp.RouteTx:
+		case cmd.Route == cmdtable.RouteTx:
 			sp.kind = kindTx
-		case cmd.Route == resp.RouteLocal || cmd.Route == resp.RouteNodeOnly:
+		case cmd.Route == cmdtable.RouteLocal || cmd.Route == cmdtable.RouteNodeOnly:
 			sp.kind = kindLocal
 		case cmd.FirstKey > 0:
 			sp.kind = kindKeyed
@@ -118,14 +119,14 @@ func init() {
 
 // specByName indexes specs by name in lower and in upper case, the two
 // spellings clients send, so the common lookup is one map access; other
-// spellings go through resp.Lookup.
+// spellings go through cmdtable.Lookup.
 var specByName map[string]*cmdSpec
 
 func lookupSpec(name []byte) *cmdSpec {
 	if sp, ok := specByName[string(name)]; ok {
 		return sp
 	}
-	cmd := resp.Lookup(name)
+	cmd := cmdtable.Lookup(name)
 	if cmd == nil {
 		return nil
 	}
@@ -272,14 +273,14 @@ func (c *client) execOne(spec *cmdSpec, args [][]byte) {
 // inside MULTI, makes EXEC abort.
 func (c *client) admit(spec *cmdSpec, args [][]byte) bool {
 	if spec == nil {
-		c.reject(resp.ErrUnknownCommand(args[0], args[1:]))
+		c.reject(cmdtable.ErrUnknownCommand(args[0], args[1:]))
 		return false
 	}
 	if !spec.ArityOK(len(args)) {
-		c.reject(resp.ErrWrongArity(spec.Name))
+		c.reject(cmdtable.ErrWrongArity(spec.Name))
 		return false
 	}
-	if !c.authed && spec.Flags&resp.FlagNoAuth == 0 {
+	if !c.authed && spec.Flags&cmdtable.FlagNoAuth == 0 {
 		c.reject(errNoAuth)
 		return false
 	}
@@ -291,11 +292,11 @@ func (c *client) admit(spec *cmdSpec, args [][]byte) bool {
 	}
 	if c.inMulti && !spec.control {
 		// UNWATCH queues as in Redis, whatever its table flags say.
-		if spec.Flags&resp.FlagNoMulti != 0 && spec.kind != kindTx {
+		if spec.Flags&cmdtable.FlagNoMulti != 0 && spec.kind != kindTx {
 			c.reject(errNotInMulti)
 			return false
 		}
-		if spec.Flags&resp.FlagDenyOOM != 0 {
+		if spec.Flags&cmdtable.FlagDenyOOM != 0 {
 			if limit := c.srv.sizeLimit.Load(); limit > 0 && c.srv.db.LiveBytes() >= limit {
 				c.reject(errOOM)
 				return false
@@ -401,4 +402,4 @@ func (c *client) storeErr(err error) { c.errReply(c.srv.storageError(err)) }
 
 // arityErr replies the wrong-arity error for a command or subcommand
 // ("config|get").
-func (c *client) arityErr(name string) { c.errReply(resp.ErrWrongArity(name)) }
+func (c *client) arityErr(name string) { c.errReply(cmdtable.ErrWrongArity(name)) }

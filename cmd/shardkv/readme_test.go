@@ -6,25 +6,25 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/shardkv/shardkv/resp"
+	"github.com/shardkv/shardkv/internal/cmdtable"
 )
 
 // routeText is how README.md's commands table names each route.
-var routeText = map[resp.Route]string{
-	resp.RouteKey:       "key's shard",
-	resp.RouteSplit:     "split by shard",
-	resp.RouteSameNode:  "one shard",
-	resp.RouteFanout:    "every shard",
-	resp.RouteLocal:     "proxy",
-	resp.RouteTx:        "transaction",
-	resp.RouteNodeOnly:  "node only",
-	resp.RouteProxyOnly: "proxy only",
+var routeText = map[cmdtable.Route]string{
+	cmdtable.RouteKey:       "key's shard",
+	cmdtable.RouteSplit:     "split by shard",
+	cmdtable.RouteSameNode:  "one shard",
+	cmdtable.RouteFanout:    "every shard",
+	cmdtable.RouteLocal:     "proxy",
+	cmdtable.RouteTx:        "transaction",
+	cmdtable.RouteNodeOnly:  "node only",
+	cmdtable.RouteProxyOnly: "proxy only",
 }
 
 var readmeRow = regexp.MustCompile("^\\| `([A-Z0-9.]+)` \\| ([^|]+) \\|")
 
 // TestReadmeCommandsTable checks that the commands table of README.md lists
-// exactly the commands of resp.Commands, once each, with the route the table
+// exactly the commands of cmdtable.Commands, once each, with the route the table
 // gives them, so the README cannot drift from the code.
 func TestReadmeCommandsTable(t *testing.T) {
 	data, err := os.ReadFile("../../README.md")
@@ -53,19 +53,19 @@ func TestReadmeCommandsTable(t *testing.T) {
 		}
 		listed[name] = strings.TrimSpace(m[2])
 	}
-	for _, c := range resp.Commands {
+	for _, c := range cmdtable.Commands {
 		route, ok := listed[c.Name]
 		if !ok {
 			t.Errorf("README commands table lacks %s", strings.ToUpper(c.Name))
 			continue
 		}
 		if want := routeText[c.Route]; route != want {
-			t.Errorf("README says %s runs on %q; resp.Commands routes it %q", strings.ToUpper(c.Name), route, want)
+			t.Errorf("README says %s runs on %q; cmdtable.Commands routes it %q", strings.ToUpper(c.Name), route, want)
 		}
 		delete(listed, c.Name)
 	}
 	for name := range listed {
-		t.Errorf("README lists %s, which is not in resp.Commands", strings.ToUpper(name))
+		t.Errorf("README lists %s, which is not in cmdtable.Commands", strings.ToUpper(name))
 	}
 }
 

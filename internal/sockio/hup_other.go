@@ -1,6 +1,6 @@
 //go:build !linux
 
-package resp
+package sockio
 
 // Without epoll there is no watch: read loops read until EAGAIN after each
 // batch to hear an EOF (see hup_linux.go).

@@ -1,4 +1,4 @@
-package resp
+package backend
 
 import (
 	"errors"
@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shardkv/shardkv/resp"
 )
 
 // echoServer answers ECHO x with x, SLEEP ms after sleeping, DENY with an
@@ -28,28 +30,28 @@ func echoServer(t *testing.T, addr string) (string, func()) {
 	conns := map[net.Conn]bool{}
 	serve := func(nc net.Conn) {
 		defer nc.Close()
-		rr := NewReplyReader(nc, 4096)
+		rr := resp.NewReplyReader(nc, 4096)
 		for {
 			raw, err := rr.Next()
 			if err != nil {
 				return
 			}
-			v, _, err := Parse(raw)
+			v, _, err := resp.Parse(raw)
 			if err != nil || len(v.Elems) == 0 {
 				return
 			}
 			var out []byte
 			switch strings.ToUpper(string(v.Elems[0].Str)) {
 			case "ECHO":
-				out = AppendBulk(nil, v.Elems[1].Str)
+				out = resp.AppendBulk(nil, v.Elems[1].Str)
 			case "SLEEP":
 				ms, _ := strconv.Atoi(string(v.Elems[1].Str))
 				time.Sleep(time.Duration(ms) * time.Millisecond)
-				out = AppendSimple(nil, "SLEPT")
+				out = resp.AppendSimple(nil, "SLEPT")
 			case "DENY":
-				out = AppendError(nil, "ERR denied")
+				out = resp.AppendError(nil, "ERR denied")
 			default:
-				out = AppendOK(nil)
+				out = resp.AppendOK(nil)
 			}
 			if _, err := nc.Write(out); err != nil {
 				return
@@ -117,12 +119,12 @@ func TestClientPipelinesInOrder(t *testing.T) {
 			for round := 0; round < 50; round++ {
 				w.Begin()
 				for i, r := range reqs {
-					r.Cmd = AppendCommandStrings(r.Cmd[:0], "ECHO", fmt.Sprintf("%d-%d-%d", g, round, i))
+					r.Cmd = resp.AppendCommandStrings(r.Cmd[:0], "ECHO", fmt.Sprintf("%d-%d-%d", g, round, i))
 				}
 				cl.Send(g, reqs...)
 				w.Wait()
 				for i, r := range reqs {
-					want := string(AppendBulkString(nil, fmt.Sprintf("%d-%d-%d", g, round, i)))
+					want := string(resp.AppendBulkString(nil, fmt.Sprintf("%d-%d-%d", g, round, i)))
 					if r.Err != nil || string(r.Reply) != want {
 						t.Errorf("got %q err=%v, want %q", r.Reply, r.Err, want)
 						return
@@ -141,9 +143,9 @@ func TestClientMultiReplyRequest(t *testing.T) {
 	defer cl.Close()
 	waitUp(t, cl)
 	r := &Request{W: NewWaiter(), N: 3}
-	r.Cmd = AppendCommandStrings(nil, "ECHO", "a")
-	r.Cmd = AppendCommandStrings(r.Cmd, "ECHO", "b")
-	r.Cmd = AppendCommandStrings(r.Cmd, "ECHO", "c")
+	r.Cmd = resp.AppendCommandStrings(nil, "ECHO", "a")
+	r.Cmd = resp.AppendCommandStrings(r.Cmd, "ECHO", "b")
+	r.Cmd = resp.AppendCommandStrings(r.Cmd, "ECHO", "c")
 	r.W.Begin()
 	cl.Send(0, r)
 	r.W.Wait()
@@ -213,7 +215,7 @@ func TestClientReconnects(t *testing.T) {
 // A handshake error keeps the client down with the handshake's reason.
 func TestClientHandshakeError(t *testing.T) {
 	addr, _ := echoServer(t, "")
-	cl := NewClient(ClientConfig{Addr: addr, Timeout: time.Second, Handshake: func(do func(args ...string) (Value, error)) error {
+	cl := NewClient(ClientConfig{Addr: addr, Timeout: time.Second, Handshake: func(do func(args ...string) (resp.Value, error)) error {
 		v, err := do("DENY")
 		if err != nil {
 			return err
@@ -248,7 +250,7 @@ func TestConnHearsCloseWithLastReply(t *testing.T) {
 				return
 			}
 			go func() {
-				rr := NewReplyReader(nc, 512)
+				rr := resp.NewReplyReader(nc, 512)
 				if _, err := rr.Next(); err == nil {
 					nc.Write([]byte("+LAST\r\n"))
 				}
@@ -263,7 +265,7 @@ func TestConnHearsCloseWithLastReply(t *testing.T) {
 		}
 		w := NewWaiter()
 		w.Begin()
-		r := &Request{Cmd: AppendCommandStrings(nil, "PING"), W: w}
+		r := &Request{Cmd: resp.AppendCommandStrings(nil, "PING"), W: w}
 		c.Send(r)
 		w.Wait()
 		if r.Err != nil || string(r.Reply) != "+LAST\r\n" {

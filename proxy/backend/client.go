@@ -1,4 +1,4 @@
-package resp
+package backend
 
 import (
 	"errors"
@@ -11,6 +11,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/shardkv/shardkv/internal/sockio"
+	"github.com/shardkv/shardkv/resp"
 )
 
 // The pipelined client the proxy uses to talk to a shard node.
@@ -93,7 +96,7 @@ func (w *Waiter) done() {
 // Handshake runs on a new connection before it carries requests. do sends
 // one command and returns its decoded reply, which aliases a buffer that the
 // next call reuses.
-type Handshake func(do func(args ...string) (Value, error)) error
+type Handshake func(do func(args ...string) (resp.Value, error)) error
 
 // ErrClosed is the reason given to requests sent on a closed Client.
 var ErrClosed = errors.New("client closed")
@@ -102,7 +105,7 @@ var ErrClosed = errors.New("client closed")
 type Conn struct {
 	nc      net.Conn
 	rc      syscall.RawConn // nc's descriptor, for system calls the scheduler need not see
-	rr      *ReplyReader
+	rr      *resp.ReplyReader
 	timeout time.Duration
 
 	// the writer's (see Send): the buffer being written by onWritable
@@ -142,19 +145,19 @@ func Dial(addr string, timeout time.Duration, hs Handshake) (*Conn, error) {
 	if timeout > 0 {
 		nc.SetDeadline(time.Now().Add(timeout))
 	}
-	rr := NewReplyReader(nc, 64<<10)
+	rr := resp.NewReplyReader(nc, 64<<10)
 	if hs != nil {
 		var wb []byte
-		do := func(args ...string) (Value, error) {
-			wb = AppendCommandStrings(wb[:0], args...)
+		do := func(args ...string) (resp.Value, error) {
+			wb = resp.AppendCommandStrings(wb[:0], args...)
 			if _, err := nc.Write(wb); err != nil {
-				return Value{}, shortNetError(err)
+				return resp.Value{}, shortNetError(err)
 			}
 			raw, err := rr.Next()
 			if err != nil {
-				return Value{}, shortNetError(err)
+				return resp.Value{}, shortNetError(err)
 			}
-			v, _, err := Parse(raw)
+			v, _, err := resp.Parse(raw)
 			return v, err
 		}
 		if err := hs(do); err != nil {
@@ -169,7 +172,7 @@ func Dial(addr string, timeout time.Duration, hs Handshake) (*Conn, error) {
 			c.rc = rc
 			c.writable = c.onWritable
 			_ = rc.Control(func(fd uintptr) {
-				c.hupKey, _ = WatchHup(fd, c.onPeerClosed)
+				c.hupKey, _ = sockio.WatchHup(fd, c.onPeerClosed)
 			})
 		}
 	}
@@ -271,7 +274,7 @@ func (c *Conn) write(buf []byte) error {
 // takes more.
 func (c *Conn) onWritable(fd uintptr) bool {
 	for len(c.wb) > 0 {
-		n, errno := RawWrite(fd, c.wb)
+		n, errno := sockio.RawWrite(fd, c.wb)
 		switch errno {
 		case 0:
 			c.wb = c.wb[n:]
@@ -355,7 +358,7 @@ func (c *Conn) deliver(d *delivery, raw []byte) error {
 		c.mu.Unlock()
 		d.li = 0
 		if len(d.local) == 0 {
-			return protoErr("reply without a request")
+			return fmt.Errorf("%w: reply without a request", resp.ErrProtocol)
 		}
 	}
 	r := d.local[d.li]
@@ -384,7 +387,7 @@ func (c *Conn) readRaw(d *delivery) error {
 		err := c.rc.Read(func(fd uintptr) bool {
 			for {
 				for {
-					raw, err := c.rr.buffered()
+					raw, err := c.rr.NextBuffered()
 					if err == nil && raw != nil {
 						err = c.deliver(d, raw)
 					}
@@ -400,7 +403,7 @@ func (c *Conn) readRaw(d *delivery) error {
 					short = false
 					return false // wait for the next edge
 				}
-				n, room, errno := c.rr.readFd(fd)
+				n, room, errno := c.rr.ReadFd(fd, sockio.RawRead)
 				switch {
 				case errno == syscall.EINTR:
 					continue
@@ -437,7 +440,7 @@ func (c *Conn) onPeerClosed() {
 }
 
 func (c *Conn) stop(err error, rest []*Request) {
-	UnwatchHup(c.hupKey)
+	sockio.UnwatchHup(c.hupKey)
 	if p := c.reason.Load(); p != nil {
 		err = *p
 	} else {
@@ -652,15 +655,15 @@ func (cl *Client) Send(slot int, reqs ...*Request) {
 }
 
 // Do sends one command and waits for its reply.
-func (cl *Client) Do(args ...string) (Value, error) {
-	r := &Request{Cmd: AppendCommandStrings(nil, args...), W: NewWaiter()}
+func (cl *Client) Do(args ...string) (resp.Value, error) {
+	r := &Request{Cmd: resp.AppendCommandStrings(nil, args...), W: NewWaiter()}
 	r.W.Begin()
 	cl.Send(0, r)
 	r.W.Wait()
 	if r.Err != nil {
-		return Value{}, r.Err
+		return resp.Value{}, r.Err
 	}
-	v, _, err := Parse(r.Reply)
+	v, _, err := resp.Parse(r.Reply)
 	return v, err
 }
 

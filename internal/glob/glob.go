@@ -1,4 +1,4 @@
-package resp
+package glob
 
 // Match is Redis's glob matching (util.c stringmatchlen): '*', '?',
 // '[...]' with ranges and '^' negation, and '\' escapes. nocase folds ASCII

@@ -1,0 +1,116 @@
+package cmdtable
+
+import "github.com/shardkv/shardkv/resp"
+
+// AppendCommandInfo appends Redis 7's ten-element COMMAND INFO entry for a
+// row of the table: name, arity, flags, first key, last key, step, ACL
+// categories, tips, key specifications, subcommands. Both servers reply it,
+// so clients that read key specs (cluster-aware libraries) see one shape.
+func AppendCommandInfo(b []byte, proto resp.Proto, c *Command) []byte {
+	b = resp.AppendArray(b, 10)
+	b = resp.AppendBulkString(b, c.Name)
+	b = resp.AppendInt(b, int64(c.Arity))
+	flags := c.Flags.Names()
+	b = resp.AppendSet(b, proto, len(flags))
+	for _, f := range flags {
+		b = resp.AppendSimple(b, f)
+	}
+	b = resp.AppendInt(b, int64(c.FirstKey))
+	b = resp.AppendInt(b, int64(c.LastKey))
+	b = resp.AppendInt(b, int64(c.Step))
+	cats := c.ACLCategories()
+	b = resp.AppendSet(b, proto, len(cats))
+	for _, cat := range cats {
+		b = resp.AppendSimple(b, cat)
+	}
+	b = resp.AppendSet(b, proto, 0) // tips
+	if c.FirstKey <= 0 {
+		b = resp.AppendArray(b, 0)
+	} else {
+		b = appendKeySpec(b, proto, c)
+	}
+	return resp.AppendArray(b, 0) // subcommands
+}
+
+// appendKeySpec appends the one key specification a row describes: its keys
+// start at FirstKey and run to LastKey in steps of Step.
+func appendKeySpec(b []byte, proto resp.Proto, c *Command) []byte {
+	b = resp.AppendArray(b, 1)
+	b = resp.AppendMap(b, proto, 3)
+	b = resp.AppendBulkString(b, "flags")
+	kf := [2]string{"RO", "access"}
+	if c.Flags&FlagWrite != 0 {
+		kf = [2]string{"RW", "update"}
+	}
+	b = resp.AppendSet(b, proto, len(kf))
+	for _, f := range kf {
+		b = resp.AppendSimple(b, f)
+	}
+	b = resp.AppendBulkString(b, "begin_search")
+	b = resp.AppendMap(b, proto, 2)
+	b = resp.AppendBulkString(b, "type")
+	b = resp.AppendBulkString(b, "index")
+	b = resp.AppendBulkString(b, "spec")
+	b = resp.AppendMap(b, proto, 1)
+	b = resp.AppendBulkString(b, "index")
+	b = resp.AppendInt(b, int64(c.FirstKey))
+	b = resp.AppendBulkString(b, "find_keys")
+	b = resp.AppendMap(b, proto, 2)
+	b = resp.AppendBulkString(b, "type")
+	b = resp.AppendBulkString(b, "range")
+	b = resp.AppendBulkString(b, "spec")
+	b = resp.AppendMap(b, proto, 3)
+	// Redis counts lastkey from the first key; a negative one counts from the end.
+	last := int64(c.LastKey)
+	if last >= 0 {
+		last -= int64(c.FirstKey)
+	}
+	b = resp.AppendBulkString(b, "lastkey")
+	b = resp.AppendInt(b, last)
+	b = resp.AppendBulkString(b, "keystep")
+	b = resp.AppendInt(b, int64(c.Step))
+	b = resp.AppendBulkString(b, "limit")
+	return resp.AppendInt(b, 0)
+}
+
+// AppendCommandDocs appends one COMMAND DOCS entry: the name, then a map of
+// the summary and group the table holds.
+func AppendCommandDocs(b []byte, proto resp.Proto, c *Command) []byte {
+	b = resp.AppendBulkString(b, c.Name)
+	b = resp.AppendMap(b, proto, 2)
+	b = resp.AppendBulkString(b, "summary")
+	b = resp.AppendBulkString(b, c.Summary)
+	b = resp.AppendBulkString(b, "group")
+	return resp.AppendBulkString(b, c.Group)
+}
+
+// ACLCategories derives a row's ACL categories the way Redis assigns them:
+// read or write, the data type's category, admin, and fast or slow.
+func (c *Command) ACLCategories() []string {
+	var cats []string
+	switch {
+	case c.Flags&FlagWrite != 0:
+		cats = append(cats, "@write")
+	case c.Flags&FlagReadonly != 0:
+		cats = append(cats, "@read")
+	}
+	switch c.Group {
+	case "string":
+		cats = append(cats, "@string")
+	case "generic":
+		cats = append(cats, "@keyspace")
+	case "connection":
+		cats = append(cats, "@connection")
+	case "transactions":
+		cats = append(cats, "@transaction")
+	}
+	if c.Flags&FlagAdmin != 0 {
+		cats = append(cats, "@admin", "@dangerous")
+	}
+	if c.Flags&FlagFast != 0 {
+		cats = append(cats, "@fast")
+	} else {
+		cats = append(cats, "@slow")
+	}
+	return cats
+}
