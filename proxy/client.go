@@ -4,7 +4,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/tidwall/redcon"
 
 	"github.com/shardkv/shardkv/internal/cmdtable"
+	"github.com/shardkv/shardkv/internal/conncmd"
 	"github.com/shardkv/shardkv/internal/sockio"
 	"github.com/shardkv/shardkv/proxy/backend"
 	"github.com/shardkv/shardkv/resp"
@@ -71,27 +71,18 @@ type pinned struct {
 // client is the state of one client connection. Fields without a comment
 // on synchronization belong to the connection's goroutine.
 type client struct {
-	s       *Server
-	id      int64
-	nc      net.Conn
-	rc      syscall.RawConn // nc's descriptor, when it has one (conn.go)
-	addr    string
-	laddr   string
-	created time.Time
+	s  *Server
+	nc net.Conn
+	rc syscall.RawConn // nc's descriptor, when it has one (conn.go)
+	// sess is the state the connection commands share with the shard
+	// node's connections (internal/conncmd): id, addresses, protocol, AUTH,
+	// name, QUIT (sess.Quit: close after this batch's replies), CLIENT
+	// REPLY's flags.
+	sess conncmd.Session
 
-	proto   resp.Proto
-	authed  bool
-	quit    bool // close after this batch's replies
-	info    clientInfo
-	infoMu  sync.Mutex // guards info, read by CLIENT LIST on other connections
-	lastCmd atomic.Pointer[cmdtable.Command]
-	lastAt  atomic.Int64 // unix nanoseconds of the last batch
-
-	// CLIENT REPLY (see serveBuffered): replyOff drops every reply,
-	// skipNext the next command's; skipArm and replyForce are set by the
-	// command being executed (SKIP arms the next one; ON and RESET are
-	// answered even though replies were off).
-	replyOff, skipNext, skipArm, replyForce bool
+	// skipNext drops the next command's reply (CLIENT REPLY SKIP, see
+	// serveBuffered).
+	skipNext bool
 
 	// MULTI state
 	inMulti    bool
@@ -137,39 +128,21 @@ type client struct {
 	peerClosed atomic.Bool
 }
 
-type clientInfo struct {
-	name, libName, libVer string
-	proto                 resp.Proto
-	multi                 int // queued commands, -1 outside MULTI
-	watching              bool
-}
-
 func newClient(s *Server, nc net.Conn) *client {
-	c := &client{
-		s:       s,
-		id:      s.nextID.Add(1),
-		nc:      nc,
-		addr:    nc.RemoteAddr().String(),
-		laddr:   nc.LocalAddr().String(),
-		created: time.Now(),
-		proto:   resp.RESP2,
-		authed:  s.cfg.RequirePass == "",
-		w:       backend.NewWaiter(),
-	}
+	c := &client{s: s, nc: nc, w: backend.NewWaiter()}
+	c.sess.Init(s.nextID.Add(1), nc.RemoteAddr().String(), nc.LocalAddr().String(), s.cfg.RequirePass)
 	if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
 			_ = rc.Control(func(fd uintptr) {
+				c.sess.SetFD(int(fd))
 				if key, ok := sockio.WatchHup(fd, c.onPeerClosed); ok {
 					c.hupKey = key
 				}
 			})
 		}
 	}
-	c.f.Unauth = func() bool { return !c.authed }
-	c.info.proto = resp.RESP2
-	c.info.multi = -1
-	c.lastAt.Store(c.created.UnixNano())
+	c.f.Unauth = func() bool { return !c.sess.Authed }
 	return c
 }
 
@@ -185,7 +158,7 @@ func (c *client) beginBatch() {
 // every reply in c.wout, in order.
 func (c *client) endBatch() {
 	c.s.commands.Add(int64(c.batchN))
-	c.lastAt.Store(time.Now().UnixNano())
+	c.sess.Touch(time.Now().UnixMilli())
 	c.sendQueued()
 	c.w.Wait()
 	c.writeReplies()
@@ -211,7 +184,7 @@ func (c *client) sendQueued() {
 			if p == 1 {
 				proto = resp.RESP3
 			}
-			c.tbl.shards[i].backend(proto).Send(int(c.id), l...)
+			c.tbl.shards[i].backend(proto).Send(int(c.sess.ID), l...)
 			clear(l)
 			lists[i] = l[:0]
 		}
@@ -243,7 +216,7 @@ func (c *client) send(sh *shard, r *backend.Request) {
 		return
 	}
 	p := 0
-	if c.proto == resp.RESP3 {
+	if c.sess.Proto == resp.RESP3 {
 		p = 1
 	}
 	lists := c.lists[p]
@@ -299,7 +272,7 @@ func (c *client) bulk(b []byte) {
 
 func (c *client) null() {
 	mark := len(c.out)
-	c.out = resp.AppendNull(c.out, c.proto)
+	c.out = resp.AppendNull(c.out, c.sess.Proto)
 	c.reply(mark)
 }
 
@@ -375,8 +348,8 @@ func (c *client) exec(cmd redcon.Command) {
 		c.reject(cmdtable.ErrUnknownCommand(args[0], args[1:]))
 		return
 	}
-	c.lastCmd.Store(ci)
-	if !c.authed && ci.Flags&cmdtable.FlagNoAuth == 0 {
+	c.sess.SetLastCmd(&ci.Name)
+	if !c.sess.Authed && ci.Flags&cmdtable.FlagNoAuth == 0 {
 		c.reject("NOAUTH Authentication required.")
 		return
 	}

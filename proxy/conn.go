@@ -159,7 +159,7 @@ func (c *client) received(n int) bool {
 // reports whether the connection is over.
 func (c *client) serveBuffered(end int) bool {
 	c.beginBatch()
-	for c.head < end && !c.quit {
+	for c.head < end && !c.sess.Quit {
 		cmd, n, err := c.parse(c.in[c.head:end])
 		if err == errIncomplete {
 			break
@@ -178,12 +178,12 @@ func (c *client) serveBuffered(end int) bool {
 		// it for this command.
 		mark, skipped := len(c.slots), c.skipNext
 		c.exec(cmd)
-		if (skipped || c.replyOff || c.skipArm) && !c.replyForce {
+		if (skipped || c.sess.ReplyOff || c.sess.SkipArm) && !c.sess.ReplyForce {
 			for i := mark; i < len(c.slots); i++ {
 				c.slots[i].silent = true
 			}
 		}
-		c.skipNext, c.skipArm, c.replyForce = c.skipArm, false, false
+		c.skipNext, c.sess.SkipArm, c.sess.ReplyForce = c.sess.SkipArm, false, false
 	}
 	if c.batchN > 0 {
 		c.endBatch()
@@ -211,7 +211,7 @@ func (c *client) serveBuffered(end int) bool {
 		c.unpin()
 	}
 	c.s.inBatch.Add(-1)
-	return c.perr != nil || c.quit || c.rerr != nil || (c.batchN > 0 && c.s.shutting.Load())
+	return c.perr != nil || c.sess.Quit || c.rerr != nil || (c.batchN > 0 && c.s.shutting.Load())
 }
 
 // flush writes c.wout.

@@ -8,6 +8,7 @@ import (
 	"github.com/tidwall/redcon"
 
 	"github.com/shardkv/shardkv/internal/cmdtable"
+	"github.com/shardkv/shardkv/internal/conncmd"
 	"github.com/shardkv/shardkv/proxy/backend"
 	"github.com/shardkv/shardkv/rangemap"
 	"github.com/shardkv/shardkv/resp"
@@ -43,7 +44,7 @@ type merge struct {
 	parts   []part
 	keyPart []int32 // mergeMget: the part holding each key, in client order
 	next    uint64  // mergeScan: the cursor to reply when the node is done
-	info    *infoRequest
+	info    *conncmd.InfoRequest
 }
 
 func (m *merge) reset() {
@@ -269,7 +270,7 @@ func (m *merge) write(c *client, b []byte) []byte {
 			}
 		}
 		if len(found) == 0 {
-			return resp.AppendNull(b, c.proto)
+			return resp.AppendNull(b, c.sess.Proto)
 		}
 		return append(b, found[rand.IntN(len(found))]...)
 	case mergeIndexList:
@@ -345,7 +346,7 @@ func (m *merge) writeIndexList(c *client, b []byte) []byte {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	b = resp.AppendMap(b, c.proto, len(names))
+	b = resp.AppendMap(b, c.sess.Proto, len(names))
 	for _, n := range names {
 		b = resp.AppendBulkString(b, n)
 		b = resp.AppendInt(b, counts[n])

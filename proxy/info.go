@@ -1,12 +1,11 @@
 package proxy
 
 import (
-	"os"
-	"runtime"
+	"net"
 	"strconv"
 	"strings"
-	"time"
 
+	"github.com/shardkv/shardkv/internal/conncmd"
 	"github.com/shardkv/shardkv/resp"
 )
 
@@ -17,38 +16,18 @@ import (
 
 const infoNodeCmd = "*2\r\n$4\r\nINFO\r\n$5\r\nshard\r\n*2\r\n$4\r\nINFO\r\n$8\r\nkeyspace\r\n"
 
-// infoRequest is what one INFO asked for.
-type infoRequest struct {
-	all      bool            // every section
-	sections map[string]bool // lower-case section names
-}
-
-func (r *infoRequest) want(section string) bool {
-	return r.all || r.sections[section]
-}
-
-func (r *infoRequest) wantShard(name string) bool {
-	return r.all || r.sections["shards"] || r.sections["shard"] || r.sections["shard_"+strings.ToLower(name)]
+// wantShard reports whether INFO asked for the section of shard name.
+func wantShard(r *conncmd.InfoRequest, name string) bool {
+	return r.WantAny("shards", "shard", "shard_"+strings.ToLower(name))
 }
 
 func (c *client) infoCmd(args [][]byte) {
-	r := &infoRequest{sections: map[string]bool{}}
-	if len(args) == 1 {
-		r.all = true
-	}
-	for _, a := range args[1:] {
-		switch s := strings.ToLower(string(a)); s {
-		case "all", "everything", "default":
-			r.all = true
-		default:
-			r.sections[s] = true
-		}
-	}
+	r := conncmd.ParseInfo(args)
 	m := c.newMerge(mergeInfo, "info", false)
-	m.info = r
-	needNodes := r.want("keyspace")
+	m.info = &r
+	needNodes := r.Want("keyspace")
 	for _, sh := range c.tbl.shards {
-		if r.wantShard(sh.name) {
+		if wantShard(&r, sh.name) {
 			needNodes = true
 		}
 	}
@@ -79,48 +58,25 @@ func infoFields(text []byte) [][2]string {
 func (c *client) writeInfo(m *merge, b []byte) []byte {
 	r := m.info
 	s := c.s
-	var t strings.Builder
-	section := func(name string) {
-		if t.Len() > 0 {
-			t.WriteString("\r\n")
-		}
-		t.WriteString("# " + name + "\r\n")
-	}
-	field := func(k, v string) { t.WriteString(k + ":" + v + "\r\n") }
-	if r.want("server") {
-		section("Server")
+	var w conncmd.InfoWriter
+	if r.Want("server") {
 		port := ""
 		if a := s.Addr(); a != nil {
-			if i := strings.LastIndex(a.String(), ":"); i >= 0 {
-				port = a.String()[i+1:]
-			}
+			_, port, _ = net.SplitHostPort(a.String())
 		}
-		up := time.Since(s.started)
-		field("redis_version", redisVersion)
-		field("redis_mode", "standalone")
-		field("shardkv_role", "proxy")
-		field("os", runtime.GOOS)
-		field("arch_bits", strconv.Itoa(strconv.IntSize))
-		field("go_version", runtime.Version())
-		field("process_id", strconv.Itoa(os.Getpid()))
-		field("tcp_port", port)
-		field("uptime_in_seconds", itoa(int64(up/time.Second)))
-		field("uptime_in_days", itoa(int64(up/(24*time.Hour))))
-		field("shards", strconv.Itoa(len(c.tbl.shards)))
-		field("loading", "0")
+		conncmd.WriteServer(&w, conncmd.ServerInfo{Role: "proxy", Port: port, RunID: s.runID, Started: s.started})
+		w.Field("shards", len(c.tbl.shards))
+		w.Field("loading", 0)
 	}
-	if r.want("clients") {
-		section("Clients")
-		field("connected_clients", itoa(s.nclients.Load()))
-		field("maxclients", strconv.Itoa(s.cfg.MaxClients))
-		field("blocked_clients", "0")
+	if r.Want("clients") {
+		conncmd.WriteClients(&w, s.nclients.Load(), s.cfg.MaxClients)
 	}
-	if r.want("stats") {
-		section("Stats")
-		field("total_connections_received", itoa(s.connsReceived.Load()))
-		field("total_commands_processed", itoa(s.commands.Load()))
-		field("rejected_connections", itoa(s.rejected.Load()))
-		field("total_net_input_bytes", itoa(s.netIn.Load()))
+	if r.Want("stats") {
+		w.Section("Stats")
+		w.Field("total_connections_received", s.connsReceived.Load())
+		w.Field("total_commands_processed", s.commands.Load())
+		w.Field("rejected_connections", s.rejected.Load())
+		w.Field("total_net_input_bytes", s.netIn.Load())
 	}
 	// The nodes' replies: INFO shard, then INFO keyspace.
 	type nodeInfo struct {
@@ -151,8 +107,8 @@ func (c *client) writeInfo(m *merge, b []byte) []byte {
 			nodes[i].keyspace = infoFields(v2.Str)
 		}
 	}
-	if r.want("keyspace") {
-		section("Keyspace")
+	if r.Want("keyspace") {
+		w.Section("Keyspace")
 		var keys, expires int64
 		for _, n := range nodes {
 			for _, kv := range n.keyspace {
@@ -172,24 +128,24 @@ func (c *client) writeInfo(m *merge, b []byte) []byte {
 			}
 		}
 		if keys > 0 {
-			field("db0", "keys="+itoa(keys)+",expires="+itoa(expires)+",avg_ttl=0")
+			w.Field("db0", "keys="+itoa(keys)+",expires="+itoa(expires)+",avg_ttl=0")
 		}
 	}
 	for i, p := range m.parts {
-		if !r.wantShard(p.sh.name) {
+		if !wantShard(r, p.sh.name) {
 			continue
 		}
-		section("Shard_" + p.sh.name)
-		field("shard_addr", p.sh.addr)
+		w.Section("Shard_" + p.sh.name)
+		w.Field("shard_addr", p.sh.addr)
 		if nodes[i].err != "" {
-			field("shard_reachable", "0")
-			field("shard_error", strings.ReplaceAll(nodes[i].err, "\n", " "))
+			w.Field("shard_reachable", 0)
+			w.Field("shard_error", strings.ReplaceAll(nodes[i].err, "\n", " "))
 			continue
 		}
-		field("shard_reachable", "1")
+		w.Field("shard_reachable", 1)
 		for _, kv := range nodes[i].shard {
-			field(kv[0], kv[1])
+			w.Field(kv[0], kv[1])
 		}
 	}
-	return resp.AppendVerbatim(b, c.proto, "txt", t.String())
+	return resp.AppendVerbatim(b, c.sess.Proto, "txt", w.String())
 }

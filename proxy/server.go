@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/shardkv/shardkv/internal/conncmd"
 	"github.com/shardkv/shardkv/internal/sockio"
 )
 
@@ -36,6 +37,7 @@ type Server struct {
 	inBatch atomic.Int64 // client batches being processed
 	nextID  atomic.Int64
 	started time.Time
+	runID   string // INFO's run_id: this process's random identity
 
 	// INFO stats
 	connsReceived atomic.Int64
@@ -65,6 +67,7 @@ func New(cfg Config) (*Server, error) {
 		log:     log,
 		clients: make(map[*client]struct{}),
 		started: time.Now(),
+		runID:   conncmd.NewRunID(),
 	}
 	for _, e := range m.Shards {
 		log.Info("range map", "shard", e.Name, "start", e.Start, "end", e.End, "size", e.Size, "addr", e.Addr())

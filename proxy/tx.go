@@ -56,9 +56,7 @@ func (c *client) queue(ci *cmdtable.Command, cmd redcon.Command) {
 }
 
 func (c *client) setMulti(n int) {
-	c.infoMu.Lock()
-	c.info.multi = n
-	c.infoMu.Unlock()
+	c.sess.SetMulti(n)
 }
 
 func (c *client) tx(ci *cmdtable.Command, cmd redcon.Command) {
@@ -175,15 +173,13 @@ func (c *client) watch(ci *cmdtable.Command, cmd redcon.Command) {
 	if c.pin == nil {
 		// Earlier commands of the batch reach the node first.
 		c.barrier()
-		conn, err := backend.Dial(sh.addr, c.s.cfg.Timeout, c.s.handshake(sh, c.proto))
+		conn, err := backend.Dial(sh.addr, c.s.cfg.Timeout, c.s.handshake(sh, c.sess.Proto))
 		if err != nil {
 			c.errorReply(sh.unavailable(err))
 			return
 		}
 		c.pin = &pinned{sh: sh, conn: conn}
-		c.infoMu.Lock()
-		c.info.watching = true
-		c.infoMu.Unlock()
+		c.sess.SetWatching(true)
 	}
 	c.forward(sh, cmd.Raw)
 }
@@ -195,9 +191,7 @@ func (c *client) unpin() {
 	}
 	c.pin.conn.Close()
 	c.pin = nil
-	c.infoMu.Lock()
-	c.info.watching = false
-	c.infoMu.Unlock()
+	c.sess.SetWatching(false)
 }
 
 // cloneCommand copies a command out of the read buffer, which the next

@@ -3,11 +3,11 @@ package shardnode
 import (
 	"net"
 	"sync/atomic"
-	"time"
 
 	"github.com/tidwall/redcon"
 
 	"github.com/shardkv/shardkv/bitcask"
+	"github.com/shardkv/shardkv/internal/conncmd"
 	"github.com/shardkv/shardkv/resp"
 )
 
@@ -15,19 +15,15 @@ import (
 // the connection's goroutine; the atomics are read by CLIENT LIST and INFO
 // from other connections.
 type client struct {
-	srv  *Server
-	id   int64
+	srv *Server
+	// sess is the state the connection commands share with the proxy's
+	// connections (internal/conncmd): id, addresses, protocol, AUTH, name,
+	// QUIT (sess.Quit: close after writing the replies).
+	sess conncmd.Session
 	nc   net.Conn
 	rb   reqBuf // requests read and not yet executed (conn.go)
-	addr string
 	// out collects the replies of the pipeline being served.
 	out []byte
-	// proto is the RESP version the client chose with HELLO.
-	proto resp.Proto
-	// authed is false until AUTH or HELLO AUTH when a password is set.
-	authed bool
-	// closing asks serveConn to close after writing the replies (QUIT).
-	closing bool
 	// linger makes serveConn close with lingerClose (QUIT, protocol error).
 	linger bool
 	// inBytes counts the bytes read (INFO stats); netIn publishes it.
@@ -38,8 +34,6 @@ type client struct {
 	// loop is the event loop serving the connection; nil when it has a
 	// goroutine of its own.
 	loop *eventLoop
-	// laddr is the local address (CLIENT LIST's laddr).
-	laddr string
 	// batch is the pipeline being executed, from specBuf and next on
 	// (dispatch.go); batchErr is the parse error after it and perr the
 	// error that ends the connection once the replies before it are sent.
@@ -75,20 +69,12 @@ type client struct {
 	specBuf    []*cmdSpec   // the specs of the pipeline being served
 	scratch    []byte       // scratch for values read or built by a command
 
-	created time.Time
-	// Fields other connections read.
-	name       atomic.Pointer[string]
-	libName    atomic.Pointer[string]
-	libVer     atomic.Pointer[string]
-	lastCmd    atomic.Pointer[string]
-	lastActive atomic.Int64 // Unix ms
-	protoSeen  atomic.Int32
-	multiLen   atomic.Int32 // -1 outside MULTI
-	cmds       atomic.Int64
-	netIn      atomic.Int64
-	netOut     atomic.Int64
-	hits       atomic.Int64
-	misses     atomic.Int64
+	// Counters other connections read (INFO).
+	cmds   atomic.Int64
+	netIn  atomic.Int64
+	netOut atomic.Int64
+	hits   atomic.Int64
+	misses atomic.Int64
 }
 
 type queued struct {
@@ -119,23 +105,12 @@ func (s *Server) newClient(nc net.Conn) *client {
 
 // initClient returns a connection's state before it is registered.
 func (s *Server) initClient(raddr, laddr string) *client {
-	c := &client{
-		srv:     s,
-		id:      s.nextID.Add(1),
-		addr:    raddr,
-		laddr:   laddr,
-		proto:   resp.RESP2,
-		authed:  s.cfg.RequirePass == "",
-		created: time.Now(),
-		fd:      -1,
-	}
+	c := &client{srv: s, fd: -1}
+	c.sess.Init(s.nextID.Add(1), raddr, laddr, s.cfg.RequirePass)
 	c.req = commitReq{c: c, wake: make(chan bool, 1)}
-	c.rb.sc.Unauth = func() bool { return !c.authed }
+	c.rb.sc.Unauth = func() bool { return !c.sess.Authed }
 	c.dbs.db, c.dbs.rc, c.txs.rc = s.db, s.cache, s.cache
 	c.dbs.c, c.txs.c = c, c
-	c.protoSeen.Store(2)
-	c.multiLen.Store(-1)
-	c.lastActive.Store(c.created.UnixMilli())
 	return c
 }
 
@@ -170,16 +145,20 @@ func (s *Server) dropClient(c *client) {
 	s.connWG.Done()
 }
 
-// resetState is RESET: the connection as it was after connecting.
-func (c *client) resetState() {
+// Session, SwitchProto and ResetConn make a client the conncmd.Conn the
+// shared connection commands act on.
+func (c *client) Session() *conncmd.Session { return &c.sess }
+
+// SwitchProto needs nothing on the node: replies are encoded per command in
+// the session's protocol.
+func (c *client) SwitchProto(resp.Proto) {}
+
+// ResetConn is RESET's part that is the node's own: leave MULTI, forget
+// WATCHed keys.
+func (c *client) ResetConn() {
 	c.inMulti, c.multiDirty = false, false
 	c.queue = c.queue[:0]
 	c.watches = c.watches[:0]
-	c.multiLen.Store(-1)
-	c.proto = resp.RESP2
-	c.protoSeen.Store(2)
-	c.name.Store(nil)
-	c.authed = c.srv.cfg.RequirePass == ""
 }
 
 // keyHash returns bitcask.Hash(key). The ownership check hashed the

@@ -18,7 +18,7 @@ func cmdMulti(c *client, args [][]byte) {
 	}
 	c.inMulti, c.multiDirty = true, false
 	c.queue = c.queue[:0]
-	c.multiLen.Store(0)
+	c.sess.SetMulti(0)
 	c.ok()
 }
 
@@ -37,7 +37,7 @@ func (c *client) endMulti() {
 	clear(c.queue) // drop references to the queued arguments
 	c.queue = c.queue[:0]
 	c.watches = c.watches[:0]
-	c.multiLen.Store(-1)
+	c.sess.SetMulti(-1)
 }
 
 func cmdWatch(c *client, args [][]byte) {
@@ -75,7 +75,7 @@ func cmdExec(c *client, args [][]byte) {
 	}
 	queue, watches := c.queue, c.watches
 	c.inMulti = false
-	c.multiLen.Store(-1)
+	c.sess.SetMulti(-1)
 	mark := len(c.out)
 	aborted := false
 	err := c.srv.db.Update(func(tx *bitcask.Tx) error {
@@ -107,6 +107,6 @@ func cmdExec(c *client, args [][]byte) {
 	case err != nil:
 		c.out = resp.AppendError(c.out[:mark], c.srv.storageError(err))
 	case aborted:
-		c.out = resp.AppendNullArray(c.out[:mark], c.proto)
+		c.out = resp.AppendNullArray(c.out[:mark], c.sess.Proto)
 	}
 }

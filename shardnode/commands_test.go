@@ -454,7 +454,7 @@ var scripts = []script{
 		x(er("ERR Syntax error in HELLO option 'AUTH'"), "HELLO", "3", "AUTH", "default"),
 		x(er("ERR Client names cannot contain spaces, newlines or special characters."), "HELLO", "2", "SETNAME", "a b"),
 		x(er("WRONGPASS invalid username-password pair or user is disabled."), "HELLO", "2", "AUTH", "nobody", "x"),
-		x("re:^\\*14\r\n\\$6\r\nserver\r\n\\$5\r\nredis\r\n\\$7\r\nversion\r\n\\$5\r\n7\\.2\\.0\r\n\\$5\r\nproto\r\n:2\r\n\\$2\r\nid\r\n:\\d+\r\n\\$4\r\nmode\r\n\\$10\r\nstandalone\r\n\\$4\r\nrole\r\n\\$6\r\nmaster\r\n\\$7\r\nmodules\r\n\\*0\r\n$", "HELLO", "2", "SETNAME", "me").nodiff(),
+		x("re:^\\*14\r\n\\$6\r\nserver\r\n\\$5\r\nredis\r\n\\$7\r\nversion\r\n\\$5\r\n7\\.2\\.4\r\n\\$5\r\nproto\r\n:2\r\n\\$2\r\nid\r\n:\\d+\r\n\\$4\r\nmode\r\n\\$10\r\nstandalone\r\n\\$4\r\nrole\r\n\\$6\r\nmaster\r\n\\$7\r\nmodules\r\n\\*0\r\n$", "HELLO", "2", "SETNAME", "me").nodiff(),
 		x(bs("me"), "CLIENT", "GETNAME"),
 	}},
 	{name: "client", steps: []step{
@@ -737,7 +737,7 @@ func TestArityFromTable(t *testing.T) {
 	n := startNode(t, "", nil)
 	n.assignAll()
 	c := n.raw()
-	for _, sp := range servedCommands {
+	for _, sp := range servedRows {
 		var cases [][]string
 		min := sp.Arity
 		if min < 0 {

@@ -248,6 +248,7 @@ func (s *Server) serveRaw(c *client, raw syscall.RawConn) {
 				return true // reset, or EOF
 			}
 			c.fd = int(fd)
+			c.sess.SetFD(c.fd)
 			if !c.received(n) {
 				return true
 			}
@@ -262,7 +263,7 @@ func (c *client) received(n int) bool {
 	c.feed(n)
 	c.run() // parks only on an event loop's connection
 	perr := c.settle()
-	if !c.closing && perr != nil {
+	if !c.sess.Quit && perr != nil {
 		c.srv.connError(c, perr)
 	}
 	if len(c.out) > 0 {
@@ -277,7 +278,7 @@ func (c *client) received(n int) bool {
 	}
 	c.resetOut()
 	switch {
-	case c.closing:
+	case c.sess.Quit:
 		c.linger = true
 		return false
 	case perr != nil:
@@ -300,7 +301,7 @@ func (c *client) run() (parked bool) {
 	r := &c.rb
 	for {
 		if c.batch == nil {
-			r.scan(!c.authed)
+			r.scan(!c.sess.Authed)
 			cmds, err := r.parse()
 			c.batchErr = err
 			if len(cmds) > 0 {
@@ -319,7 +320,7 @@ func (c *client) run() (parked bool) {
 		}
 		// Before AUTH the scanner stops after each command: go on with
 		// the rest now that the command ran.
-		if c.closing || r.err != nil || r.scanned == r.end {
+		if c.sess.Quit || r.err != nil || r.scanned == r.end {
 			return false
 		}
 	}

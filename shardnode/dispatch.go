@@ -8,6 +8,7 @@ import (
 
 	"github.com/shardkv/shardkv/bitcask"
 	"github.com/shardkv/shardkv/internal/cmdtable"
+	"github.com/shardkv/shardkv/internal/conncmd"
 	"github.com/shardkv/shardkv/rangemap"
 	"github.com/shardkv/shardkv/resp"
 )
@@ -35,10 +36,9 @@ var handlers = map[string]handlerFunc{
 	"persist": cmdPersist, "rename": cmdRename, "renamenx": cmdRename, "copy": cmdCopy,
 	"scan": cmdScan, "keys": cmdKeys, "randomkey": cmdRandomKey, "dbsize": cmdDBSize,
 	"flushdb": cmdFlush, "flushall": cmdFlush, "object": cmdObject,
-	// connection and server
-	"ping": cmdPing, "echo": cmdEcho, "hello": cmdHello, "auth": cmdAuth, "select": cmdSelect,
-	"client": cmdClient, "command": cmdCommand, "info": cmdInfo, "config": cmdConfig,
-	"quit": cmdQuit, "reset": cmdReset, "time": cmdTime,
+	// server (the other connection and server commands are conncmd's,
+	// added in init)
+	"info": cmdInfo,
 	// transactions
 	"multi": cmdMulti, "exec": cmdExec, "discard": cmdDiscard, "watch": cmdWatch, "unwatch": cmdUnwatch,
 	// shardkv
@@ -75,15 +75,18 @@ type cmdSpec struct {
 	control bool
 }
 
-// specs maps each served row of cmdtable.Commands to its cmdSpec;
-// servedCommands lists them in table order (COMMAND replies them). Both
+// specs maps each served row of the command table to its cmdSpec;
+// servedRows lists those rows in table order (COMMAND replies them). Both
 // are built in init: handlers refer to them.
 var (
-	specs          map[*cmdtable.Command]*cmdSpec
-	servedCommands []*cmdSpec
+	specs      map[*cmdtable.Command]*cmdSpec
+	servedRows []*cmdtable.Command
 )
 
 func init() {
+	for name, h := range conncmd.Handlers {
+		handlers[name] = shared(h)
+	}
 	m := make(map[*cmdtable.Command]*cmdSpec, len(cmdtable.Commands))
 	for i := range cmdtable.Commands {
 		cmd := &cmdtable.Commands[i]
@@ -107,11 +110,11 @@ func init() {
 			sp.control = true
 		}
 		m[cmd] = sp
-		servedCommands = append(servedCommands, sp)
+		servedRows = append(servedRows, cmd)
 	}
 	specs = m
 	specByName = make(map[string]*cmdSpec, 2*len(m))
-	for _, sp := range servedCommands {
+	for _, sp := range m {
 		specByName[sp.Name] = sp
 		specByName[strings.ToUpper(sp.Name)] = sp
 	}
@@ -163,7 +166,7 @@ const maxRunBytes = 64 << 20
 // command clock. serveFrom executes it.
 func (c *client) startBatch(cmds []redcon.Command) {
 	c.now = nowMillis()
-	c.lastActive.Store(c.now)
+	c.sess.Touch(c.now)
 	c.cmds.Add(int64(len(cmds)))
 	sp := c.specBuf[:0]
 	for i := range cmds {
@@ -182,7 +185,7 @@ func (c *client) startBatch(cmds []redcon.Command) {
 func (c *client) serveFrom() (parked bool) {
 	cmds, sp := c.batch, c.specBuf
 	i := c.next
-	for i < len(cmds) && !c.closing {
+	for i < len(cmds) && !c.sess.Quit {
 		if s := sp[i]; s != nil && s.kind == kindKeyed && !c.inMulti {
 			j, write, size := i+1, s.write, len(cmds[i].Raw)
 			for ; j < len(cmds) && size < maxRunBytes; j++ {
@@ -213,7 +216,7 @@ func (c *client) serveFrom() (parked bool) {
 func (c *client) endBatch() {
 	sp := c.specBuf
 	if n := len(sp); n > 0 && sp[n-1] != nil {
-		c.lastCmd.Store(&sp[n-1].Name)
+		c.sess.SetLastCmd(&sp[n-1].Name)
 	}
 	clear(sp)
 	c.batch, c.next = nil, 0
@@ -280,7 +283,7 @@ func (c *client) admit(spec *cmdSpec, args [][]byte) bool {
 		c.reject(cmdtable.ErrWrongArity(spec.Name))
 		return false
 	}
-	if !c.authed && spec.Flags&cmdtable.FlagNoAuth == 0 {
+	if !c.sess.Authed && spec.Flags&cmdtable.FlagNoAuth == 0 {
 		c.reject(errNoAuth)
 		return false
 	}
@@ -368,7 +371,7 @@ func (c *client) enqueue(spec *cmdSpec, args [][]byte) {
 	}
 	args = cp
 	c.queue = append(c.queue, queued{spec: spec, args: args})
-	c.multiLen.Store(int32(len(c.queue)))
+	c.sess.SetMulti(len(c.queue))
 	c.out = append(c.out, "+QUEUED\r\n"...)
 }
 
@@ -394,10 +397,10 @@ func (c *client) errReply(m string)  { c.out = resp.AppendError(c.out, m) }
 func (c *client) intReply(n int64)   { c.out = resp.AppendInt(c.out, n) }
 func (c *client) bulk(b []byte)      { c.out = resp.AppendBulk(c.out, b) }
 func (c *client) bulkStr(s string)   { c.out = resp.AppendBulkString(c.out, s) }
-func (c *client) null()              { c.out = resp.AppendNull(c.out, c.proto) }
+func (c *client) null()              { c.out = resp.AppendNull(c.out, c.sess.Proto) }
 func (c *client) simple(s string)    { c.out = resp.AppendSimple(c.out, s) }
 func (c *client) array(n int)        { c.out = resp.AppendArray(c.out, n) }
-func (c *client) mapHeader(n int)    { c.out = resp.AppendMap(c.out, c.proto, n) }
+func (c *client) mapHeader(n int)    { c.out = resp.AppendMap(c.out, c.sess.Proto, n) }
 func (c *client) storeErr(err error) { c.errReply(c.srv.storageError(err)) }
 
 // arityErr replies the wrong-arity error for a command or subcommand

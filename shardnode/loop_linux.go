@@ -248,7 +248,7 @@ func (l *eventLoop) adopt() {
 	l.mu.Unlock()
 	for _, c := range in {
 		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(c.fd)}); err != nil {
-			l.srv.log.Error("epoll_ctl add failed", "client", c.addr, "error", err)
+			l.srv.log.Error("epoll_ctl add failed", "client", c.sess.Addr, "error", err)
 			unix.Close(c.fd)
 			c.fd = -1
 			l.srv.dropClient(c)
@@ -304,11 +304,11 @@ func (l *eventLoop) commit() {
 func (l *eventLoop) reply() {
 	for _, c := range l.touched {
 		perr := c.settle()
-		if !c.closing && perr != nil {
+		if !c.sess.Quit && perr != nil {
 			l.srv.connError(c, perr)
 		}
-		if c.closing || c.linger || perr != nil {
-			l.closeAfter(c, c.closing || c.linger)
+		if c.sess.Quit || c.linger || perr != nil {
+			l.closeAfter(c, c.sess.Quit || c.linger)
 			continue
 		}
 		if len(c.out) > 0 {
@@ -354,7 +354,7 @@ func (l *eventLoop) flush(c *client) {
 
 func (l *eventLoop) watch(c *client, events uint32) {
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: events, Fd: int32(c.fd)}); err != nil {
-		l.srv.log.Error("epoll_ctl mod failed", "client", c.addr, "error", err)
+		l.srv.log.Error("epoll_ctl mod failed", "client", c.sess.Addr, "error", err)
 		l.close(c)
 	}
 }
@@ -466,6 +466,7 @@ func (s *Server) adoptConn(nc net.Conn, next int) bool {
 		return true
 	}
 	c.fd = fd
+	c.sess.SetFD(fd)
 	if !s.register(c) {
 		unix.Close(fd)
 		return true

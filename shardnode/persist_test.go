@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shardkv/shardkv/bitcask"
+	"github.com/shardkv/shardkv/internal/conncmd"
 )
 
 // TestRestartKeepsState: data, expiry times, the assignment and the size
@@ -159,7 +160,7 @@ func TestInfo(t *testing.T) {
 	c.do("INDEX.CREATE", "empty")
 	info := c.do("INFO")
 	for _, want := range []string{
-		"# Server\r\n", "redis_version:7.2.0\r\n", "redis_mode:standalone\r\n", "tcp_port:" + portOf(n.addr) + "\r\n",
+		"# Server\r\n", "redis_version:" + conncmd.RedisVersion + "\r\n", "redis_mode:standalone\r\n", "tcp_port:" + portOf(n.addr) + "\r\n",
 		"# Clients\r\n", "connected_clients:1\r\n", "maxclients:10000\r\n",
 		"# Persistence\r\n", "loading:0\r\n", "aof_enabled:1\r\n",
 		"# Stats\r\n", "total_commands_processed:", "keyspace_hits:",

@@ -34,8 +34,6 @@ package shardnode
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -48,6 +46,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/shardkv/shardkv/bitcask"
+	"github.com/shardkv/shardkv/internal/conncmd"
 	"github.com/shardkv/shardkv/rangemap"
 	"github.com/shardkv/shardkv/resp"
 )
@@ -55,11 +54,6 @@ import (
 // ErrServerClosed is returned by Serve and ListenAndServe after Shutdown or
 // Close.
 var ErrServerClosed = errors.New("shardnode: server closed")
-
-// redisVersion is the Redis version the node claims in HELLO and INFO:
-// clients pick features by it, and the node behaves like Redis 7.2 for the
-// commands it has.
-const redisVersion = "7.2.0"
 
 // Server is one shard node.
 type Server struct {
@@ -150,7 +144,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:       cfg,
 		log:       log,
 		started:   time.Now(),
-		runID:     newRunID(),
+		runID:     conncmd.NewRunID(),
 		listeners: make(map[net.Listener]struct{}),
 		clients:   make(map[*client]struct{}),
 		cache:     newReadCache(cfg.ReadCacheBytes),
@@ -185,12 +179,6 @@ func New(cfg Config) (*Server, error) {
 
 // storageDir is where Bitcask keeps its files, beside assignment.json.
 func storageDir(dir string) string { return dir }
-
-func newRunID() string {
-	var b [20]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
 
 // ListenAndServe listens on cfg.Addr and serves until Shutdown or Close.
 func (s *Server) ListenAndServe() error {
@@ -432,7 +420,7 @@ func (s *Server) connError(c *client, err error) {
 		return
 	}
 	s.stats.protoErr.Add(1)
-	s.log.Debug("protocol error; closing connection", "client", c.addr, "error", msg)
+	s.log.Debug("protocol error; closing connection", "client", c.sess.Addr, "error", msg)
 	c.out = append(append(append(c.out, "-ERR "...), msg...), "\r\n"...)
 	c.linger = true
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/shardkv/shardkv/internal/conncmd"
 	"github.com/shardkv/shardkv/rangemap"
 )
 
@@ -37,7 +38,7 @@ func (a *Assignment) sameRange(b *Assignment) bool {
 
 func (a *Assignment) validate() error {
 	switch {
-	case a.Name == "" || !validName([]byte(a.Name)):
+	case a.Name == "" || !conncmd.ValidName([]byte(a.Name)):
 		return errors.New("shard name must be printable ASCII without spaces")
 	case math.IsNaN(a.Start) || math.IsNaN(a.End) || a.Start < 0 || a.End > 1 || a.Start >= a.End:
 		return fmt.Errorf("range [%s,%s) is not inside [0,1) with start < end",

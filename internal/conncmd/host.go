@@ -1,0 +1,80 @@
+package conncmd
+
+import (
+	"github.com/shardkv/shardkv/internal/cmdtable"
+	"github.com/shardkv/shardkv/resp"
+)
+
+// Host is what a server tells the shared commands about itself.
+type Host interface {
+	// RequirePass is the password of the default user, "" for none.
+	RequirePass() string
+	// Databases is the number of databases SELECT accepts.
+	Databases() int
+	// Sessions returns every open connection (CLIENT LIST, CLIENT KILL).
+	Sessions() []*Session
+	// Commands lists the rows of the command table this server serves, in
+	// table order; Lookup finds one of them by name, nil when the server
+	// does not serve it.
+	Commands() []*cmdtable.Command
+	Lookup(name []byte) *cmdtable.Command
+	// ConfigParams lists the settings CONFIG GET and SET know.
+	ConfigParams() []Param
+	// ResetStats is CONFIG RESETSTAT.
+	ResetStats()
+}
+
+// Killer is a Host that can close another connection (CLIENT KILL). Kill
+// closes the connection of s, which is not the caller's.
+type Killer interface {
+	Kill(s *Session)
+}
+
+// Conn is the connection a command came from.
+type Conn interface {
+	Session() *Session
+	// SwitchProto is called before HELLO changes the session's protocol to
+	// p, for what the server must do first (the proxy sends the commands
+	// already queued in the old protocol).
+	SwitchProto(p resp.Proto)
+	// ResetConn is RESET's part that is the server's own (leave MULTI,
+	// forget WATCHed keys); the session is reset after it.
+	ResetConn()
+}
+
+// ReplyController is a Conn that honours CLIENT REPLY through the Session's
+// ReplyOff, SkipArm and ReplyForce.
+type ReplyController interface {
+	Conn
+	ControlsReplies()
+}
+
+// Param is one setting CONFIG GET shows. Set is nil for a setting that
+// cannot change at run time; otherwise Check validates a value (an error
+// reason, "" when fine) before any pair of a CONFIG SET is applied, and Set
+// applies it.
+type Param struct {
+	Name  string
+	Get   func() string
+	Check func(v []byte) string
+	Set   func(v []byte)
+}
+
+// Handler runs one shared command: it appends the reply to out and returns
+// it. Arity (the table's) and authentication were checked by the caller.
+type Handler func(h Host, c Conn, out []byte, args [][]byte) []byte
+
+// Handlers are the shared commands by their command table name.
+var Handlers = map[string]Handler{
+	"ping":    Ping,
+	"echo":    Echo,
+	"quit":    Quit,
+	"reset":   Reset,
+	"select":  Select,
+	"auth":    Auth,
+	"hello":   Hello,
+	"time":    Time,
+	"client":  Client,
+	"command": Command,
+	"config":  Config,
+}

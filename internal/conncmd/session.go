@@ -1,0 +1,163 @@
+package conncmd
+
+import (
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/shardkv/shardkv/resp"
+)
+
+// RedisVersion is the Redis version both servers present in HELLO and INFO;
+// clients choose features by it (CLIENT SETINFO is 7.2's).
+const RedisVersion = "7.2.4"
+
+// Session is the per-connection state the shared commands read and change.
+// The plain fields belong to the connection's goroutine; the atomics are read
+// by other connections (CLIENT LIST, CLIENT KILL, INFO).
+type Session struct {
+	ID      int64
+	Addr    string // remote address, CLIENT LIST's addr
+	LAddr   string // local address, CLIENT LIST's laddr
+	Created time.Time
+	// Proto is the RESP version the client chose with HELLO.
+	Proto resp.Proto
+	// Authed is false until AUTH or HELLO AUTH when a password is set.
+	Authed bool
+	// Quit asks the server to close the connection once the replies of the
+	// current batch are written (QUIT, CLIENT KILL of itself).
+	Quit bool
+
+	// CLIENT REPLY, on a Conn that is a ReplyController: ReplyOff drops
+	// every reply; SkipArm is set by SKIP to drop the next command's;
+	// ReplyForce makes the current command's reply go out although replies
+	// are off (ON, RESET).
+	ReplyOff, SkipArm, ReplyForce bool
+
+	db         atomic.Int32 // the selected database
+	fd         atomic.Int64 // the socket's descriptor, -1 when unknown
+	name       atomic.Pointer[string]
+	libName    atomic.Pointer[string]
+	libVer     atomic.Pointer[string]
+	protoSeen  atomic.Int32
+	multi      atomic.Int32 // queued commands, -1 outside MULTI
+	watching   atomic.Bool
+	lastCmd    atomic.Pointer[string]
+	lastActive atomic.Int64 // Unix milliseconds
+}
+
+// Init sets a new connection's session: RESP2, no name, outside MULTI,
+// authenticated unless the server has a password.
+func (s *Session) Init(id int64, addr, laddr string, requirePass string) {
+	s.ID, s.Addr, s.LAddr = id, addr, laddr
+	s.Created = time.Now()
+	s.Proto = resp.RESP2
+	s.Authed = requirePass == ""
+	s.fd.Store(-1)
+	s.protoSeen.Store(2)
+	s.multi.Store(-1)
+	s.lastActive.Store(s.Created.UnixMilli())
+}
+
+// reset is what RESET does to the session: the state of a new connection
+// (the identity, addresses and age stay).
+func (s *Session) reset(requirePass string) {
+	s.Proto = resp.RESP2
+	s.protoSeen.Store(2)
+	s.Authed = requirePass == ""
+	s.db.Store(0)
+	s.ReplyOff, s.SkipArm, s.ReplyForce = false, false, true
+	s.name.Store(nil)
+	s.multi.Store(-1)
+	s.watching.Store(false)
+}
+
+// SetFD records the socket's descriptor for CLIENT LIST (-1: none).
+func (s *Session) SetFD(fd int) { s.fd.Store(int64(fd)) }
+
+// SetMulti records the number of queued commands, -1 outside MULTI.
+func (s *Session) SetMulti(n int) { s.multi.Store(int32(n)) }
+
+// SetWatching records whether the connection WATCHes keys.
+func (s *Session) SetWatching(w bool) { s.watching.Store(w) }
+
+// Touch records the time of the connection's latest batch (CLIENT LIST idle).
+func (s *Session) Touch(nowMs int64) { s.lastActive.Store(nowMs) }
+
+// SetLastCmd records the name of the connection's last command (CLIENT LIST
+// cmd). The pointer is kept, not copied: pass a command table row's name.
+func (s *Session) SetLastCmd(name *string) { s.lastCmd.Store(name) }
+
+// Name is the name CLIENT SETNAME or HELLO SETNAME gave, or "".
+func (s *Session) Name() string { return load(&s.name) }
+
+func (s *Session) setName(name []byte) {
+	if len(name) == 0 {
+		s.name.Store(nil)
+		return
+	}
+	v := string(name)
+	s.name.Store(&v)
+}
+
+func load(p *atomic.Pointer[string]) string {
+	if v := p.Load(); v != nil {
+		return *v
+	}
+	return ""
+}
+
+// Line is the connection's line of CLIENT LIST and CLIENT INFO, without the
+// newline, with Redis 7's fields in Redis's order. Fields of Redis's memory
+// accounting that neither server keeps are 0. Other connections call it, so
+// it reads only the atomics and the fields fixed at Init.
+func (s *Session) Line(now time.Time) string {
+	flags := "N"
+	multi := s.multi.Load()
+	if multi >= 0 {
+		flags = "x"
+	}
+	cmd := "NULL"
+	if p := s.lastCmd.Load(); p != nil {
+		cmd = *p
+	}
+	watch := 0
+	if s.watching.Load() {
+		watch = 1
+	}
+	b := make([]byte, 0, 320)
+	b = append(b, "id="...)
+	b = strconv.AppendInt(b, s.ID, 10)
+	b = append(b, " addr="...)
+	b = append(b, s.Addr...)
+	b = append(b, " laddr="...)
+	b = append(b, s.LAddr...)
+	b = append(b, " fd="...)
+	b = strconv.AppendInt(b, s.fd.Load(), 10)
+	b = append(b, " name="...)
+	b = append(b, load(&s.name)...)
+	b = append(b, " age="...)
+	b = strconv.AppendInt(b, int64(now.Sub(s.Created)/time.Second), 10)
+	b = append(b, " idle="...)
+	b = strconv.AppendInt(b, max(0, (now.UnixMilli()-s.lastActive.Load())/1000), 10)
+	b = append(b, " flags="...)
+	b = append(b, flags...)
+	b = append(b, " db="...)
+	b = strconv.AppendInt(b, int64(s.db.Load()), 10)
+	b = append(b, " sub=0 psub=0 ssub=0 multi="...)
+	b = strconv.AppendInt(b, int64(multi), 10)
+	b = append(b, " watch="...)
+	b = strconv.AppendInt(b, int64(watch), 10)
+	b = append(b, " qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 tot-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 events=r cmd="...)
+	b = append(b, cmd...)
+	b = append(b, " user=default redir=-1 resp="...)
+	b = strconv.AppendInt(b, int64(s.protoSeen.Load()), 10)
+	b = append(b, " lib-name="...)
+	b = append(b, load(&s.libName)...)
+	b = append(b, " lib-ver="...)
+	b = append(b, load(&s.libVer)...)
+	return string(b)
+}
+
+// DB is the selected database (SELECT).
+func (s *Session) DB() int { return int(s.db.Load()) }

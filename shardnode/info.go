@@ -1,0 +1,150 @@
+package shardnode
+
+import (
+	"runtime"
+	"slices"
+	"strconv"
+
+	"github.com/shardkv/shardkv/internal/conncmd"
+	"github.com/shardkv/shardkv/rangemap"
+	"github.com/shardkv/shardkv/resp"
+)
+
+// cmdInfo is INFO: the Server and Clients sections are written as the proxy
+// writes them (internal/conncmd); the rest is the node's own, and the proxy
+// reads the Shard and Keyspace sections to build its INFO.
+func cmdInfo(c *client, args [][]byte) {
+	r := conncmd.ParseInfo(args)
+	s := c.srv
+	var w conncmd.InfoWriter
+	if r.Want("server") {
+		conncmd.WriteServer(&w, conncmd.ServerInfo{Role: "shard-node", Port: s.port(), RunID: s.runID, Started: s.started})
+	}
+	if r.Want("clients") {
+		conncmd.WriteClients(&w, s.nclients.Load(), s.cfg.MaxClients)
+	}
+	if r.Want("memory") {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		w.Section("Memory")
+		w.Field("used_memory", ms.HeapAlloc)
+		w.Field("used_memory_human", conncmd.HumanBytes(int64(ms.HeapAlloc)))
+		w.Field("used_memory_peak_process", ms.Sys)
+		w.Field("live_data_bytes", s.db.LiveBytes())
+		w.Field("maxmemory", s.sizeLimit.Load())
+		w.Field("maxmemory_human", conncmd.HumanBytes(s.sizeLimit.Load()))
+		w.Field("maxmemory_policy", "noeviction")
+		var cacheBytes, cacheLimit, cacheHits, cacheMisses int64
+		if rc := s.cache; rc != nil {
+			cacheBytes, cacheLimit = rc.size(), rc.limit*cacheShards
+			cacheHits, cacheMisses = rc.hits.Load(), rc.miss.Load()
+		}
+		w.Field("read_cache_bytes", cacheBytes)
+		w.Field("read_cache_limit", cacheLimit)
+		w.Field("read_cache_hits", cacheHits)
+		w.Field("read_cache_misses", cacheMisses)
+	}
+	if r.Want("persistence") {
+		w.Section("Persistence")
+		w.Field("loading", 0)
+		w.Field("async_loading", 0)
+		w.Field("rdb_bgsave_in_progress", 0)
+		w.Field("aof_enabled", 1)
+		w.Field("aof_fsync", s.db.SyncPolicy().String())
+	}
+	if r.Want("stats") {
+		cmds, in, out, hits, misses := s.totals()
+		w.Section("Stats")
+		w.Field("total_connections_received", s.stats.conns.Load())
+		w.Field("total_commands_processed", cmds)
+		w.Field("total_net_input_bytes", in)
+		w.Field("total_net_output_bytes", out)
+		w.Field("rejected_connections", s.stats.rejected.Load())
+		w.Field("keyspace_hits", hits)
+		w.Field("keyspace_misses", misses)
+		w.Field("total_protocol_errors", s.stats.protoErr.Load())
+	}
+	if r.Want("keyspace") {
+		w.Section("Keyspace")
+		if n, expires := s.keyCounts(); n > 0 {
+			w.Line("db0:keys=" + strconv.Itoa(n) + ",expires=" + strconv.Itoa(expires) + ",avg_ttl=0")
+		}
+	}
+	if r.Want("shard") {
+		s.writeShardInfo(&w)
+	}
+	c.out = resp.AppendVerbatim(c.out, c.sess.Proto, "txt", w.String())
+}
+
+// writeShardInfo writes the Shard section (docs/INTERNALS.md lists its
+// fields; the proxy relays them).
+func (s *Server) writeShardInfo(w *conncmd.InfoWriter) {
+	w.Section("Shard")
+	a := s.assign.Load()
+	if a == nil {
+		w.Field("shard_assigned", 0)
+		w.Field("shard_name", "")
+		w.Field("shard_start", "")
+		w.Field("shard_end", "")
+	} else {
+		w.Field("shard_assigned", 1)
+		w.Field("shard_name", a.Name)
+		w.Field("shard_start", rangemap.FormatPosition(a.Start))
+		w.Field("shard_end", rangemap.FormatPosition(a.End))
+	}
+	w.Field("shard_size_limit", s.sizeLimit.Load())
+	w.Field("shard_live_bytes", s.db.LiveBytes())
+	w.Field("shard_keys", s.db.Len())
+	w.Field("shard_strict_indexes", boolInt(s.strict.Load()))
+	stats := s.db.NamespaceStats()
+	names := make([]string, 0, len(stats)+1)
+	seen := map[string]bool{}
+	for n := range stats {
+		names = append(names, n)
+		seen[n] = true
+	}
+	for n := range *s.indexes.Load() {
+		if !seen[n] {
+			names = append(names, n)
+			seen[n] = true
+		}
+	}
+	if !seen[""] {
+		names = append(names, "")
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		st := stats[n]
+		w.Line("shard_index_" + n + ":keys=" + strconv.FormatInt(st.Keys, 10) +
+			",bytes=" + strconv.FormatInt(st.Bytes, 10))
+	}
+	dbs := s.db.Stats()
+	w.Field("appendfsync", s.db.SyncPolicy().String())
+	w.Field("merges", int64(dbs.Merges))
+	w.Field("recovery_truncated_records", int64(dbs.RecoveryTruncated))
+	w.Field("recovery_skipped_records", int64(dbs.RecoverySkipped))
+}
+
+// totals sums a counter over the server (closed connections) and the live
+// connections.
+func (s *Server) totals() (cmds, in, out, hits, misses int64) {
+	cmds, in, out = s.stats.cmds.Load(), s.stats.netIn.Load(), s.stats.netOut.Load()
+	hits, misses = s.stats.hits.Load(), s.stats.misses.Load()
+	s.mu.Lock()
+	for c := range s.clients {
+		cmds += c.cmds.Load()
+		in += c.netIn.Load()
+		out += c.netOut.Load()
+		hits += c.hits.Load()
+		misses += c.misses.Load()
+	}
+	s.mu.Unlock()
+	return
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
