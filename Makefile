@@ -38,6 +38,9 @@ vet:
 	$(GO) vet ./...
 
 ## bench: redis-benchmark against shardkv, twemproxy and redis-server (issue 5)
+## and 1,000 connections with one command in flight each (issue 12);
+## BASELINE=REV adds rows of git revision REV's binaries in the same run,
+## BENCH_QUICK=1 only checks the harness (about a minute)
 bench: build
 	./scripts/bench.sh
 

@@ -6,7 +6,14 @@
 //
 // It also measures memory and restart time: a shard node and a redis-server
 // (AOF everysec) each loaded with the same keys, their RSS, and the time each
-// takes from process start to serving the last key again.
+// takes from process start to serving the last key again; and the
+// many-connections shape of issue 12 (conns.go).
+//
+// With -baseline-bin, every shardkv setup runs a second time with the
+// binaries of an older revision, as its own row in the same rounds, and the
+// report adds the ratio current / baseline of each row: a change is judged
+// against the code before it under the same load from elsewhere on the
+// machine, not against numbers from another hour.
 package main
 
 import (
@@ -42,6 +49,14 @@ type config struct {
 	memKeys  int
 	skipMem  bool
 	skipLoad bool
+
+	conns     int // clients of the many-connections shape
+	pairs     int // SET/GET pairs each of them does
+	skipConns bool
+
+	baselineBin    string // directory of the baseline revision's binaries; empty: no baseline rows
+	baselineRev    string // how the rows of the baseline are labelled ("@REV")
+	baselineCommit string // the commit it resolved to, for the report's header
 }
 
 func main() {
@@ -56,6 +71,12 @@ func main() {
 	flag.IntVar(&cfg.memKeys, "mem-keys", 1000000, "keys loaded for the memory and restart measurement")
 	flag.BoolVar(&cfg.skipMem, "skip-mem", false, "skip the memory and restart measurement")
 	flag.BoolVar(&cfg.skipLoad, "skip-load", false, "skip the throughput measurement")
+	flag.IntVar(&cfg.conns, "conns", 1000, "clients of the many-connections measurement, each on its own connection")
+	flag.IntVar(&cfg.pairs, "pairs", 200, "SET/GET pairs each client of the many-connections measurement does")
+	flag.BoolVar(&cfg.skipConns, "skip-conns", false, "skip the many-connections measurement")
+	flag.StringVar(&cfg.baselineBin, "baseline-bin", "", "directory holding the baseline revision's shardkv-node and shardkv-proxy (scripts/bench.sh --baseline builds it)")
+	flag.StringVar(&cfg.baselineRev, "baseline-rev", "baseline", "label of the baseline rows")
+	flag.StringVar(&cfg.baselineCommit, "baseline-commit", "", "commit the baseline was built from, for the header")
 	flag.Parse()
 	// getOK polls a restarting server; go-redis would log every refused
 	// dial to stderr, in the middle of the printed tables.
@@ -73,6 +94,9 @@ func main() {
 }
 
 func run(ctx context.Context, h *harness, cfg config) error {
+	if cfg.rounds < 1 || cfg.conns < 1 || cfg.pairs < 1 || cfg.keyRange < 1 {
+		return errors.New("-rounds, -conns, -pairs and -r must be at least 1")
+	}
 	for _, tool := range []string{"redis-benchmark", "redis-server", "redis-cli", "nutcracker"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s not found (Debian packages redis-tools, redis-server, nutcracker; `make bench` installs them)", tool)
@@ -86,11 +110,34 @@ func run(ctx context.Context, h *harness, cfg config) error {
 	if h.bin, err = filepath.Abs(h.bin); err != nil {
 		return err
 	}
+	if cfg.baselineBin != "" {
+		if cfg.baselineBin, err = filepath.Abs(cfg.baselineBin); err != nil {
+			return err
+		}
+		for _, b := range []string{"shardkv-node", "shardkv-proxy"} {
+			if _, err := os.Stat(filepath.Join(cfg.baselineBin, b)); err != nil {
+				return fmt.Errorf("baseline: %w", err)
+			}
+		}
+	}
 	fmt.Printf("# shardkv benchmark, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Printf("redis-benchmark -c %d -d %d -r %d -t set,get, -n %d at -P 1 and -n %d at -P 16, %d interleaved rounds; %s\n\n",
 		cfg.clients, cfg.dataSize, cfg.keyRange, cfg.nP1, cfg.nP16, cfg.rounds, machine())
+	if cfg.baselineBin != "" {
+		commit := ""
+		if cfg.baselineCommit != "" {
+			commit = " (" + cfg.baselineCommit + ")"
+		}
+		fmt.Printf("Rows marked @%s run the binaries of %s%s, in the same rounds as the current ones.\n\n", cfg.baselineRev, cfg.baselineRev, commit)
+	}
 	if !cfg.skipLoad {
 		if err := throughput(ctx, h, cfg); err != nil {
+			return err
+		}
+		h.stopAll()
+	}
+	if !cfg.skipConns {
+		if err := connsPhase(ctx, h, cfg); err != nil {
 			return err
 		}
 		h.stopAll()
@@ -107,32 +154,99 @@ func run(ctx context.Context, h *harness, cfg config) error {
 type setup struct {
 	name string
 	port int
+	// current names the setup of the current binaries that this one runs
+	// with the baseline's; empty for every other setup.
+	current string
+}
+
+// withBaseline returns setups with, right after each shardkv setup, the
+// same setup started by shardkv[name] with the baseline's binaries, so that
+// the two run back to back in every round.
+func withBaseline(setups []setup, cfg config, shardkv map[string]func(bin string) (int, error)) ([]setup, error) {
+	if cfg.baselineBin == "" {
+		return setups, nil
+	}
+	var out []setup
+	for _, s := range setups {
+		out = append(out, s)
+		start, ok := shardkv[s.name]
+		if !ok {
+			continue
+		}
+		port, err := start(cfg.baselineBin)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, setup{name: s.name + " @" + cfg.baselineRev, port: port, current: s.name})
+	}
+	return out, nil
+}
+
+// roundOrder is the order of setups in a round. Even rounds go backwards, so
+// that no setup always runs right after the same one: an fsync-heavy run
+// leaves the kernel writing back journal and data for a while after it
+// ends, and a baseline row runs once before and once after its current one.
+func roundOrder(setups []setup, round int) []setup {
+	order := slices.Clone(setups)
+	if round%2 == 0 {
+		slices.Reverse(order)
+	}
+	return order
+}
+
+func nameWidth(setups []setup) int {
+	w := 0
+	for _, s := range setups {
+		w = max(w, len(s.name))
+	}
+	return w
+}
+
+func (h *harness) ready(ctx context.Context, setups []setup) error {
+	for _, s := range setups {
+		if err := waitReady(ctx, s.port, 30*time.Second); err != nil {
+			return fmt.Errorf("%s: %w (logs in %s)", s.name, err, h.dir)
+		}
+	}
+	return nil
 }
 
 type sample struct{ rps, p50, p99 float64 }
 
 func throughput(ctx context.Context, h *harness, cfg config) error {
-	// shardkv: proxy and two nodes, everysec.
-	n1, n2, proxyPort := freePort(), freePort(), freePort()
-	mapFile := filepath.Join(h.dir, "map.json")
-	mapJSON := fmt.Sprintf(`{"shards":[{"name":"s0","start":0,"end":0.5,"size":0,"host":"127.0.0.1","port":%d},`+
-		`{"name":"s1","start":0.5,"end":1,"size":0,"host":"127.0.0.1","port":%d}]}`, n1, n2)
-	if err := os.WriteFile(mapFile, []byte(mapJSON), 0o644); err != nil {
+	// How each shardkv setup is started, by the binaries in bin: the
+	// current ones here, the baseline's in withBaseline. The suffix keeps
+	// their data directories and logs apart.
+	suffix := func(bin string) string {
+		if bin == h.bin {
+			return ""
+		}
+		return "-baseline"
+	}
+	shardkv := map[string]func(bin string) (int, error){
+		// The proxy and two nodes, everysec.
+		"shardkv proxy + 2 nodes (everysec)": func(bin string) (int, error) {
+			return h.shardkv("proxy2"+suffix(bin), bin, "everysec", 2)
+		},
+		"shard node (everysec)": func(bin string) (int, error) {
+			return h.wholeNode("node-everysec"+suffix(bin), bin, "everysec"), nil
+		},
+		"shard node (always)": func(bin string) (int, error) {
+			return h.wholeNode("node-always"+suffix(bin), bin, "always"), nil
+		},
+		// The proxy's own cost: a proxy in front of one node, against a node alone.
+		"shardkv proxy + 1 node (everysec)": func(bin string) (int, error) {
+			return h.shardkv("proxy1"+suffix(bin), bin, "everysec", 1)
+		},
+	}
+	proxyPort, err := shardkv["shardkv proxy + 2 nodes (everysec)"](h.bin)
+	if err != nil {
 		return err
 	}
-	h.node("node-s0", n1, "everysec")
-	h.node("node-s1", n2, "everysec")
-	h.start("proxy", filepath.Join(h.bin, "shardkv-proxy"), "-addr", addr(proxyPort), "-map", mapFile, "-log-level", "warn")
-
-	// The proxy's own cost: a proxy in front of one node, against a node alone.
-	solo, soloProxy := freePort(), freePort()
-	soloMap := filepath.Join(h.dir, "map-solo.json")
-	soloJSON := fmt.Sprintf(`{"shards":[{"name":"solo","start":0,"end":1,"size":0,"host":"127.0.0.1","port":%d}]}`, solo)
-	if err := os.WriteFile(soloMap, []byte(soloJSON), 0o644); err != nil {
+	soloProxy, err := shardkv["shardkv proxy + 1 node (everysec)"](h.bin)
+	if err != nil {
 		return err
 	}
-	h.node("node-solo", solo, "everysec")
-	h.start("proxy-solo", filepath.Join(h.bin, "shardkv-proxy"), "-addr", addr(soloProxy), "-map", soloMap, "-log-level", "warn")
 
 	// twemproxy with two redis-servers that keep nothing on disk.
 	r1, r2, nutPort := freePort(), freePort(), freePort()
@@ -151,42 +265,41 @@ func throughput(ctx context.Context, h *harness, cfg config) error {
 	}
 
 	// Single servers: redis AOF everysec / always and a shard node everysec / always.
-	re, ra, ne, na := freePort(), freePort(), freePort(), freePort()
+	re, ra := freePort(), freePort()
 	h.redis("redis-aof-everysec", re, "--appendonly", "yes", "--appendfsync", "everysec")
 	h.redis("redis-aof-always", ra, "--appendonly", "yes", "--appendfsync", "always")
-	h.node("node-everysec", ne, "everysec")
-	h.node("node-always", na, "always")
+	ne, _ := shardkv["shard node (everysec)"](h.bin)
+	na, _ := shardkv["shard node (always)"](h.bin)
 
 	setups := []setup{
-		{"shardkv proxy + 2 nodes (everysec)", proxyPort},
-		{"twemproxy + 2 redis (no persistence)", nutPort},
-		{"redis-server (AOF everysec)", re},
-		{"shard node (everysec)", ne},
-		{"redis-server (AOF always)", ra},
-		{"shard node (always)", na},
-		{"shardkv proxy + 1 node (everysec)", soloProxy},
-		{"twemproxy + 2 redis under SCHED_BATCH", nutBatch},
+		{name: "shardkv proxy + 2 nodes (everysec)", port: proxyPort},
+		{name: "twemproxy + 2 redis (no persistence)", port: nutPort},
+		{name: "redis-server (AOF everysec)", port: re},
+		{name: "shard node (everysec)", port: ne},
+		{name: "redis-server (AOF always)", port: ra},
+		{name: "shard node (always)", port: na},
+		{name: "shardkv proxy + 1 node (everysec)", port: soloProxy},
+		{name: "twemproxy + 2 redis under SCHED_BATCH", port: nutBatch},
 	}
-	for _, s := range setups {
-		if err := waitReady(ctx, s.port, 30*time.Second); err != nil {
-			return fmt.Errorf("%s: %w (logs in %s)", s.name, err, h.dir)
-		}
+	// The rows and ratios of the current binaries are printed from these;
+	// the baseline's rows follow them.
+	current := setups
+	if setups, err = withBaseline(setups, cfg, shardkv); err != nil {
+		return err
 	}
-	for _, p := range []int{ne, na} {
+	if err := h.ready(ctx, setups); err != nil {
+		return err
+	}
+	for _, p := range h.assign {
 		if err := assignWhole(ctx, p); err != nil {
 			return err
 		}
 	}
 
 	results := map[string]map[string][]sample{} // setup+P -> test -> samples
+	width := max(40, nameWidth(setups))
 	for round := 1; round <= cfg.rounds; round++ {
-		// Even rounds go backwards, so that no setup always runs right
-		// after the same one: an fsync-heavy run leaves the kernel
-		// writing back journal and data for a while after it ends.
-		order := slices.Clone(setups)
-		if round%2 == 0 {
-			slices.Reverse(order)
-		}
+		order := roundOrder(setups, round)
 		for _, pipeline := range []int{1, 16} {
 			for _, s := range order {
 				if ctx.Err() != nil {
@@ -203,7 +316,7 @@ func throughput(ctx context.Context, h *harness, cfg config) error {
 				for test, v := range got {
 					results[k][test] = append(results[k][test], v)
 				}
-				fmt.Fprintf(os.Stderr, "round %d -P %2d %-40s SET %9.0f  GET %9.0f\n", round, pipeline, s.name, got["SET"].rps, got["GET"].rps)
+				fmt.Fprintf(os.Stderr, "round %d -P %2d %-*s SET %9.0f  GET %9.0f\n", round, pipeline, width, s.name, got["SET"].rps, got["GET"].rps)
 			}
 		}
 	}
@@ -212,7 +325,8 @@ func throughput(ctx context.Context, h *harness, cfg config) error {
 	fmt.Println("|---|---|---|---|---|---|---|---|")
 	med := map[string]map[string]sample{}
 	for _, pipeline := range []int{1, 16} {
-		for _, s := range setups {
+		// The current rows first, in their usual order, then the baseline's.
+		for _, s := range append(slices.Clone(current), baselineOnly(setups)...) {
 			k := key(s.name, pipeline)
 			med[k] = map[string]sample{}
 			for _, test := range []string{"SET", "GET"} {
@@ -226,11 +340,11 @@ func throughput(ctx context.Context, h *harness, cfg config) error {
 	fmt.Println("| ratio (median req/s) | -P | SET | GET |")
 	fmt.Println("|---|---|---|---|")
 	for _, r := range []struct{ name, a, b string }{
-		{"shardkv / twemproxy", setups[0].name, setups[1].name},
-		{"node / redis everysec", setups[3].name, setups[2].name},
-		{"node / redis always", setups[5].name, setups[4].name},
-		{"proxy + 1 node / node directly", setups[6].name, setups[3].name},
-		{"shardkv / twemproxy, redis under SCHED_BATCH", setups[0].name, setups[7].name},
+		{"shardkv / twemproxy", current[0].name, current[1].name},
+		{"node / redis everysec", current[3].name, current[2].name},
+		{"node / redis always", current[5].name, current[4].name},
+		{"proxy + 1 node / node directly", current[6].name, current[3].name},
+		{"shardkv / twemproxy, redis under SCHED_BATCH", current[0].name, current[7].name},
 	} {
 		for _, pipeline := range []int{1, 16} {
 			a, b := med[key(r.a, pipeline)], med[key(r.b, pipeline)]
@@ -238,24 +352,73 @@ func throughput(ctx context.Context, h *harness, cfg config) error {
 		}
 	}
 	fmt.Println()
+	if cfg.baselineBin != "" {
+		// A ratio per round, of two runs minutes apart at most, says more
+		// than the ratio of two medians: their spread is the noise.
+		fmt.Printf("Current / @%s, req/s: the ratio of each round's pair, median [lowest-highest] of %d rounds:\n\n", cfg.baselineRev, cfg.rounds)
+		fmt.Println("| setup | -P | SET | GET |")
+		fmt.Println("|---|---|---|---|")
+		rps := func(x sample) float64 { return x.rps }
+		for _, pipeline := range []int{1, 16} {
+			for _, s := range baselineOnly(setups) {
+				cur, base := results[key(s.current, pipeline)], results[key(s.name, pipeline)]
+				fmt.Printf("| %s | %d | %s | %s |\n", s.current, pipeline, spread(cur["SET"], base["SET"], rps), spread(cur["GET"], base["GET"], rps))
+			}
+		}
+		fmt.Println()
+	}
 	return nil
+}
+
+func baselineOnly(setups []setup) []setup {
+	var out []setup
+	for _, s := range setups {
+		if s.current != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// spread is the median and the range of cur[i]/base[i] by f, i a round.
+func spread[T any](cur, base []T, f func(T) float64) string {
+	n := min(len(cur), len(base))
+	if n == 0 {
+		return "-"
+	}
+	r := make([]float64, n)
+	for i := range n {
+		r[i] = f(cur[i]) / f(base[i])
+	}
+	sort.Float64s(r)
+	if n == 1 {
+		return fmt.Sprintf("%.2fx", r[0])
+	}
+	return fmt.Sprintf("%.2fx [%.2f-%.2f]", r[n/2], r[0], r[n-1])
 }
 
 func key(name string, pipeline int) string { return name + "/" + strconv.Itoa(pipeline) }
 
 func median(s []sample) sample {
+	return sample{
+		medianOf(s, func(x sample) float64 { return x.rps }),
+		medianOf(s, func(x sample) float64 { return x.p50 }),
+		medianOf(s, func(x sample) float64 { return x.p99 }),
+	}
+}
+
+// medianOf is the median of s by f (the upper one of an even count); each
+// figure of a setup is the median of its own, across rounds.
+func medianOf[T any](s []T, f func(T) float64) float64 {
 	if len(s) == 0 {
-		return sample{}
+		return 0
 	}
-	pick := func(f func(sample) float64) float64 {
-		v := make([]float64, len(s))
-		for i := range s {
-			v[i] = f(s[i])
-		}
-		sort.Float64s(v)
-		return v[len(v)/2]
+	v := make([]float64, len(s))
+	for i := range s {
+		v[i] = f(s[i])
 	}
-	return sample{pick(func(x sample) float64 { return x.rps }), pick(func(x sample) float64 { return x.p50 }), pick(func(x sample) float64 { return x.p99 })}
+	sort.Float64s(v)
+	return v[len(v)/2]
 }
 
 func redisBenchmark(ctx context.Context, port, pipeline int, cfg config) (map[string]sample, error) {
@@ -308,15 +471,22 @@ func memoryAndRestart(ctx context.Context, h *harness, cfg config) error {
 	type system struct {
 		name  string
 		port  int
+		node  bool // a shard node, to be assigned the whole range
 		start func() *exec.Cmd
 	}
 	systems := []system{
-		{"shard node (everysec)", np, func() *exec.Cmd {
+		{"shard node (everysec)", np, true, func() *exec.Cmd {
 			return h.start("mem-node", filepath.Join(h.bin, "shardkv-node"), "-addr", addr(np), "-dir", nodeDir, "-appendfsync", "everysec", "-log-level", "warn")
 		}},
-		{"redis-server (AOF everysec)", rp, func() *exec.Cmd {
+		{"redis-server (AOF everysec)", rp, false, func() *exec.Cmd {
 			return h.startRedisIn("mem-redis", rp, redisDir, "--appendonly", "yes", "--appendfsync", "everysec")
 		}},
+	}
+	if cfg.baselineBin != "" {
+		bp, baseDir := freePort(), filepath.Join(h.dir, "mem-node-baseline")
+		systems = append(systems, system{"shard node (everysec) @" + cfg.baselineRev, bp, true, func() *exec.Cmd {
+			return h.start("mem-node-baseline", filepath.Join(cfg.baselineBin, "shardkv-node"), "-addr", addr(bp), "-dir", baseDir, "-appendfsync", "everysec", "-log-level", "warn")
+		}})
 	}
 	fmt.Printf("Memory and restart with %d keys `idx:key:N`, %d-byte values:\n\n", cfg.memKeys, cfg.dataSize)
 	fmt.Println("| system | RSS after load (MiB) | restart to serving last key (s) |")
@@ -328,8 +498,8 @@ func memoryAndRestart(ctx context.Context, h *harness, cfg config) error {
 		if err := waitReady(ctx, s.port, 30*time.Second); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
-		if s.port == np {
-			if err := assignWhole(ctx, np); err != nil {
+		if s.node {
+			if err := assignWhole(ctx, s.port); err != nil {
 				return err
 			}
 		}
@@ -362,6 +532,12 @@ func memoryAndRestart(ctx context.Context, h *harness, cfg config) error {
 	}
 	a, b := systems[0].name, systems[1].name
 	fmt.Printf("\nnode / redis: RSS %.2fx, restart time %.2fx\n", rss[a]/rss[b], restart[a]/restart[b])
+	if len(systems) > 2 {
+		// One measurement each, not rounds: the restart time in particular
+		// moves by ±0.1x between runs on a shared machine.
+		c := systems[2].name
+		fmt.Printf("node / node @%s: RSS %.2fx, restart time %.2fx\n", cfg.baselineRev, rss[a]/rss[c], restart[a]/restart[c])
+	}
 	return nil
 }
 
@@ -496,6 +672,9 @@ type harness struct {
 	bin   string // directory of the shardkv binaries
 	dir   string // temporary directory for data and logs
 	procs []*exec.Cmd
+	// assign are the ports of nodes started without a proxy, which must be
+	// given the whole range (assignWhole) once they listen.
+	assign []int
 }
 
 func (h *harness) start(name, bin string, args ...string) *exec.Cmd {
@@ -513,8 +692,38 @@ func (h *harness) start(name, bin string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-func (h *harness) node(name string, port int, fsync string) *exec.Cmd {
-	return h.start(name, filepath.Join(h.bin, "shardkv-node"), "-addr", addr(port), "-dir", filepath.Join(h.dir, name), "-appendfsync", fsync, "-log-level", "warn")
+func (h *harness) node(name, bin string, port int, fsync string) *exec.Cmd {
+	return h.start(name, filepath.Join(bin, "shardkv-node"), "-addr", addr(port), "-dir", filepath.Join(h.dir, name), "-appendfsync", fsync, "-log-level", "warn")
+}
+
+// wholeNode starts a node of bin that serves directly, without a proxy, and
+// returns its port; its range is assigned by throughput once it listens.
+func (h *harness) wholeNode(name, bin, fsync string) int {
+	port := freePort()
+	h.node(name, bin, port, fsync)
+	h.assign = append(h.assign, port)
+	return port
+}
+
+// shardkv starts a proxy of bin in front of n nodes of bin that split the
+// hash range evenly, and returns the proxy's port.
+func (h *harness) shardkv(name, bin, fsync string, n int) (int, error) {
+	var shards []string
+	for i := range n {
+		port := freePort()
+		h.node(fmt.Sprintf("%s-node%d", name, i), bin, port, fsync)
+		// The same formatting of i/n ends one range and starts the next,
+		// so they touch exactly as the map requires.
+		shards = append(shards, fmt.Sprintf(`{"name":"s%d","start":%s,"end":%s,"size":0,"host":"127.0.0.1","port":%d}`,
+			i, strconv.FormatFloat(float64(i)/float64(n), 'g', -1, 64), strconv.FormatFloat(float64(i+1)/float64(n), 'g', -1, 64), port))
+	}
+	mapFile := filepath.Join(h.dir, name+"-map.json")
+	if err := os.WriteFile(mapFile, []byte(`{"shards":[`+strings.Join(shards, ",")+`]}`), 0o644); err != nil {
+		return 0, err
+	}
+	port := freePort()
+	h.start(name+"-proxy", filepath.Join(bin, "shardkv-proxy"), "-addr", addr(port), "-map", mapFile, "-log-level", "warn")
+	return port, nil
 }
 
 func (h *harness) redis(name string, port int, args ...string) *exec.Cmd {
@@ -542,12 +751,16 @@ func redisArgs(port int, dir string, args []string) []string {
 	return append(base, args...)
 }
 
-// twemproxy starts nutcracker on port in front of the redis-servers on r1
-// and r2.
-func (h *harness) twemproxy(name string, port, r1, r2 int) error {
+// twemproxy starts nutcracker on port in front of the redis-servers on the
+// ports servers. One connection to each, as the shardkv proxy keeps one to
+// each node by default.
+func (h *harness) twemproxy(name string, port int, servers ...int) error {
 	conf := filepath.Join(h.dir, name+".yml")
 	yml := fmt.Sprintf("shardkv_bench:\n  listen: 127.0.0.1:%d\n  hash: fnv1a_64\n  distribution: ketama\n  redis: true\n"+
-		"  server_connections: 1\n  servers:\n   - 127.0.0.1:%d:1\n   - 127.0.0.1:%d:1\n", port, r1, r2)
+		"  server_connections: 1\n  servers:\n", port)
+	for _, s := range servers {
+		yml += fmt.Sprintf("   - 127.0.0.1:%d:1\n", s)
+	}
 	if err := os.WriteFile(conf, []byte(yml), 0o644); err != nil {
 		return err
 	}
@@ -596,6 +809,7 @@ func (h *harness) stopAll() {
 		}
 	}
 	h.procs = nil
+	h.assign = nil
 }
 
 // silent discards go-redis's log lines.
