@@ -58,6 +58,9 @@ var connSteps = []connStep{
 	cs("HELLO", "4"), cs("HELLO", "x"), cs("HELLO", "3", "FOO"), cs("HELLO", "2", "AUTH", "bob", "x"),
 	cs("HELLO", "2", "SETNAME", "a b"),
 	cs("TIME", "x"), cs("RESET", "x"), cs("NOSUCHCOMMAND", "a", "b"),
+	// The command table's MULTI rules: UNWATCH and PING are queued, WATCH is
+	// refused at once, EXEC runs what was queued.
+	cs("MULTI"), cs("UNWATCH"), cs("PING"), cs("WATCH", "k"), cs("EXEC"),
 }
 
 // TestConnectionCommandsAgree replays connSteps on one connection to each of

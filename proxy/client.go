@@ -357,7 +357,7 @@ func (c *client) exec(cmd redcon.Command) {
 		c.reject(cmdtable.ErrWrongArity(ci.Name))
 		return
 	}
-	if c.inMulti && ci.Route != cmdtable.RouteTx && ci.Name != "quit" && ci.Name != "reset" {
+	if c.inMulti && ci.Multi != cmdtable.MultiNow {
 		c.queue(ci, cmd)
 		return
 	}
@@ -421,13 +421,6 @@ func (c *client) shardsOf(args [][]byte, first, last, step int) bool {
 	return same
 }
 
-func lastKey(ci *cmdtable.Command, argc int) int {
-	if ci.LastKey < 0 {
-		return argc + ci.LastKey
-	}
-	return min(ci.LastKey, argc-1)
-}
-
 // crossShard is the error for an atomic command whose keys live on two
 // shards.
 func crossShard(cmd, a, b string) string {
@@ -439,11 +432,11 @@ func crossShard(cmd, a, b string) string {
 // they could not be.
 func (c *client) sameNode(ci *cmdtable.Command, cmd redcon.Command) {
 	args := cmd.Args
-	if ci.Name == "msetnx" && (len(args)-1)%2 != 0 {
+	if !ci.PairsOK(len(args)) {
 		c.reject(cmdtable.ErrWrongArity(ci.Name))
 		return
 	}
-	if !c.shardsOf(args, ci.FirstKey, lastKey(ci, len(args)), ci.Step) {
+	if !c.shardsOf(args, ci.FirstKey, ci.LastKeyIndex(len(args)), ci.Step) {
 		a := c.tbl.shards[c.shIdx[0]].name
 		for _, i := range c.shIdx {
 			if b := c.tbl.shards[i].name; b != a {

@@ -16,20 +16,6 @@ import (
 
 func positionOf(key []byte) float64 { return rangemap.Position(key) }
 
-// mergeKind says how the replies of a split or fan-out command combine.
-type mergeKind uint8
-
-const (
-	mergeMget      mergeKind = iota // elements back in the client's key order
-	mergeOK                         // +OK when every part said +OK (MSET, FLUSHALL, INDEX.CREATE)
-	mergeSum                        // integers summed (DEL, EXISTS, DBSIZE, INDEX.DROP)
-	mergeConcat                     // arrays concatenated in shard order (KEYS)
-	mergeRandom                     // one non-null reply at random (RANDOMKEY)
-	mergeIndexList                  // counts per index name summed (INDEX.LIST)
-	mergeScan                       // a node's SCAN page with the global cursor
-	mergeInfo                       // the proxy's INFO with the nodes' sections
-)
-
 // part is one node's share of a split or fan-out command.
 type part struct {
 	sh  *shard
@@ -38,13 +24,14 @@ type part struct {
 
 // merge is a command answered from several requests once all have replied.
 type merge struct {
-	kind    mergeKind
+	kind    cmdtable.Merge // the command table's rule; INFO's merge has info set instead
+	reply   cmdtable.Reply
 	name    string // the command, for errors
 	writes  bool   // the command modifies data (changes the partial-failure text)
 	parts   []part
-	keyPart []int32 // mergeMget: the part holding each key, in client order
-	next    uint64  // mergeScan: the cursor to reply when the node is done
-	info    *conncmd.InfoRequest
+	keyPart []int32              // MergeByKey: the part holding each key, in client order
+	next    uint64               // MergeScan: the cursor to reply when the node is done
+	info    *conncmd.InfoRequest // INFO: the proxy's INFO with the nodes' sections
 }
 
 func (m *merge) reset() {
@@ -54,13 +41,18 @@ func (m *merge) reset() {
 	m.info = nil
 }
 
-func (c *client) newMerge(kind mergeKind, name string, write bool) *merge {
+// newMerge starts the merged reply of command ci (nil for INFO, whose merge
+// is the proxy's own).
+func (c *client) newMerge(ci *cmdtable.Command, name string) *merge {
 	if c.nmerge == len(c.merges) {
 		c.merges = append(c.merges, &merge{})
 	}
 	m := c.merges[c.nmerge]
 	c.nmerge++
-	m.kind, m.name, m.writes = kind, name, write
+	m.kind, m.reply, m.name, m.writes = cmdtable.MergeNone, cmdtable.ReplyAsNode, name, false
+	if ci != nil {
+		m.kind, m.reply, m.writes = ci.Merge, ci.Reply, ci.Flags&cmdtable.FlagWrite != 0
+	}
 	c.slots = append(c.slots, slot{kind: slotMerge, m: m})
 	return m
 }
@@ -79,22 +71,15 @@ func (c *client) addPart(m *merge, sh *shard, raw []byte, n int) *preq {
 // own their keys, one command per node, all in the same batch.
 func (c *client) split(ci *cmdtable.Command, cmd redcon.Command) {
 	args := cmd.Args
-	if ci.Step > 1 && (len(args)-1)%ci.Step != 0 {
+	if !ci.PairsOK(len(args)) {
 		c.reject(cmdtable.ErrWrongArity(ci.Name))
 		return
 	}
-	if c.shardsOf(args, ci.FirstKey, lastKey(ci, len(args)), ci.Step) {
+	if c.shardsOf(args, ci.FirstKey, ci.LastKeyIndex(len(args)), ci.Step) {
 		c.forward(c.tbl.shards[c.shIdx[0]], cmd.Raw)
 		return
 	}
-	kind := mergeSum
-	switch ci.Name {
-	case "mget":
-		kind = mergeMget
-	case "mset":
-		kind = mergeOK
-	}
-	m := c.newMerge(kind, ci.Name, ci.Flags&cmdtable.FlagWrite != 0)
+	m := c.newMerge(ci, ci.Name)
 	// One part per shard, in order of first appearance.
 	var shardOf, counts []int
 	for _, idx := range c.shIdx {
@@ -136,30 +121,16 @@ func (c *client) split(ci *cmdtable.Command, cmd redcon.Command) {
 
 // fanout sends a command that concerns every key to every node.
 func (c *client) fanout(ci *cmdtable.Command, cmd redcon.Command) {
-	args := cmd.Args
-	switch ci.Name {
-	case "scan":
-		c.scan(cmd)
-		return
-	case "keys":
-		c.fanAll(mergeConcat, ci, cmd.Raw)
-	case "dbsize", "index.drop":
-		c.fanAll(mergeSum, ci, cmd.Raw)
-	case "randomkey":
-		c.fanAll(mergeRandom, ci, cmd.Raw)
-	case "flushdb", "flushall", "index.create":
-		c.fanAll(mergeOK, ci, cmd.Raw)
-	case "index.list":
-		c.fanAll(mergeIndexList, ci, cmd.Raw)
+	switch ci.Merge {
+	case cmdtable.MergeScan:
+		c.scan(ci, cmd)
+	case cmdtable.MergeNone:
+		c.reject(cmdtable.ErrUnknownCommand(cmd.Args[0], cmd.Args[1:]))
 	default:
-		c.reject(cmdtable.ErrUnknownCommand(args[0], args[1:]))
-	}
-}
-
-func (c *client) fanAll(kind mergeKind, ci *cmdtable.Command, raw []byte) {
-	m := c.newMerge(kind, ci.Name, ci.Flags&cmdtable.FlagWrite != 0)
-	for _, sh := range c.tbl.shards {
-		c.addPart(m, sh, raw, 1)
+		m := c.newMerge(ci, ci.Name)
+		for _, sh := range c.tbl.shards {
+			c.addPart(m, sh, cmd.Raw, 1)
+		}
 	}
 }
 
@@ -167,14 +138,14 @@ func (c *client) fanAll(kind mergeKind, ci *cmdtable.Command, raw []byte) {
 // 64-bit key hash, and so is a node's (docs/INTERNALS.md): the command goes
 // to the node unchanged, and only a node's final 0 becomes the first hash of
 // the next shard.
-func (c *client) scan(cmd redcon.Command) {
+func (c *client) scan(ci *cmdtable.Command, cmd redcon.Command) {
 	cursor, err := strconv.ParseUint(string(cmd.Args[1]), 10, 64)
 	if err != nil {
 		c.errorReply("ERR invalid cursor")
 		return
 	}
 	sh := c.tbl.shardOfHash(cursor)
-	m := c.newMerge(mergeScan, "scan", false)
+	m := c.newMerge(ci, "scan")
 	m.next = 0
 	if sh.idx+1 < len(c.tbl.shards) {
 		m.next = c.tbl.firstHash[sh.idx+1]
@@ -210,6 +181,18 @@ func (m *merge) failure() string {
 	return msg
 }
 
+// appendHeader starts an aggregate reply of n elements (pairs for a map) in
+// the shape the command table gives the merged reply.
+func (m *merge) appendHeader(b []byte, proto resp.Proto, n int) []byte {
+	switch m.reply {
+	case cmdtable.ReplyMap:
+		return resp.AppendMap(b, proto, n)
+	case cmdtable.ReplySet:
+		return resp.AppendSet(b, proto, n)
+	}
+	return resp.AppendArray(b, n)
+}
+
 // errorReply returns the first error a node replied, raw, or nil.
 func (m *merge) errorReply() []byte {
 	for _, p := range m.parts {
@@ -222,7 +205,7 @@ func (m *merge) errorReply() []byte {
 
 // write appends the merged reply to b.
 func (m *merge) write(c *client, b []byte) []byte {
-	if m.kind == mergeInfo {
+	if m.info != nil {
 		return c.writeInfo(m, b)
 	}
 	if msg := m.failure(); msg != "" {
@@ -232,11 +215,11 @@ func (m *merge) write(c *client, b []byte) []byte {
 		return append(b, e...)
 	}
 	switch m.kind {
-	case mergeMget:
+	case cmdtable.MergeByKey:
 		return m.writeMget(c, b)
-	case mergeOK:
+	case cmdtable.MergeOK:
 		return resp.AppendOK(b)
-	case mergeSum:
+	case cmdtable.MergeSum:
 		var sum int64
 		for _, p := range m.parts {
 			v, _, err := resp.Parse(p.req.Reply)
@@ -247,7 +230,7 @@ func (m *merge) write(c *client, b []byte) []byte {
 			sum += n
 		}
 		return resp.AppendInt(b, sum)
-	case mergeConcat:
+	case cmdtable.MergeConcat:
 		elems := c.elems[:0]
 		var err error
 		for _, p := range m.parts {
@@ -255,14 +238,14 @@ func (m *merge) write(c *client, b []byte) []byte {
 				return resp.AppendError(b, "ERR unexpected reply to '"+m.name+"' from shard "+p.sh.name)
 			}
 		}
-		b = resp.AppendArray(b, len(elems))
+		b = m.appendHeader(b, c.sess.Proto, len(elems))
 		for _, e := range elems {
 			b = append(b, e...)
 		}
 		clear(elems)
 		c.elems = elems[:0]
 		return b
-	case mergeRandom:
+	case cmdtable.MergeRandom:
 		var found [][]byte
 		for _, p := range m.parts {
 			if v, _, err := resp.Parse(p.req.Reply); err == nil && !v.Null {
@@ -273,9 +256,9 @@ func (m *merge) write(c *client, b []byte) []byte {
 			return resp.AppendNull(b, c.sess.Proto)
 		}
 		return append(b, found[rand.IntN(len(found))]...)
-	case mergeIndexList:
+	case cmdtable.MergeIndexList:
 		return m.writeIndexList(c, b)
-	case mergeScan:
+	case cmdtable.MergeScan:
 		return m.writeScan(b)
 	}
 	return resp.AppendError(b, "ERR internal error: unknown merge")
@@ -346,7 +329,7 @@ func (m *merge) writeIndexList(c *client, b []byte) []byte {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	b = resp.AppendMap(b, c.sess.Proto, len(names))
+	b = m.appendHeader(b, c.sess.Proto, len(names))
 	for _, n := range names {
 		b = resp.AppendBulkString(b, n)
 		b = resp.AppendInt(b, counts[n])

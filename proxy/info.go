@@ -23,7 +23,7 @@ func wantShard(r *conncmd.InfoRequest, name string) bool {
 
 func (c *client) infoCmd(args [][]byte) {
 	r := conncmd.ParseInfo(args)
-	m := c.newMerge(mergeInfo, "info", false)
+	m := c.newMerge(nil, "info")
 	m.info = &r
 	needNodes := r.Want("keyspace")
 	for _, sh := range c.tbl.shards {

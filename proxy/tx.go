@@ -33,20 +33,15 @@ func (c *client) queue(ci *cmdtable.Command, cmd redcon.Command) {
 	case ci.Flags&cmdtable.FlagNoMulti != 0, ci.Route == cmdtable.RouteProxyOnly:
 		c.reject("ERR Command not allowed inside a transaction")
 		return
-	case ci.Route == cmdtable.RouteLocal:
-		switch ci.Name {
-		case "ping", "echo", "time":
-			// The node answers them inside its transaction.
-		default:
-			// Connection state lives in the proxy, not in the node's
-			// transaction.
-			c.reject("ERR Command not allowed inside a transaction")
-			return
-		}
+	case ci.Multi == cmdtable.MultiProxyState:
+		// Connection state lives in the proxy, not in the node's
+		// transaction.
+		c.reject("ERR Command not allowed inside a transaction")
+		return
 	case ci.Route == cmdtable.RouteFanout && len(c.tbl.shards) > 1:
 		c.reject("CROSSSHARD '" + ci.Name + "' runs on every shard and cannot be part of a transaction")
 		return
-	case ci.Step > 1 && (len(cmd.Args)-1)%ci.Step != 0:
+	case !ci.PairsOK(len(cmd.Args)):
 		c.reject(cmdtable.ErrWrongArity(ci.Name))
 		return
 	}
@@ -90,11 +85,7 @@ func (c *client) tx(ci *cmdtable.Command, cmd redcon.Command) {
 			return
 		}
 		c.watch(ci, cmd)
-	case "unwatch":
-		if c.inMulti {
-			c.reject("ERR Command not allowed inside a transaction")
-			return
-		}
+	case "unwatch": // outside MULTI; inside, it is queued as Redis queues it
 		if c.pin != nil {
 			c.unpinAfter = true
 		}

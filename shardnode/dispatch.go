@@ -70,8 +70,8 @@ type cmdSpec struct {
 	kind cmdKind
 	// write: FlagWrite; storage writes happen in a transaction.
 	write bool
-	// control: not queued inside MULTI (MULTI, EXEC, DISCARD, WATCH, QUIT,
-	// RESET), as in Redis.
+	// control: the row's Multi is MultiNow: not queued inside MULTI (MULTI,
+	// EXEC, DISCARD, WATCH, QUIT, RESET), as in Redis.
 	control bool
 }
 
@@ -105,10 +105,7 @@ func init() {
 		default:
 			sp.kind = kindKeyless
 		}
-		switch cmd.Name {
-		case "multi", "exec", "discard", "watch", "quit", "reset":
-			sp.control = true
-		}
+		sp.control = cmd.Multi == cmdtable.MultiNow
 		m[cmd] = sp
 		servedRows = append(servedRows, cmd)
 	}
@@ -294,8 +291,7 @@ func (c *client) admit(spec *cmdSpec, args [][]byte) bool {
 		}
 	}
 	if c.inMulti && !spec.control {
-		// UNWATCH queues as in Redis, whatever its table flags say.
-		if spec.Flags&cmdtable.FlagNoMulti != 0 && spec.kind != kindTx {
+		if spec.Flags&cmdtable.FlagNoMulti != 0 {
 			c.reject(errNotInMulti)
 			return false
 		}
@@ -326,18 +322,9 @@ func (c *client) checkKeys(spec *cmdSpec, args [][]byte) string {
 	if a == nil {
 		return errNoAssign
 	}
-	if spec.FirstKey <= 0 || len(args) <= spec.FirstKey {
-		return ""
-	}
-	last := spec.LastKey
-	if last < 0 {
-		last += len(args)
-	}
-	if last >= len(args) {
-		last = len(args) - 1
-	}
+	last := spec.LastKeyIndex(len(args))
 	strict := spec.write && c.srv.strict.Load()
-	for i := spec.FirstKey; i <= last; i += spec.Step {
+	for i := spec.FirstKey; i > 0 && i <= last; i += spec.Step {
 		key := args[i]
 		h := bitcask.Hash(key)
 		if p := rangemap.PositionOfHash(h); !(a.Start <= p && p < a.End) {

@@ -67,10 +67,54 @@ const (
 	RouteProxyOnly
 )
 
+// Merge says how the proxy combines the replies of a command it split by key
+// owner (RouteSplit) or sent to every shard (RouteFanout).
+type Merge uint8
+
+const (
+	MergeNone      Merge = iota // one node's reply is the reply
+	MergeByKey                  // array elements back in the client's key order (MGET)
+	MergeOK                     // +OK when every part said +OK (MSET, FLUSHALL)
+	MergeSum                    // integers summed (DEL, EXISTS, DBSIZE)
+	MergeConcat                 // arrays concatenated in shard order (KEYS)
+	MergeRandom                 // one non-null reply at random (RANDOMKEY)
+	MergeIndexList              // counts per name summed (INDEX.LIST)
+	MergeScan                   // one node's SCAN page, with the proxy's global cursor
+)
+
+// Multi says what a command does between MULTI and EXEC.
+type Multi uint8
+
+const (
+	// MultiQueue: queued, and run by EXEC inside the shard node's
+	// transaction (data commands, PING, ECHO, TIME, UNWATCH).
+	MultiQueue Multi = iota
+	// MultiNow: never queued, runs at once (MULTI, EXEC, DISCARD, WATCH,
+	// QUIT, RESET), as Redis runs them.
+	MultiNow
+	// MultiProxyState: reads or changes connection state that the proxy
+	// keeps and a node's transaction cannot hold: a node queues it, the
+	// proxy refuses it while queueing.
+	MultiProxyState
+)
+
+// Reply is the shape of a reply the proxy builds itself from the nodes'
+// replies, where RESP2 and RESP3 differ.
+type Reply uint8
+
+const (
+	ReplyAsNode Reply = iota // the shape of the nodes' replies
+	ReplyMap                 // a map in RESP3, a flat array of pairs in RESP2
+	ReplySet                 // a set in RESP3, an array in RESP2
+)
+
 // Command is one row of the command table. Arity, key positions and flags
 // follow Redis: Arity counts the command name, a negative arity means "at
 // least -Arity", LastKey -1 means the last argument, and Step is the distance
-// between keys (2 for MSET's key value pairs).
+// between keys (2 for MSET's key value pairs). The rest tells the servers
+// what Redis's dispatch would know from the command's code: how the proxy
+// routes it and merges the replies, what MULTI does with it, and the shape
+// of a reply the proxy builds.
 type Command struct {
 	Name     string // lower case, as COMMAND replies it
 	Arity    int
@@ -79,6 +123,9 @@ type Command struct {
 	LastKey  int
 	Step     int
 	Route    Route
+	Merge    Merge // RouteSplit and RouteFanout
+	Multi    Multi
+	Reply    Reply
 	Group    string // COMMAND DOCS group: string, generic, connection, server, transactions, shardkv
 	Summary  string // COMMAND DOCS summary
 }
@@ -87,82 +134,82 @@ type Command struct {
 // in the servers that execute it.
 var Commands = []Command{
 	// strings
-	{"get", 2, FlagReadonly | FlagFast, 1, 1, 1, RouteKey, "string", "Returns the string value of a key."},
-	{"set", -3, FlagWrite | FlagDenyOOM, 1, 1, 1, RouteKey, "string", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist."},
-	{"setnx", 3, FlagWrite | FlagDenyOOM | FlagFast, 1, 1, 1, RouteKey, "string", "Set the string value of a key only when the key doesn't exist."},
-	{"setex", 4, FlagWrite | FlagDenyOOM, 1, 1, 1, RouteKey, "string", "Sets the string value and expiration time of a key. Creates the key if it doesn't exist."},
-	{"psetex", 4, FlagWrite | FlagDenyOOM, 1, 1, 1, RouteKey, "string", "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist."},
-	{"getdel", 2, FlagWrite | FlagFast, 1, 1, 1, RouteKey, "string", "Returns the string value of a key after deleting the key."},
-	{"getex", -2, FlagWrite | FlagFast, 1, 1, 1, RouteKey, "string", "Returns the string value of a key after setting its expiration time."},
-	{"getset", 3, FlagWrite | FlagDenyOOM | FlagFast, 1, 1, 1, RouteKey, "string", "Returns the previous string value of a key after setting it to a new value."},
-	{"mget", -2, FlagReadonly | FlagFast, 1, -1, 1, RouteSplit, "string", "Atomically returns the string values of one or more keys."},
-	{"mset", -3, FlagWrite | FlagDenyOOM, 1, -1, 2, RouteSplit, "string", "Atomically creates or modifies the string values of one or more keys."},
-	{"msetnx", -3, FlagWrite | FlagDenyOOM, 1, -1, 2, RouteSameNode, "string", "Atomically modifies the string values of one or more keys only when all keys don't exist."},
-	{"append", 3, FlagWrite | FlagDenyOOM | FlagFast, 1, 1, 1, RouteKey, "string", "Appends a string to the value of a key. Creates the key if it doesn't exist."},
-	{"strlen", 2, FlagReadonly | FlagFast, 1, 1, 1, RouteKey, "string", "Returns the length of a string value."},
-	{"getrange", 4, FlagReadonly, 1, 1, 1, RouteKey, "string", "Returns a substring of the string stored at a key."},
-	{"setrange", 4, FlagWrite | FlagDenyOOM, 1, 1, 1, RouteKey, "string", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist."},
-	{"incr", 2, FlagWrite | FlagDenyOOM | FlagFast, 1, 1, 1, RouteKey, "string", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."},
-	{"decr", 2, FlagWrite | FlagDenyOOM | FlagFast, 1, 1, 1, RouteKey, "string", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."},
-	{"incrby", 3, FlagWrite | FlagDenyOOM | FlagFast, 1, 1, 1, RouteKey, "string", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist."},
-	{"decrby", 3, FlagWrite | FlagDenyOOM | FlagFast, 1, 1, 1, RouteKey, "string", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."},
-	{"incrbyfloat", 3, FlagWrite | FlagDenyOOM | FlagFast, 1, 1, 1, RouteKey, "string", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist."},
+	{Name: "get", Arity: 2, Flags: FlagReadonly | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "string", Summary: "Returns the string value of a key."},
+	{Name: "set", Arity: -3, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "string", Summary: "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist."},
+	{Name: "setnx", Arity: 3, Flags: FlagWrite | FlagDenyOOM | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "string", Summary: "Set the string value of a key only when the key doesn't exist."},
+	{Name: "setex", Arity: 4, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "string", Summary: "Sets the string value and expiration time of a key. Creates the key if it doesn't exist."},
+	{Name: "psetex", Arity: 4, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "string", Summary: "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist."},
+	{Name: "getdel", Arity: 2, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "string", Summary: "Returns the string value of a key after deleting the key."},
+	{Name: "getex", Arity: -2, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "string", Summary: "Returns the string value of a key after setting its expiration time."},
+	{Name: "getset", Arity: 3, Flags: FlagWrite | FlagDenyOOM | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "string", Summary: "Returns the previous string value of a key after setting it to a new value."},
+	{Name: "mget", Arity: -2, Flags: FlagReadonly | FlagFast, FirstKey: 1, LastKey: -1, Step: 1, Route: RouteSplit, Merge: MergeByKey, Group: "string", Summary: "Atomically returns the string values of one or more keys."},
+	{Name: "mset", Arity: -3, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: -1, Step: 2, Route: RouteSplit, Merge: MergeOK, Group: "string", Summary: "Atomically creates or modifies the string values of one or more keys."},
+	{Name: "msetnx", Arity: -3, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: -1, Step: 2, Route: RouteSameNode, Group: "string", Summary: "Atomically modifies the string values of one or more keys only when all keys don't exist."},
+	{Name: "append", Arity: 3, Flags: FlagWrite | FlagDenyOOM | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "string", Summary: "Appends a string to the value of a key. Creates the key if it doesn't exist."},
+	{Name: "strlen", Arity: 2, Flags: FlagReadonly | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "string", Summary: "Returns the length of a string value."},
+	{Name: "getrange", Arity: 4, Flags: FlagReadonly, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "string", Summary: "Returns a substring of the string stored at a key."},
+	{Name: "setrange", Arity: 4, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "string", Summary: "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist."},
+	{Name: "incr", Arity: 2, Flags: FlagWrite | FlagDenyOOM | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "string", Summary: "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."},
+	{Name: "decr", Arity: 2, Flags: FlagWrite | FlagDenyOOM | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "string", Summary: "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."},
+	{Name: "incrby", Arity: 3, Flags: FlagWrite | FlagDenyOOM | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "string", Summary: "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist."},
+	{Name: "decrby", Arity: 3, Flags: FlagWrite | FlagDenyOOM | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "string", Summary: "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."},
+	{Name: "incrbyfloat", Arity: 3, Flags: FlagWrite | FlagDenyOOM | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "string", Summary: "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist."},
 
 	// keyspace
-	{"del", -2, FlagWrite, 1, -1, 1, RouteSplit, "generic", "Deletes one or more keys."},
-	{"unlink", -2, FlagWrite | FlagFast, 1, -1, 1, RouteSplit, "generic", "Asynchronously deletes one or more keys."},
-	{"exists", -2, FlagReadonly | FlagFast, 1, -1, 1, RouteSplit, "generic", "Determines whether one or more keys exist."},
-	{"touch", -2, FlagReadonly | FlagFast, 1, -1, 1, RouteSplit, "generic", "Returns the number of existing keys out of those specified after updating the time they were last accessed."},
-	{"type", 2, FlagReadonly | FlagFast, 1, 1, 1, RouteKey, "generic", "Determines the type of value stored at a key."},
-	{"expire", -3, FlagWrite | FlagFast, 1, 1, 1, RouteKey, "generic", "Sets the expiration time of a key in seconds."},
-	{"pexpire", -3, FlagWrite | FlagFast, 1, 1, 1, RouteKey, "generic", "Sets the expiration time of a key in milliseconds."},
-	{"expireat", -3, FlagWrite | FlagFast, 1, 1, 1, RouteKey, "generic", "Sets the expiration time of a key to a Unix timestamp."},
-	{"pexpireat", -3, FlagWrite | FlagFast, 1, 1, 1, RouteKey, "generic", "Sets the expiration time of a key to a Unix milliseconds timestamp."},
-	{"ttl", 2, FlagReadonly | FlagFast, 1, 1, 1, RouteKey, "generic", "Returns the expiration time in seconds of a key."},
-	{"pttl", 2, FlagReadonly | FlagFast, 1, 1, 1, RouteKey, "generic", "Returns the expiration time in milliseconds of a key."},
-	{"expiretime", 2, FlagReadonly | FlagFast, 1, 1, 1, RouteKey, "generic", "Returns the expiration time of a key as a Unix timestamp."},
-	{"pexpiretime", 2, FlagReadonly | FlagFast, 1, 1, 1, RouteKey, "generic", "Returns the expiration time of a key as a Unix milliseconds timestamp."},
-	{"persist", 2, FlagWrite | FlagFast, 1, 1, 1, RouteKey, "generic", "Removes the expiration time of a key."},
-	{"rename", 3, FlagWrite, 1, 2, 1, RouteSameNode, "generic", "Renames a key and overwrites the destination."},
-	{"renamenx", 3, FlagWrite | FlagFast, 1, 2, 1, RouteSameNode, "generic", "Renames a key only when the target key name doesn't exist."},
-	{"copy", -3, FlagWrite | FlagDenyOOM, 1, 2, 1, RouteSameNode, "generic", "Copies the value of a key to a new key."},
-	{"scan", -2, FlagReadonly, 0, 0, 0, RouteFanout, "generic", "Iterates over the key names in the database."},
-	{"keys", 2, FlagReadonly, 0, 0, 0, RouteFanout, "generic", "Returns all key names that match a pattern."},
-	{"randomkey", 1, FlagReadonly, 0, 0, 0, RouteFanout, "generic", "Returns a random key name from the database."},
-	{"dbsize", 1, FlagReadonly | FlagFast, 0, 0, 0, RouteFanout, "server", "Returns the number of keys in the database."},
-	{"flushdb", -1, FlagWrite, 0, 0, 0, RouteFanout, "server", "Removes all keys from the current database."},
-	{"flushall", -1, FlagWrite, 0, 0, 0, RouteFanout, "server", "Removes all keys from all databases."},
-	{"object", -2, FlagReadonly, 2, 2, 1, RouteKey, "generic", "A container for object introspection commands."},
+	{Name: "del", Arity: -2, Flags: FlagWrite, FirstKey: 1, LastKey: -1, Step: 1, Route: RouteSplit, Merge: MergeSum, Group: "generic", Summary: "Deletes one or more keys."},
+	{Name: "unlink", Arity: -2, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: -1, Step: 1, Route: RouteSplit, Merge: MergeSum, Group: "generic", Summary: "Asynchronously deletes one or more keys."},
+	{Name: "exists", Arity: -2, Flags: FlagReadonly | FlagFast, FirstKey: 1, LastKey: -1, Step: 1, Route: RouteSplit, Merge: MergeSum, Group: "generic", Summary: "Determines whether one or more keys exist."},
+	{Name: "touch", Arity: -2, Flags: FlagReadonly | FlagFast, FirstKey: 1, LastKey: -1, Step: 1, Route: RouteSplit, Merge: MergeSum, Group: "generic", Summary: "Returns the number of existing keys out of those specified after updating the time they were last accessed."},
+	{Name: "type", Arity: 2, Flags: FlagReadonly | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "generic", Summary: "Determines the type of value stored at a key."},
+	{Name: "expire", Arity: -3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "generic", Summary: "Sets the expiration time of a key in seconds."},
+	{Name: "pexpire", Arity: -3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "generic", Summary: "Sets the expiration time of a key in milliseconds."},
+	{Name: "expireat", Arity: -3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "generic", Summary: "Sets the expiration time of a key to a Unix timestamp."},
+	{Name: "pexpireat", Arity: -3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "generic", Summary: "Sets the expiration time of a key to a Unix milliseconds timestamp."},
+	{Name: "ttl", Arity: 2, Flags: FlagReadonly | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "generic", Summary: "Returns the expiration time in seconds of a key."},
+	{Name: "pttl", Arity: 2, Flags: FlagReadonly | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "generic", Summary: "Returns the expiration time in milliseconds of a key."},
+	{Name: "expiretime", Arity: 2, Flags: FlagReadonly | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "generic", Summary: "Returns the expiration time of a key as a Unix timestamp."},
+	{Name: "pexpiretime", Arity: 2, Flags: FlagReadonly | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "generic", Summary: "Returns the expiration time of a key as a Unix milliseconds timestamp."},
+	{Name: "persist", Arity: 2, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "generic", Summary: "Removes the expiration time of a key."},
+	{Name: "rename", Arity: 3, Flags: FlagWrite, FirstKey: 1, LastKey: 2, Step: 1, Route: RouteSameNode, Group: "generic", Summary: "Renames a key and overwrites the destination."},
+	{Name: "renamenx", Arity: 3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 2, Step: 1, Route: RouteSameNode, Group: "generic", Summary: "Renames a key only when the target key name doesn't exist."},
+	{Name: "copy", Arity: -3, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: 2, Step: 1, Route: RouteSameNode, Group: "generic", Summary: "Copies the value of a key to a new key."},
+	{Name: "scan", Arity: -2, Flags: FlagReadonly, Route: RouteFanout, Merge: MergeScan, Group: "generic", Summary: "Iterates over the key names in the database."},
+	{Name: "keys", Arity: 2, Flags: FlagReadonly, Route: RouteFanout, Merge: MergeConcat, Group: "generic", Summary: "Returns all key names that match a pattern."},
+	{Name: "randomkey", Arity: 1, Flags: FlagReadonly, Route: RouteFanout, Merge: MergeRandom, Group: "generic", Summary: "Returns a random key name from the database."},
+	{Name: "dbsize", Arity: 1, Flags: FlagReadonly | FlagFast, Route: RouteFanout, Merge: MergeSum, Group: "server", Summary: "Returns the number of keys in the database."},
+	{Name: "flushdb", Arity: -1, Flags: FlagWrite, Route: RouteFanout, Merge: MergeOK, Group: "server", Summary: "Removes all keys from the current database."},
+	{Name: "flushall", Arity: -1, Flags: FlagWrite, Route: RouteFanout, Merge: MergeOK, Group: "server", Summary: "Removes all keys from all databases."},
+	{Name: "object", Arity: -2, Flags: FlagReadonly, FirstKey: 2, LastKey: 2, Step: 1, Route: RouteKey, Group: "generic", Summary: "A container for object introspection commands."},
 
 	// connection and server
-	{"ping", -1, FlagFast | FlagStale, 0, 0, 0, RouteLocal, "connection", "Returns the server's liveliness response."},
-	{"echo", 2, FlagFast | FlagStale, 0, 0, 0, RouteLocal, "connection", "Returns the given string."},
-	{"hello", -1, FlagFast | FlagNoAuth | FlagStale | FlagLoading, 0, 0, 0, RouteLocal, "connection", "Handshakes with the Redis server."},
-	{"auth", -2, FlagFast | FlagNoAuth | FlagStale | FlagLoading, 0, 0, 0, RouteLocal, "connection", "Authenticates the connection."},
-	{"select", 2, FlagFast | FlagStale | FlagLoading, 0, 0, 0, RouteLocal, "connection", "Changes the selected database."},
-	{"client", -2, FlagStale | FlagLoading, 0, 0, 0, RouteLocal, "connection", "A container for client connection commands."},
-	{"command", -1, FlagStale | FlagLoading, 0, 0, 0, RouteLocal, "server", "Returns detailed information about all commands."},
-	{"info", -1, FlagStale | FlagLoading, 0, 0, 0, RouteLocal, "server", "Returns information and statistics about the server."},
-	{"config", -2, FlagAdmin | FlagStale | FlagLoading, 0, 0, 0, RouteLocal, "server", "A container for server configuration commands."},
-	{"quit", -1, FlagFast | FlagNoAuth | FlagStale | FlagLoading, 0, 0, 0, RouteLocal, "connection", "Closes the connection."},
-	{"reset", 1, FlagFast | FlagNoAuth | FlagStale | FlagLoading, 0, 0, 0, RouteLocal, "connection", "Resets the connection."},
-	{"time", 1, FlagFast | FlagStale | FlagLoading, 0, 0, 0, RouteLocal, "server", "Returns the server time."},
+	{Name: "ping", Arity: -1, Flags: FlagFast | FlagStale, Route: RouteLocal, Group: "connection", Summary: "Returns the server's liveliness response."},
+	{Name: "echo", Arity: 2, Flags: FlagFast | FlagStale, Route: RouteLocal, Group: "connection", Summary: "Returns the given string."},
+	{Name: "hello", Arity: -1, Flags: FlagFast | FlagNoAuth | FlagStale | FlagLoading, Route: RouteLocal, Multi: MultiProxyState, Group: "connection", Summary: "Handshakes with the Redis server."},
+	{Name: "auth", Arity: -2, Flags: FlagFast | FlagNoAuth | FlagStale | FlagLoading, Route: RouteLocal, Multi: MultiProxyState, Group: "connection", Summary: "Authenticates the connection."},
+	{Name: "select", Arity: 2, Flags: FlagFast | FlagStale | FlagLoading, Route: RouteLocal, Multi: MultiProxyState, Group: "connection", Summary: "Changes the selected database."},
+	{Name: "client", Arity: -2, Flags: FlagStale | FlagLoading, Route: RouteLocal, Multi: MultiProxyState, Group: "connection", Summary: "A container for client connection commands."},
+	{Name: "command", Arity: -1, Flags: FlagStale | FlagLoading, Route: RouteLocal, Multi: MultiProxyState, Group: "server", Summary: "Returns detailed information about all commands."},
+	{Name: "info", Arity: -1, Flags: FlagStale | FlagLoading, Route: RouteLocal, Multi: MultiProxyState, Group: "server", Summary: "Returns information and statistics about the server."},
+	{Name: "config", Arity: -2, Flags: FlagAdmin | FlagStale | FlagLoading, Route: RouteLocal, Multi: MultiProxyState, Group: "server", Summary: "A container for server configuration commands."},
+	{Name: "quit", Arity: -1, Flags: FlagFast | FlagNoAuth | FlagStale | FlagLoading, Route: RouteLocal, Multi: MultiNow, Group: "connection", Summary: "Closes the connection."},
+	{Name: "reset", Arity: 1, Flags: FlagFast | FlagNoAuth | FlagStale | FlagLoading, Route: RouteLocal, Multi: MultiNow, Group: "connection", Summary: "Resets the connection."},
+	{Name: "time", Arity: 1, Flags: FlagFast | FlagStale | FlagLoading, Route: RouteLocal, Group: "server", Summary: "Returns the server time."},
 
 	// transactions
-	{"multi", 1, FlagFast | FlagNoMulti, 0, 0, 0, RouteTx, "transactions", "Starts a transaction."},
-	{"exec", 1, FlagNoMulti, 0, 0, 0, RouteTx, "transactions", "Executes all commands in a transaction."},
-	{"discard", 1, FlagFast | FlagNoMulti, 0, 0, 0, RouteTx, "transactions", "Discards a transaction."},
-	{"watch", -2, FlagFast | FlagNoMulti, 1, -1, 1, RouteTx, "transactions", "Monitors changes to keys to determine the execution of a transaction."},
-	{"unwatch", 1, FlagFast | FlagNoMulti, 0, 0, 0, RouteTx, "transactions", "Forgets about watched keys of a transaction."},
+	{Name: "multi", Arity: 1, Flags: FlagFast, Route: RouteTx, Multi: MultiNow, Group: "transactions", Summary: "Starts a transaction."},
+	{Name: "exec", Arity: 1, Route: RouteTx, Multi: MultiNow, Group: "transactions", Summary: "Executes all commands in a transaction."},
+	{Name: "discard", Arity: 1, Flags: FlagFast, Route: RouteTx, Multi: MultiNow, Group: "transactions", Summary: "Discards a transaction."},
+	{Name: "watch", Arity: -2, Flags: FlagFast, FirstKey: 1, LastKey: -1, Step: 1, Route: RouteTx, Multi: MultiNow, Group: "transactions", Summary: "Monitors changes to keys to determine the execution of a transaction."},
+	{Name: "unwatch", Arity: 1, Flags: FlagFast, Route: RouteTx, Group: "transactions", Summary: "Forgets about watched keys of a transaction."},
 
 	// shardkv: indexes and shards
-	{"index.create", 2, FlagWrite, 0, 0, 0, RouteFanout, "shardkv", "Creates an index (key namespace) on every shard."},
-	{"index.drop", 2, FlagWrite, 0, 0, 0, RouteFanout, "shardkv", "Deletes every key of an index on every shard and replies the count."},
-	{"index.list", 1, FlagReadonly, 0, 0, 0, RouteFanout, "shardkv", "Lists each index with its key count."},
-	{"shard.assign", -5, FlagAdmin | FlagNoMulti, 0, 0, 0, RouteNodeOnly, "shardkv", "Pushes a shard node its assignment: SHARD.ASSIGN name start end size [FORCE] [STRICT 0|1]."},
-	{"shard.locate", 2, FlagReadonly | FlagFast, 0, 0, 0, RouteProxyOnly, "shardkv", "Replies the position of a key, the shard that owns it and its address."},
-	{"shard.map", 1, FlagReadonly, 0, 0, 0, RouteProxyOnly, "shardkv", "Replies the range map with the reachability of each shard."},
-	{"shard.reload", -1, FlagAdmin | FlagNoMulti, 0, 0, 0, RouteProxyOnly, "shardkv", "Reloads the range map file (address and size changes only)."},
+	{Name: "index.create", Arity: 2, Flags: FlagWrite, Route: RouteFanout, Merge: MergeOK, Group: "shardkv", Summary: "Creates an index (key namespace) on every shard."},
+	{Name: "index.drop", Arity: 2, Flags: FlagWrite, Route: RouteFanout, Merge: MergeSum, Group: "shardkv", Summary: "Deletes every key of an index on every shard and replies the count."},
+	{Name: "index.list", Arity: 1, Flags: FlagReadonly, Route: RouteFanout, Merge: MergeIndexList, Reply: ReplyMap, Group: "shardkv", Summary: "Lists each index with its key count."},
+	{Name: "shard.assign", Arity: -5, Flags: FlagAdmin | FlagNoMulti, Route: RouteNodeOnly, Group: "shardkv", Summary: "Pushes a shard node its assignment: SHARD.ASSIGN name start end size [FORCE] [STRICT 0|1]."},
+	{Name: "shard.locate", Arity: 2, Flags: FlagReadonly | FlagFast, Route: RouteProxyOnly, Group: "shardkv", Summary: "Replies the position of a key, the shard that owns it and its address."},
+	{Name: "shard.map", Arity: 1, Flags: FlagReadonly, Route: RouteProxyOnly, Group: "shardkv", Summary: "Replies the range map with the reachability of each shard."},
+	{Name: "shard.reload", Arity: -1, Flags: FlagAdmin | FlagNoMulti, Route: RouteProxyOnly, Group: "shardkv", Summary: "Reloads the range map file (address and size changes only)."},
 }
 
 var byName = func() map[string]*Command {
@@ -201,22 +248,34 @@ func (c *Command) ArityOK(argc int) bool {
 	return argc >= -c.Arity
 }
 
+// LastKeyIndex is the position in args (args[0] is the command name, argc
+// of them) of the command's last key, per LastKey: the one place that reads
+// a negative LastKey as counted from the end. It is below FirstKey when the
+// command names no key in argc arguments.
+func (c *Command) LastKeyIndex(argc int) int {
+	if c.FirstKey <= 0 {
+		return -1
+	}
+	last := c.LastKey
+	if last < 0 {
+		last += argc
+	}
+	return min(last, argc-1)
+}
+
+// PairsOK reports whether a command whose keys come in groups of Step
+// (MSET's key value pairs) has whole groups: Redis answers a broken group
+// with the arity error although the count fits the table's arity.
+func (c *Command) PairsOK(argc int) bool {
+	return c.Step <= 1 || c.FirstKey <= 0 || (argc-c.FirstKey)%c.Step == 0
+}
+
 // KeyIndexes returns the positions in args (args[0] is the command name) of
 // the keys the command names, per FirstKey/LastKey/Step. Commands whose keys
 // depend on their arguments (SCAN, KEYS) have FirstKey 0 and return nil.
 func (c *Command) KeyIndexes(argc int) []int {
-	if c.FirstKey <= 0 || argc <= c.FirstKey {
-		return nil
-	}
-	last := c.LastKey
-	if last < 0 {
-		last = argc + last
-	}
-	if last >= argc {
-		last = argc - 1
-	}
 	var out []int
-	for i := c.FirstKey; i <= last; i += c.Step {
+	for i, last := c.FirstKey, c.LastKeyIndex(argc); i > 0 && i <= last; i += max(c.Step, 1) {
 		out = append(out, i)
 	}
 	return out

@@ -1,0 +1,74 @@
+package cmdtable
+
+import "testing"
+
+// TestRowsAreConsistent checks what the servers rely on: a split or fan-out
+// row says how its replies merge and no other row does, key positions fit
+// the arity, and names are unique and lower case.
+func TestRowsAreConsistent(t *testing.T) {
+	seen := map[string]bool{}
+	for _, c := range Commands {
+		if seen[c.Name] {
+			t.Errorf("%s: listed twice", c.Name)
+		}
+		seen[c.Name] = true
+		if Lookup([]byte(c.Name)) != Lookup([]byte(upper(c.Name))) {
+			t.Errorf("%s: lookup depends on case", c.Name)
+		}
+		fanned := c.Route == RouteSplit || c.Route == RouteFanout
+		if fanned != (c.Merge != MergeNone) {
+			t.Errorf("%s: route %d with merge %d", c.Name, c.Route, c.Merge)
+		}
+		if c.Route == RouteSplit && c.FirstKey <= 0 {
+			t.Errorf("%s: split without key positions", c.Name)
+		}
+		if c.FirstKey > 0 && c.Step <= 0 {
+			t.Errorf("%s: keys without a step", c.Name)
+		}
+		if c.Multi == MultiNow && c.Flags&FlagNoMulti != 0 {
+			t.Errorf("%s: runs at once in MULTI and is refused in it", c.Name)
+		}
+	}
+}
+
+func TestKeyIndexes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		argc int
+		want []int
+	}{
+		{"get", 2, []int{1}},
+		{"mset", 5, []int{1, 3}},
+		{"del", 4, []int{1, 2, 3}},
+		{"rename", 3, []int{1, 2}},
+		{"copy", 5, []int{1, 2}},
+		{"object", 3, []int{2}},
+		{"object", 2, nil},
+		{"ping", 1, nil},
+	} {
+		c := Lookup([]byte(tc.name))
+		got := c.KeyIndexes(tc.argc)
+		if len(got) != len(tc.want) {
+			t.Errorf("%s/%d: %v, want %v", tc.name, tc.argc, got, tc.want)
+			continue
+		}
+		for i := range got {
+			if got[i] != tc.want[i] {
+				t.Errorf("%s/%d: %v, want %v", tc.name, tc.argc, got, tc.want)
+			}
+		}
+	}
+	if Lookup([]byte("mset")).PairsOK(4) || !Lookup([]byte("mset")).PairsOK(5) {
+		t.Error("PairsOK(mset)")
+	}
+}
+
+func upper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'a' <= c && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
+}
