@@ -1,0 +1,69 @@
+package proxy
+
+import (
+	"github.com/tidwall/redcon"
+
+	"github.com/shardkv/shardkv/internal/cmdtable"
+	"github.com/shardkv/shardkv/internal/conncmd"
+	"github.com/shardkv/shardkv/rangemap"
+	"github.com/shardkv/shardkv/resp"
+)
+
+// local answers the commands the proxy runs itself: the connection and server
+// commands both servers share (internal/conncmd), INFO (which gathers the
+// nodes' figures), and the proxy's own SHARD.* commands.
+func (c *client) local(ci *cmdtable.Command, cmd redcon.Command) {
+	args := cmd.Args
+	if h := conncmd.Handlers[ci.Name]; h != nil {
+		mark := len(c.out)
+		c.out = h(proxyHost{c.s}, c, c.out, args)
+		c.reply(mark)
+		return
+	}
+	switch ci.Name {
+	case "info":
+		c.infoCmd(args)
+	case "shard.locate":
+		p := rangemap.Position(args[1])
+		sh := c.tbl.shards[c.tbl.m.Find(p)]
+		mark := len(c.out)
+		c.out = resp.AppendArray(c.out, 3)
+		c.out = resp.AppendBulkString(c.out, rangemap.FormatPosition(p))
+		c.out = resp.AppendBulkString(c.out, sh.name)
+		c.out = resp.AppendBulkString(c.out, sh.addr)
+		c.reply(mark)
+	case "shard.map":
+		mark := len(c.out)
+		c.out = resp.AppendArray(c.out, len(c.tbl.shards))
+		for i, sh := range c.tbl.shards {
+			e := c.tbl.m.Shards[i]
+			c.out = resp.AppendArray(c.out, 5)
+			c.out = resp.AppendBulkString(c.out, sh.name)
+			c.out = resp.AppendBulkString(c.out, rangemap.FormatPosition(e.Start))
+			c.out = resp.AppendBulkString(c.out, rangemap.FormatPosition(e.End))
+			c.out = resp.AppendBulkString(c.out, sh.addr)
+			if backendUp(sh) {
+				c.out = resp.AppendInt(c.out, 1)
+			} else {
+				c.out = resp.AppendInt(c.out, 0)
+			}
+		}
+		c.reply(mark)
+	case "shard.reload":
+		if len(args) > 1 {
+			c.errorReply("ERR syntax error")
+			return
+		}
+		c.barrier()
+		if err := c.s.Reload(); err != nil {
+			c.s.log.Warn("map reload failed", "error", err)
+			c.errorReply("ERR " + err.Error())
+			return
+		}
+		c.s.log.Info("map reloaded", "by", "SHARD.RELOAD")
+		c.tbl = c.s.table.Load()
+		c.ok()
+	default:
+		c.errorReply(cmdtable.ErrUnknownCommand(args[0], args[1:]))
+	}
+}
