@@ -25,11 +25,12 @@
 //
 // Files: config.go (Config), server.go (listening, connections, shutdown),
 // loop_linux.go (event loops), conn.go (request buffers, the
-// goroutine-per-connection loop), limits.go (protocol limits), client.go
-// (per-connection state), dispatch.go (the handler rows and the checks
-// before a command), commit.go (grouped commits), store.go (transaction or
-// database), cmd_*.go (the commands), state.go (assignment.json,
-// indexes.json), match.go (glob patterns), cache.go (read cache).
+// goroutine-per-connection loop), client.go (per-connection state),
+// dispatch.go (the handler rows and the checks before a command), commit.go
+// (grouped commits), store.go (transaction or database), cmd_*.go (the data
+// commands), connhost.go (the node as internal/conncmd's Host: the
+// connection and server commands both servers share), info.go (INFO),
+// assignment.go (assignment.json, indexes.json), cache.go (read cache).
 package shardnode
 
 import (
