@@ -2,13 +2,13 @@ package integration
 
 import (
 	"net"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/shardkv/shardkv/internal/redistest"
 	"github.com/shardkv/shardkv/resp"
 )
 
@@ -66,7 +66,7 @@ var connSteps = []connStep{
 // TestConnectionCommandsAgree replays connSteps on one connection to each of
 // the proxy, a node and redis-server, in RESP2 and after HELLO 3 in RESP3.
 func TestConnectionCommandsAgree(t *testing.T) {
-	redisAddr := startRedisServer(t)
+	redisAddr := redistest.Start(t)
 	c := StartCluster(t, Options{Shards: 1})
 	for _, proto := range []int{2, 3} {
 		t.Run("RESP"+strconv.Itoa(proto), func(t *testing.T) {
@@ -149,38 +149,4 @@ func (rc *rawClient) do(t *testing.T, args ...string) string {
 		t.Fatalf("%q: %v", args, err)
 	}
 	return string(b)
-}
-
-// startRedisServer runs redis-server without persistence on a free
-// loopback port and returns its address; the test is skipped when
-// redis-server is not installed (.ci/run installs it).
-func startRedisServer(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server not installed")
-	}
-	port := freePorts(t, 1)[0]
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "",
-		"--appendonly", "no", "--dir", t.TempDir(), "--daemonize", "no", "--loglevel", "warning")
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("redis-server: %v", err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		nc, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			nc.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server on %s: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

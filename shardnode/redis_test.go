@@ -2,34 +2,14 @@ package shardnode
 
 import (
 	"net"
-	"os/exec"
-	"strconv"
 	"testing"
 	"time"
+
+	"github.com/shardkv/shardkv/internal/redistest"
 )
 
-// startRedis runs redis-server without persistence on a free port and
-// returns its address; the test is skipped when redis-server is missing.
-func startRedis(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server not installed")
-	}
-	port := freePort(t)
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "",
-		"--appendonly", "no", "--dir", t.TempDir(), "--daemonize", "no", "--loglevel", "warning")
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("redis-server: %v", err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	waitListening(t, addr)
-	return addr
-}
+// startRedis runs redis-server for the comparison tests (redistest.Start).
+func startRedis(t *testing.T) string { return redistest.Start(t) }
 
 func freePort(t *testing.T) int {
 	t.Helper()
