@@ -60,6 +60,8 @@ var connSteps = []connStep{
 	cs("TIME", "x"), cs("RESET", "x"), cs("NOSUCHCOMMAND", "a", "b"),
 	// The command table's MULTI rules: UNWATCH and PING are queued, WATCH is
 	// refused at once, EXEC runs what was queued.
+	// SCAN cursors, read by one rule on both servers (strtoul's).
+	cs("SCAN", "-1"), cs("SCAN", "18446744073709551615"), cs("SCAN", "abc"), cs("SCAN", "+0"),
 	cs("MULTI"), cs("UNWATCH"), cs("PING"), cs("WATCH", "k"), cs("EXEC"),
 }
 

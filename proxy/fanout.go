@@ -139,8 +139,8 @@ func (c *client) fanout(ci *cmdtable.Command, cmd redcon.Command) {
 // to the node unchanged, and only a node's final 0 becomes the first hash of
 // the next shard.
 func (c *client) scan(ci *cmdtable.Command, cmd redcon.Command) {
-	cursor, err := strconv.ParseUint(string(cmd.Args[1]), 10, 64)
-	if err != nil {
+	cursor, ok := rangemap.ParseCursor(cmd.Args[1])
+	if !ok {
 		c.errorReply("ERR invalid cursor")
 		return
 	}

@@ -210,3 +210,29 @@ func IndexString(key string) string {
 	}
 	return ""
 }
+
+// SCAN cursors, on a node and on the proxy, are key hashes: the next hash to
+// visit (see PositionOfHash). Both servers read them with ParseCursor.
+// ParseCursor reads a SCAN cursor as Redis does with strtoul: an optional
+// sign ('-' negates modulo 2^64), then decimal digits, nothing else.
+func ParseCursor(b []byte) (uint64, bool) {
+	if len(b) == 0 {
+		return 0, true // strtoul("") is 0 with nothing left over
+	}
+	neg := false
+	if b[0] == '+' || b[0] == '-' {
+		neg = b[0] == '-'
+		b = b[1:]
+	}
+	if len(b) == 0 {
+		return 0, false
+	}
+	u, err := strconv.ParseUint(string(b), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	if neg {
+		u = -u
+	}
+	return u, true
+}

@@ -169,7 +169,13 @@ func cmdTTL(c *client, args [][]byte) {
 	case eqFold(args[0], "pttl"):
 		c.intReply(max(meta.ExpireAt-c.now, 0))
 	case eqFold(args[0], "expiretime"):
-		c.intReply((meta.ExpireAt + 500) / 1000)
+		// Rounded to the nearest second without the overflow that
+		// (ms+500)/1000 has near the largest expiry.
+		sec := meta.ExpireAt / 1000
+		if meta.ExpireAt%1000 >= 500 {
+			sec++
+		}
+		c.intReply(sec)
 	default:
 		c.intReply(meta.ExpireAt)
 	}
@@ -293,7 +299,7 @@ func (c *client) owned(a *Assignment, key []byte) bool {
 // SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]. The cursor is the
 // next key hash to visit (docs/INTERNALS.md).
 func cmdScan(c *client, args [][]byte) {
-	cursor, ok := parseCursor(args[1])
+	cursor, ok := rangemap.ParseCursor(args[1])
 	if !ok {
 		c.errReply(errInvalidCursor)
 		return
@@ -452,30 +458,6 @@ func (c *client) helpReply(lines []string) {
 	for _, l := range lines {
 		c.simple(l)
 	}
-}
-
-// parseCursor reads a SCAN cursor as Redis does with strtoul: an optional
-// sign ('-' negates modulo 2^64), then decimal digits, nothing else.
-func parseCursor(b []byte) (uint64, bool) {
-	if len(b) == 0 {
-		return 0, true // strtoul("") is 0 with nothing left over
-	}
-	neg := false
-	if b[0] == '+' || b[0] == '-' {
-		neg = b[0] == '-'
-		b = b[1:]
-	}
-	if len(b) == 0 {
-		return 0, false
-	}
-	u, err := strconv.ParseUint(string(b), 10, 64)
-	if err != nil {
-		return 0, false
-	}
-	if neg {
-		u = -u
-	}
-	return u, true
 }
 
 // keyCounts returns the number of keys in the node's range and how many of

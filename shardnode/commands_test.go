@@ -108,6 +108,10 @@ var scripts = []script{
 		x(in(4102444800), "EXPIRETIME", "k"),
 		x(ok, "SET", "k", "v", "EXAT", "4102444800"),
 		x(in(4102444800000), "PEXPIRETIME", "k"),
+		// The largest expiry: EXPIRETIME rounds without overflowing.
+		x(in(1), "PEXPIREAT", "k", "9223372036854775807"),
+		x(in(9223372036854776), "EXPIRETIME", "k"),
+		x(in(9223372036854775807), "PEXPIRETIME", "k"),
 		x(ok, "SET", "k", "v", "EXAT", "1"),
 		x(nul, "GET", "k"),
 		x(arity("set"), "SET", "k"),
