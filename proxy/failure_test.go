@@ -351,3 +351,46 @@ func TestReload(t *testing.T) {
 		t.Fatalf("SHARD.LOCATE after the address change: %q", got)
 	}
 }
+
+// FLUSHALL, FLUSHDB and INDEX.DROP never half-apply: with one node down, or
+// stopped (SIGSTOP) past the timeout, they reply TRYAGAIN naming it and the
+// other node keeps every key.
+func TestDestructiveFanoutNeedsEveryShard(t *testing.T) {
+	c := startCluster(t, clusterOpts{nodes: 2, timeout: 300 * time.Millisecond})
+	ctx := context.Background()
+	r := c.client(2)
+	keep := c.keysOn(0, 3, "idx:keep-")
+	for _, k := range keep {
+		if err := r.Set(ctx, k, "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(how string) {
+		t.Helper()
+		prefix := fmt.Sprintf("TRYAGAIN shard s1 (%s) unavailable: ", c.nodes[1].addr)
+		for _, cmd := range [][]any{{"FLUSHALL"}, {"FLUSHDB"}, {"INDEX.DROP", "idx"}} {
+			err := r.Do(ctx, cmd...).Err()
+			if err == nil || !strings.HasPrefix(err.Error(), prefix) {
+				t.Fatalf("%v with s1 %s: %v", cmd, how, err)
+			}
+		}
+		for _, k := range keep {
+			if v, err := r.Get(ctx, k).Result(); err != nil || v != "v" {
+				t.Fatalf("%s after the refused flushes with s1 %s: %q %v", k, how, v, err)
+			}
+		}
+	}
+	proc := c.nodes[1].cmd.Process
+	if err := proc.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	check("stopped")
+	proc.Signal(syscall.SIGCONT)
+	c.nodes[1].stop()
+	check("down")
+	c.nodes[1].start(t)
+	eventually(t, 10*time.Second, func() error { return r.FlushAll(ctx).Err() })
+	if n, err := r.DBSize(ctx).Result(); err != nil || n != 0 {
+		t.Fatalf("DBSIZE after FLUSHALL with every shard up = %d %v", n, err)
+	}
+}

@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"errors"
 	"math/rand/v2"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/tidwall/redcon"
 
@@ -127,11 +129,52 @@ func (c *client) fanout(ci *cmdtable.Command, cmd redcon.Command) {
 	case cmdtable.MergeNone:
 		c.reject(cmdtable.ErrUnknownCommand(cmd.Args[0], cmd.Args[1:]))
 	default:
+		if ci.Flags&cmdtable.FlagWrite != 0 {
+			// FLUSHALL, FLUSHDB, INDEX.*: never wipe some shards and then
+			// report an error. Every shard must answer first.
+			if msg := c.allShardsAnswer(); msg != "" {
+				c.reject(msg)
+				return
+			}
+		}
 		m := c.newMerge(ci, ci.Name)
 		for _, sh := range c.tbl.shards {
 			c.addPart(m, sh, cmd.Raw, 1)
 		}
 	}
+}
+
+const pingCmd = "*1\r\n$4\r\nPING\r\n"
+
+// allShardsAnswer sends PING to every shard, after the batch's earlier
+// commands, and waits: it returns the TRYAGAIN error of the first shard
+// that does not answer (down, or stalled past -timeout), "" when all do. A
+// node can still fail between this check and the command; the reply then
+// names the shards that failed (merge.failure).
+func (c *client) allShardsAnswer() string {
+	for _, sh := range c.tbl.shards {
+		if !sh.backend(c.sess.Proto).Up() {
+			return sh.unavailable(sh.backend(c.sess.Proto).Err())
+		}
+	}
+	pings := make([]*preq, len(c.tbl.shards))
+	for i, sh := range c.tbl.shards {
+		r := c.newReq()
+		r.Cmd = []byte(pingCmd)
+		c.send(sh, &r.Request)
+		pings[i] = r
+	}
+	c.barrier()
+	for i, r := range pings {
+		sh := c.tbl.shards[i]
+		if r.Err != nil {
+			return sh.unavailable(r.Err)
+		}
+		if len(r.Reply) == 0 || r.Reply[0] == '-' {
+			return sh.unavailable(errors.New(strings.TrimSpace(string(r.Reply))))
+		}
+	}
+	return ""
 }
 
 // scan runs SCAN on the node that owns the cursor. The proxy's cursor is a
