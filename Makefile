@@ -4,6 +4,10 @@ GO    ?= go
 BIN   := bin
 DATA  := data
 CMDS  := ./cmd/shardkv-node ./cmd/shardkv-proxy ./cmd/shardkv
+# VERSION stamps the binaries' --version (make build VERSION=0.3.0); empty
+# keeps internal/version's.
+VERSION ?=
+LDFLAGS := $(if $(VERSION),-ldflags "-X github.com/shardkv/shardkv/internal/version.Version=$(VERSION)")
 
 .PHONY: all build run test fmt fmt-check vet bench clean
 
@@ -11,7 +15,7 @@ all: build
 
 ## build: compile bin/shardkv-node, bin/shardkv-proxy and bin/shardkv
 build:
-	$(GO) build -o $(BIN)/ $(CMDS)
+	$(GO) build $(LDFLAGS) -o $(BIN)/ $(CMDS)
 
 ## run: build, then run three shard nodes (127.0.0.1:7001-7003) and a proxy
 ## (127.0.0.1:6380) in the foreground from the embedded default map; Ctrl-C

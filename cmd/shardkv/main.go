@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/shardkv/shardkv/internal/version"
 )
 
 const usage = `shardkv: console tool for a shardkv cluster
@@ -48,6 +50,8 @@ Commands:
         127.0.0.1:7001-7003) with its data in DIR/<shard name> (default
         "data"), and a shardkv-proxy on 127.0.0.1:6380. Ctrl-C or SIGTERM stops
         the proxy, then the nodes, and waits for them; the data stays in DIR.
+  version
+        Print the version (also -version, --version).
   help
         Print this text.
 
@@ -132,6 +136,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	top.SetOutput(stderr)
 	top.Usage = func() { fmt.Fprint(stderr, usage) }
 	g.register(top)
+	showVersion := top.Bool("version", false, "print the version and exit")
 	if err := top.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -139,6 +144,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return &exitError{code: 2}
 	}
 	rest := top.Args()
+	if *showVersion {
+		fmt.Fprintln(stdout, version.String("shardkv"))
+		return nil
+	}
 	if len(rest) == 0 {
 		fmt.Fprint(stderr, usage)
 		return &exitError{code: 2}
@@ -148,6 +157,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
+		return nil
+	case "version":
+		fmt.Fprintln(stdout, version.String("shardkv"))
 		return nil
 	case "load":
 		return cmdLoad(ctx, &g, rest, stdin, stdout, stderr)
