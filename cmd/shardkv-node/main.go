@@ -1,4 +1,5 @@
-// Command shardkv-node runs one shard node: it parses its flags into a
+// Command shardkv-node runs one shard node: it parses its flags (and the
+// file of -config, in redis.conf syntax, which the flags override) into a
 // shardnode.Config and serves until SIGTERM or SIGINT, then stops accepting,
 // lets in-flight commands finish, fsyncs, closes the database and exits 0.
 package main
@@ -20,18 +21,20 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/shardkv/shardkv/bitcask"
+	"github.com/shardkv/shardkv/internal/config"
+	"github.com/shardkv/shardkv/internal/version"
 	"github.com/shardkv/shardkv/shardnode"
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // shutdownTimeout bounds how long in-flight commands may take after a
 // signal before the remaining connections are cut.
 const shutdownTimeout = 30 * time.Second
 
-func run(args []string, stderr io.Writer) int {
+func run(args []string, stdout, stderr io.Writer) int {
 	def := shardnode.DefaultConfig()
 	fs := flag.NewFlagSet("shardkv-node", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -47,12 +50,27 @@ func run(args []string, stderr io.Writer) int {
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (empty: off)")
 	loops := fs.Int("event-loops", 0, "event loops serving the connections (0: one per 4 CPUs; -1: a goroutine per connection)")
 	batch := fs.Bool("sched-batch", true, "run the node's threads under SCHED_BATCH: woken by a request, they do not preempt the thread that sent it")
+	configFile := fs.String("config", "", "read settings from `FILE` in redis.conf syntax (port, bind, dir, appendfsync, requirepass, maxclients, loglevel, or these flags' names); flags given here override it")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
+	if *showVersion {
+		fmt.Fprintln(stdout, version.String("shardkv-node"))
+		return 0
+	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "shardkv-node: unexpected arguments: %v\n", fs.Args())
+		fmt.Fprintf(stderr, "shardkv-node: unexpected arguments: %v (a config file is given with -config FILE)\n", fs.Args())
 		return 2
+	}
+	if *configFile != "" {
+		if err := config.Load(fs, *configFile, config.Redis, "config", "version"); err != nil {
+			fmt.Fprintf(stderr, "shardkv-node: -config: %v\n", err)
+			return 2
+		}
 	}
 	lvl := hclog.LevelFromString(*level)
 	if lvl == hclog.NoLevel {

@@ -1,6 +1,7 @@
 // Command shardkv-proxy is the client-facing server of shardkv: it speaks
 // the Redis protocol and routes every key to the shard node of its range
-// map. Flags are documented in docs/INTERNALS.md.
+// map. Flags are documented in docs/INTERNALS.md; -config FILE reads them
+// from a file in redis.conf syntax, which the flags given override.
 //
 // SIGHUP reloads the map file (address and size changes only); SIGTERM and
 // SIGINT stop it gracefully.
@@ -17,20 +18,40 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/shardkv/shardkv/internal/config"
+	"github.com/shardkv/shardkv/internal/version"
 	"github.com/shardkv/shardkv/proxy"
 )
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
 		fmt.Fprintln(os.Stderr, "shardkv-proxy:", err)
 		os.Exit(1)
 	}
 }
+
+// aliases are the proxy's directives of a config file beyond config.Redis.
+var aliases = append([]config.Alias{
+	// redis.conf's timeout is the idle time in seconds after which Redis
+	// closes a client, 0 for never; the proxy's is the bound on each request
+	// to a node. A Redis line copied over must not become a request
+	// timeout of 0 or 300 ns.
+	{Name: "timeout", Flag: "timeout", Value: func(arg, _ string) (string, error) {
+		if _, err := strconv.Atoi(arg); err == nil {
+			return "", fmt.Errorf("timeout %q: the proxy's timeout bounds each request to a shard node and needs a unit (5s, 500ms); Redis's client idle timeout has no counterpart", arg)
+		}
+		return arg, nil
+	}},
+}, config.Redis...)
 
 func run(args []string) error {
 	cfg := proxy.DefaultConfig()
@@ -46,11 +67,22 @@ func run(args []string) error {
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (off when empty)")
 	procs := fs.Int("procs", 0, "threads running Go code at once (GOMAXPROCS); 0: half of the CPUs, at least 1")
+	configFile := fs.String("config", "", "read settings from `FILE` in redis.conf syntax (port, bind, requirepass, maxclients, loglevel, or these flags' names); flags given here override it")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *showVersion {
+		fmt.Println(version.String("shardkv-proxy"))
+		return nil
+	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+		return fmt.Errorf("unexpected arguments: %v (a config file is given with -config FILE)", fs.Args())
+	}
+	if *configFile != "" {
+		if err := config.Load(fs, *configFile, aliases, "config", "version"); err != nil {
+			return fmt.Errorf("-config: %w", err)
+		}
 	}
 	level := hclog.LevelFromString(*logLevel)
 	if level == hclog.NoLevel {
