@@ -48,8 +48,13 @@ Commands:
         Run a local cluster in the foreground: one shardkv-node per shard of
         the range map (the embedded default map: three nodes on
         127.0.0.1:7001-7003) with its data in DIR/<shard name> (default
-        "data"), and a shardkv-proxy on 127.0.0.1:6380. Ctrl-C or SIGTERM stops
-        the proxy, then the nodes, and waits for them; the data stays in DIR.
+        "data"), and a shardkv-proxy on 127.0.0.1:6380. The nodes require a
+        password, made on the first run and kept in DIR/node-password; the
+        proxy is given it. A process that exits is restarted (after 0.25 s,
+        doubled by each failed start in a row); after 5 failed starts in a
+        row a node is given up and the other shards keep serving (a proxy
+        given up stops the cluster). Ctrl-C or SIGTERM stops the proxy, then
+        the nodes, and waits for them; the data stays in DIR.
   version
         Print the version (also -version, --version).
   help
