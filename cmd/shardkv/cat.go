@@ -23,7 +23,10 @@ func cmdCat(ctx context.Context, g *globals, args []string, stdout, stderr io.Wr
 	if err := checkIndexName(index); err != nil {
 		return err
 	}
-	rdb := g.client()
+	rdb, err := g.connect(ctx)
+	if err != nil {
+		return err
+	}
 	defer rdb.Close()
 	w := bufio.NewWriterSize(stdout, 1<<16)
 	n, err := catIndex(ctx, rdb, index, w)

@@ -30,37 +30,59 @@ func cmdLoad(ctx context.Context, g *globals, args []string, stdin io.Reader, st
 	if *batch < 1 {
 		return &exitError{code: 2, msg: "--batch must be at least 1"}
 	}
-	rdb := g.client()
+	rdb, err := g.connect(ctx)
+	if err != nil {
+		return err
+	}
 	defer rdb.Close()
 	if *create {
 		if err := rdb.Do(ctx, "INDEX.CREATE", index).Err(); err != nil {
 			return fmt.Errorf("INDEX.CREATE %s: %w", index, err)
 		}
 	}
-	l := &loader{rdb: rdb, prefix: index + ":", stderr: stderr, batchRows: *batch}
+	bar := newProgress(stderr, index)
+	rep := &rejects{w: stderr, index: index, raw: *raw, before: bar.clear}
+	l := &loader{rdb: rdb, addr: g.addr, prefix: index + ":", rejects: rep, progress: bar, batchRows: *batch}
 	res, err := l.load(ctx, bufio.NewReaderSize(stdin, 1<<20), *raw)
+	bar.finish()
+	rep.end()
 	fmt.Fprintf(stdout, "%d rows stored in index %s\n", res.stored, index)
 	if err != nil {
 		return fmt.Errorf("%w (rows after line %d were not read)", err, res.lastLine)
 	}
 	if res.rejected > 0 {
-		return &exitError{code: 1, msg: fmt.Sprintf("%d rows rejected (see the lines above)", res.rejected)}
+		rows := "rows"
+		if res.rejected == 1 {
+			rows = "row"
+		}
+		return &exitError{code: 1, msg: fmt.Sprintf("%d %s rejected (see the lines above)", res.rejected, rows)}
 	}
 	return nil
 }
 
-// loader sends rows as pipelined SETs and reports each rejected row.
+// loader sends rows as pipelined SETs and reports each rejected row, in
+// the order of the lines.
 type loader struct {
 	rdb       *redis.Client
+	addr      string // the proxy's, for errors
 	prefix    string // "INDEX:"
-	stderr    io.Writer
+	rejects   *rejects
+	progress  *progress
 	batchRows int
 
-	// the batch being filled: lines[i] is the line number of the row of cmds[i]
+	// the batch being filled, in line order
 	pipe  redis.Pipeliner
-	cmds  []*redis.StatusCmd
-	lines []int
+	rows  []pendingRow
+	sent  int // rows of the batch with a command
 	bytes int
+}
+
+// pendingRow is a row of the batch: sent as cmd, or rejected before sending
+// with err.
+type pendingRow struct {
+	line int
+	cmd  *redis.StatusCmd
+	err  error
 }
 
 type loadResult struct {
@@ -77,17 +99,16 @@ func (l *loader) load(ctx context.Context, r *bufio.Reader, raw bool) (loadResul
 			res.lastLine++
 			key, value, err := parseRow(trimLineEnd(line, raw), raw)
 			if err != nil {
-				fmt.Fprintf(l.stderr, "line %d: %v\n", res.lastLine, err)
-				res.rejected++
+				l.rows = append(l.rows, pendingRow{line: res.lastLine, err: err})
 			} else {
 				cmd := l.pipe.Set(ctx, l.prefix+string(key), value, 0)
-				l.cmds = append(l.cmds, cmd)
-				l.lines = append(l.lines, res.lastLine)
+				l.rows = append(l.rows, pendingRow{line: res.lastLine, cmd: cmd})
+				l.sent++
 				l.bytes += len(key) + len(value)
-				if len(l.cmds) >= l.batchRows || l.bytes >= maxBatchBytes {
-					if err := l.flush(ctx, &res); err != nil {
-						return res, err
-					}
+			}
+			if len(l.rows) >= l.batchRows || l.bytes >= maxBatchBytes {
+				if err := l.flush(ctx, &res); err != nil {
+					return res, err
 				}
 			}
 		}
@@ -106,27 +127,41 @@ func (l *loader) load(ctx context.Context, r *bufio.Reader, raw bool) (loadResul
 // row; a connection error stops the load, since the fate of the batch is then
 // unknown.
 func (l *loader) flush(ctx context.Context, res *loadResult) error {
-	if len(l.cmds) == 0 {
+	if len(l.rows) == 0 {
 		return nil
 	}
-	_, _ = l.pipe.Exec(ctx) // errors are per command below
+	if l.sent > 0 {
+		_, _ = l.pipe.Exec(ctx) // errors are per command below
+	}
 	var fatal error
-	for i, cmd := range l.cmds {
-		err := cmd.Err()
+	first, last := 0, 0 // lines of the commands sent
+	for _, row := range l.rows {
+		err := row.err
+		if row.cmd != nil {
+			if first == 0 {
+				first = row.line
+			}
+			last = row.line
+			err = row.cmd.Err()
+		}
 		switch {
 		case err == nil:
 			res.stored++
-		case isServerError(err):
-			fmt.Fprintf(l.stderr, "line %d: %v\n", l.lines[i], err)
+		case row.cmd == nil || isServerError(err):
+			l.rejects.add(row.line, err)
 			res.rejected++
 		default:
 			if fatal == nil {
-				fatal = fmt.Errorf("lines %d-%d: %w", l.lines[0], l.lines[len(l.lines)-1], err)
+				fatal = err
 			}
 		}
 	}
-	l.cmds, l.lines, l.bytes = l.cmds[:0], l.lines[:0], 0
-	return fatal
+	l.progress.add(len(l.rows))
+	l.rows, l.sent, l.bytes = l.rows[:0], 0, 0
+	if fatal != nil {
+		return fmt.Errorf("lines %d-%d: lost the proxy at %s: %w", first, last, l.addr, fatal)
+	}
+	return nil
 }
 
 // isServerError reports whether err is an error reply from the server (as

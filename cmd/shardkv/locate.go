@@ -16,7 +16,10 @@ func cmdLocate(ctx context.Context, g *globals, args []string, stdout, stderr io
 		return err
 	}
 	key := pos[0]
-	rdb := g.client()
+	rdb, err := g.connect(ctx)
+	if err != nil {
+		return err
+	}
 	defer rdb.Close()
 	reply, err := rdb.Do(ctx, "SHARD.LOCATE", key).Slice()
 	if err != nil {

@@ -12,8 +12,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -133,6 +135,42 @@ func (g *globals) client() *redis.Client {
 		WriteTimeout:  30 * time.Second,
 		PoolSize:      4,
 	})
+}
+
+// connect opens a client for the proxy and checks that it answers, so that
+// a wrong address or a missing password is one line naming the address
+// rather than an error for every row.
+func (g *globals) connect(ctx context.Context) (*redis.Client, error) {
+	rdb := g.client()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		rdb.Close()
+		return nil, g.connectError(err)
+	}
+	return rdb, nil
+}
+
+// connectError says what a failed first contact with the proxy means, and
+// which address was tried.
+func (g *globals) connectError(err error) error {
+	msg := err.Error()
+	switch {
+	case strings.HasPrefix(msg, "NOAUTH"):
+		return &exitError{code: 1, msg: fmt.Sprintf("the proxy at %s requires a password: give it with -password (%s)", g.addr, msg)}
+	case strings.HasPrefix(msg, "WRONGPASS"), strings.Contains(msg, "AUTH <password> called without any password"):
+		return &exitError{code: 1, msg: fmt.Sprintf("the proxy at %s refused the -password given: %s", g.addr, msg)}
+	case isServerError(err):
+		return fmt.Errorf("the proxy at %s: %w", g.addr, err)
+	}
+	reason := msg
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		reason = op.Err.Error() // without the address, which the message names once
+	}
+	hint := ""
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		hint = " (is it running? `make run` starts a local cluster; -addr HOST:PORT points elsewhere)"
+	}
+	return &exitError{code: 1, msg: fmt.Sprintf("cannot connect to the proxy at %s: %s%s", g.addr, reason, hint)}
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {

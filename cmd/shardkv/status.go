@@ -24,7 +24,10 @@ func cmdStatus(ctx context.Context, g *globals, args []string, stdout, stderr io
 	if _, err := parseSub(fs, args, 0, "", stderr); err != nil {
 		return err
 	}
-	rdb := g.client()
+	rdb, err := g.connect(ctx)
+	if err != nil {
+		return err
+	}
 	defer rdb.Close()
 	reply, err := rdb.Do(ctx, "SHARD.MAP").Slice()
 	if err != nil {
