@@ -73,17 +73,18 @@ func newClusterCmd(t *testing.T, shards int) *clusterCmd {
 	writeMap(t, cc.MapFile, cc.Map)
 	cc.ProxyAddr = fmt.Sprintf("127.0.0.1:%d", cc.ports[shards])
 	t.Cleanup(func() {
-		if cc.done {
-			return
+		if !cc.done {
+			cc.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-cc.exited:
+			case <-time.After(2 * exitTimeout):
+				cc.cmd.Process.Kill()
+				<-cc.exited
+			}
+			t.Log(logTail(cc.LogPath, 80))
 		}
-		cc.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-cc.exited:
-		case <-time.After(2 * exitTimeout):
-			cc.cmd.Process.Kill()
-			<-cc.exited
-		}
-		t.Log(logTail(cc.LogPath, 80))
+		// The children's lines are in the same log.
+		(&Proc{Name: "shardkv cluster", LogPath: cc.LogPath}).checkLog(t)
 	})
 	return cc
 }
@@ -363,9 +364,6 @@ func TestClusterCommand(t *testing.T) {
 	checkSecret()
 	if err := cc.Stop(syscall.SIGTERM); err != nil {
 		t.Fatalf("shardkv cluster exited with %v after SIGTERM\n%s", err, logTail(cc.LogPath, 60))
-	}
-	if strings.Contains(cc.Log(), "WARNING: DATA RACE") {
-		t.Errorf("the race detector found a data race; see %s", cc.LogPath)
 	}
 }
 
