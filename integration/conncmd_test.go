@@ -100,10 +100,10 @@ func TestConnectionCommandsAgree(t *testing.T) {
 	}
 	// The version both servers report, one constant: HELLO and INFO agree.
 	proxy, node := dialRaw(t, c.ProxyAddr), dialRaw(t, c.Map.Shards[0].Addr())
-	for _, args := range [][]string{{"INFO", "server"}} {
-		pv, nv := infoField(proxy.do(t, args...), "redis_version"), infoField(node.do(t, args...), "redis_version")
-		if pv == "" || pv != nv {
-			t.Errorf("INFO redis_version: proxy %q, node %q", pv, nv)
+	pinfo, ninfo := proxy.do(t, "INFO", "server"), node.do(t, "INFO", "server")
+	for _, field := range []string{"redis_version", "shardkv_version"} {
+		if pv, nv := infoField(pinfo, field), infoField(ninfo, field); pv == "" || pv != nv {
+			t.Errorf("INFO %s: proxy %q, node %q", field, pv, nv)
 		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/shardkv/shardkv/internal/version"
 )
 
 // InfoRequest is the sections one INFO asked for.
@@ -105,6 +107,7 @@ func WriteServer(w *InfoWriter, si ServerInfo) {
 	w.Field("redis_git_sha1", "00000000")
 	w.Field("redis_git_dirty", 0)
 	w.Field("redis_mode", "standalone")
+	w.Field("shardkv_version", version.Version)
 	w.Field("shardkv_role", si.Role)
 	w.Field("os", runtime.GOOS+" "+runtime.GOARCH)
 	w.Field("arch_bits", strconv.Itoa(strconv.IntSize))
