@@ -38,10 +38,15 @@ type Stats struct {
 	DiskBytes int64 // bytes in data files
 	DeadBytes int64 // bytes of records no key points at (reclaimable by a merge)
 
-	Merges         int64 // merges completed since Open
-	MergeErrors    int64 // merges that failed or were abandoned
-	ExpiredRemoved int64 // expired keys removed (at Open, lazily and by the sweep)
-	Fsyncs         int64 // fsyncs of data files
+	Merges      int64 // merges completed since Open
+	MergeErrors int64 // merges that failed or were abandoned (a failed merge removes its output)
+	// MergeDamagedRecords counts live records that merges found damaged
+	// (bit rot under a key a hint pointed at) and skipped, as recovery
+	// does: each key got its older value, or none. Each is counted once:
+	// the merge deletes the file that held it.
+	MergeDamagedRecords int64
+	ExpiredRemoved      int64 // expired keys removed (at Open, lazily and by the sweep)
+	Fsyncs              int64 // fsyncs of data files
 
 	RecoveryTruncated      int64 // records cut from the torn tail of the newest file at Open
 	RecoveryTruncatedBytes int64 // bytes cut from it
@@ -97,8 +102,8 @@ type DB struct {
 	keys      atomic.Int64
 	liveBytes atomic.Int64
 
-	merges, mergeErrors, expiredRemoved, fsyncs atomic.Int64
-	recovery                                    recoveryStats
+	merges, mergeErrors, mergeDamaged, expiredRemoved, fsyncs atomic.Int64
+	recovery                                                  recoveryStats
 
 	closed atomic.Bool
 	quit   chan struct{}
@@ -598,6 +603,7 @@ func (db *DB) Stats() Stats {
 		LiveBytes:              db.liveBytes.Load(),
 		Merges:                 db.merges.Load(),
 		MergeErrors:            db.mergeErrors.Load(),
+		MergeDamagedRecords:    db.mergeDamaged.Load(),
 		ExpiredRemoved:         db.expiredRemoved.Load(),
 		Fsyncs:                 db.fsyncs.Load(),
 		RecoveryTruncated:      db.recovery.truncated,

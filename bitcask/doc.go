@@ -72,7 +72,12 @@
 // that stops being active gets a hint file in the background, and Close
 // writes one for the active file. Merge (merge.go) rewrites the live
 // records of the oldest files and deletes them; hint files are described
-// in hint.go.
+// in hint.go. A live record that a merge cannot read (bit rot under a key
+// that a hint file pointed at) is skipped as recovery skips it: the key
+// gets its older value, or none, the key is logged, and the record is
+// counted once (Stats.MergeDamagedRecords), since the merge deletes its
+// file. A merge that fails removes its own output, and the background merge
+// pauses longer after each failure.
 //
 // # Key directory
 //

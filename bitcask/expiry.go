@@ -28,6 +28,13 @@ type sweepState struct {
 // removeLocked removes the entry at (ci, i) of s as expired. Caller holds
 // writeMu and s.mu.
 func (db *DB) removeLocked(s *shard, ci, i int) {
+	db.dropLocked(s, ci, i)
+	db.expiredRemoved.Add(1)
+}
+
+// dropLocked removes the entry at (ci, i) of s and its counts. Caller
+// holds writeMu and s.mu.
+func (db *DB) dropLocked(s *shard, ci, i int) {
 	e := &s.chunks[ci].e[i]
 	key := s.keyOf(e) // stays valid after removeAt
 	live := e.liveLen(len(key))
@@ -36,7 +43,6 @@ func (db *DB) removeLocked(s *shard, ci, i int) {
 	db.keys.Add(-1)
 	db.liveBytes.Add(-live)
 	db.indexAdd(key, -1, -live)
-	db.expiredRemoved.Add(1)
 }
 
 // expireLazy removes key if it still has sequence number seq and has

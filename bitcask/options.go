@@ -88,7 +88,9 @@ type Options struct {
 	MergeMinDeadBytes int64
 	MergeDeadRatio    float64
 	// MergeCheckInterval is how often the triggers are checked; 0 turns
-	// background merges off (DB.Merge still works). Default 15s.
+	// background merges off (DB.Merge still works). After a failed
+	// background merge the next is tried 2, 4, ... up to 64 intervals
+	// later. Default 15s.
 	MergeCheckInterval time.Duration
 	// ExpirySweepInterval is how often the background sweep samples keys
 	// with an expiry and removes expired ones, like Redis's active expire

@@ -271,6 +271,9 @@ type scanner struct {
 	bufOff int64
 	n      int
 	keyBuf []byte // the key of a record larger than the window
+	// err is the first read error (not corruption) since reset: a merge
+	// must not take bytes it could not read for damaged ones.
+	err error
 }
 
 // scanRec is a valid record found by a scanner.
@@ -285,7 +288,7 @@ type scanRec struct {
 func newScanner() *scanner { return &scanner{buf: make([]byte, scanWindow)} }
 
 func (s *scanner) reset(r io.ReaderAt, size int64) {
-	s.r, s.size, s.bufOff, s.n = r, size, 0, 0
+	s.r, s.size, s.bufOff, s.n, s.err = r, size, 0, 0, nil
 }
 
 // at returns the n bytes at off; n <= len(s.buf) and off+n <= s.size.
@@ -303,6 +306,9 @@ func (s *scanner) at(off int64, n int) ([]byte, error) {
 	if k < int(m) {
 		if err == nil {
 			err = io.ErrUnexpectedEOF
+		}
+		if s.err == nil {
+			s.err = err
 		}
 		return nil, err
 	}
@@ -350,6 +356,9 @@ func (s *scanner) read(off int64, r *scanRec) error {
 	}
 	key := s.keyBuf[:h.keyLen]
 	if _, err := s.r.ReadAt(key, off+headerSize); err != nil {
+		if s.err == nil {
+			s.err = err
+		}
 		return err
 	}
 	crc = crc32.Update(crc, castagnoli, key)
