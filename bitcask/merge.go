@@ -112,34 +112,51 @@ func (db *DB) prefixThrough(f *dataFile) []*dataFile {
 	return db.mergePrefix(n)
 }
 
-// mergeDue reports whether the dead-bytes triggers fire, and returns the
-// newest file of the prefix to merge: up to the newest immutable file that
-// is itself at least MergeDeadRatio dead.
+// mergeDue returns the newest file of the prefix a background merge should
+// take, or nil when the triggers do not fire: the longest prefix of the
+// files that holds at least MergeMinDeadBytes dead bytes, at least
+// MergeDeadRatio of its size, and ends with a file that is itself at least
+// MergeDeadRatio dead (so a merge never rewrites a live tail for nothing).
+// The active file counts like the others: with the default file size a
+// node's data often fits in the active file, and dead bytes there (a
+// FLUSHALL, most keys deleted) would otherwise never be reclaimed.
 func (db *DB) mergeDue() *dataFile {
 	files := db.snapshotFiles()
-	imm := files[:len(files)-1]
 	var dead, size int64
-	last := -1
-	for i, f := range imm {
+	var upTo *dataFile
+	for i, f := range files {
 		d, s := f.dead(), f.size.Load()
 		dead += d
 		size += s
-		if s == 0 || float64(d) >= db.opts.MergeDeadRatio*float64(s) {
-			last = i
+		if i == len(files)-1 && s == 0 {
+			break // an empty active file: nothing to rotate for
+		}
+		if s > 0 && float64(d) < db.opts.MergeDeadRatio*float64(s) {
+			continue
+		}
+		if dead > 0 && dead >= db.opts.MergeMinDeadBytes && float64(dead) >= db.opts.MergeDeadRatio*float64(size) {
+			upTo = f
 		}
 	}
-	if size == 0 || dead < db.opts.MergeMinDeadBytes || float64(dead) < db.opts.MergeDeadRatio*float64(size) || last < 0 {
-		return nil
-	}
-	return imm[last]
+	return upTo
 }
 
-// backgroundMerge merges the prefix mergeDue picks, if any. Caller holds
+// backgroundMerge merges the prefix mergeDue picks, if any, starting a new
+// active file first when the prefix takes the active one. Caller holds
 // mergeMu.
 func (db *DB) backgroundMerge() error {
 	f := db.mergeDue()
 	if f == nil {
 		return nil
+	}
+	db.writeMu.Lock()
+	err := db.brokenErr()
+	if err == nil && f == db.active {
+		err = db.rotate()
+	}
+	db.writeMu.Unlock()
+	if err != nil {
+		return err
 	}
 	inputs := db.prefixThrough(f)
 	if len(inputs) == 0 {

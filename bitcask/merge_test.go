@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -384,5 +385,94 @@ func TestReplayFoldsEarly(t *testing.T) {
 		db.Close()
 		db = mustOpen(t, dir, o) // writes the hints again at Close
 		db.Close()
+	}
+}
+
+// TestMergeReclaimsDeadSpace is issue 12's case: with the default file
+// size all the data sits in the active file, and after a FLUSHALL or
+// deleting most keys background merges bring the directory down to about
+// the size of the live records, without a manual merge; below the
+// dead-bytes thresholds they leave it alone.
+func TestMergeReclaimsDeadSpace(t *testing.T) {
+	const keys = 2000
+	value := strings.Repeat("v", 4000) // 8 MB in all
+	for _, tc := range []struct {
+		name    string
+		drop    func(t *testing.T, db *DB) // what makes data dead
+		keep    func(i int) bool           // which keys survive it
+		reopen  bool                       // restart after it, before the merges
+		reclaim bool
+	}{
+		{name: "flushall", drop: func(t *testing.T, db *DB) { db.FlushAll() }, keep: func(int) bool { return false }, reclaim: true},
+		{name: "flushall then restart", drop: func(t *testing.T, db *DB) { db.FlushAll() }, keep: func(int) bool { return false }, reopen: true, reclaim: true},
+		{name: "most keys deleted", keep: func(i int) bool { return i%10 == 0 }, reclaim: true},
+		{name: "below the thresholds", keep: func(i int) bool { return i%20 != 0 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			o := testOptions() // the default 256 MiB files
+			db := mustOpen(t, dir, o)
+			for i := 0; i < keys; i++ {
+				mustPut(t, db, fmt.Sprintf("k%04d", i), value)
+			}
+			if tc.drop != nil {
+				tc.drop(t, db)
+			} else {
+				for i := 0; i < keys; i++ {
+					if !tc.keep(i) {
+						db.Delete([]byte(fmt.Sprintf("k%04d", i)))
+					}
+				}
+			}
+			var liveRecords int64
+			for i := 0; i < keys; i++ {
+				if tc.keep(i) {
+					liveRecords += headerSize + int64(len(fmt.Sprintf("k%04d", i))+len(value))
+				}
+			}
+			full := dirBytes(t, dir)
+			if tc.reopen {
+				db.Close()
+			} else {
+				db.opts.MergeCheckInterval = 5 * time.Millisecond
+			}
+			o.MergeCheckInterval = 5 * time.Millisecond
+			o.MergeMinDeadBytes = 1 << 20
+			o.MergeDeadRatio = 0.5
+			if tc.reopen {
+				db = mustOpen(t, dir, o)
+			} else {
+				db.opts = o
+				db.wg.Add(1)
+				go db.mergeLoop()
+			}
+			defer func() { db.Close() }()
+			// The records left, their hints and some slack.
+			bound := liveRecords + liveRecords/10 + 64<<10
+			deadline := time.Now().Add(30 * time.Second)
+			if !tc.reclaim {
+				deadline = time.Now().Add(200 * time.Millisecond)
+			}
+			for (dirBytes(t, dir) > bound || tc.reclaim && db.Stats().Merges == 0) && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			st := db.Stats()
+			after := dirBytes(t, dir)
+			t.Logf("%d bytes on disk before the merges, %d after (%d in live records); %d merges", full, after, liveRecords, st.Merges)
+			if tc.reclaim && (after > bound || st.Merges == 0) {
+				t.Fatalf("%d bytes on disk, want at most %d: %+v", after, bound, st)
+			}
+			if !tc.reclaim && st.Merges != 0 {
+				t.Fatalf("a merge ran below the thresholds: %+v", st)
+			}
+			for i := 0; i < keys; i++ {
+				k := fmt.Sprintf("k%04d", i)
+				if tc.keep(i) {
+					mustGet(t, db, k, value)
+				} else {
+					mustMissing(t, db, k)
+				}
+			}
+		})
 	}
 }

@@ -81,10 +81,12 @@ type Options struct {
 	// MaxValueSize bounds value length. Default and maximum 512 MiB, like
 	// Redis's proto-max-bulk-len.
 	MaxValueSize int64
-	// MergeMinDeadBytes and MergeDeadRatio trigger a background merge when
-	// the immutable data files hold at least MergeMinDeadBytes dead bytes
-	// and dead bytes are at least MergeDeadRatio of their size.
-	// Defaults 64 MiB and 0.5.
+	// MergeMinDeadBytes and MergeDeadRatio trigger a background merge of
+	// the oldest data files when they hold at least MergeMinDeadBytes dead
+	// bytes, at least MergeDeadRatio of their size, and the newest of them
+	// is itself at least MergeDeadRatio dead. The active file counts too (a
+	// merge that takes it starts a new one first), so dead data is
+	// reclaimed even when it all fits in one file. Defaults 64 MiB and 0.5.
 	MergeMinDeadBytes int64
 	MergeDeadRatio    float64
 	// MergeCheckInterval is how often the triggers are checked; 0 turns
