@@ -121,6 +121,8 @@ func (s *Server) writeShardInfo(w *conncmd.InfoWriter) {
 	dbs := s.db.Stats()
 	w.Field("appendfsync", s.db.SyncPolicy().String())
 	w.Field("merges", int64(dbs.Merges))
+	w.Field("merge_errors", dbs.MergeErrors)
+	w.Field("merge_damaged_records", dbs.MergeDamagedRecords)
 	w.Field("recovery_truncated_records", int64(dbs.RecoveryTruncated))
 	w.Field("recovery_skipped_records", int64(dbs.RecoverySkipped))
 }

@@ -168,7 +168,7 @@ func TestInfo(t *testing.T) {
 		"# Shard\r\n", "shard_name:all\r\n", "shard_start:0\r\n", "shard_end:1\r\n", "shard_size_limit:0\r\n",
 		"shard_live_bytes:18\r\n", "shard_keys:2\r\n", "shard_index_:keys=1,bytes=10\r\n",
 		"shard_index_empty:keys=0,bytes=0\r\n", "shard_index_users:keys=1,bytes=8\r\n",
-		"appendfsync:everysec\r\n", "merges:0\r\n", "recovery_truncated_records:0\r\n", "recovery_skipped_records:0\r\n",
+		"appendfsync:everysec\r\n", "merges:0\r\n", "merge_errors:0\r\n", "merge_damaged_records:0\r\n", "recovery_truncated_records:0\r\n", "recovery_skipped_records:0\r\n",
 	} {
 		if !strings.Contains(info, want) {
 			t.Errorf("INFO lacks %q", want)
