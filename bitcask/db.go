@@ -623,7 +623,8 @@ func (db *DB) Stats() Stats {
 }
 
 // Close stops background work, fsyncs the active file, writes its hint
-// file, closes every file and releases the directory lock. Reads and writes
+// file (the file is immutable until the next Open, which removes the hint
+// before it appends), closes every file and releases the directory lock. Reads and writes
 // in flight finish first; later calls return ErrClosed.
 func (db *DB) Close() error {
 	if !db.closed.CompareAndSwap(false, true) {

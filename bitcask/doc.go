@@ -70,7 +70,9 @@
 // "*.tmp" files being written (deleted at Open), and "LOCK", flock'ed while
 // the DB is open. The active file rotates past Options.MaxFileSize; a file
 // that stops being active gets a hint file in the background, and Close
-// writes one for the active file. Merge (merge.go) rewrites the live
+// writes one for the active file, which Open loads and then removes, durably,
+// before it appends to that file: no hint describes a file that may still
+// grow, so a crash never leaves a hint that disagrees with its file. Merge (merge.go) rewrites the live
 // records of the oldest files and deletes them; hint files are described
 // in hint.go. A live record that a merge cannot read (bit rot under a key
 // that a hint file pointed at) is skipped as recovery skips it: the key

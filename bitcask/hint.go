@@ -37,6 +37,15 @@ const (
 
 var errBadHint = errors.New("bitcask: bad hint file")
 
+// hintSizeError is a hint that describes another size of its data file.
+type hintSizeError struct{ hinted, actual int64 }
+
+func (e *hintSizeError) Error() string {
+	return fmt.Sprintf("%v: describes %d bytes of data, the file has %d", errBadHint, e.hinted, e.actual)
+}
+
+func (e *hintSizeError) Unwrap() error { return errBadHint }
+
 type hintWriter struct {
 	f     *os.File
 	w     *bufio.Writer
@@ -108,8 +117,11 @@ func (hw *hintWriter) abort() {
 	os.Remove(hw.tmp)
 }
 
-// writeHintFromScan writes the hint of an immutable (or, at Close, the
-// active) data file by scanning it. Callers hold mergeMu or are Close.
+// writeHintFromScan writes the hint of an immutable data file by scanning
+// it: a rotated file, or at Close the active file, which stays immutable
+// until the next Open loads the hint and removes it before appending (see
+// recover). A hint never describes a file that may still grow, so after a
+// crash every hint matches its file. Callers hold mergeMu or are Close.
 func (db *DB) writeHintFromScan(f *dataFile) error {
 	size := f.size.Load()
 	// The hint must never describe data that is not on disk.
@@ -208,7 +220,7 @@ func (db *DB) loadHint(f *dataFile, rs *replayState) (bool, error) {
 	dataSize := int64(binary.LittleEndian.Uint64(t[0:]))
 	count := binary.LittleEndian.Uint64(t[8:])
 	if dataSize != f.size.Load() {
-		return false, fmt.Errorf("%w: describes %d bytes of data, the file has %d", errBadHint, dataSize, f.size.Load())
+		return false, &hintSizeError{hinted: dataSize, actual: f.size.Load()}
 	}
 	// Pass 1: the CRC, before anything is applied.
 	crc := uint32(0)

@@ -1,6 +1,7 @@
 package bitcask
 
 import (
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -142,7 +143,17 @@ func (db *DB) recover() error {
 				hinted[f] = true
 				continue
 			}
-			db.log.Warn("hint file unusable; scanning the data file", "file", hintName(f.id), "error", err)
+			var se *hintSizeError
+			if errors.As(err, &se) && se.hinted < se.actual {
+				// The file was appended to after its hint was written,
+				// which only an earlier version did (it kept writing to
+				// the file Close had hinted), and the process then
+				// stopped without Close: expected after a crash.
+				db.log.Info("hint file predates the last writes to its data file, as after a crash; scanning the data file",
+					"file", hintName(f.id), "hint_bytes", se.hinted, "data_bytes", se.actual)
+			} else {
+				db.log.Warn("hint file unusable; scanning the data file", "file", hintName(f.id), "error", err)
+			}
 			os.Remove(filepath.Join(db.dir, hintName(f.id)))
 		}
 		db.recovery.scanned++
@@ -200,9 +211,20 @@ func (db *DB) recover() error {
 	db.sy.durable = rs.maxSeq
 
 	// Keep appending to the newest file unless it is full or merge output.
+	// Its hint (Close wrote it) goes first, durably: a hint must never
+	// describe a file that may still grow, or a crash would leave one that
+	// disagrees with its file.
 	if n := len(db.files); n > 0 {
 		last := db.files[n-1]
 		if last.id&idSubMask == 0 && last.size.Load() < db.opts.MaxFileSize {
+			if hinted[last] {
+				if err := os.Remove(filepath.Join(db.dir, hintName(last.id))); err != nil {
+					return fmt.Errorf("bitcask: %w", err)
+				}
+				if err := syncDir(db.dir); err != nil {
+					return fmt.Errorf("bitcask: %w", err)
+				}
+			}
 			db.active = last
 		}
 	}

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // activeData returns the path and contents of the newest data file.
@@ -343,4 +346,99 @@ func FuzzOpen(f *testing.F) {
 		mustGet(t, db, "new", "v")
 		db.Close()
 	})
+}
+
+// TestRestartAfterCrash: a clean Close, a restart that loads the active
+// file from the hint Close wrote, more writes, then a crash (the directory
+// copied while the DB is open). Open finds nothing to warn about, because
+// no hint ever describes a file that may still grow: the restart removed
+// the active file's hint before appending to it.
+func TestRestartAfterCrash(t *testing.T) {
+	dir := t.TempDir()
+	o := testOptions()
+	o.MaxFileSize = 1024
+	db := mustOpen(t, dir, o)
+	for i := 0; i < 30; i++ {
+		mustPut(t, db, fmt.Sprintf("before%d", i), "1")
+	}
+	db.Close()
+	files := len(dataFiles(t, dir))
+	db = mustOpen(t, dir, o)
+	if st := db.Stats(); st.HintFilesLoaded != files || st.DataFiles != files {
+		t.Fatalf("want every file from its hint, and no new file: %+v", st)
+	}
+	if _, err := os.Stat(filepath.Join(dir, hintName(db.active.id))); !os.IsNotExist(err) {
+		t.Fatalf("the active file has a hint: %v", err)
+	}
+	mustPut(t, db, "after", "2")
+	crashed := t.TempDir()
+	copyDir(t, dir, crashed)
+	db.Close()
+
+	var logs logLines
+	o.Logger = logs.logger(hclog.Debug)
+	db = mustOpen(t, crashed, o)
+	defer db.Close()
+	for i := 0; i < 30; i++ {
+		mustGet(t, db, fmt.Sprintf("before%d", i), "1")
+	}
+	mustGet(t, db, "after", "2")
+	if ls := append(logs.matching("[WARN]"), logs.matching("[ERROR]")...); len(ls) > 0 {
+		t.Fatalf("Open after a crash warned: %q", ls)
+	}
+	if st := db.Stats(); st.HintFilesLoaded != files-1 || st.DataFilesScanned != 1 {
+		t.Fatalf("want the older files from their hints and the crashed active file scanned: %+v", st)
+	}
+}
+
+// TestHintOfAnotherSize: a hint that describes less data than its file has
+// is what a crash leaves behind when an earlier version appended to a file
+// after writing its hint at Close; Open says so at info level and scans
+// the file. A hint describing more data than the file has means data went
+// missing: a warning.
+func TestHintOfAnotherSize(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		grow  bool // append a record to the data file; else cut its last one
+		level string
+		keys  map[string]string // expected after the reopen
+	}{
+		{name: "file grew after its hint", grow: true, level: "[INFO]", keys: map[string]string{"a": "1", "b": "2", "c": "3"}},
+		{name: "file shorter than its hint", level: "[WARN]", keys: map[string]string{"a": "1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			o := testOptions()
+			db := mustOpen(t, dir, o)
+			mustPut(t, db, "a", "1")
+			mustPut(t, db, "b", "2")
+			seq := db.Stats().LastSeq
+			db.Close()
+			path := newestDataFile(t, dir)
+			b, _ := os.ReadFile(path)
+			if tc.grow {
+				b = appendRecord(b, kindPut, flagSingle, seq+1, 1, 0, []byte("c"), []byte("3"))
+			} else {
+				b = b[:len(b)-int(headerSize+1+intValueSize)] // "b" = 2, an integer
+			}
+			os.WriteFile(path, b, 0o644)
+			var logs logLines
+			o.Logger = logs.logger(hclog.Debug)
+			db = mustOpen(t, dir, o)
+			defer db.Close()
+			for k, v := range tc.keys {
+				mustGet(t, db, k, v)
+			}
+			if db.Len() != len(tc.keys) {
+				t.Fatalf("Len %d, want %d", db.Len(), len(tc.keys))
+			}
+			ls := logs.matching("hint file")
+			if len(ls) != 1 || !strings.Contains(ls[0], tc.level) {
+				t.Fatalf("want one %s line about the hint, got %q", tc.level, ls)
+			}
+			if tc.grow && !strings.Contains(ls[0], "crash") {
+				t.Fatalf("the line does not say this is what a crash leaves: %q", ls[0])
+			}
+		})
+	}
 }
