@@ -81,7 +81,7 @@ type client struct {
 	sess conncmd.Session
 
 	// skipNext drops the next command's reply (CLIENT REPLY SKIP, see
-	// serveBuffered).
+	// received, conn.go).
 	skipNext bool
 
 	// MULTI state
@@ -110,12 +110,8 @@ type client struct {
 	lastCI   *cmdtable.Command
 
 	// the connection (conn.go)
-	in       []byte // read buffer: c.in[head:tail] is read and not yet served
-	head     int
-	tail     int
-	f        resp.FrameScanner
-	argv     [][]byte // the parsed command's arguments, reused
-	wout     []byte   // the batch's replies
+	rd       resp.RequestReader // requests read and not yet served
+	wout     []byte             // the batch's replies
 	readable func(uintptr) bool
 	writable func(uintptr) bool
 	wpos     int   // flush: bytes of wout written
@@ -142,7 +138,6 @@ func newClient(s *Server, nc net.Conn) *client {
 			})
 		}
 	}
-	c.f.Unauth = func() bool { return !c.sess.Authed }
 	return c
 }
 

@@ -89,9 +89,9 @@ func TestFrontEndFraming(t *testing.T) {
 			if got := raw.read(); got != "$5\r\nhello\r\n" {
 				t.Fatalf("inline GET byte by byte: %q", got)
 			}
-			// Larger than the read buffer, several times over, pipelined
-			// with a small command on each side.
-			big := strings.Repeat("x", 5*inBufSize+123)
+			// Larger than the 16 KiB read buffer, several times over,
+			// pipelined with a small command on each side.
+			big := strings.Repeat("x", 5*16<<10+123)
 			var b []byte
 			b = resp.AppendCommandStrings(b, "PING")
 			b = resp.AppendCommandStrings(b, "SET", "fe:"+name+":big", big)
@@ -165,5 +165,40 @@ func TestFrontEndErrorsAndClose(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A large command pipelined right behind AUTH is read after AUTH ran, as
+// Redis reads it, so the before-AUTH limits do not apply to it; behind an
+// AUTH that failed they do, after AUTH's own reply.
+func TestAuthPipelinedWithLargeCommand(t *testing.T) {
+	c := startCluster(t, clusterOpts{nodes: 2, requirePass: "secret"})
+	big := []string{"MSET", "a", "1", "b", "2", "c", "3", "d", "4", "e", "5", "f", "6"}
+	raw := dialRaw(t, c.addr)
+	var in []byte
+	in = resp.AppendCommandStrings(in, "AUTH", "secret")
+	in = resp.AppendCommandStrings(in, big...)
+	in = resp.AppendCommandStrings(in, "SET", "v", strings.Repeat("x", 20000))
+	in = resp.AppendCommandStrings(in, "GET", "a")
+	raw.nc.Write(in)
+	for i, want := range []string{"+OK\r\n", "+OK\r\n", "+OK\r\n", "$1\r\n1\r\n"} {
+		if got := raw.read(); got != want {
+			t.Fatalf("pipelined after AUTH, reply %d: %q, want %q", i, got, want)
+		}
+	}
+	raw = dialRaw(t, c.addr)
+	in = resp.AppendCommandStrings(nil, "AUTH", "wrong")
+	in = resp.AppendCommandStrings(in, big...)
+	raw.nc.Write(in)
+	for i, want := range []string{
+		"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+		"-ERR Protocol error: unauthenticated multibulk length\r\n",
+	} {
+		if got := raw.read(); got != want {
+			t.Fatalf("pipelined after a failed AUTH, reply %d: %q, want %q", i, got, want)
+		}
+	}
+	if _, err := bufio.NewReader(raw.nc).ReadByte(); err != io.EOF {
+		t.Fatalf("connection still open after the protocol error: %v", err)
 	}
 }

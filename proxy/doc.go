@@ -8,12 +8,12 @@
 // A Server is built from a Config (DefaultConfig, Validate) and serves with
 // ListenAndServe or Serve(net.Listener) until Shutdown(ctx); Reload applies a
 // changed map file. Each client connection has a goroutine with its own read
-// loop (conn.go): a framer enforces Redis's request limits on the bytes as
-// they arrive (redcon has none), and tidwall/redcon's parsers read the
-// commands in place from the read buffer. The loop is the proxy's own, not
-// redcon.Server's, because the profile showed what that costs per request:
-// a second read system call that finds nothing, and a copy and allocations
-// per command (conn.go says more).
+// loop (conn.go), reading through a resp.RequestReader, the node's request
+// reader too: Redis's request limits enforced on the bytes as they arrive
+// (redcon has none), the commands sliced in place from the read buffer. The
+// loop is the proxy's own, not redcon.Server's, because the profile showed
+// what that costs per request: a second read system call that finds
+// nothing, and a copy and allocations per command (conn.go says more).
 //
 // # Backends
 //

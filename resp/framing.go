@@ -2,11 +2,11 @@ package resp
 
 import "bytes"
 
-// Redis's request limits. A FrameScanner checks the framing of the bytes as
+// Redis's request limits. A frameScanner checks the framing of the bytes as
 // they arrive, before anything is parsed or buffered for a command, so a
 // declared two billion arguments, a 600 MB bulk or an endless inline line get
-// Redis's error while the server's memory stays what actually arrived. Both
-// servers feed it every read from a client.
+// Redis's error while the server's memory stays what actually arrived. A
+// RequestReader feeds it every read from a client.
 const (
 	MaxInlineLen   = 64 << 10 // PROTO_INLINE_MAX_SIZE: an inline line or a header line
 	MaxUnauthCount = 10       // multibulk count before AUTH, as Redis
@@ -43,44 +43,43 @@ const (
 	stBulkLF           // expecting the '\n' after a payload
 )
 
-// FrameScanner follows RESP request framing one byte at a time for headers
+// frameScanner follows RESP request framing one byte at a time for headers
 // and in O(1) per read for payloads. It holds no buffer: its memory is the
 // same whatever the client declares.
-type FrameScanner struct {
+type frameScanner struct {
 	state int
 	// line is the number of bytes of the current header or inline line seen
 	// so far; it bounds lines at MaxInlineLen.
 	line int
-	// num is the header number being parsed; neg and digits describe it.
+	// num is the header number being parsed; neg and digits describe it,
+	// and bad is set once the line cannot be a valid number.
 	num    int64
 	neg    bool
 	digits int
+	bad    bool
 	// args is the number of bulks still expected in the current multibulk.
 	args int64
 	// skip is the number of payload bytes still to pass.
 	skip int64
-	// Unauth reports whether the client still has to authenticate, which
-	// lowers the limits as Redis does; nil means never.
-	Unauth func() bool
+	// Unauth lowers the limits to Redis's before AUTH.
+	Unauth bool
 	// StopAtEnd makes Scan return right after the first command that
 	// completes, leaving the rest of b unscanned.
 	StopAtEnd bool
 }
 
 // Scan advances over b. It returns the offset just after the last command
-// that completed in b (-1 if none did), the offset in b where the command
-// being scanned began (-1 if it began in an earlier read), and an error for
-// the first byte that breaks the framing or a limit.
-func (s *FrameScanner) Scan(b []byte) (lastEnd, cmdStart int, err error) {
-	lastEnd, cmdStart = -1, -1
+// that completed in b (-1 if none did) and an error for the first byte that
+// breaks the framing or a limit.
+func (s *frameScanner) Scan(b []byte) (lastEnd int, err error) {
+	lastEnd = -1
 	for i := 0; i < len(b); i++ {
 		c := b[i]
 		switch s.state {
 		case stStart:
-			cmdStart = i
 			if c == '*' {
 				s.state = stCount
-				s.line, s.num, s.neg, s.digits = 0, 0, false, 0
+				s.line, s.num, s.neg, s.digits, s.bad = 0, 0, false, 0, false
 				continue
 			}
 			s.state = stInline
@@ -92,29 +91,29 @@ func (s *FrameScanner) Scan(b []byte) (lastEnd, cmdStart int, err error) {
 			if j < 0 {
 				s.line += len(b) - i
 				if s.line > MaxInlineLen {
-					return lastEnd, cmdStart, errInlineTooBig
+					return lastEnd, errInlineTooBig
 				}
-				return lastEnd, cmdStart, nil
+				return lastEnd, nil
 			}
 			if s.line+j > MaxInlineLen {
-				return lastEnd, cmdStart, errInlineTooBig
+				return lastEnd, errInlineTooBig
 			}
 			i += j
 			s.state = stStart
 			lastEnd = i + 1
 			if s.StopAtEnd {
-				return lastEnd, cmdStart, nil
+				return lastEnd, nil
 			}
 		case stCount, stBulkLen:
 			if c == '\r' {
-				if s.digits == 0 {
-					return lastEnd, cmdStart, s.lenErr()
+				if s.digits == 0 || s.bad {
+					return lastEnd, s.lenErr()
 				}
 				if s.neg {
 					s.num = -s.num
 				}
 				if err := s.endHeader(); err != nil {
-					return lastEnd, cmdStart, err
+					return lastEnd, err
 				}
 				if s.state == stCount {
 					s.state = stCountLF
@@ -126,23 +125,28 @@ func (s *FrameScanner) Scan(b []byte) (lastEnd, cmdStart int, err error) {
 			s.line++
 			if s.line > MaxInlineLen {
 				if s.state == stCount {
-					return lastEnd, cmdStart, errMbulkLineTooBig
+					return lastEnd, errMbulkLineTooBig
 				}
-				return lastEnd, cmdStart, errBulkLineTooBig
+				return lastEnd, errBulkLineTooBig
 			}
 			switch {
+			case s.bad:
 			case c == '-' && s.line == 1:
 				s.neg = true
-			case c >= '0' && c <= '9' && s.digits < 18:
+			case c >= '0' && c <= '9' && s.digits < 18 &&
+				!(s.digits > 0 && s.num == 0) && !(c == '0' && s.neg && s.digits == 0):
 				s.num = s.num*10 + int64(c-'0')
 				s.digits++
 			default:
-				// Not a number, or more digits than any limit allows.
-				return lastEnd, cmdStart, s.lenErr()
+				// Not a number as Redis's string2ll reads one (no leading
+				// zero, no "-0"), or more digits than any limit allows.
+				// Redis judges the number when its line ends (or passes the
+				// line limit, a different error), so the scanner does too.
+				s.bad = true
 			}
 		case stCountLF:
 			if c != '\n' {
-				return lastEnd, cmdStart, errMultibulkLen
+				return lastEnd, errMultibulkLen
 			}
 			switch {
 			case s.num <= 0:
@@ -150,7 +154,7 @@ func (s *FrameScanner) Scan(b []byte) (lastEnd, cmdStart int, err error) {
 				s.state = stStart
 				lastEnd = i + 1
 				if s.StopAtEnd {
-					return lastEnd, cmdStart, nil
+					return lastEnd, nil
 				}
 			default:
 				s.args = s.num
@@ -158,13 +162,13 @@ func (s *FrameScanner) Scan(b []byte) (lastEnd, cmdStart int, err error) {
 			}
 		case stBulkStart:
 			if c != '$' {
-				return lastEnd, cmdStart, &ProtocolError{"Protocol error: expected '$', got '" + printable(c) + "'"}
+				return lastEnd, &ProtocolError{"Protocol error: expected '$', got '" + printable(c) + "'"}
 			}
 			s.state = stBulkLen
-			s.line, s.num, s.neg, s.digits = 0, 0, false, 0
+			s.line, s.num, s.neg, s.digits, s.bad = 0, 0, false, 0, false
 		case stBulkLenLF:
 			if c != '\n' {
-				return lastEnd, cmdStart, errBulkLen
+				return lastEnd, errBulkLen
 			}
 			s.skip = s.num
 			s.state = stBulkData
@@ -175,7 +179,7 @@ func (s *FrameScanner) Scan(b []byte) (lastEnd, cmdStart int, err error) {
 			n := int64(len(b) - i)
 			if n < s.skip {
 				s.skip -= n
-				return lastEnd, cmdStart, nil
+				return lastEnd, nil
 			}
 			i += int(s.skip) - 1
 			s.skip = 0
@@ -184,29 +188,29 @@ func (s *FrameScanner) Scan(b []byte) (lastEnd, cmdStart int, err error) {
 			// The payload must end with CRLF; checking it here, before
 			// redcon, lets the commands before a bad one be answered.
 			if c != '\r' {
-				return lastEnd, cmdStart, errBulkLen
+				return lastEnd, errBulkLen
 			}
 			s.state = stBulkLF
 		case stBulkLF:
 			if c != '\n' {
-				return lastEnd, cmdStart, errBulkLen
+				return lastEnd, errBulkLen
 			}
 			s.args--
 			if s.args == 0 {
 				s.state = stStart
 				lastEnd = i + 1
 				if s.StopAtEnd {
-					return lastEnd, cmdStart, nil
+					return lastEnd, nil
 				}
 			} else {
 				s.state = stBulkStart
 			}
 		}
 	}
-	return lastEnd, cmdStart, nil
+	return lastEnd, nil
 }
 
-func (s *FrameScanner) lenErr() error {
+func (s *frameScanner) lenErr() error {
 	if s.state == stCount {
 		return errMultibulkLen
 	}
@@ -214,8 +218,8 @@ func (s *FrameScanner) lenErr() error {
 }
 
 // endHeader checks a complete count or length against the limits.
-func (s *FrameScanner) endHeader() error {
-	unauth := s.Unauth != nil && s.Unauth()
+func (s *frameScanner) endHeader() error {
+	unauth := s.Unauth
 	if s.state == stCount {
 		if s.num > MaxElements {
 			return errMultibulkLen

@@ -39,14 +39,14 @@ func TestFrameScanner(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, chunk := range []int{len(tc.in), 1, 7} {
-				var s FrameScanner
+				var s frameScanner
 				cmds := 0
 				var err error
 				for i := 0; i < len(tc.in) && err == nil; i += chunk {
 					end := min(i+chunk, len(tc.in))
 					b := []byte(tc.in[i:end])
 					var last int
-					last, _, err = s.Scan(b)
+					last, err = s.Scan(b)
 					if last >= 0 {
 						// Count complete commands up to last in this chunk.
 						cmds += countComplete(tc.in[:i+last])
@@ -70,10 +70,10 @@ func TestFrameScanner(t *testing.T) {
 
 // countComplete counts the commands a fresh scanner completes in s.
 func countComplete(s string) int {
-	var sc FrameScanner
+	var sc frameScanner
 	n := 0
 	for i := 0; i < len(s); i++ {
-		last, _, err := sc.Scan([]byte{s[i]})
+		last, err := sc.Scan([]byte{s[i]})
 		if err != nil {
 			return n
 		}
@@ -94,10 +94,10 @@ func FuzzFrameScanner(f *testing.F) {
 		if chunk <= 0 || chunk > len(in) {
 			chunk = len(in)
 		}
-		run := func(chunk int) (lastEnd int, s FrameScanner, err error) {
+		run := func(chunk int) (lastEnd int, s frameScanner, err error) {
 			lastEnd = -1
 			for i := 0; i < len(in); i += chunk {
-				last, _, err := s.Scan(in[i:min(i+chunk, len(in))])
+				last, err := s.Scan(in[i:min(i+chunk, len(in))])
 				if last >= 0 {
 					lastEnd = i + last
 				}
@@ -129,8 +129,8 @@ func TestFrameScannerUnauthenticated(t *testing.T) {
 		{"bulk over 16384", "*1\r\n$16385\r\n", "Protocol error: unauthenticated bulk length"},
 		{"AUTH fits", "*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n", ""},
 	} {
-		s := FrameScanner{Unauth: func() bool { return true }}
-		_, _, err := s.Scan([]byte(tc.in))
+		s := frameScanner{Unauth: true}
+		_, err := s.Scan([]byte(tc.in))
 		got := ""
 		if err != nil {
 			got = err.Error()

@@ -21,7 +21,7 @@ type client struct {
 	// QUIT (sess.Quit: close after writing the replies).
 	sess conncmd.Session
 	nc   net.Conn
-	rb   reqBuf // requests read and not yet executed (conn.go)
+	rb   resp.RequestReader // requests read and not yet executed (conn.go)
 	// out collects the replies of the pipeline being served.
 	out []byte
 	// linger makes serveConn close with lingerClose (QUIT, protocol error).
@@ -108,7 +108,6 @@ func (s *Server) initClient(raddr, laddr string) *client {
 	c := &client{srv: s, fd: -1}
 	c.sess.Init(s.nextID.Add(1), raddr, laddr, s.cfg.RequirePass)
 	c.req = commitReq{c: c, wake: make(chan bool, 1)}
-	c.rb.sc.Unauth = func() bool { return !c.sess.Authed }
 	c.dbs.db, c.dbs.rc, c.txs.rc = s.db, s.cache, s.cache
 	c.dbs.c, c.txs.c = c, c
 	return c
@@ -165,7 +164,7 @@ func (c *client) ResetConn() {
 // command's key already (the range map positions keys by the same
 // xxhash64), so a handler reading or writing that very key (the same bytes
 // of the request buffer) reuses that hash instead of computing it again.
-// The memo is forgotten when the buffer is reused (reqBuf.done).
+// The memo is forgotten when the buffer is reused (client.settle).
 func (c *client) keyHash(key []byte) uint64 {
 	if len(key) > 0 && len(key) == len(c.hkey) && &key[0] == &c.hkey[0] {
 		return c.hval

@@ -1,29 +1,17 @@
 package shardnode
 
 import (
-	"bytes"
 	"syscall"
 	"time"
 
 	"github.com/shardkv/shardkv/internal/sockio"
-	"github.com/shardkv/shardkv/resp"
-	"github.com/tidwall/redcon"
 )
 
-// The request path of a connection.
-//
-// Why not redcon's Reader: it copies every command it returns (Raw, and a
-// new Args slice), which profiles showed were nearly all of the node's
-// allocations, and it reads again after every pipeline, so each request
-// costs a read that comes back empty (EAGAIN) on top of the one that
-// brought it. The hot path here reads into a buffer the connection keeps,
-// lets resp.FrameScanner validate the framing and Redis's limits
-// byte by byte as it arrives, then slices the validated commands' arguments
-// out of the buffer in place: redcon.Command values whose Raw and Args
-// alias the buffer, valid until the next read, with no allocation per
-// command. redcon stays for what it does well and is not hot: inline
-// commands (redis-cli's "SET k \"a b\"") are parsed by redcon.Parse, quotes
-// and all, and the node's replies are built by resp's encoders.
+// The request path of a connection: reads go into the connection's
+// resp.RequestReader, which checks the framing and Redis's limits on the
+// bytes as they arrive and returns the complete commands sliced out of its
+// buffer in place (see there for why not redcon's Reader); the node's
+// replies are built by resp's encoders.
 //
 // Reads with a goroutine per connection (Config.EventLoops -1; the event
 // loops of loop_linux.go read once per readiness report instead): on a TCP
@@ -35,174 +23,8 @@ import (
 // client that sends its last commands and closes would keep its goroutine
 // and descriptor for ever).
 
-// Request buffer sizes.
-const (
-	reqBufSize    = 16 << 10 // a connection's buffer, as Redis's PROTO_IOBUF_LEN
-	reqBufMinRead = 4 << 10  // space a read gets at least; the buffer grows for larger commands
-	reqBufKeep    = 64 << 10 // a buffer larger than this is dropped once it is empty
-)
-
-// reqBuf holds the bytes read from one connection: buf[start:end] are not
-// executed yet; buf[start:valid] are complete commands the scanner
-// accepted; buf[scanned:end] were not scanned yet.
-type reqBuf struct {
-	buf     []byte
-	start   int
-	valid   int
-	scanned int
-	end     int
-	sc      resp.FrameScanner
-	// err is the protocol error the scanner found; it is answered after
-	// the commands before it ran.
-	err error
-	// cmds and argv are reused from pipeline to pipeline.
-	cmds []redcon.Command
-	argv [][]byte
-}
-
-// scan feeds the bytes read since the last scan to the frame scanner. Before
-// authentication it stops after the first complete command, which must run
-// before what follows it is checked against the (lower) unauthenticated
-// limits.
-func (r *reqBuf) scan(unauth bool) {
-	if r.err != nil || r.scanned == r.end {
-		return
-	}
-	r.sc.StopAtEnd = unauth
-	last, _, err := r.sc.Scan(r.buf[r.scanned:r.end])
-	if last >= 0 {
-		r.valid = r.scanned + last
-	}
-	switch {
-	case err != nil:
-		r.err = err
-		r.scanned = r.end
-	case unauth && last >= 0:
-		r.scanned += last
-	default:
-		r.scanned = r.end
-	}
-}
-
-// parse slices the complete commands in buf[start:valid] into r.cmds and
-// marks them consumed. The framing was validated by the scanner, so parse
-// trusts it. An empty multibulk (*0, *-1) and an empty inline line are
-// skipped, as Redis does. An inline line is parsed by redcon; its error
-// (unbalanced quotes) ends the parse after the commands before it.
-func (r *reqBuf) parse() ([]redcon.Command, error) {
-	b := r.buf
-	cmds, argv := r.cmds[:0], r.argv[:0]
-	p := r.start
-	var err error
-	for p < r.valid {
-		begin := p
-		if b[p] != '*' {
-			nl := p + bytes.IndexByte(b[p:r.valid], '\n')
-			line := b[p : nl+1]
-			p = nl + 1
-			if isBlank(line) {
-				continue
-			}
-			cmd, perr := redcon.Parse(line)
-			if perr != nil {
-				err = perr
-				p = begin
-				break
-			}
-			cmds = append(cmds, cmd)
-			continue
-		}
-		n, q := headerNum(b, p+1)
-		p = q
-		if n <= 0 {
-			continue
-		}
-		first := len(argv)
-		for ; n > 0; n-- {
-			l, q := headerNum(b, p+1) // after the '$'
-			argv = append(argv, b[q:q+l:q+l])
-			p = q + l + 2
-		}
-		cmds = append(cmds, redcon.Command{Raw: b[begin:p:p], Args: argv[first:len(argv):len(argv)]})
-	}
-	r.start = p
-	r.cmds, r.argv = cmds, argv
-	return cmds, err
-}
-
-// headerNum parses the number of a validated header line starting at i
-// and returns it and the index after its CRLF.
-func headerNum(b []byte, i int) (int, int) {
-	neg := false
-	if b[i] == '-' {
-		neg = true
-		i++
-	}
-	n := 0
-	for ; b[i] != '\r'; i++ {
-		n = n*10 + int(b[i]-'0')
-	}
-	if neg {
-		n = -n
-	}
-	return n, i + 2
-}
-
-func isBlank(line []byte) bool {
-	for _, c := range line {
-		if c != ' ' && c != '\r' && c != '\n' && c != '\t' {
-			return false
-		}
-	}
-	return true
-}
-
-// done forgets the executed commands: the buffer is emptied, or the partial
-// command at its end moved to the front when little room is left. A large
-// buffer is dropped once empty so idle connections do not keep it.
-func (r *reqBuf) done() {
-	clear(r.cmds) // the commands alias the buffer; keep no reference
-	clear(r.argv)
-	r.cmds, r.argv = r.cmds[:0], r.argv[:0]
-	if r.start == r.end {
-		r.start, r.valid, r.scanned, r.end = 0, 0, 0, 0
-		if len(r.buf) > reqBufKeep {
-			r.buf = nil
-		}
-		return
-	}
-	if len(r.buf)-r.end < reqBufMinRead && r.start > 0 {
-		n := copy(r.buf, r.buf[r.start:r.end])
-		r.valid -= r.start
-		r.scanned -= r.start
-		r.end = n
-		r.start = 0
-	}
-}
-
-// space returns the free tail of the buffer, growing it (by doubling, as
-// bytes arrive, never by what a header declares) when a command does not
-// fit.
-func (r *reqBuf) space() []byte {
-	if r.buf == nil {
-		r.buf = make([]byte, reqBufSize)
-	}
-	if len(r.buf)-r.end < reqBufMinRead {
-		if r.start > 0 {
-			n := copy(r.buf, r.buf[r.start:r.end])
-			r.valid -= r.start
-			r.scanned -= r.start
-			r.end = n
-			r.start = 0
-		}
-		if len(r.buf)-r.end < reqBufMinRead {
-			nb := make([]byte, 2*len(r.buf))
-			copy(nb, r.buf[:r.end])
-			r.buf = nb
-		}
-	}
-	return r.buf[r.end:]
-}
+// outKeep: an output buffer larger than this is dropped once written.
+const outKeep = 64 << 10
 
 // serveConn reads pipelines from one client and answers them until the
 // client leaves, breaks the protocol, or the server shuts down.
@@ -214,7 +36,7 @@ func (s *Server) serveConn(c *client) {
 		}
 	} else {
 		for !s.draining.Load() {
-			p := c.rb.space()
+			p := c.rb.Space()
 			n, err := c.nc.Read(p)
 			if n > 0 && !c.received(n) || err != nil {
 				break
@@ -237,7 +59,7 @@ func (s *Server) serveRaw(c *client, raw syscall.RawConn) {
 			if s.draining.Load() {
 				return true
 			}
-			p := c.rb.space()
+			p := c.rb.Space()
 			n, err := rawRead(fd, p)
 			switch {
 			case err == syscall.EINTR:
@@ -287,9 +109,9 @@ func (c *client) received(n int) bool {
 	return true
 }
 
-// feed accounts for n bytes read into the end of the buffer.
+// feed accounts for n bytes read into the request buffer's Space.
 func (c *client) feed(n int) {
-	c.rb.end += n
+	c.rb.Received(n)
 	c.inBytes += int64(n)
 	c.netIn.Store(c.inBytes)
 }
@@ -298,11 +120,9 @@ func (c *client) feed(n int) {
 // It returns true when a write run was handed to the connection's event
 // loop (serveFrom); the loop calls run again once it is committed.
 func (c *client) run() (parked bool) {
-	r := &c.rb
 	for {
 		if c.batch == nil {
-			r.scan(!c.sess.Authed)
-			cmds, err := r.parse()
+			cmds, err := c.rb.Commands(!c.sess.Authed)
 			c.batchErr = err
 			if len(cmds) > 0 {
 				c.startBatch(cmds)
@@ -318,9 +138,9 @@ func (c *client) run() (parked bool) {
 			c.perr, c.batchErr = c.batchErr, nil
 			return false
 		}
-		// Before AUTH the scanner stops after each command: go on with
-		// the rest now that the command ran.
-		if c.sess.Quit || r.err != nil || r.scanned == r.end {
+		// Before AUTH the reader stops after each command: go on with the
+		// rest now that the command ran.
+		if c.sess.Quit || !c.rb.More() {
 			return false
 		}
 	}
@@ -331,11 +151,8 @@ func (c *client) run() (parked bool) {
 // are in c.out.
 func (c *client) settle() error {
 	err := c.perr
-	if err == nil {
-		err = c.rb.err
-	}
 	c.perr = nil
-	c.rb.done()
+	c.rb.Done()
 	c.hkey = nil // it aliased the buffer
 	return err
 }
@@ -343,7 +160,7 @@ func (c *client) settle() error {
 // resetOut empties the output buffer after it was written, dropping a
 // large one.
 func (c *client) resetOut() {
-	if cap(c.out) > reqBufKeep {
+	if cap(c.out) > outKeep {
 		c.out = nil
 	} else {
 		c.out = c.out[:0]

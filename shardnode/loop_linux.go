@@ -262,7 +262,7 @@ func (l *eventLoop) adopt() {
 
 // read reads once from a ready connection and executes what it can.
 func (l *eventLoop) read(c *client) {
-	n, err := rawRead(uintptr(c.fd), c.rb.space())
+	n, err := rawRead(uintptr(c.fd), c.rb.Space())
 	switch {
 	case err == syscall.EAGAIN || err == syscall.EINTR:
 		return

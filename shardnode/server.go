@@ -10,25 +10,25 @@
 // them: a loop waits on a level-triggered epoll set, reads once from each
 // ready connection into the connection's own buffer, where a frame scanner
 // enforces Redis's protocol limits on the bytes as they arrive and the
-// commands' arguments are sliced out in place (conn.go), and executes the
-// complete commands, a whole pipeline at a time. Consecutive keyed commands
-// of a pipeline that contain a write form a run, and the runs of every
-// connection of one pass are committed in one bitcask Update: one write
-// and, under appendfsync always, one fsync before any reply leaves. Then
-// each connection's replies go out with one write. Config.EventLoops -1
+// commands' arguments are sliced out in place (resp.RequestReader), and
+// executes the complete commands, a whole pipeline at a time. Consecutive
+// keyed commands of a pipeline that contain a write form a run, and the runs
+// of every connection of one pass are committed in one bitcask Update: one
+// write and, under appendfsync always, one fsync before any reply leaves.
+// Then each connection's replies go out with one write. Config.EventLoops -1
 // gives each connection a goroutine instead, whose concurrent runs are
 // grouped by a leader (commit.go). The node is Linux-only (epoll here,
-// fdatasync in bitcask). GETs read the
-// value from Bitcask's mapped files with no system call; an optional read
-// cache (Config.ReadCacheBytes, off by default) keeps values checked
-// against the key's sequence number (cache.go).
+// fdatasync in bitcask). GETs read the value from Bitcask's mapped files
+// with no system call; an optional read cache (Config.ReadCacheBytes, off by
+// default) keeps values checked against the key's sequence number
+// (cache.go).
 //
 // Files: config.go (Config), server.go (listening, connections, shutdown),
-// loop_linux.go (event loops), conn.go (request buffers, the
-// goroutine-per-connection loop), client.go (per-connection state),
-// dispatch.go (the handler rows and the checks before a command), commit.go
-// (grouped commits), store.go (transaction or database), cmd_*.go (the data
-// commands), connhost.go (the node as internal/conncmd's Host: the
+// loop_linux.go (event loops), conn.go (the goroutine-per-connection loop,
+// running a read's commands, writing replies), client.go (per-connection
+// state), dispatch.go (the handler rows and the checks before a command),
+// commit.go (grouped commits), store.go (transaction or database), cmd_*.go
+// (the data commands), connhost.go (the node as internal/conncmd's Host: the
 // connection and server commands both servers share), info.go (INFO),
 // assignment.go (assignment.json, indexes.json), cache.go (read cache).
 package shardnode
@@ -40,7 +40,6 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -415,8 +414,6 @@ func (s *Server) connError(c *client, err error) {
 	switch {
 	case errors.As(err, &pe):
 		msg = pe.Msg
-	case strings.HasPrefix(err.Error(), "Protocol error: "):
-		msg = err.Error() // redcon's inline parser
 	default:
 		return
 	}
