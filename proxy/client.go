@@ -113,11 +113,9 @@ type client struct {
 	rd       resp.RequestReader // requests read and not yet served
 	wout     []byte             // the batch's replies
 	readable func(uintptr) bool
-	writable func(uintptr) bool
-	wpos     int   // flush: bytes of wout written
-	werr     error // flush: the write failed
-	rerr     error // the connection failed
-	perr     error // a protocol error: answered after the batch, then close
+	sw       sockio.Writer // flush's writes through rc
+	rerr     error         // the connection failed
+	perr     error         // a protocol error: answered after the batch, then close
 	// hupKey is the connection's key for sockio.WatchHup, 0 when not
 	// watched; peerClosed is set by the watch when the client's FIN came.
 	hupKey     uint32

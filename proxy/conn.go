@@ -41,7 +41,8 @@ const outKeep = 1 << 20 // larger output buffers are not kept between batches
 // error, or Shutdown.
 func (c *client) run() {
 	if c.rc != nil {
-		c.readable, c.writable = c.onReadable, c.onWritable
+		c.readable = c.onReadable
+		c.sw.Init(c.rc)
 		for {
 			err := c.rc.Read(c.readable)
 			if err != nil && c.rerr == nil && errors.Is(err, os.ErrDeadlineExceeded) && c.peerClosed.Load() {
@@ -186,34 +187,14 @@ func (c *client) received(n int) bool {
 	return c.perr != nil || c.sess.Quit || c.rerr != nil || (c.batchN > 0 && c.s.shutting.Load())
 }
 
-// flush writes c.wout.
+// flush writes c.wout: through the connection's sockio.Writer, which waits
+// in the poller while the socket is full, or the net.Conn.
 func (c *client) flush() error {
+	var err error
 	if c.rc == nil {
-		_, err := c.nc.Write(c.wout)
-		return err
+		_, err = c.nc.Write(c.wout)
+	} else {
+		_, err = c.sw.Write(c.wout)
 	}
-	c.wpos, c.werr = 0, nil
-	if err := c.rc.Write(c.writable); err != nil {
-		return err
-	}
-	return c.werr
-}
-
-// onWritable is the RawConn.Write callback of flush: it writes until
-// c.wout is out (true) or the socket is full (false: wait until it drains).
-func (c *client) onWritable(fd uintptr) bool {
-	for c.wpos < len(c.wout) {
-		n, errno := sockio.RawWrite(fd, c.wout[c.wpos:])
-		switch errno {
-		case 0:
-			c.wpos += n
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			return false
-		default:
-			c.werr = errno
-			return true
-		}
-	}
-	return true
+	return err
 }

@@ -167,10 +167,10 @@ func (c *client) resetOut() {
 	}
 }
 
-// rawRead and rawWrite are sockio.RawRead and sockio.RawWrite (read(2) and
-// write(2) without the runtime's syscall bookkeeping, which at one of each
-// per request was a tenth of the node's CPU) with an error instead of an
-// Errno, since a zero Errno is a non-nil error.
+// rawRead is sockio.RawRead (read(2) without the runtime's syscall
+// bookkeeping, which at one read and one write per request was a tenth of
+// the node's CPU) with an error instead of an Errno, since a zero Errno is a
+// non-nil error.
 func rawRead(fd uintptr, p []byte) (int, error) {
 	n, e := sockio.RawRead(fd, p)
 	if e != 0 {
@@ -179,30 +179,14 @@ func rawRead(fd uintptr, p []byte) (int, error) {
 	return n, nil
 }
 
-func rawWrite(fd int, p []byte) (int, error) {
-	n, e := sockio.RawWrite(uintptr(fd), p)
-	if e != 0 {
-		return 0, e
-	}
-	return n, nil
-}
-
-// write sends b to the client: with write(2) on the descriptor while the
-// read loop has it, the rest through the net.Conn (which waits for the
-// socket to drain) when the socket buffer is full.
+// write sends b to the client: with sockio.WriteAll on the descriptor while
+// the read loop has it, the rest through the net.Conn, which waits for the
+// socket to drain, when the socket buffer is full. (The read loop holds
+// RawConn.Read, so it cannot wait in RawConn.Write as the proxy does.)
 func (c *client) write(b []byte) (int, error) {
 	done := 0
 	if c.fd >= 0 {
-		for done < len(b) {
-			n, err := rawWrite(c.fd, b[done:])
-			if err == syscall.EINTR {
-				continue
-			}
-			if err != nil || n <= 0 {
-				break
-			}
-			done += n
-		}
+		done, _ = sockio.WriteAll(uintptr(c.fd), b)
 		if done == len(b) {
 			return done, nil
 		}
@@ -211,26 +195,16 @@ func (c *client) write(b []byte) (int, error) {
 	return done + n, err
 }
 
-// flushOut sends what c.out holds with write(2) on the connection's
+// flushOut sends what c.out holds with sockio.WriteAll on the connection's
 // descriptor, keeping what the socket did not take for the connection to
-// send itself. The group commit leader calls it for the connections of its
-// batch, which wait until it is done: their output and descriptor are the
-// leader's meanwhile.
+// send itself (its own write, which then waits). The group commit leader
+// calls it for the connections of its batch, which wait until it is done:
+// their output and descriptor are the leader's meanwhile.
 func (c *client) flushOut() {
 	if c.fd < 0 || len(c.out) == 0 {
 		return
 	}
-	done := 0
-	for done < len(c.out) {
-		n, err := rawWrite(c.fd, c.out[done:])
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil || n <= 0 {
-			break
-		}
-		done += n
-	}
+	done, _ := sockio.WriteAll(uintptr(c.fd), c.out)
 	c.netOut.Add(int64(done))
 	c.out = c.out[:copy(c.out, c.out[done:])]
 }

@@ -13,6 +13,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/shardkv/shardkv/internal/sockio"
 )
 
 // Event loops: the node serves its connections the way Redis does, not with
@@ -319,22 +321,14 @@ func (l *eventLoop) reply() {
 	l.touched = l.touched[:0]
 }
 
-// flush writes c.out; what the socket does not take waits for EPOLLOUT.
+// flush writes c.out with sockio.WriteAll; what the socket does not take
+// waits for EPOLLOUT (the loop must not wait on one connection, so this is
+// where it differs from the other write loops).
 func (l *eventLoop) flush(c *client) {
-	done := 0
-	for done < len(c.out) {
-		n, err := rawWrite(c.fd, c.out[done:])
-		if err == syscall.EINTR {
-			continue
-		}
-		if err == syscall.EAGAIN {
-			break
-		}
-		if err != nil || n <= 0 {
-			l.close(c) // the client is gone
-			return
-		}
-		done += n
+	done, errno := sockio.WriteAll(uintptr(c.fd), c.out)
+	if errno != 0 && errno != syscall.EAGAIN {
+		l.close(c) // the client is gone
+		return
 	}
 	c.netOut.Add(int64(done))
 	if done == len(c.out) {

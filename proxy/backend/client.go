@@ -108,10 +108,8 @@ type Conn struct {
 	rr      *resp.ReplyReader
 	timeout time.Duration
 
-	// the writer's (see Send): the buffer being written by onWritable
-	writable func(uintptr) bool
-	wb       []byte
-	werr     error
+	// sw is the writer's (see Send): writes through rc.
+	sw sockio.Writer
 
 	mu      sync.Mutex
 	wbuf    []byte     // bytes queued for the next write
@@ -170,7 +168,7 @@ func Dial(addr string, timeout time.Duration, hs Handshake) (*Conn, error) {
 	if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
-			c.writable = c.onWritable
+			c.sw.Init(rc)
 			_ = rc.Control(func(fd uintptr) {
 				c.hupKey, _ = sockio.WatchHup(fd, c.onPeerClosed)
 			})
@@ -257,36 +255,13 @@ func (c *Conn) Send(reqs ...*Request) {
 
 // write writes buf; only the writer (Send) calls it.
 func (c *Conn) write(buf []byte) error {
+	var err error
 	if c.rc == nil {
-		_, err := c.nc.Write(buf)
-		return err
+		_, err = c.nc.Write(buf)
+	} else {
+		_, err = c.sw.Write(buf)
 	}
-	c.wb, c.werr = buf, nil
-	err := c.rc.Write(c.writable)
-	c.wb = nil
-	if err != nil {
-		return err
-	}
-	return c.werr
-}
-
-// onWritable is write's RawConn callback: false waits until the socket
-// takes more.
-func (c *Conn) onWritable(fd uintptr) bool {
-	for len(c.wb) > 0 {
-		n, errno := sockio.RawWrite(fd, c.wb)
-		switch errno {
-		case 0:
-			c.wb = c.wb[n:]
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			return false
-		default:
-			c.werr = errno
-			return true
-		}
-	}
-	return true
+	return err
 }
 
 // Fail closes the connection; queued requests complete with reason.
