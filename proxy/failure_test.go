@@ -384,6 +384,7 @@ func TestDestructiveFanoutNeedsEveryShard(t *testing.T) {
 	if err := proc.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	waitStopped(t, proc.Pid) // the signal is asynchronous
 	check("stopped")
 	proc.Signal(syscall.SIGCONT)
 	c.nodes[1].stop()
@@ -393,4 +394,19 @@ func TestDestructiveFanoutNeedsEveryShard(t *testing.T) {
 	if n, err := r.DBSize(ctx).Result(); err != nil || n != 0 {
 		t.Fatalf("DBSIZE after FLUSHALL with every shard up = %d %v", n, err)
 	}
+}
+
+// waitStopped waits until process pid is in the stopped state.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	eventually(t, 5*time.Second, func() error {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return err
+		}
+		if f := strings.Fields(string(stat)); len(f) < 3 || f[2] != "T" {
+			return fmt.Errorf("process %d not stopped yet", pid)
+		}
+		return nil
+	})
 }
