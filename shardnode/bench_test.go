@@ -23,7 +23,7 @@ import (
 func BenchmarkServe(b *testing.B) {
 	for _, m := range serveModes {
 		b.Run(m.name, func(b *testing.B) {
-			addr := benchNode(b, m.loops)
+			addr := benchNode(b, m.loops, m.wrap)
 			for _, cmd := range []string{"GET", "SET"} {
 				for _, depth := range []int{1, 32} {
 					b.Run(cmd+"/P="+strconv.Itoa(depth), func(b *testing.B) {
@@ -82,7 +82,7 @@ func benchPipeline(b *testing.B, addr, cmd string, depth int) {
 
 // benchNode serves a node with the whole key space on a loopback port until
 // the benchmark ends.
-func benchNode(b *testing.B, loops int) string {
+func benchNode(b *testing.B, loops int, wrap func(net.Listener) net.Listener) string {
 	cfg := DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.Dir = b.TempDir()
@@ -97,8 +97,12 @@ func benchNode(b *testing.B, loops int) string {
 	if err != nil {
 		b.Fatal(err)
 	}
+	var served net.Listener = ln
+	if wrap != nil {
+		served = wrap(ln)
+	}
 	done := make(chan struct{})
-	go func() { srv.Serve(ln); close(done) }()
+	go func() { srv.Serve(served); close(done) }()
 	b.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -31,6 +31,13 @@ type testNode struct {
 // The node is shut down when the test ends.
 func startNode(t *testing.T, dir string, edit func(*Config)) *testNode {
 	t.Helper()
+	return startNodeOn(t, dir, edit, nil)
+}
+
+// startNodeOn is startNode with the listener passed through wrap (nil: as
+// it is).
+func startNodeOn(t *testing.T, dir string, edit func(*Config), wrap func(net.Listener) net.Listener) *testNode {
+	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
@@ -54,7 +61,11 @@ func startNode(t *testing.T, dir string, edit func(*Config)) *testNode {
 		t.Fatal(err)
 	}
 	n := &testNode{t: t, srv: srv, addr: ln.Addr().String(), dir: dir, done: make(chan error, 1), logs: logs}
-	go func() { n.done <- srv.Serve(ln) }()
+	var served net.Listener = ln
+	if wrap != nil {
+		served = wrap(ln)
+	}
+	go func() { n.done <- srv.Serve(served) }()
 	t.Cleanup(n.stop)
 	return n
 }
@@ -181,3 +192,20 @@ func bulkStr(s string) string { return string(resp.AppendBulkString(nil, s)) }
 func errStr(s string) string { return "-" + s + "\r\n" }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// plainListener hides the accepted connections' descriptors, so the node
+// serves them with its fallback: a goroutine per connection with plain
+// net.Conn reads (serveConn), whatever EventLoops says.
+type plainListener struct{ net.Listener }
+
+type plainConn struct{ net.Conn }
+
+func (l plainListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return plainConn{c}, nil
+}
+
+func hideFDs(ln net.Listener) net.Listener { return plainListener{ln} }

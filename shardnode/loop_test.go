@@ -16,21 +16,25 @@ import (
 )
 
 // serveModes are the ways a node serves connections: its default event
-// loop, several loops, and a goroutine per connection. The tests below run
-// in each.
+// loop, several loops, a goroutine per connection reading its descriptor
+// raw, and the fallback for connections without a descriptor (plain
+// net.Conn reads, real sockets with the descriptor hidden). The tests below
+// run in each.
 var serveModes = []struct {
 	name  string
 	loops int
+	wrap  func(net.Listener) net.Listener
 }{
-	{"loop", 0},
-	{"three-loops", 3},
-	{"goroutines", -1},
+	{"loop", 0, nil},
+	{"three-loops", 3, nil},
+	{"goroutines", -1, nil},
+	{"plain-reads", 0, hideFDs},
 }
 
 func forEachMode(t *testing.T, sync bitcask.SyncPolicy, f func(t *testing.T, n *testNode)) {
 	for _, m := range serveModes {
 		t.Run(m.name, func(t *testing.T) {
-			n := startNode(t, "", func(c *Config) { c.EventLoops, c.Sync = m.loops, sync })
+			n := startNodeOn(t, "", func(c *Config) { c.EventLoops, c.Sync = m.loops, sync }, m.wrap)
 			n.assignAll()
 			f(t, n)
 		})
@@ -170,7 +174,7 @@ func TestCloseReplies(t *testing.T) {
 func TestShutdownWithIdleClients(t *testing.T) {
 	for _, m := range serveModes {
 		t.Run(m.name, func(t *testing.T) {
-			n := startNode(t, "", func(c *Config) { c.EventLoops = m.loops })
+			n := startNodeOn(t, "", func(c *Config) { c.EventLoops = m.loops }, m.wrap)
 			var conns []*rawConn
 			for i := 0; i < 6; i++ {
 				c := n.raw()
