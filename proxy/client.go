@@ -42,6 +42,9 @@ type slot struct {
 	m    *merge           // slotMerge
 	// silent: CLIENT REPLY OFF or SKIP; the reply is dropped
 	silent bool
+	// readonly: the command cannot change data, so a retry is harmless
+	// even when its outcome is unknown (shard.failed)
+	readonly bool
 }
 
 type slotKind uint8
@@ -79,6 +82,10 @@ type client struct {
 	// name, QUIT (sess.Quit: close after this batch's replies), CLIENT
 	// REPLY's flags.
 	sess conncmd.Session
+
+	// readonly: the command being routed cannot change data (see
+	// slot.readonly)
+	readonly bool
 
 	// skipNext drops the next command's reply (CLIENT REPLY SKIP, see
 	// received, conn.go).
@@ -225,7 +232,7 @@ func (c *client) forward(sh *shard, raw []byte) {
 	r := c.newReq()
 	r.Cmd = raw
 	c.send(sh, &r.Request)
-	c.slots = append(c.slots, slot{kind: slotForward, req: &r.Request, sh: sh})
+	c.slots = append(c.slots, slot{kind: slotForward, req: &r.Request, sh: sh, readonly: c.readonly})
 }
 
 // reply is a local reply: the bytes appended to c.out since mark.
@@ -281,13 +288,13 @@ func (c *client) writeReplies() {
 			out = append(out, c.out[sl.a:sl.b]...)
 		case sl.kind == slotForward:
 			if sl.req.Err != nil {
-				out = resp.AppendError(out, sl.sh.unavailable(sl.req.Err))
+				out = resp.AppendError(out, sl.sh.failed(sl.req.Err, !sl.readonly))
 			} else {
 				out = append(out, sl.req.Reply...)
 			}
 		case sl.kind == slotExec:
 			if sl.req.Err != nil {
-				out = resp.AppendError(out, sl.sh.unavailable(sl.req.Err))
+				out = resp.AppendError(out, sl.sh.failed(sl.req.Err, true))
 			} else {
 				out = append(out, lastReply(sl.req.Reply, sl.req.N)...)
 			}
@@ -342,6 +349,7 @@ func (c *client) exec(cmd redcon.Command) {
 		return
 	}
 	c.sess.SetLastCmd(&ci.Name)
+	c.readonly = ci.Flags&cmdtable.FlagWrite == 0
 	if !c.sess.Authed && ci.Flags&cmdtable.FlagNoAuth == 0 {
 		c.reject("NOAUTH Authentication required.")
 		return

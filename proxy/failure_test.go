@@ -410,3 +410,45 @@ func waitStopped(t *testing.T, pid int) {
 		return nil
 	})
 }
+
+// TRYAGAIN only when nothing happened: go-redis retries TRYAGAIN by itself,
+// so an INCR sent to a node that then stalls past the timeout must get an
+// error it does not retry (UNCERTAIN), or the counter could be incremented
+// twice; a read that timed out, and a write to a node that is down (never
+// sent), still get TRYAGAIN.
+func TestTryAgainOnlyWhenNothingHappened(t *testing.T) {
+	c := startCluster(t, clusterOpts{nodes: 2, timeout: 300 * time.Millisecond})
+	ctx := context.Background()
+	r := c.client(2)
+	key := c.keysOn(1, 1, "ctr-")[0]
+	proc := c.nodes[1].cmd.Process
+	if err := proc.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	waitStopped(t, proc.Pid)
+	err := r.Incr(ctx, key).Err()
+	if err == nil || !strings.HasPrefix(err.Error(), "UNCERTAIN shard s1") || !strings.Contains(err.Error(), "may or may not have been applied") {
+		t.Fatalf("INCR on a stalled node: %v", err)
+	}
+	if err := r.Get(ctx, key).Err(); err == nil || !strings.HasPrefix(err.Error(), "TRYAGAIN shard s1") {
+		t.Fatalf("GET on a stalled node: %v", err)
+	}
+	proc.Signal(syscall.SIGCONT)
+	var n int64
+	eventually(t, 10*time.Second, func() error {
+		var err error
+		n, err = r.IncrBy(ctx, key, 0).Result()
+		return err
+	})
+	if n > 1 {
+		t.Fatalf("one INCR through go-redis counted %d times", n)
+	}
+	c.nodes[1].stop()
+	eventually(t, 5*time.Second, func() error {
+		err := r.Incr(ctx, key).Err()
+		if err == nil || !strings.HasPrefix(err.Error(), "TRYAGAIN shard s1") {
+			return fmt.Errorf("INCR on a node that is down: %v", err)
+		}
+		return nil
+	})
+}

@@ -212,7 +212,7 @@ func (m *merge) failure() string {
 		return ""
 	}
 	p := m.parts[first]
-	msg := p.sh.unavailable(p.req.Err)
+	msg := p.sh.failed(p.req.Err, m.writes)
 	if len(m.parts) > 1 {
 		msg += " (" + strconv.Itoa(failed) + " of " + strconv.Itoa(len(m.parts)) + " shards failed"
 		if m.writes {

@@ -46,6 +46,20 @@ func (sh *shard) unavailable(err error) string {
 	return "TRYAGAIN shard " + sh.name + " (" + sh.addr + ") unavailable: " + err.Error()
 }
 
+// failed is the error for a request to sh that got no reply. TRYAGAIN,
+// which clients retry by themselves (in Redis Cluster it means the command
+// did not run), only when nothing can have happened: the request certainly
+// never reached the node, or the command cannot write. Once a write's bytes
+// were sent its outcome is unknown, and a retry could apply it twice (an
+// INCR counted twice), so the client gets UNCERTAIN, which no client
+// retries on its own.
+func (sh *shard) failed(err error, write bool) string {
+	if !write || backend.NotSent(err) {
+		return sh.unavailable(err)
+	}
+	return "UNCERTAIN shard " + sh.name + " (" + sh.addr + ") failed after the command was sent, which may or may not have been applied: " + err.Error()
+}
+
 // table is an immutable routing snapshot: the map and its shards, in map
 // order. A reload builds a new one.
 type table struct {

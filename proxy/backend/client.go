@@ -42,7 +42,30 @@ type Request struct {
 	Err   error   // set when the request was not answered: Reply is then meaningless
 	W     *Waiter // told when the request completes
 
-	got int // replies received
+	got int   // replies received
+	end int64 // the Conn's stream offset just after Cmd (see Conn.written)
+}
+
+// NotSentError is the failure of a request whose bytes never reached the
+// node's socket: it certainly did not run, so a caller may say TRYAGAIN.
+// Any other failure of a request (the connection broke or timed out after
+// its bytes were handed to write(2)) leaves its outcome unknown.
+type NotSentError struct{ Err error }
+
+func (e *NotSentError) Error() string { return e.Err.Error() }
+func (e *NotSentError) Unwrap() error { return e.Err }
+
+// NotSent reports whether err is a NotSentError.
+func NotSent(err error) bool {
+	var ns *NotSentError
+	return errors.As(err, &ns)
+}
+
+func notSent(err error) error {
+	if NotSent(err) {
+		return err
+	}
+	return &NotSentError{err}
 }
 
 func (r *Request) want() int {
@@ -118,6 +141,11 @@ type Conn struct {
 	yield   bool       // the writer yields once before writing, to batch more
 	queue   []*Request // written or about to be, awaiting replies, oldest first
 	err     error      // set once the reader has stopped: why the connection is unusable
+	// appended counts the request bytes queued on this connection and
+	// written those handed to write(2), successful or not: a request whose
+	// bytes end at or before written may have reached the node; one that
+	// starts at or after it certainly did not (NotSentError).
+	appended, written int64
 
 	// hupKey is the connection's WatchHup key (0: not watched);
 	// peerClosed is set once the node closed its side.
@@ -205,7 +233,7 @@ func (c *Conn) Send(reqs ...*Request) {
 	}
 	c.mu.Lock()
 	if c.err != nil {
-		err := c.err
+		err := notSent(c.err)
 		c.mu.Unlock()
 		for _, r := range reqs {
 			r.fail(err)
@@ -214,6 +242,8 @@ func (c *Conn) Send(reqs ...*Request) {
 	}
 	for _, r := range reqs {
 		c.wbuf = append(c.wbuf, r.Cmd...)
+		c.appended += int64(len(r.Cmd))
+		r.end = c.appended
 	}
 	c.queue = append(c.queue, reqs...)
 	c.inflight.Add(int64(len(reqs)))
@@ -232,6 +262,7 @@ func (c *Conn) Send(reqs ...*Request) {
 	for len(c.wbuf) > 0 {
 		buf := c.wbuf
 		c.wbuf = c.spare[:0]
+		c.written += int64(len(buf))
 		c.mu.Unlock()
 		err := c.write(buf)
 		c.mu.Lock()
@@ -241,7 +272,9 @@ func (c *Conn) Send(reqs ...*Request) {
 			c.spare = nil
 		}
 		if err != nil {
-			// The reader sees the closed socket and fails the queue.
+			// The reader sees the closed socket and fails the queue; what
+			// was buffered behind buf was never written.
+			c.appended -= int64(len(c.wbuf))
 			c.wbuf = c.wbuf[:0]
 			c.mu.Unlock()
 			c.Fail(shortNetError(err))
@@ -426,14 +459,21 @@ func (c *Conn) stop(err error, rest []*Request) {
 	c.err = err
 	q := c.queue
 	c.queue = nil
+	written := c.written
 	c.mu.Unlock()
-	for _, r := range rest {
+	fail := func(r *Request) {
 		c.inflight.Add(-1)
-		r.fail(err)
+		if r.end-int64(len(r.Cmd)) >= written {
+			r.fail(notSent(err))
+		} else {
+			r.fail(err)
+		}
+	}
+	for _, r := range rest {
+		fail(r)
 	}
 	for _, r := range q {
-		c.inflight.Add(-1)
-		r.fail(err)
+		fail(r)
 	}
 }
 
@@ -621,6 +661,10 @@ func (cl *Client) Send(slot int, reqs ...*Request) {
 		err = ErrClosed
 	default:
 	}
+	if err == nil {
+		err = errors.New("no connection")
+	}
+	err = notSent(err)
 	for _, r := range reqs {
 		if r.W != nil {
 			r.W.add()
