@@ -191,7 +191,7 @@ func Time(h Host, c Conn, out []byte, args [][]byte) []byte {
 
 // appendHelp appends a HELP reply: the first line, then the lines given.
 func appendHelp(out []byte, cmd string, lines []string) []byte {
-	out = resp.AppendArray(out, len(lines)+2)
+	out = resp.AppendArray(out, len(lines)+3) // the first line, lines, HELP and its line
 	out = resp.AppendSimple(out, cmd+" <subcommand> [<arg> [value] [opt] ...]. Subcommands are:")
 	for _, l := range lines {
 		out = resp.AppendSimple(out, l)
