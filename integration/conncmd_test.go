@@ -61,6 +61,9 @@ var connSteps = []connStep{
 	// HELP texts are shardkv's (7.2's subcommands); their framing is held
 	// by the steps after them, which a miscounted array would shift.
 	csOwn("CLIENT", "HELP"), csOwn("COMMAND", "HELP"), csOwn("CONFIG", "HELP"),
+	// Both servers answer READONLY and READWRITE (a standalone Redis
+	// refuses them: it has cluster support disabled).
+	csOwn("READONLY"), csOwn("READWRITE"), cs("READONLY", "x"), cs("READWRITE", "x"),
 	// The command table's MULTI rules: UNWATCH and PING are queued, WATCH is
 	// refused at once, EXEC runs what was queued.
 	// SCAN cursors, read by one rule on both servers (strtoul's).

@@ -117,7 +117,7 @@ func (h proxyHost) ConfigParams() []conncmd.Param {
 		conncmd.Const("maxmemory-policy", "noeviction"),
 		conncmd.Const("appendonly", "yes"),
 		conncmd.Const("save", ""),
-		conncmd.Const("cluster-enabled", "no"),
+		conncmd.Const("cluster-enabled", "yes"), // as INFO cluster_enabled:1: the proxy answers CLUSTER
 		conncmd.Const("shardkv-node-timeout", s.cfg.Timeout.String()),
 		conncmd.Const("shardkv-conns-per-node", strconv.Itoa(s.cfg.ConnsPerNode)),
 		conncmd.Const("shardkv-map-file", s.cfg.MapFile),

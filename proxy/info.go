@@ -78,6 +78,12 @@ func (c *client) writeInfo(m *merge, b []byte) []byte {
 		w.Field("rejected_connections", s.rejected.Load())
 		w.Field("total_net_input_bytes", s.netIn.Load())
 	}
+	if r.Want("cluster") {
+		// redis-py's RedisCluster refuses a node whose INFO lacks
+		// cluster_enabled:1; the proxy answers CLUSTER (cluster.go).
+		w.Section("Cluster")
+		w.Field("cluster_enabled", 1)
+	}
 	// The nodes' replies: INFO shard, then INFO keyspace.
 	type nodeInfo struct {
 		shard, keyspace [][2]string

@@ -11,7 +11,7 @@ import (
 
 // local answers the commands the proxy runs itself: the connection and server
 // commands both servers share (internal/conncmd), INFO (which gathers the
-// nodes' figures), and the proxy's own SHARD.* commands.
+// nodes' figures), CLUSTER (cluster.go) and the proxy's own SHARD.* commands.
 func (c *client) local(ci *cmdtable.Command, cmd redcon.Command) {
 	args := cmd.Args
 	if h := conncmd.Handlers[ci.Name]; h != nil {
@@ -23,6 +23,8 @@ func (c *client) local(ci *cmdtable.Command, cmd redcon.Command) {
 	switch ci.Name {
 	case "info":
 		c.infoCmd(args)
+	case "cluster":
+		c.clusterCmd(args)
 	case "shard.locate":
 		p := rangemap.Position(args[1])
 		sh := c.tbl.shards[c.tbl.m.Find(p)]

@@ -126,7 +126,7 @@ type Command struct {
 	Merge    Merge // RouteSplit and RouteFanout
 	Multi    Multi
 	Reply    Reply
-	Group    string // COMMAND DOCS group: string, generic, connection, server, transactions, shardkv
+	Group    string // COMMAND DOCS group: string, generic, connection, server, cluster, transactions, shardkv
 	Summary  string // COMMAND DOCS summary
 }
 
@@ -194,6 +194,13 @@ var Commands = []Command{
 	{Name: "quit", Arity: -1, Flags: FlagFast | FlagNoAuth | FlagStale | FlagLoading, Route: RouteLocal, Multi: MultiNow, Group: "connection", Summary: "Closes the connection."},
 	{Name: "reset", Arity: 1, Flags: FlagFast | FlagNoAuth | FlagStale | FlagLoading, Route: RouteLocal, Multi: MultiNow, Group: "connection", Summary: "Resets the connection."},
 	{Name: "time", Arity: 1, Flags: FlagFast | FlagStale | FlagLoading, Route: RouteLocal, Group: "server", Summary: "Returns the server time."},
+
+	// cluster: the proxy presents itself to cluster-aware clients as one
+	// node owning every slot (proxy/cluster.go). READONLY and READWRITE keep
+	// per-connection state, hence MultiProxyState.
+	{Name: "cluster", Arity: -2, Route: RouteProxyOnly, Group: "cluster", Summary: "A container for Redis Cluster commands."},
+	{Name: "readonly", Arity: 1, Flags: FlagFast | FlagLoading | FlagStale, Route: RouteLocal, Multi: MultiProxyState, Group: "cluster", Summary: "Enables read-only queries for a connection to a Redis Cluster replica node."},
+	{Name: "readwrite", Arity: 1, Flags: FlagFast | FlagLoading | FlagStale, Route: RouteLocal, Multi: MultiProxyState, Group: "cluster", Summary: "Enables read-write queries for a connection to a Redis Cluster replica node."},
 
 	// transactions
 	{Name: "multi", Arity: 1, Flags: FlagFast, Route: RouteTx, Multi: MultiNow, Group: "transactions", Summary: "Starts a transaction."},

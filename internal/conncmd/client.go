@@ -124,7 +124,7 @@ func Client(h Host, c Conn, out []byte, args [][]byte) []byte {
 		if !arity(2) {
 			return arityErr()
 		}
-		return appendHelp(out, "CLIENT", clientHelp)
+		return AppendHelp(out, "CLIENT", clientHelp)
 	}
 	return resp.AppendError(out, cmdtable.ErrUnknownSubcommand("client", string(args[1])))
 }

@@ -100,7 +100,7 @@ func Command(h Host, c Conn, out []byte, args [][]byte) []byte {
 		if len(args) != 2 {
 			return arityErr()
 		}
-		return appendHelp(out, "COMMAND", commandHelp)
+		return AppendHelp(out, "COMMAND", commandHelp)
 	}
 	return resp.AppendError(out, cmdtable.ErrUnknownSubcommand("command", string(args[1])))
 }

@@ -112,7 +112,7 @@ func Config(h Host, c Conn, out []byte, args [][]byte) []byte {
 		if len(args) != 2 {
 			return arityErr()
 		}
-		return appendHelp(out, "CONFIG", configHelp)
+		return AppendHelp(out, "CONFIG", configHelp)
 	}
 	return resp.AppendError(out, cmdtable.ErrUnknownSubcommand("config", string(args[1])))
 }

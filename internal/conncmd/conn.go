@@ -189,8 +189,9 @@ func Time(h Host, c Conn, out []byte, args [][]byte) []byte {
 	return resp.AppendBulk(out, strconv.AppendInt(buf[:0], int64(now.Nanosecond()/1000), 10))
 }
 
-// appendHelp appends a HELP reply: the first line, then the lines given.
-func appendHelp(out []byte, cmd string, lines []string) []byte {
+// AppendHelp appends a HELP reply in Redis's shape: the first line, the
+// lines given, then HELP itself. The proxy's CLUSTER HELP uses it too.
+func AppendHelp(out []byte, cmd string, lines []string) []byte {
 	out = resp.AppendArray(out, len(lines)+3) // the first line, lines, HELP and its line
 	out = resp.AppendSimple(out, cmd+" <subcommand> [<arg> [value] [opt] ...]. Subcommands are:")
 	for _, l := range lines {

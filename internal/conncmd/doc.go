@@ -1,7 +1,8 @@
 // Package conncmd holds the connection and server commands that the proxy
 // and the shard node answer the same way: PING, ECHO, QUIT, RESET, SELECT,
-// AUTH, HELLO, TIME, CLIENT, COMMAND and CONFIG, and the parts of INFO both
-// write (the request's sections, the Server and Clients sections).
+// AUTH, HELLO, TIME, CLIENT, COMMAND, CONFIG, READONLY and READWRITE, and
+// the parts of INFO both write (the request's sections, the Server and
+// Clients sections).
 //
 // Each server keeps, per connection, a Session (embedded in its own client
 // state) and gives the commands a Host (what the server knows: its password,

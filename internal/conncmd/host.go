@@ -77,4 +77,7 @@ var Handlers = map[string]Handler{
 	"client":  Client,
 	"command": Command,
 	"config":  Config,
+
+	"readonly":  ReadOnly,
+	"readwrite": ReadWrite,
 }

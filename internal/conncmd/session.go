@@ -42,6 +42,7 @@ type Session struct {
 	protoSeen  atomic.Int32
 	multi      atomic.Int32 // queued commands, -1 outside MULTI
 	watching   atomic.Bool
+	readonly   atomic.Bool // READONLY, until READWRITE or RESET
 	lastCmd    atomic.Pointer[string]
 	lastActive atomic.Int64 // Unix milliseconds
 }
@@ -70,6 +71,7 @@ func (s *Session) reset(requirePass string) {
 	s.name.Store(nil)
 	s.multi.Store(-1)
 	s.watching.Store(false)
+	s.readonly.Store(false)
 }
 
 // SetFD records the socket's descriptor for CLIENT LIST (-1: none).
@@ -112,10 +114,17 @@ func load(p *atomic.Pointer[string]) string {
 // accounting that neither server keeps are 0. Other connections call it, so
 // it reads only the atomics and the fields fixed at Init.
 func (s *Session) Line(now time.Time) string {
-	flags := "N"
+	// Redis's flag letters in Redis's order; N when there is none.
+	flags := ""
 	multi := s.multi.Load()
 	if multi >= 0 {
-		flags = "x"
+		flags += "x"
+	}
+	if s.readonly.Load() {
+		flags += "r"
+	}
+	if flags == "" {
+		flags = "N"
 	}
 	cmd := "NULL"
 	if p := s.lastCmd.Load(); p != nil {
