@@ -19,7 +19,8 @@ import (
 type Meta struct {
 	ExpireAt int64  // absolute unix ms, 0 = none
 	Seq      uint64 // sequence number of the newest record of the key; changes on every write of the key (WATCH)
-	Len      int64  // length of the value, as the caller wrote it (STRLEN, size checks)
+	Len      int64  // length of the value, as the caller wrote it (STRLEN, size checks); 0 for a collection
+	Type     Type   // TypeString, or the collection's type
 }
 
 // NamespaceStat is the number of keys of one namespace (see
@@ -197,6 +198,14 @@ func (db *DB) getAt(dst []byte, h uint64, key []byte, now int64) ([]byte, Meta, 
 		seq := e.seq
 		s.mu.RUnlock()
 		db.expireLazy(h, key, seq) // searches again, comparing keys
+		return dst, Meta{}, ErrNotFound
+	}
+	if e.typ != 0 {
+		wrong := verified || bytes.Equal(s.keyOf(e), key)
+		s.mu.RUnlock()
+		if wrong {
+			return dst, Meta{}, ErrWrongType
+		}
 		return dst, Meta{}, ErrNotFound
 	}
 	loc := *e

@@ -16,10 +16,12 @@
 //	    20     8  expire-at: absolute unix milliseconds, 0 = no expiry (int64, >= 0)
 //	    28     4  key length K (uint32)
 //	    32     4  value length V (uint32): stored bytes, so 8 for an integer
-//	    36     1  kind: 1 put, 2 tombstone, 3 expire, 4 flush-all
+//	    36     1  kind: 1 put, 2 tombstone, 3 expire, 4 flush-all,
+//	              5 collection root, 6 element put, 7 element tombstone
 //	    37     1  batch flags: 0x01 first record of a batch, 0x02 last record
 //	              of a batch (a single-record batch has both); other bits 0
-//	    38     1  key type: 0 bytes (the only one)
+//	    38     1  key type: 0 bytes for kinds 1-4; for kinds 5-7 the
+//	              collection's type: 1 hash (the only one so far)
 //	    39     1  value type: 0 bytes, 1 integer
 //	    40     K  key
 //	  40+K     V  value
@@ -30,6 +32,33 @@
 //   - expire: the key keeps its value and now has expire-at (0 = persist).
 //     V = 0. Changing an expiry never rewrites a large value.
 //   - flush-all: every key written before it is deleted. K = V = 0.
+//   - collection root: the key is now an empty collection of the key
+//     type's type (made by its first element write, in the same batch),
+//     with expire-at. V = 0. Its sequence number is the collection's
+//     generation.
+//   - element put: an element of a collection now has the value (for a
+//     hash, a field and its value; integers stored as for a put).
+//     expire-at 0: a collection expires as a whole, by its root.
+//   - element tombstone: the element is deleted. V = 0, expire-at 0.
+//
+// The key of an element record names the collection and the element:
+//
+//	uvarint  the length L of the collection's key
+//	L bytes  the collection's key
+//	rest     the element (a hash's field)
+//
+// For example the field "f" of the hash "h" set to "v" is, after the
+// header, 01 68 66 76: K = 3, V = 1. A record whose key does not split
+// that way is corrupt.
+//
+// An element record belongs to its collection only while the key's live
+// record is a root with a lower sequence number (an older generation).
+// Deleting, overwriting (a put) or flushing a collection is therefore the
+// one record that removes its root, and expiring it the one expire record
+// of the root; no record is written per element, and a collection made
+// again under the key gets a new root whose generation hides every element
+// record of the old one. The last element deleted deletes the key (a
+// tombstone, as Redis removes an empty hash).
 //
 // Value type integer: a put whose value is the canonical decimal form of an
 // int64, as Redis decides it (no '+', no leading zeros, not "-0", in range),
@@ -81,13 +110,24 @@
 // file. A merge that fails removes its own output, and the background merge
 // pauses longer after each failure.
 //
+// Merge copies a live root with its own sequence number (the
+// generation; the key directory's Meta.Seq of a collection follows its
+// element writes, for WATCH) and the key's current expiry, and the live
+// element records with theirs; dead element records are not copied, and
+// because a merge takes a prefix of the files, no older element record
+// survives in a file the merge kept (see merge.go). A merge that finds a
+// collection's live record unreadable keeps its inputs.
+//
 // # Key directory
 //
 // Every key's entry (keydir.go) holds its hash, the file and offset of its
 // put record, its logical value length and type, its expiry and the
 // sequence number of its newest record (Meta.Seq, which changes on every
 // write of the key, including an expire record, and not when a merge
-// moves the record). Entries are sorted by xxhash64, so a SCAN cursor is
+// moves the record). A collection's entry points at its root and has a
+// type; its elements (element -> file, offset, value length, sequence
+// number) are kept beside it, per shard, under the same lock
+// (collection.go). Entries are sorted by xxhash64, so a SCAN cursor is
 // simply the next hash to visit. Open rebuilds the directory in bulk
 // (replay.go).
 //

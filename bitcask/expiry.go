@@ -37,6 +37,9 @@ func (db *DB) removeLocked(s *shard, ci, i int) {
 func (db *DB) dropLocked(s *shard, ci, i int) {
 	e := &s.chunks[ci].e[i]
 	key := s.keyOf(e) // stays valid after removeAt
+	if e.typ != 0 {
+		db.dropColl(s, key)
+	}
 	live := e.liveLen(len(key))
 	db.fileAt(e.file).live.Add(-e.recSize(len(key)))
 	s.removeAt(ci, i)

@@ -20,6 +20,8 @@ import (
 //	         seq u64 | expireAt i64 | offset u32 | key length u32 |
 //	         logical value length u32 | kind u8 | value type u8 |
 //	         key type u8 | reserved u8 (0) | key
+//	         (kind, value type and key type as in the record; the key of
+//	         an element in the record's form, see doc.go)
 //	trailer  24 bytes: data file size u64 | entry count u64 |
 //	         CRC-32C u32 of every byte before it | magic "hend"
 //
@@ -80,7 +82,7 @@ func (hw *hintWriter) add(off int64, h *header, key []byte, vlen uint32) {
 	binary.LittleEndian.PutUint32(b[16:], uint32(off))
 	binary.LittleEndian.PutUint32(b[20:], uint32(len(key)))
 	binary.LittleEndian.PutUint32(b[24:], vlen)
-	b[28], b[29], b[30], b[31] = h.kind, h.valType, keyTypeBytes, 0
+	b[28], b[29], b[30], b[31] = h.kind, h.valType, h.keyType, 0
 	hw.write(b)
 	hw.write(key)
 	hw.count++
@@ -267,7 +269,7 @@ func (db *DB) loadHint(f *dataFile, rs *replayState) (bool, error) {
 		off := int64(binary.LittleEndian.Uint32(eb[16:]))
 		vlen := binary.LittleEndian.Uint32(eb[24:])
 		h.valLen = storedLen(h.valType, vlen)
-		if h.kind != kindPut && vlen != 0 {
+		if h.kind != kindPut && h.kind != kindElemPut && vlen != 0 {
 			return false, fmt.Errorf("%w: value length on a kind %d entry", errBadHint, h.kind)
 		}
 		if err := h.check(); err != nil || eb[31] != 0 || int64(h.keyLen) > left || off+h.size() > dataSize {
@@ -284,6 +286,9 @@ func (db *DB) loadHint(f *dataFile, rs *replayState) (bool, error) {
 			return false, err
 		}
 		left -= int64(h.keyLen)
+		if checkElemKey(&h, key) != nil {
+			return false, fmt.Errorf("%w: malformed element key", errBadHint)
+		}
 		db.replay(f, off, &h, key, vlen, rs)
 		n++
 	}

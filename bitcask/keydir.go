@@ -40,7 +40,11 @@ type entry struct {
 	vlen     uint32 // logical value length; vlenInt set if the value is stored as an integer
 	key      uint32 // the key in the shard's arena: block<<16 | offset
 	file     uint16 // handle of the data file holding the put record
-	_        uint16
+	// typ is 0 for a string; for a collection it is the key type of its
+	// root record (keyTypeHash), which off and file then point at, and
+	// the collection's elements are in the shard's colls.
+	typ uint8
+	_   uint8
 }
 
 // vlenInt marks an integer value in entry.vlen (values are at most 512 MiB).
@@ -75,7 +79,9 @@ func (e *entry) liveLen(klen int) int64 { return int64(klen) + int64(e.valueLen(
 
 func (e *entry) expired(now int64) bool { return e.expireAt != 0 && e.expireAt <= now }
 
-func (e *entry) meta() Meta { return Meta{ExpireAt: e.expireAt, Seq: e.seq, Len: int64(e.valueLen())} }
+func (e *entry) meta() Meta {
+	return Meta{ExpireAt: e.expireAt, Seq: e.seq, Len: int64(e.valueLen()), Type: Type(e.typ)}
+}
 
 // chunk is a sorted run of entries.
 type chunk struct {
@@ -118,7 +124,10 @@ type shard struct {
 	// free is the key directory's free chunk arrays (see chunkArray); nil
 	// for a shard on its own (tests).
 	free *chunkFree
-	_    [40]byte
+	// colls holds the elements of the shard's collections, by the
+	// collection's key: one per entry with a typ.
+	colls map[string]*coll
+	_     [32]byte
 }
 
 // chunkFree holds chunk arrays that chunks let go, by capacity class, for
@@ -584,6 +593,7 @@ func (s *shard) countRange(lo, hi uint64) (keys, expiring int) {
 // reset drops every entry and key.
 func (s *shard) reset() {
 	s.chunks = nil
+	s.colls = nil
 	s.arena = keyArena{open: -1}
 	s.n = 0
 	s.nexp = 0
@@ -603,6 +613,9 @@ func (s *shard) filter(keep func(e *entry) bool) {
 					s.nexp++
 				}
 			} else {
+				if c.e[i].typ != 0 {
+					delete(s.colls, string(s.keyOf(&c.e[i])))
+				}
 				s.dropKeyNoCompact(len(s.keyOf(&c.e[i])))
 			}
 		}

@@ -271,11 +271,13 @@ type merger struct {
 	outTmp  string
 	outSize int64
 	hw      *hintWriter
-	buf     []byte   // encoded records not yet written to out
-	moves   []move   // entries to move to out once it is in place
-	origins []origin // where out's records came from, in order
-	expired []move   // expired records not copied
-	chunk   []byte   // copy buffer for records larger than the scan window
+	buf     []byte // encoded records not yet written to out
+	moves   []move // entries to move to out once it is in place
+	// elemMoves are the elements to move to out once it is in place.
+	elemMoves []elemMove
+	origins   []origin // where out's records came from, in order
+	expired   []move   // expired records not copied
+	chunk     []byte   // copy buffer for records larger than the scan window
 	// installed are the outputs in the file table, oldest first.
 	installed []installedOutput
 	bad       []badRegion // unreadable stretches of the inputs, in scan order
@@ -352,6 +354,13 @@ func (db *DB) mergeFiles(inputs []*dataFile) (err error) {
 			bad = isInput[e.file] && !isDamaged[origin{file: e.file, off: e.off}]
 			return !bad
 		})
+		if !bad {
+			for _, c := range s.colls {
+				for _, l := range c.elems {
+					bad = bad || isInput[l.file]
+				}
+			}
+		}
 		s.mu.RUnlock()
 		if bad {
 			return fmt.Errorf("bitcask: merge left a key pointing into an input; inputs kept")
@@ -430,7 +439,13 @@ func (m *merger) copyLive(in *dataFile) error {
 			continue
 		}
 		off += r.h.size()
-		if r.h.kind != kindPut {
+		if r.h.kind == kindElemPut {
+			if err := m.copyElem(in, &r); err != nil {
+				return err
+			}
+			continue
+		}
+		if r.h.kind != kindPut && r.h.kind != kindColl {
 			continue // tombstones, expire and flush-all records: see Merge
 		}
 		h := xxhash.Sum64(r.key)
@@ -444,6 +459,16 @@ func (m *merger) copyLive(in *dataFile) error {
 		if live {
 			mv = move{hash: h, key: s.keyOf(e), oldFile: in.handle, oldOff: e.off, size: r.h.size()}
 			seq, exp = e.seq, e.expireAt
+			if e.typ != 0 {
+				// A root keeps its generation: the entry's sequence
+				// number follows the element writes, and a root copied
+				// with it would hide the elements older than that.
+				if c := s.colls[string(r.key)]; c != nil {
+					seq = c.gen
+				} else {
+					seq = r.h.seq
+				}
+			}
 		}
 		s.mu.RUnlock()
 		if !live {
@@ -637,6 +662,21 @@ func (m *merger) finishOutput() error {
 		s.mu.Unlock()
 	}
 	m.moves = m.moves[:0]
+	for i := range m.elemMoves {
+		mv := &m.elemMoves[i]
+		s := db.kd.shardFor(mv.hash)
+		s.mu.Lock()
+		if c := s.colls[string(mv.key)]; c != nil {
+			if l, ok := c.elems[string(mv.field)]; ok && l.file == mv.oldFile && l.off == mv.oldOff {
+				l.file, l.off = out.handle, mv.newOff
+				c.elems[string(mv.field)] = l
+				out.live.Add(mv.size)
+				tab[mv.oldFile].live.Add(-mv.size)
+			}
+		}
+		s.mu.Unlock()
+	}
+	m.elemMoves = m.elemMoves[:0]
 	return nil
 }
 
@@ -676,6 +716,11 @@ func (m *merger) undoInstalled() int {
 				break
 			}
 			from := o.origins[n]
+			if r.h.kind == kindElemPut {
+				m.undoElem(o, &r, from, off)
+				off += r.h.size()
+				continue
+			}
 			h := xxhash.Sum64(r.key)
 			s := db.kd.shardFor(h)
 			s.mu.Lock()
@@ -733,6 +778,7 @@ func (m *merger) resolveDamage(inputs []*dataFile) error {
 	tab := *db.ftab.Load()
 	hit := make(map[badRegion]bool)
 	byKey := make(map[string]*damage)
+	collHit := false
 	for i := range db.kd.shards {
 		s := &db.kd.shards[i]
 		s.mu.RLock()
@@ -744,12 +790,33 @@ func (m *merger) resolveDamage(inputs []*dataFile) error {
 			j := sort.Search(len(rs), func(j int) bool { return rs[j].to > int64(e.off) })
 			if j < len(rs) && rs[j].from <= int64(e.off) {
 				key := s.keyOf(e)
+				if e.typ != 0 {
+					collHit = true
+				}
 				hit[rs[j]] = true
 				byKey[string(key)] = &damage{hash: e.hash, key: key, file: tab[e.file], off: e.off, seq: e.seq, expNow: e.expireAt}
 			}
 			return true
 		})
 		s.mu.RUnlock()
+	}
+	for i := range db.kd.shards {
+		s := &db.kd.shards[i]
+		s.mu.RLock()
+		for _, c := range s.colls {
+			for _, l := range c.elems {
+				rs := regions[l.file]
+				j := sort.Search(len(rs), func(j int) bool { return rs[j].to > int64(l.off) })
+				collHit = collHit || j < len(rs) && rs[j].from <= int64(l.off)
+			}
+		}
+		s.mu.RUnlock()
+	}
+	if collHit {
+		// A collection's damaged record is not resolved the way a
+		// string's is (no older value is looked for): the merge keeps
+		// its inputs, which recovery at the next Open reads as it can.
+		return fmt.Errorf("%w: a live record of a collection is unreadable; merge refused, inputs kept", ErrCorrupt)
 	}
 	for _, b := range m.bad {
 		if !hit[b] {
@@ -950,4 +1017,67 @@ func (m *merger) dropExpired() error {
 		return fmt.Errorf("bitcask: %d keys the merge found expired are live again; inputs kept", kept)
 	}
 	return nil
+}
+
+// elemMove is an element a merge relocates.
+type elemMove struct {
+	hash       uint64 // of the collection's key
+	key, field []byte
+	oldFile    uint16
+	oldOff     uint32
+	newOff     uint32
+	size       int64
+}
+
+// copyElem copies r, an element put record of in, if its collection
+// still points at it. An element of an expired collection is copied
+// too: the root decides (dropExpired removes it with its elements), and
+// a copied element without a live root is dead at a replay.
+func (m *merger) copyElem(in *dataFile, r *scanRec) error {
+	db := m.db
+	key, field, _ := splitElemKey(r.key)
+	h := xxhash.Sum64(key)
+	s := db.kd.shardFor(h)
+	s.mu.RLock()
+	var seq uint64
+	live := false
+	if c := s.colls[string(key)]; c != nil {
+		if l, ok := c.elems[string(field)]; ok && l.file == in.handle && int64(l.off) == r.off {
+			live, seq = true, l.seq
+		}
+	}
+	s.mu.RUnlock()
+	if !live {
+		return nil
+	}
+	mv := elemMove{hash: h, key: bytes.Clone(key), field: bytes.Clone(field), oldFile: in.handle, oldOff: uint32(r.off), size: r.h.size()}
+	newOff, err := m.copyRecord(in, r, seq, 0)
+	if err != nil {
+		return err
+	}
+	mv.newOff = newOff
+	m.elemMoves = append(m.elemMoves, mv)
+	return nil
+}
+
+// undoElem moves an element copied to the output o at off back to the
+// record it was copied from.
+func (m *merger) undoElem(o *installedOutput, r *scanRec, from origin, off int64) {
+	db := m.db
+	key, field, _ := splitElemKey(r.key)
+	h := xxhash.Sum64(key)
+	s := db.kd.shardFor(h)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.colls[string(key)]
+	if c == nil {
+		return
+	}
+	if l, ok := c.elems[string(field)]; ok && l.file == o.f.handle && int64(l.off) == off {
+		l.file, l.off = from.file, from.off
+		c.elems[string(field)] = l
+		tab := *db.ftab.Load()
+		o.f.live.Add(-r.h.size())
+		tab[from.file].live.Add(r.h.size())
+	}
 }

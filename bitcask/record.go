@@ -25,12 +25,19 @@ const (
 	kindDelete   = 2
 	kindExpire   = 3
 	kindFlushAll = 4
+	// Collections (see the package comment): a collection's root record,
+	// and one record per element write.
+	kindColl       = 5
+	kindElemPut    = 6
+	kindElemDelete = 7
 
 	flagBatchFirst = 0x01
 	flagBatchLast  = 0x02
 	flagSingle     = flagBatchFirst | flagBatchLast
 
 	keyTypeBytes = 0
+	// keyTypeHash marks the records of a hash: its root and its fields.
+	keyTypeHash = 1
 
 	valTypeBytes = 0
 	valTypeInt   = 1
@@ -84,6 +91,23 @@ func (h *header) check() error {
 		if h.valType != valTypeBytes && h.valType != valTypeInt {
 			return fmt.Errorf("%w: value type %d", ErrCorrupt, h.valType)
 		}
+	case kindElemPut:
+		if h.valType == valTypeInt && h.valLen != intValueSize {
+			return fmt.Errorf("%w: integer value of %d bytes", ErrCorrupt, h.valLen)
+		}
+		if h.valType != valTypeBytes && h.valType != valTypeInt {
+			return fmt.Errorf("%w: value type %d", ErrCorrupt, h.valType)
+		}
+		if h.expireAt != 0 {
+			return fmt.Errorf("%w: element with an expiry", ErrCorrupt)
+		}
+	case kindColl, kindElemDelete:
+		if h.valLen != 0 || h.valType != valTypeBytes {
+			return fmt.Errorf("%w: kind %d with a value", ErrCorrupt, h.kind)
+		}
+		if h.kind == kindElemDelete && h.expireAt != 0 {
+			return fmt.Errorf("%w: element tombstone with an expiry", ErrCorrupt)
+		}
 	case kindDelete, kindExpire, kindFlushAll:
 		if h.valLen != 0 || h.valType != valTypeBytes {
 			return fmt.Errorf("%w: kind %d with a value", ErrCorrupt, h.kind)
@@ -100,8 +124,9 @@ func (h *header) check() error {
 	if h.flags&^flagSingle != 0 {
 		return fmt.Errorf("%w: flags %#x", ErrCorrupt, h.flags)
 	}
-	if h.keyType != keyTypeBytes {
-		return fmt.Errorf("%w: key type %d", ErrCorrupt, h.keyType)
+	switch coll := h.kind >= kindColl; {
+	case !coll && h.keyType != keyTypeBytes, coll && h.keyType != keyTypeHash:
+		return fmt.Errorf("%w: key type %d on a kind %d record", ErrCorrupt, h.keyType, h.kind)
 	}
 	if h.expireAt < 0 || h.time < 0 {
 		return fmt.Errorf("%w: negative time", ErrCorrupt)
@@ -116,11 +141,18 @@ func (h *header) check() error {
 // a put whose value is the canonical decimal form of an int64 is stored as
 // 8 bytes little endian with value type integer.
 func appendRecord(dst []byte, kind, flags byte, seq uint64, ts, expireAt int64, key, value []byte) []byte {
+	return appendRecordOf(dst, kind, flags, keyTypeBytes, seq, ts, expireAt, key, value)
+}
+
+// appendRecordOf is appendRecord with a key type: keyTypeBytes for the
+// kinds of strings, the collection's type for its root and elements (key
+// then being elemKey's form for an element).
+func appendRecordOf(dst []byte, kind, flags, keyType byte, seq uint64, ts, expireAt int64, key, value []byte) []byte {
 	start := len(dst)
 	valType := byte(valTypeBytes)
 	var iv int64
 	valLen := len(value)
-	if kind == kindPut {
+	if kind == kindPut || kind == kindElemPut {
 		if v, ok := ParseInt(value); ok {
 			valType, iv, valLen = valTypeInt, v, intValueSize
 		}
@@ -135,7 +167,7 @@ func appendRecord(dst []byte, kind, flags byte, seq uint64, ts, expireAt int64, 
 	binary.LittleEndian.PutUint32(b[offValueLen:], uint32(valLen))
 	b[offKind] = kind
 	b[offFlags] = flags
-	b[offKeyType] = keyTypeBytes
+	b[offKeyType] = keyType
 	b[offValType] = valType
 	copy(b[headerSize:], key)
 	if valType == valTypeInt {
@@ -183,7 +215,45 @@ func decodeRecord(b []byte) (h header, key, value []byte, err error) {
 	}
 	key = b[headerSize : headerSize+int(h.keyLen)]
 	value = b[headerSize+int(h.keyLen) : n]
+	if err := checkElemKey(&h, key); err != nil {
+		return h, nil, nil, err
+	}
 	return h, key, value, nil
+}
+
+// isElem reports whether records of kind name an element (key in
+// elemKey's form).
+func isElem(kind byte) bool { return kind == kindElemPut || kind == kindElemDelete }
+
+// elemKey appends an element record's key: the collection's key length as
+// a uvarint, the collection's key, then the element (a hash's field).
+func elemKey(dst, key, field []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(key)))
+	return append(append(dst, key...), field...)
+}
+
+// splitElemKey splits an element record's key into the collection's key
+// and the element; ok is false when the length prefix is malformed or
+// longer than the rest.
+func splitElemKey(b []byte) (key, field []byte, ok bool) {
+	n, w := binary.Uvarint(b)
+	if w <= 0 || n > uint64(len(b)-w) {
+		return nil, nil, false
+	}
+	return b[w : w+int(n)], b[w+int(n):], true
+}
+
+// checkElemKey rejects an element record whose key is not in elemKey's
+// form: the CRC matched, so only a writer's bug makes one, and it is
+// treated as damage rather than guessed at.
+func checkElemKey(h *header, key []byte) error {
+	if !isElem(h.kind) {
+		return nil
+	}
+	if _, _, ok := splitElemKey(key); !ok {
+		return fmt.Errorf("%w: element key without its collection's key", ErrCorrupt)
+	}
+	return nil
 }
 
 // ParseInt reports whether b is the canonical decimal form of an

@@ -136,6 +136,10 @@ func FuzzDecodeRecord(f *testing.F) {
 		b, _ := hex.DecodeString(strings.ReplaceAll(g.hex, " ", ""))
 		f.Add(b)
 	}
+	for _, g := range goldenColl {
+		b, _ := hex.DecodeString(strings.ReplaceAll(g.hex, " ", ""))
+		f.Add(b)
+	}
 	f.Add([]byte{})
 	f.Add(make([]byte, headerSize))
 	huge := appendRecord(nil, kindPut, flagSingle, 1, 1, 0, []byte("k"), []byte("v"))
@@ -151,6 +155,11 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 		if int64(len(k)) != int64(h.keyLen) || int64(len(v)) != int64(h.valLen) || h.size() > int64(len(b)) {
 			t.Fatalf("sizes: %+v key %d value %d input %d", h, len(k), len(v), len(b))
+		}
+		if isElem(h.kind) {
+			if _, _, ok := splitElemKey(k); !ok {
+				t.Fatalf("element record with a malformed key decodes: %x", k)
+			}
 		}
 		// A record that decodes re-encodes to the same bytes.
 		re := appendStored(nil, &h, k, v)

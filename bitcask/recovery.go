@@ -206,6 +206,7 @@ func (db *DB) recover() error {
 	}
 	db.foldAll(rs)
 	db.finishReplay()
+	db.finishColls(rs)
 	db.nextSeq = rs.maxSeq + 1
 	db.written.Store(rs.maxSeq)
 	db.sy.durable = rs.maxSeq
@@ -366,6 +367,9 @@ func (s *scanner) read(off int64, r *scanRec) error {
 		}
 		r.key = b[headerSize : headerSize+h.keyLen]
 		r.value = b[headerSize+h.keyLen:]
+		if err := checkElemKey(&h, r.key); err != nil {
+			return err
+		}
 		if h.valType == valTypeInt {
 			r.vlen = uint32(logicalLen(h.valType, r.value))
 		}
@@ -397,6 +401,9 @@ func (s *scanner) read(off int64, r *scanRec) error {
 	if crc != h.crc {
 		return fmt.Errorf("%w: CRC mismatch", ErrCorrupt)
 	}
+	if err := checkElemKey(&h, key); err != nil {
+		return err
+	}
 	r.key = key
 	if h.valType == valTypeInt {
 		b, err := s.at(vstart, intValueSize)
@@ -418,7 +425,7 @@ func (s *scanner) resync(from int64) int64 {
 			return s.size
 		}
 		// Cheap filters before a full decode and CRC.
-		if k := hb[offKind]; k < kindPut || k > kindFlushAll || hb[offKeyType] != keyTypeBytes || hb[offFlags]&^flagSingle != 0 {
+		if k := hb[offKind]; k < kindPut || k > kindElemDelete || hb[offKeyType] > keyTypeHash || hb[offFlags]&^flagSingle != 0 {
 			continue
 		}
 		if s.read(p, &r) == nil {

@@ -302,6 +302,17 @@ func FuzzOpen(f *testing.F) {
 		tx.SetExpireAt([]byte("b"), 0)
 		return nil
 	})
+	// A hash: root, fields, a field tombstone, an expiry, a delete and a
+	// new hash under the same key.
+	hset(f, db, "h", "f", "v", "n", "12")
+	db.Update(func(tx *Tx) error {
+		tx.HashDelete([]byte("h"), []byte("f"))
+		tx.SetExpireAt([]byte("h"), 1<<50)
+		return nil
+	})
+	hset(f, db, "g", "f", "v")
+	db.Delete([]byte("g"))
+	hset(f, db, "g", "x", "y")
 	db.Close()
 	data, _ := os.ReadFile(newestDataFile(f, dir))
 	hint, _ := os.ReadFile(filepath.Join(dir, hintName(mustID(f, newestDataFile(f, dir)))))
@@ -329,6 +340,12 @@ func FuzzOpen(f *testing.F) {
 			return true
 		})
 		for _, k := range keys {
+			if m, _ := db.MetaOf(k); m.Type == TypeHash {
+				if _, err := db.HashGetAll(Hash(k), k, true, 0); err != nil && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrNotFound) {
+					t.Fatalf("HashGetAll(%q): %v", k, err)
+				}
+				continue
+			}
 			v, _, err := db.Get(k)
 			if err != nil && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrNotFound) {
 				t.Fatalf("Get(%q): %v", k, err)

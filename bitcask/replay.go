@@ -17,6 +17,15 @@ import (
 // records are applied in arrival (file) order with the same sequence
 // number rules as a one-by-one replay, so the result is the same.
 
+// rootType is the entry typ a record gives its key: a root's collection
+// type, else 0.
+func rootType(h *header) uint8 {
+	if h.kind == kindColl {
+		return h.keyType
+	}
+	return 0
+}
+
 // foldMin is the buffer length below which a shard never folds early.
 var foldMin = 4096
 
@@ -31,6 +40,7 @@ type pendRec struct {
 	idx      uint32 // arrival order
 	file     uint16
 	kind     uint8
+	typ      uint8 // a root's collection type
 }
 
 type replayBuf struct {
@@ -45,6 +55,33 @@ type replayState struct {
 	maxSeq   uint64 // highest sequence number seen in a valid record
 	flushSeq uint64 // records older than the newest flush-all are dead
 	bufs     [numShards]replayBuf
+	// colls gathers the element records by collection key; finishReplay
+	// keeps those newer than their live root (see collection.go).
+	colls map[string]*replayColl
+}
+
+// replayColl is what replay found of one collection key.
+type replayColl struct {
+	gen   uint64 // the newest root record's sequence number
+	elems map[string]replayElem
+}
+
+// replayElem is an element's newest record so far.
+type replayElem struct {
+	loc  elemLoc
+	dead bool // a tombstone
+}
+
+func (rs *replayState) coll(key []byte) *replayColl {
+	if rs.colls == nil {
+		rs.colls = make(map[string]*replayColl)
+	}
+	rc := rs.colls[string(key)]
+	if rc == nil {
+		rc = &replayColl{elems: make(map[string]replayElem)}
+		rs.colls[string(key)] = rc
+	}
+	return rc
 }
 
 // replay takes one record found at Open (scanned or from a hint).
@@ -63,12 +100,31 @@ func (db *DB) replay(f *dataFile, off int64, h *header, key []byte, vlen uint32,
 		}
 		return
 	}
+	if isElem(h.kind) {
+		ck, field, _ := splitElemKey(key) // checked by the scanner and the hint reader
+		rc := rs.coll(ck)
+		cur, ok := rc.elems[string(field)]
+		// An equal sequence number is a merge's copy, later in file
+		// order: it wins, as for puts.
+		if !ok || h.seq >= cur.loc.seq {
+			rc.elems[string(field)] = replayElem{
+				loc:  elemLoc{seq: h.seq, off: uint32(off), vlen: packVlen(vlen, h.valType), file: f.handle},
+				dead: h.kind == kindElemDelete,
+			}
+		}
+		return
+	}
+	if h.kind == kindColl {
+		rc := rs.coll(key)
+		rc.gen = max(rc.gen, h.seq)
+	}
 	hash := xxhash.Sum64(key)
 	si := hash >> (64 - shardBits)
 	b := &rs.bufs[si]
 	b.recs = append(b.recs, pendRec{
 		hash: hash, seq: h.seq, expireAt: h.expireAt, off: uint32(off), vlen: packVlen(vlen, h.valType),
 		key: uint32(len(b.keys)), klen: uint32(len(key)), idx: uint32(len(b.recs)), file: f.handle, kind: h.kind,
+		typ: rootType(h),
 	})
 	b.keys = append(b.keys, key...)
 	if n := len(b.recs); n >= foldMin && n >= db.kd.shards[si].n || len(b.keys) >= 1<<30 {
@@ -128,10 +184,10 @@ func (db *DB) fold(s *shard, b *replayBuf) {
 		for ; pi < len(recs) && recs[pi].hash == h && bytes.Equal(b.keyOf(&recs[pi]), key); pi++ {
 			r := &recs[pi]
 			switch r.kind {
-			case kindPut:
+			case kindPut, kindColl:
 				if !has || r.seq >= cur.seq {
 					k := cur.key
-					cur = entry{hash: r.hash, seq: r.seq, expireAt: r.expireAt, off: r.off, vlen: r.vlen, file: r.file, key: k}
+					cur = entry{hash: r.hash, seq: r.seq, expireAt: r.expireAt, off: r.off, vlen: r.vlen, file: r.file, key: k, typ: r.typ}
 					has = true
 				}
 			case kindDelete:

@@ -35,6 +35,7 @@ type txOp struct {
 	prev     int32  // the previous op (after the last flush-all) with the same hash, or -1; set when indexed
 	kind     byte
 	vtype    byte
+	typ      byte // the key's type after the op (entry.typ); for an element, its collection's
 	exists   bool // the key exists after the op
 }
 
@@ -59,6 +60,16 @@ type txState struct {
 	// for looking up the size of what it replaces.
 	liveDelta int64
 	trackLive bool
+	// colls are the collections the Tx read or wrote, by key (see
+	// txColl); an entry is stale once the key is written as a whole, and
+	// the key's state (txLookup) says so first.
+	colls map[string]*txColl
+	// elemDelta is how much the Tx's element writes change LiveBytes.
+	// Whole-collection deletes are not subtracted: the size limit is
+	// checked before a write, as Redis's maxmemory is, and may only err
+	// on the side of refusing.
+	elemDelta int64
+	ekey      []byte // scratch for an element record's key
 }
 
 func (st *txState) reset(seq uint64, now int64) {
@@ -80,6 +91,12 @@ func (st *txState) reset(seq uint64, now int64) {
 	st.now = now
 	st.liveDelta = 0
 	st.trackLive = false
+	if len(st.colls) > 64 {
+		st.colls = nil
+	} else if len(st.colls) > 0 {
+		clear(st.colls)
+	}
+	st.elemDelta = 0
 }
 
 func (st *txState) opKey(op *txOp) []byte {
@@ -89,6 +106,7 @@ func (st *txState) opKey(op *txOp) []byte {
 
 // keyState is a key's state as the Tx sees it.
 type keyState struct {
+	typ      byte // entry.typ
 	present  bool // in the key directory or written by the Tx (expired or not)
 	expireAt int64
 	seq      uint64
@@ -114,7 +132,7 @@ func (st *txState) txLatest(h uint64, key []byte) int32 {
 	if int32(len(st.ops))-st.flush-1 <= txIndexAt {
 		for j := int32(len(st.ops)) - 1; j > st.flush; j-- {
 			op := &st.ops[j]
-			if op.hash == h && bytes.Equal(st.opKey(op), key) {
+			if op.hash == h && !isElem(op.kind) && bytes.Equal(st.opKey(op), key) {
 				return j
 			}
 		}
@@ -129,6 +147,9 @@ func (st *txState) txLatest(h uint64, key []byte) int32 {
 	for ; st.indexed < int32(len(st.ops)); st.indexed++ {
 		op := &st.ops[st.indexed]
 		op.prev = -1
+		if isElem(op.kind) {
+			continue // named by an element key, never a key's state
+		}
 		if j, ok := st.index[op.hash]; ok {
 			op.prev = j
 		}
@@ -150,7 +171,7 @@ func (st *txState) txLatest(h uint64, key []byte) int32 {
 func (db *DB) txLookup(st *txState, h uint64, key []byte) keyState {
 	if i := st.txLatest(h, key); i >= 0 {
 		op := &st.ops[i]
-		return keyState{present: op.exists, expireAt: op.expireAt, seq: op.seq, vlen: op.vlen, vtype: op.vtype, valOp: op.valOp}
+		return keyState{present: op.exists, expireAt: op.expireAt, seq: op.seq, vlen: op.vlen, vtype: op.vtype, valOp: op.valOp, typ: op.typ}
 	}
 	if st.flush >= 0 {
 		return keyState{}
@@ -167,7 +188,7 @@ func (db *DB) kdState(h uint64, key []byte) keyState {
 	if e == nil {
 		return keyState{}
 	}
-	return keyState{present: true, expireAt: e.expireAt, seq: e.seq, vlen: e.valueLen(), vtype: e.vtype(), valOp: -1}
+	return keyState{present: true, expireAt: e.expireAt, seq: e.seq, vlen: e.valueLen(), vtype: e.vtype(), valOp: -1, typ: e.typ}
 }
 
 // addOp appends the record for op (already encoded at op.recOff) to the
@@ -180,6 +201,10 @@ func (st *txState) addOp(op txOp) {
 		if len(st.index) > 0 {
 			clear(st.index)
 		}
+		if len(st.colls) > 0 {
+			clear(st.colls)
+		}
+		st.elemDelta = 0
 	}
 }
 
@@ -204,6 +229,9 @@ func (db *DB) startLiveTracking(st *txState) {
 			clear(state)
 			flushed = true
 			continue
+		}
+		if isElem(op.kind) {
+			continue // in elemDelta
 		}
 		key := st.opKey(op)
 		var before keyState
@@ -274,7 +302,7 @@ func (db *DB) txRecord(st *txState, kind byte, h uint64, key []byte, expireAt in
 	st.buf = appendRecord(st.buf, kind, st.firstFlag(), st.seq, st.now, expireAt, key, nil)
 	op := txOp{hash: h, seq: st.seq, recOff: uint32(off), klen: uint32(len(key)), kind: kind, exists: exists, valOp: -1}
 	if exists {
-		op.expireAt, op.vlen, op.vtype, op.valOp = expireAt, prev.vlen, prev.vtype, prev.valOp
+		op.expireAt, op.vlen, op.vtype, op.valOp, op.typ = expireAt, prev.vlen, prev.vtype, prev.valOp, prev.typ
 	}
 	st.addOp(op)
 	st.seq++
@@ -335,6 +363,9 @@ func (db *DB) txGet(st *txState, h uint64, key []byte) ([]byte, Meta, error) {
 	if !ks.visible(db.nowMs()) {
 		return nil, Meta{}, ErrNotFound
 	}
+	if ks.typ != 0 {
+		return nil, Meta{}, ErrWrongType
+	}
 	meta := Meta{ExpireAt: ks.expireAt, Seq: ks.seq, Len: int64(ks.vlen)}
 	if ks.valOp < 0 {
 		// The key directory holds the value; nobody else writes while the
@@ -389,7 +420,7 @@ func (tx *Tx) MetaHashed(h uint64, key []byte) (Meta, bool) {
 	if !ks.visible(tx.db.nowMs()) {
 		return Meta{}, false
 	}
-	return Meta{ExpireAt: ks.expireAt, Seq: ks.seq, Len: int64(ks.vlen)}, true
+	return Meta{ExpireAt: ks.expireAt, Seq: ks.seq, Len: int64(ks.vlen), Type: Type(ks.typ)}, true
 }
 
 // Put writes key with value; expireAt is an absolute unix ms, 0 for none.
@@ -429,7 +460,7 @@ func (tx *Tx) FlushAll() error {
 // LiveBytes is DB.LiveBytes as it will be if the Tx commits.
 func (tx *Tx) LiveBytes() int64 {
 	tx.db.startLiveTracking(tx.st)
-	return tx.db.liveBytes.Load() + tx.st.liveDelta
+	return tx.db.liveBytes.Load() + tx.st.liveDelta + tx.st.elemDelta
 }
 
 // Update runs fn with the write lock held: writers are serialized, readers
@@ -551,6 +582,17 @@ func (db *DB) commit(st *txState) error {
 			db.applyExpire(op.hash, key, op.seq, op.expireAt)
 		case kindFlushAll:
 			db.applyFlushAll()
+		case kindColl:
+			db.applyColl(op.hash, key, entry{
+				hash: op.hash, seq: op.seq, off: uint32(base) + op.recOff, file: f.handle, typ: op.typ,
+			}, f)
+		case kindElemPut, kindElemDelete:
+			ck, field, _ := splitElemKey(key)
+			var l *elemLoc
+			if op.kind == kindElemPut {
+				l = &elemLoc{seq: op.seq, off: uint32(base) + op.recOff, vlen: packVlen(op.vlen, op.vtype), file: f.handle}
+			}
+			db.applyElem(op.hash, ck, field, op.seq, l)
 		}
 	}
 	db.written.Store(st.seq - 1)
@@ -657,6 +699,9 @@ func (db *DB) applyPut(h uint64, key []byte, ne entry, f *dataFile) {
 	ci, i, found := s.search(h, key)
 	if found {
 		e := &s.chunks[ci].e[i]
+		if e.typ != 0 && ne.typ == 0 {
+			db.dropColl(s, key) // a string over a collection
+		}
 		db.fileAt(e.file).live.Add(-e.recSize(len(key)))
 		delta = ne.liveLen(len(key)) - e.liveLen(len(key))
 		ne.key = e.key
@@ -685,6 +730,9 @@ func (db *DB) applyDelete(h uint64, key []byte) {
 		return
 	}
 	e := &s.chunks[ci].e[i]
+	if e.typ != 0 {
+		db.dropColl(s, key)
+	}
 	size, live := e.recSize(len(key)), e.liveLen(len(key))
 	db.fileAt(e.file).live.Add(-size)
 	s.removeAt(ci, i)
