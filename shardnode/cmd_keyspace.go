@@ -38,8 +38,8 @@ func cmdExists(c *client, args [][]byte) {
 }
 
 func cmdType(c *client, args [][]byte) {
-	if _, ok := c.st.meta(args[1]); ok {
-		c.simple("string")
+	if m, ok := c.st.meta(args[1]); ok {
+		c.simple(typeName(m.Type))
 	} else {
 		c.simple("none")
 	}
@@ -194,11 +194,84 @@ func cmdPersist(c *client, args [][]byte) {
 	c.intReply(1)
 }
 
+// typeName is TYPE's name for a key type.
+func typeName(t bitcask.Type) string {
+	if t == bitcask.TypeHash {
+		return "hash"
+	}
+	return "string"
+}
+
+// value is a key's value of any type, as RENAME and COPY move it.
+type value struct {
+	str    []byte
+	fields []bitcask.HashField // a hash's, when typ is TypeHash
+	typ    bitcask.Type
+	meta   bitcask.Meta
+}
+
+// getValue reads key's value whatever its type, replying the storage
+// error if there is one.
+func (c *client) getValue(key []byte) (v value, ok, failed bool) {
+	m, ok := c.st.meta(key)
+	if !ok {
+		return v, false, false
+	}
+	v.typ, v.meta = m.Type, m
+	if m.Type == bitcask.TypeHash {
+		fs, err := c.st.hgetall(key, true)
+		if err != nil {
+			c.storeErr(err)
+			return v, false, true
+		}
+		v.fields = fs
+		return v, fs != nil, false
+	}
+	v.str, v.meta, ok, failed = c.get(key)
+	return v, ok, failed
+}
+
+// size is what the value counts for in the size limit under key.
+func (v *value) size(key []byte) int64 {
+	n := int64(len(key)) + int64(len(v.str))
+	for _, f := range v.fields {
+		n += int64(len(f.Field)) + int64(len(f.Value))
+	}
+	return n
+}
+
+// putValue writes v under key (replacing what key held) with expiry at.
+func (c *client) putValue(key []byte, v *value, at int64) bool {
+	if v.typ != bitcask.TypeHash {
+		return c.put(key, v.str, at)
+	}
+	if _, err := c.st.del(key); err != nil {
+		c.storeErr(err)
+		return false
+	}
+	if at != 0 && at <= c.now {
+		return true
+	}
+	for _, f := range v.fields {
+		if _, err := c.st.hset(key, f.Field, f.Value); err != nil {
+			c.storeErr(err)
+			return false
+		}
+	}
+	if at != 0 {
+		if _, err := c.st.setExpireAt(key, at); err != nil {
+			c.storeErr(err)
+			return false
+		}
+	}
+	return true
+}
+
 // RENAME and RENAMENX: the value and its expiry move to the new name.
 func cmdRename(c *client, args [][]byte) {
 	nx := eqFold(args[0], "renamenx")
 	src, dst := args[1], args[2]
-	v, meta, ok, failed := c.get(src)
+	v, ok, failed := c.getValue(src)
 	if failed {
 		return
 	}
@@ -220,7 +293,7 @@ func cmdRename(c *client, args [][]byte) {
 			return
 		}
 	}
-	if !c.put(dst, v, meta.ExpireAt) {
+	if !c.putValue(dst, &v, v.meta.ExpireAt) {
 		return
 	}
 	if _, err := c.st.del(src); err != nil {
@@ -262,7 +335,7 @@ func cmdCopy(c *client, args [][]byte) {
 		c.errReply(errSameObject)
 		return
 	}
-	v, meta, ok, failed := c.get(src)
+	v, ok, failed := c.getValue(src)
 	if failed {
 		return
 	}
@@ -270,7 +343,7 @@ func cmdCopy(c *client, args [][]byte) {
 		c.intReply(0)
 		return
 	}
-	old, _, exists, failed := c.get(dst)
+	old, exists, failed := c.getValue(dst)
 	if failed {
 		return
 	}
@@ -280,9 +353,9 @@ func cmdCopy(c *client, args [][]byte) {
 	}
 	oldSize := int64(0)
 	if exists {
-		oldSize = live(dst, old)
+		oldSize = old.size(dst)
 	}
-	if !c.fits(oldSize, live(dst, v)) || !c.put(dst, v, meta.ExpireAt) {
+	if !c.fits(oldSize, v.size(dst)) || !c.putValue(dst, &v, v.meta.ExpireAt) {
 		return
 	}
 	c.intReply(1)
@@ -306,7 +379,7 @@ func cmdScan(c *client, args [][]byte) {
 	}
 	count := int64(10)
 	var pattern []byte
-	typeOK := true
+	var typ []byte // SCAN's TYPE, nil for any
 	for i := 2; i < len(args); i += 2 {
 		if i+1 >= len(args) {
 			c.errReply(errSyntax)
@@ -330,7 +403,7 @@ func cmdScan(c *client, args [][]byte) {
 				pattern = nil
 			}
 		case eqFold(args[i], "type"):
-			typeOK = eqFold(args[i+1], "string")
+			typ = args[i+1]
 		default:
 			c.errReply(errSyntax)
 			return
@@ -342,8 +415,15 @@ func cmdScan(c *client, args [][]byte) {
 	a := c.srv.assign.Load()
 	var keys [][]byte
 	next := c.srv.db.Scan(cursor, int(count), func(key []byte) {
-		if !typeOK || !c.owned(a, key) || pattern != nil && !glob.Match(pattern, key, false) {
+		if !c.owned(a, key) || pattern != nil && !glob.Match(pattern, key, false) {
 			return
+		}
+		if typ != nil {
+			// Redis compares the name without case; an unknown name
+			// matches nothing.
+			if m, ok := c.srv.db.MetaOf(key); !ok || !eqFold(typ, typeName(m.Type)) {
+				return
+			}
 		}
 		keys = append(keys, append([]byte(nil), key...))
 	})
@@ -423,6 +503,13 @@ func cmdObject(c *client, args [][]byte) {
 	case eqFold(sub, "encoding"):
 		if len(args) != 3 {
 			c.arityErr("object|encoding")
+			return
+		}
+		if m, ok := c.st.meta(args[2]); ok && m.Type == bitcask.TypeHash {
+			fs, ok := c.hashFields(args[2], false)
+			if ok {
+				c.bulkStr(hashEncoding(fs))
+			}
 			return
 		}
 		v, _, ok, failed := c.get(args[2])

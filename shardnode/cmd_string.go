@@ -464,6 +464,10 @@ func cmdAppend(c *client, args [][]byte) {
 func cmdStrlen(c *client, args [][]byte) {
 	// The key directory knows the length: no read of the value.
 	m, _ := c.st.meta(args[1])
+	if m.Type != bitcask.TypeString {
+		c.errReply(errWrongType)
+		return
+	}
 	c.intReply(m.Len)
 }
 

@@ -36,6 +36,11 @@ var handlers = map[string]handlerFunc{
 	"persist": cmdPersist, "rename": cmdRename, "renamenx": cmdRename, "copy": cmdCopy,
 	"scan": cmdScan, "keys": cmdKeys, "randomkey": cmdRandomKey, "dbsize": cmdDBSize,
 	"flushdb": cmdFlush, "flushall": cmdFlush, "object": cmdObject,
+	// hashes
+	"hset": cmdHSet, "hmset": cmdHSet, "hsetnx": cmdHSetNX, "hget": cmdHGet, "hmget": cmdHMGet,
+	"hdel": cmdHDel, "hexists": cmdHExists, "hlen": cmdHLen, "hstrlen": cmdHStrlen,
+	"hkeys": cmdHKeys, "hvals": cmdHVals, "hgetall": cmdHGetAll, "hincrby": cmdHIncrBy,
+	"hincrbyfloat": cmdHIncrByFloat, "hrandfield": cmdHRandField, "hscan": cmdHScan,
 	// server (the other connection and server commands are conncmd's,
 	// added in init)
 	"info": cmdInfo,
@@ -153,6 +158,7 @@ const (
 	errKeyTooLarge   = "ERR key exceeds the maximum key size"
 	errSameObject    = "ERR source and destination objects are the same"
 	errInvalidCursor = "ERR invalid cursor"
+	errWrongType     = "WRONGTYPE Operation against a key holding the wrong kind of value"
 )
 
 // maxRunBytes ends a run of keyed commands so that one transaction never
@@ -366,6 +372,8 @@ func (c *client) enqueue(spec *cmdSpec, args [][]byte) {
 // are logged.
 func (s *Server) storageError(err error) string {
 	switch {
+	case errors.Is(err, bitcask.ErrWrongType):
+		return errWrongType
 	case errors.Is(err, bitcask.ErrValueTooLarge):
 		return errTooBig
 	case errors.Is(err, bitcask.ErrKeyTooLarge):

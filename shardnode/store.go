@@ -20,6 +20,16 @@ type store interface {
 	setExpireAt(key []byte, expireAt int64) (bool, error)
 	flushAll() error
 	liveBytes() int64
+
+	// Hashes. A key holding another type gives bitcask.ErrWrongType; an
+	// absent key or field is not an error.
+	hget(key, field []byte) (value []byte, ok bool, err error)
+	hset(key, field, value []byte) (created bool, err error)
+	hdel(key, field []byte) (bool, error)
+	hlen(key []byte) (int, error)
+	// hgetall returns the fields (with values if asked for), nil when the
+	// key is absent.
+	hgetall(key []byte, values bool) ([]bitcask.HashField, error)
 }
 
 type txStore struct {
@@ -69,6 +79,16 @@ func (t *txStore) flushAll() error {
 }
 func (t *txStore) liveBytes() int64 { return t.tx.LiveBytes() }
 
+func (t *txStore) hget(key, field []byte) ([]byte, bool, error) { return t.tx.HashGet(key, field) }
+func (t *txStore) hset(key, field, value []byte) (bool, error) {
+	return t.tx.HashSet(key, field, value)
+}
+func (t *txStore) hdel(key, field []byte) (bool, error) { return t.tx.HashDelete(key, field) }
+func (t *txStore) hlen(key []byte) (int, error)         { return t.tx.HashLen(key) }
+func (t *txStore) hgetall(key []byte, values bool) ([]bitcask.HashField, error) {
+	return t.tx.HashGetAll(key, values)
+}
+
 type dbStore struct {
 	db *bitcask.DB
 	rc *readCache // nil when off
@@ -117,6 +137,30 @@ func (d *dbStore) setExpireAt(key []byte, expireAt int64) (bool, error) {
 }
 func (d *dbStore) flushAll() error  { return errReadOnlyStore }
 func (d *dbStore) liveBytes() int64 { return d.db.LiveBytes() }
+
+func (d *dbStore) hget(key, field []byte) ([]byte, bool, error) {
+	v, err := d.db.HashGet(nil, d.c.keyHash(key), key, field, d.c.now)
+	if errors.Is(err, bitcask.ErrNotFound) {
+		return nil, false, nil
+	}
+	return v, err == nil, err
+}
+func (d *dbStore) hset(key, field, value []byte) (bool, error) { return false, errReadOnlyStore }
+func (d *dbStore) hdel(key, field []byte) (bool, error)        { return false, errReadOnlyStore }
+func (d *dbStore) hlen(key []byte) (int, error) {
+	n, err := d.db.HashLen(d.c.keyHash(key), key, d.c.now)
+	if errors.Is(err, bitcask.ErrNotFound) {
+		return 0, nil
+	}
+	return n, err
+}
+func (d *dbStore) hgetall(key []byte, values bool) ([]bitcask.HashField, error) {
+	fs, err := d.db.HashGetAll(d.c.keyHash(key), key, values, d.c.now)
+	if errors.Is(err, bitcask.ErrNotFound) {
+		return nil, nil
+	}
+	return fs, err
+}
 
 // errReadOnlyStore means a write handler ran outside a transaction: a bug
 // in the dispatch, reported rather than panicking.

@@ -97,6 +97,8 @@ func (c *Command) ACLCategories() []string {
 	switch c.Group {
 	case "string":
 		cats = append(cats, "@string")
+	case "hash":
+		cats = append(cats, "@hash")
 	case "generic":
 		cats = append(cats, "@keyspace")
 	case "connection":
