@@ -1,14 +1,17 @@
 package bitcask
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -456,5 +459,121 @@ func TestHashFlushAllAndRollback(t *testing.T) {
 	}
 	if db.Len() != 1 {
 		t.Fatalf("Len %d", db.Len())
+	}
+}
+
+const hashKillChildEnv = "BITCASK_HASH_KILL_CHILD"
+
+// TestHashKillChild is the child of TestHashSIGKILL: it fills a big hash,
+// deletes it, merges, then writes fields of another hash (merging now and
+// then) and prints each write that returned, until it is killed.
+func TestHashKillChild(t *testing.T) {
+	spec := os.Getenv(hashKillChildEnv)
+	if spec == "" {
+		t.Skip("only runs as the child of TestHashSIGKILL")
+	}
+	dir, round, _ := strings.Cut(spec, "|")
+	o := testOptions()
+	o.Sync = SyncAlways
+	o.MaxFileSize = 64 << 10
+	db, err := Open(dir, o)
+	if err != nil {
+		fmt.Println("open failed:", err)
+		os.Exit(2)
+	}
+	big := "big" + round
+	for i := 0; i < 2000; i += 100 {
+		var fv []string
+		for j := i; j < i+100; j++ {
+			fv = append(fv, fmt.Sprintf("f%d", j), strings.Repeat("x", 50))
+		}
+		hset(t, db, big, fv...)
+	}
+	if _, err := db.Delete([]byte(big)); err != nil {
+		fmt.Println("error:", err)
+		os.Exit(2)
+	}
+	if err := db.Merge(); err != nil {
+		fmt.Println("error:", err)
+		os.Exit(2)
+	}
+	fmt.Println("merged")
+	live := "live" + round
+	for i := 0; ; i++ {
+		f := fmt.Sprintf("f%d", i)
+		if err := db.Update(func(tx *Tx) error { _, err := tx.HashSet([]byte(live), []byte(f), []byte(killValue(f))); return err }); err != nil {
+			fmt.Println("error:", err)
+			os.Exit(2)
+		}
+		fmt.Println(f)
+		if i%200 == 199 {
+			if err := db.Merge(); err != nil {
+				fmt.Println("error:", err)
+				os.Exit(2)
+			}
+		}
+	}
+}
+
+// TestHashSIGKILL: DEL of a big hash, a merge, then SIGKILL while another
+// hash is written and merged; after each restart no field of the deleted
+// hash is back and every acknowledged field write is there.
+func TestHashSIGKILL(t *testing.T) {
+	if os.Getenv(hashKillChildEnv) != "" {
+		t.Skip()
+	}
+	dir := t.TempDir()
+	for round := 0; round < 2; round++ {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHashKillChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s|%d", hashKillChildEnv, dir, round))
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(out)
+		var acked []string
+		merged := false
+		deadline := time.Now().Add(20 * time.Second)
+		for len(acked) < 500 && time.Now().Before(deadline) && sc.Scan() {
+			switch l := sc.Text(); {
+			case strings.HasPrefix(l, "error") || strings.HasPrefix(l, "open failed"):
+				t.Fatalf("child: %s", l)
+			case l == "merged":
+				merged = true
+			case strings.HasPrefix(l, "f"):
+				acked = append(acked, l)
+			}
+		}
+		cmd.Process.Signal(syscall.SIGKILL)
+		for sc.Scan() {
+			if l := sc.Text(); strings.HasPrefix(l, "f") {
+				acked = append(acked, l)
+			}
+		}
+		cmd.Wait()
+		if !merged || len(acked) < 50 {
+			t.Fatalf("round %d: merged %v, %d acks", round, merged, len(acked))
+		}
+		db := mustOpen(t, dir, testOptions())
+		for r := 0; r <= round; r++ {
+			if got := hashOf(t, db, fmt.Sprintf("big%d", r)); got != "" {
+				t.Fatalf("round %d: the deleted hash came back: %.80q", round, got)
+			}
+		}
+		live := fmt.Sprintf("live%d", round)
+		for _, f := range acked {
+			v, err := db.HashGet(nil, Hash([]byte(live)), []byte(live), []byte(f), 0)
+			if err != nil || string(v) != killValue(f) {
+				t.Fatalf("round %d: acknowledged field %s: %q %v", round, f, v, err)
+			}
+		}
+		if err := db.Merge(); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
 	}
 }
