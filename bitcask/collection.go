@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strconv"
@@ -378,6 +379,11 @@ func (tx *Tx) HashSet(key, field, value []byte) (created bool, err error) {
 	}
 	if err := db.checkSizes(field, 0); err != nil {
 		return false, err
+	}
+	if n := uvarintLen(uint64(len(key))) + len(key) + len(field); n > maxKeySizeLimit {
+		// The element record's key holds both: the format's limit, not
+		// the caller's, is what a record must fit.
+		return false, fmt.Errorf("%w: key and field of %d bytes, format limit %d", ErrKeyTooLarge, n, maxKeySizeLimit)
 	}
 	h := xxhash.Sum64(key)
 	tc, err := db.txCollOf(st, h, key, TypeHash)
