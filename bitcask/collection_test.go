@@ -537,8 +537,10 @@ func TestHashSIGKILL(t *testing.T) {
 		sc := bufio.NewScanner(out)
 		var acked []string
 		merged := false
-		deadline := time.Now().Add(20 * time.Second)
-		for len(acked) < 500 && time.Now().Before(deadline) && sc.Scan() {
+		// A loaded machine (the race detector, fsyncs under always) may
+		// take long; the kill waits for the child's progress, not a time.
+		deadline := time.Now().Add(2 * time.Minute)
+		for len(acked) < 300 && time.Now().Before(deadline) && sc.Scan() {
 			switch l := sc.Text(); {
 			case strings.HasPrefix(l, "error") || strings.HasPrefix(l, "open failed"):
 				t.Fatalf("child: %s", l)
