@@ -68,18 +68,27 @@ func (c *client) observe() {
 	d := now.Sub(c.obs.start)
 	o := c.s.obs
 	usec, slow, sample := o.Batch(d)
-	fast := true
-	for _, e := range c.obs.cmds {
-		o.Commands.Observe(int(e.row), usec)
-		switch c.slotError(int(e.slot)) {
-		case replyFailed:
-			o.Commands.Failed(int(e.row))
-		case replyRejected:
-			o.Commands.Rejected(int(e.row))
+	cmds := c.obs.cmds
+	for i := 0; i < len(cmds); {
+		// A run of one command (a pipeline of GETs) shares one latency:
+		// recorded with one pair of atomic adds.
+		row, j := cmds[i].row, i
+		for ; j < len(cmds) && cmds[j].row == row; j++ {
+			switch c.slotError(int(cmds[j].slot)) {
+			case replyFailed:
+				o.Commands.Failed(int(row))
+			case replyRejected:
+				o.Commands.Rejected(int(row))
+			}
 		}
-		fast = fast && cmdtable.Commands[e.row].Flags&cmdtable.FlagFast != 0
+		o.Commands.ObserveN(int(row), usec, int64(j-i))
+		i = j
 	}
 	if sample {
+		fast := true
+		for _, e := range cmds {
+			fast = fast && cmdtable.Commands[e.row].Flags&cmdtable.FlagFast != 0
+		}
 		o.LatencySample(d, fast)
 	}
 	if slow {

@@ -40,10 +40,17 @@ func (s *Server) observeBatch(c *client) {
 	d := time.Since(c.batchT)
 	o := s.obs
 	usec, slow, sample := o.Batch(d)
-	for _, sp := range c.specBuf {
-		if sp != nil {
-			o.Commands.Observe(sp.Index, usec)
+	sps := c.specBuf
+	for i := 0; i < len(sps); {
+		// A run of one command shares one latency: one pair of atomic adds.
+		sp, j := sps[i], i+1
+		for j < len(sps) && sps[j] == sp {
+			j++
 		}
+		if sp != nil {
+			o.Commands.ObserveN(sp.Index, usec, int64(j-i))
+		}
+		i = j
 	}
 	if sample {
 		fast := true

@@ -35,9 +35,12 @@ type LatencyHistogram struct {
 }
 
 // Observe records one latency of usec microseconds.
-func (h *LatencyHistogram) Observe(usec int64) {
-	h.buckets[bucketOf(usec)].Add(1)
-	h.usec.Add(usec)
+func (h *LatencyHistogram) Observe(usec int64) { h.ObserveN(usec, 1) }
+
+// ObserveN records n latencies of usec microseconds each.
+func (h *LatencyHistogram) ObserveN(usec, n int64) {
+	h.buckets[bucketOf(usec)].Add(n)
+	h.usec.Add(n * usec)
 }
 
 // Get returns the counts per bucket (not cumulative), their total and the
@@ -81,6 +84,13 @@ func newCommandStats() CommandStats {
 // rejected or failed one too).
 func (s *CommandStats) Observe(row int, usec int64) {
 	s.rows[row].lat.Observe(usec)
+}
+
+// ObserveN records n commands of row answered after usec microseconds
+// each: a pipeline's run of one command is two atomic adds, not two per
+// command.
+func (s *CommandStats) ObserveN(row int, usec, n int64) {
+	s.rows[row].lat.ObserveN(usec, n)
 }
 
 // Failed records that a command of row replied an error.
