@@ -50,15 +50,11 @@ func (c *client) monitorCmd() {
 	c.ok()
 }
 
-// startMonitor writes the replies so far, so that none comes after a line,
-// and registers the connection's stream.
+// startMonitor registers the connection's stream, then writes the replies
+// so far (+OK the last), then starts the stream's writer: a command another
+// client sends once this one has its +OK is streamed, and no line comes
+// before a reply (lines handed over meanwhile wait in pending).
 func (c *client) startMonitor() {
-	if len(c.wout) > 0 {
-		if err := c.flush(); err != nil && c.rerr == nil {
-			c.rerr = err
-		}
-		c.wout = c.wout[:0]
-	}
 	m := &monitor{c: c, wake: make(chan struct{}, 1), quit: make(chan struct{})}
 	c.obs.monitor = m
 	s := c.s
@@ -70,6 +66,12 @@ func (c *client) startMonitor() {
 	list = append(list, m)
 	s.monitors.Store(&list)
 	s.monMu.Unlock()
+	if len(c.wout) > 0 {
+		if err := c.flush(); err != nil && c.rerr == nil {
+			c.rerr = err
+		}
+		c.wout = c.wout[:0]
+	}
 	go m.run()
 }
 
