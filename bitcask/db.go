@@ -48,6 +48,8 @@ type Stats struct {
 	MergeDamagedRecords int64
 	ExpiredRemoved      int64 // expired keys removed (at Open, lazily and by the sweep)
 	Fsyncs              int64 // fsyncs of data files
+	SyncRounds          int64 // group-commit fsyncs (what appendfsync waits for), a part of Fsyncs
+	SyncNanos           int64 // time spent in them
 
 	RecoveryTruncated      int64 // records cut from the torn tail of the newest file at Open
 	RecoveryTruncatedBytes int64 // bytes cut from it
@@ -104,6 +106,7 @@ type DB struct {
 	liveBytes atomic.Int64
 
 	merges, mergeErrors, mergeDamaged, expiredRemoved, fsyncs atomic.Int64
+	syncRounds, syncNanos                                     atomic.Int64
 	recovery                                                  recoveryStats
 
 	closed atomic.Bool
@@ -615,6 +618,8 @@ func (db *DB) Stats() Stats {
 		MergeDamagedRecords:    db.mergeDamaged.Load(),
 		ExpiredRemoved:         db.expiredRemoved.Load(),
 		Fsyncs:                 db.fsyncs.Load(),
+		SyncRounds:             db.syncRounds.Load(),
+		SyncNanos:              db.syncNanos.Load(),
 		RecoveryTruncated:      db.recovery.truncated,
 		RecoveryTruncatedBytes: db.recovery.truncatedBytes,
 		RecoverySkipped:        db.recovery.skipped,

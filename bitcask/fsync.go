@@ -41,6 +41,7 @@ func (db *DB) syncRound() error {
 	if db.syncHook != nil {
 		db.syncHook()
 	}
+	t0 := time.Now()
 	var err error
 	for _, o := range older {
 		if e := o.f.Sync(); e != nil && err == nil {
@@ -55,6 +56,8 @@ func (db *DB) syncRound() error {
 		err = e
 	}
 	db.fsyncs.Add(1)
+	db.syncRounds.Add(1)
+	db.syncNanos.Add(int64(time.Since(t0)))
 	f.release()
 
 	s.mu.Lock()

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/tidwall/redcon"
 
@@ -112,6 +111,8 @@ type client struct {
 	shIdx  []int32 // scratch: the shard of each key
 	elems  [][]byte
 	batchN int // commands in the batch
+	// obs is what observe.go records of the batch
+	obs clientObs
 	// the last command looked up, by the name as the client spelled it
 	lastName []byte
 	lastCI   *cmdtable.Command
@@ -152,16 +153,18 @@ func (c *client) beginBatch() {
 	c.tbl = c.s.table.Load()
 	c.w.Begin()
 	c.batchN = 0
+	c.obsBegin()
 }
 
 // endBatch sends the batch's requests, waits for their replies and puts
 // every reply in c.wout, in order.
 func (c *client) endBatch() {
 	c.s.commands.Add(int64(c.batchN))
-	c.sess.Touch(time.Now().UnixMilli())
 	c.sendQueued()
 	c.w.Wait()
+	c.observe()
 	c.writeReplies()
+	c.afterReplies()
 }
 
 // barrier sends what is queued and waits for it; the replies stay in their
@@ -350,6 +353,9 @@ func (c *client) exec(cmd redcon.Command) {
 	}
 	c.sess.SetLastCmd(&ci.Name)
 	c.readonly = ci.Flags&cmdtable.FlagWrite == 0
+	if c.obsNote(ci, args) {
+		return
+	}
 	if !c.sess.Authed && ci.Flags&cmdtable.FlagNoAuth == 0 {
 		c.reject("NOAUTH Authentication required.")
 		return

@@ -35,6 +35,7 @@ func (c *client) ResetConn() {
 	if c.pin != nil {
 		c.unpinAfter = true
 	}
+	c.stopMonitor()
 }
 
 // ControlsReplies: the proxy honours CLIENT REPLY (serveBuffered).
@@ -96,17 +97,20 @@ func (h proxyHost) ResetStats() {
 	s.connsReceived.Store(0)
 	s.rejected.Store(0)
 	s.netIn.Store(0)
+	s.netOut.Store(0)
+	s.obs.ResetStats()
 }
 
-// ConfigParams are the settings CONFIG GET shows; none changes at run time
-// (the map file is reloaded with SHARD.RELOAD).
+// ConfigParams are the settings CONFIG GET shows; only the slow log's and the
+// latency monitor's change at run time (the map file is reloaded with
+// SHARD.RELOAD).
 func (h proxyHost) ConfigParams() []conncmd.Param {
 	s := h.s
 	host, port := "", ""
 	if a := s.Addr(); a != nil {
 		host, port, _ = net.SplitHostPort(a.String())
 	}
-	return []conncmd.Param{
+	return append([]conncmd.Param{
 		conncmd.Const("bind", host),
 		conncmd.Const("port", port),
 		conncmd.Const("databases", "1"),
@@ -121,5 +125,5 @@ func (h proxyHost) ConfigParams() []conncmd.Param {
 		conncmd.Const("shardkv-node-timeout", s.cfg.Timeout.String()),
 		conncmd.Const("shardkv-conns-per-node", strconv.Itoa(s.cfg.ConnsPerNode)),
 		conncmd.Const("shardkv-map-file", s.cfg.MapFile),
-	}
+	}, s.obs.ConfigParams()...)
 }

@@ -9,12 +9,16 @@ import (
 	"github.com/shardkv/shardkv/resp"
 )
 
-// INFO: the proxy's own sections (server, clients, stats), the keyspace
-// summed over the nodes' INFO keyspace, and one section per shard, "#
+// INFO: the proxy's own sections (server, clients, stats, commandstats),
+// the figures of the nodes (memory, persistence, keyspace, and the stats
+// about keys) summed over the nodes' INFO, and one section per shard, "#
 // Shard_<name>", with the node's INFO shard fields plus its address and
-// whether the proxy reaches it.
+// whether the proxy reaches it. A section with figures summed over the
+// nodes lists, when some shard did not answer, the shards it could not
+// count in unreachable_shards: its sums are then partial. db0's line keeps
+// Redis's shape either way.
 
-const infoNodeCmd = "*2\r\n$4\r\nINFO\r\n$5\r\nshard\r\n*2\r\n$4\r\nINFO\r\n$8\r\nkeyspace\r\n"
+const infoNodeCmd = "*6\r\n$4\r\nINFO\r\n$5\r\nshard\r\n$8\r\nkeyspace\r\n$6\r\nmemory\r\n$11\r\npersistence\r\n$5\r\nstats\r\n"
 
 // wantShard reports whether INFO asked for the section of shard name.
 func wantShard(r *conncmd.InfoRequest, name string) bool {
@@ -25,7 +29,7 @@ func (c *client) infoCmd(args [][]byte) {
 	r := conncmd.ParseInfo(args)
 	m := c.newMerge(nil, "info")
 	m.info = &r
-	needNodes := r.Want("keyspace")
+	needNodes := r.WantAny("keyspace", "memory", "persistence", "stats")
 	for _, sh := range c.tbl.shards {
 		if wantShard(&r, sh.name) {
 			needNodes = true
@@ -35,29 +39,86 @@ func (c *client) infoCmd(args [][]byte) {
 		return
 	}
 	for _, sh := range c.tbl.shards {
-		c.addPart(m, sh, []byte(infoNodeCmd), 2)
+		c.addPart(m, sh, []byte(infoNodeCmd), 1)
 	}
 }
 
-// infoFields parses "k:v" lines, skipping headers and blank lines.
-func infoFields(text []byte) [][2]string {
-	var out [][2]string
+// infoSections parses INFO's text into its sections (lower case names),
+// each the "k:v" lines in order.
+func infoSections(text []byte) map[string][][2]string {
+	out := map[string][][2]string{}
+	sec := ""
 	for _, line := range strings.Split(string(text), "\n") {
 		line = strings.TrimRight(line, "\r")
-		if line == "" || line[0] == '#' {
+		switch {
+		case line == "":
+			continue
+		case line[0] == '#':
+			sec = strings.ToLower(strings.TrimSpace(line[1:]))
 			continue
 		}
 		k, v, ok := strings.Cut(line, ":")
 		if ok {
-			out = append(out, [2]string{k, v})
+			out[sec] = append(out[sec], [2]string{k, v})
 		}
 	}
 	return out
 }
 
+// nodeInfo is one node's reply to infoNodeCmd.
+type nodeInfo struct {
+	sections map[string][][2]string
+	err      string
+}
+
+func (n *nodeInfo) field(section, key string) (string, bool) {
+	for _, kv := range n.sections[section] {
+		if kv[0] == key {
+			return kv[1], true
+		}
+	}
+	return "", false
+}
+
+func (n *nodeInfo) int(section, key string) int64 {
+	v, _ := n.field(section, key)
+	x, _ := strconv.ParseInt(v, 10, 64)
+	return x
+}
+
 func (c *client) writeInfo(m *merge, b []byte) []byte {
 	r := m.info
 	s := c.s
+	nodes := make([]nodeInfo, len(m.parts))
+	var unreachable []string
+	for i, p := range m.parts {
+		switch v, _, err := resp.Parse(p.req.Reply); {
+		case p.req.Err != nil:
+			nodes[i].err = p.req.Err.Error()
+		case err != nil:
+			nodes[i].err = "malformed reply"
+		case v.IsError():
+			nodes[i].err = string(v.Str)
+		default:
+			nodes[i].sections = infoSections(v.Str)
+		}
+		if nodes[i].err != "" {
+			unreachable = append(unreachable, p.sh.name)
+		}
+	}
+	// partial names the shards a sum could not count.
+	partial := func(w *conncmd.InfoWriter) {
+		if len(unreachable) > 0 {
+			w.Field("unreachable_shards", strings.Join(unreachable, ","))
+		}
+	}
+	sum := func(section, key string) int64 {
+		var n int64
+		for i := range nodes {
+			n += nodes[i].int(section, key)
+		}
+		return n
+	}
 	var w conncmd.InfoWriter
 	if r.Want("server") {
 		port := ""
@@ -65,18 +126,61 @@ func (c *client) writeInfo(m *merge, b []byte) []byte {
 			_, port, _ = net.SplitHostPort(a.String())
 		}
 		conncmd.WriteServer(&w, conncmd.ServerInfo{Role: "proxy", Port: port, RunID: s.runID, Started: s.started})
+		up := 0
+		for _, sh := range c.tbl.shards {
+			if backendUp(sh) {
+				up++
+			}
+		}
 		w.Field("shards", len(c.tbl.shards))
+		w.Field("shards_up", up)
 		w.Field("loading", 0)
 	}
 	if r.Want("clients") {
 		conncmd.WriteClients(&w, s.nclients.Load(), s.cfg.MaxClients)
 	}
+	if r.Want("memory") {
+		// maxmemory is the sum of the shards' size limits, or 0 (none)
+		// when a shard has none.
+		var limit int64
+		for _, sh := range c.tbl.m.Shards {
+			if sh.Size <= 0 {
+				limit = 0
+				break
+			}
+			limit += sh.Size
+		}
+		conncmd.WriteMemory(&w, conncmd.MemoryInfo{Used: sum("memory", "used_memory"),
+			Peak: sum("memory", "used_memory_peak"), RSS: sum("memory", "used_memory_rss"), MaxMemory: limit})
+		own := s.obs.Memory()
+		w.Field("proxy_used_memory", own.Used)
+		w.Field("proxy_used_memory_human", conncmd.HumanBytes(own.Used))
+		w.Field("proxy_used_memory_rss", own.RSS)
+		w.Field("proxy_used_memory_peak", s.obs.Peak())
+		w.Field("live_data_bytes", sum("memory", "live_data_bytes"))
+		partial(&w)
+	}
+	if r.Want("persistence") {
+		ok := true
+		for i := range nodes {
+			if v, _ := nodes[i].field("persistence", "aof_last_write_status"); v == "err" {
+				ok = false
+			}
+		}
+		conncmd.WritePersistence(&w, conncmd.PersistenceInfo{WriteOK: ok, Started: s.started.Unix()})
+		partial(&w)
+	}
 	if r.Want("stats") {
-		w.Section("Stats")
-		w.Field("total_connections_received", s.connsReceived.Load())
-		w.Field("total_commands_processed", s.commands.Load())
-		w.Field("rejected_connections", s.rejected.Load())
-		w.Field("total_net_input_bytes", s.netIn.Load())
+		conncmd.WriteStats(&w, s.obs, conncmd.StatsInfo{
+			Connections: s.connsReceived.Load(), Commands: s.commands.Load(),
+			NetIn: s.netIn.Load(), NetOut: s.netOut.Load(), Rejected: s.rejected.Load(),
+			ExpiredKeys: sum("stats", "expired_keys"),
+			Hits:        sum("stats", "keyspace_hits"), Misses: sum("stats", "keyspace_misses"),
+		})
+		partial(&w)
+	}
+	if r.WantExtra("commandstats") {
+		conncmd.WriteCommandStats(&w, &s.obs.Commands, proxyRows)
 	}
 	if r.Want("cluster") {
 		// redis-py's RedisCluster refuses a node whose INFO lacks
@@ -84,58 +188,26 @@ func (c *client) writeInfo(m *merge, b []byte) []byte {
 		w.Section("Cluster")
 		w.Field("cluster_enabled", 1)
 	}
-	// The nodes' replies: INFO shard, then INFO keyspace.
-	type nodeInfo struct {
-		shard, keyspace [][2]string
-		err             string
-	}
-	nodes := make([]nodeInfo, len(m.parts))
-	for i, p := range m.parts {
-		if p.req.Err != nil {
-			nodes[i].err = p.req.Err.Error()
-			continue
-		}
-		v1, n, err1 := resp.Parse(p.req.Reply)
-		if err1 != nil {
-			nodes[i].err = "malformed reply"
-			continue
-		}
-		v2, _, err2 := resp.Parse(p.req.Reply[n:])
-		switch {
-		case err2 != nil:
-			nodes[i].err = "malformed reply"
-		case v1.IsError():
-			nodes[i].err = string(v1.Str)
-		case v2.IsError():
-			nodes[i].err = string(v2.Str)
-		default:
-			nodes[i].shard = infoFields(v1.Str)
-			nodes[i].keyspace = infoFields(v2.Str)
-		}
-	}
 	if r.Want("keyspace") {
 		w.Section("Keyspace")
 		var keys, expires int64
-		for _, n := range nodes {
-			for _, kv := range n.keyspace {
-				if kv[0] != "db0" {
-					continue
-				}
-				for _, f := range strings.Split(kv[1], ",") {
-					k, v, _ := strings.Cut(f, "=")
-					x, _ := strconv.ParseInt(v, 10, 64)
-					switch k {
-					case "keys":
-						keys += x
-					case "expires":
-						expires += x
-					}
+		for i := range nodes {
+			v, _ := nodes[i].field("keyspace", "db0")
+			for _, f := range strings.Split(v, ",") {
+				k, v, _ := strings.Cut(f, "=")
+				x, _ := strconv.ParseInt(v, 10, 64)
+				switch k {
+				case "keys":
+					keys += x
+				case "expires":
+					expires += x
 				}
 			}
 		}
 		if keys > 0 {
 			w.Field("db0", "keys="+itoa(keys)+",expires="+itoa(expires)+",avg_ttl=0")
 		}
+		partial(&w)
 	}
 	for i, p := range m.parts {
 		if !wantShard(r, p.sh.name) {
@@ -149,7 +221,7 @@ func (c *client) writeInfo(m *merge, b []byte) []byte {
 			continue
 		}
 		w.Field("shard_reachable", 1)
-		for _, kv := range nodes[i].shard {
+		for _, kv := range nodes[i].sections["shard"] {
 			w.Field(kv[0], kv[1])
 		}
 	}

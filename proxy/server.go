@@ -44,7 +44,15 @@ type Server struct {
 	rejected      atomic.Int64
 	commands      atomic.Int64
 	netIn         atomic.Int64
+	netOut        atomic.Int64
 	nclients      atomic.Int64
+
+	// obs is the command statistics, slow log, latency monitor and rates
+	// (observe.go); monitors are the MONITOR streams, nil when there are
+	// none, replaced under monMu (monitor.go).
+	obs      *conncmd.Observer
+	monitors atomic.Pointer[[]*monitor]
+	monMu    sync.Mutex
 }
 
 // New validates cfg, loads the map and starts connecting to every shard
@@ -69,6 +77,7 @@ func New(cfg Config) (*Server, error) {
 		started: time.Now(),
 		runID:   conncmd.NewRunID(),
 	}
+	s.obs = s.newObserver()
 	for _, e := range m.Shards {
 		log.Info("range map", "shard", e.Name, "start", e.Start, "end", e.End, "size", e.Size, "addr", e.Addr())
 	}
@@ -179,6 +188,7 @@ func (s *Server) serveConn(c *client) {
 		sockio.UnwatchHup(c.hupKey)
 		c.nc.Close()
 		c.unpin()
+		c.stopMonitor()
 		s.nclients.Add(-1)
 		s.mu.Lock()
 		delete(s.clients, c)
@@ -213,6 +223,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, sh := range s.table.Load().shards {
 		sh.close()
 	}
+	s.obs.Stop()
 	s.log.Info("proxy stopped")
 	return err
 }

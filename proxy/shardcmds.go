@@ -25,6 +25,8 @@ func (c *client) local(ci *cmdtable.Command, cmd redcon.Command) {
 		c.infoCmd(args)
 	case "cluster":
 		c.clusterCmd(args)
+	case "monitor":
+		c.monitorCmd()
 	case "shard.locate":
 		p := rangemap.Position(args[1])
 		sh := c.tbl.shards[c.tbl.m.Find(p)]

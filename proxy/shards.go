@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shardkv/shardkv/internal/conncmd"
 	"github.com/shardkv/shardkv/proxy/backend"
 	"github.com/shardkv/shardkv/rangemap"
 	"github.com/shardkv/shardkv/resp"
@@ -25,6 +26,8 @@ type shard struct {
 	assign atomic.Pointer[rangemap.Shard]
 	resp2  *backend.Client
 	resp3  *backend.Client
+	// lat is the sampled round trips to the node (metrics.go).
+	lat conncmd.LatencyHistogram
 }
 
 // backend returns the client for a protocol version.
@@ -91,6 +94,7 @@ func (s *Server) newShard(idx int, e rangemap.Shard) *shard {
 			Conns:     s.cfg.ConnsPerNode,
 			Timeout:   s.cfg.Timeout,
 			Handshake: s.handshake(sh, proto),
+			Observe:   func(d time.Duration) { sh.lat.Observe(int64(d / time.Microsecond)) },
 		}
 		if proto == resp.RESP2 {
 			// One protocol's transitions are enough to tell the operator.

@@ -3,6 +3,7 @@ package shardnode
 import (
 	"net"
 	"sync/atomic"
+	"time"
 
 	"github.com/tidwall/redcon"
 
@@ -48,6 +49,8 @@ type client struct {
 	// every command of it sees the same clock, as Redis's command time
 	// snapshot.
 	now int64
+	// batchT is when the pipeline being served started (observe.go).
+	batchT time.Time
 
 	// st is the storage the current command reads and writes: the open
 	// transaction, or the database for reads outside one.

@@ -46,7 +46,10 @@ func (h nodeHost) Lookup(name []byte) *cmdtable.Command {
 	return nil
 }
 
-func (h nodeHost) ResetStats() { h.s.resetStats() }
+func (h nodeHost) ResetStats() {
+	h.s.resetStats()
+	h.s.obs.ResetStats()
+}
 
 // ConfigParams are the settings CONFIG GET shows; appendfsync and maxmemory
 // (the shard's size limit until the next assignment with another size) can
@@ -58,7 +61,7 @@ func (h nodeHost) ConfigParams() []conncmd.Param {
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	return []conncmd.Param{
+	return append([]conncmd.Param{
 		{Name: "appendfsync", Get: func() string { return s.db.SyncPolicy().String() },
 			Check: func(v []byte) string {
 				if _, err := bitcask.ParseSyncPolicy(strings.ToLower(string(v))); err != nil {
@@ -94,7 +97,7 @@ func (h nodeHost) ConfigParams() []conncmd.Param {
 		conncmd.Const("requirepass", s.cfg.RequirePass),
 		conncmd.Const("save", ""),
 		conncmd.Const("timeout", "0"),
-	}
+	}, s.obs.ConfigParams()...)
 }
 
 func (s *Server) port() string {

@@ -36,6 +36,7 @@ var handlers = map[string]handlerFunc{
 	"persist": cmdPersist, "rename": cmdRename, "renamenx": cmdRename, "copy": cmdCopy,
 	"scan": cmdScan, "keys": cmdKeys, "randomkey": cmdRandomKey, "dbsize": cmdDBSize,
 	"flushdb": cmdFlush, "flushall": cmdFlush, "object": cmdObject,
+	"memory": cmdMemory,
 	// hashes
 	"hset": cmdHSet, "hmset": cmdHSet, "hsetnx": cmdHSetNX, "hget": cmdHGet, "hmget": cmdHMGet,
 	"hdel": cmdHDel, "hexists": cmdHExists, "hlen": cmdHLen, "hstrlen": cmdHStrlen,
@@ -168,7 +169,7 @@ const maxRunBytes = 64 << 20
 // startBatch begins one pipeline: the parsed commands, their specs and the
 // command clock. serveFrom executes it.
 func (c *client) startBatch(cmds []redcon.Command) {
-	c.now = nowMillis()
+	c.now = c.startClock()
 	c.sess.Touch(c.now)
 	c.cmds.Add(int64(len(cmds)))
 	sp := c.specBuf[:0]
@@ -221,6 +222,7 @@ func (c *client) endBatch() {
 	if n := len(sp); n > 0 && sp[n-1] != nil {
 		c.sess.SetLastCmd(&sp[n-1].Name)
 	}
+	c.srv.observeBatch(c)
 	clear(sp)
 	c.batch, c.next = nil, 0
 }
@@ -245,15 +247,18 @@ func (c *client) runKeyed(cmds []redcon.Command, sp []*cmdSpec, write bool) {
 // execOne checks and executes (or queues) one command.
 func (c *client) execOne(spec *cmdSpec, args [][]byte) {
 	if !c.admit(spec, args) {
+		if spec != nil {
+			c.srv.obs.Commands.Rejected(spec.Index)
+		}
 		return
 	}
 	if c.inMulti && !spec.control {
 		c.enqueue(spec, args)
 		return
 	}
+	mark := len(c.out)
 	switch {
 	case spec.kind == kindKeyless && spec.write && c.st == nil:
-		mark := len(c.out)
 		err := c.srv.db.Update(func(tx *bitcask.Tx) error {
 			c.txs.tx = tx
 			c.st = &c.txs
@@ -270,6 +275,9 @@ func (c *client) execOne(spec *cmdSpec, args [][]byte) {
 		c.st = nil
 	default:
 		spec.fn(c, args)
+	}
+	if len(c.out) > mark && c.out[mark] == '-' {
+		c.srv.obs.Commands.Failed(spec.Index)
 	}
 }
 
@@ -371,6 +379,7 @@ func (c *client) enqueue(spec *cmdSpec, args [][]byte) {
 // storageError is the reply text for a storage failure; unexpected ones
 // are logged.
 func (s *Server) storageError(err error) string {
+	s.noteStorageError(err)
 	switch {
 	case errors.Is(err, bitcask.ErrWrongType):
 		return errWrongType

@@ -1,7 +1,6 @@
 package shardnode
 
 import (
-	"runtime"
 	"slices"
 	"strconv"
 
@@ -24,16 +23,10 @@ func cmdInfo(c *client, args [][]byte) {
 		conncmd.WriteClients(&w, s.nclients.Load(), s.cfg.MaxClients)
 	}
 	if r.Want("memory") {
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		w.Section("Memory")
-		w.Field("used_memory", ms.HeapAlloc)
-		w.Field("used_memory_human", conncmd.HumanBytes(int64(ms.HeapAlloc)))
-		w.Field("used_memory_peak_process", ms.Sys)
+		mem := s.obs.Memory()
+		conncmd.WriteMemory(&w, conncmd.MemoryInfo{Used: mem.Used, Peak: s.obs.Peak(), RSS: mem.RSS, MaxMemory: s.sizeLimit.Load()})
+		w.Field("used_memory_process", mem.Sys)
 		w.Field("live_data_bytes", s.db.LiveBytes())
-		w.Field("maxmemory", s.sizeLimit.Load())
-		w.Field("maxmemory_human", conncmd.HumanBytes(s.sizeLimit.Load()))
-		w.Field("maxmemory_policy", "noeviction")
 		var cacheBytes, cacheLimit, cacheHits, cacheMisses int64
 		if rc := s.cache; rc != nil {
 			cacheBytes, cacheLimit = rc.size(), rc.limit*cacheShards
@@ -45,24 +38,20 @@ func cmdInfo(c *client, args [][]byte) {
 		w.Field("read_cache_misses", cacheMisses)
 	}
 	if r.Want("persistence") {
-		w.Section("Persistence")
-		w.Field("loading", 0)
-		w.Field("async_loading", 0)
-		w.Field("rdb_bgsave_in_progress", 0)
-		w.Field("aof_enabled", 1)
-		w.Field("aof_fsync", s.db.SyncPolicy().String())
+		conncmd.WritePersistence(&w, conncmd.PersistenceInfo{WriteOK: !s.writeFailed.Load(),
+			Started: s.started.Unix(), Fsync: s.db.SyncPolicy().String()})
 	}
 	if r.Want("stats") {
 		cmds, in, out, hits, misses := s.totals()
-		w.Section("Stats")
-		w.Field("total_connections_received", s.stats.conns.Load())
-		w.Field("total_commands_processed", cmds)
-		w.Field("total_net_input_bytes", in)
-		w.Field("total_net_output_bytes", out)
-		w.Field("rejected_connections", s.stats.rejected.Load())
-		w.Field("keyspace_hits", hits)
-		w.Field("keyspace_misses", misses)
+		conncmd.WriteStats(&w, s.obs, conncmd.StatsInfo{
+			Connections: s.stats.conns.Load(), Commands: cmds, NetIn: in, NetOut: out,
+			Rejected: s.stats.rejected.Load(), ExpiredKeys: s.db.Stats().ExpiredRemoved,
+			Hits: hits, Misses: misses,
+		})
 		w.Field("total_protocol_errors", s.stats.protoErr.Load())
+	}
+	if r.WantExtra("commandstats") {
+		conncmd.WriteCommandStats(&w, &s.obs.Commands, servedRows)
 	}
 	if r.Want("keyspace") {
 		w.Section("Keyspace")

@@ -98,6 +98,10 @@ type Server struct {
 	closeErr  error
 
 	stats serverStats
+	// obs is the command statistics, slow log, latency monitor and rates
+	// (observe.go); writeFailed is set once a write to disk failed.
+	obs         *conncmd.Observer
+	writeFailed atomic.Bool
 }
 
 // serverStats are the INFO stats counters of closed connections and of the
@@ -159,6 +163,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("shardnode: open storage in %s: %w", cfg.Dir, err)
 	}
 	s.db = db
+	s.obs = s.newObserver()
 	// Rebuilding the key directory left garbage about its own size (the
 	// replay buffers), and with the heap goal at twice the directory the
 	// runtime would keep those pages for good: a node restarted with a
@@ -388,6 +393,7 @@ func (s *Server) waitLoops() {
 
 func (s *Server) closeDB() error {
 	s.closeOnce.Do(func() {
+		s.obs.Stop()
 		keys, live := s.db.Len(), s.db.LiveBytes()
 		if err := s.db.Sync(); err != nil && !errors.Is(err, bitcask.ErrClosed) {
 			s.log.Error("final fsync failed", "error", err)

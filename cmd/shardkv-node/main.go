@@ -22,6 +22,7 @@ import (
 
 	"github.com/shardkv/shardkv/bitcask"
 	"github.com/shardkv/shardkv/internal/config"
+	"github.com/shardkv/shardkv/internal/metrics"
 	"github.com/shardkv/shardkv/internal/version"
 	"github.com/shardkv/shardkv/shardnode"
 )
@@ -48,6 +49,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	level := fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
 	format := fs.String("log-format", "text", "log format: text or json")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (empty: off)")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this address at /metrics, e.g. 127.0.0.1:9121 (empty: off)")
 	loops := fs.Int("event-loops", 0, "event loops serving the connections (0: one per 4 CPUs; -1: a goroutine per connection)")
 	batch := fs.Bool("sched-batch", true, "run the node's threads under SCHED_BATCH: woken by a request, they do not preempt the thread that sent it")
 	configFile := fs.String("config", "", "read settings from `FILE` in redis.conf syntax (port, bind, dir, appendfsync, requirepass, maxclients, loglevel, or these flags' names); flags given here override it")
@@ -113,6 +115,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		log.Error("cannot start", "error", err)
 		return 1
+	}
+	if *metricsAddr != "" {
+		_, stopMetrics, err := metrics.Serve(*metricsAddr, log, srv.Collector())
+		if err != nil {
+			log.Error("metrics", "error", err)
+			_ = srv.Close()
+			return 2
+		}
+		defer stopMetrics()
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

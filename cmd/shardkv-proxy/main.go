@@ -25,6 +25,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/shardkv/shardkv/internal/config"
+	"github.com/shardkv/shardkv/internal/metrics"
 	"github.com/shardkv/shardkv/internal/version"
 	"github.com/shardkv/shardkv/proxy"
 )
@@ -66,6 +67,7 @@ func run(args []string) error {
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (off when empty)")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this address at /metrics, e.g. 127.0.0.1:9120 (off when empty)")
 	procs := fs.Int("procs", 0, "threads running Go code at once (GOMAXPROCS); 0: half of the CPUs, at least 1")
 	configFile := fs.String("config", "", "read settings from `FILE` in redis.conf syntax (port, bind, requirepass, maxclients, loglevel, or these flags' names); flags given here override it")
 	showVersion := fs.Bool("version", false, "print the version and exit")
@@ -119,6 +121,13 @@ func run(args []string) error {
 	srv, err := proxy.New(cfg)
 	if err != nil {
 		return err
+	}
+	if *metricsAddr != "" {
+		_, stopMetrics, err := metrics.Serve(*metricsAddr, log, srv.Collector())
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)

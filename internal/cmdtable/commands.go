@@ -128,6 +128,9 @@ type Command struct {
 	Reply    Reply
 	Group    string // COMMAND DOCS group: string, generic, connection, server, cluster, transactions, shardkv
 	Summary  string // COMMAND DOCS summary
+	// Index is the row's position in Commands (set at init): per-command
+	// counters are arrays indexed by it.
+	Index int
 }
 
 // Commands is the table. Adding a command is adding a row here and a handler
@@ -212,6 +215,10 @@ var Commands = []Command{
 	{Name: "config", Arity: -2, Flags: FlagAdmin | FlagStale | FlagLoading, Route: RouteLocal, Multi: MultiProxyState, Group: "server", Summary: "A container for server configuration commands."},
 	{Name: "quit", Arity: -1, Flags: FlagFast | FlagNoAuth | FlagStale | FlagLoading, Route: RouteLocal, Multi: MultiNow, Group: "connection", Summary: "Closes the connection."},
 	{Name: "reset", Arity: 1, Flags: FlagFast | FlagNoAuth | FlagStale | FlagLoading, Route: RouteLocal, Multi: MultiNow, Group: "connection", Summary: "Resets the connection."},
+	{Name: "slowlog", Arity: -2, Flags: FlagAdmin | FlagLoading | FlagStale, Route: RouteLocal, Multi: MultiProxyState, Group: "server", Summary: "A container for slow log commands."},
+	{Name: "latency", Arity: -2, Flags: FlagAdmin | FlagLoading | FlagStale, Route: RouteLocal, Multi: MultiProxyState, Group: "server", Summary: "A container for latency diagnostics commands."},
+	{Name: "memory", Arity: -2, Flags: FlagReadonly, FirstKey: 2, LastKey: 2, Step: 1, Route: RouteKey, Group: "server", Summary: "A container for memory diagnostics commands."},
+	{Name: "monitor", Arity: 1, Flags: FlagAdmin | FlagNoMulti | FlagNoScript | FlagLoading | FlagStale, Route: RouteProxyOnly, Multi: MultiProxyState, Group: "server", Summary: "Listens for all requests received by the server in real-time."},
 	{Name: "time", Arity: 1, Flags: FlagFast | FlagStale | FlagLoading, Route: RouteLocal, Group: "server", Summary: "Returns the server time."},
 
 	// cluster: the proxy presents itself to cluster-aware clients as one

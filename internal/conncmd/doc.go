@@ -1,8 +1,11 @@
 // Package conncmd holds the connection and server commands that the proxy
 // and the shard node answer the same way: PING, ECHO, QUIT, RESET, SELECT,
-// AUTH, HELLO, TIME, CLIENT, COMMAND, CONFIG, READONLY and READWRITE, and
-// the parts of INFO both write (the request's sections, the Server and
-// Clients sections).
+// AUTH, HELLO, TIME, CLIENT, COMMAND, CONFIG, SLOWLOG, LATENCY, READONLY
+// and READWRITE, and the parts of INFO both write (the request's sections;
+// the Server, Clients, Memory, Persistence, Stats and Commandstats
+// sections). Each server records the commands it serves in an Observer
+// (observe.go): per-command counts and latencies, the slow log, the latency
+// monitor, Redis's instantaneous rates.
 //
 // Each server keeps, per connection, a Session (embedded in its own client
 // state) and gives the commands a Host (what the server knows: its password,

@@ -22,6 +22,9 @@ type Host interface {
 	ConfigParams() []Param
 	// ResetStats is CONFIG RESETSTAT.
 	ResetStats()
+	// Observer is the server's command statistics, slow log and latency
+	// monitor (SLOWLOG, LATENCY).
+	Observer() *Observer
 }
 
 // Killer is a Host that can close another connection (CLIENT KILL). Kill
@@ -77,6 +80,8 @@ var Handlers = map[string]Handler{
 	"client":  Client,
 	"command": Command,
 	"config":  Config,
+	"slowlog": Slowlog,
+	"latency": Latency,
 
 	"readonly":  ReadOnly,
 	"readwrite": ReadWrite,

@@ -15,6 +15,7 @@ import (
 // InfoRequest is the sections one INFO asked for.
 type InfoRequest struct {
 	all      bool
+	every    bool            // "all" or "everything": the sections INFO leaves out by default too
 	sections map[string]bool // lower case
 }
 
@@ -24,7 +25,9 @@ func ParseInfo(args [][]byte) InfoRequest {
 	r := InfoRequest{all: len(args) == 1, sections: map[string]bool{}}
 	for _, a := range args[1:] {
 		switch s := strings.ToLower(string(a)); s {
-		case "all", "default", "everything":
+		case "all", "everything":
+			r.all, r.every = true, true
+		case "default":
 			r.all = true
 		default:
 			r.sections[s] = true
@@ -35,6 +38,10 @@ func ParseInfo(args [][]byte) InfoRequest {
 
 // Want reports whether the section (lower case) was asked for.
 func (r InfoRequest) Want(section string) bool { return r.all || r.sections[section] }
+
+// WantExtra reports whether a section Redis leaves out of the default INFO
+// (commandstats) was asked for, by name or with "all" or "everything".
+func (r InfoRequest) WantExtra(section string) bool { return r.every || r.sections[section] }
 
 // WantAny reports whether any of the sections was asked for.
 func (r InfoRequest) WantAny(sections ...string) bool {

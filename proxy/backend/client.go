@@ -152,6 +152,13 @@ type Conn struct {
 	hupKey     uint32
 	peerClosed atomic.Bool
 
+	// observe, when set (before the Conn is used), gets sampled round
+	// trips: probe is a request written at probeAt (Unix nanoseconds)
+	// whose reply is awaited (see Send).
+	observe func(time.Duration)
+	probe   atomic.Pointer[Request]
+	probeAt atomic.Int64
+
 	reason    atomic.Pointer[error] // first reason given for closing
 	inflight  atomic.Int64          // requests queued and not yet complete
 	replies   atomic.Uint64         // replies received, for the watchdog
@@ -263,6 +270,13 @@ func (c *Conn) Send(reqs ...*Request) {
 		buf := c.wbuf
 		c.wbuf = c.spare[:0]
 		c.written += int64(len(buf))
+		if c.observe != nil && c.probe.Load() == nil && len(c.queue) > 0 {
+			// A round trip is sampled per write, not per request: the
+			// last request this write carries, timed from here to its
+			// reply. One clock read per write system call.
+			c.probeAt.Store(time.Now().UnixNano())
+			c.probe.Store(c.queue[len(c.queue)-1])
+		}
 		c.mu.Unlock()
 		err := c.write(buf)
 		c.mu.Lock()
@@ -376,6 +390,10 @@ func (c *Conn) deliver(d *delivery, raw []byte) error {
 	if r.got >= r.want() {
 		d.li++
 		c.inflight.Add(-1)
+		if c.probe.Load() == r {
+			c.probe.Store(nil)
+			c.observe(time.Duration(time.Now().UnixNano() - c.probeAt.Load()))
+		}
 		r.complete() // r belongs to its sender from here on
 	}
 	return nil
@@ -517,6 +535,10 @@ type ClientConfig struct {
 	// connection to one (up) or back (down, with the reason). Calls are
 	// serialized.
 	OnState func(up bool, err error)
+	// Observe, if set, is given round trips to the node, sampled: about one
+	// per write to a connection, from the write to the reply of the last
+	// request it carried. It is called by the connections' readers.
+	Observe func(time.Duration)
 }
 
 // Client keeps Conns connections to one address open, redialing broken ones.
@@ -583,6 +605,7 @@ func (cl *Client) run(i int) {
 			continue
 		}
 		backoff = cl.cfg.MinBackoff
+		c.observe = cl.cfg.Observe // before the Conn is published: Send reads it
 		cl.conns[i].Store(c)
 		cl.transition(+1, nil)
 		select {

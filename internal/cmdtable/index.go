@@ -1,0 +1,7 @@
+package cmdtable
+
+func init() {
+	for i := range Commands {
+		Commands[i].Index = i
+	}
+}
