@@ -79,7 +79,6 @@ func init() {
 	)
 }
 
-
 // TestSlowlogEntries: with slowlog-log-slower-than 0 every command is
 // logged, newest first, with Redis's six fields; long arguments and long
 // commands are cut as Redis cuts them; AUTH's password is redacted;
