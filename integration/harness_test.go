@@ -258,6 +258,14 @@ func (c *Cluster) TryAgainPrefix(i int) string {
 	return fmt.Sprintf("TRYAGAIN shard %s (%s) unavailable: ", s.Name, s.Addr())
 }
 
+// UncertainPrefix is the start of the error a write gets when it reached
+// shard i and no reply came back (the node died or stalled with it in
+// flight): it may or may not have been applied.
+func (c *Cluster) UncertainPrefix(i int) string {
+	s := c.Map.Shards[i]
+	return fmt.Sprintf("UNCERTAIN shard %s (%s) failed after the command was sent", s.Name, s.Addr())
+}
+
 // cleanup closes the clients, kills every process still running, reports
 // data races found in the logs, and on failure shows the end of each log.
 func (c *Cluster) cleanup() {
