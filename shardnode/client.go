@@ -66,11 +66,15 @@ type client struct {
 
 	// MULTI state.
 	inMulti    bool
-	multiDirty bool         // a command was refused while queueing: EXEC aborts
-	queue      []queued     // commands queued since MULTI
-	watches    []watchedKey // WATCHed keys and what they were
-	specBuf    []*cmdSpec   // the specs of the pipeline being served
-	scratch    []byte       // scratch for values read or built by a command
+	multiDirty bool       // a command was refused while queueing: EXEC aborts
+	queue      []queued   // commands queued since MULTI
+	specBuf    []*cmdSpec // the specs of the pipeline being served
+	scratch    []byte     // scratch for values read or built by a command
+	// watch is the connection's own WATCH (watch.go); owners are the
+	// WATCHes a proxy keeps on this connection for its clients
+	// (SHARD.WATCH), by the proxy's client id.
+	watch  watcher
+	owners map[string]*watcher
 
 	// Counters other connections read (INFO).
 	cmds   atomic.Int64
@@ -83,12 +87,6 @@ type client struct {
 type queued struct {
 	spec *cmdSpec
 	args [][]byte
-}
-
-type watchedKey struct {
-	key    string
-	exists bool
-	seq    uint64
 }
 
 // newClient registers a connection served by a goroutine of its own, or
@@ -113,6 +111,7 @@ func (s *Server) initClient(raddr, laddr string) *client {
 	c.req = commitReq{c: c, wake: make(chan bool, 1)}
 	c.dbs.db, c.dbs.rc, c.txs.rc = s.db, s.cache, s.cache
 	c.dbs.c, c.txs.c = c, c
+	c.txs.watches = &s.watches
 	return c
 }
 
@@ -140,6 +139,7 @@ func (s *Server) dropClient(c *client) {
 	s.stats.netOut.Add(c.netOut.Load())
 	s.stats.hits.Add(c.hits.Load())
 	s.stats.misses.Add(c.misses.Load())
+	c.unwatchAll()
 	s.mu.Lock()
 	delete(s.clients, c)
 	s.mu.Unlock()
@@ -159,8 +159,19 @@ func (c *client) SwitchProto(resp.Proto) {}
 // WATCHed keys.
 func (c *client) ResetConn() {
 	c.inMulti, c.multiDirty = false, false
+	clear(c.queue)
 	c.queue = c.queue[:0]
-	c.watches = c.watches[:0]
+	c.unwatchAll()
+}
+
+// unwatchAll forgets every WATCH kept on the connection: its own and the
+// proxy clients'.
+func (c *client) unwatchAll() {
+	c.srv.watches.unwatch(&c.watch)
+	for id, w := range c.owners {
+		c.srv.watches.unwatch(w)
+		delete(c.owners, id)
+	}
 }
 
 // keyHash returns bitcask.Hash(key). The ownership check hashed the

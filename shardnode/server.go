@@ -78,6 +78,9 @@ type Server struct {
 	// writes groups the commits of concurrent connections that have
 	// goroutines of their own.
 	writes writeGroup
+	// watches are the keys WATCHed on this node and their watchers
+	// (watch.go).
+	watches watchRegistry
 	// loops are the event loops, started by the first Serve (under mu).
 	loops     []*eventLoop
 	loopsErr  error
