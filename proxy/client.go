@@ -356,12 +356,12 @@ func (c *client) exec(cmd redcon.Command) {
 	if c.obsNote(ci, args) {
 		return
 	}
-	if !c.sess.Authed && ci.Flags&cmdtable.FlagNoAuth == 0 {
-		c.reject("NOAUTH Authentication required.")
+	if _, msg := ci.Resolve(args, cmdtable.SideProxy); msg != "" {
+		c.reject(msg)
 		return
 	}
-	if !ci.ArityOK(len(args)) {
-		c.reject(cmdtable.ErrWrongArity(ci.Name))
+	if !c.sess.Authed && ci.Flags&cmdtable.FlagNoAuth == 0 {
+		c.reject("NOAUTH Authentication required.")
 		return
 	}
 	if c.inMulti && ci.Multi != cmdtable.MultiNow {

@@ -73,6 +73,8 @@ func (h proxyHost) Kill(s *conncmd.Session) {
 // node runs.
 func (h proxyHost) Commands() []*cmdtable.Command { return proxyRows }
 
+func (h proxyHost) Side() cmdtable.Side { return cmdtable.SideProxy }
+
 func (h proxyHost) Lookup(name []byte) *cmdtable.Command {
 	ci := cmdtable.Lookup(name)
 	if ci == nil || ci.Route == cmdtable.RouteNodeOnly {

@@ -282,7 +282,8 @@ func (c *client) execOne(spec *cmdSpec, args [][]byte) {
 }
 
 // admit runs the checks Redis runs before a command, in Redis's order:
-// existence, arity, authentication, then the shard's own (assignment,
+// existence (of the command, then of a container's subcommand), arity (the
+// subcommand's), authentication, then the shard's own (assignment,
 // ownership, strict indexes). A refused command gets its error reply and,
 // inside MULTI, makes EXEC abort.
 func (c *client) admit(spec *cmdSpec, args [][]byte) bool {
@@ -290,8 +291,8 @@ func (c *client) admit(spec *cmdSpec, args [][]byte) bool {
 		c.reject(cmdtable.ErrUnknownCommand(args[0], args[1:]))
 		return false
 	}
-	if !spec.ArityOK(len(args)) {
-		c.reject(cmdtable.ErrWrongArity(spec.Name))
+	if _, msg := spec.Resolve(args, cmdtable.SideNode); msg != "" {
+		c.reject(msg)
 		return false
 	}
 	if !c.sess.Authed && spec.Flags&cmdtable.FlagNoAuth == 0 {

@@ -131,6 +131,10 @@ type Command struct {
 	// Index is the row's position in Commands (set at init): per-command
 	// counters are arrays indexed by it.
 	Index int
+	// Subcommands are a container command's (OBJECT, CLIENT, ...) rows for
+	// the subcommands shardkv serves, named "container|sub" as Redis names
+	// them (subcommands.go); nil for other commands.
+	Subcommands []Command
 }
 
 // Commands is the table. Adding a command is adding a row here and a handler
