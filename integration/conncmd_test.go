@@ -76,6 +76,11 @@ var connSteps = []connStep{
 	cs("MULTI"), cs("CONFIG", "FOO"), cs("EXEC"),
 	cs("MULTI"), cs("CLIENT", "FOO", "x"), cs("EXEC"),
 	cs("OBJECT", "HELP", "x"), cs("OBJECT", "FOO"), cs("OBJECT"), cs("CONFIG", "GET"),
+	// SELECT queues inside MULTI; one of Redis's other databases is refused
+	// at once (shardkv has one), so EXEC aborts rather than run in db 0.
+	cs("MULTI"), cs("SELECT", "0"), cs("PING"), cs("EXEC"),
+	cs("MULTI"), cs("SELECT", "16"), cs("SELECT", "x"), cs("PING"), cs("EXEC"),
+	csOwn("MULTI"), csOwn("SELECT", "1"), csOwn("PING"), csOwn("EXEC"),
 }
 
 // TestConnectionCommandsAgree replays connSteps on one connection to each of

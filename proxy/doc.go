@@ -66,9 +66,12 @@
 // # Transactions
 //
 // MULTI queues in the proxy, checking each command as Redis does at queue
-// time (unknown command, arity, commands not allowed in MULTI: the error is
-// replied and EXEC aborts with EXECABORT). Commands that span every node
-// (KEYS, DBSIZE, ...) and connection commands are refused inside MULTI. EXEC
+// time (unknown command or subcommand, arity, commands not allowed in MULTI:
+// the error is replied and EXEC aborts with EXECABORT). Commands that span
+// every node (KEYS, DBSIZE, ...) and the connection commands whose state the
+// proxy keeps (AUTH, HELLO, CLIENT, ...) are refused inside MULTI; PING,
+// ECHO, TIME, UNWATCH and SELECT queue as in Redis (SELECT of one of
+// Redis's databases 1-15 is refused at once: shardkv has one). EXEC
 // sends MULTI, the commands and EXEC to the one node that owns every queued
 // key, in one write on one connection (so nothing interleaves), and replies
 // the node's EXEC reply; keys on two nodes make EXEC reply -CROSSSHARD and

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"github.com/shardkv/shardkv/internal/cmdtable"
+	"github.com/shardkv/shardkv/internal/conncmd"
 	"github.com/shardkv/shardkv/proxy/backend"
 	"github.com/tidwall/redcon"
 )
@@ -43,6 +44,10 @@ func (c *client) queue(ci *cmdtable.Command, cmd redcon.Command) {
 		return
 	case !ci.PairsOK(len(cmd.Args)):
 		c.reject(cmdtable.ErrWrongArity(ci.Name))
+		return
+	}
+	if msg := conncmd.RefuseInMulti(ci, cmd.Args); msg != "" {
+		c.reject(msg)
 		return
 	}
 	c.queued = append(c.queued, cloneCommand(cmd))

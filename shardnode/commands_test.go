@@ -630,6 +630,32 @@ var scripts = []script{
 		x(arr(ok), "EXEC"),
 		x(arity("watch"), "WATCH"),
 	}},
+	// SELECT queues inside MULTI and runs at EXEC, as in Redis.
+	{name: "select in multi", steps: []step{
+		x(ok, "MULTI"),
+		x(qd, "SELECT", "0"),
+		x(qd, "SET", "k", "v"),
+		x(arr(ok, ok), "EXEC"),
+		x(ok, "MULTI"),
+		x(qd, "SELECT", "16"),
+		x(qd, "SELECT", "-1"),
+		x(qd, "SELECT", "x"),
+		x(qd, "PING"),
+		x(arr(er("ERR DB index is out of range"), er("ERR DB index is out of range"), nai, "+PONG\r\n"), "EXEC"),
+	}},
+	// One of Redis's other databases, which Redis would switch to, is
+	// refused at once: shardkv has one, and EXEC aborts rather than run
+	// the rest in database 0.
+	{name: "select in multi, one database", noRedis: true, steps: []step{
+		x(ok, "MULTI"),
+		x(er("ERR DB index is out of range"), "SELECT", "1"),
+		x(qd, "SET", "k", "v"),
+		x(execAbort, "EXEC"),
+		x(nul, "GET", "k"),
+		x(ok, "MULTI"),
+		x(er("ERR DB index is out of range"), "SELECT", "15"),
+		x(execAbort, "EXEC"),
+	}},
 	// Redis looks a container's subcommand up before it queues: an unknown
 	// one, or a wrong number of arguments for the subcommand, is refused
 	// at once and EXEC aborts.

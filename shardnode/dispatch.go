@@ -310,6 +310,10 @@ func (c *client) admit(spec *cmdSpec, args [][]byte) bool {
 			c.reject(errNotInMulti)
 			return false
 		}
+		if msg := conncmd.RefuseInMulti(spec.Command, args); msg != "" {
+			c.reject(msg)
+			return false
+		}
 		if spec.Flags&cmdtable.FlagDenyOOM != 0 {
 			if limit := c.srv.sizeLimit.Load(); limit > 0 && c.srv.db.LiveBytes() >= limit {
 				c.reject(errOOM)

@@ -87,7 +87,7 @@ type Multi uint8
 
 const (
 	// MultiQueue: queued, and run by EXEC inside the shard node's
-	// transaction (data commands, PING, ECHO, TIME, UNWATCH).
+	// transaction (data commands, PING, ECHO, TIME, UNWATCH, SELECT).
 	MultiQueue Multi = iota
 	// MultiNow: never queued, runs at once (MULTI, EXEC, DISCARD, WATCH,
 	// QUIT, RESET), as Redis runs them.
@@ -212,7 +212,7 @@ var Commands = []Command{
 	{Name: "echo", Arity: 2, Flags: FlagFast | FlagStale, Route: RouteLocal, Group: "connection", Summary: "Returns the given string."},
 	{Name: "hello", Arity: -1, Flags: FlagFast | FlagNoAuth | FlagStale | FlagLoading, Route: RouteLocal, Multi: MultiProxyState, Group: "connection", Summary: "Handshakes with the Redis server."},
 	{Name: "auth", Arity: -2, Flags: FlagFast | FlagNoAuth | FlagStale | FlagLoading, Route: RouteLocal, Multi: MultiProxyState, Group: "connection", Summary: "Authenticates the connection."},
-	{Name: "select", Arity: 2, Flags: FlagFast | FlagStale | FlagLoading, Route: RouteLocal, Multi: MultiProxyState, Group: "connection", Summary: "Changes the selected database."},
+	{Name: "select", Arity: 2, Flags: FlagFast | FlagStale | FlagLoading, Route: RouteLocal, Group: "connection", Summary: "Changes the selected database."},
 	{Name: "client", Arity: -2, Flags: FlagStale | FlagLoading, Route: RouteLocal, Multi: MultiProxyState, Group: "connection", Summary: "A container for client connection commands."},
 	{Name: "command", Arity: -1, Flags: FlagStale | FlagLoading, Route: RouteLocal, Multi: MultiProxyState, Group: "server", Summary: "Returns detailed information about all commands."},
 	{Name: "info", Arity: -1, Flags: FlagStale | FlagLoading, Route: RouteLocal, Multi: MultiProxyState, Group: "server", Summary: "Returns information and statistics about the server."},
