@@ -77,13 +77,14 @@
 // the node's EXEC reply; keys on two nodes make EXEC reply -CROSSSHARD and
 // nothing runs.
 //
-// WATCH is state on a node connection, which shared connections cannot keep
-// per client, so WATCH opens a connection dedicated to the client, to the
-// node of the watched keys, and sends WATCH there. Until EXEC, DISCARD,
-// UNWATCH or RESET the client's commands for that node use it, and EXEC runs
-// there, so the node itself checks the watched keys. Watching keys of two
-// nodes, or a transaction on another node than the watched keys, gets
-// -CROSSSHARD.
+// WATCH is state a node keeps per connection, and the proxy's connections
+// are shared, so the node keeps each client's watched keys under the
+// client's id on the shared connection (SHARD.WATCH <id> key ...). Until
+// EXEC, DISCARD, UNWATCH or RESET the client's commands for that node stay
+// on that connection, and EXEC runs there as MULTI ... SHARD.EXEC <id>, so
+// the node itself checks the watched keys; a WATCH takes no connection of
+// its own. Watching keys of two nodes, or a transaction on another node than
+// the watched keys, gets -CROSSSHARD.
 //
 // # Failures
 //

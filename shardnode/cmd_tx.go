@@ -10,6 +10,13 @@ import (
 // serialized with every other writer. WATCH registers its keys with the
 // node (watch.go); EXEC checks them inside the same Update before running
 // anything.
+//
+// A proxy serves many clients over each of its connections to a node, so
+// it cannot give each of them a connection's own WATCH. It names the client
+// instead: SHARD.WATCH <id> key [key ...] watches keys for client <id> of
+// the connection, SHARD.UNWATCH <id> forgets them, and SHARD.EXEC <id> ends
+// a MULTI as EXEC does, checking <id>'s keys. What a proxy keeps for its
+// clients lives as long as the connection, like a connection's own WATCH.
 
 func cmdMulti(c *client, args [][]byte) {
 	if c.inMulti {
@@ -67,6 +74,50 @@ func cmdUnwatch(c *client, args [][]byte) {
 
 func cmdExec(c *client, args [][]byte) {
 	c.exec(&c.watch)
+}
+
+// SHARD.WATCH id key [key ...]: WATCH for the proxy's client id.
+func cmdShardWatch(c *client, args [][]byte) {
+	if c.inMulti {
+		c.errReply("ERR WATCH inside MULTI is not allowed")
+		return
+	}
+	id := string(args[1])
+	w := c.owners[id]
+	if w == nil {
+		if c.owners == nil {
+			c.owners = make(map[string]*watcher)
+		}
+		w = &watcher{}
+		c.owners[id] = w
+	}
+	c.watchKeys(w, args[2:])
+	c.ok()
+}
+
+// SHARD.UNWATCH id: UNWATCH for the proxy's client id.
+func cmdShardUnwatch(c *client, args [][]byte) {
+	if w := c.owners[string(args[1])]; w != nil {
+		c.srv.watches.unwatch(w)
+		delete(c.owners, string(args[1]))
+	}
+	c.ok()
+}
+
+// SHARD.EXEC id: EXEC checking the keys watched for the proxy's client id.
+// An id the connection does not know watches nothing (its SHARD.WATCH was
+// refused, WRONGSHARD say): the transaction runs, as EXEC does after a
+// WATCH that failed.
+func cmdShardExec(c *client, args [][]byte) {
+	id := string(args[1])
+	w := c.owners[id]
+	if w == nil {
+		w = &watcher{}
+	}
+	if c.inMulti {
+		delete(c.owners, id)
+	}
+	c.exec(w)
 }
 
 // exec ends MULTI: nothing runs when a command was refused while queueing

@@ -49,7 +49,8 @@ var handlers = map[string]handlerFunc{
 	"multi": cmdMulti, "exec": cmdExec, "discard": cmdDiscard, "watch": cmdWatch, "unwatch": cmdUnwatch,
 	// shardkv
 	"index.create": cmdIndexCreate, "index.drop": cmdIndexDrop, "index.list": cmdIndexList,
-	"shard.assign": cmdShardAssign,
+	"shard.assign": cmdShardAssign, "shard.watch": cmdShardWatch, "shard.unwatch": cmdShardUnwatch,
+	"shard.exec": cmdShardExec,
 }
 
 // cmdKind says where a command runs.
@@ -299,7 +300,7 @@ func (c *client) admit(spec *cmdSpec, args [][]byte) bool {
 		c.reject(errNoAuth)
 		return false
 	}
-	if spec.kind == kindKeyed || spec.kind == kindKeyless || spec.kind == kindTx && spec.FirstKey > 0 {
+	if spec.kind == kindKeyed || spec.kind == kindKeyless || spec.FirstKey > 0 { // WATCH, SHARD.WATCH: keys of the range
 		if msg := c.checkKeys(spec, args); msg != "" {
 			c.reject(msg)
 			return false

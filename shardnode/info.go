@@ -21,6 +21,7 @@ func cmdInfo(c *client, args [][]byte) {
 	}
 	if r.Want("clients") {
 		conncmd.WriteClients(&w, s.nclients.Load(), s.cfg.MaxClients)
+		w.Field("total_watched_keys", s.watches.watchedKeys()) // Redis 7.4's field
 	}
 	if r.Want("memory") {
 		mem := s.obs.Memory()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/shardkv/shardkv/bitcask"
+	"github.com/shardkv/shardkv/rangemap"
 )
 
 // execAfter runs WATCH keys on w, then change on other in one pipeline (so
@@ -222,4 +223,86 @@ func trimBulk(r string) string {
 		}
 	}
 	return ""
+}
+
+// TestShardWatch: a proxy's clients watch keys on one shared connection,
+// each under its id: each EXEC checks its own client's keys only, ids are
+// independent of the connection's own WATCH, and the keys of a connection
+// that closes are forgotten.
+func TestShardWatch(t *testing.T) {
+	n := startNode(t, "", nil)
+	p, other := n.raw(), n.raw()
+	if got := p.do("SHARD.ASSIGN", "s", "0", "0.5", "0"); got != ok {
+		t.Fatalf("SHARD.ASSIGN: %q", got)
+	}
+	inRange := func(prefix string) string {
+		for i := 0; ; i++ {
+			k := prefix + strconv.Itoa(i)
+			if checkOwned(n, k) {
+				return k
+			}
+		}
+	}
+	a, b := inRange("a"), inRange("b")
+	if got := p.do("SHARD.WATCH", "1", a); got != ok {
+		t.Fatalf("SHARD.WATCH 1: %q", got)
+	}
+	if got := p.do("SHARD.WATCH", "2", b); got != ok {
+		t.Fatalf("SHARD.WATCH 2: %q", got)
+	}
+	other.do("SET", a, "x")
+	tx := func(end ...string) string {
+		p.do("MULTI")
+		p.do("PING")
+		return p.do(end...)
+	}
+	if got := tx("SHARD.EXEC", "2"); got != "*1\r\n+PONG\r\n" {
+		t.Fatalf("client 2, its key untouched: %q", got)
+	}
+	if got := tx("SHARD.EXEC", "1"); got != nilArr {
+		t.Fatalf("client 1, its key set: %q", got)
+	}
+	if got := tx("SHARD.EXEC", "1"); got != "*1\r\n+PONG\r\n" {
+		t.Fatalf("client 1 after its EXEC forgot the keys: %q", got)
+	}
+	// The connection's own WATCH and a client's are apart.
+	p.do("WATCH", b)
+	p.do("SHARD.WATCH", "3", a)
+	if got := p.do("SHARD.UNWATCH", "3"); got != ok {
+		t.Fatalf("SHARD.UNWATCH: %q", got)
+	}
+	other.do("SET", a, "y")
+	if got := tx("SHARD.EXEC", "3"); got != "*1\r\n+PONG\r\n" {
+		t.Fatalf("client 3 after SHARD.UNWATCH: %q", got)
+	}
+	other.do("SET", b, "y")
+	if got := tx("EXEC"); got != nilArr {
+		t.Fatalf("the connection's own WATCH: %q", got)
+	}
+	// A key outside the range is refused as WATCH refuses it.
+	outside := ""
+	for i := 0; outside == ""; i++ {
+		if k := "o" + strconv.Itoa(i); !checkOwned(n, k) {
+			outside = k
+		}
+	}
+	if got := p.do("SHARD.WATCH", "4", outside); got[:11] != "-WRONGSHARD" {
+		t.Fatalf("SHARD.WATCH of a key outside the range: %q", got)
+	}
+	if got := p.do("SHARD.WATCH", "4"); got != er("ERR wrong number of arguments for 'shard.watch' command") {
+		t.Fatalf("SHARD.WATCH without keys: %q", got)
+	}
+	p.do("SHARD.WATCH", "5", a, b)
+	if got := n.srv.watches.watchedKeys(); got != 2 {
+		t.Fatalf("watched keys %d, want 2", got)
+	}
+	p.close()
+	waitFor(t, func() bool { return n.srv.watches.watchedKeys() == 0 }, "the closed connection's clients' keys forgotten")
+}
+
+// checkOwned reports whether the node's assignment holds key.
+func checkOwned(n *testNode, key string) bool {
+	a := n.srv.assign.Load()
+	p := rangemap.PositionOfHash(bitcask.Hash([]byte(key)))
+	return a.Start <= p && p < a.End
 }
