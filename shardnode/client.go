@@ -27,6 +27,11 @@ type client struct {
 	out []byte
 	// linger makes serveConn close with lingerClose (QUIT, protocol error).
 	linger bool
+	// class is how the connection counts against the node's limits, a
+	// connClass (admission.go); probation, on an event loop's connection
+	// admitted past MaxClients, ends its handshake time.
+	class     atomic.Int32
+	probation *time.Timer
 	// inBytes counts the bytes read (INFO stats); netIn publishes it.
 	inBytes int64
 	// fd is the socket's descriptor while serveRaw's loop holds it or for
@@ -89,14 +94,14 @@ type queued struct {
 	args [][]byte
 }
 
-// newClient registers a connection served by a goroutine of its own, or
-// returns nil once the server shuts down.
-func (s *Server) newClient(nc net.Conn) *client {
+// newClient registers a connection of class k (admission.go) served by a
+// goroutine of its own, or returns nil once the server shuts down.
+func (s *Server) newClient(nc net.Conn, k connClass) *client {
 	laddr := ""
 	if a := nc.LocalAddr(); a != nil {
 		laddr = a.String()
 	}
-	c := s.initClient(nc.RemoteAddr().String(), laddr)
+	c := s.initClient(nc.RemoteAddr().String(), laddr, k)
 	c.nc = nc
 	if !s.register(c) {
 		return nil
@@ -104,9 +109,11 @@ func (s *Server) newClient(nc net.Conn) *client {
 	return c
 }
 
-// initClient returns a connection's state before it is registered.
-func (s *Server) initClient(raddr, laddr string) *client {
+// initClient returns the state of a connection of class k before it is
+// registered.
+func (s *Server) initClient(raddr, laddr string, k connClass) *client {
 	c := &client{srv: s, fd: -1}
+	c.class.Store(int32(k))
 	c.sess.Init(s.nextID.Add(1), raddr, laddr, s.cfg.RequirePass)
 	c.req = commitReq{c: c, wake: make(chan bool, 1)}
 	c.dbs.db, c.dbs.rc, c.txs.rc = s.db, s.cache, s.cache
@@ -140,6 +147,7 @@ func (s *Server) dropClient(c *client) {
 	s.stats.hits.Add(c.hits.Load())
 	s.stats.misses.Add(c.misses.Load())
 	c.unwatchAll()
+	c.release()
 	s.mu.Lock()
 	delete(s.clients, c)
 	s.mu.Unlock()

@@ -80,6 +80,10 @@ type cmdSpec struct {
 	// control: the row's Multi is MultiNow: not queued inside MULTI (MULTI,
 	// EXEC, DISCARD, WATCH, QUIT, RESET), as in Redis.
 	control bool
+	// handshake: a command of a proxy's handshake (AUTH, HELLO,
+	// SHARD.ASSIGN; proxy/shards.go), all a connection admitted on
+	// probation may send (admission.go).
+	handshake bool
 }
 
 // specs maps each served row of the command table to its cmdSpec;
@@ -113,6 +117,7 @@ func init() {
 			sp.kind = kindKeyless
 		}
 		sp.control = cmd.Multi == cmdtable.MultiNow
+		sp.handshake = cmd.Name == "auth" || cmd.Name == "hello" || cmd.Name == "shard.assign"
 		m[cmd] = sp
 		servedRows = append(servedRows, cmd)
 	}
@@ -288,6 +293,14 @@ func (c *client) execOne(spec *cmdSpec, args [][]byte) {
 // ownership, strict indexes). A refused command gets its error reply and,
 // inside MULTI, makes EXEC abort.
 func (c *client) admit(spec *cmdSpec, args [][]byte) bool {
+	if c.onProbation() && (spec == nil || !spec.handshake) {
+		// Admitted past maxclients for a proxy's handshake, and this is
+		// not one: Redis's refusal, then close.
+		c.srv.stats.rejected.Add(1)
+		c.errReply(errMaxClients)
+		c.sess.Quit = true
+		return false
+	}
 	if spec == nil {
 		c.reject(cmdtable.ErrUnknownCommand(args[0], args[1:]))
 		return false
