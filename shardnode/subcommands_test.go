@@ -47,8 +47,8 @@ func TestSubcommandsMatchRedis(t *testing.T) {
 	ours, theirs := n.raw(), dialRaw(t, startRedis(t))
 	for i := range cmdtable.Commands {
 		ci := &cmdtable.Commands[i]
-		if ci.Subcommands == nil {
-			continue
+		if ci.Subcommands == nil || !ci.ServedOn(cmdtable.SideNode) {
+			continue // CLUSTER is the proxy's: cmdtable's test compares its rows
 		}
 		got := subcommandInfos(t, ours, ci.Name)
 		want := subcommandInfos(t, theirs, ci.Name)

@@ -17,6 +17,7 @@ const (
 	FlagStale                     // allowed on a stale replica
 	FlagNoMulti                   // not allowed inside MULTI (refused at queue time)
 	FlagNoScript                  // not allowed in scripts
+	FlagNoAsync                   // no_async_loading: refused while the dataset loads asynchronously
 )
 
 var flagNames = []struct {
@@ -25,7 +26,7 @@ var flagNames = []struct {
 }{
 	{FlagWrite, "write"}, {FlagReadonly, "readonly"}, {FlagDenyOOM, "denyoom"}, {FlagAdmin, "admin"},
 	{FlagFast, "fast"}, {FlagNoAuth, "no_auth"}, {FlagLoading, "loading"}, {FlagStale, "stale"},
-	{FlagNoMulti, "no_multi"}, {FlagNoScript, "noscript"},
+	{FlagNoMulti, "no_multi"}, {FlagNoScript, "noscript"}, {FlagNoAsync, "no_async_loading"},
 }
 
 // Names returns the flag names in COMMAND INFO order.
