@@ -231,7 +231,8 @@ func (c *client) watch(ci *cmdtable.Command, cmd redcon.Command) {
 	r.buf = appendForClient(r.buf[:0], "SHARD.WATCH", c.sess.ID, args[1:])
 	r.Cmd = r.buf
 	c.send(sh, &r.Request)
-	c.slots = append(c.slots, slot{kind: slotForward, req: &r.Request, sh: sh})
+	// WATCH writes nothing: a failure is TRYAGAIN, never UNCERTAIN.
+	c.slots = append(c.slots, slot{kind: slotForward, req: &r.Request, sh: sh, readonly: true})
 }
 
 // pinnedTo reports whether the client's requests for sh must take the
