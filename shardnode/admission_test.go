@@ -15,7 +15,7 @@ func TestProxiesAdmittedPastMaxClients(t *testing.T) {
 	probationTimeout = 300 * time.Millisecond
 	for _, m := range serveModes {
 		t.Run(m.name, func(t *testing.T) {
-			n := startNode(t, "", func(c *Config) { c.MaxClients, c.ProxyReserve, c.EventLoops = 2, 2, m.loops })
+			n := startNodeOn(t, "", func(c *Config) { c.MaxClients, c.ProxyReserve, c.EventLoops = 2, 2, m.loops }, m.wrap)
 			n.assignAll()
 			a, b := n.raw(), n.raw()
 			a.do("PING")

@@ -36,13 +36,13 @@ func execAfter(w, other *rawConn, keys []string, change ...[]string) string {
 func TestWatchWritePaths(t *testing.T) {
 	for _, m := range serveModes {
 		t.Run(m.name, func(t *testing.T) {
-			n := startNode(t, "", func(c *Config) {
+			n := startNodeOn(t, "", func(c *Config) {
 				c.EventLoops = m.loops
 				c.Storage = func(o *bitcask.Options) {
 					o.MergeCheckInterval = time.Hour
 					o.ExpirySweepInterval = 5 * time.Millisecond
 				}
-			})
+			}, m.wrap)
 			n.assignAll()
 			w, other := n.raw(), n.raw()
 			for _, tc := range []struct {
@@ -164,7 +164,7 @@ func TestWatchOptimisticCounter(t *testing.T) {
 	const watchers, incrs, rounds = 4, 2, 150
 	for _, m := range serveModes {
 		t.Run(m.name, func(t *testing.T) {
-			n := startNode(t, "", func(c *Config) { c.EventLoops = m.loops })
+			n := startNodeOn(t, "", func(c *Config) { c.EventLoops = m.loops }, m.wrap)
 			n.assignAll()
 			var wg sync.WaitGroup
 			for i := 0; i < watchers; i++ {
