@@ -38,6 +38,24 @@ var subcommands = map[string][]Command{
 		{Name: "command|info", Arity: -2, Flags: FlagLoading | FlagStale, Group: "server", Summary: "Returns information about one, multiple or all commands."},
 		{Name: "command|list", Arity: -2, Flags: FlagLoading | FlagStale, Group: "server", Summary: "Returns a list of command names."},
 	},
+	"slowlog": {
+		{Name: "slowlog|get", Arity: -2, Flags: FlagAdmin | FlagLoading | FlagStale, Group: "server", Summary: "Returns the slow log's entries."},
+		{Name: "slowlog|help", Arity: 2, Flags: FlagLoading | FlagStale, Group: "server", Summary: "Show helpful text about the different subcommands."},
+		{Name: "slowlog|len", Arity: 2, Flags: FlagAdmin | FlagLoading | FlagStale, Group: "server", Summary: "Returns the number of entries in the slow log."},
+		{Name: "slowlog|reset", Arity: 2, Flags: FlagAdmin | FlagLoading | FlagStale, Group: "server", Summary: "Clears all entries from the slow log."},
+	},
+	// LATENCY DOCTOR and GRAPH, Redis's reports for a person, are not served.
+	"latency": {
+		{Name: "latency|help", Arity: 2, Flags: FlagLoading | FlagStale, Group: "server", Summary: "Returns helpful text about the different subcommands."},
+		{Name: "latency|histogram", Arity: -2, Flags: FlagAdmin | FlagNoScript | FlagLoading | FlagStale, Group: "server", Summary: "Returns the cumulative distribution of latencies of a subset or all commands."},
+		{Name: "latency|history", Arity: 3, Flags: FlagAdmin | FlagNoScript | FlagLoading | FlagStale, Group: "server", Summary: "Returns timestamp-latency samples for an event."},
+		{Name: "latency|latest", Arity: 2, Flags: FlagAdmin | FlagNoScript | FlagLoading | FlagStale, Group: "server", Summary: "Returns the latest latency samples for all events."},
+		{Name: "latency|reset", Arity: -2, Flags: FlagAdmin | FlagNoScript | FlagLoading | FlagStale, Group: "server", Summary: "Resets the latency data for one or more events."},
+	},
+	"memory": {
+		{Name: "memory|help", Arity: 2, Flags: FlagLoading | FlagStale, Group: "server", Summary: "Returns helpful text about the different subcommands."},
+		{Name: "memory|usage", Arity: -3, Flags: FlagReadonly, FirstKey: 2, LastKey: 2, Step: 1, Group: "server", Summary: "Estimates the memory usage of a key."},
+	},
 	// CLUSTER is the proxy's (proxy/cluster.go): it answers the subcommands
 	// that read the topology and refuses, saying why, those that would
 	// change it; every one Redis 7.0 has is listed so that both kinds pass
