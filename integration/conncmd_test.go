@@ -69,6 +69,18 @@ var connSteps = []connStep{
 	// SCAN cursors, read by one rule on both servers (strtoul's).
 	cs("SCAN", "-1"), cs("SCAN", "18446744073709551615"), cs("SCAN", "abc"), cs("SCAN", "+0"),
 	cs("MULTI"), cs("UNWATCH"), cs("PING"), cs("WATCH", "k"), cs("EXEC"),
+	// A container's unknown subcommand, or a subcommand's wrong number of
+	// arguments, is refused when it is queued, and EXEC aborts.
+	cs("MULTI"), cs("OBJECT", "FOO", "a"), cs("SET", "k", "v"), cs("EXEC"), cs("GET", "k"),
+	cs("MULTI"), cs("OBJECT", "ENCODING"), cs("EXEC"),
+	cs("MULTI"), cs("CONFIG", "FOO"), cs("EXEC"),
+	cs("MULTI"), cs("CLIENT", "FOO", "x"), cs("EXEC"),
+	cs("OBJECT", "HELP", "x"), cs("OBJECT", "FOO"), cs("OBJECT"), cs("CONFIG", "GET"),
+	// SELECT queues inside MULTI; one of Redis's other databases is refused
+	// at once (shardkv has one), so EXEC aborts rather than run in db 0.
+	cs("MULTI"), cs("SELECT", "0"), cs("PING"), cs("EXEC"),
+	cs("MULTI"), cs("SELECT", "16"), cs("SELECT", "x"), cs("PING"), cs("EXEC"),
+	csOwn("MULTI"), csOwn("SELECT", "1"), csOwn("PING"), csOwn("EXEC"),
 }
 
 // TestConnectionCommandsAgree replays connSteps on one connection to each of

@@ -28,9 +28,9 @@ import (
 //     forwarded ones as the node wrote them, merged ones (fan-out, split)
 //     assembled from the nodes' raw elements.
 //
-// A command whose handling must wait for earlier ones (a WATCH that opens a
-// dedicated connection, HELLO that switches protocol, SHARD.RELOAD) first
-// sends and waits for what is queued: a barrier.
+// A command whose handling must wait for earlier ones (a WATCH after
+// commands of the batch for the same node, HELLO that switches protocol,
+// SHARD.RELOAD) first sends and waits for what is queued: a barrier.
 
 // slot is the reply to one command of a batch, in order.
 type slot struct {
@@ -62,12 +62,19 @@ type preq struct {
 	buf []byte
 }
 
-// pinned is a connection dedicated to one client between WATCH and
-// EXEC/DISCARD/UNWATCH: WATCH is state on a node connection, which the
-// shared connections cannot hold.
+// pinned is a client's WATCH, between WATCH and EXEC/DISCARD/UNWATCH: the
+// node of the watched keys holds them under the client's id on conn, one of
+// the proxy's shared connections, so the client's commands for that node
+// are pinned to conn (tx.go).
 type pinned struct {
 	sh   *shard
 	conn *backend.Conn
+	// held: the node holds keys for the client (SHARD.WATCH was sent, and
+	// no SHARD.UNWATCH or SHARD.EXEC since).
+	held bool
+	// lost: the client switched protocol, whose replies conn cannot carry;
+	// the node was told to forget the keys, and EXEC aborts.
+	lost bool
 }
 
 // client is the state of one client connection. Fields without a comment
@@ -211,10 +218,11 @@ func (c *client) newReq() *preq {
 	return r
 }
 
-// send queues r for sh: on the dedicated connection when the client watches
-// keys of sh, on the shared ones otherwise.
+// send queues r for sh: on the connection that holds the client's watched
+// keys when it watches keys of sh (tx.go), else on the shared connection
+// the client's id picks.
 func (c *client) send(sh *shard, r *backend.Request) {
-	if c.pin != nil && c.pin.sh == sh {
+	if c.pinnedTo(sh) {
 		c.pinned = append(c.pinned, r)
 		return
 	}
@@ -356,12 +364,12 @@ func (c *client) exec(cmd redcon.Command) {
 	if c.obsNote(ci, args) {
 		return
 	}
-	if !c.sess.Authed && ci.Flags&cmdtable.FlagNoAuth == 0 {
-		c.reject("NOAUTH Authentication required.")
+	if _, msg := ci.Resolve(args, cmdtable.SideProxy); msg != "" {
+		c.reject(msg)
 		return
 	}
-	if !ci.ArityOK(len(args)) {
-		c.reject(cmdtable.ErrWrongArity(ci.Name))
+	if !c.sess.Authed && ci.Flags&cmdtable.FlagNoAuth == 0 {
+		c.reject("NOAUTH Authentication required.")
 		return
 	}
 	if c.inMulti && ci.Multi != cmdtable.MultiNow {

@@ -31,11 +31,10 @@ import (
 // clusterSlots is the number of Redis Cluster hash slots.
 const clusterSlots = 16384
 
-// clusterSub is one CLUSTER subcommand: Redis 7.0's arity (the subcommand
-// counted as the second argument) and how the proxy answers it; run nil
-// means it is refused with unsupported.
+// clusterSub is how the proxy answers one CLUSTER subcommand (the command
+// table's subcommand rows hold Redis 7.0's arities); run nil means it is
+// refused with unsupported.
 type clusterSub struct {
-	arity       int
 	run         func(c *client, out []byte, args [][]byte) []byte
 	unsupported string
 }
@@ -46,34 +45,36 @@ const (
 )
 
 var clusterSubs = map[string]clusterSub{
-	"info":                  {arity: 2, run: (*client).clusterInfo},
-	"myid":                  {arity: 2, run: (*client).clusterMyID},
-	"nodes":                 {arity: 2, run: (*client).clusterNodes},
-	"slots":                 {arity: 2, run: (*client).clusterSlotsReply},
-	"shards":                {arity: 2, run: (*client).clusterShards},
-	"keyslot":               {arity: 3, run: (*client).clusterKeySlot},
-	"links":                 {arity: 2, run: (*client).clusterLinks},
-	"replicas":              {arity: 3, run: (*client).clusterReplicas},
-	"slaves":                {arity: 3, run: (*client).clusterReplicas},
-	"count-failure-reports": {arity: 3, run: (*client).clusterFailureReports},
-	"help":                  {arity: 2, run: (*client).clusterHelp},
-	"countkeysinslot":       {arity: 3, unsupported: errClusterKeys},
-	"getkeysinslot":         {arity: 4, unsupported: errClusterKeys},
-	"addslots":              {arity: -3, unsupported: errClusterChange},
-	"addslotsrange":         {arity: -4, unsupported: errClusterChange},
-	"delslots":              {arity: -3, unsupported: errClusterChange},
-	"delslotsrange":         {arity: -4, unsupported: errClusterChange},
-	"flushslots":            {arity: 2, unsupported: errClusterChange},
-	"setslot":               {arity: -4, unsupported: errClusterChange},
-	"meet":                  {arity: -4, unsupported: errClusterChange},
-	"forget":                {arity: 3, unsupported: errClusterChange},
-	"replicate":             {arity: 3, unsupported: errClusterChange},
-	"failover":              {arity: -2, unsupported: errClusterChange},
-	"reset":                 {arity: -2, unsupported: errClusterChange},
-	"bumpepoch":             {arity: 2, unsupported: errClusterChange},
-	"set-config-epoch":      {arity: 3, unsupported: errClusterChange},
-	"saveconfig":            {arity: 2, unsupported: errClusterChange},
+	"info":                  {run: (*client).clusterInfo},
+	"myid":                  {run: (*client).clusterMyID},
+	"nodes":                 {run: (*client).clusterNodes},
+	"slots":                 {run: (*client).clusterSlotsReply},
+	"shards":                {run: (*client).clusterShards},
+	"keyslot":               {run: (*client).clusterKeySlot},
+	"links":                 {run: (*client).clusterLinks},
+	"replicas":              {run: (*client).clusterReplicas},
+	"slaves":                {run: (*client).clusterReplicas},
+	"count-failure-reports": {run: (*client).clusterFailureReports},
+	"help":                  {run: (*client).clusterHelp},
+	"countkeysinslot":       {unsupported: errClusterKeys},
+	"getkeysinslot":         {unsupported: errClusterKeys},
+	"addslots":              {unsupported: errClusterChange},
+	"addslotsrange":         {unsupported: errClusterChange},
+	"delslots":              {unsupported: errClusterChange},
+	"delslotsrange":         {unsupported: errClusterChange},
+	"flushslots":            {unsupported: errClusterChange},
+	"setslot":               {unsupported: errClusterChange},
+	"meet":                  {unsupported: errClusterChange},
+	"forget":                {unsupported: errClusterChange},
+	"replicate":             {unsupported: errClusterChange},
+	"failover":              {unsupported: errClusterChange},
+	"reset":                 {unsupported: errClusterChange},
+	"bumpepoch":             {unsupported: errClusterChange},
+	"set-config-epoch":      {unsupported: errClusterChange},
+	"saveconfig":            {unsupported: errClusterChange},
 }
+
+var clusterRow = cmdtable.Lookup([]byte("cluster"))
 
 // clusterCmd is CLUSTER subcommand [args]; the table checked arity -2.
 func (c *client) clusterCmd(args [][]byte) {
@@ -83,13 +84,16 @@ func (c *client) clusterCmd(args [][]byte) {
 }
 
 func (c *client) clusterReply(out []byte, args [][]byte) []byte {
+	// Admission resolved the subcommand already; a direct caller gets the
+	// same errors from the same rows.
+	if _, msg := clusterRow.Resolve(args, cmdtable.SideProxy); msg != "" {
+		return resp.AppendError(out, msg)
+	}
 	name := strings.ToLower(string(args[1]))
 	sub, ok := clusterSubs[name]
 	switch {
 	case !ok:
 		return resp.AppendError(out, cmdtable.ErrUnknownSubcommand("cluster", string(args[1])))
-	case (sub.arity >= 0 && len(args) != sub.arity) || len(args) < -sub.arity:
-		return resp.AppendError(out, cmdtable.ErrWrongArity("cluster|"+name))
 	case sub.run == nil:
 		return resp.AppendError(out, "ERR CLUSTER "+strings.ToUpper(name)+" is not supported: "+sub.unsupported)
 	}

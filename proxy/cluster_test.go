@@ -121,3 +121,22 @@ func cmdArgs(s ...string) [][]byte {
 }
 
 func bulkReply(s string) string { return string(resp.AppendBulkString(nil, s)) }
+
+// TestClusterSubcommandsInTable: the proxy answers (or refuses, saying why)
+// exactly the CLUSTER subcommands the command table lists, whose rows hold
+// the arities admission checks.
+func TestClusterSubcommandsInTable(t *testing.T) {
+	rows := map[string]bool{}
+	for _, sub := range clusterRow.Subcommands {
+		name := strings.TrimPrefix(sub.Name, "cluster|")
+		rows[name] = true
+		if _, ok := clusterSubs[name]; !ok {
+			t.Errorf("%s: a row without an answer", sub.Name)
+		}
+	}
+	for name := range clusterSubs {
+		if !rows[name] {
+			t.Errorf("cluster|%s: answered, but not in the table", name)
+		}
+	}
+}

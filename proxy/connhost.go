@@ -14,24 +14,26 @@ import (
 func (c *client) Session() *conncmd.Session { return &c.sess }
 
 // SwitchProto sends the commands already queued in this batch on the node
-// connections of the protocol they were sent in, and switches a WATCH's
-// dedicated connection too (WATCH survives HELLO).
+// connections of the protocol they were sent in. A WATCH's keys are held on
+// a shared connection of the old protocol, which cannot carry this
+// client's replies any more: the node forgets them and EXEC will abort (a
+// HELLO between WATCH and EXEC is the one case where shardkv aborts and
+// Redis would not).
 func (c *client) SwitchProto(proto resp.Proto) {
-	c.barrier()
-	if c.pin != nil && !c.unpinAfter {
-		r := c.newReq()
-		r.Cmd = resp.AppendCommandStrings(r.buf[:0], "HELLO", strconv.Itoa(int(proto)))
-		c.pin.conn.Send(&r.Request)
-		c.barrier()
+	if c.pin != nil && !c.unpinAfter && proto != c.sess.Proto {
+		c.releaseWatch()
+		c.pin.lost = true
 	}
+	c.barrier()
 }
 
-// ResetConn is RESET's part that is the proxy's own: leave MULTI and let go
-// of a WATCH's dedicated connection once this batch is answered.
+// ResetConn is RESET's part that is the proxy's own: leave MULTI, and have
+// the node forget the client's watched keys.
 func (c *client) ResetConn() {
 	if c.inMulti {
 		c.endMulti()
 	}
+	c.releaseWatch()
 	if c.pin != nil {
 		c.unpinAfter = true
 	}
@@ -72,6 +74,8 @@ func (h proxyHost) Kill(s *conncmd.Session) {
 // Commands are the rows the proxy accepts: every row but those only a shard
 // node runs.
 func (h proxyHost) Commands() []*cmdtable.Command { return proxyRows }
+
+func (h proxyHost) Side() cmdtable.Side { return cmdtable.SideProxy }
 
 func (h proxyHost) Lookup(name []byte) *cmdtable.Command {
 	ci := cmdtable.Lookup(name)

@@ -66,21 +66,25 @@
 // # Transactions
 //
 // MULTI queues in the proxy, checking each command as Redis does at queue
-// time (unknown command, arity, commands not allowed in MULTI: the error is
-// replied and EXEC aborts with EXECABORT). Commands that span every node
-// (KEYS, DBSIZE, ...) and connection commands are refused inside MULTI. EXEC
+// time (unknown command or subcommand, arity, commands not allowed in MULTI:
+// the error is replied and EXEC aborts with EXECABORT). Commands that span
+// every node (KEYS, DBSIZE, ...) and the connection commands whose state the
+// proxy keeps (AUTH, HELLO, CLIENT, ...) are refused inside MULTI; PING,
+// ECHO, TIME, UNWATCH and SELECT queue as in Redis (SELECT of one of
+// Redis's databases 1-15 is refused at once: shardkv has one). EXEC
 // sends MULTI, the commands and EXEC to the one node that owns every queued
 // key, in one write on one connection (so nothing interleaves), and replies
 // the node's EXEC reply; keys on two nodes make EXEC reply -CROSSSHARD and
 // nothing runs.
 //
-// WATCH is state on a node connection, which shared connections cannot keep
-// per client, so WATCH opens a connection dedicated to the client, to the
-// node of the watched keys, and sends WATCH there. Until EXEC, DISCARD,
-// UNWATCH or RESET the client's commands for that node use it, and EXEC runs
-// there, so the node itself checks the watched keys. Watching keys of two
-// nodes, or a transaction on another node than the watched keys, gets
-// -CROSSSHARD.
+// WATCH is state a node keeps per connection, and the proxy's connections
+// are shared, so the node keeps each client's watched keys under the
+// client's id on the shared connection (SHARD.WATCH <id> key ...). Until
+// EXEC, DISCARD, UNWATCH or RESET the client's commands for that node stay
+// on that connection, and EXEC runs there as MULTI ... SHARD.EXEC <id>, so
+// the node itself checks the watched keys; a WATCH takes no connection of
+// its own. Watching keys of two nodes, or a transaction on another node than
+// the watched keys, gets -CROSSSHARD.
 //
 // # Failures
 //

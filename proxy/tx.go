@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"github.com/shardkv/shardkv/internal/cmdtable"
+	"github.com/shardkv/shardkv/internal/conncmd"
 	"github.com/shardkv/shardkv/proxy/backend"
+	"github.com/shardkv/shardkv/resp"
 	"github.com/tidwall/redcon"
 )
 
@@ -14,18 +16,39 @@ import (
 // transaction and nothing interleaves; EXEC's reply is the node's. Keys on
 // two shards make EXEC reply -CROSSSHARD and nothing runs.
 //
-// WATCH is state on a node's connection, which a shared connection cannot
-// hold for one client. WATCH opens a connection dedicated to the client, to
-// the shard of the watched keys, and sends WATCH there; until EXEC, DISCARD
-// or UNWATCH, the client's commands for that shard use it, and EXEC runs
-// the transaction on it, so the node itself checks the watched keys. Keys
-// watched on two shards, or a transaction on another shard than the watched
-// keys, get -CROSSSHARD.
+// WATCH is state a node keeps per connection, and the proxy's connections
+// to a node are shared by all its clients, so the node keeps each client's
+// watched keys under the client's id instead (shardnode's cmd_tx.go):
+// WATCH k becomes SHARD.WATCH <id> k on one of the shared connections, the
+// one the client's requests to that node use, and the client's commands for
+// that node stay on that connection until EXEC, DISCARD, UNWATCH or RESET,
+// so they reach the node in order after the WATCH. EXEC sends MULTI, the
+// commands and SHARD.EXEC <id> there, and the node checks the keys; DISCARD,
+// UNWATCH, RESET, an aborted EXEC and a client that leaves send SHARD.UNWATCH
+// <id>. A WATCH costs no connection of its own: 10,000 watching clients use
+// the proxy's 2 x -conns-per-node connections to the node, as others do.
+// Keys watched on two shards, or a transaction on another shard than the
+// watched keys, get -CROSSSHARD. A connection that fails between WATCH and
+// EXEC took the node's record of the keys with it: EXEC replies nil, as
+// for a change. So does a HELLO that switches protocol in between (the
+// keys are on a connection of the old protocol).
 
 const (
 	multiCmd = "*1\r\n$5\r\nMULTI\r\n"
 	execCmd  = "*1\r\n$4\r\nEXEC\r\n"
 )
+
+// appendForClient appends cmd <id> args... in RESP: SHARD.WATCH,
+// SHARD.UNWATCH and SHARD.EXEC name the client they act for.
+func appendForClient(b []byte, cmd string, id int64, args [][]byte) []byte {
+	b = resp.AppendArray(b, 2+len(args))
+	b = resp.AppendBulkString(b, cmd)
+	b = resp.AppendBulkString(b, itoa(id))
+	for _, a := range args {
+		b = resp.AppendBulk(b, a)
+	}
+	return b
+}
 
 // queue answers a command given inside MULTI.
 func (c *client) queue(ci *cmdtable.Command, cmd redcon.Command) {
@@ -43,6 +66,10 @@ func (c *client) queue(ci *cmdtable.Command, cmd redcon.Command) {
 		return
 	case !ci.PairsOK(len(cmd.Args)):
 		c.reject(cmdtable.ErrWrongArity(ci.Name))
+		return
+	}
+	if msg := conncmd.RefuseInMulti(ci, cmd.Args); msg != "" {
+		c.reject(msg)
 		return
 	}
 	c.queued = append(c.queued, cloneCommand(cmd))
@@ -71,6 +98,7 @@ func (c *client) tx(ci *cmdtable.Command, cmd redcon.Command) {
 			return
 		}
 		c.endMulti()
+		c.releaseWatch()
 		c.unpinAfter = c.pin != nil
 		c.ok()
 	case "exec":
@@ -86,9 +114,8 @@ func (c *client) tx(ci *cmdtable.Command, cmd redcon.Command) {
 		}
 		c.watch(ci, cmd)
 	case "unwatch": // outside MULTI; inside, it is queued as Redis queues it
-		if c.pin != nil {
-			c.unpinAfter = true
-		}
+		c.releaseWatch()
+		c.unpinAfter = c.pin != nil
 		c.ok()
 	}
 }
@@ -108,6 +135,7 @@ func (c *client) execTx() {
 		c.unpinAfter = true // EXEC unwatches, whatever happens
 	}
 	if dirty {
+		c.releaseWatch()
 		c.errorReply("EXECABORT Transaction discarded because of previous errors.")
 		return
 	}
@@ -122,6 +150,7 @@ func (c *client) execTx() {
 			if target == nil {
 				target = sh
 			} else if sh != target {
+				c.releaseWatch()
 				c.errorReply("CROSSSHARD transaction keys live on different shards (" + target.name + ", " + sh.name + ")")
 				return
 			}
@@ -130,20 +159,33 @@ func (c *client) execTx() {
 	if target == nil {
 		target = c.tbl.shards[0]
 	}
+	if c.pin != nil && !c.pinnedTo(c.pin.sh) {
+		// The node no longer has the keys: they may have changed.
+		c.releaseWatch()
+		mark := len(c.out)
+		c.out = resp.AppendNullArray(c.out, c.sess.Proto)
+		c.reply(mark)
+		return
+	}
 	r := c.newReq()
 	r.buf = append(r.buf[:0], multiCmd...)
 	for _, q := range queued {
 		r.buf = append(r.buf, q.Raw...)
 	}
-	r.buf = append(r.buf, execCmd...)
+	if c.pin != nil && c.pin.held {
+		r.buf = appendForClient(r.buf, "SHARD.EXEC", c.sess.ID, nil)
+		c.pin.held = false // SHARD.EXEC forgets them
+	} else {
+		r.buf = append(r.buf, execCmd...)
+	}
 	r.Cmd = r.buf
 	r.N = len(queued) + 2
 	c.send(target, &r.Request)
 	c.slots = append(c.slots, slot{kind: slotExec, req: &r.Request, sh: target})
 }
 
-// watch forwards WATCH on the client's dedicated connection to the shard of
-// its keys, opening it first.
+// watch sends SHARD.WATCH for the client to the shard of its keys, on the
+// shared connection its requests to that shard use, and pins them there.
 func (c *client) watch(ci *cmdtable.Command, cmd redcon.Command) {
 	args := cmd.Args
 	if !c.shardsOf(args, 1, len(args)-1, 1) {
@@ -161,26 +203,76 @@ func (c *client) watch(ci *cmdtable.Command, cmd redcon.Command) {
 		return
 	}
 	c.unpinAfter = false
+	if c.pin != nil && c.pin.lost {
+		c.ok() // EXEC aborts whatever these keys do
+		return
+	}
 	if c.pin == nil {
-		// Earlier commands of the batch reach the node first.
-		c.barrier()
-		conn, err := backend.Dial(sh.addr, c.s.cfg.Timeout, c.s.handshake(sh, c.sess.Proto))
-		if err != nil {
-			c.errorReply(sh.unavailable(err))
+		p := 0
+		if c.sess.Proto == resp.RESP3 {
+			p = 1
+		}
+		if l := c.lists[p]; sh.idx < len(l) && len(l[sh.idx]) > 0 {
+			// Earlier commands of the batch for this shard reach the node
+			// before the WATCH, whichever connection they take.
+			c.barrier()
+		}
+		cl := sh.backend(c.sess.Proto)
+		conn := cl.Conn(int(c.sess.ID))
+		if conn == nil {
+			c.errorReply(sh.unavailable(cl.Err()))
 			return
 		}
 		c.pin = &pinned{sh: sh, conn: conn}
 		c.sess.SetWatching(true)
 	}
-	c.forward(sh, cmd.Raw)
+	c.pin.held = true
+	r := c.newReq()
+	r.buf = appendForClient(r.buf[:0], "SHARD.WATCH", c.sess.ID, args[1:])
+	r.Cmd = r.buf
+	c.send(sh, &r.Request)
+	// WATCH writes nothing: a failure is TRYAGAIN, never UNCERTAIN.
+	c.slots = append(c.slots, slot{kind: slotForward, req: &r.Request, sh: sh, readonly: true})
 }
 
-// unpin closes the dedicated connection, which forgets the watched keys.
+// pinnedTo reports whether the client's requests for sh must take the
+// connection that holds its watched keys. Once that connection has failed
+// the keys are gone with it (EXEC aborts) and the requests take the shared
+// connections again.
+func (c *client) pinnedTo(sh *shard) bool {
+	if c.pin == nil || c.pin.sh != sh || c.pin.lost {
+		return false
+	}
+	if c.pin.conn.Failed() {
+		c.pin.lost, c.pin.held = true, false
+		return false
+	}
+	return true
+}
+
+// releaseWatch tells the node to forget the client's keys, on the
+// connection that holds them, after what the batch sent there before.
+func (c *client) releaseWatch() {
+	if c.pin == nil || !c.pin.held {
+		return
+	}
+	c.pin.held = false
+	r := c.newReq()
+	r.buf = appendForClient(r.buf[:0], "SHARD.UNWATCH", c.sess.ID, nil)
+	r.Cmd = r.buf
+	c.pinned = append(c.pinned, &r.Request) // its +OK is nobody's reply
+}
+
+// unpin ends the pin once the batch is answered, or when the client
+// leaves; a client that leaves while the node holds its keys has them
+// forgotten, with no one waiting for the reply.
 func (c *client) unpin() {
 	if c.pin == nil {
 		return
 	}
-	c.pin.conn.Close()
+	if c.pin.held {
+		c.pin.conn.Send(&backend.Request{Cmd: appendForClient(nil, "SHARD.UNWATCH", c.sess.ID, nil)})
+	}
 	c.pin = nil
 	c.sess.SetWatching(false)
 }

@@ -27,6 +27,11 @@ type client struct {
 	out []byte
 	// linger makes serveConn close with lingerClose (QUIT, protocol error).
 	linger bool
+	// class is how the connection counts against the node's limits, a
+	// connClass (admission.go); probation, on an event loop's connection
+	// admitted past MaxClients, ends its handshake time.
+	class     atomic.Int32
+	probation *time.Timer
 	// inBytes counts the bytes read (INFO stats); netIn publishes it.
 	inBytes int64
 	// fd is the socket's descriptor while serveRaw's loop holds it or for
@@ -66,11 +71,15 @@ type client struct {
 
 	// MULTI state.
 	inMulti    bool
-	multiDirty bool         // a command was refused while queueing: EXEC aborts
-	queue      []queued     // commands queued since MULTI
-	watches    []watchedKey // WATCHed keys and what they were
-	specBuf    []*cmdSpec   // the specs of the pipeline being served
-	scratch    []byte       // scratch for values read or built by a command
+	multiDirty bool       // a command was refused while queueing: EXEC aborts
+	queue      []queued   // commands queued since MULTI
+	specBuf    []*cmdSpec // the specs of the pipeline being served
+	scratch    []byte     // scratch for values read or built by a command
+	// watch is the connection's own WATCH (watch.go); owners are the
+	// WATCHes a proxy keeps on this connection for its clients
+	// (SHARD.WATCH), by the proxy's client id.
+	watch  watcher
+	owners map[string]*watcher
 
 	// Counters other connections read (INFO).
 	cmds   atomic.Int64
@@ -85,20 +94,14 @@ type queued struct {
 	args [][]byte
 }
 
-type watchedKey struct {
-	key    string
-	exists bool
-	seq    uint64
-}
-
-// newClient registers a connection served by a goroutine of its own, or
-// returns nil once the server shuts down.
-func (s *Server) newClient(nc net.Conn) *client {
+// newClient registers a connection of class k (admission.go) served by a
+// goroutine of its own, or returns nil once the server shuts down.
+func (s *Server) newClient(nc net.Conn, k connClass) *client {
 	laddr := ""
 	if a := nc.LocalAddr(); a != nil {
 		laddr = a.String()
 	}
-	c := s.initClient(nc.RemoteAddr().String(), laddr)
+	c := s.initClient(nc.RemoteAddr().String(), laddr, k)
 	c.nc = nc
 	if !s.register(c) {
 		return nil
@@ -106,13 +109,16 @@ func (s *Server) newClient(nc net.Conn) *client {
 	return c
 }
 
-// initClient returns a connection's state before it is registered.
-func (s *Server) initClient(raddr, laddr string) *client {
+// initClient returns the state of a connection of class k before it is
+// registered.
+func (s *Server) initClient(raddr, laddr string, k connClass) *client {
 	c := &client{srv: s, fd: -1}
+	c.class.Store(int32(k))
 	c.sess.Init(s.nextID.Add(1), raddr, laddr, s.cfg.RequirePass)
 	c.req = commitReq{c: c, wake: make(chan bool, 1)}
 	c.dbs.db, c.dbs.rc, c.txs.rc = s.db, s.cache, s.cache
 	c.dbs.c, c.txs.c = c, c
+	c.txs.watches = &s.watches
 	return c
 }
 
@@ -140,6 +146,8 @@ func (s *Server) dropClient(c *client) {
 	s.stats.netOut.Add(c.netOut.Load())
 	s.stats.hits.Add(c.hits.Load())
 	s.stats.misses.Add(c.misses.Load())
+	c.unwatchAll()
+	c.release()
 	s.mu.Lock()
 	delete(s.clients, c)
 	s.mu.Unlock()
@@ -159,8 +167,19 @@ func (c *client) SwitchProto(resp.Proto) {}
 // WATCHed keys.
 func (c *client) ResetConn() {
 	c.inMulti, c.multiDirty = false, false
+	clear(c.queue)
 	c.queue = c.queue[:0]
-	c.watches = c.watches[:0]
+	c.unwatchAll()
+}
+
+// unwatchAll forgets every WATCH kept on the connection: its own and the
+// proxy clients'.
+func (c *client) unwatchAll() {
+	c.srv.watches.unwatch(&c.watch)
+	for id, w := range c.owners {
+		c.srv.watches.unwatch(w)
+		delete(c.owners, id)
+	}
 }
 
 // keyHash returns bitcask.Hash(key). The ownership check hashed the

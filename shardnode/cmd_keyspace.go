@@ -498,13 +498,9 @@ var objectHelp = []string{
 func cmdObject(c *client, args [][]byte) {
 	sub := args[1]
 	switch {
-	case eqFold(sub, "help") && len(args) == 2:
+	case eqFold(sub, "help"):
 		c.helpReply(objectHelp)
 	case eqFold(sub, "encoding"):
-		if len(args) != 3 {
-			c.arityErr("object|encoding")
-			return
-		}
 		if m, ok := c.st.meta(args[2]); ok && m.Type == bitcask.TypeHash {
 			fs, ok := c.hashFields(args[2], false)
 			if ok {

@@ -65,6 +65,7 @@ func cmdShardAssign(c *client, args [][]byte) {
 		a.Strict = cur.Strict
 	}
 	if cur != nil && cur.sameRange(a) && equalStrict(cur.Strict, a.Strict) {
+		c.becomeProxy()
 		c.ok()
 		return
 	}
@@ -87,6 +88,7 @@ func cmdShardAssign(c *client, args [][]byte) {
 		s.log.Warn("assignment replaced", "old", cur.describe(), "name", a.Name, "start", a.Start,
 			"end", a.End, "size", a.Size, "strict_indexes", s.strict.Load(), "forced", force)
 	}
+	c.becomeProxy()
 	c.ok()
 }
 

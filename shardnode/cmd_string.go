@@ -100,11 +100,15 @@ func (c *client) get(key []byte) (value []byte, meta bitcask.Meta, ok, failed bo
 }
 
 // put writes a key, deleting it instead when its expiry has passed already
-// (Redis sets and at once expires such a key).
+// (Redis sets and at once expires such a key, which modifies it for WATCH
+// even when it did not exist).
 func (c *client) put(key, value []byte, expireAt int64) bool {
 	var err error
 	if expireAt != 0 && expireAt <= c.now {
 		_, err = c.st.del(key)
+		if err == nil {
+			c.srv.watches.touch(key)
+		}
 	} else {
 		err = c.st.put(key, value, expireAt)
 	}

@@ -7,9 +7,16 @@ import (
 
 // MULTI/EXEC on a shard node: commands queue per connection; EXEC runs the
 // queue inside one bitcask Update, so it is atomic on this node and
-// serialized with every other writer. WATCH remembers each key's sequence
-// number (bitcask.Meta.Seq, which changes on every write of the key); EXEC
-// compares them inside the same Update before running anything.
+// serialized with every other writer. WATCH registers its keys with the
+// node (watch.go); EXEC checks them inside the same Update before running
+// anything.
+//
+// A proxy serves many clients over each of its connections to a node, so
+// it cannot give each of them a connection's own WATCH. It names the client
+// instead: SHARD.WATCH <id> key [key ...] watches keys for client <id> of
+// the connection, SHARD.UNWATCH <id> forgets them, and SHARD.EXEC <id> ends
+// a MULTI as EXEC does, checking <id>'s keys. What a proxy keeps for its
+// clients lives as long as the connection, like a connection's own WATCH.
 
 func cmdMulti(c *client, args [][]byte) {
 	if c.inMulti {
@@ -22,21 +29,22 @@ func cmdMulti(c *client, args [][]byte) {
 	c.ok()
 }
 
+// DISCARD also unwatches, as in Redis.
 func cmdDiscard(c *client, args [][]byte) {
 	if !c.inMulti {
 		c.errReply("ERR DISCARD without MULTI")
 		return
 	}
 	c.endMulti()
+	c.srv.watches.unwatch(&c.watch)
 	c.ok()
 }
 
-// endMulti leaves MULTI and forgets the queue and the watched keys.
+// endMulti leaves MULTI and forgets the queue.
 func (c *client) endMulti() {
 	c.inMulti, c.multiDirty = false, false
 	clear(c.queue) // drop references to the queued arguments
 	c.queue = c.queue[:0]
-	c.watches = c.watches[:0]
 	c.sess.SetMulti(-1)
 }
 
@@ -45,35 +53,88 @@ func cmdWatch(c *client, args [][]byte) {
 		c.errReply("ERR WATCH inside MULTI is not allowed")
 		return
 	}
-outer:
-	for _, key := range args[1:] {
-		for _, w := range c.watches {
-			if w.key == string(key) {
-				continue outer
-			}
-		}
-		m, ok := c.srv.db.MetaOf(key)
-		c.watches = append(c.watches, watchedKey{key: string(key), exists: ok, seq: m.Seq})
-	}
+	c.watchKeys(&c.watch, args[1:])
 	c.ok()
 }
 
+// watchKeys adds keys to w, each with what the database holds now.
+func (c *client) watchKeys(w *watcher, keys [][]byte) {
+	for _, key := range keys {
+		c.srv.watches.watch(w, key, func(key []byte) (bool, uint64) {
+			m, ok := c.srv.db.MetaOf(key)
+			return ok, m.Seq
+		})
+	}
+}
+
 func cmdUnwatch(c *client, args [][]byte) {
-	c.watches = c.watches[:0]
+	c.srv.watches.unwatch(&c.watch)
 	c.ok()
 }
 
 func cmdExec(c *client, args [][]byte) {
+	c.exec(&c.watch)
+}
+
+// SHARD.WATCH id key [key ...]: WATCH for the proxy's client id.
+func cmdShardWatch(c *client, args [][]byte) {
+	if c.inMulti {
+		c.errReply("ERR WATCH inside MULTI is not allowed")
+		return
+	}
+	id := string(args[1])
+	w := c.owners[id]
+	if w == nil {
+		if c.owners == nil {
+			c.owners = make(map[string]*watcher)
+		}
+		w = &watcher{}
+		c.owners[id] = w
+	}
+	c.watchKeys(w, args[2:])
+	c.ok()
+}
+
+// SHARD.UNWATCH id: UNWATCH for the proxy's client id.
+func cmdShardUnwatch(c *client, args [][]byte) {
+	if w := c.owners[string(args[1])]; w != nil {
+		c.srv.watches.unwatch(w)
+		delete(c.owners, string(args[1]))
+	}
+	c.ok()
+}
+
+// SHARD.EXEC id: EXEC checking the keys watched for the proxy's client id.
+// An id the connection does not know watches nothing (its SHARD.WATCH was
+// refused, WRONGSHARD say): the transaction runs, as EXEC does after a
+// WATCH that failed.
+func cmdShardExec(c *client, args [][]byte) {
+	id := string(args[1])
+	w := c.owners[id]
+	if w == nil {
+		w = &watcher{}
+	}
+	if c.inMulti {
+		delete(c.owners, id)
+	}
+	c.exec(w)
+}
+
+// exec ends MULTI: nothing runs when a command was refused while queueing
+// (EXECABORT) or w's keys changed (a nil reply); else the queue runs in one
+// Update. Either way w stops watching.
+func (c *client) exec(w *watcher) {
 	if !c.inMulti {
 		c.errReply("ERR EXEC without MULTI")
 		return
 	}
 	if c.multiDirty {
 		c.endMulti()
+		c.srv.watches.unwatch(w)
 		c.errReply(errExecAbort)
 		return
 	}
-	queue, watches := c.queue, c.watches
+	queue := c.queue
 	c.inMulti = false
 	c.sess.SetMulti(-1)
 	mark := len(c.out)
@@ -81,12 +142,17 @@ func cmdExec(c *client, args [][]byte) {
 	err := c.srv.db.Update(func(tx *bitcask.Tx) error {
 		c.txs.tx = tx
 		c.st = &c.txs
-		for _, w := range watches {
-			m, ok := c.st.meta([]byte(w.key))
-			if ok != w.exists || ok && m.Seq != w.seq {
-				aborted = true
-				return nil
-			}
+		// Unwatch before the queue runs: its own writes must not count.
+		keys, dirty := c.srv.watches.release(w)
+		aborted = dirty
+		for i := 0; i < len(keys) && !aborted; i++ {
+			m, ok := c.st.meta([]byte(keys[i].key))
+			aborted = ok != keys[i].exists || ok && m.Seq != keys[i].seq
+		}
+		clear(keys)
+		w.keys = keys[:0]
+		if aborted {
+			return nil
 		}
 		c.array(len(queue))
 		for _, q := range queue {

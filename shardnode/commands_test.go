@@ -7,16 +7,19 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shardkv/shardkv/internal/cmdtable"
 	"github.com/shardkv/shardkv/resp"
 )
 
-// A script is a sequence of commands on one connection, each with the exact
-// reply Redis 7 gives. Every script runs against an in-process node in
-// RESP2 and in RESP3 (TestCommandScripts), and, when redis-server is on
-// PATH, against Redis itself (TestCommandScriptsMatchRedis) so that the
-// expectations are Redis's, not ours.
+// A script is a sequence of commands, each with the exact reply Redis 7
+// gives, on one connection or, for what one client sees of another's
+// writes (WATCH), on a second one too (step.by). Every script runs against
+// an in-process node in RESP2 and in RESP3 (TestCommandScripts), and, when
+// redis-server is on PATH, against Redis itself
+// (TestCommandScriptsMatchRedis) so that the expectations are Redis's, not
+// ours.
 type step struct {
 	args []string
 	// want is the RESP2 reply; a "re:" prefix makes it a regular
@@ -34,6 +37,12 @@ type step struct {
 	// 7.2 behaviour that a 7.0 server lacks, or values that differ by
 	// design such as ids).
 	noRedis bool
+	// conn is the connection the step runs on: 0, the script's first, or
+	// 1, a second one opened when a step first needs it.
+	conn int
+	// pause, when set, makes the step a wait instead of a command (for
+	// keys to expire).
+	pause time.Duration
 }
 
 type script struct {
@@ -50,11 +59,20 @@ func (s step) anyOrder() step { s.unordered = true; return s }
 func (s step) anyPairs() step { s.unordered, s.pairs = true, true; return s }
 func (s step) nodiff() step   { s.noRedis = true; return s }
 
+// by runs the step on the script's second connection.
+func (s step) by(conn int) step { s.conn = conn; return s }
+
+// wait is a step that only waits.
+func wait(d time.Duration) step { return step{pause: d} }
+
 const (
-	ok  = "+OK\r\n"
-	nul = "$-1\r\n"
-	syn = "-ERR syntax error\r\n"
-	nai = "-ERR value is not an integer or out of range\r\n"
+	ok        = "+OK\r\n"
+	nul       = "$-1\r\n"
+	nilArr    = "*-1\r\n"
+	qd        = "+QUEUED\r\n"
+	execAbort = "-EXECABORT Transaction discarded because of previous errors.\r\n"
+	syn       = "-ERR syntax error\r\n"
+	nai       = "-ERR value is not an integer or out of range\r\n"
 )
 
 func in(n int64) string  { return ":" + strconv.FormatInt(n, 10) + "\r\n" }
@@ -612,6 +630,274 @@ var scripts = []script{
 		x(arr(ok), "EXEC"),
 		x(arity("watch"), "WATCH"),
 	}},
+	// SELECT queues inside MULTI and runs at EXEC, as in Redis.
+	{name: "select in multi", steps: []step{
+		x(ok, "MULTI"),
+		x(qd, "SELECT", "0"),
+		x(qd, "SET", "k", "v"),
+		x(arr(ok, ok), "EXEC"),
+		x(ok, "MULTI"),
+		x(qd, "SELECT", "16"),
+		x(qd, "SELECT", "-1"),
+		x(qd, "SELECT", "x"),
+		x(qd, "PING"),
+		x(arr(er("ERR DB index is out of range"), er("ERR DB index is out of range"), nai, "+PONG\r\n"), "EXEC"),
+	}},
+	// One of Redis's other databases, which Redis would switch to, is
+	// refused at once: shardkv has one, and EXEC aborts rather than run
+	// the rest in database 0.
+	{name: "select in multi, one database", noRedis: true, steps: []step{
+		x(ok, "MULTI"),
+		x(er("ERR DB index is out of range"), "SELECT", "1"),
+		x(qd, "SET", "k", "v"),
+		x(execAbort, "EXEC"),
+		x(nul, "GET", "k"),
+		x(ok, "MULTI"),
+		x(er("ERR DB index is out of range"), "SELECT", "15"),
+		x(execAbort, "EXEC"),
+	}},
+	// Redis looks a container's subcommand up before it queues: an unknown
+	// one, or a wrong number of arguments for the subcommand, is refused
+	// at once and EXEC aborts.
+	{name: "subcommands", steps: []step{
+		x(ok, "MULTI"),
+		x(er("ERR unknown subcommand 'FOO'. Try OBJECT HELP."), "OBJECT", "FOO", "a"),
+		x(qd, "SET", "k", "v"),
+		x(execAbort, "EXEC"),
+		x(nul, "GET", "k"),
+		x(ok, "MULTI"),
+		x(arity("object|encoding"), "OBJECT", "ENCODING"),
+		x(execAbort, "EXEC"),
+		x(ok, "MULTI"),
+		x(arity("object|encoding"), "OBJECT", "encoding", "a", "b"),
+		x(execAbort, "EXEC"),
+		x(ok, "MULTI"),
+		x(arity("object"), "OBJECT"),
+		x(execAbort, "EXEC"),
+		x(ok, "MULTI"),
+		x(qd, "OBJECT", "ENCODING", "k"),
+		x(qd, "OBJECT", "HELP"),
+		x("re:^\\*2\r\n\\$-1\r\n\\*\\d+\r\n", "EXEC"),
+		x(ok, "MULTI"),
+		x(er("ERR unknown subcommand 'FOO'. Try CLIENT HELP."), "CLIENT", "FOO"),
+		x(execAbort, "EXEC"),
+		x(ok, "MULTI"),
+		x(er("ERR unknown subcommand 'foo'. Try CONFIG HELP."), "CONFIG", "foo", "bar"),
+		x(execAbort, "EXEC"),
+		x(ok, "MULTI"),
+		x(er("ERR unknown subcommand 'FOO'. Try COMMAND HELP."), "COMMAND", "FOO"),
+		x(execAbort, "EXEC"),
+		x(arity("object|help"), "OBJECT", "HELP", "x"),
+		x(arity("client|help"), "CLIENT", "HELP", "x"),
+		x(arity("client"), "CLIENT"),
+		// CLIENT KILL is the proxy's: a node's clients are proxies.
+		x(er("ERR unknown subcommand 'KILL'. Try CLIENT HELP."), "CLIENT", "KILL").nodiff(),
+		x(arity("config|resetstat"), "CONFIG", "RESETSTAT", "x"),
+		x(arity("config|get"), "CONFIG", "GET"),
+		x(arity("command|count"), "COMMAND", "COUNT", "x"),
+		x(arity("command|help"), "COMMAND", "HELP", "x"),
+		x3("re:^\\*1\r\n\\*10\r\n\\$15\r\nobject\\|encoding\r\n:3\r\n\\*1\r\n\\+readonly\r\n:2\r\n:2\r\n:1\r\n",
+			"re:^\\*1\r\n\\*10\r\n\\$15\r\nobject\\|encoding\r\n:3\r\n~1\r\n\\+readonly\r\n:2\r\n:2\r\n:1\r\n", "COMMAND", "INFO", "object|encoding"),
+		x3("re:^\\*1\r\n\\*10\r\n\\$10\r\nconfig\\|get\r\n:-3\r\n", "re:^\\*1\r\n\\*10\r\n\\$10\r\nconfig\\|get\r\n:-3\r\n", "COMMAND", "INFO", "CONFIG|GET"),
+		x(arr(nul), "COMMAND", "INFO", "object|foo"),
+	}},
+	// WATCH as Redis's multi.c: any write that modifies a watched key
+	// aborts EXEC, even one that leaves it as it was, and so does the
+	// expiry of a key that existed at WATCH.
+	{name: "watch", steps: []step{
+		// Another client creates and deletes a key that did not exist.
+		x(ok, "WATCH", "x"),
+		x(ok, "SET", "x", "1").by(1),
+		x(in(1), "DEL", "x").by(1),
+		x(ok, "MULTI"),
+		x(qd, "SET", "y", "1"),
+		x(nilArr, "EXEC"),
+		x(nul, "GET", "y"),
+		// A key expires between WATCH and EXEC.
+		x(ok, "SET", "x", "1", "PX", "40"),
+		x(ok, "WATCH", "x"),
+		wait(80 * time.Millisecond),
+		x(ok, "MULTI"),
+		x(qd, "SET", "y", "1"),
+		x(nilArr, "EXEC"),
+		// A missing key is set with an expiry and expires again.
+		x(ok, "WATCH", "x"),
+		x(ok, "SET", "x", "1", "PX", "40").by(1),
+		wait(80 * time.Millisecond),
+		x(nul, "GET", "x"),
+		x(ok, "MULTI"),
+		x(qd, "SET", "y", "1"),
+		x(nilArr, "EXEC"),
+		// A key that had expired when WATCH looked, removed later by
+		// another client's read: nothing changed.
+		x(ok, "SET", "x", "1", "PX", "40"),
+		wait(80 * time.Millisecond),
+		x(ok, "WATCH", "x"),
+		x(nul, "GET", "x").by(1),
+		x(ok, "MULTI"),
+		x(qd, "SET", "y", "2"),
+		x(arr(ok), "EXEC"),
+		// A SET whose expiry has passed modifies even a missing key.
+		x(ok, "WATCH", "x"),
+		x(ok, "SET", "x", "1", "PXAT", "1").by(1),
+		x(ok, "MULTI"),
+		x(nilArr, "EXEC"),
+		// The watcher's own write counts.
+		x(ok, "WATCH", "x"),
+		x(ok, "SET", "x", "1"),
+		x(ok, "MULTI"),
+		x(nilArr, "EXEC"),
+		// EXEC forgot the keys: the next transaction runs.
+		x(ok, "SET", "x", "2").by(1),
+		x(ok, "MULTI"),
+		x(arr(), "EXEC"),
+		// Writing the same value is a modification.
+		x(ok, "WATCH", "x"),
+		x(ok, "SET", "x", "2").by(1),
+		x(ok, "MULTI"),
+		x(nilArr, "EXEC"),
+		x(ok, "WATCH", "x"),
+		x(in(1), "APPEND", "x", "").by(1),
+		x(ok, "MULTI"),
+		x(nilArr, "EXEC"),
+		// Watching again after a change does not forget it.
+		x(ok, "WATCH", "x"),
+		x(ok, "SET", "x", "3").by(1),
+		x(ok, "WATCH", "y"),
+		x(ok, "MULTI"),
+		x(nilArr, "EXEC"),
+		// DISCARD and a refused transaction unwatch.
+		x(ok, "WATCH", "x"),
+		x(ok, "MULTI"),
+		x(ok, "DISCARD"),
+		x(ok, "SET", "x", "4").by(1),
+		x(ok, "MULTI"),
+		x(arr(), "EXEC"),
+		x(ok, "WATCH", "x"),
+		x(ok, "MULTI"),
+		x(arity("get"), "GET"),
+		x(execAbort, "EXEC"),
+		x(ok, "SET", "x", "5").by(1),
+		x(ok, "MULTI"),
+		x(arr(), "EXEC"),
+		// One client's transaction aborts another's that watches its key.
+		x(ok, "WATCH", "x").by(1),
+		x(ok, "WATCH", "x"),
+		x(ok, "MULTI"),
+		x(qd, "INCR", "x"),
+		x(arr(in(6)), "EXEC"),
+		x(ok, "MULTI").by(1),
+		x(qd, "INCR", "x").by(1),
+		x(nilArr, "EXEC").by(1),
+	}},
+	// Writes that modify nothing leave a watcher alone, as in Redis.
+	{name: "watch unmodified", steps: []step{
+		x(ok, "SET", "k", "v"),
+		x(ok, "WATCH", "k", "missing"),
+		x(in(0), "DEL", "missing").by(1),
+		x(in(0), "EXPIRE", "missing", "100").by(1),
+		x(in(0), "SETNX", "k", "w").by(1),
+		x(in(0), "PERSIST", "k").by(1),
+		x(in(0), "EXPIRE", "k", "100", "XX").by(1),
+		x(bs("v"), "GETEX", "k").by(1),
+		x(in(1), "SETRANGE", "k", "0", "").by(1),
+		x(nul, "GETDEL", "missing").by(1),
+		x(in(0), "MSETNX", "k", "1", "missing", "1").by(1),
+		x(nai, "INCR", "k").by(1),
+		x(ok, "RENAME", "k", "k").by(1),
+		x(in(1), "EXISTS", "k").by(1),
+		x(in(1), "TOUCH", "k").by(1),
+		x(ok, "MULTI"),
+		x(qd, "SET", "y", "1"),
+		x(arr(ok), "EXEC"),
+		// FLUSHALL modifies the watched keys it deletes, not missing ones.
+		x(ok, "WATCH", "k"),
+		x(ok, "FLUSHALL").by(1),
+		x(ok, "MULTI"),
+		x(nilArr, "EXEC"),
+		x(ok, "WATCH", "missing"),
+		x(ok, "FLUSHALL").by(1),
+		x(ok, "MULTI"),
+		x(qd, "SET", "y", "1"),
+		x(arr(ok), "EXEC"), // it deleted nothing watched
+		x(ok, "SET", "k", "v"),
+		x(ok, "WATCH", "k"),
+		x(ok, "FLUSHDB").by(1),
+		x(ok, "MULTI"),
+		x(nilArr, "EXEC"),
+	}},
+	// Writes of each kind to a watched key, each aborting EXEC.
+	{name: "watch modified", steps: watchedBy(
+		[]string{"SET", "k", "w"}, []string{"SETEX", "k", "100", "w"}, []string{"GETSET", "k", "w"},
+		[]string{"INCR", "n"}, []string{"INCRBYFLOAT", "n", "1.5"}, []string{"APPEND", "k", "x"},
+		[]string{"SETRANGE", "k", "1", "x"}, []string{"DEL", "k"}, []string{"UNLINK", "k"}, []string{"GETDEL", "k"},
+		[]string{"EXPIRE", "k", "100"}, []string{"PEXPIREAT", "k", "1"}, []string{"GETEX", "k", "EX", "100"},
+		[]string{"MSET", "k", "1"}, []string{"RENAME", "k", "other"}, []string{"RENAME", "other", "k"},
+		[]string{"COPY", "other", "k", "REPLACE"}, []string{"COPY", "other", "absent"},
+	)},
+	{name: "watch hash modified", steps: watchedHashBy(
+		[]string{"HSET", "h", "f", "1"}, []string{"HSET", "h", "new", "x"}, []string{"HMSET", "h", "f", "9"},
+		[]string{"HSETNX", "h", "new", "x"}, []string{"HDEL", "h", "f"}, []string{"HDEL", "h", "f", "g"},
+		[]string{"HINCRBY", "h", "f", "1"}, []string{"HINCRBYFLOAT", "h", "f", "0.5"},
+		[]string{"DEL", "h"}, []string{"EXPIRE", "h", "100"}, []string{"RENAME", "h", "h2"},
+	)},
+	// Hash writes that modify nothing leave the watcher alone.
+	{name: "watch hash unmodified", steps: []step{
+		x(in(2), "HSET", "h", "f", "1", "g", "2"),
+		x(ok, "WATCH", "h"),
+		x(in(0), "HDEL", "h", "nosuch").by(1),
+		x(in(0), "HSETNX", "h", "f", "x").by(1),
+		x(bs("1"), "HGET", "h", "f").by(1),
+		x(in(2), "HLEN", "h").by(1),
+		x(nai, "HINCRBY", "h", "f", "x").by(1),
+		x(ok, "MULTI"),
+		x(qd, "SET", "y", "1"),
+		x(arr(ok), "EXEC"),
+		// A hash created and emptied again is a modification.
+		x(ok, "WATCH", "m"),
+		x(in(1), "HSET", "m", "f", "v").by(1),
+		x(in(1), "HDEL", "m", "f").by(1),
+		x(ok, "MULTI"),
+		x(nilArr, "EXEC"),
+	}},
+}
+
+// watchedHashBy is watchedBy for writes to a hash: WATCH h (a hash of two
+// fields), the write on the second connection, a transaction that must
+// abort.
+func watchedHashBy(writes ...[]string) []step {
+	var steps []step
+	for _, w := range writes {
+		steps = append(steps,
+			step{args: []string{"DEL", "h"}, want: "re:."},
+			x(in(2), "HSET", "h", "f", "1", "g", "2"),
+			x(ok, "WATCH", "h"),
+			step{args: w, want: "re:.", conn: 1},
+			x(ok, "MULTI"),
+			x(qd, "SET", "y", "1"),
+			x(nilArr, "EXEC"),
+		)
+	}
+	return steps
+}
+
+// watchedBy is a script: for each write, WATCH k, n, absent and other
+// (set to known values first), the write on the second connection, then a
+// transaction that must abort. The writes' own replies are not checked.
+func watchedBy(writes ...[]string) []step {
+	var steps []step
+	for _, w := range writes {
+		steps = append(steps,
+			x(ok, "MSET", "k", "v", "n", "1", "other", "o"),
+			x(ok, "WATCH", "k", "n", "absent", "other"),
+			step{args: w, want: "re:.", conn: 1},
+			x(ok, "MULTI"),
+			x(qd, "SET", "y", "1"),
+			x(nilArr, "EXEC"),
+			step{args: []string{"DEL", "absent"}, want: "re:."},
+		)
+	}
+	return steps
 }
 
 // toRESP3 spells the nulls of a RESP2 reply the RESP3 way.
@@ -665,18 +951,35 @@ func replyMatchesPairs(got, want string, anyOrder, pairs bool) bool {
 // the state stays the same.
 func runScript(t *testing.T, addr string, sc script, proto int, vsRedis bool) {
 	t.Helper()
-	c := dialRaw(t, addr)
-	defer c.close()
-	if proto == 3 {
-		if got := c.do("HELLO", "3"); !strings.HasPrefix(got, "%7\r\n") {
-			t.Fatalf("HELLO 3: %q", got)
+	var conns [2]*rawConn
+	conn := func(i int) *rawConn {
+		if conns[i] == nil {
+			c := dialRaw(t, addr)
+			if proto == 3 {
+				if got := c.do("HELLO", "3"); !strings.HasPrefix(got, "%7\r\n") {
+					t.Fatalf("HELLO 3: %q", got)
+				}
+			}
+			conns[i] = c
 		}
+		return conns[i]
 	}
-	if got := c.do("FLUSHALL"); got != ok {
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.close()
+			}
+		}
+	}()
+	if got := conn(0).do("FLUSHALL"); got != ok {
 		t.Fatalf("FLUSHALL: %q", got)
 	}
 	for i, st := range sc.steps {
-		got := c.do(st.args...)
+		if st.pause > 0 {
+			time.Sleep(st.pause)
+			continue
+		}
+		got := conn(st.conn).do(st.args...)
 		if vsRedis && (st.noRedis || sc.noRedis) {
 			continue
 		}

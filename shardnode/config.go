@@ -27,8 +27,16 @@ type Config struct {
 	// QUIT and RESET wait for AUTH with this password (user "default").
 	RequirePass string
 	// MaxClients caps the connected clients; one more gets Redis's
-	// "max number of clients reached" and is disconnected.
+	// "max number of clients reached" and is disconnected. A proxy's
+	// connections (a SHARD.ASSIGN accepted) do not count: they have a
+	// limit of MaxClients of their own (admission.go).
 	MaxClients int
+	// ProxyReserve is how many connections may be admitted past MaxClients
+	// at a time, on probation, for a proxy's handshake: they may send only
+	// AUTH, HELLO and SHARD.ASSIGN, within 10 s, so that other clients
+	// filling MaxClients cannot lock the proxies out. 0 refuses every
+	// connection past MaxClients at accept, as Redis does.
+	ProxyReserve int
 	// StrictIndexes refuses writes to an index that INDEX.CREATE never
 	// created. SHARD.ASSIGN ... STRICT 0|1 overrides it at runtime.
 	StrictIndexes bool
@@ -55,21 +63,23 @@ type Config struct {
 
 // Defaults, as documented in docs/INTERNALS.md.
 const (
-	DefaultAddr       = "127.0.0.1:7001"
-	DefaultDir        = "data/node"
-	DefaultMaxClients = 10000
-	DefaultReadCache  = 0
+	DefaultAddr         = "127.0.0.1:7001"
+	DefaultDir          = "data/node"
+	DefaultMaxClients   = 10000
+	DefaultProxyReserve = 64
+	DefaultReadCache    = 0
 )
 
 // DefaultConfig returns the documented defaults: 127.0.0.1:7001, data/node,
-// appendfsync everysec, no password, 10000 clients, indexes created on first
-// write, no read cache.
+// appendfsync everysec, no password, 10000 clients and 64 more for proxies'
+// handshakes, indexes created on first write, no read cache.
 func DefaultConfig() Config {
 	return Config{
 		Addr:           DefaultAddr,
 		Dir:            DefaultDir,
 		Sync:           bitcask.SyncEverySec,
 		MaxClients:     DefaultMaxClients,
+		ProxyReserve:   DefaultProxyReserve,
 		ReadCacheBytes: DefaultReadCache,
 	}
 }
@@ -92,6 +102,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxClients < 1 {
 		errs = append(errs, fmt.Errorf("maxclients %d must be at least 1", c.MaxClients))
+	}
+	if c.ProxyReserve < 0 {
+		errs = append(errs, fmt.Errorf("proxy reserve %d is negative", c.ProxyReserve))
 	}
 	if c.ReadCacheBytes < 0 {
 		errs = append(errs, fmt.Errorf("read cache size %d is negative", c.ReadCacheBytes))

@@ -39,6 +39,8 @@ func (h nodeHost) Sessions() []*conncmd.Session {
 
 func (h nodeHost) Commands() []*cmdtable.Command { return servedRows }
 
+func (h nodeHost) Side() cmdtable.Side { return cmdtable.SideNode }
+
 func (h nodeHost) Lookup(name []byte) *cmdtable.Command {
 	if sp := lookupSpec(name); sp != nil {
 		return sp.Command

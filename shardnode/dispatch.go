@@ -49,7 +49,8 @@ var handlers = map[string]handlerFunc{
 	"multi": cmdMulti, "exec": cmdExec, "discard": cmdDiscard, "watch": cmdWatch, "unwatch": cmdUnwatch,
 	// shardkv
 	"index.create": cmdIndexCreate, "index.drop": cmdIndexDrop, "index.list": cmdIndexList,
-	"shard.assign": cmdShardAssign,
+	"shard.assign": cmdShardAssign, "shard.watch": cmdShardWatch, "shard.unwatch": cmdShardUnwatch,
+	"shard.exec": cmdShardExec,
 }
 
 // cmdKind says where a command runs.
@@ -79,6 +80,10 @@ type cmdSpec struct {
 	// control: the row's Multi is MultiNow: not queued inside MULTI (MULTI,
 	// EXEC, DISCARD, WATCH, QUIT, RESET), as in Redis.
 	control bool
+	// handshake: a command of a proxy's handshake (AUTH, HELLO,
+	// SHARD.ASSIGN; proxy/shards.go), all a connection admitted on
+	// probation may send (admission.go).
+	handshake bool
 }
 
 // specs maps each served row of the command table to its cmdSpec;
@@ -112,6 +117,7 @@ func init() {
 			sp.kind = kindKeyless
 		}
 		sp.control = cmd.Multi == cmdtable.MultiNow
+		sp.handshake = cmd.Name == "auth" || cmd.Name == "hello" || cmd.Name == "shard.assign"
 		m[cmd] = sp
 		servedRows = append(servedRows, cmd)
 	}
@@ -282,23 +288,32 @@ func (c *client) execOne(spec *cmdSpec, args [][]byte) {
 }
 
 // admit runs the checks Redis runs before a command, in Redis's order:
-// existence, arity, authentication, then the shard's own (assignment,
+// existence (of the command, then of a container's subcommand), arity (the
+// subcommand's), authentication, then the shard's own (assignment,
 // ownership, strict indexes). A refused command gets its error reply and,
 // inside MULTI, makes EXEC abort.
 func (c *client) admit(spec *cmdSpec, args [][]byte) bool {
+	if c.onProbation() && (spec == nil || !spec.handshake) {
+		// Admitted past maxclients for a proxy's handshake, and this is
+		// not one: Redis's refusal, then close.
+		c.srv.stats.rejected.Add(1)
+		c.errReply(errMaxClients)
+		c.sess.Quit = true
+		return false
+	}
 	if spec == nil {
 		c.reject(cmdtable.ErrUnknownCommand(args[0], args[1:]))
 		return false
 	}
-	if !spec.ArityOK(len(args)) {
-		c.reject(cmdtable.ErrWrongArity(spec.Name))
+	if _, msg := spec.Resolve(args, cmdtable.SideNode); msg != "" {
+		c.reject(msg)
 		return false
 	}
 	if !c.sess.Authed && spec.Flags&cmdtable.FlagNoAuth == 0 {
 		c.reject(errNoAuth)
 		return false
 	}
-	if spec.kind == kindKeyed || spec.kind == kindKeyless || spec.kind == kindTx && spec.FirstKey > 0 {
+	if spec.kind == kindKeyed || spec.kind == kindKeyless || spec.FirstKey > 0 { // WATCH, SHARD.WATCH: keys of the range
 		if msg := c.checkKeys(spec, args); msg != "" {
 			c.reject(msg)
 			return false
@@ -307,6 +322,10 @@ func (c *client) admit(spec *cmdSpec, args [][]byte) bool {
 	if c.inMulti && !spec.control {
 		if spec.Flags&cmdtable.FlagNoMulti != 0 {
 			c.reject(errNotInMulti)
+			return false
+		}
+		if msg := conncmd.RefuseInMulti(spec.Command, args); msg != "" {
+			c.reject(msg)
 			return false
 		}
 		if spec.Flags&cmdtable.FlagDenyOOM != 0 {

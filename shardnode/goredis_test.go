@@ -353,7 +353,7 @@ func (n *testNode) assignAll2(pass string) {
 }
 
 func TestMaxClients(t *testing.T) {
-	n := startNode(t, "", func(c *Config) { c.MaxClients = 3 })
+	n := startNode(t, "", func(c *Config) { c.MaxClients, c.ProxyReserve = 3, 0 })
 	var conns []*rawConn
 	for i := 0; i < 3; i++ {
 		c := n.raw()
@@ -362,6 +362,7 @@ func TestMaxClients(t *testing.T) {
 		}
 		conns = append(conns, c)
 	}
+	// Without a reserve for proxies, refused at accept, as by Redis.
 	extra := n.raw()
 	if got := extra.readAll(2 * time.Second); got != er("ERR max number of clients reached") {
 		t.Fatalf("fourth client: %q", got)

@@ -21,6 +21,10 @@ func cmdInfo(c *client, args [][]byte) {
 	}
 	if r.Want("clients") {
 		conncmd.WriteClients(&w, s.nclients.Load(), s.cfg.MaxClients)
+		// Proxies' connections are not counted against maxclients
+		// (admission.go); the watched keys are Redis 7.4's field.
+		w.Field("proxy_connections", s.admitted.proxy.Load())
+		w.Field("total_watched_keys", s.watches.watchedKeys())
 	}
 	if r.Want("memory") {
 		mem := s.obs.Memory()

@@ -59,6 +59,7 @@ type eventLoop struct {
 
 	mu       sync.Mutex
 	incoming []*client
+	expiring []*client // on probation, their handshake time up (admission.go)
 	closed   bool
 
 	// State of one pass.
@@ -130,6 +131,16 @@ func (l *eventLoop) add(c *client) bool {
 	l.incoming = append(l.incoming, c)
 	l.signal()
 	return true
+}
+
+// expire asks the loop to close c if it is still on probation.
+func (l *eventLoop) expire(c *client) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.closed {
+		l.expiring = append(l.expiring, c)
+		l.signal()
+	}
 }
 
 // wake interrupts the loop's wait (shutdown).
@@ -247,7 +258,16 @@ func (l *eventLoop) adopt() {
 	in := append(l.adopted[:0], l.incoming...)
 	clear(l.incoming)
 	l.incoming = l.incoming[:0]
+	expiring := l.expiring
+	l.expiring = nil
 	l.mu.Unlock()
+	for _, c := range expiring {
+		// c.fd is -1 once the loop closed it, so a descriptor number
+		// reused by a newer connection is never taken for c's.
+		if c.fd >= 0 && l.conns[c.fd] == c && c.onProbation() {
+			l.close(c)
+		}
+	}
 	for _, c := range in {
 		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(c.fd)}); err != nil {
 			l.srv.log.Error("epoll_ctl add failed", "client", c.sess.Addr, "error", err)
@@ -433,7 +453,7 @@ func fdConn(fd int) (net.Conn, error) {
 // runtime's poller (Go's accepted connections already have TCP_NODELAY and
 // keep-alive set). It reports false, leaving nc alone, when nc has no
 // descriptor.
-func (s *Server) adoptConn(nc net.Conn, next int) bool {
+func (s *Server) adoptConn(nc net.Conn, next int, k connClass) bool {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return false
@@ -453,20 +473,23 @@ func (s *Server) adoptConn(nc net.Conn, next int) bool {
 	if a := nc.LocalAddr(); a != nil {
 		laddr = a.String()
 	}
-	c := s.initClient(nc.RemoteAddr().String(), laddr)
+	c := s.initClient(nc.RemoteAddr().String(), laddr, k)
 	nc.Close()
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
+		s.releaseClass(k)
 		return true
 	}
 	c.fd = fd
 	c.sess.SetFD(fd)
 	if !s.register(c) {
 		unix.Close(fd)
+		s.releaseClass(k)
 		return true
 	}
 	l := s.loops[next%len(s.loops)]
 	c.loop = l
+	c.startProbation()
 	if !l.add(c) {
 		unix.Close(fd)
 		c.fd = -1

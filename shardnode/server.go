@@ -78,6 +78,11 @@ type Server struct {
 	// writes groups the commits of concurrent connections that have
 	// goroutines of their own.
 	writes writeGroup
+	// watches are the keys WATCHed on this node and their watchers
+	// (watch.go).
+	watches watchRegistry
+	// admitted counts the connections against the limits (admission.go).
+	admitted admissions
 	// loops are the event loops, started by the first Serve (under mu).
 	loops     []*eventLoop
 	loopsErr  error
@@ -243,19 +248,22 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		backoff = 0
 		s.stats.conns.Add(1)
-		if s.nclients.Load() >= int64(s.cfg.MaxClients) {
+		class, ok := s.admit()
+		if !ok {
 			s.stats.rejected.Add(1)
-			go rejectConn(nc, "ERR max number of clients reached")
+			go rejectConn(nc, errMaxClients)
 			continue
 		}
-		if loops && s.adoptConn(nc, next) {
+		if loops && s.adoptConn(nc, next, class) {
 			continue
 		}
-		c := s.newClient(nc)
+		c := s.newClient(nc, class)
 		if c == nil {
+			s.releaseClass(class)
 			nc.Close()
 			return ErrServerClosed
 		}
+		c.startProbation()
 		go s.serveConn(c)
 	}
 }

@@ -36,6 +36,8 @@ type txStore struct {
 	tx *bitcask.Tx
 	rc *readCache // nil when off
 	c  *client    // for the hash of the command's key (client.keyHash)
+	// watches is told of every key a write modifies (watch.go).
+	watches *watchRegistry
 }
 
 func (t *txStore) get(key []byte) ([]byte, bitcask.Meta, bool, error) {
@@ -63,28 +65,60 @@ func (t *txStore) meta(key []byte) (bitcask.Meta, bool) {
 }
 
 // Writes leave the read cache alone: a write gives the key a new sequence
-// number, so its cached value is never served again and ages out.
+// number, so its cached value is never served again and ages out. Each
+// write that modifies a key touches it for WATCH; a delete or an expiry
+// change that found no key modified nothing, as in Redis.
 func (t *txStore) put(key, value []byte, expireAt int64) error {
-	return t.tx.Put(key, value, expireAt)
+	err := t.tx.Put(key, value, expireAt)
+	if err == nil {
+		t.watches.touch(key)
+	}
+	return err
 }
-func (t *txStore) del(key []byte) (bool, error) { return t.tx.Delete(key) }
+func (t *txStore) del(key []byte) (bool, error) {
+	ok, err := t.tx.Delete(key)
+	if ok {
+		t.watches.touch(key)
+	}
+	return ok, err
+}
 func (t *txStore) setExpireAt(key []byte, expireAt int64) (bool, error) {
-	return t.tx.SetExpireAt(key, expireAt)
+	ok, err := t.tx.SetExpireAt(key, expireAt)
+	if ok {
+		t.watches.touch(key)
+	}
+	return ok, err
 }
 func (t *txStore) flushAll() error {
 	if t.rc != nil {
 		t.rc.reset()
 	}
+	// Only the watched keys FLUSHALL deletes are modified: Redis 7 leaves a
+	// watcher of a missing key alone.
+	t.watches.touchIf(func(key []byte) bool {
+		_, ok := t.tx.Meta(key)
+		return ok
+	})
 	return t.tx.FlushAll()
 }
 func (t *txStore) liveBytes() int64 { return t.tx.LiveBytes() }
 
 func (t *txStore) hget(key, field []byte) ([]byte, bool, error) { return t.tx.HashGet(key, field) }
 func (t *txStore) hset(key, field, value []byte) (bool, error) {
-	return t.tx.HashSet(key, field, value)
+	created, err := t.tx.HashSet(key, field, value)
+	if err == nil {
+		t.watches.touch(key)
+	}
+	return created, err
 }
-func (t *txStore) hdel(key, field []byte) (bool, error) { return t.tx.HashDelete(key, field) }
-func (t *txStore) hlen(key []byte) (int, error)         { return t.tx.HashLen(key) }
+func (t *txStore) hdel(key, field []byte) (bool, error) {
+	ok, err := t.tx.HashDelete(key, field)
+	if ok {
+		t.watches.touch(key)
+	}
+	return ok, err
+}
+func (t *txStore) hlen(key []byte) (int, error) { return t.tx.HashLen(key) }
 func (t *txStore) hgetall(key []byte, values bool) ([]bitcask.HashField, error) {
 	return t.tx.HashGetAll(key, values)
 }

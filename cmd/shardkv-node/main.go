@@ -43,7 +43,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	dir := fs.String("dir", def.Dir, "data directory")
 	fsync := fs.String("appendfsync", def.Sync.String(), "fsync policy: always, everysec or no")
 	pass := fs.String("requirepass", "", "password clients must AUTH with (empty: none)")
-	maxClients := fs.Int("maxclients", def.MaxClients, "maximum connected clients")
+	maxClients := fs.Int("maxclients", def.MaxClients, "maximum connected clients, not counting proxies' connections")
+	reserve := fs.Int("proxy-reserve", def.ProxyReserve, "connections admitted past -maxclients at a time for a proxy's handshake (0: none)")
 	strict := fs.Bool("strict-indexes", false, "refuse writes to indexes INDEX.CREATE never created")
 	maxFile := fs.Int64("max-file-size", 0, "data file size that starts a new file, in bytes (0: Bitcask's default)")
 	level := fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
@@ -104,6 +105,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfg.Addr, cfg.Dir, cfg.Sync = *addr, *dir, policy
 	cfg.RequirePass, cfg.MaxClients, cfg.StrictIndexes = *pass, *maxClients, *strict
 	cfg.MaxFileSize, cfg.Logger, cfg.EventLoops = *maxFile, log, *loops
+	cfg.ProxyReserve = *reserve
 
 	if *pprofAddr != "" {
 		if err := servePprof(*pprofAddr, log); err != nil {

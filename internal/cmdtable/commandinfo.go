@@ -4,9 +4,10 @@ import "github.com/shardkv/shardkv/resp"
 
 // AppendCommandInfo appends Redis 7's ten-element COMMAND INFO entry for a
 // row of the table: name, arity, flags, first key, last key, step, ACL
-// categories, tips, key specifications, subcommands. Both servers reply it,
-// so clients that read key specs (cluster-aware libraries) see one shape.
-func AppendCommandInfo(b []byte, proto resp.Proto, c *Command) []byte {
+// categories, tips, key specifications, subcommands (the entries of the
+// subcommands the server on side s serves). Both servers reply it, so
+// clients that read key specs (cluster-aware libraries) see one shape.
+func AppendCommandInfo(b []byte, proto resp.Proto, c *Command, s Side) []byte {
 	b = resp.AppendArray(b, 10)
 	b = resp.AppendBulkString(b, c.Name)
 	b = resp.AppendInt(b, int64(c.Arity))
@@ -29,7 +30,19 @@ func AppendCommandInfo(b []byte, proto resp.Proto, c *Command) []byte {
 	} else {
 		b = appendKeySpec(b, proto, c)
 	}
-	return resp.AppendArray(b, 0) // subcommands
+	n := 0
+	for i := range c.Subcommands {
+		if c.Subcommands[i].ServedOn(s) {
+			n++
+		}
+	}
+	b = resp.AppendArray(b, n)
+	for i := range c.Subcommands {
+		if sub := &c.Subcommands[i]; sub.ServedOn(s) {
+			b = AppendCommandInfo(b, proto, sub, s)
+		}
+	}
+	return b
 }
 
 // appendKeySpec appends the one key specification a row describes: its keys

@@ -17,6 +17,7 @@ const (
 	FlagStale                     // allowed on a stale replica
 	FlagNoMulti                   // not allowed inside MULTI (refused at queue time)
 	FlagNoScript                  // not allowed in scripts
+	FlagNoAsync                   // no_async_loading: refused while the dataset loads asynchronously
 )
 
 var flagNames = []struct {
@@ -25,7 +26,7 @@ var flagNames = []struct {
 }{
 	{FlagWrite, "write"}, {FlagReadonly, "readonly"}, {FlagDenyOOM, "denyoom"}, {FlagAdmin, "admin"},
 	{FlagFast, "fast"}, {FlagNoAuth, "no_auth"}, {FlagLoading, "loading"}, {FlagStale, "stale"},
-	{FlagNoMulti, "no_multi"}, {FlagNoScript, "noscript"},
+	{FlagNoMulti, "no_multi"}, {FlagNoScript, "noscript"}, {FlagNoAsync, "no_async_loading"},
 }
 
 // Names returns the flag names in COMMAND INFO order.
@@ -87,7 +88,7 @@ type Multi uint8
 
 const (
 	// MultiQueue: queued, and run by EXEC inside the shard node's
-	// transaction (data commands, PING, ECHO, TIME, UNWATCH).
+	// transaction (data commands, PING, ECHO, TIME, UNWATCH, SELECT).
 	MultiQueue Multi = iota
 	// MultiNow: never queued, runs at once (MULTI, EXEC, DISCARD, WATCH,
 	// QUIT, RESET), as Redis runs them.
@@ -131,6 +132,10 @@ type Command struct {
 	// Index is the row's position in Commands (set at init): per-command
 	// counters are arrays indexed by it.
 	Index int
+	// Subcommands are a container command's (OBJECT, CLIENT, ...) rows for
+	// the subcommands shardkv serves, named "container|sub" as Redis names
+	// them (subcommands.go); nil for other commands.
+	Subcommands []Command
 }
 
 // Commands is the table. Adding a command is adding a row here and a handler
@@ -208,7 +213,7 @@ var Commands = []Command{
 	{Name: "echo", Arity: 2, Flags: FlagFast | FlagStale, Route: RouteLocal, Group: "connection", Summary: "Returns the given string."},
 	{Name: "hello", Arity: -1, Flags: FlagFast | FlagNoAuth | FlagStale | FlagLoading, Route: RouteLocal, Multi: MultiProxyState, Group: "connection", Summary: "Handshakes with the Redis server."},
 	{Name: "auth", Arity: -2, Flags: FlagFast | FlagNoAuth | FlagStale | FlagLoading, Route: RouteLocal, Multi: MultiProxyState, Group: "connection", Summary: "Authenticates the connection."},
-	{Name: "select", Arity: 2, Flags: FlagFast | FlagStale | FlagLoading, Route: RouteLocal, Multi: MultiProxyState, Group: "connection", Summary: "Changes the selected database."},
+	{Name: "select", Arity: 2, Flags: FlagFast | FlagStale | FlagLoading, Route: RouteLocal, Group: "connection", Summary: "Changes the selected database."},
 	{Name: "client", Arity: -2, Flags: FlagStale | FlagLoading, Route: RouteLocal, Multi: MultiProxyState, Group: "connection", Summary: "A container for client connection commands."},
 	{Name: "command", Arity: -1, Flags: FlagStale | FlagLoading, Route: RouteLocal, Multi: MultiProxyState, Group: "server", Summary: "Returns detailed information about all commands."},
 	{Name: "info", Arity: -1, Flags: FlagStale | FlagLoading, Route: RouteLocal, Multi: MultiProxyState, Group: "server", Summary: "Returns information and statistics about the server."},
@@ -240,6 +245,9 @@ var Commands = []Command{
 	{Name: "index.drop", Arity: 2, Flags: FlagWrite, Route: RouteFanout, Merge: MergeSum, Group: "shardkv", Summary: "Deletes every key of an index on every shard and replies the count."},
 	{Name: "index.list", Arity: 1, Flags: FlagReadonly, Route: RouteFanout, Merge: MergeIndexList, Reply: ReplyMap, Group: "shardkv", Summary: "Lists each index with its key count."},
 	{Name: "shard.assign", Arity: -5, Flags: FlagAdmin | FlagNoMulti, Route: RouteNodeOnly, Group: "shardkv", Summary: "Pushes a shard node its assignment: SHARD.ASSIGN name start end size [FORCE] [STRICT 0|1]."},
+	{Name: "shard.watch", Arity: -3, Flags: FlagFast, FirstKey: 2, LastKey: -1, Step: 1, Route: RouteNodeOnly, Multi: MultiNow, Group: "shardkv", Summary: "WATCH for one of a proxy's clients, on the proxy's shared connection: SHARD.WATCH client-id key [key ...]."},
+	{Name: "shard.unwatch", Arity: 2, Flags: FlagFast, Route: RouteNodeOnly, Multi: MultiNow, Group: "shardkv", Summary: "UNWATCH for one of a proxy's clients: SHARD.UNWATCH client-id."},
+	{Name: "shard.exec", Arity: 2, Route: RouteNodeOnly, Multi: MultiNow, Group: "shardkv", Summary: "EXEC checking the keys SHARD.WATCH watched for one of a proxy's clients: SHARD.EXEC client-id."},
 	{Name: "shard.locate", Arity: 2, Flags: FlagReadonly | FlagFast, Route: RouteProxyOnly, Group: "shardkv", Summary: "Replies the position of a key, the shard that owns it and its address."},
 	{Name: "shard.map", Arity: 1, Flags: FlagReadonly, Route: RouteProxyOnly, Group: "shardkv", Summary: "Replies the range map with the reachability of each shard."},
 	{Name: "shard.reload", Arity: -1, Flags: FlagAdmin | FlagNoMulti, Route: RouteProxyOnly, Group: "shardkv", Summary: "Reloads the range map file (address and size changes only)."},

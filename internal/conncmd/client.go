@@ -37,35 +37,21 @@ var clientHelp = []string{
 func Client(h Host, c Conn, out []byte, args [][]byte) []byte {
 	s := c.Session()
 	sub := strings.ToLower(string(args[1]))
-	arity := func(n int) bool { return len(args) == n }
-	arityErr := func() []byte { return resp.AppendError(out, cmdtable.ErrWrongArity("client|"+sub)) }
 	switch sub {
 	case "id":
-		if !arity(2) {
-			return arityErr()
-		}
 		return resp.AppendInt(out, s.ID)
 	case "getname":
-		if !arity(2) {
-			return arityErr()
-		}
 		if n := s.name.Load(); n != nil {
 			return resp.AppendBulkString(out, *n)
 		}
 		return resp.AppendNull(out, s.Proto)
 	case "setname":
-		if !arity(3) {
-			return arityErr()
-		}
 		if !ValidName(args[2]) {
 			return resp.AppendError(out, errBadName)
 		}
 		s.setName(args[2])
 		return resp.AppendOK(out)
 	case "setinfo":
-		if !arity(4) {
-			return arityErr()
-		}
 		dst := &s.libName
 		switch strings.ToLower(string(args[2])) {
 		case "lib-name":
@@ -81,9 +67,6 @@ func Client(h Host, c Conn, out []byte, args [][]byte) []byte {
 		dst.Store(&v)
 		return resp.AppendOK(out)
 	case "info":
-		if !arity(2) {
-			return arityErr()
-		}
 		return resp.AppendVerbatim(out, s.Proto, "txt", s.Line(time.Now())+"\n")
 	case "list":
 		return clientList(h, s, out, args)
@@ -94,9 +77,6 @@ func Client(h Host, c Conn, out []byte, args [][]byte) []byte {
 	case "reply":
 		if _, ok := c.(ReplyController); !ok {
 			break
-		}
-		if !arity(3) {
-			return arityErr()
 		}
 		switch strings.ToLower(string(args[2])) {
 		case "on":
@@ -112,18 +92,12 @@ func Client(h Host, c Conn, out []byte, args [][]byte) []byte {
 	case "no-evict", "no-touch":
 		// Neither server evicts, nor keeps LRU/LFU stats: either mode is
 		// what it already does.
-		if !arity(3) {
-			return arityErr()
-		}
 		switch strings.ToLower(string(args[2])) {
 		case "on", "off":
 			return resp.AppendOK(out)
 		}
 		return resp.AppendError(out, ErrSyntax)
 	case "help":
-		if !arity(2) {
-			return arityErr()
-		}
 		return AppendHelp(out, "CLIENT", clientHelp)
 	}
 	return resp.AppendError(out, cmdtable.ErrUnknownSubcommand("client", string(args[1])))
@@ -201,9 +175,6 @@ func clientKill(h Host, k Killer, s *Session, out []byte, args [][]byte) []byte 
 		none        bool // a TYPE neither server has clients of
 		skipme      = true
 	)
-	if len(args) < 3 {
-		return resp.AppendError(out, cmdtable.ErrWrongArity("client|kill"))
-	}
 	old := len(args) == 3
 	if old {
 		addr, skipme = string(args[2]), false

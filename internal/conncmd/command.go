@@ -1,6 +1,7 @@
 package conncmd
 
 import (
+	"bytes"
 	"slices"
 	"strings"
 
@@ -25,15 +26,11 @@ var commandHelp = []string{
 func Command(h Host, c Conn, out []byte, args [][]byte) []byte {
 	proto := c.Session().Proto
 	if len(args) == 1 {
-		return appendInfos(out, proto, h.Commands())
+		return appendInfos(out, proto, h.Commands(), h.Side())
 	}
 	sub := strings.ToLower(string(args[1]))
-	arityErr := func() []byte { return resp.AppendError(out, cmdtable.ErrWrongArity("command|"+sub)) }
 	switch sub {
 	case "count":
-		if len(args) != 2 {
-			return arityErr()
-		}
 		return resp.AppendInt(out, int64(len(h.Commands())))
 	case "list":
 		cmds, msg := filterCommands(h.Commands(), args[2:])
@@ -47,12 +44,12 @@ func Command(h Host, c Conn, out []byte, args [][]byte) []byte {
 		return out
 	case "info":
 		if len(args) == 2 {
-			return appendInfos(out, proto, h.Commands())
+			return appendInfos(out, proto, h.Commands(), h.Side())
 		}
 		out = resp.AppendArray(out, len(args)-2)
 		for _, name := range args[2:] {
-			if ci := h.Lookup(name); ci != nil {
-				out = cmdtable.AppendCommandInfo(out, proto, ci)
+			if ci := lookupFull(h, name); ci != nil {
+				out = cmdtable.AppendCommandInfo(out, proto, ci, h.Side())
 			} else {
 				out = resp.AppendNull(out, proto)
 			}
@@ -74,11 +71,6 @@ func Command(h Host, c Conn, out []byte, args [][]byte) []byte {
 		}
 		return out
 	case "getkeys":
-		// Redis's arity for COMMAND GETKEYS is -4: the command and at least
-		// one argument of it.
-		if len(args) < 4 {
-			return arityErr()
-		}
 		cargs := args[2:]
 		ci := h.Lookup(cargs[0])
 		switch {
@@ -97,20 +89,31 @@ func Command(h Host, c Conn, out []byte, args [][]byte) []byte {
 		}
 		return out
 	case "help":
-		if len(args) != 2 {
-			return arityErr()
-		}
 		return AppendHelp(out, "COMMAND", commandHelp)
 	}
 	return resp.AppendError(out, cmdtable.ErrUnknownSubcommand("command", string(args[1])))
 }
 
-func appendInfos(out []byte, proto resp.Proto, cmds []*cmdtable.Command) []byte {
+func appendInfos(out []byte, proto resp.Proto, cmds []*cmdtable.Command, s cmdtable.Side) []byte {
 	out = resp.AppendArray(out, len(cmds))
 	for _, ci := range cmds {
-		out = cmdtable.AppendCommandInfo(out, proto, ci)
+		out = cmdtable.AppendCommandInfo(out, proto, ci, s)
 	}
 	return out
+}
+
+// lookupFull finds a command the server serves by its name, or a
+// subcommand by Redis's full name ("config|get").
+func lookupFull(h Host, name []byte) *cmdtable.Command {
+	container, sub, ok := bytes.Cut(name, []byte("|"))
+	ci := h.Lookup(container)
+	if !ok || ci == nil {
+		return ci
+	}
+	if sc, known := ci.Subcommand([][]byte{container, sub}, h.Side()); known {
+		return sc
+	}
+	return nil
 }
 
 // filterCommands is COMMAND LIST's [FILTERBY MODULE name | ACLCAT category

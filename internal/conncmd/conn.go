@@ -72,6 +72,27 @@ func Select(h Host, c Conn, out []byte, args [][]byte) []byte {
 	return resp.AppendOK(out)
 }
 
+// redisDatabases is the number of databases of a default Redis server.
+const redisDatabases = 16
+
+// RefuseInMulti is the error for a command Redis would queue inside MULTI
+// that shardkv refuses at queue time instead, "" for any other: SELECT of
+// one of Redis's other databases (1 to 15), after which Redis would run the
+// rest of the transaction there. shardkv has database 0 only, and a
+// SELECT that failed at EXEC would leave the commands after it to run in
+// database 0, so it gets the error it gets outside MULTI at once and EXEC
+// aborts. SELECT 0 queues and, at EXEC, replies +OK; an index Redis would
+// refuse at EXEC too (16, -1, "x") queues and gets Redis's error there.
+func RefuseInMulti(ci *cmdtable.Command, args [][]byte) string {
+	if ci.Name != "select" || len(args) != 2 {
+		return ""
+	}
+	if n, err := strconv.ParseInt(string(args[1]), 10, 64); err == nil && n > 0 && n < redisDatabases {
+		return errDBRange
+	}
+	return ""
+}
+
 // authenticate checks a user and password the way Redis's default user
 // does: with a password, user "default" and that password; without one,
 // the default user takes any password. "default" is the only user.

@@ -18,6 +18,9 @@ type Host interface {
 	// does not serve it.
 	Commands() []*cmdtable.Command
 	Lookup(name []byte) *cmdtable.Command
+	// Side is which of the two servers this is, for the subcommands only
+	// one of them serves (CLIENT KILL is the proxy's).
+	Side() cmdtable.Side
 	// ConfigParams lists the settings CONFIG GET and SET know.
 	ConfigParams() []Param
 	// ResetStats is CONFIG RESETSTAT.
@@ -64,7 +67,8 @@ type Param struct {
 }
 
 // Handler runs one shared command: it appends the reply to out and returns
-// it. Arity (the table's) and authentication were checked by the caller.
+// it. The caller checked that a container's subcommand exists and the
+// arity (the table's, a subcommand's own), then authentication.
 type Handler func(h Host, c Conn, out []byte, args [][]byte) []byte
 
 // Handlers are the shared commands by their command table name.

@@ -108,6 +108,7 @@ func (h fakeHost) ConfigParams() []Param             { return h.o.ConfigParams()
 func (h fakeHost) ResetStats()                       { h.o.ResetStats() }
 func (h fakeHost) Observer() *Observer               { return h.o }
 func (h fakeHost) Lookup(n []byte) *cmdtable.Command { return cmdtable.Lookup(n) }
+func (h fakeHost) Side() cmdtable.Side               { return cmdtable.SideProxy }
 func (h fakeHost) Commands() []*cmdtable.Command {
 	out := make([]*cmdtable.Command, len(cmdtable.Commands))
 	for i := range cmdtable.Commands {

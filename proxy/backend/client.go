@@ -330,6 +330,13 @@ func (c *Conn) Close() {
 // it has completed.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
+// Failed reports whether the connection has stopped carrying requests.
+func (c *Conn) Failed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err != nil || c.reason.Load() != nil
+}
+
 // Err is why the connection stopped, once Done is closed.
 func (c *Conn) Err() error {
 	c.mu.Lock()
@@ -671,12 +678,9 @@ func (cl *Client) Err() error {
 // that one is down). A caller that always uses the same slot has its
 // requests executed in the order it sent them.
 func (cl *Client) Send(slot int, reqs ...*Request) {
-	n := len(cl.conns)
-	for i := 0; i < n; i++ {
-		if c := cl.conns[(slot+i)%n].Load(); c != nil {
-			c.Send(reqs...)
-			return
-		}
+	if c := cl.Conn(slot); c != nil {
+		c.Send(reqs...)
+		return
 	}
 	err := cl.Err()
 	select {
@@ -694,6 +698,19 @@ func (cl *Client) Send(slot int, reqs ...*Request) {
 		}
 		r.fail(err)
 	}
+}
+
+// Conn is the connection Send(slot, ...) uses now, nil when none is up: a
+// caller that keeps state on the node's side of one connection sends on it
+// directly.
+func (cl *Client) Conn(slot int) *Conn {
+	n := len(cl.conns)
+	for i := 0; i < n; i++ {
+		if c := cl.conns[(slot+i)%n].Load(); c != nil {
+			return c
+		}
+	}
+	return nil
 }
 
 // Do sends one command and waits for its reply.
