@@ -377,30 +377,11 @@ func cmdHScan(c *client, args [][]byte) {
 		c.errReply(errInvalidCursor)
 		return
 	}
-	var pattern []byte
-	for i := 3; i < len(args); i += 2 {
-		if i+1 >= len(args) {
-			c.errReply(errSyntax)
-			return
-		}
-		switch {
-		case eqFold(args[i], "count"):
-			n, ok := parseInt(args[i+1])
-			if !ok {
-				c.errReply(errNotInteger)
-				return
-			}
-			if n < 1 {
-				c.errReply(errSyntax)
-				return
-			}
-		case eqFold(args[i], "match"):
-			pattern = args[i+1]
-		default:
-			c.errReply(errSyntax)
-			return
-		}
+	opts, ok := c.scanOptions(args[3:], false)
+	if !ok {
+		return
 	}
+	pattern := opts.pattern
 	fs, ok := c.hashFields(args[1], true)
 	if !ok {
 		return

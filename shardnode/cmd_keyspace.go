@@ -369,6 +369,49 @@ func (c *client) owned(a *Assignment, key []byte) bool {
 	return a.Start <= p && p < a.End
 }
 
+// scanOpts are the options of SCAN and the *SCAN commands.
+type scanOpts struct {
+	count   int64
+	pattern []byte // nil: every name ("*" is read as nil)
+	typ     []byte // SCAN's TYPE, nil for any
+}
+
+// scanOptions reads [MATCH pattern] [COUNT count] (and [TYPE type] when
+// withType) with Redis's errors; false once the error is replied.
+func (c *client) scanOptions(args [][]byte, withType bool) (scanOpts, bool) {
+	o := scanOpts{count: 10}
+	for i := 0; i < len(args); i += 2 {
+		if i+1 >= len(args) {
+			c.errReply(errSyntax)
+			return o, false
+		}
+		switch {
+		case eqFold(args[i], "count"):
+			n, ok := parseInt(args[i+1])
+			if !ok {
+				c.errReply(errNotInteger)
+				return o, false
+			}
+			if n < 1 {
+				c.errReply(errSyntax)
+				return o, false
+			}
+			o.count = n
+		case eqFold(args[i], "match"):
+			o.pattern = args[i+1]
+			if len(o.pattern) == 1 && o.pattern[0] == '*' {
+				o.pattern = nil
+			}
+		case withType && eqFold(args[i], "type"):
+			o.typ = args[i+1]
+		default:
+			c.errReply(errSyntax)
+			return o, false
+		}
+	}
+	return o, true
+}
+
 // SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]. The cursor is the
 // next key hash to visit (docs/INTERNALS.md).
 func cmdScan(c *client, args [][]byte) {
@@ -377,38 +420,11 @@ func cmdScan(c *client, args [][]byte) {
 		c.errReply(errInvalidCursor)
 		return
 	}
-	count := int64(10)
-	var pattern []byte
-	var typ []byte // SCAN's TYPE, nil for any
-	for i := 2; i < len(args); i += 2 {
-		if i+1 >= len(args) {
-			c.errReply(errSyntax)
-			return
-		}
-		switch {
-		case eqFold(args[i], "count"):
-			n, ok := parseInt(args[i+1])
-			if !ok {
-				c.errReply(errNotInteger)
-				return
-			}
-			if n < 1 {
-				c.errReply(errSyntax)
-				return
-			}
-			count = n
-		case eqFold(args[i], "match"):
-			pattern = args[i+1]
-			if len(pattern) == 1 && pattern[0] == '*' {
-				pattern = nil
-			}
-		case eqFold(args[i], "type"):
-			typ = args[i+1]
-		default:
-			c.errReply(errSyntax)
-			return
-		}
+	opts, ok := c.scanOptions(args[2:], true)
+	if !ok {
+		return
 	}
+	count, pattern, typ := opts.count, opts.pattern, opts.typ
 	if count > 1<<20 {
 		count = 1 << 20
 	}
