@@ -35,6 +35,7 @@ type Type uint8
 const (
 	TypeString Type = 0
 	TypeHash   Type = keyTypeHash
+	TypeSet    Type = keyTypeSet
 )
 
 // ErrWrongType is returned when a key holds another type than the
@@ -44,7 +45,8 @@ var ErrWrongType = errors.New("bitcask: key holds the wrong type of value")
 // coll is one collection's elements. Guarded by its shard's mu.
 type coll struct {
 	gen   uint64             // sequence number of the root record
-	elems map[string]elemLoc // element -> its newest put record
+	elems map[string]elemLoc // element -> its newest put record; nil for a set
+	set   *memberSet         // a set's members instead (set.go)
 	bytes int64              // sum of len(element)+len(value): the elements' part of LiveBytes
 }
 
@@ -92,9 +94,9 @@ func (db *DB) dropColl(s *shard, key []byte) {
 	}
 	delete(s.colls, string(key))
 	tab := *db.ftab.Load()
-	for f, l := range c.elems {
+	c.each(func(f string, l elemLoc) {
 		tab[l.file].live.Add(-elemRecSize(len(key), len(f), &l))
-	}
+	})
 	db.liveBytes.Add(-c.bytes)
 	db.indexAdd(key, 0, -c.bytes)
 }
@@ -110,7 +112,7 @@ func (db *DB) applyColl(h uint64, key []byte, ne entry, f *dataFile) {
 	if s.colls == nil {
 		s.colls = make(map[string]*coll)
 	}
-	s.colls[string(key)] = &coll{gen: ne.seq, elems: make(map[string]elemLoc)}
+	s.colls[string(key)] = newColl(ne.seq, Type(ne.typ), 0)
 	s.mu.Unlock()
 	db.applyPut(h, key, ne, f)
 }
@@ -130,15 +132,15 @@ func (db *DB) applyElem(h uint64, key, field []byte, seq uint64, l *elemLoc) {
 	e.seq = seq
 	tab := *db.ftab.Load()
 	var delta int64
-	if old, ok := c.elems[string(field)]; ok {
+	if old, ok := c.lookup(field); ok {
 		tab[old.file].live.Add(-elemRecSize(len(key), len(field), &old))
 		delta -= int64(len(field)) + int64(old.valueLen())
 		if l == nil {
-			delete(c.elems, string(field))
+			c.remove(field)
 		}
 	}
 	if l != nil {
-		c.elems[string(field)] = *l
+		c.store(field, *l)
 		tab[l.file].live.Add(elemRecSize(len(key), len(field), l))
 		delta += int64(len(field)) + int64(l.valueLen())
 	}
@@ -195,17 +197,22 @@ func (db *DB) readElem(dst []byte, key, field []byte, l *elemLoc) ([]byte, error
 // returns ErrNotFound when the key or the field is absent, ErrWrongType
 // when key holds another type. now is as for GetAppendHashed.
 func (db *DB) HashGet(dst []byte, h uint64, key, field []byte, now int64) ([]byte, error) {
+	return db.elemGet(dst, h, key, field, TypeHash, now)
+}
+
+// elemGet is HashGet for a collection of type t.
+func (db *DB) elemGet(dst []byte, h uint64, key, field []byte, t Type, now int64) ([]byte, error) {
 	if now == 0 {
 		now = db.nowMs()
 	}
 	s := db.kd.shardFor(h)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	c, err := db.collOf(s, h, key, TypeHash, now)
+	c, err := db.collOf(s, h, key, t, now)
 	if err != nil {
 		return dst, err
 	}
-	l, ok := c.elems[string(field)]
+	l, ok := c.lookup(field)
 	if !ok {
 		return dst, ErrNotFound
 	}
@@ -262,10 +269,12 @@ func (db *DB) HashLen(h uint64, key []byte, now int64) (int, error) {
 // txColl is a collection as a Tx sees it: the Tx's writes over the key
 // directory's elements (base).
 type txColl struct {
-	base   bool             // the key directory's elements are the collection's, under the Tx's writes
-	elems  map[string]int32 // element -> the Tx's op writing it last (put or tombstone)
-	n      int              // elements after the Tx's writes
-	maxLen int              // longest value after the Tx's writes, an upper bound (OBJECT ENCODING)
+	base     bool             // the key directory's elements are the collection's, under the Tx's writes
+	elems    map[string]int32 // element -> the Tx's op writing it last (put or tombstone)
+	typ      Type             // the collection's
+	n        int              // elements after the Tx's writes
+	maxLen   int              // longest value after the Tx's writes, an upper bound (OBJECT ENCODING)
+	addBytes int64            // bytes of the members a set's Tx added (its size bound)
 }
 
 // txCollOf returns key's collection as the Tx sees it, nil when key is
@@ -282,11 +291,11 @@ func (db *DB) txCollOf(st *txState, h uint64, key []byte, t Type) (*txColl, erro
 		return tc, nil
 	}
 	// Not written by the Tx since it was made: the key directory's.
-	tc := &txColl{base: true, elems: make(map[string]int32)}
+	tc := &txColl{base: true, elems: make(map[string]int32), typ: t}
 	s := db.kd.shardFor(h)
 	s.mu.RLock()
 	if c := s.colls[string(key)]; c != nil {
-		tc.n = len(c.elems)
+		tc.n = c.count()
 	}
 	s.mu.RUnlock()
 	if st.colls == nil {
@@ -314,7 +323,7 @@ func (db *DB) txElem(st *txState, tc *txColl, h uint64, key, field []byte) ([]by
 	if !tc.base {
 		return nil, false, nil
 	}
-	v, err := db.HashGet(nil, h, key, field, -1)
+	v, err := db.elemGet(nil, h, key, field, tc.typ, -1)
 	if errors.Is(err, ErrNotFound) {
 		return nil, false, nil
 	}
@@ -329,10 +338,10 @@ func (db *DB) txElemRecord(st *txState, tc *txColl, kind byte, h uint64, key, fi
 		return ErrTxTooLarge
 	}
 	st.ekey = elemKey(st.ekey[:0], key, field)
-	st.buf = appendRecordOf(st.buf, kind, st.firstFlag(), keyTypeHash, st.seq, st.now, 0, st.ekey, value)
+	st.buf = appendRecordOf(st.buf, kind, st.firstFlag(), byte(tc.typ), st.seq, st.now, 0, st.ekey, value)
 	st.addOp(txOp{
 		hash: h, seq: st.seq, recOff: uint32(off), klen: uint32(klen), vlen: uint32(len(value)),
-		valOp: -1, kind: kind, vtype: st.buf[off+offValType], typ: keyTypeHash, exists: kind == kindElemPut,
+		valOp: -1, kind: kind, vtype: st.buf[off+offValType], typ: byte(tc.typ), exists: kind == kindElemPut,
 	})
 	tc.elems[string(field)] = int32(len(st.ops) - 1)
 	st.seq++
@@ -391,7 +400,7 @@ func (tx *Tx) HashSet(key, field, value []byte) (created bool, err error) {
 		return false, err
 	}
 	if tc == nil {
-		if tc, err = db.txNewColl(st, h, key); err != nil {
+		if tc, err = db.txNewColl(st, h, key, TypeHash); err != nil {
 			return false, err
 		}
 	}
@@ -412,9 +421,9 @@ func (tx *Tx) HashSet(key, field, value []byte) (created bool, err error) {
 	return !had, nil
 }
 
-// txNewColl writes the root record of a new hash at key, absent or
-// expired before.
-func (db *DB) txNewColl(st *txState, h uint64, key []byte) (*txColl, error) {
+// txNewColl writes the root record of a new collection of type t at key,
+// absent or expired before.
+func (db *DB) txNewColl(st *txState, h uint64, key []byte, t Type) (*txColl, error) {
 	off := len(st.buf)
 	if int64(off)+headerSize+int64(len(key)) > math.MaxUint32 {
 		return nil, ErrTxTooLarge
@@ -423,11 +432,11 @@ func (db *DB) txNewColl(st *txState, h uint64, key []byte) (*txColl, error) {
 		prev := db.txLookup(st, h, key)
 		st.liveDelta += int64(len(key)) - prev.liveLen(len(key))
 	}
-	st.buf = appendRecordOf(st.buf, kindColl, st.firstFlag(), keyTypeHash, st.seq, st.now, 0, key, nil)
+	st.buf = appendRecordOf(st.buf, kindColl, st.firstFlag(), byte(t), st.seq, st.now, 0, key, nil)
 	st.addOp(txOp{hash: h, seq: st.seq, recOff: uint32(off), klen: uint32(len(key)), valOp: -1,
-		kind: kindColl, typ: keyTypeHash, exists: true})
+		kind: kindColl, typ: byte(t), exists: true})
 	st.seq++
-	tc := &txColl{elems: make(map[string]int32)}
+	tc := &txColl{elems: make(map[string]int32), typ: t}
 	if st.colls == nil {
 		st.colls = make(map[string]*txColl)
 	}
@@ -537,12 +546,12 @@ func (db *DB) finishColls(rs *replayState) {
 		if e == nil || e.typ == 0 {
 			continue
 		}
-		c := &coll{gen: rc.gen, elems: make(map[string]elemLoc, len(rc.elems))}
+		c := newColl(rc.gen, Type(e.typ), len(rc.elems))
 		for f, re := range rc.elems {
 			if re.dead || re.loc.seq <= rc.gen {
 				continue
 			}
-			c.elems[f] = re.loc
+			c.storeString(f, re.loc)
 			c.bytes += int64(len(f)) + int64(re.loc.valueLen())
 			tab[re.loc.file].live.Add(elemRecSize(len(key), len(f), &re.loc))
 		}

@@ -21,7 +21,7 @@
 //	    37     1  batch flags: 0x01 first record of a batch, 0x02 last record
 //	              of a batch (a single-record batch has both); other bits 0
 //	    38     1  key type: 0 bytes for kinds 1-4; for kinds 5-7 the
-//	              collection's type: 1 hash (the only one so far)
+//	              collection's type: 1 hash, 2 set
 //	    39     1  value type: 0 bytes, 1 integer
 //	    40     K  key
 //	  40+K     V  value
@@ -37,7 +37,8 @@
 //     with expire-at. V = 0. Its sequence number is the collection's
 //     generation.
 //   - element put: an element of a collection now has the value (for a
-//     hash, a field and its value; integers stored as for a put).
+//     hash, a field and its value; integers stored as for a put; for a
+//     set, a member, V = 0 always).
 //     expire-at 0: a collection expires as a whole, by its root.
 //   - element tombstone: the element is deleted. V = 0, expire-at 0.
 //
@@ -45,11 +46,12 @@
 //
 //	uvarint  the length L of the collection's key
 //	L bytes  the collection's key
-//	rest     the element (a hash's field)
+//	rest     the element (a hash's field, a set's member)
 //
 // For example the field "f" of the hash "h" set to "v" is, after the
-// header, 01 68 66 76: K = 3, V = 1. A record whose key does not split
-// that way is corrupt.
+// header, 01 68 66 76: K = 3, V = 1; the member "m" of the set "s" is
+// 01 73 6d with key type 2: K = 3, V = 0. A record whose key does not
+// split that way is corrupt, and so is a set member with a value.
 //
 // An element record belongs to its collection only while the key's live
 // record is a root with a lower sequence number (an older generation).

@@ -356,9 +356,7 @@ func (db *DB) mergeFiles(inputs []*dataFile) (err error) {
 		})
 		if !bad {
 			for _, c := range s.colls {
-				for _, l := range c.elems {
-					bad = bad || isInput[l.file]
-				}
+				c.each(func(_ string, l elemLoc) { bad = bad || isInput[l.file] })
 			}
 		}
 		s.mu.RUnlock()
@@ -667,9 +665,9 @@ func (m *merger) finishOutput() error {
 		s := db.kd.shardFor(mv.hash)
 		s.mu.Lock()
 		if c := s.colls[string(mv.key)]; c != nil {
-			if l, ok := c.elems[string(mv.field)]; ok && l.file == mv.oldFile && l.off == mv.oldOff {
+			if l, ok := c.lookup(mv.field); ok && l.file == mv.oldFile && l.off == mv.oldOff {
 				l.file, l.off = out.handle, mv.newOff
-				c.elems[string(mv.field)] = l
+				c.store(mv.field, l)
 				out.live.Add(mv.size)
 				tab[mv.oldFile].live.Add(-mv.size)
 			}
@@ -804,11 +802,11 @@ func (m *merger) resolveDamage(inputs []*dataFile) error {
 		s := &db.kd.shards[i]
 		s.mu.RLock()
 		for _, c := range s.colls {
-			for _, l := range c.elems {
+			c.each(func(_ string, l elemLoc) {
 				rs := regions[l.file]
 				j := sort.Search(len(rs), func(j int) bool { return rs[j].to > int64(l.off) })
 				collHit = collHit || j < len(rs) && rs[j].from <= int64(l.off)
-			}
+			})
 		}
 		s.mu.RUnlock()
 	}
@@ -1042,8 +1040,10 @@ func (m *merger) copyElem(in *dataFile, r *scanRec) error {
 	var seq uint64
 	live := false
 	if c := s.colls[string(key)]; c != nil {
-		if l, ok := c.elems[string(field)]; ok && l.file == in.handle && int64(l.off) == r.off {
-			live, seq = true, l.seq
+		if l, ok := c.lookup(field); ok && l.file == in.handle && int64(l.off) == r.off {
+			// A set keeps no sequence number per member: the record's
+			// is the member's, as this is its live record.
+			live, seq = true, max(l.seq, r.h.seq)
 		}
 	}
 	s.mu.RUnlock()
@@ -1073,9 +1073,9 @@ func (m *merger) undoElem(o *installedOutput, r *scanRec, from origin, off int64
 	if c == nil {
 		return
 	}
-	if l, ok := c.elems[string(field)]; ok && l.file == o.f.handle && int64(l.off) == off {
+	if l, ok := c.lookup(field); ok && l.file == o.f.handle && int64(l.off) == off {
 		l.file, l.off = from.file, from.off
-		c.elems[string(field)] = l
+		c.store(field, l)
 		tab := *db.ftab.Load()
 		o.f.live.Add(-r.h.size())
 		tab[from.file].live.Add(r.h.size())

@@ -38,6 +38,9 @@ const (
 	keyTypeBytes = 0
 	// keyTypeHash marks the records of a hash: its root and its fields.
 	keyTypeHash = 1
+	// keyTypeSet marks the records of a set: its root and its members
+	// (element puts without a value).
+	keyTypeSet = 2
 
 	valTypeBytes = 0
 	valTypeInt   = 1
@@ -125,8 +128,10 @@ func (h *header) check() error {
 		return fmt.Errorf("%w: flags %#x", ErrCorrupt, h.flags)
 	}
 	switch coll := h.kind >= kindColl; {
-	case !coll && h.keyType != keyTypeBytes, coll && h.keyType != keyTypeHash:
+	case !coll && h.keyType != keyTypeBytes, coll && h.keyType != keyTypeHash && h.keyType != keyTypeSet:
 		return fmt.Errorf("%w: key type %d on a kind %d record", ErrCorrupt, h.keyType, h.kind)
+	case h.kind == kindElemPut && h.keyType == keyTypeSet && h.valLen != 0:
+		return fmt.Errorf("%w: set member with a value", ErrCorrupt)
 	}
 	if h.expireAt < 0 || h.time < 0 {
 		return fmt.Errorf("%w: negative time", ErrCorrupt)
