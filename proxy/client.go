@@ -451,7 +451,7 @@ func (c *client) sameNode(ci *cmdtable.Command, cmd redcon.Command) {
 		c.reject(cmdtable.ErrWrongArity(ci.Name))
 		return
 	}
-	if !c.shardsOf(args, ci.FirstKey, ci.LastKeyIndex(len(args)), ci.Step) {
+	if !c.shardsOf(args, ci.FirstKey, ci.LastKeyIndex(args), ci.Step) {
 		a := c.tbl.shards[c.shIdx[0]].name
 		for _, i := range c.shIdx {
 			if b := c.tbl.shards[i].name; b != a {

@@ -77,7 +77,7 @@ func (c *client) split(ci *cmdtable.Command, cmd redcon.Command) {
 		c.reject(cmdtable.ErrWrongArity(ci.Name))
 		return
 	}
-	if c.shardsOf(args, ci.FirstKey, ci.LastKeyIndex(len(args)), ci.Step) {
+	if c.shardsOf(args, ci.FirstKey, ci.LastKeyIndex(args), ci.Step) {
 		c.forward(c.tbl.shards[c.shIdx[0]], cmd.Raw)
 		return
 	}

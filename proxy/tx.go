@@ -145,7 +145,7 @@ func (c *client) execTx() {
 	}
 	for _, q := range queued {
 		ci := cmdtable.Lookup(q.Args[0])
-		for _, i := range ci.KeyIndexes(len(q.Args)) {
+		for _, i := range ci.KeyIndexes(q.Args) {
 			sh := c.tbl.locate(q.Args[i])
 			if target == nil {
 				target = sh

@@ -196,8 +196,11 @@ func cmdPersist(c *client, args [][]byte) {
 
 // typeName is TYPE's name for a key type.
 func typeName(t bitcask.Type) string {
-	if t == bitcask.TypeHash {
+	switch t {
+	case bitcask.TypeHash:
 		return "hash"
+	case bitcask.TypeSet:
+		return "set"
 	}
 	return "string"
 }
@@ -206,6 +209,7 @@ func typeName(t bitcask.Type) string {
 type value struct {
 	str    []byte
 	fields []bitcask.HashField // a hash's, when typ is TypeHash
+	mems   [][]byte            // a set's, when typ is TypeSet
 	typ    bitcask.Type
 	meta   bitcask.Meta
 }
@@ -218,6 +222,11 @@ func (c *client) getValue(key []byte) (v value, ok, failed bool) {
 		return v, false, false
 	}
 	v.typ, v.meta = m.Type, m
+	if m.Type == bitcask.TypeSet {
+		ms, ok := c.setMembers(key)
+		v.mems = ms
+		return v, ms != nil, !ok
+	}
 	if m.Type == bitcask.TypeHash {
 		fs, err := c.st.hgetall(key, true)
 		if err != nil {
@@ -237,12 +246,15 @@ func (v *value) size(key []byte) int64 {
 	for _, f := range v.fields {
 		n += int64(len(f.Field)) + int64(len(f.Value))
 	}
+	for _, m := range v.mems {
+		n += int64(len(m))
+	}
 	return n
 }
 
 // putValue writes v under key (replacing what key held) with expiry at.
 func (c *client) putValue(key []byte, v *value, at int64) bool {
-	if v.typ != bitcask.TypeHash {
+	if v.typ == bitcask.TypeString {
 		return c.put(key, v.str, at)
 	}
 	if _, err := c.st.del(key); err != nil {
@@ -254,6 +266,12 @@ func (c *client) putValue(key []byte, v *value, at int64) bool {
 	}
 	for _, f := range v.fields {
 		if _, err := c.st.hset(key, f.Field, f.Value); err != nil {
+			c.storeErr(err)
+			return false
+		}
+	}
+	for _, m := range v.mems {
+		if _, err := c.st.sadd(key, m); err != nil {
 			c.storeErr(err)
 			return false
 		}
@@ -521,6 +539,12 @@ func cmdObject(c *client, args [][]byte) {
 			fs, ok := c.hashFields(args[2], false)
 			if ok {
 				c.bulkStr(hashEncoding(fs))
+			}
+			return
+		}
+		if m, ok := c.st.meta(args[2]); ok && m.Type == bitcask.TypeSet {
+			if ms, ok := c.setMembers(args[2]); ok {
+				c.bulkStr(setEncoding(ms))
 			}
 			return
 		}

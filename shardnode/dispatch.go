@@ -42,6 +42,12 @@ var handlers = map[string]handlerFunc{
 	"hdel": cmdHDel, "hexists": cmdHExists, "hlen": cmdHLen, "hstrlen": cmdHStrlen,
 	"hkeys": cmdHKeys, "hvals": cmdHVals, "hgetall": cmdHGetAll, "hincrby": cmdHIncrBy,
 	"hincrbyfloat": cmdHIncrByFloat, "hrandfield": cmdHRandField, "hscan": cmdHScan,
+	// sets
+	"sadd": cmdSAdd, "srem": cmdSRem, "sismember": cmdSIsMember, "smismember": cmdSMIsMember,
+	"scard": cmdSCard, "smembers": cmdSMembers, "srandmember": cmdSRandMember, "spop": cmdSPop,
+	"smove": cmdSMove, "sinter": cmdSetOp, "sunion": cmdSetOp, "sdiff": cmdSetOp,
+	"sintercard": cmdSInterCard, "sinterstore": cmdSetOpStore, "sunionstore": cmdSetOpStore,
+	"sdiffstore": cmdSetOpStore, "sscan": cmdSScan,
 	// server (the other connection and server commands are conncmd's,
 	// added in init)
 	"info": cmdInfo,
@@ -355,7 +361,7 @@ func (c *client) checkKeys(spec *cmdSpec, args [][]byte) string {
 	if a == nil {
 		return errNoAssign
 	}
-	last := spec.LastKeyIndex(len(args))
+	last := spec.LastKeyIndex(args)
 	strict := spec.write && c.srv.strict.Load()
 	for i := spec.FirstKey; i > 0 && i <= last; i += spec.Step {
 		key := args[i]

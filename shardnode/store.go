@@ -30,6 +30,8 @@ type store interface {
 	// hgetall returns the fields (with values if asked for), nil when the
 	// key is absent.
 	hgetall(key []byte, values bool) ([]bitcask.HashField, error)
+
+	setStore // sets (cmd_set.go)
 }
 
 type txStore struct {

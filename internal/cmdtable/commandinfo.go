@@ -12,13 +12,19 @@ func AppendCommandInfo(b []byte, proto resp.Proto, c *Command, s Side) []byte {
 	b = resp.AppendBulkString(b, c.Name)
 	b = resp.AppendInt(b, int64(c.Arity))
 	flags := c.Flags.Names()
+	first, last, step := c.FirstKey, c.LastKey, c.Step
+	if c.KeyNum > 0 {
+		// Redis's legacy key range cannot say "counted by an argument".
+		flags = append(flags, "movablekeys")
+		first, last, step = 0, 0, 0
+	}
 	b = resp.AppendSet(b, proto, len(flags))
 	for _, f := range flags {
 		b = resp.AppendSimple(b, f)
 	}
-	b = resp.AppendInt(b, int64(c.FirstKey))
-	b = resp.AppendInt(b, int64(c.LastKey))
-	b = resp.AppendInt(b, int64(c.Step))
+	b = resp.AppendInt(b, int64(first))
+	b = resp.AppendInt(b, int64(last))
+	b = resp.AppendInt(b, int64(step))
 	cats := c.ACLCategories()
 	b = resp.AppendSet(b, proto, len(cats))
 	for _, cat := range cats {
@@ -66,6 +72,22 @@ func appendKeySpec(b []byte, proto resp.Proto, c *Command) []byte {
 	b = resp.AppendBulkString(b, "spec")
 	b = resp.AppendMap(b, proto, 1)
 	b = resp.AppendBulkString(b, "index")
+	if c.KeyNum > 0 {
+		// SINTERCARD's: the count at KeyNum, the keys right after it.
+		b = resp.AppendInt(b, int64(c.KeyNum))
+		b = resp.AppendBulkString(b, "find_keys")
+		b = resp.AppendMap(b, proto, 2)
+		b = resp.AppendBulkString(b, "type")
+		b = resp.AppendBulkString(b, "keynum")
+		b = resp.AppendBulkString(b, "spec")
+		b = resp.AppendMap(b, proto, 3)
+		b = resp.AppendBulkString(b, "keynumidx")
+		b = resp.AppendInt(b, 0)
+		b = resp.AppendBulkString(b, "firstkey")
+		b = resp.AppendInt(b, int64(c.FirstKey-c.KeyNum))
+		b = resp.AppendBulkString(b, "keystep")
+		return resp.AppendInt(b, int64(c.Step))
+	}
 	b = resp.AppendInt(b, int64(c.FirstKey))
 	b = resp.AppendBulkString(b, "find_keys")
 	b = resp.AppendMap(b, proto, 2)
@@ -112,6 +134,8 @@ func (c *Command) ACLCategories() []string {
 		cats = append(cats, "@string")
 	case "hash":
 		cats = append(cats, "@hash")
+	case "set":
+		cats = append(cats, "@set")
 	case "generic":
 		cats = append(cats, "@keyspace")
 	case "connection":

@@ -1,6 +1,9 @@
 package cmdtable
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // Flag describes a command the way Redis's command table does; the names are
 // the ones COMMAND INFO replies.
@@ -81,6 +84,12 @@ const (
 	MergeRandom                 // one non-null reply at random (RANDOMKEY)
 	MergeIndexList              // counts per name summed (INDEX.LIST)
 	MergeScan                   // one node's SCAN page, with the proxy's global cursor
+	// The set operations over keys on several shards: the proxy reads
+	// each key's members and computes the result (proxy/setops.go).
+	MergeSInter
+	MergeSUnion
+	MergeSDiff
+	MergeSInterCard
 )
 
 // Multi says what a command does between MULTI and EXEC.
@@ -123,12 +132,17 @@ type Command struct {
 	FirstKey int
 	LastKey  int
 	Step     int
-	Route    Route
-	Merge    Merge // RouteSplit and RouteFanout
-	Multi    Multi
-	Reply    Reply
-	Group    string // COMMAND DOCS group: string, generic, connection, server, cluster, transactions, shardkv
-	Summary  string // COMMAND DOCS summary
+	// KeyNum is the position of the argument that counts the keys after
+	// it (SINTERCARD's numkeys), 0 for none: the keys are then FirstKey
+	// (KeyNum+1) to the count's last, and LastKey is unused. COMMAND INFO
+	// says movablekeys, as Redis does.
+	KeyNum  int
+	Route   Route
+	Merge   Merge // RouteSplit and RouteFanout
+	Multi   Multi
+	Reply   Reply
+	Group   string // COMMAND DOCS group: string, generic, connection, server, cluster, transactions, shardkv
+	Summary string // COMMAND DOCS summary
 	// Index is the row's position in Commands (set at init): per-command
 	// counters are arrays indexed by it.
 	Index int
@@ -181,6 +195,27 @@ var Commands = []Command{
 	{Name: "hincrbyfloat", Arity: 4, Flags: FlagWrite | FlagDenyOOM | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "hash", Summary: "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist."},
 	{Name: "hrandfield", Arity: -2, Flags: FlagReadonly, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "hash", Summary: "Returns one or more random fields from a hash."},
 	{Name: "hscan", Arity: -3, Flags: FlagReadonly, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "hash", Summary: "Iterates over fields and values of a hash."},
+	// Sets: one key each, except the multi-key reads (SINTER, SUNION,
+	// SDIFF, SINTERCARD: the proxy gathers each key's members when the keys
+	// span shards, not one snapshot) and the atomic writes (SMOVE and the
+	// *STORE forms: one shard, else CROSSSHARD).
+	{Name: "sadd", Arity: -3, Flags: FlagWrite | FlagDenyOOM | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "set", Summary: "Adds one or more members to a set. Creates the key if it doesn't exist."},
+	{Name: "srem", Arity: -3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "set", Summary: "Removes one or more members from a set. Deletes the set if the last member was removed."},
+	{Name: "sismember", Arity: 3, Flags: FlagReadonly | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "set", Summary: "Determines whether a member belongs to a set."},
+	{Name: "smismember", Arity: -3, Flags: FlagReadonly | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "set", Summary: "Determines whether multiple members belong to a set."},
+	{Name: "scard", Arity: 2, Flags: FlagReadonly | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "set", Summary: "Returns the number of members in a set."},
+	{Name: "smembers", Arity: 2, Flags: FlagReadonly, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "set", Summary: "Returns all members of a set."},
+	{Name: "srandmember", Arity: -2, Flags: FlagReadonly, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "set", Summary: "Get one or multiple random members from a set"},
+	{Name: "spop", Arity: -2, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "set", Summary: "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped."},
+	{Name: "smove", Arity: 4, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 2, Step: 1, Route: RouteSameNode, Group: "set", Summary: "Moves a member from one set to another."},
+	{Name: "sinter", Arity: -2, Flags: FlagReadonly, FirstKey: 1, LastKey: -1, Step: 1, Route: RouteSplit, Merge: MergeSInter, Reply: ReplySet, Group: "set", Summary: "Returns the intersect of multiple sets."},
+	{Name: "sintercard", Arity: -3, Flags: FlagReadonly, FirstKey: 2, LastKey: 2, Step: 1, KeyNum: 1, Route: RouteSplit, Merge: MergeSInterCard, Group: "set", Summary: "Returns the number of members of the intersect of multiple sets."},
+	{Name: "sunion", Arity: -2, Flags: FlagReadonly, FirstKey: 1, LastKey: -1, Step: 1, Route: RouteSplit, Merge: MergeSUnion, Reply: ReplySet, Group: "set", Summary: "Returns the union of multiple sets."},
+	{Name: "sdiff", Arity: -2, Flags: FlagReadonly, FirstKey: 1, LastKey: -1, Step: 1, Route: RouteSplit, Merge: MergeSDiff, Reply: ReplySet, Group: "set", Summary: "Returns the difference of multiple sets."},
+	{Name: "sinterstore", Arity: -3, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: -1, Step: 1, Route: RouteSameNode, Group: "set", Summary: "Stores the intersect of multiple sets in a key."},
+	{Name: "sunionstore", Arity: -3, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: -1, Step: 1, Route: RouteSameNode, Group: "set", Summary: "Stores the union of multiple sets in a key."},
+	{Name: "sdiffstore", Arity: -3, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: -1, Step: 1, Route: RouteSameNode, Group: "set", Summary: "Stores the difference of multiple sets in a key."},
+	{Name: "sscan", Arity: -3, Flags: FlagReadonly, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "set", Summary: "Iterates over members of a set."},
 
 	// keyspace
 	{Name: "del", Arity: -2, Flags: FlagWrite, FirstKey: 1, LastKey: -1, Step: 1, Route: RouteSplit, Merge: MergeSum, Group: "generic", Summary: "Deletes one or more keys."},
@@ -289,13 +324,25 @@ func (c *Command) ArityOK(argc int) bool {
 	return argc >= -c.Arity
 }
 
-// LastKeyIndex is the position in args (args[0] is the command name, argc
-// of them) of the command's last key, per LastKey: the one place that reads
-// a negative LastKey as counted from the end. It is below FirstKey when the
-// command names no key in argc arguments.
-func (c *Command) LastKeyIndex(argc int) int {
+// LastKeyIndex is the position in args (args[0] is the command name) of
+// the command's last key, per LastKey or KeyNum: the one place that reads
+// a negative LastKey as counted from the end, and a key count. It is below
+// FirstKey when the command names no key in args (a key count that is not
+// a positive number within args included).
+func (c *Command) LastKeyIndex(args [][]byte) int {
+	argc := len(args)
 	if c.FirstKey <= 0 {
 		return -1
+	}
+	if c.KeyNum > 0 {
+		if c.KeyNum >= argc {
+			return -1
+		}
+		n, err := strconv.ParseInt(string(args[c.KeyNum]), 10, 64)
+		if err != nil || n <= 0 || n > int64(argc-c.FirstKey) {
+			return -1
+		}
+		return c.FirstKey + int(n) - 1
 	}
 	last := c.LastKey
 	if last < 0 {
@@ -312,11 +359,12 @@ func (c *Command) PairsOK(argc int) bool {
 }
 
 // KeyIndexes returns the positions in args (args[0] is the command name) of
-// the keys the command names, per FirstKey/LastKey/Step. Commands whose keys
-// depend on their arguments (SCAN, KEYS) have FirstKey 0 and return nil.
-func (c *Command) KeyIndexes(argc int) []int {
+// the keys the command names, per FirstKey/LastKey/Step or KeyNum.
+// Commands whose keys depend on their arguments otherwise (SCAN, KEYS)
+// have FirstKey 0 and return nil.
+func (c *Command) KeyIndexes(args [][]byte) []int {
 	var out []int
-	for i, last := c.FirstKey, c.LastKeyIndex(argc); i > 0 && i <= last; i += max(c.Step, 1) {
+	for i, last := c.FirstKey, c.LastKeyIndex(args); i > 0 && i <= last; i += max(c.Step, 1) {
 		out = append(out, i)
 	}
 	return out

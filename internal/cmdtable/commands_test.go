@@ -1,6 +1,9 @@
 package cmdtable
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestRowsAreConsistent checks what the servers rely on: a split or fan-out
 // row says how its replies merge and no other row does, key positions fit
@@ -34,27 +37,38 @@ func TestRowsAreConsistent(t *testing.T) {
 func TestKeyIndexes(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		argc int
+		args string
 		want []int
 	}{
-		{"get", 2, []int{1}},
-		{"mset", 5, []int{1, 3}},
-		{"del", 4, []int{1, 2, 3}},
-		{"rename", 3, []int{1, 2}},
-		{"copy", 5, []int{1, 2}},
-		{"object", 3, []int{2}},
-		{"object", 2, nil},
-		{"ping", 1, nil},
+		{"get", "get k", []int{1}},
+		{"mset", "mset a 1 b 2", []int{1, 3}},
+		{"del", "del a b c", []int{1, 2, 3}},
+		{"rename", "rename a b", []int{1, 2}},
+		{"copy", "copy a b db 0", []int{1, 2}},
+		{"object", "object encoding k", []int{2}},
+		{"object", "object help", nil},
+		{"ping", "ping", nil},
+		{"sintercard", "sintercard 2 a b limit 1", []int{2, 3}},
+		{"sintercard", "sintercard 1 a", []int{2}},
+		{"sintercard", "sintercard 3 a b", nil},
+		{"sintercard", "sintercard 0 a", nil},
+		{"sintercard", "sintercard x a", nil},
+		{"sinterstore", "sinterstore d a b", []int{1, 2, 3}},
+		{"smove", "smove a b m", []int{1, 2}},
 	} {
 		c := Lookup([]byte(tc.name))
-		got := c.KeyIndexes(tc.argc)
+		var args [][]byte
+		for _, a := range strings.Fields(tc.args) {
+			args = append(args, []byte(a))
+		}
+		got := c.KeyIndexes(args)
 		if len(got) != len(tc.want) {
-			t.Errorf("%s/%d: %v, want %v", tc.name, tc.argc, got, tc.want)
+			t.Errorf("%s: %v, want %v", tc.args, got, tc.want)
 			continue
 		}
 		for i := range got {
 			if got[i] != tc.want[i] {
-				t.Errorf("%s/%d: %v, want %v", tc.name, tc.argc, got, tc.want)
+				t.Errorf("%s: %v, want %v", tc.args, got, tc.want)
 			}
 		}
 	}

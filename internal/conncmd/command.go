@@ -79,7 +79,7 @@ func Command(h Host, c Conn, out []byte, args [][]byte) []byte {
 		case !ci.ArityOK(len(cargs)):
 			return resp.AppendError(out, "ERR Invalid number of arguments specified for command")
 		}
-		idx := ci.KeyIndexes(len(cargs))
+		idx := ci.KeyIndexes(cargs)
 		if len(idx) == 0 {
 			return resp.AppendError(out, "ERR The command has no key arguments")
 		}
