@@ -33,6 +33,7 @@ type merge struct {
 	parts   []part
 	keyPart []int32              // MergeByKey: the part holding each key, in client order
 	next    uint64               // MergeScan: the cursor to reply when the node is done
+	limit   int64                // MergeSInterCard: LIMIT, 0 for none
 	info    *conncmd.InfoRequest // INFO: the proxy's INFO with the nodes' sections
 }
 
@@ -75,6 +76,10 @@ func (c *client) split(ci *cmdtable.Command, cmd redcon.Command) {
 	args := cmd.Args
 	if !ci.PairsOK(len(args)) {
 		c.reject(cmdtable.ErrWrongArity(ci.Name))
+		return
+	}
+	if isSetOp(ci.Merge) {
+		c.setOp(ci, cmd)
 		return
 	}
 	if c.shardsOf(args, ci.FirstKey, ci.LastKeyIndex(args), ci.Step) {
@@ -303,6 +308,8 @@ func (m *merge) write(c *client, b []byte) []byte {
 		return m.writeIndexList(c, b)
 	case cmdtable.MergeScan:
 		return m.writeScan(b)
+	case cmdtable.MergeSInter, cmdtable.MergeSUnion, cmdtable.MergeSDiff, cmdtable.MergeSInterCard:
+		return m.writeSetOp(c, b)
 	}
 	return resp.AppendError(b, "ERR internal error: unknown merge")
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/shardkv/shardkv/bitcask"
+	"github.com/shardkv/shardkv/internal/cmdtable"
 	"github.com/shardkv/shardkv/internal/glob"
 	"github.com/shardkv/shardkv/rangemap"
 	"github.com/shardkv/shardkv/resp"
@@ -466,31 +467,8 @@ func cmdSetOpStore(c *client, args [][]byte) {
 	c.intReply(int64(len(ms)))
 }
 
-// ParseSInterCard reads SINTERCARD's numkeys and LIMIT (args[0] the
-// command name), returning the keys and the limit (0 for none) or Redis's
-// error. The proxy reads it the same way.
-func ParseSInterCard(args [][]byte) (keys [][]byte, limit int64, msg string) {
-	n, ok := parseInt(args[1])
-	if !ok || n <= 0 {
-		return nil, 0, "ERR numkeys should be greater than 0"
-	}
-	if n > int64(len(args)-2) {
-		return nil, 0, "ERR Number of keys can't be greater than number of args"
-	}
-	keys = args[2 : 2+n]
-	for i := 2 + int(n); i < len(args); i += 2 {
-		if !eqFold(args[i], "limit") || i+1 >= len(args) {
-			return nil, 0, errSyntax
-		}
-		if limit, ok = parseInt(args[i+1]); !ok || limit < 0 {
-			return nil, 0, "ERR LIMIT can't be negative"
-		}
-	}
-	return keys, limit, ""
-}
-
 func cmdSInterCard(c *client, args [][]byte) {
-	keys, limit, msg := ParseSInterCard(args)
+	keys, limit, msg := cmdtable.ParseSInterCard(args)
 	if msg != "" {
 		c.errReply(msg)
 		return

@@ -1,9 +1,6 @@
 package cmdtable
 
-import (
-	"strconv"
-	"strings"
-)
+import "strings"
 
 // Flag describes a command the way Redis's command table does; the names are
 // the ones COMMAND INFO replies.
@@ -338,8 +335,8 @@ func (c *Command) LastKeyIndex(args [][]byte) int {
 		if c.KeyNum >= argc {
 			return -1
 		}
-		n, err := strconv.ParseInt(string(args[c.KeyNum]), 10, 64)
-		if err != nil || n <= 0 || n > int64(argc-c.FirstKey) {
+		n, ok := canonicalInt(args[c.KeyNum])
+		if !ok || n <= 0 || n > int64(argc-c.FirstKey) {
 			return -1
 		}
 		return c.FirstKey + int(n) - 1
