@@ -323,6 +323,14 @@ func (db *DB) txElem(st *txState, tc *txColl, h uint64, key, field []byte) ([]by
 	if !tc.base {
 		return nil, false, nil
 	}
+	if tc.typ == TypeSet {
+		// A member has no value: the key directory answers alone.
+		ok, err := db.SetIsMember(h, key, field, -1)
+		if errors.Is(err, ErrNotFound) {
+			return nil, false, nil
+		}
+		return nil, ok, err
+	}
 	v, err := db.elemGet(nil, h, key, field, tc.typ, -1)
 	if errors.Is(err, ErrNotFound) {
 		return nil, false, nil
