@@ -356,10 +356,11 @@ func (c *client) exec(cmd redcon.Command) {
 	args := cmd.Args
 	ci := c.lookup(args[0])
 	if ci == nil || ci.Route == cmdtable.RouteNodeOnly {
+		c.sess.SetLastCommand(nil, nil, cmdtable.SideProxy)
 		c.reject(cmdtable.ErrUnknownCommand(args[0], args[1:]))
 		return
 	}
-	c.sess.SetLastCmd(&ci.Name)
+	c.sess.SetLastCommand(ci, args, cmdtable.SideProxy)
 	c.readonly = ci.Flags&cmdtable.FlagWrite == 0
 	if c.obsNote(ci, args) {
 		return

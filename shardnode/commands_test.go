@@ -62,6 +62,14 @@ func (s step) nodiff() step   { s.noRedis = true; return s }
 // by runs the step on the script's second connection.
 func (s step) by(conn int) step { s.conn = conn; return s }
 
+// lastCmdOf is CLIENT LIST, whose line for the connection named name
+// shows cmd as its last command.
+func lastCmdOf(name, cmd string) step {
+	line := "[^\n]* name=" + name + " [^\n]* cmd=" + regexp.QuoteMeta(cmd) + " [^\n]*\n"
+	return x3("re:^\\$\\d+\r\n(?:[^\n]*\n)*"+line+"(?:[^\n]*\n)*\r\n$",
+		"re:^=\\d+\r\ntxt:(?:[^\n]*\n)*"+line+"(?:[^\n]*\n)*\r\n$", "CLIENT", "LIST")
+}
+
 // wait is a step that only waits.
 func wait(d time.Duration) step { return step{pause: d} }
 
@@ -504,6 +512,21 @@ var scripts = []script{
 			"re:^=\\d+\r\ntxt:id=\\d+ addr=127\\.0\\.0\\.1:\\d+ .*resp=3 lib-name=go-redis lib-ver=9\\.0\n\r\n$", "CLIENT", "INFO").nodiff(),
 		x3("re:^\\$\\d+\r\n(id=\\d+ addr=.*\n)+\r\n$", "re:^=\\d+\r\ntxt:(id=\\d+ addr=.*\n)+\r\n$", "CLIENT", "LIST"),
 		x3("re:^\\$0\r\n\r\n$", "re:^=4\r\ntxt:\r\n$", "CLIENT", "LIST", "TYPE", "pubsub"),
+	}},
+	{name: "client list cmd", steps: []step{
+		x(ok, "CLIENT", "SETNAME", "c0"),
+		x3(arr(bs("maxmemory"), bs("0")), "%1\r\n"+bs("maxmemory")+bs("0"), "CONFIG", "GET", "maxmemory"),
+		lastCmdOf("c0", "config|get").by(1),
+		x(er("ERR unknown subcommand 'NOPE'. Try CONFIG HELP."), "CONFIG", "NOPE"),
+		lastCmdOf("c0", "NULL").by(1),
+		x(nul, "GET", "k"),
+		lastCmdOf("c0", "get").by(1),
+		x(arity("client"), "CLIENT"),
+		lastCmdOf("c0", "client").by(1),
+		x(er("ERR unknown command 'NOPE', with args beginning with: "), "NOPE"),
+		lastCmdOf("c0", "NULL").by(1),
+		x(bs("c0"), "CLIENT", "GETNAME"),
+		lastCmdOf("c0", "client|getname").by(1),
 	}},
 	{name: "config", steps: []step{
 		x3(arr(bs("maxmemory"), bs("0")), "%1\r\n"+bs("maxmemory")+bs("0"), "CONFIG", "GET", "maxmemory"),
