@@ -30,7 +30,7 @@ import (
 //
 // IDLETIME is the seconds since the key was last written (any command that
 // stores it or changes its expiry), read from writeClock: no memory per
-// key. Redis also counts reads as accesses (a GET resets it); the node's
+// key, and up to a second less than the exact time. Redis also counts reads as accesses (a GET resets it); the node's
 // reads do not, as storing a time on every read would cost every read a
 // write to shared memory. After a restart keys count from the node's start,
 // as Redis's count from the load.
