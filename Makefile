@@ -19,9 +19,10 @@ build:
 
 ## run: build, then run three shard nodes (127.0.0.1:7001-7003) and a proxy
 ## (127.0.0.1:6380) in the foreground from the embedded default map; Ctrl-C
-## stops them; the data stays in ./data for the next run
+## stops them; the data stays in ./data for the next run; METRICS=HOST:PORT
+## serves the proxy's Prometheus metrics there and the nodes' on the next ports
 run: build
-	./$(BIN)/shardkv cluster --data $(DATA)
+	./$(BIN)/shardkv cluster --data $(DATA) $(if $(METRICS),--metrics-addr $(METRICS))
 
 ## test: gofmt check, go vet, and every test with the race detector (unit,
 ## fuzz seed corpora, and the end-to-end suite in integration/)

@@ -21,6 +21,9 @@ type Meta struct {
 	Seq      uint64 // sequence number of the newest record of the key; changes on every write of the key (WATCH)
 	Len      int64  // length of the value, as the caller wrote it (STRLEN, size checks); 0 for a collection
 	Type     Type   // TypeString, or the collection's type
+	// Tag is the string value's tag from Tx.PutTagged: in memory only, 0
+	// for a value written by Put and for every key after Open.
+	Tag uint8
 }
 
 // NamespaceStat is the number of keys of one namespace (see
@@ -394,7 +397,7 @@ func (db *DB) MetaOfHashed(h uint64, key []byte, now int64) (Meta, bool) {
 
 // Put writes key with value; expireAt is an absolute unix ms, 0 for none.
 func (db *DB) Put(key, value []byte, expireAt int64) error {
-	return db.updateSimple(func(st *txState) error { return db.txPut(st, key, value, expireAt) })
+	return db.updateSimple(func(st *txState) error { return db.txPut(st, key, value, expireAt, 0) })
 }
 
 // Delete deletes key and reports whether it existed (and was not expired).
@@ -550,6 +553,10 @@ func (db *DB) RandomKey() ([]byte, bool) {
 // Len is the number of keys in the key directory: live keys, plus expired
 // ones not yet removed by the sweep or a lazy removal.
 func (db *DB) Len() int { return int(db.keys.Load()) }
+
+// LastSeq is the sequence number of the newest record written: every write
+// of a key gives it a greater Meta.Seq than LastSeq was before.
+func (db *DB) LastSeq() uint64 { return db.written.Load() }
 
 // ExpiringKeys is the number of the keys Len counts that have an expiry
 // (Redis's INFO keyspace "expires"). Each shard keeps its count, so this

@@ -44,7 +44,9 @@ type entry struct {
 	// root record (keyTypeHash), which off and file then point at, and
 	// the collection's elements are in the shard's colls.
 	typ uint8
-	_   uint8
+	// tag is the caller's in-memory mark of a string's value (Tx.PutTagged),
+	// kept by expiry changes and merges, 0 after Open: never on disk.
+	tag uint8
 }
 
 // vlenInt marks an integer value in entry.vlen (values are at most 512 MiB).
@@ -80,7 +82,7 @@ func (e *entry) liveLen(klen int) int64 { return int64(klen) + int64(e.valueLen(
 func (e *entry) expired(now int64) bool { return e.expireAt != 0 && e.expireAt <= now }
 
 func (e *entry) meta() Meta {
-	return Meta{ExpireAt: e.expireAt, Seq: e.seq, Len: int64(e.valueLen()), Type: Type(e.typ)}
+	return Meta{ExpireAt: e.expireAt, Seq: e.seq, Len: int64(e.valueLen()), Type: Type(e.typ), Tag: e.tag}
 }
 
 // chunk is a sorted run of entries.

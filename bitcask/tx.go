@@ -36,6 +36,7 @@ type txOp struct {
 	kind     byte
 	vtype    byte
 	typ      byte // the key's type after the op (entry.typ); for an element, its collection's
+	tag      byte // the value's tag after the op (entry.tag)
 	exists   bool // the key exists after the op
 }
 
@@ -112,6 +113,7 @@ type keyState struct {
 	seq      uint64
 	vlen     uint32
 	vtype    byte
+	tag      byte  // entry.tag
 	valOp    int32 // as txOp.valOp
 }
 
@@ -171,7 +173,7 @@ func (st *txState) txLatest(h uint64, key []byte) int32 {
 func (db *DB) txLookup(st *txState, h uint64, key []byte) keyState {
 	if i := st.txLatest(h, key); i >= 0 {
 		op := &st.ops[i]
-		return keyState{present: op.exists, expireAt: op.expireAt, seq: op.seq, vlen: op.vlen, vtype: op.vtype, valOp: op.valOp, typ: op.typ}
+		return keyState{present: op.exists, expireAt: op.expireAt, seq: op.seq, vlen: op.vlen, vtype: op.vtype, valOp: op.valOp, typ: op.typ, tag: op.tag}
 	}
 	if st.flush >= 0 {
 		return keyState{}
@@ -188,7 +190,7 @@ func (db *DB) kdState(h uint64, key []byte) keyState {
 	if e == nil {
 		return keyState{}
 	}
-	return keyState{present: true, expireAt: e.expireAt, seq: e.seq, vlen: e.valueLen(), vtype: e.vtype(), valOp: -1, typ: e.typ}
+	return keyState{present: true, expireAt: e.expireAt, seq: e.seq, vlen: e.valueLen(), vtype: e.vtype(), valOp: -1, typ: e.typ, tag: e.tag}
 }
 
 // addOp appends the record for op (already encoded at op.recOff) to the
@@ -264,7 +266,7 @@ func (db *DB) checkSizes(key []byte, vlen int) error {
 	return nil
 }
 
-func (db *DB) txPut(st *txState, key, value []byte, expireAt int64) error {
+func (db *DB) txPut(st *txState, key, value []byte, expireAt int64, tag byte) error {
 	if err := db.checkSizes(key, len(value)); err != nil {
 		return err
 	}
@@ -284,7 +286,7 @@ func (db *DB) txPut(st *txState, key, value []byte, expireAt int64) error {
 	st.addOp(txOp{
 		hash: h, seq: st.seq, expireAt: expireAt, recOff: uint32(off), klen: uint32(len(key)),
 		vlen: uint32(len(value)), valOp: int32(len(st.ops)), kind: kindPut,
-		vtype: st.buf[off+offValType], exists: true,
+		vtype: st.buf[off+offValType], tag: tag, exists: true,
 	})
 	st.seq++
 	if st.trackLive {
@@ -302,7 +304,7 @@ func (db *DB) txRecord(st *txState, kind byte, h uint64, key []byte, expireAt in
 	st.buf = appendRecord(st.buf, kind, st.firstFlag(), st.seq, st.now, expireAt, key, nil)
 	op := txOp{hash: h, seq: st.seq, recOff: uint32(off), klen: uint32(len(key)), kind: kind, exists: exists, valOp: -1}
 	if exists {
-		op.expireAt, op.vlen, op.vtype, op.valOp, op.typ = expireAt, prev.vlen, prev.vtype, prev.valOp, prev.typ
+		op.expireAt, op.vlen, op.vtype, op.valOp, op.typ, op.tag = expireAt, prev.vlen, prev.vtype, prev.valOp, prev.typ, prev.tag
 	}
 	st.addOp(op)
 	st.seq++
@@ -366,7 +368,7 @@ func (db *DB) txGet(st *txState, h uint64, key []byte) ([]byte, Meta, error) {
 	if ks.typ != 0 {
 		return nil, Meta{}, ErrWrongType
 	}
-	meta := Meta{ExpireAt: ks.expireAt, Seq: ks.seq, Len: int64(ks.vlen)}
+	meta := Meta{ExpireAt: ks.expireAt, Seq: ks.seq, Len: int64(ks.vlen), Tag: ks.tag}
 	if ks.valOp < 0 {
 		// The key directory holds the value; nobody else writes while the
 		// writer lock is held, so its entry still has it.
@@ -420,7 +422,7 @@ func (tx *Tx) MetaHashed(h uint64, key []byte) (Meta, bool) {
 	if !ks.visible(tx.db.nowMs()) {
 		return Meta{}, false
 	}
-	return Meta{ExpireAt: ks.expireAt, Seq: ks.seq, Len: int64(ks.vlen), Type: Type(ks.typ)}, true
+	return Meta{ExpireAt: ks.expireAt, Seq: ks.seq, Len: int64(ks.vlen), Type: Type(ks.typ), Tag: ks.tag}, true
 }
 
 // Put writes key with value; expireAt is an absolute unix ms, 0 for none.
@@ -428,7 +430,18 @@ func (tx *Tx) Put(key, value []byte, expireAt int64) error {
 	if tx.done {
 		return ErrTxDone
 	}
-	return tx.db.txPut(tx.st, key, value, expireAt)
+	return tx.db.txPut(tx.st, key, value, expireAt, 0)
+}
+
+// PutTagged is Put with a tag the key directory keeps with the value, in
+// memory only, for the caller to read back in Meta.Tag (shardnode keeps
+// what Redis's OBJECT ENCODING would say there): expiry changes and
+// merges keep it, the next Put replaces it, Open starts every key at 0.
+func (tx *Tx) PutTagged(key, value []byte, expireAt int64, tag uint8) error {
+	if tx.done {
+		return ErrTxDone
+	}
+	return tx.db.txPut(tx.st, key, value, expireAt, tag)
 }
 
 // Delete deletes key and reports whether it existed (and was not expired).
@@ -574,7 +587,7 @@ func (db *DB) commit(st *txState) error {
 		case kindPut:
 			db.applyPut(op.hash, key, entry{
 				hash: op.hash, seq: op.seq, expireAt: op.expireAt, off: uint32(base) + op.recOff,
-				vlen: packVlen(op.vlen, op.vtype), file: f.handle,
+				vlen: packVlen(op.vlen, op.vtype), file: f.handle, tag: op.tag,
 			}, f)
 		case kindDelete:
 			db.applyDelete(op.hash, key)

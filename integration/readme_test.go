@@ -286,8 +286,8 @@ func TestReadmeClaims(t *testing.T) {
 		for i, e := range entries {
 			f, ok := e.([]any)
 			s := c.Map.Shards[i]
-			if !ok || len(f) != 5 || f[0] != s.Name || f[1] != rangemap.FormatPosition(s.Start) || f[2] != rangemap.FormatPosition(s.End) || f[3] != s.Addr() || f[4] != int64(1) {
-				t.Fatalf("SHARD.MAP entry %d = %v; want [%s %v %v %s 1]", i, e, s.Name, s.Start, s.End, s.Addr())
+			if !ok || len(f) != 6 || f[0] != s.Name || f[1] != rangemap.FormatPosition(s.Start) || f[2] != rangemap.FormatPosition(s.End) || f[3] != s.Addr() || f[4] != int64(1) || f[5] != "ok" {
+				t.Fatalf("SHARD.MAP entry %d = %v; want [%s %v %v %s 1 ok]", i, e, s.Name, s.Start, s.End, s.Addr())
 			}
 		}
 		must(t, rdb.Do(ctx, "SHARD.RELOAD").Err())

@@ -298,14 +298,19 @@ func (c *client) writeReplies() {
 		case sl.kind == slotLocal:
 			out = append(out, c.out[sl.a:sl.b]...)
 		case sl.kind == slotForward:
-			if sl.req.Err != nil {
+			switch {
+			case sl.req.Err != nil:
 				out = resp.AppendError(out, sl.sh.failed(sl.req.Err, !sl.readonly))
-			} else {
+			case isWrongShard(sl.req.Reply):
+				out = resp.AppendError(out, c.s.wrongShardReply(sl.sh, sl.req.Reply))
+			default:
 				out = append(out, sl.req.Reply...)
 			}
 		case sl.kind == slotExec:
 			if sl.req.Err != nil {
 				out = resp.AppendError(out, sl.sh.failed(sl.req.Err, true))
+			} else if ws := execWrongShard(sl.req.Reply, sl.req.N); ws != nil {
+				out = resp.AppendError(out, c.s.wrongShardReply(sl.sh, ws))
 			} else {
 				out = append(out, lastReply(sl.req.Reply, sl.req.N)...)
 			}
@@ -356,10 +361,11 @@ func (c *client) exec(cmd redcon.Command) {
 	args := cmd.Args
 	ci := c.lookup(args[0])
 	if ci == nil || ci.Route == cmdtable.RouteNodeOnly {
+		c.sess.SetLastCommand(nil, nil, cmdtable.SideProxy)
 		c.reject(cmdtable.ErrUnknownCommand(args[0], args[1:]))
 		return
 	}
-	c.sess.SetLastCmd(&ci.Name)
+	c.sess.SetLastCommand(ci, args, cmdtable.SideProxy)
 	c.readonly = ci.Flags&cmdtable.FlagWrite == 0
 	if c.obsNote(ci, args) {
 		return

@@ -201,12 +201,13 @@ func (c *client) scan(ci *cmdtable.Command, cmd redcon.Command) {
 	c.addPart(m, sh, cmd.Raw, 1)
 }
 
-// failure returns the error for a merge whose parts did not all answer,
-// naming the first shard that failed, or "" if all answered.
-func (m *merge) failure() string {
+// failure returns the error for a merge whose parts did not all answer
+// or were refused with WRONGSHARD (mismatch.go), naming the first shard
+// that failed, or "" if all answered.
+func (m *merge) failure(s *Server) string {
 	failed, first := 0, -1
 	for i, p := range m.parts {
-		if p.req.Err != nil {
+		if p.req.Err != nil || isWrongShard(p.req.Reply) {
 			failed++
 			if first < 0 {
 				first = i
@@ -217,7 +218,12 @@ func (m *merge) failure() string {
 		return ""
 	}
 	p := m.parts[first]
-	msg := p.sh.failed(p.req.Err, m.writes)
+	var msg string
+	if p.req.Err != nil {
+		msg = p.sh.failed(p.req.Err, m.writes)
+	} else {
+		msg = s.wrongShardReply(p.sh, p.req.Reply)
+	}
 	if len(m.parts) > 1 {
 		msg += " (" + strconv.Itoa(failed) + " of " + strconv.Itoa(len(m.parts)) + " shards failed"
 		if m.writes {
@@ -227,6 +233,16 @@ func (m *merge) failure() string {
 		}
 	}
 	return msg
+}
+
+// anyFailed reports whether some part got no reply.
+func (m *merge) anyFailed() bool {
+	for _, p := range m.parts {
+		if p.req.Err != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // appendHeader starts an aggregate reply of n elements (pairs for a map) in
@@ -256,7 +272,7 @@ func (m *merge) write(c *client, b []byte) []byte {
 	if m.info != nil {
 		return c.writeInfo(m, b)
 	}
-	if msg := m.failure(); msg != "" {
+	if msg := m.failure(c.s); msg != "" {
 		return resp.AppendError(b, msg)
 	}
 	if e := m.errorReply(); e != nil {

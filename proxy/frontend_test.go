@@ -489,3 +489,36 @@ func TestClientListType(t *testing.T) {
 		t.Errorf("TYPE bogus: %q", got)
 	}
 }
+
+// TestClientListLastCommand: CLIENT LIST's cmd is the last command as
+// Redis 7 names it, with its subcommand (config|get), the container alone
+// for an arity error, NULL after an unknown command or subcommand.
+func TestClientListLastCommand(t *testing.T) {
+	c := startCluster(t, clusterOpts{nodes: 2})
+	a, b := dialRaw(t, c.addr), dialRaw(t, c.addr)
+	id := strings.TrimSuffix(strings.TrimPrefix(a.do("CLIENT", "ID"), ":"), "\r\n")
+	for _, tc := range []struct {
+		args []string
+		cmd  string
+	}{
+		{[]string{"CONFIG", "GET", "maxmemory"}, "config|get"},
+		{[]string{"GET", "k"}, "get"},
+		{[]string{"OBJECT", "HELP"}, "object|help"},
+		{[]string{"CONFIG", "NOPE"}, "NULL"},
+		{[]string{"CLIENT"}, "client"},
+		{[]string{"NOPE"}, "NULL"},
+		{[]string{"CLIENT", "GETNAME"}, "client|getname"},
+	} {
+		a.do(tc.args...)
+		list := b.do("CLIENT", "LIST")
+		var line string
+		for _, l := range strings.Split(list, "\n") {
+			if strings.Contains(l, "id="+id+" ") {
+				line = l
+			}
+		}
+		if !strings.Contains(line, " cmd="+tc.cmd+" ") {
+			t.Errorf("after %q: CLIENT LIST line %q, want cmd=%s", tc.args, line, tc.cmd)
+		}
+	}
+}

@@ -128,7 +128,7 @@ func (c *client) writeInfo(m *merge, b []byte) []byte {
 		conncmd.WriteServer(&w, conncmd.ServerInfo{Role: "proxy", Port: port, RunID: s.runID, Started: s.started})
 		up := 0
 		for _, sh := range c.tbl.shards {
-			if backendUp(sh) {
+			if sh.healthy() {
 				up++
 			}
 		}
@@ -215,12 +215,25 @@ func (c *client) writeInfo(m *merge, b []byte) []byte {
 		}
 		w.Section("Shard_" + p.sh.name)
 		w.Field("shard_addr", p.sh.addr)
+		health, why := "ok", nodes[i].err
+		if why != "" {
+			health = "unreachable"
+		}
+		if r := p.sh.mismatch.Load(); r != nil {
+			health, why = "map_mismatch", *r
+		}
 		if nodes[i].err != "" {
 			w.Field("shard_reachable", 0)
-			w.Field("shard_error", strings.ReplaceAll(nodes[i].err, "\n", " "))
+		} else {
+			w.Field("shard_reachable", 1)
+		}
+		if why != "" {
+			w.Field("shard_error", strings.ReplaceAll(why, "\n", " "))
+		}
+		w.Field("shard_health", health)
+		if nodes[i].err != "" {
 			continue
 		}
-		w.Field("shard_reachable", 1)
 		for _, kv := range nodes[i].sections["shard"] {
 			w.Field(kv[0], kv[1])
 		}

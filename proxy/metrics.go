@@ -19,7 +19,7 @@ var (
 	descNetIn      = metrics.Desc("shardkv_proxy_net_input_bytes_total", "Bytes read from clients.")
 	descNetOut     = metrics.Desc("shardkv_proxy_net_output_bytes_total", "Bytes written to clients.")
 	descMonitors   = metrics.Desc("shardkv_proxy_monitors", "Connections in MONITOR.")
-	descShardUp    = metrics.Desc("shardkv_proxy_shard_up", "1 when the proxy has a usable connection to the shard's node, else 0.", "shard", "addr")
+	descShardUp    = metrics.Desc("shardkv_proxy_shard_up", "1 when the proxy has a usable connection to the shard's node and the node holds the map's assignment, else 0.", "shard", "addr")
 	descBackendLat = metrics.Desc("shardkv_proxy_backend_duration_seconds", "Round trips to a shard's node, sampled (about one per write to a node connection): from the write to the reply of the last request it carried.", "shard")
 )
 
@@ -51,7 +51,7 @@ func (c proxyCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- metrics.Gauge(descMonitors, int64(n))
 	for _, sh := range s.table.Load().shards {
 		up := int64(0)
-		if backendUp(sh) {
+		if sh.healthy() {
 			up = 1
 		}
 		ch <- metrics.Gauge(descShardUp, up, sh.name, sh.addr)

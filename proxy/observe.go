@@ -148,7 +148,7 @@ func (c *client) slotError(i int) replyKind {
 			return replyFailed
 		}
 	case slotMerge:
-		if m := sl.m; m.info == nil && (m.failure() != "" || m.errorReply() != nil) {
+		if m := sl.m; m.info == nil && (m.anyFailed() || m.errorReply() != nil) {
 			return replyFailed
 		}
 	}

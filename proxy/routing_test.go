@@ -540,7 +540,7 @@ func TestShardLocateAndMap(t *testing.T) {
 			t.Fatalf("SHARD.MAP = %v %v", v, err)
 		}
 		e := v[1].([]any)
-		if fmt.Sprint(e) != fmt.Sprintf("[s1 0.5 1 %s 1]", c.nodes[1].addr) {
+		if fmt.Sprint(e) != fmt.Sprintf("[s1 0.5 1 %s 1 ok]", c.nodes[1].addr) {
 			t.Fatalf("SHARD.MAP entry %v", e)
 		}
 	})

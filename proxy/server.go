@@ -253,6 +253,3 @@ func (s *Server) snapshot() []*client {
 	}
 	return out
 }
-
-// backendUp reports whether the proxy can reach a shard.
-func backendUp(sh *shard) bool { return sh.resp2.Up() }

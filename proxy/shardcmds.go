@@ -41,16 +41,17 @@ func (c *client) local(ci *cmdtable.Command, cmd redcon.Command) {
 		c.out = resp.AppendArray(c.out, len(c.tbl.shards))
 		for i, sh := range c.tbl.shards {
 			e := c.tbl.m.Shards[i]
-			c.out = resp.AppendArray(c.out, 5)
+			c.out = resp.AppendArray(c.out, 6)
 			c.out = resp.AppendBulkString(c.out, sh.name)
 			c.out = resp.AppendBulkString(c.out, rangemap.FormatPosition(e.Start))
 			c.out = resp.AppendBulkString(c.out, rangemap.FormatPosition(e.End))
 			c.out = resp.AppendBulkString(c.out, sh.addr)
-			if backendUp(sh) {
+			if sh.healthy() {
 				c.out = resp.AppendInt(c.out, 1)
 			} else {
 				c.out = resp.AppendInt(c.out, 0)
 			}
+			c.out = resp.AppendBulkString(c.out, sh.health())
 		}
 		c.reply(mark)
 	case "shard.reload":

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +29,13 @@ type shard struct {
 	resp3  *backend.Client
 	// lat is the sampled round trips to the node (metrics.go).
 	lat conncmd.LatencyHistogram
+	// mismatch is why the node's assignment is not the map's, nil while
+	// none is known; probing is set while probeAssignment runs; stop is
+	// closed with the backends (mismatch.go).
+	mismatch  atomic.Pointer[string]
+	probing   atomic.Bool
+	stop      chan struct{}
+	closeOnce sync.Once
 }
 
 // backend returns the client for a protocol version.
@@ -39,6 +47,7 @@ func (sh *shard) backend(proto resp.Proto) *backend.Client {
 }
 
 func (sh *shard) close() {
+	sh.closeOnce.Do(func() { close(sh.stop) })
 	sh.resp2.Close()
 	sh.resp3.Close()
 }
@@ -85,7 +94,7 @@ func (t *table) shardOfHash(h uint64) *shard {
 // newShard starts the backends of a map entry. They dial in the background:
 // a node that is not up yet is retried while the others serve.
 func (s *Server) newShard(idx int, e rangemap.Shard) *shard {
-	sh := &shard{idx: idx, name: e.Name, addr: e.Addr()}
+	sh := &shard{idx: idx, name: e.Name, addr: e.Addr(), stop: make(chan struct{})}
 	sh.assign.Store(&e)
 	log := s.log.Named("shard").With("shard", e.Name, "addr", sh.addr)
 	mk := func(proto resp.Proto) *backend.Client {
@@ -114,11 +123,11 @@ func (s *Server) newShard(idx int, e rangemap.Shard) *shard {
 }
 
 // handshake authenticates a new node connection, selects its protocol and
-// pushes the shard's assignment. A node that holds the same range with a
-// different size gets the assignment again with FORCE: the map is the
-// source of truth for sizes. A node that holds a different range keeps it,
-// and the connection fails with the node's refusal, which clients see in
-// the TRYAGAIN reason.
+// pushes the shard's assignment (pushAssignment). A node that holds a
+// different range keeps it, the connection fails with the node's refusal,
+// which clients see in the TRYAGAIN reason, and the shard is marked
+// mismatched (mismatch.go) until a connection's handshake or the probe
+// finds the node's assignment is the map's.
 func (s *Server) handshake(sh *shard, proto resp.Proto) backend.Handshake {
 	return func(do func(args ...string) (resp.Value, error)) error {
 		if pw := s.cfg.NodePassword; pw != "" {
@@ -139,26 +148,48 @@ func (s *Server) handshake(sh *shard, proto resp.Proto) backend.Handshake {
 				return fmt.Errorf("HELLO 3 refused by the node: %s", v.Str)
 			}
 		}
-		a := sh.assign.Load()
-		args := assignArgs(*a)
-		v, err := do(args...)
+		refusal, err := s.pushAssignment(sh, do)
 		if err != nil {
 			return err
 		}
-		if !v.IsError() {
-			return nil
+		if refusal != "" {
+			return errors.New(refusal)
 		}
-		if sameRangeOtherSize(string(v.Str), *a) {
-			v, err = do(append(args, "FORCE")...)
-			if err != nil {
-				return err
-			}
-			if !v.IsError() {
-				return nil
-			}
-		}
-		return fmt.Errorf("node refused SHARD.ASSIGN %s: %s", strings.Join(args[1:], " "), v.Str)
+		return nil
 	}
+}
+
+// pushAssignment sends the node the shard's assignment with do. A node
+// that holds the same range with a different size gets it again with
+// FORCE: the map is the source of truth for sizes. It returns the node's
+// refusal ("" when the node took it), and marks the shard mismatched when
+// the node holds another assignment, healthy when it took the map's.
+func (s *Server) pushAssignment(sh *shard, do func(args ...string) (resp.Value, error)) (refusal string, err error) {
+	a := sh.assign.Load()
+	args := assignArgs(*a)
+	v, err := do(args...)
+	if err != nil {
+		return "", err
+	}
+	if !v.IsError() {
+		s.clearMismatch(sh)
+		return "", nil
+	}
+	if sameRangeOtherSize(string(v.Str), *a) {
+		v, err = do(append(args, "FORCE")...)
+		if err != nil {
+			return "", err
+		}
+		if !v.IsError() {
+			s.clearMismatch(sh)
+			return "", nil
+		}
+	}
+	refusal = "node refused SHARD.ASSIGN " + strings.Join(args[1:], " ") + ": " + string(v.Str)
+	if strings.HasPrefix(string(v.Str), assignedPrefix) {
+		s.markMismatch(sh, refusal)
+	}
+	return refusal, nil
 }
 
 func assignArgs(a rangemap.Shard) []string {
@@ -166,15 +197,18 @@ func assignArgs(a rangemap.Shard) []string {
 		rangemap.FormatPosition(a.End), strconv.FormatInt(a.Size, 10)}
 }
 
+// assignedPrefix starts a node's refusal of an assignment that differs
+// from the one it holds.
+const assignedPrefix = "ERR shard node already assigned "
+
 // sameRangeOtherSize reads the node's refusal, "ERR shard node already
 // assigned <name> [<start>,<end>) size <size>; add FORCE to replace it",
 // and reports whether only the size differs from a.
 func sameRangeOtherSize(msg string, a rangemap.Shard) bool {
-	const prefix = "ERR shard node already assigned "
-	if !strings.HasPrefix(msg, prefix) {
+	if !strings.HasPrefix(msg, assignedPrefix) {
 		return false
 	}
-	rest := msg[len(prefix):]
+	rest := msg[len(assignedPrefix):]
 	name, rest, ok := strings.Cut(rest, " [")
 	if !ok || name != a.Name {
 		return false

@@ -5,7 +5,6 @@ import (
 	"strconv"
 
 	"github.com/shardkv/shardkv/bitcask"
-	"github.com/shardkv/shardkv/internal/cmdtable"
 	"github.com/shardkv/shardkv/internal/glob"
 	"github.com/shardkv/shardkv/rangemap"
 )
@@ -255,7 +254,7 @@ func (v *value) size(key []byte) int64 {
 // putValue writes v under key (replacing what key held) with expiry at.
 func (c *client) putValue(key []byte, v *value, at int64) bool {
 	if v.typ == bitcask.TypeString {
-		return c.put(key, v.str, at)
+		return c.putTagged(key, v.str, at, v.meta.Tag)
 	}
 	if _, err := c.st.del(key); err != nil {
 		c.storeErr(err)
@@ -373,6 +372,7 @@ func cmdCopy(c *client, args [][]byte) {
 	if exists {
 		oldSize = old.size(dst)
 	}
+	v.meta.Tag = copyTag(v.str, v.meta.Tag)
 	if !c.fits(oldSize, v.size(dst)) || !c.putValue(dst, &v, v.meta.ExpireAt) {
 		return
 	}
@@ -518,61 +518,6 @@ func cmdFlush(c *client, args [][]byte) {
 		return
 	}
 	c.ok()
-}
-
-var objectHelp = []string{
-	"OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-	"ENCODING <key>",
-	"    Return the kind of internal representation used in order to store the value",
-	"    associated with a <key>.",
-	"HELP",
-	"    Print this help.",
-}
-
-func cmdObject(c *client, args [][]byte) {
-	sub := args[1]
-	switch {
-	case eqFold(sub, "help"):
-		c.helpReply(objectHelp)
-	case eqFold(sub, "encoding"):
-		if m, ok := c.st.meta(args[2]); ok && m.Type == bitcask.TypeHash {
-			fs, ok := c.hashFields(args[2], false)
-			if ok {
-				c.bulkStr(hashEncoding(fs))
-			}
-			return
-		}
-		if m, ok := c.st.meta(args[2]); ok && m.Type == bitcask.TypeSet {
-			if ms, ok := c.setMembers(args[2]); ok {
-				c.bulkStr(setEncoding(ms))
-			}
-			return
-		}
-		v, _, ok, failed := c.get(args[2])
-		if failed {
-			return
-		}
-		if !ok {
-			c.null()
-			return
-		}
-		c.bulkStr(stringEncoding(v))
-	default:
-		c.errReply(cmdtable.ErrUnknownSubcommand("object", string(sub)))
-	}
-}
-
-// stringEncoding is the encoding Redis would pick for a string value.
-func stringEncoding(v []byte) string {
-	if len(v) <= 20 {
-		if _, ok := parseInt(v); ok {
-			return "int"
-		}
-	}
-	if len(v) <= 44 {
-		return "embstr"
-	}
-	return "raw"
 }
 
 // helpReply is the array of status lines HELP subcommands reply.

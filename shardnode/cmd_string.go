@@ -103,6 +103,11 @@ func (c *client) get(key []byte) (value []byte, meta bitcask.Meta, ok, failed bo
 // (Redis sets and at once expires such a key, which modifies it for WATCH
 // even when it did not exist).
 func (c *client) put(key, value []byte, expireAt int64) bool {
+	return c.putTagged(key, value, expireAt, encAuto)
+}
+
+// putTagged is put with the value's encoding tag (encoding.go).
+func (c *client) putTagged(key, value []byte, expireAt int64, tag uint8) bool {
 	var err error
 	if expireAt != 0 && expireAt <= c.now {
 		_, err = c.st.del(key)
@@ -110,7 +115,7 @@ func (c *client) put(key, value []byte, expireAt int64) bool {
 			c.srv.watches.touch(key)
 		}
 	} else {
-		err = c.st.put(key, value, expireAt)
+		err = c.st.putTagged(key, value, expireAt, tag)
 	}
 	if err != nil {
 		c.storeErr(err)
@@ -459,7 +464,7 @@ func cmdAppend(c *client, args [][]byte) {
 	}
 	nv := make([]byte, 0, len(old)+len(suffix))
 	nv = append(append(nv, old...), suffix...)
-	if !c.put(key, nv, meta.ExpireAt) {
+	if !c.putTagged(key, nv, meta.ExpireAt, appendTag(exists)) {
 		return
 	}
 	c.intReply(int64(len(nv)))
@@ -547,7 +552,7 @@ func cmdSetRange(c *client, args [][]byte) {
 	nv := make([]byte, n)
 	copy(nv, old)
 	copy(nv[off:], part)
-	if !c.put(key, nv, meta.ExpireAt) {
+	if !c.putTagged(key, nv, meta.ExpireAt, encRaw) {
 		return
 	}
 	c.intReply(n)
@@ -649,7 +654,7 @@ func cmdIncrByFloat(c *client, args [][]byte) {
 	if !c.fits(oldSize, live(key, nv)) {
 		return
 	}
-	if !c.put(key, nv, meta.ExpireAt) {
+	if !c.putTagged(key, nv, meta.ExpireAt, encNotInt) {
 		return
 	}
 	c.bulk(nv)

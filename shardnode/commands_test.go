@@ -62,6 +62,23 @@ func (s step) nodiff() step   { s.noRedis = true; return s }
 // by runs the step on the script's second connection.
 func (s step) by(conn int) step { s.conn = conn; return s }
 
+// helpArr is a HELP subcommand's reply: its lines as status replies.
+func helpArr(lines []string) string {
+	out := "*" + strconv.Itoa(len(lines)) + "\r\n"
+	for _, l := range lines {
+		out += "+" + l + "\r\n"
+	}
+	return out
+}
+
+// lastCmdOf is CLIENT LIST, whose line for the connection named name
+// shows cmd as its last command.
+func lastCmdOf(name, cmd string) step {
+	line := "[^\n]* name=" + name + " [^\n]* cmd=" + regexp.QuoteMeta(cmd) + " [^\n]*\n"
+	return x3("re:^\\$\\d+\r\n(?:[^\n]*\n)*"+line+"(?:[^\n]*\n)*\r\n$",
+		"re:^=\\d+\r\ntxt:(?:[^\n]*\n)*"+line+"(?:[^\n]*\n)*\r\n$", "CLIENT", "LIST")
+}
+
 // wait is a step that only waits.
 func wait(d time.Duration) step { return step{pause: d} }
 
@@ -452,6 +469,97 @@ var scripts = []script{
 		x(arity("object|encoding"), "OBJECT", "ENCODING"),
 		x(er("ERR unknown subcommand 'FOO'. Try OBJECT HELP."), "OBJECT", "FOO", "x"),
 		x(arity("object"), "OBJECT"),
+		x(helpArr(objectHelp), "OBJECT", "HELP"),
+		x(arity("object|help"), "OBJECT", "HELP", "x"),
+		x(arity("object|freq"), "OBJECT", "FREQ"),
+		x(arity("object|idletime"), "OBJECT", "IDLETIME"),
+		x(arity("object|refcount"), "OBJECT", "REFCOUNT", "a", "b"),
+		// Integers in Redis's canonical form only.
+		x(ok, "SET", "n", "-1"),
+		x(bs("int"), "OBJECT", "ENCODING", "n"),
+		x(ok, "SET", "z", "007"),
+		x(bs("embstr"), "OBJECT", "ENCODING", "z"),
+		x(ok, "SET", "z", "+1"),
+		x(bs("embstr"), "OBJECT", "ENCODING", "z"),
+		// APPEND stores a missing key as SET does, appends to one in place.
+		x(in(1), "APPEND", "a", "5"),
+		x(bs("int"), "OBJECT", "ENCODING", "a"),
+		x(in(1), "APPEND", "a", ""),
+		x(bs("raw"), "OBJECT", "ENCODING", "a"),
+		x(in(5), "APPEND", "a2", "hello"),
+		x(bs("embstr"), "OBJECT", "ENCODING", "a2"),
+		x(in(6), "APPEND", "a2", "!"),
+		x(bs("raw"), "OBJECT", "ENCODING", "a2"),
+		x(in(1), "OBJECT", "REFCOUNT", "a2"),
+		// SETRANGE builds a raw string; an empty part changes nothing.
+		x(in(1), "SETRANGE", "sr", "0", "5"),
+		x(bs("raw"), "OBJECT", "ENCODING", "sr"),
+		x(ok, "SET", "f", "1"),
+		x(in(1), "SETRANGE", "f", "0", ""),
+		x(bs("int"), "OBJECT", "ENCODING", "f"),
+		// INCRBYFLOAT: a new string, never int; INCR: an int again.
+		x(bs("2"), "INCRBYFLOAT", "f", "1"),
+		x(bs("embstr"), "OBJECT", "ENCODING", "f"),
+		x(in(1), "OBJECT", "REFCOUNT", "f"),
+		x(in(3), "INCR", "f"),
+		x(bs("int"), "OBJECT", "ENCODING", "f"),
+		x(in(2147483647), "OBJECT", "REFCOUNT", "f"),
+		x("re:^\\$30[0-9]\r\n1[0-9]{300}\r\n$", "INCRBYFLOAT", "big", "1e300"),
+		x(bs("raw"), "OBJECT", "ENCODING", "big"),
+		// SET and GETSET choose again from the content.
+		x(ok, "SET", "i", "123"),
+		x(in(4), "APPEND", "i", "4"),
+		x(bs("raw"), "OBJECT", "ENCODING", "i"),
+		x(bs("1234"), "GETSET", "i", "456"),
+		x(bs("int"), "OBJECT", "ENCODING", "i"),
+		x(in(2147483647), "OBJECT", "REFCOUNT", "i"),
+		x(ok, "SET", "i", "x"),
+		x(in(2), "APPEND", "i", "y"),
+		x(ok, "SET", "i", "xy"),
+		x(bs("embstr"), "OBJECT", "ENCODING", "i"),
+		// RENAME moves the object; COPY duplicates it, an integer unshared;
+		// an expiry keeps it.
+		x(ok, "SET", "k", "a"),
+		x(in(2), "APPEND", "k", "b"),
+		x(ok, "RENAME", "k", "k2"),
+		x(bs("raw"), "OBJECT", "ENCODING", "k2"),
+		x(in(1), "COPY", "k2", "k3"),
+		x(bs("raw"), "OBJECT", "ENCODING", "k3"),
+		x(in(1), "EXPIRE", "k3", "100"),
+		x(bs("raw"), "OBJECT", "ENCODING", "k3"),
+		x(ok, "SET", "c1", "7"),
+		x(in(1), "COPY", "c1", "c2"),
+		x(bs("int"), "OBJECT", "ENCODING", "c2"),
+		x(in(1), "OBJECT", "REFCOUNT", "c2"),
+		x(in(2147483647), "OBJECT", "REFCOUNT", "c1"),
+		x(ok, "RENAME", "c1", "c3"),
+		x(in(2147483647), "OBJECT", "REFCOUNT", "c3"),
+		// REFCOUNT: Redis shares the integers 0..9999.
+		x(ok, "SET", "r", "9999"),
+		x(in(2147483647), "OBJECT", "REFCOUNT", "r"),
+		x(ok, "SET", "r", "10000"),
+		x(in(1), "OBJECT", "REFCOUNT", "r"),
+		x(ok, "SET", "r", "-1"),
+		x(in(1), "OBJECT", "REFCOUNT", "r"),
+		x(in(1), "OBJECT", "refcount", "s"),
+		x(nul, "OBJECT", "REFCOUNT", "missing"),
+		x(in(1), "HSET", "h", "f", "v"),
+		x(in(1), "OBJECT", "REFCOUNT", "h"),
+		// FREQ needs an LFU maxmemory-policy; IDLETIME counts seconds.
+		x(er(errNoLFU), "OBJECT", "FREQ", "s"),
+		x(er(errNoLFU), "OBJECT", "FREQ", "h"),
+		x(nul, "OBJECT", "FREQ", "missing"),
+		x("re:^:\\d+\r\n$", "OBJECT", "IDLETIME", "s"),
+		x("re:^:\\d+\r\n$", "OBJECT", "IDLETIME", "h"),
+		x(nul, "OBJECT", "IDLETIME", "missing"),
+	}},
+	// Only a lower bound: the machine may be slow (TestWriteClock checks
+	// the clock's arithmetic). The node's clock samples once a second and
+	// may count up to a second less than Redis.
+	{name: "object idletime", steps: []step{
+		x(ok, "SET", "k", "v"),
+		wait(2100 * time.Millisecond),
+		x("re:^:[1-9][0-9]*\r\n$", "OBJECT", "IDLETIME", "k"),
 	}},
 	{name: "connection", steps: []step{
 		x("+PONG\r\n", "PING"),
@@ -504,6 +612,21 @@ var scripts = []script{
 			"re:^=\\d+\r\ntxt:id=\\d+ addr=127\\.0\\.0\\.1:\\d+ .*resp=3 lib-name=go-redis lib-ver=9\\.0\n\r\n$", "CLIENT", "INFO").nodiff(),
 		x3("re:^\\$\\d+\r\n(id=\\d+ addr=.*\n)+\r\n$", "re:^=\\d+\r\ntxt:(id=\\d+ addr=.*\n)+\r\n$", "CLIENT", "LIST"),
 		x3("re:^\\$0\r\n\r\n$", "re:^=4\r\ntxt:\r\n$", "CLIENT", "LIST", "TYPE", "pubsub"),
+	}},
+	{name: "client list cmd", steps: []step{
+		x(ok, "CLIENT", "SETNAME", "c0"),
+		x3(arr(bs("maxmemory"), bs("0")), "%1\r\n"+bs("maxmemory")+bs("0"), "CONFIG", "GET", "maxmemory"),
+		lastCmdOf("c0", "config|get").by(1),
+		x(er("ERR unknown subcommand 'NOPE'. Try CONFIG HELP."), "CONFIG", "NOPE"),
+		lastCmdOf("c0", "NULL").by(1),
+		x(nul, "GET", "k"),
+		lastCmdOf("c0", "get").by(1),
+		x(arity("client"), "CLIENT"),
+		lastCmdOf("c0", "client").by(1),
+		x(er("ERR unknown command 'NOPE', with args beginning with: "), "NOPE"),
+		lastCmdOf("c0", "NULL").by(1),
+		x(bs("c0"), "CLIENT", "GETNAME"),
+		lastCmdOf("c0", "client|getname").by(1),
 	}},
 	{name: "config", steps: []step{
 		x3(arr(bs("maxmemory"), bs("0")), "%1\r\n"+bs("maxmemory")+bs("0"), "CONFIG", "GET", "maxmemory"),

@@ -231,8 +231,12 @@ func (c *client) serveFrom() (parked bool) {
 // endBatch finishes the pipeline serveFrom executed.
 func (c *client) endBatch() {
 	sp := c.specBuf
-	if n := len(sp); n > 0 && sp[n-1] != nil {
-		c.sess.SetLastCmd(&sp[n-1].Name)
+	if n := len(sp); n > 0 {
+		var row *cmdtable.Command
+		if sp[n-1] != nil {
+			row = sp[n-1].Command
+		}
+		c.sess.SetLastCommand(row, c.batch[n-1].Args, cmdtable.SideNode)
 	}
 	c.srv.observeBatch(c)
 	clear(sp)

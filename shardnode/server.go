@@ -107,6 +107,8 @@ type Server struct {
 	// (observe.go); writeFailed is set once a write to disk failed.
 	obs         *conncmd.Observer
 	writeFailed atomic.Bool
+	// clock dates sequence numbers for OBJECT IDLETIME (cmd_object.go).
+	clock *writeClock
 }
 
 // serverStats are the INFO stats counters of closed connections and of the
@@ -169,6 +171,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.db = db
 	s.obs = s.newObserver()
+	s.clock = startWriteClock(db.LastSeq)
 	// Rebuilding the key directory left garbage about its own size (the
 	// replay buffers), and with the heap goal at twice the directory the
 	// runtime would keep those pages for good: a node restarted with a
@@ -402,6 +405,7 @@ func (s *Server) waitLoops() {
 func (s *Server) closeDB() error {
 	s.closeOnce.Do(func() {
 		s.obs.Stop()
+		s.clock.close()
 		keys, live := s.db.Len(), s.db.LiveBytes()
 		if err := s.db.Sync(); err != nil && !errors.Is(err, bitcask.ErrClosed) {
 			s.log.Error("final fsync failed", "error", err)

@@ -16,6 +16,8 @@ type store interface {
 	getAppend(dst, key []byte) ([]byte, bool, error)
 	meta(key []byte) (bitcask.Meta, bool)
 	put(key, value []byte, expireAt int64) error
+	// putTagged is put with the value's encoding tag (encoding.go).
+	putTagged(key, value []byte, expireAt int64, tag uint8) error
 	del(key []byte) (bool, error)
 	setExpireAt(key []byte, expireAt int64) (bool, error)
 	flushAll() error
@@ -71,7 +73,10 @@ func (t *txStore) meta(key []byte) (bitcask.Meta, bool) {
 // write that modifies a key touches it for WATCH; a delete or an expiry
 // change that found no key modified nothing, as in Redis.
 func (t *txStore) put(key, value []byte, expireAt int64) error {
-	err := t.tx.Put(key, value, expireAt)
+	return t.putTagged(key, value, expireAt, 0)
+}
+func (t *txStore) putTagged(key, value []byte, expireAt int64, tag uint8) error {
+	err := t.tx.PutTagged(key, value, expireAt, tag)
 	if err == nil {
 		t.watches.touch(key)
 	}
@@ -165,6 +170,9 @@ func (d *dbStore) meta(key []byte) (bitcask.Meta, bool) {
 	return d.db.MetaOfHashed(d.c.keyHash(key), key, d.c.now)
 }
 func (d *dbStore) put(key, value []byte, expireAt int64) error {
+	return errReadOnlyStore
+}
+func (d *dbStore) putTagged(key, value []byte, expireAt int64, tag uint8) error {
 	return errReadOnlyStore
 }
 func (d *dbStore) del(key []byte) (bool, error) { return false, errReadOnlyStore }

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -67,7 +68,8 @@ func cmdCluster(args []string, stdout, stderr io.Writer) error {
 	appendfsync := fs.String("appendfsync", "everysec", "shard nodes' appendfsync: always, everysec or no")
 	logLevel := fs.String("log-level", "info", "log level of every process")
 	strict := fs.Bool("strict-indexes", false, "start the nodes with -strict-indexes")
-	if _, err := parseSub(fs, args, 0, "[--data DIR] [--map FILE] [--proxy-addr HOST:PORT] [--bin DIR] [--appendfsync MODE] [--log-level LEVEL] [--strict-indexes]", stderr); err != nil {
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics: the proxy's on `HOST:PORT`, the i-th node's (0, 1, ... in map order) on HOST:PORT+1+i (empty: off)")
+	if _, err := parseSub(fs, args, 0, "[--data DIR] [--map FILE] [--proxy-addr HOST:PORT] [--bin DIR] [--appendfsync MODE] [--log-level LEVEL] [--strict-indexes] [--metrics-addr HOST:PORT]", stderr); err != nil {
 		return err
 	}
 	level := hclog.LevelFromString(*logLevel)
@@ -108,12 +110,18 @@ func cmdCluster(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
+	metrics, err := metricsAddrs(*metricsAddr, len(m.Shards))
+	if err != nil {
+		return &exitError{code: 2, msg: err.Error()}
+	}
+
 	// A port held by another process would answer our readiness check
 	// while our process fails to bind it.
 	addrs := []string{*proxyAddr}
 	for _, s := range m.Shards {
 		addrs = append(addrs, s.Addr())
 	}
+	addrs = append(addrs, metrics...)
 	for _, a := range addrs {
 		ln, err := net.Listen("tcp", a)
 		if err != nil {
@@ -145,7 +153,7 @@ func cmdCluster(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	for _, s := range m.Shards {
+	for i, s := range m.Shards {
 		dir := filepath.Join(*data, s.Name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
@@ -154,11 +162,17 @@ func cmdCluster(args []string, stdout, stderr io.Writer) error {
 		if *strict {
 			args = append(args, "-strict-indexes")
 		}
+		if metrics != nil {
+			args = append(args, "-metrics-addr", metrics[1+i])
+		}
 		c.children = append(c.children, &child{name: s.Name, bin: nodeBin, args: args, addr: s.Addr()})
 	}
 	pargs := []string{"-addr", *proxyAddr, "-log-level", *logLevel, "-config", proxyConf}
 	if *mapFile != "" {
 		pargs = append(pargs, "-map", *mapFile)
+	}
+	if metrics != nil {
+		pargs = append(pargs, "-metrics-addr", metrics[0])
 	}
 	c.children = append(c.children, &child{name: "proxy", bin: proxyBin, args: pargs, addr: *proxyAddr, isProxy: true})
 
@@ -187,6 +201,9 @@ func cmdCluster(args []string, stdout, stderr io.Writer) error {
 	err = c.startAll(ctx)
 	if err == nil {
 		printConnect(stdout, m, *proxyAddr, *data)
+		if metrics != nil {
+			printMetrics(stdout, m, metrics)
+		}
 		var wg sync.WaitGroup
 		for _, ch := range c.children {
 			wg.Add(1)
@@ -305,6 +322,34 @@ func isLocalHost(h string) bool {
 	}
 	ip := net.ParseIP(h)
 	return ip != nil && ip.IsLoopback()
+}
+
+// metricsAddrs is where --metrics-addr HOST:PORT puts the metrics
+// endpoints: the proxy's on PORT, then each of n nodes' on the next ports;
+// nil when the flag is empty.
+func metricsAddrs(flag string, n int) ([]string, error) {
+	if flag == "" {
+		return nil, nil
+	}
+	host, p, err := net.SplitHostPort(flag)
+	port, perr := strconv.Atoi(p)
+	if err != nil || perr != nil || port < 1 || port+n > 65535 {
+		return nil, fmt.Errorf("--metrics-addr %q: want HOST:PORT with PORT+%d at most 65535 (the nodes' metrics take the ports after PORT)", flag, n)
+	}
+	out := make([]string, 0, n+1)
+	for i := 0; i <= n; i++ {
+		out = append(out, net.JoinHostPort(host, strconv.Itoa(port+i)))
+	}
+	return out, nil
+}
+
+// printMetrics lists the metrics endpoints: the proxy's, then each node's.
+func printMetrics(w io.Writer, m *rangemap.Map, addrs []string) {
+	fmt.Fprintf(w, "Prometheus metrics: proxy http://%s/metrics", addrs[0])
+	for i, s := range m.Shards {
+		fmt.Fprintf(w, ", %s http://%s/metrics", s.Name, addrs[1+i])
+	}
+	fmt.Fprintln(w)
 }
 
 func printConnect(w io.Writer, m *rangemap.Map, proxyAddr, data string) {

@@ -43,10 +43,10 @@ Commands:
   status
         Print the range map with each shard's health, keys, live bytes and size
         limit, as the proxy sees them (SHARD.MAP, INFO shards); exits 1 if a
-        shard is down.
+        shard is down or its node's assignment differs from the map.
   cluster [--data DIR] [--map FILE] [--proxy-addr HOST:PORT] [--bin DIR]
           [--appendfsync always|everysec|no] [--log-level LEVEL]
-          [--strict-indexes]
+          [--strict-indexes] [--metrics-addr HOST:PORT]
         Run a local cluster in the foreground: one shardkv-node per shard of
         the range map (the embedded default map: three nodes on
         127.0.0.1:7001-7003) with its data in DIR/<shard name> (default
@@ -56,7 +56,9 @@ Commands:
         doubled by each failed start in a row); after 5 failed starts in a
         row a node is given up and the other shards keep serving (a proxy
         given up stops the cluster). Ctrl-C or SIGTERM stops the proxy, then
-        the nodes, and waits for them; the data stays in DIR.
+        the nodes, and waits for them; the data stays in DIR. With
+        --metrics-addr HOST:PORT the proxy serves Prometheus metrics on
+        HOST:PORT/metrics and the nodes, in map order, on the next ports.
   version
         Print the version (also -version, --version).
   help

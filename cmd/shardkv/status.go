@@ -14,7 +14,8 @@ import (
 // "# Shard_<name>" section of INFO shards.
 type shardState struct {
 	name, start, end, addr string
-	reachable              bool // the proxy can reach the node
+	reachable              bool   // the shard is healthy: the proxy reaches the node, which holds the map's assignment
+	health                 string // SHARD.MAP's health text: ok, unreachable: ..., map mismatch: ...
 
 	info map[string]string // the node's INFO shard fields; nil when absent
 }
@@ -57,6 +58,9 @@ func cmdStatus(ctx context.Context, g *globals, args []string, stdout, stderr io
 		health := "up"
 		if !s.reachable {
 			health = "down"
+			if strings.HasPrefix(s.health, "map mismatch") {
+				health = "mismatch"
+			}
 			down++
 		}
 		keys, live, limit := "-", "-", "-"
@@ -78,23 +82,27 @@ func cmdStatus(ctx context.Context, g *globals, args []string, stdout, stderr io
 		return err
 	}
 	if down > 0 {
-		return &exitError{code: 1, msg: fmt.Sprintf("%d of %d shards are down", down, len(shards))}
+		return &exitError{code: 1, msg: fmt.Sprintf("%d of %d shards are down or mismatched", down, len(shards))}
 	}
 	return nil
 }
 
 // parseMapEntry reads one SHARD.MAP entry: [name, start, end, address,
-// reachable] as an array, or the same fields in a map keyed by name.
+// healthy, health] as an array, or the same fields in a map keyed by name.
 func parseMapEntry(e any) (shardState, error) {
 	switch e := e.(type) {
 	case []any:
 		if len(e) < 5 {
 			return shardState{}, fmt.Errorf("expected [name, start, end, address, reachable], got %v", e)
 		}
-		return shardState{
+		st := shardState{
 			name: formatValue(e[0]), start: formatPosition(e[1]), end: formatPosition(e[2]),
 			addr: formatValue(e[3]), reachable: truthy(e[4]),
-		}, nil
+		}
+		if len(e) > 5 {
+			st.health = formatValue(e[5])
+		}
+		return st, nil
 	case map[any]any:
 		get := func(names ...string) any {
 			for _, n := range names {

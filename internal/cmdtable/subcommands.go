@@ -8,14 +8,17 @@ import "bytes"
 // subcommand up before anything else, so a container given a subcommand it
 // does not have is refused at once, also inside MULTI, where the refusal
 // makes EXEC abort. Only the subcommands shardkv serves are listed: one
-// Redis has and shardkv lacks (CLIENT TRACKING, OBJECT FREQ) gets the
+// Redis has and shardkv lacks (CLIENT TRACKING, CLIENT PAUSE) gets the
 // unknown-subcommand error, which tells a client to do without it, as an
 // unknown command does. Route says which server serves a subcommand when
 // only one does (CLIENT KILL and CLIENT REPLY act on the proxy's clients).
 var subcommands = map[string][]Command{
 	"object": {
 		{Name: "object|encoding", Arity: 3, Flags: FlagReadonly, FirstKey: 2, LastKey: 2, Step: 1, Group: "generic", Summary: "Returns the internal encoding of a Redis object."},
+		{Name: "object|freq", Arity: 3, Flags: FlagReadonly, FirstKey: 2, LastKey: 2, Step: 1, Group: "generic", Summary: "Returns the logarithmic access frequency counter of a Redis object."},
 		{Name: "object|help", Arity: 2, Flags: FlagLoading | FlagStale, Group: "generic", Summary: "Returns helpful text about the different subcommands."},
+		{Name: "object|idletime", Arity: 3, Flags: FlagReadonly, FirstKey: 2, LastKey: 2, Step: 1, Group: "generic", Summary: "Returns the time since the last access to a Redis object."},
+		{Name: "object|refcount", Arity: 3, Flags: FlagReadonly, FirstKey: 2, LastKey: 2, Step: 1, Group: "generic", Summary: "Returns the reference count of a value of a key."},
 	},
 	"client": {
 		{Name: "client|getname", Arity: 2, Flags: FlagNoScript | FlagLoading | FlagStale, Group: "connection", Summary: "Returns the name of the connection."},

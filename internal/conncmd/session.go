@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shardkv/shardkv/internal/cmdtable"
 	"github.com/shardkv/shardkv/resp"
 )
 
@@ -89,6 +90,27 @@ func (s *Session) Touch(nowMs int64) { s.lastActive.Store(nowMs) }
 // SetLastCmd records the name of the connection's last command (CLIENT LIST
 // cmd). The pointer is kept, not copied: pass a command table row's name.
 func (s *Session) SetLastCmd(name *string) { s.lastCmd.Store(name) }
+
+// SetLastCommand records the command args called, as Redis 7's lastcmd:
+// a container's subcommand by its full name ("client|list", "config|get"),
+// the container itself when args has no subcommand, and nothing (CLIENT
+// LIST's cmd=NULL) for an unknown command or subcommand (row nil, or args[1]
+// not one of row's subcommands on side).
+func (s *Session) SetLastCommand(row *cmdtable.Command, args [][]byte, side cmdtable.Side) {
+	if row == nil {
+		s.lastCmd.Store(nil)
+		return
+	}
+	sub, known := row.Subcommand(args, side)
+	switch {
+	case !known:
+		s.lastCmd.Store(nil)
+	case sub != nil:
+		s.lastCmd.Store(&sub.Name)
+	default:
+		s.lastCmd.Store(&row.Name)
+	}
+}
 
 // Name is the name CLIENT SETNAME or HELLO SETNAME gave, or "".
 func (s *Session) Name() string { return load(&s.name) }
