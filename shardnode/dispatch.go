@@ -28,7 +28,10 @@ var handlers = map[string]handlerFunc{
 	"getdel": cmdGetDel, "getex": cmdGetEx, "getset": cmdGetSet, "mget": cmdMGet, "mset": cmdMSet,
 	"msetnx": cmdMSetNX, "append": cmdAppend, "strlen": cmdStrlen, "getrange": cmdGetRange,
 	"setrange": cmdSetRange, "incr": cmdIncr, "decr": cmdDecr, "incrby": cmdIncrBy,
-	"decrby": cmdDecrBy, "incrbyfloat": cmdIncrByFloat,
+	"decrby": cmdDecrBy, "incrbyfloat": cmdIncrByFloat, "substr": cmdGetRange, "lcs": cmdLCS,
+	// bitmaps
+	"setbit": cmdSetBit, "getbit": cmdGetBit, "bitcount": cmdBitCount, "bitpos": cmdBitPos,
+	"bitop": cmdBitOp, "bitfield": cmdBitField, "bitfield_ro": cmdBitFieldRO,
 	// keyspace
 	"del": cmdDel, "unlink": cmdDel, "exists": cmdExists, "touch": cmdExists, "type": cmdType,
 	"expire": cmdExpire, "pexpire": cmdExpire, "expireat": cmdExpire, "pexpireat": cmdExpire,

@@ -21,7 +21,7 @@ var routeText = map[cmdtable.Route]string{
 	cmdtable.RouteProxyOnly: "proxy only",
 }
 
-var readmeRow = regexp.MustCompile("^\\| `([A-Z0-9.]+)` \\| ([^|]+) \\|")
+var readmeRow = regexp.MustCompile("^\\| `([A-Z0-9._]+)` \\| ([^|]+) \\|")
 
 // TestReadmeCommandsTable checks that the commands table of README.md lists
 // exactly the commands of cmdtable.Commands, once each, with the route the table

@@ -173,6 +173,17 @@ var Commands = []Command{
 	{Name: "incrby", Arity: 3, Flags: FlagWrite | FlagDenyOOM | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "string", Summary: "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist."},
 	{Name: "decrby", Arity: 3, Flags: FlagWrite | FlagDenyOOM | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "string", Summary: "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."},
 	{Name: "incrbyfloat", Arity: 3, Flags: FlagWrite | FlagDenyOOM | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "string", Summary: "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist."},
+	{Name: "substr", Arity: 4, Flags: FlagReadonly, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "string", Summary: "Returns a substring from a string value."},
+	{Name: "lcs", Arity: -3, Flags: FlagReadonly, FirstKey: 1, LastKey: 2, Step: 1, Route: RouteSameNode, Group: "string", Summary: "Finds the longest common substring."},
+	// Bitmaps are strings: the bit commands name one key, but for BITOP's
+	// destination and sources, which must share a shard (CROSSSHARD otherwise).
+	{Name: "setbit", Arity: 4, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "bitmap", Summary: "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist."},
+	{Name: "getbit", Arity: 3, Flags: FlagReadonly | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "bitmap", Summary: "Returns a bit value by offset."},
+	{Name: "bitcount", Arity: -2, Flags: FlagReadonly, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "bitmap", Summary: "Counts the number of set bits (population counting) in a string."},
+	{Name: "bitpos", Arity: -3, Flags: FlagReadonly, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "bitmap", Summary: "Finds the first set (1) or clear (0) bit in a string."},
+	{Name: "bitop", Arity: -4, Flags: FlagWrite | FlagDenyOOM, FirstKey: 2, LastKey: -1, Step: 1, Route: RouteSameNode, Group: "bitmap", Summary: "Performs bitwise operations on multiple strings, and stores the result."},
+	{Name: "bitfield", Arity: -2, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "bitmap", Summary: "Performs arbitrary bitfield integer operations on strings."},
+	{Name: "bitfield_ro", Arity: -2, Flags: FlagReadonly | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "bitmap", Summary: "Performs arbitrary read-only bitfield integer operations on strings."},
 	// Hashes: one key each, so RouteKey; the node replies HGETALL as a map
 	// in RESP3 itself (the proxy forwards RESP3 clients' commands on RESP3
 	// connections).
