@@ -54,6 +54,9 @@ type config struct {
 	pairs     int // SET/GET pairs each of them does
 	skipConns bool
 
+	skipColl  bool // skip the collection rows
+	collElems int  // elements of each big collection of the memory measurement
+
 	baselineBin    string // directory of the baseline revision's binaries; empty: no baseline rows
 	baselineRev    string // how the rows of the baseline are labelled ("@REV")
 	baselineCommit string // the commit it resolved to, for the report's header
@@ -74,6 +77,8 @@ func main() {
 	flag.IntVar(&cfg.conns, "conns", 1000, "clients of the many-connections measurement, each on its own connection")
 	flag.IntVar(&cfg.pairs, "pairs", 200, "SET/GET pairs each client of the many-connections measurement does")
 	flag.BoolVar(&cfg.skipConns, "skip-conns", false, "skip the many-connections measurement")
+	flag.BoolVar(&cfg.skipColl, "skip-coll", false, "skip the collection rows (hash, set and sorted-set throughput, memory and restart)")
+	flag.IntVar(&cfg.collElems, "coll-elems", 1000000, "elements of each big collection for the collection memory and restart measurement")
 	flag.StringVar(&cfg.baselineBin, "baseline-bin", "", "directory holding the baseline revision's shardkv-node and shardkv-proxy (scripts/bench.sh --baseline builds it)")
 	flag.StringVar(&cfg.baselineRev, "baseline-rev", "baseline", "label of the baseline rows")
 	flag.StringVar(&cfg.baselineCommit, "baseline-commit", "", "commit the baseline was built from, for the header")
@@ -136,6 +141,12 @@ func run(ctx context.Context, h *harness, cfg config) error {
 		}
 		h.stopAll()
 	}
+	if !cfg.skipColl {
+		if err := collectionsPhase(ctx, h, cfg); err != nil {
+			return err
+		}
+		h.stopAll()
+	}
 	if !cfg.skipConns {
 		if err := connsPhase(ctx, h, cfg); err != nil {
 			return err
@@ -145,6 +156,12 @@ func run(ctx context.Context, h *harness, cfg config) error {
 	if !cfg.skipMem {
 		if err := memoryAndRestart(ctx, h, cfg); err != nil {
 			return err
+		}
+		if !cfg.skipColl {
+			h.stopAll()
+			if err := collectionMemory(ctx, h, cfg); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -422,13 +439,19 @@ func medianOf[T any](s []T, f func(T) float64) float64 {
 }
 
 func redisBenchmark(ctx context.Context, port, pipeline int, cfg config) (map[string]sample, error) {
+	return runBenchmark(ctx, port, pipeline, cfg, "set,get", []string{"SET", "GET"})
+}
+
+// runBenchmark runs redis-benchmark's tests (its -t list) against port and
+// returns a sample per test name it reports; every name in want must be there.
+func runBenchmark(ctx context.Context, port, pipeline int, cfg config, tests string, want []string) (map[string]sample, error) {
 	n := cfg.nP1
 	if pipeline > 1 {
 		n = cfg.nP16
 	}
 	cmd := exec.CommandContext(ctx, "redis-benchmark", "-h", "127.0.0.1", "-p", strconv.Itoa(port),
 		"-c", strconv.Itoa(cfg.clients), "-d", strconv.Itoa(cfg.dataSize), "-r", strconv.Itoa(cfg.keyRange),
-		"-n", strconv.Itoa(n), "-P", strconv.Itoa(pipeline), "-t", "set,get", "--csv", "--precision", "3")
+		"-n", strconv.Itoa(n), "-P", strconv.Itoa(pipeline), "-t", tests, "--csv", "--precision", "3")
 	out, err := cmd.Output()
 	if err != nil {
 		return nil, fmt.Errorf("redis-benchmark: %w: %s", err, out)
@@ -447,11 +470,10 @@ func redisBenchmark(ctx context.Context, port, pipeline int, cfg config) (map[st
 		p99, _ := strconv.ParseFloat(row[6], 64)
 		got[row[0]] = sample{rps, p50, p99}
 	}
-	if _, ok := got["SET"]; !ok {
-		return nil, fmt.Errorf("no SET result in: %s", out)
-	}
-	if _, ok := got["GET"]; !ok {
-		return nil, fmt.Errorf("no GET result in: %s", out)
+	for _, test := range want {
+		if _, ok := got[test]; !ok {
+			return nil, fmt.Errorf("no %s result in: %s", test, out)
+		}
 	}
 	return got, nil
 }
