@@ -85,7 +85,7 @@ func cmdSetBit(c *client, args [][]byte) {
 	// writes nothing (and so touches no WATCH).
 	if grew || int64(was) != on {
 		v[byteAt] = v[byteAt]&^(1<<shift) | byte(on)<<shift
-		if !c.put(args[1], v, at) {
+		if !c.putTagged(args[1], v, at, encRaw) {
 			return
 		}
 	}
@@ -435,7 +435,7 @@ func cmdBitOp(c *client, args [][]byte) {
 		return
 	}
 	// As SET: the destination loses any expiry.
-	if !c.put(dest, res, 0) {
+	if !c.putTagged(dest, res, 0, encRaw) {
 		return
 	}
 	c.intReply(int64(maxLen))
@@ -567,7 +567,7 @@ func bitfield(c *client, args [][]byte, readonly bool) {
 	// overflow under FAIL leaves it alone, as in Redis). One that creates
 	// or grows the string must write it too; Redis creates it without
 	// touching its watchers, here that write touches them.
-	if (changed || grew) && !c.put(args[1], v, at) {
+	if (changed || grew) && !c.putTagged(args[1], v, at, encRaw) {
 		return
 	}
 	c.out = append(c.out, reply...)
