@@ -129,5 +129,6 @@ func (h proxyHost) ConfigParams() []conncmd.Param {
 		conncmd.Const("shardkv-node-timeout", s.cfg.Timeout.String()),
 		conncmd.Const("shardkv-conns-per-node", strconv.Itoa(s.cfg.ConnsPerNode)),
 		conncmd.Const("shardkv-map-file", s.cfg.MapFile),
+		s.obuf.Param(func(v string) { s.log.Info("client-output-buffer-limit changed", "value", v) }),
 	}, s.obs.ConfigParams()...)
 }

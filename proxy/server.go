@@ -52,6 +52,8 @@ type Server struct {
 	// none, replaced under monMu (monitor.go).
 	obs      *conncmd.Observer
 	monitors atomic.Pointer[[]*monitor]
+	// obuf is client-output-buffer-limit (replymem.go).
+	obuf *conncmd.OutputLimits
 	monMu    sync.Mutex
 }
 
@@ -78,6 +80,7 @@ func New(cfg Config) (*Server, error) {
 		runID:   conncmd.NewRunID(),
 	}
 	s.obs = s.newObserver()
+	s.obuf = conncmd.NewOutputLimits()
 	for _, e := range m.Shards {
 		log.Info("range map", "shard", e.Name, "start", e.Start, "end", e.End, "size", e.Size, "addr", e.Addr())
 	}

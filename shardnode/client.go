@@ -56,6 +56,11 @@ type client struct {
 	now int64
 	// batchT is when the pipeline being served started (observe.go).
 	batchT time.Time
+	// heldAt is when the pipeline was held for its replies to be written
+	// (zero: it is not); obufSoftSince is when its pending replies were
+	// first seen over the soft output buffer limit (replymem.go).
+	heldAt        time.Time
+	obufSoftSince int64
 
 	// st is the storage the current command reads and writes: the open
 	// transaction, or the database for reads outside one.
@@ -148,6 +153,7 @@ func (s *Server) dropClient(c *client) {
 	s.stats.misses.Add(c.misses.Load())
 	c.unwatchAll()
 	c.release()
+	c.dropBuffers()
 	s.mu.Lock()
 	delete(s.clients, c)
 	s.mu.Unlock()

@@ -36,8 +36,11 @@ type commitReq struct {
 	cmds []redcon.Command
 	sp   []*cmdSpec
 	// mark is len(c.out) before the run: a failed Update truncates the
-	// replies back to it.
+	// replies back to it. ran is how many of cmds were executed: the run
+	// stops early once the replies fill the pass (repliesFull), and the
+	// connection executes the rest later.
 	mark int
+	ran  int
 	// wake tells a waiting connection its run is done (false) or that it
 	// leads the next commit (true).
 	wake chan bool
@@ -148,15 +151,16 @@ func (s *Server) commitRun(r *commitReq) {
 // woken.
 func (s *Server) commitBatch(batch []*commitReq) (uint64, error) {
 	for _, r := range batch {
-		r.mark = len(r.c.out)
+		r.mark, r.ran = len(r.c.out), 0
 	}
 	seq, err := s.db.UpdateNoWait(func(tx *bitcask.Tx) error {
 		for _, r := range batch {
 			c := r.c
 			c.txs.tx = tx
 			c.st = &c.txs
-			for i := range r.cmds {
-				c.execOne(r.sp[i], r.cmds[i].Args)
+			for r.ran < len(r.cmds) && (r.ran == 0 || !c.repliesFull()) {
+				c.execOne(r.sp[r.ran], r.cmds[r.ran].Args)
+				r.ran++
 			}
 			c.txs.tx, c.st = nil, nil
 		}
@@ -174,8 +178,11 @@ func (s *Server) commitBatch(batch []*commitReq) (uint64, error) {
 func (s *Server) failBatch(batch []*commitReq, err error) {
 	msg := s.storageError(err)
 	for _, r := range batch {
+		if r.ran == 0 {
+			r.ran = len(r.cmds) // the Update ran none: all of them failed
+		}
 		r.c.out = r.c.out[:r.mark]
-		for range r.cmds {
+		for range r.cmds[:r.ran] {
 			r.c.out = resp.AppendError(r.c.out, msg)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shardkv/shardkv/internal/memfree"
 	"github.com/shardkv/shardkv/internal/sockio"
 )
 
@@ -84,9 +85,29 @@ func (s *Server) serveRaw(c *client, raw syscall.RawConn) {
 func (c *client) received(n int) bool {
 	c.feed(n)
 	c.run() // parks only on an event loop's connection
+	for c.batch != nil {
+		// Held: the replies so far fill the pass. Write them (waiting
+		// for a client that reads slowly) before executing more.
+		if c.overOutputLimit() {
+			c.settle()
+			return false
+		}
+		m, werr := c.write(c.out)
+		c.netOut.Add(int64(m))
+		c.resetOut()
+		if werr != nil {
+			c.settle()
+			return false
+		}
+		c.resume()
+		c.run()
+	}
 	perr := c.settle()
 	if !c.sess.Quit && perr != nil {
 		c.srv.connError(c, perr)
+	}
+	if perr == nil && !c.sess.Quit && c.overOutputLimit() {
+		return false
 	}
 	if len(c.out) > 0 {
 		if c.linger {
@@ -118,7 +139,9 @@ func (c *client) feed(n int) {
 
 // run executes the complete commands in the buffer, a pipeline at a time.
 // It returns true when a write run was handed to the connection's event
-// loop (serveFrom); the loop calls run again once it is committed.
+// loop (serveFrom); the loop calls run again once it is committed. It also
+// returns, with c.batch still set, when the replies waiting to be written
+// fill the pass (held): the caller writes them and calls run again.
 func (c *client) run() (parked bool) {
 	for {
 		if c.batch == nil {
@@ -129,8 +152,12 @@ func (c *client) run() (parked bool) {
 			}
 		}
 		if c.batch != nil {
-			if c.serveFrom() {
+			switch c.serveFrom() {
+			case servePark:
 				return true
+			case serveHeld:
+				c.hold()
+				return false
 			}
 			c.endBatch()
 		}
@@ -152,16 +179,19 @@ func (c *client) run() (parked bool) {
 func (c *client) settle() error {
 	err := c.perr
 	c.perr = nil
-	c.rb.Done()
-	c.hkey = nil // it aliased the buffer
+	if c.batch == nil { // a held pipeline's commands alias the buffer
+		c.rb.Done()
+		c.hkey = nil // it aliased the buffer
+	}
 	return err
 }
 
 // resetOut empties the output buffer after it was written, dropping a
-// large one.
+// large one (whose memory goes back to the system, replymem.go).
 func (c *client) resetOut() {
-	if cap(c.out) > outKeep {
+	if n := cap(c.out); n > outKeep {
 		c.out = nil
+		memfree.Released(n)
 	} else {
 		c.out = c.out[:0]
 	}

@@ -77,6 +77,7 @@ func (h nodeHost) ConfigParams() []conncmd.Param {
 				s.log.Info("appendfsync changed", "appendfsync", p.String())
 			}},
 		conncmd.Const("appendonly", "yes"),
+		s.obuf.Param(func(v string) { s.log.Info("client-output-buffer-limit changed", "value", v) }),
 		conncmd.Const("bind", host),
 		conncmd.Const("databases", "1"),
 		conncmd.Const("dir", dir),

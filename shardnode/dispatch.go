@@ -199,12 +199,18 @@ func (c *client) startBatch(cmds []redcon.Command) {
 // that contain a write share one bitcask Update: one write, one fsync under
 // always. On a connection of an event loop such a run is not committed
 // here: it is handed to the loop, which commits the runs of every
-// connection it read in one Update, and serveFrom returns true with c.next
-// after the run; the loop calls it again once the run is committed.
-func (c *client) serveFrom() (parked bool) {
+// connection it read in one Update, and serveFrom returns servePark with
+// c.next after the run; the loop calls it again once the run is committed.
+// Once the replies waiting to be written reach maxPassReplies it stops
+// before the next command and returns serveHeld (replymem.go).
+func (c *client) serveFrom() serveState {
 	cmds, sp := c.batch, c.specBuf
 	i := c.next
 	for i < len(cmds) && !c.sess.Quit {
+		if c.repliesFull() {
+			c.next = i
+			return serveHeld
+		}
 		if s := sp[i]; s != nil && s.kind == kindKeyed && !c.inMulti {
 			j, write, size := i+1, s.write, len(cmds[i].Raw)
 			for ; j < len(cmds) && size < maxRunBytes; j++ {
@@ -218,17 +224,16 @@ func (c *client) serveFrom() (parked bool) {
 				c.req.cmds, c.req.sp = cmds[i:j], sp[i:j]
 				c.loop.park(c)
 				c.next = j
-				return true
+				return servePark
 			}
-			c.runKeyed(cmds[i:j], sp[i:j], write)
-			i = j
+			i += c.runKeyed(cmds[i:j], sp[i:j], write)
 			continue
 		}
 		c.execOne(sp[i], cmds[i].Args)
 		i++
 	}
 	c.next = len(cmds)
-	return false
+	return serveDone
 }
 
 // endBatch finishes the pipeline serveFrom executed.
@@ -247,20 +252,26 @@ func (c *client) endBatch() {
 }
 
 // runKeyed executes consecutive keyed commands: straight against the
-// database when none writes, else in one transaction (see commit.go).
-func (c *client) runKeyed(cmds []redcon.Command, sp []*cmdSpec, write bool) {
+// database when none writes, else in one transaction (see commit.go). It
+// returns how many it executed: it stops early, after at least one, once
+// the replies fill the pass (repliesFull).
+func (c *client) runKeyed(cmds []redcon.Command, sp []*cmdSpec, write bool) int {
 	if !write {
 		c.st = &c.dbs
-		for i := range cmds {
-			c.execOne(sp[i], cmds[i].Args)
+		n := 0
+		for n < len(cmds) && (n == 0 || !c.repliesFull()) {
+			c.execOne(sp[n], cmds[n].Args)
+			n++
 		}
 		c.st = nil
-		return
+		return n
 	}
 	// Commit, possibly together with other connections' runs.
 	c.req.cmds, c.req.sp = cmds, sp
 	c.srv.commitRun(&c.req)
+	n := c.req.ran
 	c.req.cmds, c.req.sp = nil, nil
+	return n
 }
 
 // execOne checks and executes (or queues) one command.

@@ -64,6 +64,8 @@ type eventLoop struct {
 
 	// State of one pass.
 	touched []*client     // connections read in this pass
+	held    []*client     // held pipelines whose replies were all written: resumed next pass (replymem.go)
+	resumed []*client     // the other held buffer
 	parked  []*commitReq  // write runs waiting for the pass's commit
 	spare   []*commitReq  // the other parked buffer
 	adopted []*client     // scratch for adopt
@@ -180,10 +182,17 @@ func (l *eventLoop) run() {
 			}
 			if c.wblocked {
 				l.flush(c)
+				if !c.wblocked && c.batch != nil {
+					l.resumeHeld(c)
+				}
 				continue
+			}
+			if c.batch != nil {
+				continue // held: resumed below, its buffer not read into
 			}
 			l.read(c)
 		}
+		l.resumeAll()
 		l.commit()
 		l.reply()
 		if l.srv.draining.Load() {
@@ -211,12 +220,16 @@ func (l *eventLoop) run() {
 func (l *eventLoop) wait() int {
 	for {
 		raw := l.rawWait && !l.idle.Load()
+		timeout := -1
+		if len(l.held) > 0 {
+			timeout = 0 // held pipelines to go on with
+		}
 		var n int
 		var err error
 		if raw {
-			n, err = epollWaitRaw(l.epfd, l.events)
+			n, err = epollWaitRaw(l.epfd, l.events, timeout)
 		} else {
-			n, err = unix.EpollWait(l.epfd, l.events, -1)
+			n, err = unix.EpollWait(l.epfd, l.events, timeout)
 		}
 		switch {
 		case err == nil:
@@ -239,11 +252,11 @@ func (l *eventLoop) wait() int {
 	}
 }
 
-// epollWaitRaw is epoll_wait(epfd, events, -1) without entering the
+// epollWaitRaw is epoll_wait(epfd, events, timeout) without entering the
 // scheduler's system-call state.
-func epollWaitRaw(epfd int, events []unix.EpollEvent) (int, error) {
+func epollWaitRaw(epfd int, events []unix.EpollEvent, timeout int) (int, error) {
 	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])),
-		uintptr(len(events)), ^uintptr(0), 0, 0)
+		uintptr(len(events)), uintptr(timeout), 0, 0)
 	if errno != 0 {
 		return 0, errno
 	}
@@ -313,6 +326,7 @@ func (l *eventLoop) commit() {
 			}
 		}
 		for _, r := range batch {
+			r.c.next -= len(r.cmds) - r.ran // the rest of a run cut short for its replies
 			r.cmds, r.sp = nil, nil
 			r.c.run()
 		}
@@ -333,8 +347,15 @@ func (l *eventLoop) reply() {
 			l.closeAfter(c, c.sess.Quit || c.linger)
 			continue
 		}
+		if c.overOutputLimit() {
+			l.close(c)
+			continue
+		}
 		if len(c.out) > 0 {
 			l.flush(c)
+		}
+		if c.fd >= 0 && c.batch != nil && !c.wblocked {
+			l.held = append(l.held, c)
 		}
 	}
 	clear(l.touched)
@@ -496,4 +517,28 @@ func (s *Server) adoptConn(nc net.Conn, next int, k connClass) bool {
 		s.dropClient(c)
 	}
 	return true
+}
+
+// resumeAll goes on with the held pipelines whose replies were all written
+// in the last pass.
+func (l *eventLoop) resumeAll() {
+	if len(l.held) == 0 {
+		return
+	}
+	held := l.held
+	l.held = l.resumed[:0]
+	for _, c := range held {
+		if c.fd >= 0 && c.batch != nil && !c.wblocked {
+			l.resumeHeld(c)
+		}
+	}
+	clear(held)
+	l.resumed = held[:0]
+}
+
+// resumeHeld goes on with c's held pipeline in this pass.
+func (l *eventLoop) resumeHeld(c *client) {
+	l.touched = append(l.touched, c)
+	c.resume()
+	c.run()
 }

@@ -109,6 +109,8 @@ type Server struct {
 	writeFailed atomic.Bool
 	// clock dates sequence numbers for OBJECT IDLETIME (cmd_object.go).
 	clock *writeClock
+	// obuf is client-output-buffer-limit (replymem.go).
+	obuf *conncmd.OutputLimits
 }
 
 // serverStats are the INFO stats counters of closed connections and of the
@@ -172,6 +174,7 @@ func New(cfg Config) (*Server, error) {
 	s.db = db
 	s.obs = s.newObserver()
 	s.clock = startWriteClock(db.LastSeq)
+	s.obuf = conncmd.NewOutputLimits()
 	// Rebuilding the key directory left garbage about its own size (the
 	// replay buffers), and with the heap goal at twice the directory the
 	// runtime would keep those pages for good: a node restarted with a

@@ -1,0 +1,81 @@
+package shardnode
+
+import (
+	"time"
+
+	"github.com/shardkv/shardkv/internal/conncmd"
+	"github.com/shardkv/shardkv/internal/memfree"
+)
+
+// Reply memory. A pipeline's replies are built in c.out and written after
+// it; a pipeline of 1,000 GETs of a 1 MB value read in one 22 KB read
+// would build a gigabyte before writing a byte, and keep it while the
+// client does not read. So a connection stops executing its pipeline once
+// the replies waiting to be written reach maxPassReplies (the pipeline is
+// then held: c.batch stays set, and its commands keep aliasing the request
+// buffer, which is not read into meanwhile), writes them, and goes on with
+// the next command once the socket took them all. On an event loop a held
+// connection is resumed in the next pass if its socket took everything,
+// else when it reports EPOLLOUT; a connection with a goroutine of its own
+// writes, waiting as long as the client takes, then goes on. A
+// connection's replies thus never hold more than maxPassReplies plus one
+// reply, whatever the pipeline, and the other connections of its loop are
+// served between its passes.
+//
+// client-output-buffer-limit (conncmd.OutputLimits, the normal class)
+// closes a client whose replies waiting to be written reach the hard limit,
+// or stay over the soft limit longer than its seconds, as Redis does;
+// "pending" here is c.out, what was built and not yet taken by the socket.
+// A proxy's connection is exempt: it carries many clients' requests, and
+// the proxy applies the limit to each of them.
+
+// maxPassReplies is how many bytes of replies a connection builds before
+// it writes them.
+const maxPassReplies = 1 << 20
+
+// serveState is how serveFrom left the pipeline.
+type serveState uint8
+
+const (
+	serveDone serveState = iota // every command executed
+	servePark                   // a write run waits for the event loop's commit
+	serveHeld                   // the replies fill the pass: write them, then resume
+)
+
+// repliesFull reports whether the replies waiting to be written fill the
+// pass.
+func (c *client) repliesFull() bool { return len(c.out) >= maxPassReplies }
+
+// hold notes that the pipeline stopped for its replies to be written: the
+// time until it resumes is not the pipeline's (slow log, latency).
+func (c *client) hold() { c.heldAt = time.Now() }
+
+// resume goes on with a held pipeline.
+func (c *client) resume() {
+	if !c.heldAt.IsZero() {
+		c.batchT = c.batchT.Add(time.Since(c.heldAt))
+		c.heldAt = time.Time{}
+	}
+}
+
+// overOutputLimit reports whether c must be closed for its pending replies
+// (client-output-buffer-limit, normal class), and logs it as Redis does.
+func (c *client) overOutputLimit() bool {
+	l := c.srv.obuf.Class(conncmd.ObufNormal)
+	if !l.On() || connClass(c.class.Load()) == classProxy {
+		return false
+	}
+	if !l.Over(uint64(len(c.out)), &c.obufSoftSince, time.Now().Unix()) {
+		return false
+	}
+	c.srv.log.Warn("client scheduled to be closed ASAP for overcoming of output buffer limits",
+		"client", c.sess.Addr, "id", c.sess.ID, "pending", len(c.out))
+	return true
+}
+
+// dropBuffers forgets a closed connection's buffers (dropClient).
+func (c *client) dropBuffers() {
+	n := cap(c.out) + cap(c.scratch)
+	c.out, c.scratch = nil, nil
+	memfree.Released(n)
+}
