@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Reply memory: a client that pipelines many GETs of a big value and reads
@@ -138,6 +140,15 @@ func TestUnreadBigReplyPipelineBounded(t *testing.T) {
 		defer close(sampled)
 		peaks.sample(stop, procs)
 	}()
+	stopSampling := func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+			<-sampled
+		}
+	}
+	defer stopSampling()
 	pipe := bigGetPipeline("big", bigPipelined)
 	nc := dialUnread(t, c.ProxyAddr, pipe)
 
@@ -158,14 +169,12 @@ func TestUnreadBigReplyPipelineBounded(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	time.Sleep(time.Second)
-	close(stop)
-	<-sampled
 	t.Logf("another client's GET on the shard: slowest of 5 took %v", worst)
 	if worst > 5*time.Second {
 		t.Errorf("another client's GET waited %v behind the unread pipeline", worst)
 	}
 	for name := range procs {
-		t.Logf("%s RSS: baseline %d MB, peak while held %d MB", name, base[name]>>20, peaks.get(name)>>20)
+		t.Logf("%s RSS: baseline %d MB, peak while the pipeline is held %d MB", name, base[name]>>20, peaks.get(name)>>20)
 		if grow := peaks.get(name) - base[name]; grow > held {
 			t.Errorf("%s RSS grew by %d MB with the pipeline unread (bound %d MB)", name, grow>>20, held>>20)
 		}
@@ -176,19 +185,20 @@ func TestUnreadBigReplyPipelineBounded(t *testing.T) {
 	want := []byte(fmt.Sprintf("$%d\r\n%s\r\n", bigValueLen, big))
 	got := make([]byte, 3*len(want))
 	if _, err := io.ReadFull(nc, got); err != nil {
-		t.Fatalf("reading the first replies: %v", err)
-	}
-	if !bytes.Equal(got, bytes.Repeat(want, 3)) {
-		t.Fatalf("the first replies are not three copies of the value")
+		t.Errorf("reading the first replies: %v", err)
+	} else if !bytes.Equal(got, bytes.Repeat(want, 3)) {
+		t.Errorf("the first replies are not three copies of the value")
 	}
 	nc.Close()
 
-	deadline := time.Now().Add(30 * time.Second)
+	// Back near the baseline: within 16 MB, waited for up to 20 s; the
+	// bound asserted is after.
+	deadline := time.Now().Add(20 * time.Second)
 	for name, pid := range procs {
 		var n int64
 		for {
 			n = rssBytes(pid)
-			if n-base[name] <= after || time.Now().After(deadline) {
+			if n-base[name] <= 16<<20 || time.Now().After(deadline) {
 				break
 			}
 			time.Sleep(200 * time.Millisecond)
@@ -198,7 +208,73 @@ func TestUnreadBigReplyPipelineBounded(t *testing.T) {
 			t.Errorf("%s RSS is %d MB over its baseline after the client left (bound %d MB)", name, (n-base[name])>>20, after>>20)
 		}
 	}
+	stopSampling()
+	for name := range procs {
+		t.Logf("%s RSS: peak over the whole test %d MB", name, peaks.get(name)>>20)
+	}
 	if v, err := rdb.Get(ctx, "small").Result(); err != nil || v != "x" {
 		t.Fatalf("GET small after: %q, %v", v, err)
+	}
+}
+
+// TestOutputBufferLimitDisconnects: with client-output-buffer-limit's
+// normal class set (on the proxy, and on a node for its direct clients),
+// the unread pipeline's client is closed, with Redis's log line, while
+// another client on the same shard is served.
+func TestOutputBufferLimitDisconnects(t *testing.T) {
+	c := StartCluster(t, Options{Shards: 1, ProxyTimeout: "30s"})
+	ctx := context.Background()
+	rdb := c.Client()
+	if err := rdb.Set(ctx, "big", strings.Repeat("v", bigValueLen), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Set(ctx, "small", "x", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// A node holds no more than 1 MiB of a connection's replies, so its
+	// limits must be below that to be met.
+	for _, target := range []struct {
+		name   string
+		addr   string
+		proc   *Proc
+		limits []string
+	}{
+		{"proxy", c.ProxyAddr, c.Proxy, []string{"normal 2mb 0 0", "normal 0 2mb 1"}},
+		{"node", c.Map.Shards[0].Addr(), c.Nodes[0], []string{"normal 512kb 0 0", "normal 0 512kb 1"}},
+	} {
+		t.Run(target.name, func(t *testing.T) {
+			admin := c.ClientWith(func(o *redis.Options) { o.Addr = target.addr })
+			for _, limit := range target.limits {
+				if err := admin.ConfigSet(ctx, "client-output-buffer-limit", limit).Err(); err != nil {
+					t.Fatal(err)
+				}
+				got, err := admin.ConfigGet(ctx, "client-output-buffer-limit").Result()
+				if err != nil || !strings.HasPrefix(got["client-output-buffer-limit"], "normal ") {
+					t.Fatalf("CONFIG GET: %v, %v", got, err)
+				}
+				nc := dialUnread(t, target.addr, bigGetPipeline("big", bigPipelined))
+				// Closed: the reads end (EOF or reset) before all the
+				// replies came, well within the deadline.
+				_ = nc.SetReadDeadline(time.Now().Add(60 * time.Second))
+				time.Sleep(3 * time.Second) // unread for longer than the soft limit's second
+				n, err := io.Copy(io.Discard, nc)
+				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+					t.Fatalf("%s: the client over %q was not closed (read %d bytes)", target.name, limit, n)
+				}
+				if n >= int64(bigPipelined)*bigValueLen {
+					t.Fatalf("%s: the client over %q got all %d bytes", target.name, limit, n)
+				}
+				if v, err := rdb.Get(ctx, "small").Result(); err != nil || v != "x" {
+					t.Fatalf("another client's GET after: %q, %v", v, err)
+				}
+			}
+			if err := admin.ConfigSet(ctx, "client-output-buffer-limit", "normal 0 0 0").Err(); err != nil {
+				t.Fatal(err)
+			}
+			logs, _ := os.ReadFile(target.proc.LogPath)
+			if !bytes.Contains(logs, []byte("scheduled to be closed ASAP for overcoming of output buffer limits")) {
+				t.Errorf("%s: no log line for the closed client", target.name)
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/shardkv/shardkv/internal/cmdtable"
 	"github.com/shardkv/shardkv/internal/conncmd"
+	"github.com/shardkv/shardkv/internal/memfree"
 	"github.com/shardkv/shardkv/internal/sockio"
 	"github.com/shardkv/shardkv/proxy/backend"
 	"github.com/shardkv/shardkv/resp"
@@ -135,10 +137,27 @@ type client struct {
 	// watched; peerClosed is set by the watch when the client's FIN came.
 	hupKey     uint32
 	peerClosed atomic.Bool
+
+	// Rounds and the output buffer limit (replymem.go): window is the
+	// commands a round sends at most; roundN and roundBytes are this
+	// round's commands and reply bytes. obufPending is the reply bytes
+	// delivered for the round and not yet written, added by the node
+	// connections' readers (sink); obufOver is set once the client went
+	// over its limit; obufSoftSince (under obufMu) is when it was first
+	// seen over the soft limit.
+	window        int
+	roundN        int
+	roundBytes    int64
+	sink          func(int) bool
+	obufPending   atomic.Int64
+	obufOver      atomic.Bool
+	obufMu        sync.Mutex
+	obufSoftSince int64
 }
 
 func newClient(s *Server, nc net.Conn) *client {
-	c := &client{s: s, nc: nc, w: backend.NewWaiter()}
+	c := &client{s: s, nc: nc, w: backend.NewWaiter(), window: startWindow}
+	c.sink = c.onReply
 	c.sess.Init(s.nextID.Add(1), nc.RemoteAddr().String(), nc.LocalAddr().String(), s.cfg.RequirePass)
 	if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
@@ -209,7 +228,7 @@ func (c *client) sendQueued() {
 // newReq returns a pooled request tied to the batch's waiter.
 func (c *client) newReq() *preq {
 	if c.npool == len(c.pool) {
-		c.pool = append(c.pool, &preq{Request: backend.Request{W: c.w}})
+		c.pool = append(c.pool, &preq{Request: backend.Request{W: c.w, Sink: c.sink}})
 	}
 	r := c.pool[c.npool]
 	c.npool++
@@ -291,6 +310,7 @@ func (c *client) null() {
 // the batch.
 func (c *client) writeReplies() {
 	out := c.wout
+	c.roundN += len(c.slots)
 	for i := range c.slots {
 		sl := &c.slots[i]
 		switch {
@@ -304,7 +324,7 @@ func (c *client) writeReplies() {
 			case isWrongShard(sl.req.Reply):
 				out = resp.AppendError(out, c.s.wrongShardReply(sl.sh, sl.req.Reply))
 			default:
-				out = append(out, sl.req.Reply...)
+				out = c.emit(out, sl.req.Reply, true)
 			}
 		case sl.kind == slotExec:
 			if sl.req.Err != nil {
@@ -327,8 +347,9 @@ func (c *client) writeReplies() {
 		c.out = c.out[:0]
 	}
 	for _, r := range c.pool[:c.npool] {
-		if cap(r.Reply) > 64<<10 {
+		if n := cap(r.Reply); n > 64<<10 {
 			r.Reply = nil
+			memfree.Released(n)
 		}
 		if cap(r.buf) > 64<<10 {
 			r.buf = nil

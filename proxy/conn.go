@@ -126,10 +126,14 @@ func (c *client) received(n int) bool {
 		return false // still inside a command, or only blank lines
 	}
 	c.beginBatch()
+batch:
 	for {
 		for _, cmd := range cmds {
 			if c.sess.Quit {
 				break
+			}
+			if c.roundFull() && !c.endRound() {
+				break batch // the client is gone or over its output limit
 			}
 			c.batchN++
 			// CLIENT REPLY: replyOff and skipArm as the command leaves them
@@ -167,16 +171,7 @@ func (c *client) received(n int) bool {
 		// Redis's text, which resp.ProtocolError carries.
 		c.wout = resp.AppendError(c.wout, "ERR "+c.perr.Error())
 	}
-	if len(c.wout) > 0 {
-		if err := c.flush(); err != nil && c.rerr == nil {
-			c.rerr = err
-		}
-		if cap(c.wout) > outKeep {
-			c.wout = nil
-		} else {
-			c.wout = c.wout[:0]
-		}
-	}
+	c.flushRound()
 	// The batch's commands alias the reader's buffer until here.
 	c.rd.Done()
 	if c.unpinAfter {
@@ -187,14 +182,14 @@ func (c *client) received(n int) bool {
 	return c.perr != nil || c.sess.Quit || c.rerr != nil || (c.batchN > 0 && c.s.shutting.Load())
 }
 
-// flush writes c.wout: through the connection's sockio.Writer, which waits
-// in the poller while the socket is full, or the net.Conn.
-func (c *client) flush() error {
+// flushBytes writes b: through the connection's sockio.Writer, which
+// waits in the poller while the socket is full, or the net.Conn.
+func (c *client) flushBytes(b []byte) error {
 	var err error
 	if c.rc == nil {
-		_, err = c.nc.Write(c.wout)
+		_, err = c.nc.Write(b)
 	} else {
-		_, err = c.sw.Write(c.wout)
+		_, err = c.sw.Write(b)
 	}
 	return err
 }

@@ -67,7 +67,7 @@ func (c *client) startMonitor() {
 	s.monitors.Store(&list)
 	s.monMu.Unlock()
 	if len(c.wout) > 0 {
-		if err := c.flush(); err != nil && c.rerr == nil {
+		if err := c.flushBytes(c.wout); err != nil && c.rerr == nil {
 			c.rerr = err
 		}
 		c.wout = c.wout[:0]

@@ -53,8 +53,8 @@ type Server struct {
 	obs      *conncmd.Observer
 	monitors atomic.Pointer[[]*monitor]
 	// obuf is client-output-buffer-limit (replymem.go).
-	obuf *conncmd.OutputLimits
-	monMu    sync.Mutex
+	obuf  *conncmd.OutputLimits
+	monMu sync.Mutex
 }
 
 // New validates cfg, loads the map and starts connecting to every shard
@@ -192,6 +192,7 @@ func (s *Server) serveConn(c *client) {
 		c.nc.Close()
 		c.unpin()
 		c.stopMonitor()
+		c.dropBuffers()
 		s.nclients.Add(-1)
 		s.mu.Lock()
 		delete(s.clients, c)

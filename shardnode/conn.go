@@ -88,12 +88,11 @@ func (c *client) received(n int) bool {
 	for c.batch != nil {
 		// Held: the replies so far fill the pass. Write them (waiting
 		// for a client that reads slowly) before executing more.
-		if c.overOutputLimit() {
+		if c.overOutputLimit(false) {
 			c.settle()
 			return false
 		}
-		m, werr := c.write(c.out)
-		c.netOut.Add(int64(m))
+		werr := c.writeLimited()
 		c.resetOut()
 		if werr != nil {
 			c.settle()
@@ -106,15 +105,19 @@ func (c *client) received(n int) bool {
 	if !c.sess.Quit && perr != nil {
 		c.srv.connError(c, perr)
 	}
-	if perr == nil && !c.sess.Quit && c.overOutputLimit() {
+	if perr == nil && !c.sess.Quit && c.overOutputLimit(false) {
 		return false
 	}
 	if len(c.out) > 0 {
+		var werr error
 		if c.linger {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+			m, err := c.write(c.out)
+			c.netOut.Add(int64(m))
+			werr = err
+		} else {
+			werr = c.writeLimited()
 		}
-		m, werr := c.write(c.out)
-		c.netOut.Add(int64(m))
 		if werr != nil {
 			return false
 		}

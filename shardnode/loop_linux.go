@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/shardkv/shardkv/internal/conncmd"
 	"github.com/shardkv/shardkv/internal/sockio"
 )
 
@@ -66,6 +67,10 @@ type eventLoop struct {
 	touched []*client     // connections read in this pass
 	held    []*client     // held pipelines whose replies were all written: resumed next pass (replymem.go)
 	resumed []*client     // the other held buffer
+	// overSoft are the connections blocked on a full socket with replies
+	// over the soft output buffer limit: closed once its time runs out
+	// (watchSoft).
+	overSoft []*client
 	parked  []*commitReq  // write runs waiting for the pass's commit
 	spare   []*commitReq  // the other parked buffer
 	adopted []*client     // scratch for adopt
@@ -193,6 +198,7 @@ func (l *eventLoop) run() {
 			l.read(c)
 		}
 		l.resumeAll()
+		l.watchSoft()
 		l.commit()
 		l.reply()
 		if l.srv.draining.Load() {
@@ -220,7 +226,7 @@ func (l *eventLoop) run() {
 func (l *eventLoop) wait() int {
 	for {
 		raw := l.rawWait && !l.idle.Load()
-		timeout := -1
+		timeout := l.softTimeout()
 		if len(l.held) > 0 {
 			timeout = 0 // held pipelines to go on with
 		}
@@ -347,7 +353,7 @@ func (l *eventLoop) reply() {
 			l.closeAfter(c, c.sess.Quit || c.linger)
 			continue
 		}
-		if c.overOutputLimit() {
+		if c.overOutputLimit(false) {
 			l.close(c)
 			continue
 		}
@@ -384,6 +390,9 @@ func (l *eventLoop) flush(c *client) {
 	if !c.wblocked {
 		c.wblocked = true
 		l.watch(c, unix.EPOLLOUT)
+		if c.obufSoftSince != 0 {
+			l.overSoft = append(l.overSoft, c)
+		}
 	}
 }
 
@@ -541,4 +550,43 @@ func (l *eventLoop) resumeHeld(c *client) {
 	l.touched = append(l.touched, c)
 	c.resume()
 	c.run()
+}
+
+// softTimeout is how long the loop may wait, in milliseconds, before a
+// connection of overSoft may run out of its soft limit's time (-1: none).
+func (l *eventLoop) softTimeout() int {
+	if len(l.overSoft) == 0 {
+		return -1
+	}
+	lim := l.srv.obuf.Class(conncmd.ObufNormal)
+	first := int64(-1)
+	for _, c := range l.overSoft {
+		if c.obufSoftSince != 0 && (first < 0 || c.obufSoftSince < first) {
+			first = c.obufSoftSince
+		}
+	}
+	if first < 0 {
+		return 0 // all left the list: let watchSoft clean it
+	}
+	// Over() holds once more than SoftSeconds whole seconds passed.
+	ms := time.Until(time.Unix(first+lim.SoftSeconds+1, 0)).Milliseconds()
+	return int(max(ms, 0)) + 1
+}
+
+// watchSoft closes the connections of overSoft whose replies stayed over
+// the soft limit longer than its seconds, and forgets the ones that got
+// under it or are no longer blocked.
+func (l *eventLoop) watchSoft() {
+	keep := l.overSoft[:0]
+	for _, c := range l.overSoft {
+		switch {
+		case c.fd < 0 || !c.wblocked:
+		case c.overOutputLimit(true):
+			l.close(c)
+		case c.obufSoftSince != 0:
+			keep = append(keep, c)
+		}
+	}
+	clear(l.overSoft[len(keep):])
+	l.overSoft = keep
 }

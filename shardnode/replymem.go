@@ -1,6 +1,8 @@
 package shardnode
 
 import (
+	"errors"
+	"os"
 	"time"
 
 	"github.com/shardkv/shardkv/internal/conncmd"
@@ -60,22 +62,54 @@ func (c *client) resume() {
 
 // overOutputLimit reports whether c must be closed for its pending replies
 // (client-output-buffer-limit, normal class), and logs it as Redis does.
-func (c *client) overOutputLimit() bool {
+// The pending replies are c.out; blocked says the socket is full, and then a
+// held pipeline counts a pass more: where Redis would have built the rest
+// of the pipeline's replies, the node holds them back, and a client that
+// does not read must not get under the soft limit by the socket taking
+// part of the last pass.
+func (c *client) overOutputLimit(blocked bool) bool {
 	l := c.srv.obuf.Class(conncmd.ObufNormal)
 	if !l.On() || connClass(c.class.Load()) == classProxy {
 		return false
 	}
-	if !l.Over(uint64(len(c.out)), &c.obufSoftSince, time.Now().Unix()) {
+	used := uint64(len(c.out))
+	if blocked && c.batch != nil {
+		used += maxPassReplies
+	}
+	if !l.Over(used, &c.obufSoftSince, time.Now().Unix()) {
 		return false
 	}
-	c.srv.log.Warn("client scheduled to be closed ASAP for overcoming of output buffer limits",
+	c.srv.log.Warn(conncmd.ObufClosed,
 		"client", c.sess.Addr, "id", c.sess.ID, "pending", len(c.out))
 	return true
 }
 
-// dropBuffers forgets a closed connection's buffers (dropClient).
+// writeLimited writes c.out on a connection with a goroutine of its own.
+// While its replies are over the soft output buffer limit, the write's
+// deadline is when the limit's time runs out: missing it closes the
+// connection as over its limit (on an event loop, watchSoft does that).
+func (c *client) writeLimited() error {
+	since := c.obufSoftSince
+	if since != 0 {
+		l := c.srv.obuf.Class(conncmd.ObufNormal)
+		_ = c.nc.SetWriteDeadline(time.Unix(since+l.SoftSeconds+1, 0))
+	}
+	m, err := c.write(c.out)
+	c.netOut.Add(int64(m))
+	if since != 0 {
+		_ = c.nc.SetWriteDeadline(time.Time{})
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.srv.log.Warn(conncmd.ObufClosed,
+				"client", c.sess.Addr, "id", c.sess.ID, "pending", len(c.out)-m)
+		}
+	}
+	return err
+}
+
+// dropBuffers forgets a closed connection's buffers (dropClient), and
+// has big ones given back.
 func (c *client) dropBuffers() {
-	n := cap(c.out) + cap(c.scratch)
+	n := memfree.Big(cap(c.out)) + memfree.Big(cap(c.scratch))
 	c.out, c.scratch = nil, nil
-	memfree.Released(n)
+	memfree.Gone(n)
 }

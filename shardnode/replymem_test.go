@@ -1,7 +1,6 @@
 package shardnode
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"strconv"
@@ -76,36 +75,44 @@ func TestHeldPipelineOfBigReplies(t *testing.T) {
 }
 
 // TestOutputBufferLimitClosesClient: over client-output-buffer-limit's hard
-// limit the node closes the client, as Redis does, and serves the others.
+// limit, or over its soft limit for longer than its seconds, the node
+// closes the client, as Redis does, and serves the others.
 func TestOutputBufferLimitClosesClient(t *testing.T) {
 	forEachMode(t, bitcask.SyncEverySec, func(t *testing.T, n *testNode) {
 		other := n.raw()
 		if got := other.do("SET", "big", strings.Repeat("b", 256<<10)); got != "+OK\r\n" {
 			t.Fatalf("SET: %q", got)
 		}
-		if got := other.do("CONFIG", "SET", "client-output-buffer-limit", "normal 512kb 0 0"); got != "+OK\r\n" {
-			t.Fatalf("CONFIG SET: %q", got)
+		for _, limit := range []string{"normal 512kb 0 0", "normal 0 512kb 1"} {
+			if got := other.do("CONFIG", "SET", "client-output-buffer-limit", limit); got != "+OK\r\n" {
+				t.Fatalf("CONFIG SET: %q", got)
+			}
+			c := n.raw()
+			_ = c.nc.(*net.TCPConn).SetReadBuffer(64 << 10)
+			var pipe []byte
+			for i := 0; i < 64; i++ {
+				pipe = resp.AppendCommandStrings(pipe, "GET", "big")
+			}
+			if _, err := c.nc.Write(pipe); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(2500 * time.Millisecond) // past the soft limit's second
+			out := c.readAll(20 * time.Second)
+			if len(out) >= 64*(256<<10) {
+				t.Fatalf("%s: the client got every reply (%d bytes)", limit, len(out))
+			}
+			if len(out) > 0 && !strings.HasPrefix(bulkStr(strings.Repeat("b", 256<<10)), out[:min(len(out), 100)]) {
+				t.Fatalf("%s: unexpected output %q", limit, out[:min(len(out), 40)])
+			}
+			if got := other.do("GET", "missing"); got != "$-1\r\n" {
+				t.Fatalf("the other client: %q", got)
+			}
 		}
-		c := n.raw()
-		var pipe []byte
-		for i := 0; i < 64; i++ {
-			pipe = resp.AppendCommandStrings(pipe, "GET", "big")
-		}
-		if _, err := c.nc.Write(pipe); err != nil {
-			t.Fatal(err)
-		}
-		out := c.readAll(20 * time.Second)
-		if strings.Count(out, "\r\n") >= 2*64 {
-			t.Fatalf("the client got every reply (%d bytes) over the limit", len(out))
-		}
-		if !bytes.HasPrefix([]byte(bulkStr(strings.Repeat("b", 256<<10))), []byte(out[:min(len(out), 10)])) {
-			t.Fatalf("unexpected output %q", out[:min(len(out), 40)])
-		}
-		if got := other.do("GET", "missing"); got != "$-1\r\n" {
-			t.Fatalf("the other client: %q", got)
-		}
-		if got := other.do("CONFIG", "GET", "client-output-buffer-limit"); !contains(got, "normal 524288 0 0 slave") {
+		if got := other.do("CONFIG", "GET", "client-output-buffer-limit"); !contains(got, "normal 0 524288 1 slave") {
 			t.Fatalf("CONFIG GET: %q", got)
+		}
+		if !contains(n.logs.String(), "overcoming of output buffer limits") {
+			t.Errorf("no log line for the closed clients")
 		}
 	})
 }

@@ -17,6 +17,10 @@ import (
 // no clients here (there is no replication) and the pubsub class will have
 // them once Pub/Sub exists: both are stored and shown, and do nothing yet.
 
+// ObufClosed is the log message for a client closed over its limit,
+// Redis's.
+const ObufClosed = "client scheduled to be closed ASAP for overcoming of output buffer limits"
+
 // Output buffer classes, in the order CONFIG GET shows them.
 const (
 	ObufNormal = iota

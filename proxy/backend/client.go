@@ -41,6 +41,12 @@ type Request struct {
 	Reply []byte  // the raw replies, back to back
 	Err   error   // set when the request was not answered: Reply is then meaningless
 	W     *Waiter // told when the request completes
+	// Sink, if set, is told the size of each reply before it is kept; when
+	// it returns false the reply's bytes are dropped (the request still
+	// completes, and the connection goes on with the next reply): the
+	// caller's client was closed for its output buffer limit, and the
+	// other requests on the connection must not wait for it.
+	Sink func(n int) bool
 
 	got int   // replies received
 	end int64 // the Conn's stream offset just after Cmd (see Conn.written)
@@ -391,7 +397,9 @@ func (c *Conn) deliver(d *delivery, raw []byte) error {
 		}
 	}
 	r := d.local[d.li]
-	r.Reply = append(r.Reply, raw...)
+	if r.Sink == nil || r.Sink(len(raw)) {
+		r.Reply = append(r.Reply, raw...)
+	}
 	r.got++
 	c.replies.Add(1)
 	if r.got >= r.want() {
