@@ -64,17 +64,17 @@ type eventLoop struct {
 	closed   bool
 
 	// State of one pass.
-	touched []*client     // connections read in this pass
-	held    []*client     // held pipelines whose replies were all written: resumed next pass (replymem.go)
-	resumed []*client     // the other held buffer
+	touched []*client // connections read in this pass
+	held    []*client // held pipelines whose replies were all written: resumed next pass (replymem.go)
+	resumed []*client // the other held buffer
 	// overSoft are the connections blocked on a full socket with replies
 	// over the soft output buffer limit: closed once its time runs out
 	// (watchSoft).
 	overSoft []*client
-	parked  []*commitReq  // write runs waiting for the pass's commit
-	spare   []*commitReq  // the other parked buffer
-	adopted []*client     // scratch for adopt
-	done    chan struct{} // closed when the loop has exited
+	parked   []*commitReq  // write runs waiting for the pass's commit
+	spare    []*commitReq  // the other parked buffer
+	adopted  []*client     // scratch for adopt
+	done     chan struct{} // closed when the loop has exited
 
 	// rawWait: wait in epoll_wait without telling the scheduler (see
 	// wait); idle is set when such a wait was interrupted and the loop
