@@ -14,7 +14,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/shardkv/shardkv/internal/conncmd"
 	"github.com/shardkv/shardkv/internal/sockio"
 )
 
@@ -64,17 +63,20 @@ type eventLoop struct {
 	closed   bool
 
 	// State of one pass.
-	touched []*client // connections read in this pass
-	held    []*client // held pipelines whose replies were all written: resumed next pass (replymem.go)
-	resumed []*client // the other held buffer
-	// overSoft are the connections blocked on a full socket with replies
-	// over the soft output buffer limit: closed once its time runs out
-	// (watchSoft).
+	touched []*client     // connections read in this pass
+	parked  []*commitReq  // write runs waiting for the pass's commit
+	spare   []*commitReq  // the other parked buffer
+	adopted []*client     // scratch for adopt
+	done    chan struct{} // closed when the loop has exited
+
+	// Reply memory (replymem.go): held are the held pipelines whose
+	// replies were all written, resumed in the next pass (resumed is the
+	// other buffer); overSoft the connections blocked on a full socket
+	// with replies over the soft output buffer limit, closed once its
+	// time runs out (watchSoft).
+	held     []*client
+	resumed  []*client
 	overSoft []*client
-	parked   []*commitReq  // write runs waiting for the pass's commit
-	spare    []*commitReq  // the other parked buffer
-	adopted  []*client     // scratch for adopt
-	done     chan struct{} // closed when the loop has exited
 
 	// rawWait: wait in epoll_wait without telling the scheduler (see
 	// wait); idle is set when such a wait was interrupted and the loop
@@ -526,67 +528,4 @@ func (s *Server) adoptConn(nc net.Conn, next int, k connClass) bool {
 		s.dropClient(c)
 	}
 	return true
-}
-
-// resumeAll goes on with the held pipelines whose replies were all written
-// in the last pass.
-func (l *eventLoop) resumeAll() {
-	if len(l.held) == 0 {
-		return
-	}
-	held := l.held
-	l.held = l.resumed[:0]
-	for _, c := range held {
-		if c.fd >= 0 && c.batch != nil && !c.wblocked {
-			l.resumeHeld(c)
-		}
-	}
-	clear(held)
-	l.resumed = held[:0]
-}
-
-// resumeHeld goes on with c's held pipeline in this pass.
-func (l *eventLoop) resumeHeld(c *client) {
-	l.touched = append(l.touched, c)
-	c.resume()
-	c.run()
-}
-
-// softTimeout is how long the loop may wait, in milliseconds, before a
-// connection of overSoft may run out of its soft limit's time (-1: none).
-func (l *eventLoop) softTimeout() int {
-	if len(l.overSoft) == 0 {
-		return -1
-	}
-	lim := l.srv.obuf.Class(conncmd.ObufNormal)
-	first := int64(-1)
-	for _, c := range l.overSoft {
-		if c.obufSoftSince != 0 && (first < 0 || c.obufSoftSince < first) {
-			first = c.obufSoftSince
-		}
-	}
-	if first < 0 {
-		return 0 // all left the list: let watchSoft clean it
-	}
-	// Over() holds once more than SoftSeconds whole seconds passed.
-	ms := time.Until(time.Unix(first+lim.SoftSeconds+1, 0)).Milliseconds()
-	return int(max(ms, 0)) + 1
-}
-
-// watchSoft closes the connections of overSoft whose replies stayed over
-// the soft limit longer than its seconds, and forgets the ones that got
-// under it or are no longer blocked.
-func (l *eventLoop) watchSoft() {
-	keep := l.overSoft[:0]
-	for _, c := range l.overSoft {
-		switch {
-		case c.fd < 0 || !c.wblocked:
-		case c.overOutputLimit(true):
-			l.close(c)
-		case c.obufSoftSince != 0:
-			keep = append(keep, c)
-		}
-	}
-	clear(l.overSoft[len(keep):])
-	l.overSoft = keep
 }
