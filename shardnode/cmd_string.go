@@ -133,18 +133,15 @@ func (c *client) hit(ok bool) {
 }
 
 func cmdGet(c *client, args [][]byte) {
-	v, ok, err := c.st.getAppend(c.scratch[:0], args[1])
+	ok, err := c.bulkValue(args[1])
 	if err != nil {
 		c.storeErr(err)
 		return
 	}
 	c.hit(ok)
-	if ok {
-		c.bulk(v)
-	} else {
+	if !ok {
 		c.null()
 	}
-	c.keepScratch(v)
 }
 
 // keepScratch keeps a read buffer for the next command unless it grew

@@ -3,6 +3,7 @@ package shardnode
 import (
 	"errors"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/shardkv/shardkv/internal/conncmd"
@@ -104,6 +105,33 @@ func (c *client) writeLimited() error {
 		}
 	}
 	return err
+}
+
+// bulkGap is room for the longest bulk header, "$" and 19 digits and CRLF.
+var bulkGap [22]byte
+
+// bulkValue appends key's value to c.out as a bulk reply, read from the
+// storage straight into c.out: a big value is copied once, not first into
+// a scratch buffer of its size (garbage after each GET of it) and then
+// into the reply. Its length is known only once it is read, so it is read
+// behind room for the longest header, and moved back against the header
+// it gets. It reports whether the key holds a string; nothing is appended
+// when it does not.
+func (c *client) bulkValue(key []byte) (bool, error) {
+	mark := len(c.out)
+	start := mark + len(bulkGap)
+	out, ok, err := c.st.getAppend(append(c.out, bulkGap[:]...), key)
+	if err != nil || !ok {
+		c.out = out[:mark]
+		return ok, err
+	}
+	n := len(out) - start
+	var hb [len(bulkGap)]byte
+	h := append(strconv.AppendInt(append(hb[:0], '$'), int64(n), 10), '\r', '\n')
+	copy(out[mark+len(h):], out[start:])
+	copy(out[mark:], h)
+	c.out = append(out[:mark+len(h)+n], '\r', '\n')
+	return true, nil
 }
 
 // dropBuffers forgets a closed connection's buffers (dropClient), and
