@@ -115,29 +115,39 @@ func ParseMemory(v []byte) (int64, bool) {
 	if i == 0 || i > 18 {
 		return 0, false
 	}
-	mul := int64(1)
-	switch strings.ToLower(string(v[i:])) {
-	case "", "b":
-	case "k":
-		mul = 1000
-	case "kb":
-		mul = 1024
-	case "m":
-		mul = 1000 * 1000
-	case "mb":
-		mul = 1024 * 1024
-	case "g":
-		mul = 1000 * 1000 * 1000
-	case "gb":
-		mul = 1024 * 1024 * 1024
-	default:
+	m, ok := memUnit(v[i:])
+	if !ok {
 		return 0, false
 	}
+	mul := int64(m)
 	n, err := strconv.ParseInt(string(v[:i]), 10, 64)
 	if err != nil || n > (1<<62)/mul {
 		return 0, false
 	}
 	return n * mul, true
+}
+
+// memUnit is the multiplier of a memory value's unit in Redis's memtoull:
+// none or b, k, kb, m, mb, g, gb (k = 1000, kb = 1024, ...),
+// case-insensitive.
+func memUnit(u []byte) (uint64, bool) {
+	switch strings.ToLower(string(u)) {
+	case "", "b":
+		return 1, true
+	case "k":
+		return 1000, true
+	case "kb":
+		return 1024, true
+	case "m":
+		return 1000 * 1000, true
+	case "mb":
+		return 1024 * 1024, true
+	case "g":
+		return 1000 * 1000 * 1000, true
+	case "gb":
+		return 1024 * 1024 * 1024, true
+	}
+	return 0, false
 }
 
 // Const is a Param whose value never changes.

@@ -174,22 +174,8 @@ func memToULL(w []byte) (uint64, bool) {
 	for i < len(w) && w[i] >= '0' && w[i] <= '9' {
 		i++
 	}
-	mul := uint64(1)
-	switch strings.ToLower(string(w[i:])) {
-	case "", "b":
-	case "k":
-		mul = 1000
-	case "kb":
-		mul = 1024
-	case "m":
-		mul = 1000 * 1000
-	case "mb":
-		mul = 1024 * 1024
-	case "g":
-		mul = 1000 * 1000 * 1000
-	case "gb":
-		mul = 1024 * 1024 * 1024
-	default:
+	mul, ok := memUnit(w[i:])
+	if !ok {
 		return 0, false
 	}
 	if i == 0 {
