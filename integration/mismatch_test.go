@@ -145,3 +145,80 @@ func eventually(t *testing.T, f func() error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// Two nodes restarted on each other's data directories hold each other's
+// assignments: both shards are mismatched (their keys get TRYAGAIN, never
+// the other shard's data), and restarting each on its own directory
+// repairs them with their data.
+func TestMapMismatchSwappedDataDirs(t *testing.T) {
+	const pw = "node-secret"
+	c := StartCluster(t, Options{Shards: 2, NodePassword: pw})
+	ctx := context.Background()
+	rdb := c.Client()
+	keys := []string{c.KeysOn(0, "sw", 1)[0], c.KeysOn(1, "sw", 1)[0]}
+	for i, k := range keys {
+		must(t, rdb.Set(ctx, k, fmt.Sprint("value-", i), 0).Err())
+	}
+	dirArg := func(p *Proc) *string {
+		for i, a := range p.Args {
+			if a == "-dir" {
+				return &p.Args[i+1]
+			}
+		}
+		t.Fatalf("%s has no -dir", p.Name)
+		return nil
+	}
+	d0, d1 := dirArg(c.Nodes[0]), dirArg(c.Nodes[1])
+	swap := func() {
+		for _, n := range c.Nodes {
+			n.StopClean(t, syscall.SIGTERM)
+		}
+		*d0, *d1 = *d1, *d0
+		for _, n := range c.Nodes {
+			n.Start(t)
+			n.WaitReady(t)
+		}
+	}
+	swap()
+	for i, k := range keys {
+		s := c.Map.Shards[i]
+		eventually(t, func() error {
+			err := rdb.Get(ctx, k).Err()
+			if err == nil || !strings.HasPrefix(err.Error(), fmt.Sprintf("TRYAGAIN shard %s (%s) ", s.Name, s.Addr())) {
+				return fmt.Errorf("GET %s on the swapped node: %v", k, err)
+			}
+			return nil
+		})
+	}
+	eventually(t, func() error {
+		m, err := rdb.Do(ctx, "SHARD.MAP").Slice()
+		if err != nil {
+			return err
+		}
+		for _, e := range m {
+			if f := e.([]any); f[4] != int64(0) || !strings.HasPrefix(fmt.Sprint(f[5]), "map mismatch: ") {
+				return fmt.Errorf("SHARD.MAP entry %v", f)
+			}
+		}
+		return nil
+	})
+	swap() // each node back on its own directory
+	c.WaitServing()
+	for i, k := range keys {
+		if v, err := rdb.Get(ctx, k).Result(); err != nil || v != fmt.Sprint("value-", i) {
+			t.Fatalf("GET %s after the repair: %q %v", k, v, err)
+		}
+	}
+	eventually(t, func() error {
+		m, err := rdb.Do(ctx, "SHARD.MAP").Slice()
+		if err != nil {
+			return err
+		}
+		for _, e := range m {
+			if f := e.([]any); f[4] != int64(1) || f[5] != "ok" {
+				return fmt.Errorf("SHARD.MAP after the repair: %v", f)
+			}
+		}
+		return nil
+	})
+}
