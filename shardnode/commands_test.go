@@ -545,6 +545,11 @@ var scripts = []script{
 		x(nul, "OBJECT", "REFCOUNT", "missing"),
 		x(in(1), "HSET", "h", "f", "v"),
 		x(in(1), "OBJECT", "REFCOUNT", "h"),
+		x(in(1), "SADD", "set", "1"),
+		x(in(1), "OBJECT", "REFCOUNT", "set"),
+		x(bs("intset"), "OBJECT", "ENCODING", "set"),
+		x(er(errNoLFU), "OBJECT", "FREQ", "set"),
+		x("re:^:\\d+\r\n$", "OBJECT", "IDLETIME", "set"),
 		// FREQ needs an LFU maxmemory-policy; IDLETIME counts seconds.
 		x(er(errNoLFU), "OBJECT", "FREQ", "s"),
 		x(er(errNoLFU), "OBJECT", "FREQ", "h"),
