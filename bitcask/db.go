@@ -89,9 +89,12 @@ type DB struct {
 	idx   map[string]*NamespaceStat
 
 	activeMu sync.Mutex // guards active for readers outside writeMu (the syncer), and unsynced
-	// unsynced are rotated files whose fsync was skipped under SyncNo; the
-	// next group-commit fsync covers them too.
+	// unsynced are rotated files not fsynced yet; the syncer's next round
+	// fsyncs them before the active file (see rotate).
 	unsynced []*dataFile
+	// dirDirty: a rotation created a file since the directory was last
+	// fsynced; the syncer's next round fsyncs it after the files.
+	dirDirty bool
 
 	// filesMu guards files; ftab is replaced copy-on-write under it.
 	filesMu sync.Mutex
@@ -254,7 +257,16 @@ func (db *DB) readValue(dst []byte, f *dataFile, loc *entry, key []byte) ([]byte
 	size := loc.recSize(len(key))
 	off := int64(loc.off)
 	if mm := f.mapping(db.opts.MaxFileSize); off+size <= int64(len(mm)) {
-		return appendMapped(dst, mm[off:off+size:off+size], f, loc, key)
+		out, err := appendMapped(dst, mm[off:off+size:off+size], f, loc, key)
+		if size >= bigValueSize {
+			dropPages(mm, off, size)
+		}
+		return out, err
+	}
+	if size >= bigValueSize {
+		if out, ok, err := readBigMapped(dst, f, loc, key, off, size); ok {
+			return out, err
+		}
 	}
 	var buf []byte
 	if size <= 64<<10 {
@@ -672,6 +684,9 @@ func (db *DB) Close() error {
 		for _, f := range db.takeUnsynced() {
 			keep(f.f.Sync())
 			f.release()
+		}
+		if db.takeDirDirty() {
+			keep(syncDir(db.dir))
 		}
 		keep(db.active.trimPrealloc())
 		err := db.active.f.Sync()
