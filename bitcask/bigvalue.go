@@ -131,11 +131,16 @@ func mappedRead(fn func() error) (err error) {
 			if _, fault := r.(interface{ Addr() uintptr }); !fault {
 				panic(r)
 			}
-			err = fmt.Errorf("bitcask: reading mapped data: %v", r)
+			err = faultError{r}
 		}
 	}()
 	return fn()
 }
+
+// faultError is a fault while reading mapped memory (mappedRead).
+type faultError struct{ v any }
+
+func (e faultError) Error() string { return fmt.Sprintf("bitcask: reading mapped data: %v", e.v) }
 
 // Splice writes part into key's string value at offset off, padding with
 // zero bytes past its end (a missing key is an empty value), and keeps the
@@ -205,17 +210,10 @@ func (tx *Tx) Splice(key []byte, off int64, part []byte, tag uint8) (int64, erro
 // mapped until the caller runs the functions appended to after (a Tx's
 // Update, when it returns).
 func (db *DB) storedParts(after *[]func(), h uint64, key []byte) ([]piece, error) {
-	s := db.kd.shardFor(h)
-	s.mu.RLock()
-	e := s.get(h, key)
-	if e == nil {
-		s.mu.RUnlock()
+	loc, f, ok := db.acquireEntry(h, key)
+	if !ok {
 		return nil, ErrNotFound
 	}
-	loc := *e
-	f := db.fileAt(loc.file)
-	f.acquire()
-	s.mu.RUnlock()
 	*after = append(*after, f.release)
 
 	size := loc.recSize(len(key))
@@ -225,14 +223,12 @@ func (db *DB) storedParts(after *[]func(), h uint64, key []byte) ([]piece, error
 		rec = mm[off : off+size : off+size]
 		*after = append(*after, func() { dropPages(mm, off, size) })
 	} else {
-		page := int64(unix.Getpagesize())
-		start := off &^ (page - 1)
-		mm, err := unix.Mmap(int(f.f.Fd()), start, int(off+size-start), unix.PROT_READ, unix.MAP_SHARED)
+		r, unmap, err := mapRecord(f, off, size)
 		if err != nil {
 			return nil, fmt.Errorf("bitcask: map %s at %d: %w", f.path, off, err)
 		}
-		*after = append(*after, func() { unix.Munmap(mm) })
-		rec = mm[off-start : off-start+size : off-start+size]
+		*after = append(*after, unmap)
+		rec = r
 	}
 	var hd header
 	keyOK := false
@@ -538,14 +534,24 @@ func dropPages(mm []byte, off, size int64) {
 // cache, rather than read into a buffer and copied again. ok is false when
 // the mapping fails, and the caller reads with pread.
 func readBigMapped(dst []byte, f *dataFile, loc *entry, key []byte, off, size int64) (out []byte, ok bool, err error) {
-	page := int64(unix.Getpagesize())
-	start := off &^ (page - 1)
-	mm, merr := unix.Mmap(int(f.f.Fd()), start, int(off+size-start), unix.PROT_READ, unix.MAP_SHARED)
+	rec, unmap, merr := mapRecord(f, off, size)
 	if merr != nil {
 		return dst, false, nil
 	}
-	defer unix.Munmap(mm)
-	rec := mm[off-start:]
-	out, err = appendMapped(dst, rec[:size:size], f, loc, key)
+	defer unmap()
+	out, err = appendMapped(dst, rec, f, loc, key)
 	return out, true, err
+}
+
+// mapRecord maps the pages of f that hold [off, off+size) on their own and
+// returns those bytes, and the function that unmaps them.
+func mapRecord(f *dataFile, off, size int64) ([]byte, func(), error) {
+	page := int64(unix.Getpagesize())
+	start := off &^ (page - 1)
+	mm, err := unix.Mmap(int(f.f.Fd()), start, int(off+size-start), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil, nil, err
+	}
+	i := off - start
+	return mm[i : i+size : i+size], func() { unix.Munmap(mm) }, nil
 }

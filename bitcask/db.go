@@ -3,10 +3,10 @@ package bitcask
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -288,18 +288,17 @@ func (db *DB) readValue(dst []byte, f *dataFile, loc *entry, key []byte) ([]byte
 // appendMapped is appendChecked over mapped memory: an I/O error while the
 // kernel pages the record in is a fault, which becomes an error here
 // instead of killing the process.
-func appendMapped(dst, rec []byte, f *dataFile, loc *entry, key []byte) (out []byte, err error) {
-	old := debug.SetPanicOnFault(true)
-	defer func() {
-		debug.SetPanicOnFault(old)
-		if r := recover(); r != nil {
-			if _, fault := r.(interface{ Addr() uintptr }); !fault {
-				panic(r)
-			}
-			out, err = dst, fmt.Errorf("bitcask: read %s at %d: %v", f.path, loc.off, r)
-		}
-	}()
-	return appendChecked(dst, rec, f, loc, key)
+func appendMapped(dst, rec []byte, f *dataFile, loc *entry, key []byte) ([]byte, error) {
+	out := dst
+	err := mappedRead(func() (err error) {
+		out, err = appendChecked(dst, rec, f, loc, key)
+		return err
+	})
+	var fe faultError
+	if errors.As(err, &fe) {
+		return dst, fmt.Errorf("bitcask: read %s at %d: %v", f.path, loc.off, fe.v)
+	}
+	return out, err
 }
 
 // appendChecked decodes the record in rec, checks it is the put record of
@@ -340,20 +339,28 @@ func (e *keyMismatchError) Error() string {
 
 func (e *keyMismatchError) Unwrap() error { return ErrCorrupt }
 
+// acquireEntry returns a copy of key's entry, expired or not, and its
+// file with a reference the caller releases.
+func (db *DB) acquireEntry(h uint64, key []byte) (entry, *dataFile, bool) {
+	s := db.kd.shardFor(h)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e := s.get(h, key)
+	if e == nil {
+		return entry{}, nil, false
+	}
+	f := db.fileAt(e.file)
+	f.acquire()
+	return *e, f, true
+}
+
 // readCurrent reads the value of key's entry whether or not it has
 // expired; a Tx uses it when its own writes changed the expiry.
 func (db *DB) readCurrent(h uint64, key []byte) ([]byte, error) {
-	s := db.kd.shardFor(h)
-	s.mu.RLock()
-	e := s.get(h, key)
-	if e == nil {
-		s.mu.RUnlock()
+	loc, f, ok := db.acquireEntry(h, key)
+	if !ok {
 		return nil, ErrNotFound
 	}
-	loc := *e
-	f := db.fileAt(loc.file)
-	f.acquire()
-	s.mu.RUnlock()
 	v, err := db.readValue(nil, f, &loc, key)
 	f.release()
 	if err == nil && v == nil {
