@@ -57,6 +57,9 @@ func (cl *Client) Solo(size int) *Conn {
 }
 
 func (cl *Client) solo() *Conn {
+	if !cl.Up() {
+		return nil // the node is down: the shared path fails at once
+	}
 	cl.mu.Lock()
 	for len(cl.idleSolo) > 0 {
 		c := cl.idleSolo[len(cl.idleSolo)-1]
