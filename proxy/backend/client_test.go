@@ -299,7 +299,7 @@ func TestBigRequestDoesNotFailSharedConnection(t *testing.T) {
 	cl := NewClient(ClientConfig{Addr: addr, Timeout: 200 * time.Millisecond})
 	defer cl.Close()
 	waitUp(t, cl)
-	solo := cl.Solo(64 << 20) // allowance: 2s
+	solo := cl.Solo(64 << 20) // allowance: 8s
 	if solo == nil {
 		t.Fatal("no solo connection")
 	}
