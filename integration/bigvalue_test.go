@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,36 +14,16 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// bigValueLen is the big value the tests write: 500 MB as in the issue. A
+// bigWriteLen is the big value the tests write: 500 MB as in the issue. A
 // race build of the binaries keeps shadow memory for every byte it touches
 // and instruments every copy, which makes a 500 MB value cost gigabytes
 // and minutes there; it writes 64 MiB (still 64 times the proxy's solo
 // threshold and four times the node's memory release threshold).
-func bigValueLen() int {
+func bigWriteLen() int {
 	if raceEnabled {
 		return 64 << 20
 	}
 	return 500_000_000
-}
-
-// rssBytes is the resident set size of process pid.
-func rssBytes(t *testing.T, pid int) int64 {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatalf("no VmRSS in /proc/%d/status", pid)
-	return 0
 }
 
 // nodeCalls is the calls count of cmd in node i's INFO commandstats.
@@ -120,12 +99,12 @@ func TestBigValueDoesNotStallShard(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	pid := c.Nodes[victim].Pid()
-	baseline := rssBytes(t, pid)
+	baseline := rssBytes(pid)
 
 	writer := c.ClientWith(func(o *redis.Options) {
 		o.ReadTimeout, o.WriteTimeout = 5*time.Minute, 5*time.Minute
 	})
-	big := bytes.Repeat([]byte("0123456789abcdef"), bigValueLen()/16)
+	big := bytes.Repeat([]byte("0123456789abcdef"), bigWriteLen()/16)
 	before := ops.Load()
 	t0 := time.Now()
 	must(t, writer.Set(ctx, bigKeys[0], big, 0).Err())
@@ -138,10 +117,10 @@ func TestBigValueDoesNotStallShard(t *testing.T) {
 		t.Fatalf("SETRANGE %s 536870911 x = %d, %v; want 536870912", bigKeys[1], n, err)
 	}
 	during := ops.Load() - before
-	afterWrite := rssBytes(t, pid)
+	afterWrite := rssBytes(pid)
 
-	if got, err := writer.StrLen(ctx, bigKeys[0]).Result(); err != nil || got != int64(bigValueLen()) {
-		t.Errorf("STRLEN of the big value = %d, %v; want %d", got, err, bigValueLen())
+	if got, err := writer.StrLen(ctx, bigKeys[0]).Result(); err != nil || got != int64(bigWriteLen()) {
+		t.Errorf("STRLEN of the big value = %d, %v; want %d", got, err, bigWriteLen())
 	}
 	if got, err := writer.GetRange(ctx, bigKeys[1], 536870900, -1).Result(); err != nil || got != strings.Repeat("\x00", 11)+"x" {
 		t.Errorf("GETRANGE of the SETRANGE'd value's end = %q, %v", got, err)
@@ -165,14 +144,14 @@ func TestBigValueDoesNotStallShard(t *testing.T) {
 	// (a race build keeps its shadow memory: logged, not checked).
 	const slack = 64 << 20
 	deadline := time.Now().Add(30 * time.Second)
-	rss := rssBytes(t, pid)
+	rss := rssBytes(pid)
 	for rss > baseline+slack && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
-		rss = rssBytes(t, pid)
+		rss = rssBytes(pid)
 	}
 	t.Logf("SET of %d bytes %v, SETRANGE 536870911 %v; %d commands of the 50 clients meanwhile; node RSS %d MiB before, %d MiB after the writes, %d MiB after DEL; proxy RSS %d MiB",
-		bigValueLen(), tSet.Round(time.Millisecond), tRange.Round(time.Millisecond), during,
-		baseline>>20, afterWrite>>20, rss>>20, rssBytes(t, c.Proxy.Pid())>>20)
+		bigWriteLen(), tSet.Round(time.Millisecond), tRange.Round(time.Millisecond), during,
+		baseline>>20, afterWrite>>20, rss>>20, rssBytes(c.Proxy.Pid())>>20)
 	if rss > baseline+slack && !raceEnabled {
 		t.Errorf("node RSS %d MiB 30s after DEL; want at most %d MiB (the baseline plus 64 MiB)", rss>>20, (baseline+slack)>>20)
 	}
