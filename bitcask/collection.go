@@ -342,7 +342,7 @@ func (db *DB) txElem(st *txState, tc *txColl, h uint64, key, field []byte) ([]by
 func (db *DB) txElemRecord(st *txState, tc *txColl, kind byte, h uint64, key, field, value []byte) error {
 	off := len(st.buf)
 	klen := uvarintLen(uint64(len(key))) + len(key) + len(field)
-	if int64(off)+headerSize+int64(klen)+int64(len(value)) > math.MaxUint32 {
+	if st.size()+headerSize+int64(klen)+int64(len(value)) > math.MaxUint32 {
 		return ErrTxTooLarge
 	}
 	st.ekey = elemKey(st.ekey[:0], key, field)
@@ -433,7 +433,7 @@ func (tx *Tx) HashSet(key, field, value []byte) (created bool, err error) {
 // absent or expired before.
 func (db *DB) txNewColl(st *txState, h uint64, key []byte, t Type) (*txColl, error) {
 	off := len(st.buf)
-	if int64(off)+headerSize+int64(len(key)) > math.MaxUint32 {
+	if st.size()+headerSize+int64(len(key)) > math.MaxUint32 {
 		return nil, ErrTxTooLarge
 	}
 	if st.trackLive {

@@ -54,6 +54,9 @@ type dataFile struct {
 	// size is the number of bytes written; records live in [0, size).
 	// Only the active file grows, under DB.writeMu.
 	size atomic.Int64
+	// synced is how much of it the syncer's last fsync covered (rotate
+	// fsyncs a file itself only when little is left).
+	synced atomic.Int64
 	// alloc is the file's length on disk, size plus the zeros written
 	// ahead of it (see preallocate); guarded by DB.writeMu.
 	alloc int64

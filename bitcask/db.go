@@ -3,10 +3,10 @@ package bitcask
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -89,9 +89,12 @@ type DB struct {
 	idx   map[string]*NamespaceStat
 
 	activeMu sync.Mutex // guards active for readers outside writeMu (the syncer), and unsynced
-	// unsynced are rotated files whose fsync was skipped under SyncNo; the
-	// next group-commit fsync covers them too.
+	// unsynced are rotated files not fsynced yet; the syncer's next round
+	// fsyncs them before the active file (see rotate).
 	unsynced []*dataFile
+	// dirDirty: a rotation created a file since the directory was last
+	// fsynced; the syncer's next round fsyncs it after the files.
+	dirDirty bool
 
 	// filesMu guards files; ftab is replaced copy-on-write under it.
 	filesMu sync.Mutex
@@ -254,7 +257,16 @@ func (db *DB) readValue(dst []byte, f *dataFile, loc *entry, key []byte) ([]byte
 	size := loc.recSize(len(key))
 	off := int64(loc.off)
 	if mm := f.mapping(db.opts.MaxFileSize); off+size <= int64(len(mm)) {
-		return appendMapped(dst, mm[off:off+size:off+size], f, loc, key)
+		out, err := appendMapped(dst, mm[off:off+size:off+size], f, loc, key)
+		if size >= bigValueSize {
+			dropPages(mm, off, size)
+		}
+		return out, err
+	}
+	if size >= bigValueSize {
+		if out, ok, err := readBigMapped(dst, f, loc, key, off, size); ok {
+			return out, err
+		}
 	}
 	var buf []byte
 	if size <= 64<<10 {
@@ -276,18 +288,17 @@ func (db *DB) readValue(dst []byte, f *dataFile, loc *entry, key []byte) ([]byte
 // appendMapped is appendChecked over mapped memory: an I/O error while the
 // kernel pages the record in is a fault, which becomes an error here
 // instead of killing the process.
-func appendMapped(dst, rec []byte, f *dataFile, loc *entry, key []byte) (out []byte, err error) {
-	old := debug.SetPanicOnFault(true)
-	defer func() {
-		debug.SetPanicOnFault(old)
-		if r := recover(); r != nil {
-			if _, fault := r.(interface{ Addr() uintptr }); !fault {
-				panic(r)
-			}
-			out, err = dst, fmt.Errorf("bitcask: read %s at %d: %v", f.path, loc.off, r)
-		}
-	}()
-	return appendChecked(dst, rec, f, loc, key)
+func appendMapped(dst, rec []byte, f *dataFile, loc *entry, key []byte) ([]byte, error) {
+	out := dst
+	err := mappedRead(func() (err error) {
+		out, err = appendChecked(dst, rec, f, loc, key)
+		return err
+	})
+	var fe faultError
+	if errors.As(err, &fe) {
+		return dst, fmt.Errorf("bitcask: read %s at %d: %v", f.path, loc.off, fe.v)
+	}
+	return out, err
 }
 
 // appendChecked decodes the record in rec, checks it is the put record of
@@ -328,20 +339,28 @@ func (e *keyMismatchError) Error() string {
 
 func (e *keyMismatchError) Unwrap() error { return ErrCorrupt }
 
+// acquireEntry returns a copy of key's entry, expired or not, and its
+// file with a reference the caller releases.
+func (db *DB) acquireEntry(h uint64, key []byte) (entry, *dataFile, bool) {
+	s := db.kd.shardFor(h)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e := s.get(h, key)
+	if e == nil {
+		return entry{}, nil, false
+	}
+	f := db.fileAt(e.file)
+	f.acquire()
+	return *e, f, true
+}
+
 // readCurrent reads the value of key's entry whether or not it has
 // expired; a Tx uses it when its own writes changed the expiry.
 func (db *DB) readCurrent(h uint64, key []byte) ([]byte, error) {
-	s := db.kd.shardFor(h)
-	s.mu.RLock()
-	e := s.get(h, key)
-	if e == nil {
-		s.mu.RUnlock()
+	loc, f, ok := db.acquireEntry(h, key)
+	if !ok {
 		return nil, ErrNotFound
 	}
-	loc := *e
-	f := db.fileAt(loc.file)
-	f.acquire()
-	s.mu.RUnlock()
 	v, err := db.readValue(nil, f, &loc, key)
 	f.release()
 	if err == nil && v == nil {
@@ -672,6 +691,9 @@ func (db *DB) Close() error {
 		for _, f := range db.takeUnsynced() {
 			keep(f.f.Sync())
 			f.release()
+		}
+		if db.takeDirDirty() {
+			keep(syncDir(db.dir))
 		}
 		keep(db.active.trimPrealloc())
 		err := db.active.f.Sync()

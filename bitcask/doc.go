@@ -154,6 +154,26 @@
 // records are copied under the shard's read lock, which keeps the file
 // mapped without touching its reference count (see maxLockedCopy).
 //
+// # Big values
+//
+// A put's value of 1 MiB or more (bigValueSize, bigvalue.go) is not copied
+// into the Update's buffer: the buffer holds its header and key, the value
+// stays in the caller's memory until the Update returns, its CRC is
+// computed once on its own and combined with the header's (crc.go: zlib's
+// crc32_combine for CRC-32C, which also folds in a run of n zeros in
+// O(log n)), and the commit writes it behind its header with pwritev. A
+// value may be pieces: bytes and runs of zeros. Tx.Splice (SETRANGE, and
+// APPEND at the value's end) builds the new value from the old record's
+// pieces in the file's mapping, found with SEEK_DATA/SEEK_HOLE, and the
+// record's CRC is checked over its data with its holes counted as zeros,
+// so neither the old value nor its zeros are read into memory; Tx.GetRange
+// copies only the range asked for. A zero run past the file's end is not
+// written: the file gets a hole, which reads as zeros, so SETRANGE k
+// 536870911 x writes a few bytes and takes a few KiB of disk. The record
+// format is unchanged: a reader sees the zeros. A big record read from the
+// mapping has its pages dropped from the process (MADV_DONTNEED) once
+// copied: they stay in the page cache without counting in the RSS.
+//
 // # Durability
 //
 // Options.Sync is Redis's appendfsync: SyncAlways returns from a write only
@@ -161,7 +181,12 @@
 // SyncEverySec fsyncs in the background once a second; SyncNo leaves
 // writeback to the OS on the write path (hint and merge files, which replace
 // data, are always fsynced). The directory is fsynced after files are
-// created, renamed or removed. The group commit's fsync of the active file
+// created, renamed or removed. A rotated data file and the directory entry
+// of its successor are fsynced by the syncer's next round, before the
+// active file (under always, the next writer's wait; under everysec, within
+// the second), not by the writer that rotates: that fsync, under the write
+// lock, stalled every writer for as long as a 500 MB value took to reach
+// the disk. The group commit's fsync of the active file
 // is an fdatasync, as Redis's; under SyncAlways the active file is kept a
 // chunk of zeros ahead of its data (preallocate in datafile.go), so that
 // fdatasync rarely has to write the inode, and the zeros are cut off when

@@ -35,6 +35,8 @@ func (db *DB) syncRound() error {
 	f.acquire()
 	older := db.unsynced
 	db.unsynced = nil
+	dirDirty := db.dirDirty
+	db.dirDirty = false
 	db.activeMu.Unlock()
 	s.mu.Unlock()
 
@@ -52,10 +54,20 @@ func (db *DB) syncRound() error {
 	}
 	// fdatasync: the data and what reading it needs (the length, when it
 	// grew), not the timestamps; what Redis's appendfsync does too.
+	size := f.size.Load()
 	if e := fdatasync(f.f); e != nil && err == nil {
 		err = e
+	} else if e == nil {
+		f.synced.Store(size)
 	}
 	db.fsyncs.Add(1)
+	if dirDirty {
+		// After the files: the new file's name must not be durable
+		// before what was written ahead of it.
+		if e := syncDir(db.dir); e != nil && err == nil {
+			err = e
+		}
+	}
 	db.syncRounds.Add(1)
 	db.syncNanos.Add(int64(time.Since(t0)))
 	f.release()
@@ -73,6 +85,15 @@ func (db *DB) syncRound() error {
 	}
 	s.cond.Broadcast()
 	return s.err
+}
+
+// takeDirDirty reports and clears dirDirty.
+func (db *DB) takeDirDirty() bool {
+	db.activeMu.Lock()
+	defer db.activeMu.Unlock()
+	d := db.dirDirty
+	db.dirDirty = false
+	return d
 }
 
 // takeUnsynced empties the list of rotated files not fsynced yet; the

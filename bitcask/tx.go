@@ -33,11 +33,16 @@ type txOp struct {
 	vlen     uint32 // logical value length after the op
 	valOp    int32  // op whose put record holds the value, or -1: the key directory's value
 	prev     int32  // the previous op (after the last flush-all) with the same hash, or -1; set when indexed
-	kind     byte
-	vtype    byte
-	typ      byte // the key's type after the op (entry.typ); for an element, its collection's
-	tag      byte // the value's tag after the op (entry.tag)
-	exists   bool // the key exists after the op
+	// fileOff is the op's record's offset in what the Tx writes: recOff
+	// plus the big values (txState.ext) of the ops before it, which are
+	// written from their own memory after their header and key.
+	fileOff uint32
+	big     int32 // 1 + the index of the op's value in txState.ext; 0: the value follows the key in buf
+	kind    byte
+	vtype   byte
+	typ     byte // the key's type after the op (entry.typ); for an element, its collection's
+	tag     byte // the value's tag after the op (entry.tag)
+	exists  bool // the key exists after the op
 }
 
 // txState is the reusable state of the running Update, owned by the writer
@@ -71,6 +76,14 @@ type txState struct {
 	// on the side of refusing.
 	elemDelta int64
 	ekey      []byte // scratch for an element record's key
+	// ext are the values of the Tx's big puts (see bigValueSize), in op
+	// order, referenced rather than copied into buf; extLen is their
+	// total length.
+	ext    []extValue
+	extLen int64
+	// after run when the Update returns: they release what big values
+	// read from the data files kept open and mapped (Splice).
+	after []func()
 }
 
 func (st *txState) reset(seq uint64, now int64) {
@@ -98,7 +111,12 @@ func (st *txState) reset(seq uint64, now int64) {
 		clear(st.colls)
 	}
 	st.elemDelta = 0
+	clear(st.ext) // drop the references to the callers' big values
+	st.ext, st.extLen = st.ext[:0], 0
 }
+
+// size is the number of bytes the Tx will write.
+func (st *txState) size() int64 { return int64(len(st.buf)) + st.extLen }
 
 func (st *txState) opKey(op *txOp) []byte {
 	k := op.recOff + headerSize
@@ -197,6 +215,10 @@ func (db *DB) kdState(h uint64, key []byte) keyState {
 // op list.
 func (st *txState) addOp(op txOp) {
 	op.prev = -1
+	op.fileOff = op.recOff + uint32(st.extLen)
+	if op.big > 0 {
+		st.extLen += st.ext[op.big-1].len()
+	}
 	st.ops = append(st.ops, op)
 	if op.kind == kindFlushAll {
 		st.flush = int32(len(st.ops) - 1)
@@ -273,13 +295,18 @@ func (db *DB) txPut(st *txState, key, value []byte, expireAt int64, tag byte) er
 	if expireAt < 0 {
 		return fmt.Errorf("bitcask: negative expiry %d", expireAt)
 	}
+	if len(value) >= bigValueSize {
+		var x extValue
+		x.add(piece{b: value})
+		return db.txPutBig(st, key, x, expireAt, tag)
+	}
 	h := xxhash.Sum64(key)
 	var prev keyState
 	if st.trackLive {
 		prev = db.txLookup(st, h, key)
 	}
 	off := len(st.buf)
-	if int64(off)+headerSize+int64(len(key))+int64(len(value)) > math.MaxUint32 {
+	if st.size()+headerSize+int64(len(key))+int64(len(value)) > math.MaxUint32 {
 		return ErrTxTooLarge
 	}
 	st.buf = appendRecord(st.buf, kindPut, st.firstFlag(), st.seq, st.now, expireAt, key, value)
@@ -298,7 +325,7 @@ func (db *DB) txPut(st *txState, key, value []byte, expireAt int64, tag byte) er
 // txRecord appends a record without a value (tombstone, expire, flush-all).
 func (db *DB) txRecord(st *txState, kind byte, h uint64, key []byte, expireAt int64, prev keyState, exists bool) error {
 	off := len(st.buf)
-	if int64(off)+headerSize+int64(len(key)) > math.MaxUint32 {
+	if st.size()+headerSize+int64(len(key)) > math.MaxUint32 {
 		return ErrTxTooLarge
 	}
 	st.buf = appendRecord(st.buf, kind, st.firstFlag(), st.seq, st.now, expireAt, key, nil)
@@ -379,6 +406,9 @@ func (db *DB) txGet(st *txState, h uint64, key []byte) ([]byte, Meta, error) {
 		return v, meta, nil
 	}
 	op := &st.ops[ks.valOp]
+	if op.big > 0 {
+		return st.ext[op.big-1].appendTo(nil), meta, nil
+	}
 	rec := st.buf[op.recOff:]
 	stored := rec[headerSize+op.klen : headerSize+op.klen+storedLen(op.vtype, op.vlen)]
 	if op.vtype == valTypeInt {
@@ -426,6 +456,8 @@ func (tx *Tx) MetaHashed(h uint64, key []byte) (Meta, bool) {
 }
 
 // Put writes key with value; expireAt is an absolute unix ms, 0 for none.
+// A value of bigValueSize (1 MiB) or more is not copied: it must not change
+// until the Update returns.
 func (tx *Tx) Put(key, value []byte, expireAt int64) error {
 	if tx.done {
 		return ErrTxDone
@@ -555,6 +587,12 @@ func (db *DB) updateNoWait(fn func(st *txState) error) (uint64, error) {
 	if err == nil {
 		err = db.commit(st)
 	}
+	clear(st.ext) // a big value is the caller's again: keep no reference
+	for _, fn := range st.after {
+		fn()
+	}
+	clear(st.after)
+	st.after = st.after[:0]
 	last := st.seq - 1
 	wrote := err == nil && len(st.ops) > 0
 	locked = false
@@ -573,9 +611,20 @@ func (db *DB) commit(st *txState) error {
 	}
 	last := &st.ops[len(st.ops)-1]
 	rec := st.buf[last.recOff:]
-	setFlags(rec, rec[offFlags]|flagBatchLast)
+	if last.big > 0 {
+		st.ext[last.big-1].setFlags(rec, rec[offFlags]|flagBatchLast)
+	} else {
+		setFlags(rec, rec[offFlags]|flagBatchLast)
+	}
 
-	f, base, err := db.write(st.buf)
+	var f *dataFile
+	var base int64
+	var err error
+	if len(st.ext) == 0 {
+		f, base, err = db.write(st.buf)
+	} else {
+		f, base, err = db.writeExt(st)
+	}
 	if err != nil {
 		return err
 	}
@@ -586,7 +635,7 @@ func (db *DB) commit(st *txState) error {
 		switch op.kind {
 		case kindPut:
 			db.applyPut(op.hash, key, entry{
-				hash: op.hash, seq: op.seq, expireAt: op.expireAt, off: uint32(base) + op.recOff,
+				hash: op.hash, seq: op.seq, expireAt: op.expireAt, off: uint32(base) + op.fileOff,
 				vlen: packVlen(op.vlen, op.vtype), file: f.handle, tag: op.tag,
 			}, f)
 		case kindDelete:
@@ -597,13 +646,13 @@ func (db *DB) commit(st *txState) error {
 			db.applyFlushAll()
 		case kindColl:
 			db.applyColl(op.hash, key, entry{
-				hash: op.hash, seq: op.seq, off: uint32(base) + op.recOff, file: f.handle, typ: op.typ,
+				hash: op.hash, seq: op.seq, off: uint32(base) + op.fileOff, file: f.handle, typ: op.typ,
 			}, f)
 		case kindElemPut, kindElemDelete:
 			ck, field, _ := splitElemKey(key)
 			var l *elemLoc
 			if op.kind == kindElemPut {
-				l = &elemLoc{seq: op.seq, off: uint32(base) + op.recOff, vlen: packVlen(op.vlen, op.vtype), file: f.handle}
+				l = &elemLoc{seq: op.seq, off: uint32(base) + op.fileOff, vlen: packVlen(op.vlen, op.vtype), file: f.handle}
 			}
 			db.applyElem(op.hash, ck, field, op.seq, l)
 		}
@@ -616,19 +665,27 @@ func (db *DB) commit(st *txState) error {
 // buf would take the file past MaxFileSize. It returns the file and the
 // offset buf starts at. Caller holds writeMu.
 func (db *DB) write(buf []byte) (*dataFile, int64, error) {
+	return db.writeWith(int64(len(buf)), func(f *dataFile, off int64) error {
+		_, err := f.f.WriteAt(buf, off)
+		return err
+	})
+}
+
+// writeWith is write for n bytes that put writes at off in f.
+func (db *DB) writeWith(n int64, put func(f *dataFile, off int64) error) (*dataFile, int64, error) {
 	f := db.active
 	off := f.size.Load()
-	if off > 0 && off+int64(len(buf)) > db.opts.MaxFileSize {
+	if off > 0 && off+n > db.opts.MaxFileSize {
 		if err := db.rotate(); err != nil {
 			return nil, 0, err
 		}
 		f = db.active
 		off = 0
 	}
-	if off+int64(len(buf)) > math.MaxUint32 {
+	if off+n > math.MaxUint32 {
 		return nil, 0, ErrTxTooLarge
 	}
-	if _, err := f.f.WriteAt(buf, off); err != nil {
+	if err := put(f, off); err != nil {
 		// Cut whatever part of the batch reached the file so the next
 		// batch does not follow garbage; if that fails the file and
 		// memory disagree and only a reopen can recover.
@@ -641,9 +698,9 @@ func (db *DB) write(buf []byte) (*dataFile, int64, error) {
 		}
 		return nil, 0, fmt.Errorf("bitcask: write %s: %w", f.path, err)
 	}
-	f.size.Store(off + int64(len(buf)))
-	f.alloc = max(f.alloc, off+int64(len(buf)))
-	if err := db.preallocate(f, off+int64(len(buf))); err != nil {
+	f.size.Store(off + n)
+	f.alloc = max(f.alloc, off+n)
+	if err := db.preallocate(f, off+n); err != nil {
 		// Only the zeros failed; the records are written. Cut what part
 		// of the zeros got there and go on without them.
 		db.log.Warn("preallocating data file space failed", "file", f.path, "error", err)
@@ -654,6 +711,9 @@ func (db *DB) write(buf []byte) (*dataFile, int64, error) {
 	return f, off, nil
 }
 
+// maxRotateSync is how much unsynced data rotate fsyncs itself.
+const maxRotateSync = 8 << 20
+
 // rotate makes the active file immutable and starts a new one. Caller holds
 // writeMu.
 func (db *DB) rotate() error {
@@ -662,19 +722,26 @@ func (db *DB) rotate() error {
 		db.setBroken(err)
 		return fmt.Errorf("bitcask: truncate %s: %w", old.path, err)
 	}
-	if db.SyncPolicy() != SyncNo {
-		// The syncer fsyncs only the active file, so everything before
-		// the switch must be durable now.
+	// With little of the old file unsynced, it is fsynced here, as is the
+	// directory once the new file exists: cheap, and the hint writer then
+	// finds it synced. With much unsynced (a big value was just written)
+	// both are left to the syncer's next round, which fsyncs the rotated
+	// files before the active one, then the directory (under always, the
+	// next writer's wait; under everysec, within the second): fsyncing
+	// here, with the write lock held, stalled every writer for as long as
+	// a 500 MB value took to reach the disk.
+	deferSync := db.SyncPolicy() == SyncNo || old.size.Load()-old.synced.Load() > maxRotateSync
+	if deferSync {
+		old.acquire()
+		db.activeMu.Lock()
+		db.unsynced = append(db.unsynced, old)
+		db.activeMu.Unlock()
+	} else {
 		if err := old.f.Sync(); err != nil {
 			db.setBroken(err)
 			return fmt.Errorf("bitcask: fsync %s: %w", old.path, err)
 		}
 		db.fsyncs.Add(1)
-	} else {
-		old.acquire()
-		db.activeMu.Lock()
-		db.unsynced = append(db.unsynced, old)
-		db.activeMu.Unlock()
 	}
 	db.filesMu.Lock()
 	id := (db.files[len(db.files)-1].id>>idSubBits + 1) << idSubBits
@@ -683,7 +750,13 @@ func (db *DB) rotate() error {
 	if err != nil {
 		return fmt.Errorf("bitcask: create data file: %w", err)
 	}
-	if err := syncDir(db.dir); err != nil {
+	// The directory's fsync makes the new file's name durable; on ext4 it
+	// commits the journal, which waits for the old file's data too.
+	if deferSync {
+		db.activeMu.Lock()
+		db.dirDirty = true
+		db.activeMu.Unlock()
+	} else if err := syncDir(db.dir); err != nil {
 		nf.release()
 		os.Remove(nf.path)
 		return fmt.Errorf("bitcask: fsync directory: %w", err)

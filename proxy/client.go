@@ -120,6 +120,9 @@ type client struct {
 	shIdx  []int32 // scratch: the shard of each key
 	elems  [][]byte
 	batchN int // commands in the batch
+	// bigBytes: the big requests the batch sent, whose buffers are
+	// released (memfree) once the batch is done.
+	bigBytes int
 	// obs is what observe.go records of the batch
 	obs clientObs
 	// the last command looked up, by the name as the client spelled it
@@ -245,6 +248,9 @@ func (c *client) send(sh *shard, r *backend.Request) {
 		c.pinned = append(c.pinned, r)
 		return
 	}
+	if len(r.Cmd) >= backend.BigRequest && c.sendSolo(sh, r) {
+		return
+	}
 	p := 0
 	if c.sess.Proto == resp.RESP3 {
 		p = 1
@@ -255,6 +261,26 @@ func (c *client) send(sh *shard, r *backend.Request) {
 		c.lists[p] = lists
 	}
 	lists[sh.idx] = append(lists[sh.idx], r)
+}
+
+// sendSolo sends a big request on a connection of its own (see
+// backend.BigRequest), so that the shared connection's other requests do
+// not wait behind it. The client's order is kept: what the batch queued
+// before it is answered first (a barrier), and what comes after is sent
+// once it is answered. False when no solo connection could be had: the
+// request goes on the shared connection.
+func (c *client) sendSolo(sh *shard, r *backend.Request) bool {
+	b := sh.backend(c.sess.Proto)
+	c.barrier()
+	conn := b.Solo(len(r.Cmd))
+	if conn == nil {
+		return false
+	}
+	conn.Send(r)
+	c.barrier()
+	b.PutSolo(conn)
+	c.bigBytes += len(r.Cmd)
+	return true
 }
 
 // forward sends raw to sh and answers with the node's reply as it is.

@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shardkv/shardkv/internal/memfree"
 	"github.com/shardkv/shardkv/internal/sockio"
 	"github.com/shardkv/shardkv/resp"
 )
@@ -174,6 +175,10 @@ batch:
 	c.flushRound()
 	// The batch's commands alias the reader's buffer until here.
 	c.rd.Done()
+	if c.bigBytes > 0 {
+		memfree.Released(c.bigBytes) // the reader dropped the big requests' buffer
+		c.bigBytes = 0
+	}
 	if c.unpinAfter {
 		c.unpinAfter = false
 		c.unpin()

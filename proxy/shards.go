@@ -97,8 +97,10 @@ func (s *Server) newShard(idx int, e rangemap.Shard) *shard {
 	sh := &shard{idx: idx, name: e.Name, addr: e.Addr(), stop: make(chan struct{})}
 	sh.assign.Store(&e)
 	log := s.log.Named("shard").With("shard", e.Name, "addr", sh.addr)
+	busy := &backend.Busy{} // one node: its big requests hold up both protocols' connections
 	mk := func(proto resp.Proto) *backend.Client {
 		cfg := backend.ClientConfig{
+			Busy:      busy,
 			Addr:      sh.addr,
 			Conns:     s.cfg.ConnsPerNode,
 			Timeout:   s.cfg.Timeout,

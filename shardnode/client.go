@@ -25,6 +25,9 @@ type client struct {
 	rb   resp.RequestReader // requests read and not yet executed (conn.go)
 	// out collects the replies of the pipeline being served.
 	out []byte
+	// bigBytes are the big requests and values read since the last
+	// settle, released then (memrelease.go).
+	bigBytes int
 	// linger makes serveConn close with lingerClose (QUIT, protocol error).
 	linger bool
 	// class is how the connection counts against the node's limits, a

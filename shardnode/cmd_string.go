@@ -1,6 +1,7 @@
 package shardnode
 
 import (
+	"errors"
 	"math"
 	"math/big"
 	"strconv"
@@ -96,6 +97,7 @@ func (c *client) get(key []byte) (value []byte, meta bitcask.Meta, ok, failed bo
 		c.storeErr(err)
 		return nil, m, false, true
 	}
+	c.noteBig(len(v))
 	return v, m, ok, false
 }
 
@@ -444,27 +446,49 @@ func cmdMSetNX(c *client, args [][]byte) {
 
 func cmdAppend(c *client, args [][]byte) {
 	key, suffix := args[1], args[2]
-	old, meta, exists, failed := c.get(key)
-	if failed {
+	oldLen, exists, ok := c.stringLen(key)
+	if !ok {
 		return
 	}
-	if int64(len(old))+int64(len(suffix)) > resp.MaxBulkLen {
+	if oldLen+int64(len(suffix)) > resp.MaxBulkLen {
 		c.errReply(errTooBig)
 		return
 	}
+	c.spliceReply(key, exists, oldLen, oldLen, suffix, appendTag(exists))
+}
+
+// stringLen is the length of key's string value from the key directory,
+// without reading the value; a key of another type gets WRONGTYPE (ok
+// false).
+func (c *client) stringLen(key []byte) (n int64, exists, ok bool) {
+	m, exists := c.st.meta(key)
+	if exists && m.Type != bitcask.TypeString {
+		c.errReply(errWrongType)
+		return 0, true, false
+	}
+	return m.Len, exists, true
+}
+
+// spliceReply writes part at off into key's value of oldLen bytes (SETRANGE,
+// APPEND) after the size limit check, tags it (encoding.go), and replies
+// the new length. The engine splices the value where it lies
+// (bitcask.Tx.Splice): a big one is neither read into memory nor copied,
+// and its zeros are not written.
+func (c *client) spliceReply(key []byte, exists bool, oldLen, off int64, part []byte, tag uint8) {
+	n := max(oldLen, off+int64(len(part)))
 	oldSize := int64(0)
 	if exists {
-		oldSize = live(key, old)
+		oldSize = int64(len(key)) + oldLen
 	}
-	if !c.fits(oldSize, int64(len(key)+len(old)+len(suffix))) {
+	if !c.fits(oldSize, int64(len(key))+n) {
 		return
 	}
-	nv := make([]byte, 0, len(old)+len(suffix))
-	nv = append(append(nv, old...), suffix...)
-	if !c.putTagged(key, nv, meta.ExpireAt, appendTag(exists)) {
+	n, err := c.st.splice(key, off, part, tag)
+	if err != nil {
+		c.storeErr(err)
 		return
 	}
-	c.intReply(int64(len(nv)))
+	c.intReply(n)
 }
 
 func cmdStrlen(c *client, args [][]byte) {
@@ -484,11 +508,11 @@ func cmdGetRange(c *client, args [][]byte) {
 		c.errReply(errNotInteger)
 		return
 	}
-	v, _, _, failed := c.get(args[1])
-	if failed {
+	// The length from the key directory, and only the range read.
+	n, _, ok := c.stringLen(args[1])
+	if !ok {
 		return
 	}
-	n := int64(len(v))
 	if start < 0 && end < 0 && start > end {
 		c.bulk(nil)
 		return
@@ -512,7 +536,13 @@ func cmdGetRange(c *client, args [][]byte) {
 		c.bulk(nil)
 		return
 	}
-	c.bulk(v[start : end+1])
+	v, err := c.st.getRange(c.scratch[:0], args[1], start, end+1)
+	if err != nil && !errors.Is(err, bitcask.ErrNotFound) {
+		c.storeErr(err)
+		return
+	}
+	c.bulk(v)
+	c.keepScratch(v)
 }
 
 func cmdSetRange(c *client, args [][]byte) {
@@ -526,33 +556,19 @@ func cmdSetRange(c *client, args [][]byte) {
 		c.errReply(errOffset)
 		return
 	}
-	old, meta, exists, failed := c.get(key)
-	if failed {
+	oldLen, exists, ok := c.stringLen(key)
+	if !ok {
 		return
 	}
 	if len(part) == 0 {
-		c.intReply(int64(len(old)))
+		c.intReply(oldLen)
 		return
 	}
 	if off > resp.MaxBulkLen || off+int64(len(part)) > resp.MaxBulkLen {
 		c.errReply(errTooBig)
 		return
 	}
-	n := max(int64(len(old)), off+int64(len(part)))
-	oldSize := int64(0)
-	if exists {
-		oldSize = live(key, old)
-	}
-	if !c.fits(oldSize, int64(len(key))+n) {
-		return
-	}
-	nv := make([]byte, n)
-	copy(nv, old)
-	copy(nv[off:], part)
-	if !c.putTagged(key, nv, meta.ExpireAt, encRaw) {
-		return
-	}
-	c.intReply(n)
+	c.spliceReply(key, exists, oldLen, off, part, encRaw)
 }
 
 func cmdIncr(c *client, args [][]byte) { incrBy(c, args[1], 1) }

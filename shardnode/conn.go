@@ -186,6 +186,10 @@ func (c *client) settle() error {
 		c.rb.Done()
 		c.hkey = nil // it aliased the buffer
 	}
+	if c.bigBytes > 0 {
+		memfree.Released(c.bigBytes) // the request buffer, a value read
+		c.bigBytes = 0
+	}
 	return err
 }
 

@@ -190,6 +190,7 @@ func (c *client) startBatch(cmds []redcon.Command) {
 	sp := c.specBuf[:0]
 	for i := range cmds {
 		sp = append(sp, lookupSpec(cmds[i].Args[0]))
+		c.noteBig(len(cmds[i].Raw))
 	}
 	c.specBuf = sp
 	c.batch, c.next = cmds, 0

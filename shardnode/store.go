@@ -15,9 +15,17 @@ type store interface {
 	// value use it with a reused buffer.
 	getAppend(dst, key []byte) ([]byte, bool, error)
 	meta(key []byte) (bitcask.Meta, bool)
+	// getRange appends bytes [start, end) of key's string value, which
+	// the caller clamped to its length (bitcask's GetRange: a big value is
+	// not read whole).
+	getRange(dst, key []byte, start, end int64) ([]byte, error)
 	put(key, value []byte, expireAt int64) error
 	// putTagged is put with the value's encoding tag (encoding.go).
 	putTagged(key, value []byte, expireAt int64, tag uint8) error
+	// splice writes part into key's value at off, zero-padded past its
+	// end, keeping its expiry, tagged with tag, and returns the new length
+	// (bitcask.Tx.Splice: SETRANGE, APPEND).
+	splice(key []byte, off int64, part []byte, tag uint8) (int64, error)
 	del(key []byte) (bool, error)
 	setExpireAt(key []byte, expireAt int64) (bool, error)
 	flushAll() error
@@ -64,6 +72,9 @@ func (t *txStore) getAppend(dst, key []byte) ([]byte, bool, error) {
 	v, _, ok, err := t.get(key)
 	return append(dst, v...), ok, err
 }
+func (t *txStore) getRange(dst, key []byte, start, end int64) ([]byte, error) {
+	return t.tx.GetRange(dst, key, start, end)
+}
 func (t *txStore) meta(key []byte) (bitcask.Meta, bool) {
 	return t.tx.MetaHashed(t.c.keyHash(key), key)
 }
@@ -81,6 +92,13 @@ func (t *txStore) putTagged(key, value []byte, expireAt int64, tag uint8) error 
 		t.watches.touch(key)
 	}
 	return err
+}
+func (t *txStore) splice(key []byte, off int64, part []byte, tag uint8) (int64, error) {
+	n, err := t.tx.Splice(key, off, part, tag)
+	if err == nil {
+		t.watches.touch(key)
+	}
+	return n, err
 }
 func (t *txStore) del(key []byte) (bool, error) {
 	ok, err := t.tx.Delete(key)
@@ -166,6 +184,9 @@ func (d *dbStore) getAppend(dst, key []byte) ([]byte, bool, error) {
 	}
 	return v, true, nil
 }
+func (d *dbStore) getRange(dst, key []byte, start, end int64) ([]byte, error) {
+	return d.db.GetRange(dst, key, start, end)
+}
 func (d *dbStore) meta(key []byte) (bitcask.Meta, bool) {
 	return d.db.MetaOfHashed(d.c.keyHash(key), key, d.c.now)
 }
@@ -174,6 +195,9 @@ func (d *dbStore) put(key, value []byte, expireAt int64) error {
 }
 func (d *dbStore) putTagged(key, value []byte, expireAt int64, tag uint8) error {
 	return errReadOnlyStore
+}
+func (d *dbStore) splice(key []byte, off int64, part []byte, tag uint8) (int64, error) {
+	return 0, errReadOnlyStore
 }
 func (d *dbStore) del(key []byte) (bool, error) { return false, errReadOnlyStore }
 func (d *dbStore) setExpireAt(key []byte, expireAt int64) (bool, error) {

@@ -165,10 +165,20 @@ type Conn struct {
 	probe   atomic.Pointer[Request]
 	probeAt atomic.Int64
 
-	reason    atomic.Pointer[error] // first reason given for closing
-	inflight  atomic.Int64          // requests queued and not yet complete
-	replies   atomic.Uint64         // replies received, for the watchdog
-	done      chan struct{}         // closed when the reader has failed every request
+	reason   atomic.Pointer[error] // first reason given for closing
+	inflight atomic.Int64          // requests queued and not yet complete
+	replies  atomic.Uint64         // replies received, for the watchdog
+	// writes counts the writer's finished writes: the watchdog's timeout
+	// runs from the end of the last one, since no reply can come for a
+	// request not yet sent (a node that stopped reading stops them too,
+	// once the socket buffers are full).
+	writes atomic.Uint64
+	// busy, when set (before the Conn is used), extends the watchdog's
+	// timeout while big requests to the node are in flight (solo.go);
+	// soloExtra is this solo connection's part of it.
+	busy      *Busy
+	soloExtra int64
+	done      chan struct{} // closed when the reader has failed every request
 	closeOnce sync.Once
 }
 
@@ -176,6 +186,11 @@ type Conn struct {
 // timeout bounds the dial and the handshake, and is the longest a request
 // may wait for its reply before the connection is closed (0: no limit).
 func Dial(addr string, timeout time.Duration, hs Handshake) (*Conn, error) {
+	return dial(addr, timeout, hs, nil)
+}
+
+// dial is Dial for a connection of a Client, whose watchdog busy extends.
+func dial(addr string, timeout time.Duration, hs Handshake, busy *Busy) (*Conn, error) {
 	d := net.Dialer{Timeout: timeout}
 	nc, err := d.Dial("tcp", addr)
 	if err != nil {
@@ -205,7 +220,7 @@ func Dial(addr string, timeout time.Duration, hs Handshake) (*Conn, error) {
 		}
 	}
 	nc.SetDeadline(time.Time{})
-	c := &Conn{nc: nc, rr: rr, timeout: timeout, done: make(chan struct{}), yield: true}
+	c := &Conn{nc: nc, rr: rr, timeout: timeout, done: make(chan struct{}), yield: true, busy: busy}
 	if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
@@ -285,6 +300,7 @@ func (c *Conn) Send(reqs ...*Request) {
 		}
 		c.mu.Unlock()
 		err := c.write(buf)
+		c.writes.Add(1)
 		c.mu.Lock()
 		if cap(buf) <= 1<<20 {
 			c.spare = buf[:0]
@@ -518,20 +534,32 @@ func (c *Conn) watch() {
 	tick = min(tick, time.Second)
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	seen := c.replies.Load()
+	seen, seenW := c.replies.Load(), c.writes.Load()
 	since := time.Now()
+	last := since
 	for {
 		select {
 		case <-c.done:
 			return
-		case now := <-t.C:
-			r := c.replies.Load()
-			if c.inflight.Load() == 0 || r != seen {
-				seen, since = r, now
+		case <-t.C:
+			now := time.Now()
+			late := now.Sub(last) > 3*tick+100*time.Millisecond
+			last = now
+			r, w := c.replies.Load(), c.writes.Load()
+			// A late tick means the proxy itself did not run (a client's
+			// 256 MiB buffer copy holds a P and cannot be preempted):
+			// the reader may not have run either, so the node's silence
+			// is measured afresh from here.
+			if c.inflight.Load() == 0 || r != seen || w != seenW || late {
+				seen, seenW, since = r, w, now
 				continue
 			}
-			if now.Sub(since) >= c.timeout {
-				c.Fail(fmt.Errorf("no reply within %v", c.timeout))
+			p := c.timeout
+			if c.busy != nil {
+				p += time.Duration(c.busy.extra.Load())
+			}
+			if now.Sub(since) >= p {
+				c.Fail(fmt.Errorf("no reply within %v", p))
 				return
 			}
 		}
@@ -550,6 +578,9 @@ type ClientConfig struct {
 	// connection to one (up) or back (down, with the reason). Calls are
 	// serialized.
 	OnState func(up bool, err error)
+	// Busy is shared by the Clients of one node (solo.go); nil: the
+	// Client's own.
+	Busy *Busy
 	// Observe, if set, is given round trips to the node, sampled: about one
 	// per write to a connection, from the write to the reply of the last
 	// request it carried. It is called by the connections' readers.
@@ -567,6 +598,9 @@ type Client struct {
 	up      int   // connections currently usable
 	lastErr error // why the most recent dial or connection failed
 	ever    bool  // some connection has been up
+	// idleSolo are connections for big requests between uses (solo.go).
+	idleSolo []*Conn
+	busy     *Busy
 }
 
 // NewClient starts dialing in the background and returns at once.
@@ -580,8 +614,12 @@ func NewClient(cfg ClientConfig) *Client {
 	if cfg.MaxBackoff < cfg.MinBackoff {
 		cfg.MaxBackoff = max(time.Second, cfg.MinBackoff)
 	}
+	if cfg.Busy == nil {
+		cfg.Busy = &Busy{}
+	}
 	cl := &Client{
 		cfg:     cfg,
+		busy:    cfg.Busy,
 		conns:   make([]atomic.Pointer[Conn], cfg.Conns),
 		closed:  make(chan struct{}),
 		lastErr: errors.New("not connected yet"),
@@ -607,7 +645,7 @@ func (cl *Client) run(i int) {
 			return
 		default:
 		}
-		c, err := Dial(cl.cfg.Addr, cl.cfg.Timeout, cl.cfg.Handshake)
+		c, err := dial(cl.cfg.Addr, cl.cfg.Timeout, cl.cfg.Handshake, cl.busy)
 		if err != nil {
 			cl.setErr(err)
 			timer.Reset(backoff)
@@ -744,4 +782,5 @@ func (cl *Client) Close() {
 	}
 	close(cl.closed)
 	cl.wg.Wait()
+	cl.closeSolo()
 }

@@ -13,9 +13,10 @@ import (
 	"github.com/shardkv/shardkv/resp"
 )
 
-// echoServer answers ECHO x with x, SLEEP ms after sleeping, DENY with an
-// error and anything else with +OK, on addr (a free loopback port when
-// empty). It frames commands with ReplyReader: a command is an array of
+// echoServer answers ECHO x with x, SLEEP ms after sleeping, BUSY ms after
+// sleeping without answering any connection meanwhile (a node's event loop
+// busy with one big command), DENY with an error and anything else with
+// +OK, on addr (a free loopback port when empty). It frames commands with ReplyReader: a command is an array of
 // bulk strings.
 func echoServer(t *testing.T, addr string) (string, func()) {
 	t.Helper()
@@ -28,6 +29,7 @@ func echoServer(t *testing.T, addr string) (string, func()) {
 	}
 	var mu sync.Mutex
 	conns := map[net.Conn]bool{}
+	var loop sync.Mutex // held by BUSY; every command takes it
 	serve := func(nc net.Conn) {
 		defer nc.Close()
 		rr := resp.NewReplyReader(nc, 4096)
@@ -41,7 +43,15 @@ func echoServer(t *testing.T, addr string) (string, func()) {
 				return
 			}
 			var out []byte
+			loop.Lock()
+			loop.Unlock()
 			switch strings.ToUpper(string(v.Elems[0].Str)) {
+			case "BUSY":
+				ms, _ := strconv.Atoi(string(v.Elems[1].Str))
+				loop.Lock()
+				time.Sleep(time.Duration(ms) * time.Millisecond)
+				loop.Unlock()
+				out = resp.AppendSimple(nil, "DONE")
 			case "ECHO":
 				out = resp.AppendBulk(nil, v.Elems[1].Str)
 			case "SLEEP":
@@ -278,4 +288,44 @@ func TestConnHearsCloseWithLastReply(t *testing.T) {
 		}
 		c.Close()
 	}
+}
+
+// A big request on a solo connection may keep the node from answering the
+// shared connections for longer than the timeout: their watchdogs allow
+// it its allowance (Busy), so the other callers' requests wait instead of
+// failing. Without a big request in flight the same wait fails them.
+func TestBigRequestDoesNotFailSharedConnection(t *testing.T) {
+	addr, _ := echoServer(t, "")
+	cl := NewClient(ClientConfig{Addr: addr, Timeout: 200 * time.Millisecond})
+	defer cl.Close()
+	waitUp(t, cl)
+	solo := cl.Solo(64 << 20) // allowance: 8s
+	if solo == nil {
+		t.Fatal("no solo connection")
+	}
+	big := &Request{Cmd: resp.AppendCommandStrings(nil, "BUSY", "800"), W: NewWaiter()}
+	big.W.Begin()
+	solo.Send(big)
+	time.Sleep(50 * time.Millisecond) // the node is busy now
+	v, err := cl.Do("ECHO", "behind")
+	if err != nil || string(v.Str) != "behind" {
+		t.Errorf("ECHO on the shared connection while a big request kept the node busy = %q, %v", v.Str, err)
+	}
+	big.W.Wait()
+	if big.Err != nil || string(big.Reply) != "+DONE\r\n" {
+		t.Errorf("the big request: %q, %v", big.Reply, big.Err)
+	}
+	cl.PutSolo(solo)
+
+	// No big request in flight: the node's silence is the timeout's.
+	other := NewClient(ClientConfig{Addr: addr, Timeout: 200 * time.Millisecond})
+	defer other.Close()
+	waitUp(t, other)
+	done := make(chan error, 1)
+	go func() { _, err := other.Do("BUSY", "800"); done <- err }()
+	time.Sleep(50 * time.Millisecond)
+	if _, err := cl.Do("ECHO", "behind"); err == nil || !strings.Contains(err.Error(), "no reply within") {
+		t.Errorf("ECHO while the node was silent past the timeout: %v; want the timeout", err)
+	}
+	<-done
 }
