@@ -938,3 +938,6 @@ func b2i(b bool) int64 {
 	}
 	return 0
 }
+
+// Num is the number of the Tx's database.
+func (tx *Tx) Num() int { return int(tx.db.num) }
