@@ -255,3 +255,38 @@ func truncateNewest(t *testing.T, dir string, n int64) {
 		t.Fatal(err)
 	}
 }
+
+// TestOpenBeforeDatabases opens a data directory written before databases
+// existed (testdata/before-databases, made by that version: strings, an
+// integer, a tombstone, an expiry, a hash): from its hint and by scanning,
+// everything is database 0's and the other databases are empty.
+func TestOpenBeforeDatabases(t *testing.T) {
+	for _, hints := range []bool{true, false} {
+		dir := t.TempDir()
+		copyDir(t, "testdata/before-databases", dir)
+		if !hints {
+			removeHints(t, dir)
+		}
+		db := mustOpen(t, dir, testOptions())
+		mustGet(t, db, "str", "value")
+		mustGet(t, db, "int", "-42")
+		mustGet(t, db, "\x03k", "prefix-looking")
+		mustMissing(t, db, "gone")
+		if m, ok := db.MetaOf([]byte("ttl")); !ok || m.ExpireAt != 4102444800000 {
+			t.Fatalf("hints=%v ttl: %+v, %v", hints, m, ok)
+		}
+		if v, err := db.HashGet(nil, Hash([]byte("h")), []byte("h"), []byte("f2"), 0); err != nil || string(v) != "12" {
+			t.Fatalf("hints=%v HGET h f2 = %q, %v", hints, v, err)
+		}
+		if db.Len() != 5 {
+			t.Fatalf("hints=%v db 0 Len = %d, want 5", hints, db.Len())
+		}
+		for n := 1; n < NumDBs; n++ {
+			if l := db.Select(n).Len(); l != 0 {
+				t.Fatalf("hints=%v db %d Len = %d", hints, n, l)
+			}
+		}
+		mustMissing(t, db.Select(3), "k")
+		db.Close()
+	}
+}
