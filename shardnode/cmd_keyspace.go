@@ -444,7 +444,6 @@ func (c *client) inDB(n int, fn func()) {
 	fn()
 }
 
-
 // owned reports whether key falls in this node's range; keys left behind
 // by a forced reassignment are hidden from SCAN, KEYS and RANDOMKEY, and
 // not counted by DBSIZE and INFO keyspace (keyCounts).

@@ -97,6 +97,7 @@ func (t *txStore) setExpireAt(key []byte, expireAt int64) (bool, error) {
 	}
 	return ok, err
 }
+
 // touch tells WATCH that key, of the transaction's database, is modified.
 func (t *txStore) touch(key []byte) { t.watches.touch(t.tx.Num(), key) }
 
