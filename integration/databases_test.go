@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -291,16 +290,24 @@ func TestDatabasesRedisPy(t *testing.T) {
 	if py == "" {
 		t.Skip("no python3 with redis-py (Debian: apt-get install python3-redis; .ci/run does)")
 	}
+	runDBScript(t, "py", py, nil, "db.py", redisPyDBScript)
+}
+
+// runDBScript runs a client library's script (one of the ...DBScript) with
+// bin over keys of every shard, database 0 holding other values under the
+// same keys, and checks what it printed.
+func runDBScript(t *testing.T, lib, bin string, env []string, name, src string) {
+	t.Helper()
 	c := StartCluster(t, Options{})
-	keys := dbKeys(c, "pydb", 3)
+	keys := dbKeys(c, lib+"db", 3)
 	z := setZero(t, c, keys)
-	script := filepath.Join(t.TempDir(), "db.py")
-	if err := os.WriteFile(script, []byte(redisPyDBScript), 0o644); err != nil {
+	script := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(script, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var out dbScriptOut
-	runClientScript(t, &out, nil, py, script, c.ProxyAddr, jsonString(t, keys))
-	checkDBScript(t, z, keys, "py", &out)
+	runClientScript(t, &out, env, bin, script, c.ProxyAddr, jsonString(t, keys))
+	checkDBScript(t, z, keys, lib, &out)
 }
 
 const ioredisDBScript = `
@@ -342,38 +349,15 @@ const keys = JSON.parse(keysJSON);
 
 // TestDatabasesIoredis: ioredis with db: 3.
 func TestDatabasesIoredis(t *testing.T) {
-	needBinaries(t)
-	nodeBin, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node (Node.js) not installed; .ci/run installs it")
-	}
-	dir := ioredisDir()
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "ioredis", "package.json")); err != nil {
-		t.Skipf("ioredis %s not installed in %s: npm install --prefix %q ioredis@%s (.ci/run does)", ioredisVersion, dir, dir, ioredisVersion)
-	}
-	c := StartCluster(t, Options{})
-	keys := dbKeys(c, "iodb", 3)
-	z := setZero(t, c, keys)
-	script := filepath.Join(t.TempDir(), "db.js")
-	if err := os.WriteFile(script, []byte(ioredisDBScript), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var out dbScriptOut
-	runClientScript(t, &out, []string{"NODE_PATH=" + filepath.Join(dir, "node_modules")}, nodeBin, script, c.ProxyAddr, jsonString(t, keys))
-	checkDBScript(t, z, keys, "io", &out)
+	nodeBin, env := needNodeModule(t, ioredisDir(), "ioredis", ioredisVersion)
+	runDBScript(t, "io", nodeBin, env, "db.js", ioredisDBScript)
 }
 
 // nodeRedisVersion is the node-redis the test runs; .ci/run installs the
 // same version into nodeRedisDir.
 const nodeRedisVersion = "4.7.0"
 
-func nodeRedisDir() string {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(dir, "shardkv", "node-redis-"+nodeRedisVersion)
-}
+func nodeRedisDir() string { return npmDir("node-redis-" + nodeRedisVersion) }
 
 const nodeRedisDBScript = `
 const { createClient } = require("redis");
@@ -412,23 +396,6 @@ const keys = JSON.parse(keysJSON);
 
 // TestDatabasesNodeRedis: node-redis 4 with the database in its URL.
 func TestDatabasesNodeRedis(t *testing.T) {
-	needBinaries(t)
-	nodeBin, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node (Node.js) not installed; .ci/run installs it")
-	}
-	dir := nodeRedisDir()
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "redis", "package.json")); err != nil {
-		t.Skipf("node-redis %s not installed in %s: npm install --prefix %q redis@%s (.ci/run does)", nodeRedisVersion, dir, dir, nodeRedisVersion)
-	}
-	c := StartCluster(t, Options{})
-	keys := dbKeys(c, "nodedb", 3)
-	z := setZero(t, c, keys)
-	script := filepath.Join(t.TempDir(), "db.js")
-	if err := os.WriteFile(script, []byte(nodeRedisDBScript), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var out dbScriptOut
-	runClientScript(t, &out, []string{"NODE_PATH=" + filepath.Join(dir, "node_modules")}, nodeBin, script, c.ProxyAddr, jsonString(t, keys))
-	checkDBScript(t, z, keys, "node", &out)
+	nodeBin, env := needNodeModule(t, nodeRedisDir(), "redis", nodeRedisVersion)
+	runDBScript(t, "node", nodeBin, env, "db.js", nodeRedisDBScript)
 }
