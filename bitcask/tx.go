@@ -14,15 +14,15 @@ import (
 // Tx is the write transaction of one Update. Its methods may be called only
 // from the goroutine running the Update's fn, and only until fn returns.
 type Tx struct {
-	db   *DB
-	st   *txState
-	done bool // set on root when the Update's fn returns
-	root *Tx  // the Tx Update made; the Txs of Select share its done
-	// sel holds, on root, the Txs Select made, by database.
-	sel *[NumDBs]*Tx
+	db *DB
+	st *txState
+	// gen is st.gen when the Tx was made; the Update's end moves st.gen
+	// on, which ends the Tx and every Tx Select made from it. (A Tx stays
+	// 24 bytes, the allocation an Update makes.)
+	gen uint64
 }
 
-func (tx *Tx) isDone() bool { return tx.root.done }
+func (tx *Tx) isDone() bool { return tx.gen != tx.st.gen }
 
 // Select returns the Tx in database n (0 <= n < NumDBs): the same
 // transaction, its reads and writes in another database. Writes through
@@ -31,14 +31,13 @@ func (tx *Tx) Select(n int) *Tx {
 	if n == int(tx.db.num) {
 		return tx
 	}
-	r := tx.root
-	if r.sel == nil {
-		r.sel = new([NumDBs]*Tx)
+	st := tx.st
+	if t := st.sel[n]; t != nil && t.gen == tx.gen {
+		return t
 	}
-	if r.sel[n] == nil {
-		r.sel[n] = &Tx{db: tx.db.views[n], st: tx.st, root: r}
-	}
-	return r.sel[n]
+	t := &Tx{db: tx.db.views[n], st: st, gen: tx.gen}
+	st.sel[n] = t
+	return t
 }
 
 // txIndexAt is the number of operations past which a Tx looks its writes
@@ -99,6 +98,10 @@ type txState struct {
 	// on the side of refusing.
 	elemDelta int64
 	ekey      []byte // scratch for an element record's key
+	// gen counts the Updates whose fn returned (Tx.isDone); sel are the
+	// running Update's Txs of other databases (Tx.Select).
+	gen uint64
+	sel [NumDBs]*Tx
 }
 
 func (st *txState) reset(seq uint64, now int64) {
@@ -120,6 +123,7 @@ func (st *txState) reset(seq uint64, now int64) {
 		st.dbFlush[i] = -1
 	}
 	st.dbDelta = [NumDBs]int64{}
+	st.sel = [NumDBs]*Tx{}
 	st.seq = seq
 	st.now = now
 	st.liveDelta = 0
@@ -612,10 +616,9 @@ func (db *DB) Update(fn func(tx *Tx) error) error {
 // both.
 func (db *DB) UpdateNoWait(fn func(tx *Tx) error) (uint64, error) {
 	tx := &Tx{db: db}
-	tx.root = tx
 	return db.updateNoWait(func(st *txState) error {
-		tx.st = st
-		defer func() { tx.done = true }()
+		tx.st, tx.gen = st, st.gen
+		defer func() { st.gen++ }()
 		return fn(tx)
 	})
 }
