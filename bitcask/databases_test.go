@@ -18,8 +18,15 @@ func dbState(t *testing.T, db *DB) map[int]map[string]string {
 			if out[n] == nil {
 				out[n] = make(map[string]string)
 			}
-			val := "<hash>"
-			if m.Type == TypeString {
+			var val string
+			switch m.Type {
+			case TypeHash:
+				n, err := v.HashLen(Hash(key), key, 0)
+				val = fmt.Sprint("<hash of ", n, " ", err, ">")
+			case TypeSet:
+				n, err := v.SetCard(Hash(key), key, 0)
+				val = fmt.Sprint("<set of ", n, " ", err, ">")
+			case TypeString:
 				b, _, err := v.Get(key)
 				if err != nil {
 					t.Fatalf("db %d Get(%q): %v", n, key, err)
@@ -150,7 +157,10 @@ func TestFlushDB(t *testing.T) {
 		v := db.Select(n)
 		mustPut(t, v, "a", fmt.Sprint("a", n))
 		if err := v.Update(func(tx *Tx) error {
-			_, err := tx.HashSet([]byte("h"), []byte("f"), []byte("x"))
+			if _, err := tx.HashSet([]byte("h"), []byte("f"), []byte("x")); err != nil {
+				return err
+			}
+			_, err := tx.SetAdd([]byte("s"), []byte("m"))
 			return err
 		}); err != nil {
 			t.Fatal(err)
@@ -160,7 +170,7 @@ func TestFlushDB(t *testing.T) {
 	if err := db.Select(2).FlushDB(); err != nil {
 		t.Fatal(err)
 	}
-	if db.Select(2).Len() != 0 || db.Select(1).Len() != 2 || db.Len() != 2 {
+	if db.Select(2).Len() != 0 || db.Select(1).Len() != 3 || db.Len() != 3 {
 		t.Fatalf("Len after FLUSHDB of db 2: db0 %d db1 %d db2 %d", db.Len(), db.Select(1).Len(), db.Select(2).Len())
 	}
 	if got := db.Stats().LiveBytes; got != before*3/4 {
@@ -188,7 +198,7 @@ func TestFlushDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := dbState(t, db)
-	if len(want[1]) != 1 || len(want[2]) != 0 || len(want[3]) != 2 {
+	if len(want[1]) != 1 || len(want[2]) != 0 || len(want[3]) != 3 {
 		t.Fatalf("state %v", want)
 	}
 	db.Close()
