@@ -399,3 +399,31 @@ func TestDatabasesNodeRedis(t *testing.T) {
 	nodeBin, env := needNodeModule(t, nodeRedisDir(), "redis", nodeRedisVersion)
 	runDBScript(t, "node", nodeBin, env, "db.js", nodeRedisDBScript)
 }
+
+// TestDatabasesFlushDBNeedsEveryShard: FLUSHDB in database 3 with a node
+// down is refused with TRYAGAIN before anything is deleted, as in
+// database 0.
+func TestDatabasesFlushDBNeedsEveryShard(t *testing.T) {
+	c := StartCluster(t, Options{})
+	ctx := context.Background()
+	r := c.ClientWith(func(o *redis.Options) { o.DB = 3 })
+	keys := dbKeys(c, "flushdown", 2)
+	for _, k := range keys {
+		if err := r.Set(ctx, k, "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Nodes[2].Signal(t, syscall.SIGKILL)
+	c.Nodes[2].WaitExit(t)
+	if err := r.FlushDB(ctx).Err(); err == nil || !strings.HasPrefix(err.Error(), c.TryAgainPrefix(2)) {
+		t.Fatalf("FLUSHDB with s2 down: %v, want %q...", err, c.TryAgainPrefix(2))
+	}
+	for _, k := range keys {
+		if c.ShardOf(k) == 2 {
+			continue
+		}
+		if v, err := r.Get(ctx, k).Result(); err != nil || v != "v" {
+			t.Fatalf("db 3 %s after the refused FLUSHDB = %q, %v", k, v, err)
+		}
+	}
+}
