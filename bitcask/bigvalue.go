@@ -152,7 +152,7 @@ func (e faultError) Error() string { return fmt.Sprintf("bitcask: reading mapped
 // 512 MiB one. tag is as PutTagged's. part, like Put's value, must not
 // change until the Update returns.
 func (tx *Tx) Splice(key []byte, off int64, part []byte, tag uint8) (int64, error) {
-	if tx.done {
+	if tx.isDone() {
 		return 0, ErrTxDone
 	}
 	if off < 0 {
@@ -264,7 +264,7 @@ func (db *DB) storedParts(after *[]func(), h uint64, key []byte) ([]piece, error
 // over its data, its holes counted as the zeros they read as, and only the
 // range is copied.
 func (tx *Tx) GetRange(dst, key []byte, start, end int64) ([]byte, error) {
-	if tx.done {
+	if tx.isDone() {
 		return dst, ErrTxDone
 	}
 	h := xxhash.Sum64(key)
@@ -378,19 +378,19 @@ func (db *DB) txPutBig(st *txState, key []byte, x extValue, expireAt int64, tag 
 	rec := st.buf[off:]
 	encodeHeader(rec, &header{
 		time: st.now, seq: st.seq, expireAt: expireAt, keyLen: uint32(len(key)), valLen: uint32(vlen),
-		kind: kindPut, flags: st.firstFlag(), keyType: keyTypeBytes, valType: valTypeBytes,
+		kind: kindPut, flags: db.recFlags(st), keyType: keyTypeBytes, valType: valTypeBytes,
 	})
 	copy(rec[headerSize:], key)
 	x.sealHeader(rec)
 	st.ext = append(st.ext, x)
-	st.addOp(txOp{
+	db.addOp(st, txOp{
 		hash: h, seq: st.seq, expireAt: expireAt, recOff: uint32(off), klen: uint32(len(key)),
 		vlen: uint32(vlen), valOp: int32(len(st.ops)), kind: kindPut, vtype: valTypeBytes,
 		tag: tag, exists: true, big: int32(len(st.ext)),
 	})
 	st.seq++
 	if st.trackLive {
-		st.liveDelta += int64(len(key)) + vlen - prev.liveLen(len(key))
+		st.addLive(db.num, int64(len(key))+vlen-prev.liveLen(len(key)))
 	}
 	return nil
 }

@@ -287,7 +287,7 @@ func (db *DB) txCollOf(st *txState, h uint64, key []byte, t Type) (*txColl, erro
 	if Type(ks.typ) != t {
 		return nil, ErrWrongType
 	}
-	if tc := st.colls[string(key)]; tc != nil {
+	if tc := st.colls[txCollKey{db.num, string(key)}]; tc != nil {
 		return tc, nil
 	}
 	// Not written by the Tx since it was made: the key directory's.
@@ -299,9 +299,9 @@ func (db *DB) txCollOf(st *txState, h uint64, key []byte, t Type) (*txColl, erro
 	}
 	s.mu.RUnlock()
 	if st.colls == nil {
-		st.colls = make(map[string]*txColl)
+		st.colls = make(map[txCollKey]*txColl)
 	}
-	st.colls[string(key)] = tc
+	st.colls[txCollKey{db.num, string(key)}] = tc
 	return tc, nil
 }
 
@@ -346,8 +346,8 @@ func (db *DB) txElemRecord(st *txState, tc *txColl, kind byte, h uint64, key, fi
 		return ErrTxTooLarge
 	}
 	st.ekey = elemKey(st.ekey[:0], key, field)
-	st.buf = appendRecordOf(st.buf, kind, st.firstFlag(), byte(tc.typ), st.seq, st.now, 0, st.ekey, value)
-	st.addOp(txOp{
+	st.buf = appendRecordOf(st.buf, kind, db.recFlags(st), byte(tc.typ), st.seq, st.now, 0, st.ekey, value)
+	db.addOp(st, txOp{
 		hash: h, seq: st.seq, recOff: uint32(off), klen: uint32(klen), vlen: uint32(len(value)),
 		valOp: -1, kind: kind, vtype: st.buf[off+offValType], typ: byte(tc.typ), exists: kind == kindElemPut,
 	})
@@ -359,7 +359,7 @@ func (db *DB) txElemRecord(st *txState, tc *txColl, kind byte, h uint64, key, fi
 // HashGet returns the value of field of the hash at key as the Tx sees
 // it; ok is false when the key or the field is absent.
 func (tx *Tx) HashGet(key, field []byte) (value []byte, ok bool, err error) {
-	if tx.done {
+	if tx.isDone() {
 		return nil, false, ErrTxDone
 	}
 	h := xxhash.Sum64(key)
@@ -372,7 +372,7 @@ func (tx *Tx) HashGet(key, field []byte) (value []byte, ok bool, err error) {
 
 // HashLen returns the number of fields of the hash at key (0 when absent).
 func (tx *Tx) HashLen(key []byte) (int, error) {
-	if tx.done {
+	if tx.isDone() {
 		return 0, ErrTxDone
 	}
 	tc, err := tx.db.txCollOf(tx.st, xxhash.Sum64(key), key, TypeHash)
@@ -387,7 +387,7 @@ func (tx *Tx) HashLen(key []byte) (int, error) {
 // the field is new. It writes one record (two for a new hash: its root
 // first).
 func (tx *Tx) HashSet(key, field, value []byte) (created bool, err error) {
-	if tx.done {
+	if tx.isDone() {
 		return false, ErrTxDone
 	}
 	db, st := tx.db, tx.st
@@ -438,24 +438,24 @@ func (db *DB) txNewColl(st *txState, h uint64, key []byte, t Type) (*txColl, err
 	}
 	if st.trackLive {
 		prev := db.txLookup(st, h, key)
-		st.liveDelta += int64(len(key)) - prev.liveLen(len(key))
+		st.addLive(db.num, int64(len(key))-prev.liveLen(len(key)))
 	}
-	st.buf = appendRecordOf(st.buf, kindColl, st.firstFlag(), byte(t), st.seq, st.now, 0, key, nil)
-	st.addOp(txOp{hash: h, seq: st.seq, recOff: uint32(off), klen: uint32(len(key)), valOp: -1,
+	st.buf = appendRecordOf(st.buf, kindColl, db.recFlags(st), byte(t), st.seq, st.now, 0, key, nil)
+	db.addOp(st, txOp{hash: h, seq: st.seq, recOff: uint32(off), klen: uint32(len(key)), valOp: -1,
 		kind: kindColl, typ: byte(t), exists: true})
 	st.seq++
 	tc := &txColl{elems: make(map[string]int32), typ: t}
 	if st.colls == nil {
-		st.colls = make(map[string]*txColl)
+		st.colls = make(map[txCollKey]*txColl)
 	}
-	st.colls[string(key)] = tc
+	st.colls[txCollKey{db.num, string(key)}] = tc
 	return tc, nil
 }
 
 // HashDelete deletes field of the hash at key and reports whether it was
 // there. Deleting the last field deletes the key, with one tombstone.
 func (tx *Tx) HashDelete(key, field []byte) (bool, error) {
-	if tx.done {
+	if tx.isDone() {
 		return false, ErrTxDone
 	}
 	db, st := tx.db, tx.st
@@ -483,7 +483,7 @@ func (tx *Tx) HashDelete(key, field []byte) (bool, error) {
 // HashGetAll returns the fields of the hash at key as the Tx sees it
 // (with their values when values is set), in no particular order.
 func (tx *Tx) HashGetAll(key []byte, values bool) ([]HashField, error) {
-	if tx.done {
+	if tx.isDone() {
 		return nil, ErrTxDone
 	}
 	db, st := tx.db, tx.st
@@ -544,7 +544,10 @@ func (tx *Tx) HashMaxLen(key []byte) (int, error) {
 // Element records of a key without a live root, or older than its
 // root, belonged to a collection deleted, overwritten or expired since:
 // they are dead, and a merge does not copy them.
-func (db *DB) finishColls(rs *replayState) {
+func (db *DB) finishColls(rs *replayDB) {
+	if rs == nil {
+		return
+	}
 	tab := *db.ftab.Load()
 	for k, rc := range rs.colls {
 		key := []byte(k)

@@ -35,7 +35,7 @@ type NamespaceStat struct {
 
 // Stats are the counters INFO persistence reports.
 type Stats struct {
-	Keys      int64 // keys in the key directory (expired ones until they are removed)
+	Keys      int64 // keys of every database (expired ones until they are removed)
 	LiveBytes int64 // sum of len(key)+len(value) of those keys
 
 	DataFiles int   // data files, including the active one
@@ -64,15 +64,42 @@ type Stats struct {
 	LastSeq uint64 // sequence number of the newest record
 }
 
+// NumDBs is the number of databases a DB holds, Redis's default 16.
+const NumDBs = 16
+
 // DB is a Bitcask database: append-only data files of CRC-checked records
 // and an in-memory key directory. All methods are safe for concurrent use.
+//
+// A DB holds NumDBs databases (Redis's SELECT) in the same files: every
+// record carries its database's number (see the package comment) and each
+// database has a key directory of its own, so equal keys of two databases
+// never meet. Open returns database 0; Select returns the DB of another
+// one, a view sharing the files, the writer lock and the sequence numbers,
+// so one Update writes to several databases atomically (Tx.Select). Key
+// lookups, Scan, Range, RandomKey, Len, ExpiringKeys, CountHashRange and
+// NamespaceStats are the view's database's; LiveBytes, Stats, Merge, Sync,
+// FlushAll and Close are the whole store's.
 type DB struct {
+	*engine
+	num uint8 // the database's number, 0 to NumDBs-1
+
+	kd keydir
+
+	keys      atomic.Int64 // entries in kd
+	liveBytes atomic.Int64 // their len(key)+len(value)
+	// idx is the database's per-namespace key counts and bytes, guarded
+	// by engine.idxMu.
+	idx map[string]*NamespaceStat
+}
+
+// engine is what the databases of a DB share.
+type engine struct {
+	views [NumDBs]*DB
+
 	dir  string
 	opts Options
 	log  hclog.Logger
 	lock *os.File // flock'ed LOCK file
-
-	kd keydir
 
 	// writeMu serializes writers (Update and everything built on it) and
 	// guards the fields below it up to activeMu.
@@ -82,11 +109,10 @@ type DB struct {
 	txs     txState               // reusable state of the running Update
 	broken  atomic.Pointer[error] // set when the files no longer match memory; writes fail
 
-	// idxMu guards idx, the per-namespace key counts and bytes; writers update
-	// it under writeMu too, but NamespaceStats must not need writeMu (it is
-	// called from inside Update).
+	// idxMu guards every database's idx, the per-namespace key counts and
+	// bytes; writers update it under writeMu too, but NamespaceStats must
+	// not need writeMu (it is called from inside Update).
 	idxMu sync.Mutex
-	idx   map[string]*NamespaceStat
 
 	activeMu sync.Mutex // guards active for readers outside writeMu (the syncer), and unsynced
 	// unsynced are rotated files not fsynced yet; the syncer's next round
@@ -107,9 +133,6 @@ type DB struct {
 	written atomic.Uint64 // seq of the newest record written to a data file
 	sy      syncer
 	policy  atomic.Int32
-
-	keys      atomic.Int64
-	liveBytes atomic.Int64
 
 	merges, mergeErrors, mergeDamaged, expiredRemoved, fsyncs atomic.Int64
 	syncRounds, syncNanos                                     atomic.Int64
@@ -132,6 +155,31 @@ type DB struct {
 type recoveryStats struct {
 	truncated, truncatedBytes, skipped, skippedBytes int64
 	hintsLoaded, scanned                             int
+}
+
+// Select returns database n's DB (0 <= n < NumDBs), which shares
+// everything but the keys with db.
+func (db *DB) Select(n int) *DB { return db.views[n] }
+
+// Num is the database's number.
+func (db *DB) Num() int { return int(db.num) }
+
+// totalLive is LiveBytes summed over the databases.
+func (db *DB) totalLive() int64 {
+	var n int64
+	for _, v := range db.views {
+		n += v.liveBytes.Load()
+	}
+	return n
+}
+
+// totalKeys is Len summed over the databases.
+func (db *DB) totalKeys() int64 {
+	var n int64
+	for _, v := range db.views {
+		n += v.keys.Load()
+	}
+	return n
 }
 
 func (db *DB) nowMs() int64 { return db.opts.Clock().UnixMilli() }
@@ -428,9 +476,14 @@ func (db *DB) Delete(key []byte) (existed bool, err error) {
 	return existed, err
 }
 
-// FlushAll deletes every key.
+// FlushAll deletes every key of every database.
 func (db *DB) FlushAll() error {
 	return db.updateSimple(func(st *txState) error { return db.txFlushAll(st) })
+}
+
+// FlushDB deletes every key of db's database, with one record.
+func (db *DB) FlushDB() error {
+	return db.updateSimple(func(st *txState) error { return db.txFlushDB(st) })
 }
 
 // keyBuf collects keys (and metas) under a shard lock so that callbacks run
@@ -569,7 +622,7 @@ func (db *DB) RandomKey() ([]byte, bool) {
 	return nil, false
 }
 
-// Len is the number of keys in the key directory: live keys, plus expired
+// Len is the number of keys in the database's key directory: live keys, plus expired
 // ones not yet removed by the sweep or a lazy removal.
 func (db *DB) Len() int { return int(db.keys.Load()) }
 
@@ -618,8 +671,9 @@ func (db *DB) CountHashRange(lo, hi uint64) (keys, expiring int) {
 	return keys, expiring
 }
 
-// LiveBytes is the sum of len(key)+len(value) over the keys Len counts.
-func (db *DB) LiveBytes() int64 { return db.liveBytes.Load() }
+// LiveBytes is the sum of len(key)+len(value) over the keys of every
+// database (the store's size, which a size limit bounds).
+func (db *DB) LiveBytes() int64 { return db.totalLive() }
 
 // NamespaceStats returns, per namespace (Options.Namespace of the keys), its
 // key count and key+value bytes, counted like Len and LiveBytes. Without a
@@ -637,8 +691,8 @@ func (db *DB) NamespaceStats() map[string]NamespaceStat {
 // Stats returns the DB's counters.
 func (db *DB) Stats() Stats {
 	st := Stats{
-		Keys:                   db.keys.Load(),
-		LiveBytes:              db.liveBytes.Load(),
+		Keys:                   db.totalKeys(),
+		LiveBytes:              db.totalLive(),
 		Merges:                 db.merges.Load(),
 		MergeErrors:            db.mergeErrors.Load(),
 		MergeDamagedRecords:    db.mergeDamaged.Load(),
@@ -723,10 +777,12 @@ func (db *DB) Close() error {
 	// A Get copies small values from a file's mapping under its shard's
 	// read lock, checking closed first (see maxLockedCopy): once every
 	// shard lock was taken after closed was set, no such read is left.
-	for i := range db.kd.shards {
-		db.kd.shards[i].mu.Lock()
-		//lint:ignore SA2001 an empty critical section waits for the readers
-		db.kd.shards[i].mu.Unlock()
+	for _, v := range db.views {
+		for i := range v.kd.shards {
+			v.kd.shards[i].mu.Lock()
+			//lint:ignore SA2001 an empty critical section waits for the readers
+			v.kd.shards[i].mu.Unlock()
+		}
 	}
 	db.filesMu.Lock()
 	for _, f := range db.files {

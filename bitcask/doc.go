@@ -17,9 +17,11 @@
 //	    28     4  key length K (uint32)
 //	    32     4  value length V (uint32): stored bytes, so 8 for an integer
 //	    36     1  kind: 1 put, 2 tombstone, 3 expire, 4 flush-all,
-//	              5 collection root, 6 element put, 7 element tombstone
-//	    37     1  batch flags: 0x01 first record of a batch, 0x02 last record
-//	              of a batch (a single-record batch has both); other bits 0
+//	              5 collection root, 6 element put, 7 element tombstone,
+//	              8 flush-db
+//	    37     1  flags: 0x01 first record of a batch, 0x02 last record
+//	              of a batch (a single-record batch has both); bits 4-7
+//	              the record's database, 0-15; bits 2-3 0
 //	    38     1  key type: 0 bytes for kinds 1-4; for kinds 5-7 the
 //	              collection's type: 1 hash, 2 set
 //	    39     1  value type: 0 bytes, 1 integer
@@ -31,7 +33,10 @@
 //   - tombstone: the key is deleted. V = 0, expire-at 0.
 //   - expire: the key keeps its value and now has expire-at (0 = persist).
 //     V = 0. Changing an expiry never rewrites a large value.
-//   - flush-all: every key written before it is deleted. K = V = 0.
+//   - flush-all: every key of every database written before it is
+//     deleted. K = V = 0, database 0.
+//   - flush-db: every key of the record's database written before it is
+//     deleted. K = V = 0.
 //   - collection root: the key is now an empty collection of the key
 //     type's type (made by its first element write, in the same batch),
 //     with expire-at. V = 0. Its sequence number is the collection's
@@ -67,6 +72,18 @@
 // is stored as the 8-byte little-endian int64; a read renders it back to
 // exactly the bytes written. Everything else is stored as is. Keys are
 // always stored as bytes and may be empty.
+//
+// # Databases
+//
+// A DB holds 16 databases (Redis's SELECT 0-15) in the same files. A
+// record's database is the high nibble of its flags byte, and its hint
+// entry's database byte; files written before databases existed have 0 in
+// both, so they open unchanged as database 0. Each database has a key
+// directory of its own (DB.Select returns its view), so a key of one
+// database never meets a key of another, whatever their bytes. Because
+// they share the files and the sequence numbers, one batch can write to
+// several databases, which is how a key moves between databases
+// atomically (Tx.Select).
 //
 // Kind 0 is invalid, so zeroed bytes (what a torn write usually leaves)
 // never decode. A reader checks the header fields, then that 40+K+V fits in

@@ -18,9 +18,10 @@ const (
 	sweepRepeatRatio    = 4 // repeat a step while more than 1/4 of the keys with an expiry examined were expired
 )
 
-// sweepState is the sweep's position: the shard and the hash in it to
-// resume from.
+// sweepState is the sweep's position: the database, the shard and the
+// hash in it to resume from.
 type sweepState struct {
+	db    int
 	shard int
 	hash  uint64
 }
@@ -96,6 +97,7 @@ func (db *DB) sweepLoop() {
 // how many of those were removed.
 func (db *DB) sweepStep() (withExp, removed int) {
 	type victim struct {
+		db   *DB
 		hash uint64
 		key  []byte
 		seq  uint64
@@ -105,7 +107,14 @@ func (db *DB) sweepStep() (withExp, removed int) {
 	now := db.nowMs()
 	for examined < sweepEntriesPerStep {
 		sw := &db.sweep
-		s := &db.kd.shards[sw.shard]
+		v := db.views[sw.db]
+		if sw.shard == 0 && sw.hash == 0 && v.keys.Load() == 0 {
+			// An empty database is skipped in one visit.
+			sw.db = (sw.db + 1) % NumDBs
+			examined += 16
+			continue
+		}
+		s := &v.kd.shards[sw.shard]
 		done := true
 		s.mu.RLock()
 		if s.nexp > 0 {
@@ -119,7 +128,7 @@ func (db *DB) sweepStep() (withExp, removed int) {
 				if e.expireAt != 0 {
 					withExp++
 					if e.expired(now) {
-						victims = append(victims, victim{e.hash, s.keyOf(e), e.seq})
+						victims = append(victims, victim{v, e.hash, s.keyOf(e), e.seq})
 					}
 				}
 				return true
@@ -131,6 +140,9 @@ func (db *DB) sweepStep() (withExp, removed int) {
 		if done {
 			sw.shard = (sw.shard + 1) % numShards
 			sw.hash = 0
+			if sw.shard == 0 {
+				sw.db = (sw.db + 1) % NumDBs
+			}
 		}
 	}
 	if len(victims) == 0 {
@@ -143,12 +155,12 @@ func (db *DB) sweepStep() (withExp, removed int) {
 	}
 	now = db.nowMs()
 	for _, v := range victims {
-		s := db.kd.shardFor(v.hash)
+		s := v.db.kd.shardFor(v.hash)
 		s.mu.Lock()
 		ci, i, found := s.search(v.hash, v.key)
 		if found {
 			if e := &s.chunks[ci].e[i]; e.seq == v.seq && e.expired(now) {
-				db.removeLocked(s, ci, i)
+				v.db.removeLocked(s, ci, i)
 				removed++
 			}
 		}

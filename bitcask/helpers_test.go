@@ -72,13 +72,13 @@ func mustMissing(t testing.TB, db *DB, k string) {
 	}
 }
 
-// sweepAll runs the expiry sweep over every shard once.
+// sweepAll runs the expiry sweep over every shard of every database once.
 func sweepAll(db *DB) {
 	db.sweep = sweepState{}
 	for {
-		prev := db.sweep.shard
+		prev := db.sweep.db*numShards + db.sweep.shard
 		db.sweepStep() // covers fewer than numShards shards per step
-		if db.sweep.shard < prev {
+		if db.sweep.db*numShards+db.sweep.shard < prev {
 			return
 		}
 	}

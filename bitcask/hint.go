@@ -19,9 +19,11 @@ import (
 //	entries  32 bytes + key each:
 //	         seq u64 | expireAt i64 | offset u32 | key length u32 |
 //	         logical value length u32 | kind u8 | value type u8 |
-//	         key type u8 | reserved u8 (0) | key
+//	         key type u8 | database u8 | key
 //	         (kind, value type and key type as in the record; the key of
-//	         an element in the record's form, see doc.go)
+//	         an element in the record's form, see doc.go; the database
+//	         0-15 as in the record's flags: a hint written before databases
+//	         existed has 0 there, database 0)
 //	trailer  24 bytes: data file size u64 | entry count u64 |
 //	         CRC-32C u32 of every byte before it | magic "hend"
 //
@@ -82,7 +84,7 @@ func (hw *hintWriter) add(off int64, h *header, key []byte, vlen uint32) {
 	binary.LittleEndian.PutUint32(b[16:], uint32(off))
 	binary.LittleEndian.PutUint32(b[20:], uint32(len(key)))
 	binary.LittleEndian.PutUint32(b[24:], vlen)
-	b[28], b[29], b[30], b[31] = h.kind, h.valType, h.keyType, 0
+	b[28], b[29], b[30], b[31] = h.kind, h.valType, h.keyType, h.db()
 	hw.write(b)
 	hw.write(key)
 	hw.count++
@@ -264,7 +266,7 @@ func (db *DB) loadHint(f *dataFile, rs *replayState) (bool, error) {
 			kind:     eb[28],
 			valType:  eb[29],
 			keyType:  eb[30],
-			flags:    flagSingle,
+			flags:    flagSingle | dbFlags(eb[31]&0x0f),
 		}
 		off := int64(binary.LittleEndian.Uint32(eb[16:]))
 		vlen := binary.LittleEndian.Uint32(eb[24:])
@@ -272,7 +274,7 @@ func (db *DB) loadHint(f *dataFile, rs *replayState) (bool, error) {
 		if h.kind != kindPut && h.kind != kindElemPut && vlen != 0 {
 			return false, fmt.Errorf("%w: value length on a kind %d entry", errBadHint, h.kind)
 		}
-		if err := h.check(); err != nil || eb[31] != 0 || int64(h.keyLen) > left || off+h.size() > dataSize {
+		if err := h.check(); err != nil || eb[31] >= NumDBs || int64(h.keyLen) > left || off+h.size() > dataSize {
 			return false, fmt.Errorf("%w: malformed entry", errBadHint)
 		}
 		if h.valType == valTypeInt && (vlen == 0 || vlen > 20) {

@@ -218,6 +218,7 @@ var errMergeFault = errors.New("bitcask: injected merge fault")
 
 // move is a key directory entry a merge relocates (or drops, if expired).
 type move struct {
+	db      *DB // the key's database
 	hash    uint64
 	key     []byte // the entry's key (arena bytes never change)
 	oldFile uint16
@@ -249,6 +250,7 @@ type badRegion struct {
 // damage is a key whose live record lies in a bad region, and the state
 // the merge gives it at its commit point (see resolveDamage).
 type damage struct {
+	db      *DB // the key's database
 	hash    uint64
 	key     []byte // the entry's key (arena bytes never change)
 	file    *dataFile
@@ -346,8 +348,8 @@ func (db *DB) mergeFiles(inputs []*dataFile) (err error) {
 	for _, d := range m.damaged {
 		isDamaged[origin{file: d.file.handle, off: d.off}] = true
 	}
-	for i := range db.kd.shards {
-		s := &db.kd.shards[i]
+	for i := range NumDBs * numShards {
+		s := &db.views[i/numShards].kd.shards[i%numShards]
 		bad := false
 		s.mu.RLock()
 		s.ascend(0, func(e *entry) bool {
@@ -447,7 +449,8 @@ func (m *merger) copyLive(in *dataFile) error {
 			continue // tombstones, expire and flush-all records: see Merge
 		}
 		h := xxhash.Sum64(r.key)
-		s := db.kd.shardFor(h)
+		v := db.views[r.h.db()]
+		s := v.kd.shardFor(h)
 		s.mu.RLock()
 		e := s.get(h, r.key)
 		live := e != nil && e.file == in.handle && int64(e.off) == r.off
@@ -455,7 +458,7 @@ func (m *merger) copyLive(in *dataFile) error {
 		var seq uint64
 		var exp int64
 		if live {
-			mv = move{hash: h, key: s.keyOf(e), oldFile: in.handle, oldOff: e.off, size: r.h.size()}
+			mv = move{db: v, hash: h, key: s.keyOf(e), oldFile: in.handle, oldOff: e.off, size: r.h.size()}
 			seq, exp = e.seq, e.expireAt
 			if e.typ != 0 {
 				// A root keeps its generation: the entry's sequence
@@ -539,7 +542,7 @@ func (m *merger) copyRecord(in *dataFile, r *scanRec, seq uint64, exp int64) (ui
 		}
 	}
 	nh := r.h
-	nh.seq, nh.expireAt, nh.flags = seq, exp, flagSingle
+	nh.seq, nh.expireAt, nh.flags = seq, exp, flagSingle|r.h.flags&flagDBMask
 	off := m.outSize + int64(len(m.buf))
 	if r.value != nil {
 		m.buf = appendStored(m.buf, &nh, r.key, r.value)
@@ -650,7 +653,7 @@ func (m *merger) finishOutput() error {
 	tab := *db.ftab.Load()
 	for i := range m.moves {
 		mv := &m.moves[i]
-		s := db.kd.shardFor(mv.hash)
+		s := mv.db.kd.shardFor(mv.hash)
 		s.mu.Lock()
 		if e := s.get(mv.hash, mv.key); e != nil && e.file == mv.oldFile && e.off == mv.oldOff {
 			e.file, e.off = out.handle, mv.newOff
@@ -662,7 +665,7 @@ func (m *merger) finishOutput() error {
 	m.moves = m.moves[:0]
 	for i := range m.elemMoves {
 		mv := &m.elemMoves[i]
-		s := db.kd.shardFor(mv.hash)
+		s := mv.db.kd.shardFor(mv.hash)
 		s.mu.Lock()
 		if c := s.colls[string(mv.key)]; c != nil {
 			if l, ok := c.lookup(mv.field); ok && l.file == mv.oldFile && l.off == mv.oldOff {
@@ -720,7 +723,7 @@ func (m *merger) undoInstalled() int {
 				continue
 			}
 			h := xxhash.Sum64(r.key)
-			s := db.kd.shardFor(h)
+			s := db.views[r.h.db()].kd.shardFor(h)
 			s.mu.Lock()
 			if e := s.get(h, r.key); e != nil && e.file == o.f.handle && int64(e.off) == off {
 				e.file, e.off = from.file, from.off
@@ -775,10 +778,11 @@ func (m *merger) resolveDamage(inputs []*dataFile) error {
 	}
 	tab := *db.ftab.Load()
 	hit := make(map[badRegion]bool)
-	byKey := make(map[string]*damage)
+	byKey := make(map[string]*damage) // by dbKey
 	collHit := false
-	for i := range db.kd.shards {
-		s := &db.kd.shards[i]
+	for i := range NumDBs * numShards {
+		v := db.views[i/numShards]
+		s := &v.kd.shards[i%numShards]
 		s.mu.RLock()
 		s.ascend(0, func(e *entry) bool {
 			rs := regions[e.file]
@@ -792,14 +796,14 @@ func (m *merger) resolveDamage(inputs []*dataFile) error {
 					collHit = true
 				}
 				hit[rs[j]] = true
-				byKey[string(key)] = &damage{hash: e.hash, key: key, file: tab[e.file], off: e.off, seq: e.seq, expNow: e.expireAt}
+				byKey[dbKey(v.num, key)] = &damage{db: v, hash: e.hash, key: key, file: tab[e.file], off: e.off, seq: e.seq, expNow: e.expireAt}
 			}
 			return true
 		})
 		s.mu.RUnlock()
 	}
-	for i := range db.kd.shards {
-		s := &db.kd.shards[i]
+	for i := range NumDBs * numShards {
+		s := &db.views[i/numShards].kd.shards[i%numShards]
 		s.mu.RLock()
 		for _, c := range s.colls {
 			c.each(func(_ string, l elemLoc) {
@@ -837,22 +841,28 @@ func (m *merger) resolveDamage(inputs []*dataFile) error {
 	for _, d := range byKey {
 		states[d] = new(state)
 	}
-	var flushSeq uint64
+	var flushSeq [NumDBs]uint64
 	sc := newScanner()
 	for _, in := range inputs {
 		sc.reset(in.f, in.size.Load())
 		scanFile(sc, func(r *scanRec) {
-			if r.h.seq < flushSeq {
+			if r.h.seq < flushSeq[r.h.db()] {
 				return
 			}
-			if r.h.kind == kindFlushAll {
-				flushSeq = r.h.seq
-				for _, st := range states {
-					st.has = st.has && st.seq > r.h.seq
+			if r.h.kind == kindFlushAll || r.h.kind == kindFlushDB {
+				for n := range flushSeq {
+					if r.h.kind == kindFlushAll || n == int(r.h.db()) {
+						flushSeq[n] = max(flushSeq[n], r.h.seq)
+					}
+				}
+				for d, st := range states {
+					if r.h.kind == kindFlushAll || d.db.num == r.h.db() {
+						st.has = st.has && st.seq > r.h.seq
+					}
 				}
 				return
 			}
-			d := byKey[string(r.key)]
+			d := byKey[dbKey(r.h.db(), r.key)]
 			if d == nil {
 				return
 			}
@@ -887,7 +897,7 @@ func (m *merger) resolveDamage(inputs []*dataFile) error {
 		}
 		sc.reset(f.f, f.size.Load())
 		scanFile(sc, func(r *scanRec) {
-			if d := byKey[string(r.key)]; d != nil && r.h.kind == kindExpire && r.h.seq <= d.seq {
+			if d := byKey[dbKey(r.h.db(), r.key)]; d != nil && r.h.kind == kindExpire && r.h.seq <= d.seq {
 				later[d] = true
 			}
 		})
@@ -903,11 +913,16 @@ func (m *merger) resolveDamage(inputs []*dataFile) error {
 	for _, d := range byKey {
 		m.damaged = append(m.damaged, *d)
 	}
-	slices.SortFunc(m.damaged, func(a, b damage) int { return bytes.Compare(a.key, b.key) })
+	slices.SortFunc(m.damaged, func(a, b damage) int {
+		if a.db.num != b.db.num {
+			return int(a.db.num) - int(b.db.num)
+		}
+		return bytes.Compare(a.key, b.key)
+	})
 	var r scanRec
 	for i := range m.damaged {
 		d := &m.damaged[i]
-		st := states[byKey[string(d.key)]]
+		st := states[byKey[dbKey(d.db.num, d.key)]]
 		if !st.has || st.exp != 0 && st.exp <= m.now {
 			continue // the key goes
 		}
@@ -937,6 +952,7 @@ func (m *merger) applyDamage() {
 	tab := *db.ftab.Load()
 	for i := range m.damaged {
 		d := &m.damaged[i]
+		db := d.db
 		s := db.kd.shardFor(d.hash)
 		s.mu.Lock()
 		ci, j, found := s.search(d.hash, d.key)
@@ -995,13 +1011,13 @@ func (m *merger) dropExpired() error {
 		now := db.nowMs()
 		for i := range batch {
 			mv := &batch[i]
-			s := db.kd.shardFor(mv.hash)
+			s := mv.db.kd.shardFor(mv.hash)
 			s.mu.Lock()
 			ci, j, found := s.search(mv.hash, mv.key)
 			if found {
 				if e := &s.chunks[ci].e[j]; e.file == mv.oldFile && e.off == mv.oldOff {
 					if e.expired(now) {
-						db.removeLocked(s, ci, j)
+						mv.db.removeLocked(s, ci, j)
 					} else {
 						kept++
 					}
@@ -1019,6 +1035,7 @@ func (m *merger) dropExpired() error {
 
 // elemMove is an element a merge relocates.
 type elemMove struct {
+	db         *DB    // the collection's database
 	hash       uint64 // of the collection's key
 	key, field []byte
 	oldFile    uint16
@@ -1032,7 +1049,7 @@ type elemMove struct {
 // too: the root decides (dropExpired removes it with its elements), and
 // a copied element without a live root is dead at a replay.
 func (m *merger) copyElem(in *dataFile, r *scanRec) error {
-	db := m.db
+	db := m.db.views[r.h.db()]
 	key, field, _ := splitElemKey(r.key)
 	h := xxhash.Sum64(key)
 	s := db.kd.shardFor(h)
@@ -1050,7 +1067,7 @@ func (m *merger) copyElem(in *dataFile, r *scanRec) error {
 	if !live {
 		return nil
 	}
-	mv := elemMove{hash: h, key: bytes.Clone(key), field: bytes.Clone(field), oldFile: in.handle, oldOff: uint32(r.off), size: r.h.size()}
+	mv := elemMove{db: db, hash: h, key: bytes.Clone(key), field: bytes.Clone(field), oldFile: in.handle, oldOff: uint32(r.off), size: r.h.size()}
 	newOff, err := m.copyRecord(in, r, seq, 0)
 	if err != nil {
 		return err
@@ -1063,7 +1080,7 @@ func (m *merger) copyElem(in *dataFile, r *scanRec) error {
 // undoElem moves an element copied to the output o at off back to the
 // record it was copied from.
 func (m *merger) undoElem(o *installedOutput, r *scanRec, from origin, off int64) {
-	db := m.db
+	db := m.db.views[r.h.db()]
 	key, field, _ := splitElemKey(r.key)
 	h := xxhash.Sum64(key)
 	s := db.kd.shardFor(h)
@@ -1081,3 +1098,7 @@ func (m *merger) undoElem(o *installedOutput, r *scanRec, from origin, off int64
 		tab[from.file].live.Add(r.h.size())
 	}
 }
+
+// dbKey names key in database d unambiguously, for maps over the keys of
+// every database.
+func dbKey(d uint8, key []byte) string { return string([]byte{d}) + string(key) }

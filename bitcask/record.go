@@ -30,10 +30,18 @@ const (
 	kindColl       = 5
 	kindElemPut    = 6
 	kindElemDelete = 7
+	// kindFlushDB deletes every key of the record's database written
+	// before it (kindFlushAll deletes those of every database).
+	kindFlushDB = 8
 
 	flagBatchFirst = 0x01
 	flagBatchLast  = 0x02
 	flagSingle     = flagBatchFirst | flagBatchLast
+	// The flags byte's high nibble is the record's database (0-15):
+	// records written before databases existed have 0 there, so they are
+	// database 0's.
+	flagDBShift = 4
+	flagDBMask  = 0xf0
 
 	keyTypeBytes = 0
 	// keyTypeHash marks the records of a hash: its root and its fields.
@@ -62,6 +70,12 @@ type header struct {
 	keyType  byte
 	valType  byte
 }
+
+// db is the database the record belongs to.
+func (h *header) db() uint8 { return h.flags >> flagDBShift }
+
+// dbFlags is the flags byte's database part for database d.
+func dbFlags(d uint8) byte { return d << flagDBShift }
 
 // size is the whole record's length on disk.
 func (h *header) size() int64 { return headerSize + int64(h.keyLen) + int64(h.valLen) }
@@ -111,11 +125,11 @@ func (h *header) check() error {
 		if h.kind == kindElemDelete && h.expireAt != 0 {
 			return fmt.Errorf("%w: element tombstone with an expiry", ErrCorrupt)
 		}
-	case kindDelete, kindExpire, kindFlushAll:
+	case kindDelete, kindExpire, kindFlushAll, kindFlushDB:
 		if h.valLen != 0 || h.valType != valTypeBytes {
 			return fmt.Errorf("%w: kind %d with a value", ErrCorrupt, h.kind)
 		}
-		if h.kind == kindFlushAll && h.keyLen != 0 {
+		if (h.kind == kindFlushAll || h.kind == kindFlushDB) && h.keyLen != 0 {
 			return fmt.Errorf("%w: flush-all with a key", ErrCorrupt)
 		}
 		if h.kind == kindDelete && h.expireAt != 0 {
@@ -124,10 +138,10 @@ func (h *header) check() error {
 	default:
 		return fmt.Errorf("%w: record kind %d", ErrCorrupt, h.kind)
 	}
-	if h.flags&^flagSingle != 0 {
+	if h.flags&^(flagSingle|flagDBMask) != 0 || h.kind == kindFlushAll && h.db() != 0 {
 		return fmt.Errorf("%w: flags %#x", ErrCorrupt, h.flags)
 	}
-	switch coll := h.kind >= kindColl; {
+	switch coll := h.kind >= kindColl && h.kind <= kindElemDelete; {
 	case !coll && h.keyType != keyTypeBytes, coll && h.keyType != keyTypeHash && h.keyType != keyTypeSet:
 		return fmt.Errorf("%w: key type %d on a kind %d record", ErrCorrupt, h.keyType, h.kind)
 	case h.kind == kindElemPut && h.keyType == keyTypeSet && h.valLen != 0:

@@ -38,6 +38,11 @@ var goldenRecords = []struct {
 		"d588fcd2 7b68e5cf8b010000 0700000000000000 0000000000000000 01000000 08000000 01010001 61 0100000000000000"},
 	{"batch last", kindPut, flagBatchLast, 8, 0, "b", "x",
 		"5683482d 7b68e5cf8b010000 0800000000000000 0000000000000000 01000000 01000000 01020000 62 78"},
+	// Databases: the flags' high nibble (old files have 0 there: database 0).
+	{"put in database 3", kindPut, flagSingle | 3<<flagDBShift, 9, 0, "key", "v3",
+		"95cddf0c 7b68e5cf8b010000 0900000000000000 0000000000000000 03000000 02000000 01330000 6b6579 7633"},
+	{"flush-db of database 15", kindFlushDB, flagSingle | 15<<flagDBShift, 10, 0, "", "",
+		"57277622 7b68e5cf8b010000 0a00000000000000 0000000000000000 00000000 00000000 08f30000"},
 }
 
 const goldenTime = 1700000000123

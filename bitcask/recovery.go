@@ -37,16 +37,20 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db := &DB{
+	eng := &engine{
 		dir:   dir,
 		opts:  opts,
 		log:   opts.Logger,
 		lock:  lock,
-		idx:   make(map[string]*NamespaceStat),
 		quit:  make(chan struct{}),
 		hintq: make(chan *dataFile, 4096),
 	}
-	db.kd.init()
+	for i := range eng.views {
+		v := &DB{engine: eng, num: uint8(i), idx: make(map[string]*NamespaceStat)}
+		v.kd.init()
+		eng.views[i] = v
+	}
+	db := eng.views[0]
 	db.sy.cond.L = &db.sy.mu
 	db.policy.Store(int32(opts.Sync))
 	db.ftab.Store(new([]*dataFile))
@@ -58,7 +62,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		unlockDir(lock)
 		return nil, err
 	}
-	db.log.Info("opened", "dir", dir, "keys", db.keys.Load(), "files", len(db.files),
+	db.log.Info("opened", "dir", dir, "keys", db.totalKeys(), "files", len(db.files),
 		"hints_loaded", db.recovery.hintsLoaded, "files_scanned", db.recovery.scanned,
 		"truncated_records", db.recovery.truncated, "skipped_records", db.recovery.skipped,
 		"elapsed", time.Since(start))
@@ -204,9 +208,11 @@ func (db *DB) recover() error {
 		db.recovery.truncated += st.tailRecs
 		db.recovery.truncatedBytes += cut
 	}
-	db.foldAll(rs)
-	db.finishReplay()
-	db.finishColls(rs)
+	for i, v := range db.views {
+		v.foldAll(rs.dbs[i])
+		v.finishReplay()
+		v.finishColls(rs.dbs[i])
+	}
 	db.nextSeq = rs.maxSeq + 1
 	db.written.Store(rs.maxSeq)
 	db.sy.durable = rs.maxSeq
@@ -425,7 +431,7 @@ func (s *scanner) resync(from int64) int64 {
 			return s.size
 		}
 		// Cheap filters before a full decode and CRC.
-		if k := hb[offKind]; k < kindPut || k > kindElemDelete || hb[offKeyType] > keyTypeSet || hb[offFlags]&^flagSingle != 0 {
+		if k := hb[offKind]; k < kindPut || k > kindFlushDB || hb[offKeyType] > keyTypeSet || hb[offFlags]&^(flagSingle|flagDBMask) != 0 {
 			continue
 		}
 		if s.read(p, &r) == nil {

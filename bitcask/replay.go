@@ -54,10 +54,24 @@ func (b *replayBuf) keyOf(r *pendRec) []byte { return b.keys[r.key : r.key+r.kle
 type replayState struct {
 	maxSeq   uint64 // highest sequence number seen in a valid record
 	flushSeq uint64 // records older than the newest flush-all are dead
+	dbs      [NumDBs]*replayDB
+}
+
+// replayDB is replayState's part for one database, made by its first
+// record.
+type replayDB struct {
+	flushSeq uint64 // the database's records older than its newest flush-db are dead
 	bufs     [numShards]replayBuf
 	// colls gathers the element records by collection key; finishReplay
 	// keeps those newer than their live root (see collection.go).
 	colls map[string]*replayColl
+}
+
+func (rs *replayState) of(d uint8) *replayDB {
+	if rs.dbs[d] == nil {
+		rs.dbs[d] = new(replayDB)
+	}
+	return rs.dbs[d]
 }
 
 // replayColl is what replay found of one collection key.
@@ -72,7 +86,7 @@ type replayElem struct {
 	dead bool // a tombstone
 }
 
-func (rs *replayState) coll(key []byte) *replayColl {
+func (rs *replayDB) coll(key []byte) *replayColl {
 	if rs.colls == nil {
 		rs.colls = make(map[string]*replayColl)
 	}
@@ -93,16 +107,24 @@ func (db *DB) replay(f *dataFile, off int64, h *header, key []byte, vlen uint32,
 		return
 	}
 	if h.kind == kindFlushAll {
-		db.foldAll(rs)
-		rs.flushSeq = h.seq
-		for i := range db.kd.shards {
-			db.kd.shards[i].filter(func(e *entry) bool { return e.seq > h.seq })
+		for _, v := range db.views {
+			v.flushReplayed(rs, h.seq)
 		}
+		rs.flushSeq = h.seq
+		return
+	}
+	db = db.views[h.db()]
+	rd := rs.of(h.db())
+	if h.seq < rd.flushSeq {
+		return
+	}
+	if h.kind == kindFlushDB {
+		db.flushReplayed(rs, h.seq)
 		return
 	}
 	if isElem(h.kind) {
 		ck, field, _ := splitElemKey(key) // checked by the scanner and the hint reader
-		rc := rs.coll(ck)
+		rc := rd.coll(ck)
 		cur, ok := rc.elems[string(field)]
 		// An equal sequence number is a merge's copy, later in file
 		// order: it wins, as for puts.
@@ -115,12 +137,12 @@ func (db *DB) replay(f *dataFile, off int64, h *header, key []byte, vlen uint32,
 		return
 	}
 	if h.kind == kindColl {
-		rc := rs.coll(key)
+		rc := rd.coll(key)
 		rc.gen = max(rc.gen, h.seq)
 	}
 	hash := xxhash.Sum64(key)
 	si := hash >> (64 - shardBits)
-	b := &rs.bufs[si]
+	b := &rd.bufs[si]
 	b.recs = append(b.recs, pendRec{
 		hash: hash, seq: h.seq, expireAt: h.expireAt, off: uint32(off), vlen: packVlen(vlen, h.valType),
 		key: uint32(len(b.keys)), klen: uint32(len(key)), idx: uint32(len(b.recs)), file: f.handle, kind: h.kind,
@@ -132,9 +154,26 @@ func (db *DB) replay(f *dataFile, off int64, h *header, key []byte, vlen uint32,
 	}
 }
 
-func (db *DB) foldAll(rs *replayState) {
-	for i := range rs.bufs {
-		db.fold(&db.kd.shards[i], &rs.bufs[i])
+// flushReplayed applies a flush of db's database at sequence number seq.
+func (db *DB) flushReplayed(rs *replayState, seq uint64) {
+	rd := rs.dbs[db.num]
+	if rd == nil {
+		return // nothing of the database replayed yet
+	}
+	db.foldAll(rd)
+	rd.flushSeq = seq
+	for i := range db.kd.shards {
+		db.kd.shards[i].filter(func(e *entry) bool { return e.seq > seq })
+	}
+}
+
+// foldAll folds every shard's buffer of db's database.
+func (db *DB) foldAll(rd *replayDB) {
+	if rd == nil {
+		return
+	}
+	for i := range rd.bufs {
+		db.fold(&db.kd.shards[i], &rd.bufs[i])
 	}
 }
 

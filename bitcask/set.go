@@ -424,7 +424,7 @@ func randomPicks(size, n int, distinct bool, at func(i int) ([]byte, bool)) [][]
 // It writes one record for a new member (two for a new set: its root
 // first), none for a member already there.
 func (tx *Tx) SetAdd(key, member []byte) (added bool, err error) {
-	if tx.done {
+	if tx.isDone() {
 		return false, ErrTxDone
 	}
 	db, st := tx.db, tx.st
@@ -480,7 +480,7 @@ func (db *DB) setBytes(h uint64, key []byte, tc *txColl) int64 {
 // SetRemove removes member from the set at key and reports whether it was
 // there. Removing the last member deletes the key, with one tombstone.
 func (tx *Tx) SetRemove(key, member []byte) (bool, error) {
-	if tx.done {
+	if tx.isDone() {
 		return false, ErrTxDone
 	}
 	db, st := tx.db, tx.st
@@ -507,7 +507,7 @@ func (tx *Tx) SetRemove(key, member []byte) (bool, error) {
 
 // SetIsMember reports whether member is in the set at key.
 func (tx *Tx) SetIsMember(key, member []byte) (bool, error) {
-	if tx.done {
+	if tx.isDone() {
 		return false, ErrTxDone
 	}
 	h := xxhash.Sum64(key)
@@ -521,7 +521,7 @@ func (tx *Tx) SetIsMember(key, member []byte) (bool, error) {
 
 // SetCard returns the number of members of the set at key (0 when absent).
 func (tx *Tx) SetCard(key []byte) (int, error) {
-	if tx.done {
+	if tx.isDone() {
 		return 0, ErrTxDone
 	}
 	tc, err := tx.db.txCollOf(tx.st, xxhash.Sum64(key), key, TypeSet)
@@ -533,7 +533,7 @@ func (tx *Tx) SetCard(key []byte) (int, error) {
 
 // SetMembers returns the members of the set at key, nil when absent.
 func (tx *Tx) SetMembers(key []byte) ([][]byte, error) {
-	if tx.done {
+	if tx.isDone() {
 		return nil, ErrTxDone
 	}
 	db, st := tx.db, tx.st
@@ -573,7 +573,7 @@ func (tc *txColl) has(b []byte) bool {
 // the Tx removed is drawn again, and the members the Tx added are
 // candidates after the key directory's.
 func (tx *Tx) SetRandom(key []byte, n int, distinct bool) ([][]byte, error) {
-	if tx.done {
+	if tx.isDone() {
 		return nil, ErrTxDone
 	}
 	db, st := tx.db, tx.st

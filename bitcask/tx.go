@@ -14,9 +14,30 @@ import (
 // Tx is the write transaction of one Update. Its methods may be called only
 // from the goroutine running the Update's fn, and only until fn returns.
 type Tx struct {
-	db   *DB
-	st   *txState
-	done bool
+	db *DB
+	st *txState
+	// gen is st.gen when the Tx was made; the Update's end moves st.gen
+	// on, which ends the Tx and every Tx Select made from it. (A Tx stays
+	// 24 bytes, the allocation an Update makes.)
+	gen uint64
+}
+
+func (tx *Tx) isDone() bool { return tx.gen != tx.st.gen }
+
+// Select returns the Tx in database n (0 <= n < NumDBs): the same
+// transaction, its reads and writes in another database. Writes through
+// any of them commit together, as one batch.
+func (tx *Tx) Select(n int) *Tx {
+	if n == int(tx.db.num) {
+		return tx
+	}
+	st := tx.st
+	if t := st.sel[n]; t != nil && t.gen == tx.gen {
+		return t
+	}
+	t := &Tx{db: tx.db.views[n], st: st, gen: tx.gen}
+	st.sel[n] = t
+	return t
 }
 
 // txIndexAt is the number of operations past which a Tx looks its writes
@@ -40,9 +61,10 @@ type txOp struct {
 	big     int32 // 1 + the index of the op's value in txState.ext; 0: the value follows the key in buf
 	kind    byte
 	vtype   byte
-	typ     byte // the key's type after the op (entry.typ); for an element, its collection's
-	tag     byte // the value's tag after the op (entry.tag)
-	exists  bool // the key exists after the op
+	typ     byte  // the key's type after the op (entry.typ); for an element, its collection's
+	tag     byte  // the value's tag after the op (entry.tag)
+	exists  bool  // the key exists after the op
+	db      uint8 // the database of the op's key
 }
 
 // txState is the reusable state of the running Update, owned by the writer
@@ -56,8 +78,10 @@ type txState struct {
 	// and kept from one Update to the next, cleared, so that it does not
 	// allocate once warm.
 	index   map[uint64]int32
-	indexed int32  // ops below this index are in index
-	flush   int32  // index of the last flush-all op, or -1
+	indexed int32 // ops below this index are in index
+	flush   int32 // index of the last flush-all op, or -1
+	// dbFlush is, per database, the index of its last flush-db op, or -1.
+	dbFlush [NumDBs]int32
 	seq     uint64 // sequence number of the next record
 	now     int64  // record timestamp (unix ms)
 	// liveDelta is how much LiveBytes changes when the Tx commits. It is
@@ -65,11 +89,14 @@ type txState struct {
 	// checked), from then on as ops are added; before that no op pays
 	// for looking up the size of what it replaces.
 	liveDelta int64
+	// dbDelta is liveDelta's part per database (a flush-db cancels its
+	// database's).
+	dbDelta   [NumDBs]int64
 	trackLive bool
 	// colls are the collections the Tx read or wrote, by key (see
 	// txColl); an entry is stale once the key is written as a whole, and
 	// the key's state (txLookup) says so first.
-	colls map[string]*txColl
+	colls map[txCollKey]*txColl
 	// elemDelta is how much the Tx's element writes change LiveBytes.
 	// Whole-collection deletes are not subtracted: the size limit is
 	// checked before a write, as Redis's maxmemory is, and may only err
@@ -84,6 +111,10 @@ type txState struct {
 	// after run when the Update returns: they release what big values
 	// read from the data files kept open and mapped (Splice).
 	after []func()
+	// gen counts the Updates whose fn returned (Tx.isDone); sel are the
+	// running Update's Txs of other databases (Tx.Select).
+	gen uint64
+	sel [NumDBs]*Tx
 }
 
 func (st *txState) reset(seq uint64, now int64) {
@@ -101,6 +132,11 @@ func (st *txState) reset(seq uint64, now int64) {
 	}
 	st.indexed = 0
 	st.flush = -1
+	for i := range st.dbFlush {
+		st.dbFlush[i] = -1
+	}
+	st.dbDelta = [NumDBs]int64{}
+	st.sel = [NumDBs]*Tx{}
 	st.seq = seq
 	st.now = now
 	st.liveDelta = 0
@@ -146,13 +182,30 @@ func (ks *keyState) liveLen(klen int) int64 {
 	return int64(klen) + int64(ks.vlen)
 }
 
-// txLatest returns the index of the Tx's latest op on key since the last
-// flush-all, or -1.
-func (st *txState) txLatest(h uint64, key []byte) int32 {
+// txCollKey names a collection the Tx touched.
+type txCollKey struct {
+	db  uint8
+	key string
+}
+
+// flushedAt is the index of the last op that flushed database d (a
+// flush-all or its flush-db), or -1.
+func (st *txState) flushedAt(d uint8) int32 { return max(st.flush, st.dbFlush[d]) }
+
+// addLive adds n to the Tx's LiveBytes change, in database d.
+func (st *txState) addLive(d uint8, n int64) {
+	st.liveDelta += n
+	st.dbDelta[d] += n
+}
+
+// txLatest returns the index of the Tx's latest op on key in database d
+// since the last flush of d, or -1.
+func (st *txState) txLatest(d uint8, h uint64, key []byte) int32 {
+	lim := st.flushedAt(d)
 	if int32(len(st.ops))-st.flush-1 <= txIndexAt {
-		for j := int32(len(st.ops)) - 1; j > st.flush; j-- {
+		for j := int32(len(st.ops)) - 1; j > lim; j-- {
 			op := &st.ops[j]
-			if op.hash == h && !isElem(op.kind) && bytes.Equal(st.opKey(op), key) {
+			if op.hash == h && op.db == d && !isElem(op.kind) && bytes.Equal(st.opKey(op), key) {
 				return j
 			}
 		}
@@ -176,9 +229,9 @@ func (st *txState) txLatest(h uint64, key []byte) int32 {
 		st.index[op.hash] = st.indexed
 	}
 	j, ok := st.index[h]
-	for ok && j >= 0 {
+	for ok && j > lim {
 		op := &st.ops[j]
-		if bytes.Equal(st.opKey(op), key) {
+		if op.db == d && bytes.Equal(st.opKey(op), key) {
 			return j
 		}
 		j = op.prev
@@ -189,11 +242,11 @@ func (st *txState) txLatest(h uint64, key []byte) int32 {
 // txLookup returns key's state: the Tx's latest write of it, else the key
 // directory's entry (unless the Tx flushed everything).
 func (db *DB) txLookup(st *txState, h uint64, key []byte) keyState {
-	if i := st.txLatest(h, key); i >= 0 {
+	if i := st.txLatest(db.num, h, key); i >= 0 {
 		op := &st.ops[i]
 		return keyState{present: op.exists, expireAt: op.expireAt, seq: op.seq, vlen: op.vlen, vtype: op.vtype, valOp: op.valOp, typ: op.typ, tag: op.tag}
 	}
-	if st.flush >= 0 {
+	if st.flushedAt(db.num) >= 0 {
 		return keyState{}
 	}
 	return db.kdState(h, key)
@@ -211,16 +264,21 @@ func (db *DB) kdState(h uint64, key []byte) keyState {
 	return keyState{present: true, expireAt: e.expireAt, seq: e.seq, vlen: e.valueLen(), vtype: e.vtype(), valOp: -1, typ: e.typ, tag: e.tag}
 }
 
-// addOp appends the record for op (already encoded at op.recOff) to the
-// op list.
-func (st *txState) addOp(op txOp) {
+// recFlags is the flags byte of the Tx's next record in db's database.
+func (db *DB) recFlags(st *txState) byte { return st.firstFlag() | dbFlags(db.num) }
+
+// addOp appends the record for op (already encoded at op.recOff), a
+// record of db's database, to the op list.
+func (db *DB) addOp(st *txState, op txOp) {
 	op.prev = -1
 	op.fileOff = op.recOff + uint32(st.extLen)
 	if op.big > 0 {
 		st.extLen += st.ext[op.big-1].len()
 	}
+	op.db = db.num
 	st.ops = append(st.ops, op)
-	if op.kind == kindFlushAll {
+	switch op.kind {
+	case kindFlushAll:
 		st.flush = int32(len(st.ops) - 1)
 		if len(st.index) > 0 {
 			clear(st.index)
@@ -229,6 +287,13 @@ func (st *txState) addOp(op txOp) {
 			clear(st.colls)
 		}
 		st.elemDelta = 0
+	case kindFlushDB:
+		st.dbFlush[db.num] = int32(len(st.ops) - 1)
+		for k := range st.colls {
+			if k.db == db.num {
+				delete(st.colls, k)
+			}
+		}
 	}
 }
 
@@ -243,15 +308,31 @@ func (db *DB) startLiveTracking(st *txState) {
 		present bool
 		vlen    uint32
 	}
-	state := make(map[string]after)
-	flushed := false
-	var delta int64
+	type dbKey struct {
+		db  uint8
+		key string
+	}
+	state := make(map[dbKey]after)
+	var flushed [NumDBs]bool
+	var delta [NumDBs]int64
 	for j := range st.ops {
 		op := &st.ops[j]
-		if op.kind == kindFlushAll {
-			delta = -db.liveBytes.Load()
+		switch op.kind {
+		case kindFlushAll:
+			for d, v := range db.views {
+				delta[d] = -v.liveBytes.Load()
+				flushed[d] = true
+			}
 			clear(state)
-			flushed = true
+			continue
+		case kindFlushDB:
+			delta[op.db] = -db.views[op.db].liveBytes.Load()
+			flushed[op.db] = true
+			for k := range state {
+				if k.db == op.db {
+					delete(state, k)
+				}
+			}
 			continue
 		}
 		if isElem(op.kind) {
@@ -259,16 +340,20 @@ func (db *DB) startLiveTracking(st *txState) {
 		}
 		key := st.opKey(op)
 		var before keyState
-		if a, ok := state[string(key)]; ok {
+		if a, ok := state[dbKey{op.db, string(key)}]; ok {
 			before = keyState{present: a.present, vlen: a.vlen}
-		} else if !flushed {
-			before = db.kdState(op.hash, key)
+		} else if !flushed[op.db] {
+			before = db.views[op.db].kdState(op.hash, key)
 		}
 		now := keyState{present: op.exists, vlen: op.vlen}
-		delta += now.liveLen(len(key)) - before.liveLen(len(key))
-		state[string(key)] = after{op.exists, op.vlen}
+		delta[op.db] += now.liveLen(len(key)) - before.liveLen(len(key))
+		state[dbKey{op.db, string(key)}] = after{op.exists, op.vlen}
 	}
-	st.liveDelta = delta
+	st.dbDelta = delta
+	st.liveDelta = 0
+	for _, d := range delta {
+		st.liveDelta += d
+	}
 }
 
 func (st *txState) firstFlag() byte {
@@ -309,15 +394,15 @@ func (db *DB) txPut(st *txState, key, value []byte, expireAt int64, tag byte) er
 	if st.size()+headerSize+int64(len(key))+int64(len(value)) > math.MaxUint32 {
 		return ErrTxTooLarge
 	}
-	st.buf = appendRecord(st.buf, kindPut, st.firstFlag(), st.seq, st.now, expireAt, key, value)
-	st.addOp(txOp{
+	st.buf = appendRecord(st.buf, kindPut, db.recFlags(st), st.seq, st.now, expireAt, key, value)
+	db.addOp(st, txOp{
 		hash: h, seq: st.seq, expireAt: expireAt, recOff: uint32(off), klen: uint32(len(key)),
 		vlen: uint32(len(value)), valOp: int32(len(st.ops)), kind: kindPut,
 		vtype: st.buf[off+offValType], tag: tag, exists: true,
 	})
 	st.seq++
 	if st.trackLive {
-		st.liveDelta += int64(len(key)+len(value)) - prev.liveLen(len(key))
+		st.addLive(db.num, int64(len(key)+len(value))-prev.liveLen(len(key)))
 	}
 	return nil
 }
@@ -328,12 +413,12 @@ func (db *DB) txRecord(st *txState, kind byte, h uint64, key []byte, expireAt in
 	if st.size()+headerSize+int64(len(key)) > math.MaxUint32 {
 		return ErrTxTooLarge
 	}
-	st.buf = appendRecord(st.buf, kind, st.firstFlag(), st.seq, st.now, expireAt, key, nil)
+	st.buf = appendRecord(st.buf, kind, db.recFlags(st), st.seq, st.now, expireAt, key, nil)
 	op := txOp{hash: h, seq: st.seq, recOff: uint32(off), klen: uint32(len(key)), kind: kind, exists: exists, valOp: -1}
 	if exists {
 		op.expireAt, op.vlen, op.vtype, op.valOp, op.typ, op.tag = expireAt, prev.vlen, prev.vtype, prev.valOp, prev.typ, prev.tag
 	}
-	st.addOp(op)
+	db.addOp(st, op)
 	st.seq++
 	return nil
 }
@@ -350,7 +435,7 @@ func (db *DB) txDelete(st *txState, key []byte) (bool, error) {
 	if err := db.txRecord(st, kindDelete, h, key, 0, prev, false); err != nil {
 		return false, err
 	}
-	st.liveDelta -= prev.liveLen(len(key))
+	st.addLive(db.num, -prev.liveLen(len(key)))
 	return true, nil
 }
 
@@ -372,17 +457,32 @@ func (db *DB) txSetExpireAt(st *txState, key []byte, expireAt int64) (bool, erro
 		if err := db.txRecord(st, kindDelete, h, key, 0, prev, false); err != nil {
 			return false, err
 		}
-		st.liveDelta -= prev.liveLen(len(key))
+		st.addLive(db.num, -prev.liveLen(len(key)))
 		return true, nil
 	}
 	return true, db.txRecord(st, kindExpire, h, key, expireAt, prev, true)
 }
 
+// txFlushAll writes a flush-all: a record of database 0 that empties
+// every database.
 func (db *DB) txFlushAll(st *txState) error {
-	if err := db.txRecord(st, kindFlushAll, 0, nil, 0, keyState{}, false); err != nil {
+	if err := db.views[0].txRecord(st, kindFlushAll, 0, nil, 0, keyState{}, false); err != nil {
 		return err
 	}
-	st.liveDelta = -db.liveBytes.Load()
+	st.liveDelta = 0
+	for d, v := range db.views {
+		st.dbDelta[d] = -v.liveBytes.Load()
+		st.liveDelta += st.dbDelta[d]
+	}
+	return nil
+}
+
+// txFlushDB writes a flush-db of db's database.
+func (db *DB) txFlushDB(st *txState) error {
+	if err := db.txRecord(st, kindFlushDB, 0, nil, 0, keyState{}, false); err != nil {
+		return err
+	}
+	st.addLive(db.num, -db.liveBytes.Load()-st.dbDelta[db.num])
 	return nil
 }
 
@@ -431,7 +531,7 @@ func (tx *Tx) Get(key []byte) ([]byte, Meta, error) {
 
 // GetHashed is Get for a key whose Hash the caller has.
 func (tx *Tx) GetHashed(h uint64, key []byte) ([]byte, Meta, error) {
-	if tx.done {
+	if tx.isDone() {
 		return nil, Meta{}, ErrTxDone
 	}
 	return tx.db.txGet(tx.st, h, key)
@@ -445,7 +545,7 @@ func (tx *Tx) Meta(key []byte) (Meta, bool) {
 // MetaHashed is Meta for a key whose Hash the caller has. A wrong h finds
 // nothing the Tx did not write.
 func (tx *Tx) MetaHashed(h uint64, key []byte) (Meta, bool) {
-	if tx.done {
+	if tx.isDone() {
 		return Meta{}, false
 	}
 	ks := tx.db.txLookup(tx.st, h, key)
@@ -459,7 +559,7 @@ func (tx *Tx) MetaHashed(h uint64, key []byte) (Meta, bool) {
 // A value of bigValueSize (1 MiB) or more is not copied: it must not change
 // until the Update returns.
 func (tx *Tx) Put(key, value []byte, expireAt int64) error {
-	if tx.done {
+	if tx.isDone() {
 		return ErrTxDone
 	}
 	return tx.db.txPut(tx.st, key, value, expireAt, 0)
@@ -470,7 +570,7 @@ func (tx *Tx) Put(key, value []byte, expireAt int64) error {
 // what Redis's OBJECT ENCODING would say there): expiry changes and
 // merges keep it, the next Put replaces it, Open starts every key at 0.
 func (tx *Tx) PutTagged(key, value []byte, expireAt int64, tag uint8) error {
-	if tx.done {
+	if tx.isDone() {
 		return ErrTxDone
 	}
 	return tx.db.txPut(tx.st, key, value, expireAt, tag)
@@ -478,7 +578,7 @@ func (tx *Tx) PutTagged(key, value []byte, expireAt int64, tag uint8) error {
 
 // Delete deletes key and reports whether it existed (and was not expired).
 func (tx *Tx) Delete(key []byte) (existed bool, err error) {
-	if tx.done {
+	if tx.isDone() {
 		return false, ErrTxDone
 	}
 	return tx.db.txDelete(tx.st, key)
@@ -488,24 +588,35 @@ func (tx *Tx) Delete(key []byte) (existed bool, err error) {
 // rewriting its value, and reports whether the key existed. An expiry
 // that has already passed deletes the key.
 func (tx *Tx) SetExpireAt(key []byte, expireAt int64) (existed bool, err error) {
-	if tx.done {
+	if tx.isDone() {
 		return false, ErrTxDone
 	}
 	return tx.db.txSetExpireAt(tx.st, key, expireAt)
 }
 
-// FlushAll deletes every key, including the ones the Tx wrote before.
+// FlushAll deletes every key of every database, including the ones the
+// Tx wrote before.
 func (tx *Tx) FlushAll() error {
-	if tx.done {
+	if tx.isDone() {
 		return ErrTxDone
 	}
 	return tx.db.txFlushAll(tx.st)
 }
 
-// LiveBytes is DB.LiveBytes as it will be if the Tx commits.
+// FlushDB deletes every key of the Tx's database, including the ones the
+// Tx wrote before, with one record.
+func (tx *Tx) FlushDB() error {
+	if tx.isDone() {
+		return ErrTxDone
+	}
+	return tx.db.txFlushDB(tx.st)
+}
+
+// LiveBytes is DB.LiveBytes (every database's) as it will be if the Tx
+// commits.
 func (tx *Tx) LiveBytes() int64 {
 	tx.db.startLiveTracking(tx.st)
-	return tx.db.liveBytes.Load() + tx.st.liveDelta + tx.st.elemDelta
+	return tx.db.totalLive() + tx.st.liveDelta + tx.st.elemDelta
 }
 
 // Update runs fn with the write lock held: writers are serialized, readers
@@ -538,8 +649,8 @@ func (db *DB) Update(fn func(tx *Tx) error) error {
 func (db *DB) UpdateNoWait(fn func(tx *Tx) error) (uint64, error) {
 	tx := &Tx{db: db}
 	return db.updateNoWait(func(st *txState) error {
-		tx.st = st
-		defer func() { tx.done = true }()
+		tx.st, tx.gen = st, st.gen
+		defer func() { st.gen++ }()
 		return fn(tx)
 	})
 }
@@ -632,6 +743,7 @@ func (db *DB) commit(st *txState) error {
 	for i := range st.ops {
 		op := &st.ops[i]
 		key := st.opKey(op)
+		db := db.views[op.db]
 		switch op.kind {
 		case kindPut:
 			db.applyPut(op.hash, key, entry{
@@ -643,7 +755,11 @@ func (db *DB) commit(st *txState) error {
 		case kindExpire:
 			db.applyExpire(op.hash, key, op.seq, op.expireAt)
 		case kindFlushAll:
-			db.applyFlushAll()
+			for _, v := range db.views {
+				v.applyFlushDB()
+			}
+		case kindFlushDB:
+			db.applyFlushDB()
 		case kindColl:
 			db.applyColl(op.hash, key, entry{
 				hash: op.hash, seq: op.seq, off: uint32(base) + op.fileOff, file: f.handle, typ: op.typ,
@@ -839,16 +955,28 @@ func (db *DB) applyExpire(h uint64, key []byte, seq uint64, expireAt int64) {
 	s.mu.Unlock()
 }
 
-// applyFlushAll empties the key directory. Caller holds writeMu.
-func (db *DB) applyFlushAll() {
+// applyFlushDB empties db's key directory. Caller holds writeMu.
+func (db *DB) applyFlushDB() {
+	if db.keys.Load() == 0 {
+		return
+	}
+	tab := *db.ftab.Load()
 	for i := range db.kd.shards {
 		s := &db.kd.shards[i]
 		s.mu.Lock()
+		// The files' live bytes are every database's: take this one's
+		// out entry by entry.
+		s.ascend(0, func(e *entry) bool {
+			tab[e.file].live.Add(-e.recSize(len(s.keyOf(e))))
+			return true
+		})
+		for k, c := range s.colls {
+			c.each(func(f string, l elemLoc) {
+				tab[l.file].live.Add(-elemRecSize(len(k), len(f), &l))
+			})
+		}
 		s.reset()
 		s.mu.Unlock()
-	}
-	for _, f := range db.snapshotFiles() {
-		f.live.Store(0)
 	}
 	db.keys.Store(0)
 	db.liveBytes.Store(0)
@@ -886,3 +1014,6 @@ func b2i(b bool) int64 {
 	}
 	return 0
 }
+
+// Num is the number of the Tx's database.
+func (tx *Tx) Num() int { return int(tx.db.num) }

@@ -276,14 +276,17 @@ func TestGoRedisClusterClient(t *testing.T) {
 // version into the same directory (ioredisDir).
 const ioredisVersion = "5.9.3"
 
-// ioredisDir is where ioredis is installed: the user's cache, outside the
-// repository, shared between runs.
-func ioredisDir() string {
+// ioredisDir is where ioredis is installed.
+func ioredisDir() string { return npmDir("ioredis-" + ioredisVersion) }
+
+// npmDir is where .ci/run installs an npm package for the tests: the
+// user's cache, outside the repository, shared between runs.
+func npmDir(name string) string {
 	dir, err := os.UserCacheDir()
 	if err != nil {
 		return ""
 	}
-	return filepath.Join(dir, "shardkv", "ioredis-"+ioredisVersion)
+	return filepath.Join(dir, "shardkv", name)
 }
 
 const ioredisScript = `
@@ -308,15 +311,7 @@ const keys = JSON.parse(keysJSON);
 // TestIoredisCluster: ioredis's Cluster, seeded with the proxy's address, at
 // default settings, through Node.js.
 func TestIoredisCluster(t *testing.T) {
-	needBinaries(t)
-	nodeBin, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node (Node.js) not installed; .ci/run installs it")
-	}
-	dir := ioredisDir()
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "ioredis", "package.json")); err != nil {
-		t.Skipf("ioredis %s not installed in %s: npm install --prefix %q ioredis@%s (.ci/run does)", ioredisVersion, dir, dir, ioredisVersion)
-	}
+	nodeBin, env := needNodeModule(t, ioredisDir(), "ioredis", ioredisVersion)
 	c := StartCluster(t, Options{})
 	keys := clusterKeys(c, "iocluster")
 	script := filepath.Join(t.TempDir(), "cluster.js")
@@ -324,11 +319,27 @@ func TestIoredisCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out struct{ Got, Mget []*string }
-	runClientScript(t, &out, []string{"NODE_PATH=" + filepath.Join(dir, "node_modules")}, nodeBin, script, c.ProxyAddr, jsonString(t, keys))
+	runClientScript(t, &out, env, nodeBin, script, c.ProxyAddr, jsonString(t, keys))
 	value := func(k string) string { return "io-" + k }
 	checkScriptValues(t, "GET", keys, out.Got, value)
 	checkScriptValues(t, "MGET", keys, out.Mget, value)
 	checkClusterStored(t, c, keys, value)
+}
+
+// needNodeModule skips the test unless the binaries, Node.js and the npm
+// package pkg at version ver (installed in dir by .ci/run) are there; it
+// returns node's path and the environment that finds the package.
+func needNodeModule(t *testing.T, dir, pkg, ver string) (nodeBin string, env []string) {
+	t.Helper()
+	needBinaries(t)
+	nodeBin, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node (Node.js) not installed; .ci/run installs it")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err != nil {
+		t.Skipf("%s %s not installed in %s: npm install --prefix %q %s@%s (.ci/run does)", pkg, ver, dir, dir, pkg, ver)
+	}
+	return nodeBin, []string{"NODE_PATH=" + filepath.Join(dir, "node_modules")}
 }
 
 const redisPyScript = `

@@ -43,7 +43,7 @@ var connSteps = []connStep{
 	cs("COMMAND", "LIST", "FILTERBY", "NOSUCH", "x"),
 	cs("COMMAND", "COUNT", "x"), cs("COMMAND", "INFO", "nosuch"), cs("COMMAND", "DOCS", "nosuch"),
 	cs("COMMAND", "FOO"), cs("COMMAND", "HELP", "x"),
-	cs("SELECT", "0"), csOwn("SELECT", "1"), cs("SELECT", "16"), cs("SELECT", "-1"),
+	cs("SELECT", "0"), cs("SELECT", "1"), cs("SELECT", "0"), cs("SELECT", "16"), cs("SELECT", "-1"),
 	cs("SELECT", "99999999999"), cs("SELECT", "99999999999999999999"), cs("SELECT", "abc"), cs("SELECT", "1.5"),
 	cs("CLIENT", "GETNAME"), cs("CLIENT", "SETNAME", "me"), cs("CLIENT", "GETNAME"),
 	cs("CLIENT", "SETNAME", "a b"), cs("CLIENT", "SETNAME", ""), cs("CLIENT", "GETNAME"),
@@ -76,8 +76,9 @@ var connSteps = []connStep{
 	cs("MULTI"), cs("CONFIG", "FOO"), cs("EXEC"),
 	cs("MULTI"), cs("CLIENT", "FOO", "x"), cs("EXEC"),
 	cs("OBJECT", "HELP", "x"), cs("OBJECT", "FOO"), cs("OBJECT"), cs("CONFIG", "GET"),
-	// SELECT queues inside MULTI; one of Redis's other databases is refused
-	// at once (shardkv has one), so EXEC aborts rather than run in db 0.
+	// SELECT queues inside MULTI; another database than the selected one
+	// is refused at once (a transaction runs in one database), so EXEC
+	// aborts rather than run in the wrong one.
 	cs("MULTI"), cs("SELECT", "0"), cs("PING"), cs("EXEC"),
 	cs("MULTI"), cs("SELECT", "16"), cs("SELECT", "x"), cs("PING"), cs("EXEC"),
 	csOwn("MULTI"), csOwn("SELECT", "1"), csOwn("PING"), csOwn("EXEC"),

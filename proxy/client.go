@@ -206,6 +206,7 @@ func (c *client) barrier() {
 }
 
 func (c *client) sendQueued() {
+	db := c.sess.DB()
 	for p := range c.lists {
 		lists := c.lists[p]
 		for i, l := range lists {
@@ -216,7 +217,7 @@ func (c *client) sendQueued() {
 			if p == 1 {
 				proto = resp.RESP3
 			}
-			c.tbl.shards[i].backend(proto).Send(int(c.sess.ID), l...)
+			c.tbl.shards[i].backendDB(proto, db).Send(int(c.sess.ID), l...)
 			clear(l)
 			lists[i] = l[:0]
 		}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/shardkv/shardkv/internal/cmdtable"
 	"github.com/shardkv/shardkv/internal/conncmd"
@@ -27,9 +28,48 @@ func (c *client) SwitchProto(proto resp.Proto) {
 	c.barrier()
 }
 
+// beforeSelect prepares a SELECT of another database: the commands already
+// queued in this batch are sent, and answered, on the node connections of
+// the database they were sent in, before any command after the SELECT
+// reaches a node (a MOVE into the new database is seen by a GET there
+// after it). A WATCH's keys are held in the old database: as for a
+// protocol switch, the node forgets them and EXEC will abort. The new
+// database's node connections are opened now, and waited for (each node
+// up, or its first dial failed, within -timeout), so that the client's
+// first command there does not find them still dialing.
+func (c *client) beforeSelect(args [][]byte) {
+	n, err := strconv.Atoi(string(args[1]))
+	if err != nil || n < 0 || n >= conncmd.Databases || n == c.sess.DB() || c.inMulti {
+		return
+	}
+	if c.pin != nil && !c.unpinAfter {
+		c.releaseWatch()
+		c.pin.lost = true
+	}
+	c.barrier()
+	if n == 0 {
+		return
+	}
+	deadline := time.NewTimer(c.s.cfg.Timeout)
+	defer deadline.Stop()
+	for _, sh := range c.tbl.shards {
+		for _, cl := range sh.openDB(n) {
+			select {
+			case <-cl.Ready():
+			case <-deadline.C:
+				return
+			}
+		}
+	}
+}
+
 // ResetConn is RESET's part that is the proxy's own: leave MULTI, and have
 // the node forget the client's watched keys.
 func (c *client) ResetConn() {
+	if c.sess.DB() != 0 {
+		// RESET selects database 0: what is queued goes out in the old one.
+		c.barrier()
+	}
 	if c.inMulti {
 		c.endMulti()
 	}
@@ -49,8 +89,8 @@ type proxyHost struct{ s *Server }
 
 func (h proxyHost) RequirePass() string { return h.s.cfg.RequirePass }
 
-// Databases is 1: the proxy serves one keyspace.
-func (h proxyHost) Databases() int { return 1 }
+// Databases is Redis's 16.
+func (h proxyHost) Databases() int { return conncmd.Databases }
 
 func (h proxyHost) Sessions() []*conncmd.Session {
 	cs := h.s.snapshot()

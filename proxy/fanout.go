@@ -158,8 +158,8 @@ const pingCmd = "*1\r\n$4\r\nPING\r\n"
 // names the shards that failed (merge.failure).
 func (c *client) allShardsAnswer() string {
 	for _, sh := range c.tbl.shards {
-		if !sh.backend(c.sess.Proto).Up() {
-			return sh.unavailable(sh.backend(c.sess.Proto).Err())
+		if cl := sh.backendDB(c.sess.Proto, c.sess.DB()); !cl.Up() {
+			return sh.unavailable(cl.Err())
 		}
 	}
 	pings := make([]*preq, len(c.tbl.shards))

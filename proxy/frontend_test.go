@@ -77,8 +77,8 @@ func TestHandshakeAsClientsSendIt(t *testing.T) {
 	if got := raw.do("SELECT", "0"); got != "+OK\r\n" {
 		t.Fatalf("SELECT 0: %q", got)
 	}
-	if got := raw.do("SELECT", "1"); got != "-ERR DB index is out of range\r\n" {
-		t.Fatalf("SELECT 1: %q", got)
+	if got := raw.do("SELECT", "16"); got != "-ERR DB index is out of range\r\n" {
+		t.Fatalf("SELECT 16: %q", got)
 	}
 	if got := raw.do("GET", "missing"); got != "_\r\n" {
 		t.Fatalf("RESP3 null: %q", got)

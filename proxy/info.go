@@ -190,22 +190,26 @@ func (c *client) writeInfo(m *merge, b []byte) []byte {
 	}
 	if r.Want("keyspace") {
 		w.Section("Keyspace")
-		var keys, expires int64
-		for i := range nodes {
-			v, _ := nodes[i].field("keyspace", "db0")
-			for _, f := range strings.Split(v, ",") {
-				k, v, _ := strings.Cut(f, "=")
-				x, _ := strconv.ParseInt(v, 10, 64)
-				switch k {
-				case "keys":
-					keys += x
-				case "expires":
-					expires += x
+		// A line per database that has keys on some node, as Redis.
+		for d := range conncmd.Databases {
+			db := "db" + strconv.Itoa(d)
+			var keys, expires int64
+			for i := range nodes {
+				v, _ := nodes[i].field("keyspace", db)
+				for _, f := range strings.Split(v, ",") {
+					k, v, _ := strings.Cut(f, "=")
+					x, _ := strconv.ParseInt(v, 10, 64)
+					switch k {
+					case "keys":
+						keys += x
+					case "expires":
+						expires += x
+					}
 				}
 			}
-		}
-		if keys > 0 {
-			w.Field("db0", "keys="+itoa(keys)+",expires="+itoa(expires)+",avg_ttl=0")
+			if keys > 0 {
+				w.Field(db, "keys="+itoa(keys)+",expires="+itoa(expires)+",avg_ttl=0")
+			}
 		}
 		partial(&w)
 	}

@@ -14,6 +14,9 @@ import (
 // nodes' figures), CLUSTER (cluster.go) and the proxy's own SHARD.* commands.
 func (c *client) local(ci *cmdtable.Command, cmd redcon.Command) {
 	args := cmd.Args
+	if ci.Name == "select" {
+		c.beforeSelect(args)
+	}
 	if h := conncmd.Handlers[ci.Name]; h != nil {
 		mark := len(c.out)
 		c.out = h(proxyHost{c.s}, c, c.out, args)

@@ -27,6 +27,14 @@ type shard struct {
 	assign atomic.Pointer[rangemap.Shard]
 	resp2  *backend.Client
 	resp3  *backend.Client
+	// dbs are the clients for the other databases (SELECT 1-15), by
+	// database and protocol (0 RESP2, 1 RESP3): connections that sent
+	// SELECT in their handshake, made when a client first selects the
+	// database (openDB), so database 0's path is the one above.
+	dbs   [conncmd.Databases][2]atomic.Pointer[backend.Client]
+	dbMu  sync.Mutex // serializes openDB
+	mkCl  func(proto resp.Proto, db int) *backend.Client
+	dbsUp atomic.Bool // some database other than 0 has clients (close)
 	// lat is the sampled round trips to the node (metrics.go).
 	lat conncmd.LatencyHistogram
 	// mismatch is why the node's assignment is not the map's, nil while
@@ -46,10 +54,54 @@ func (sh *shard) backend(proto resp.Proto) *backend.Client {
 	return sh.resp2
 }
 
+// backendDB returns the client for a protocol version and a database.
+func (sh *shard) backendDB(proto resp.Proto, db int) *backend.Client {
+	if db == 0 {
+		return sh.backend(proto)
+	}
+	p := 0
+	if proto == resp.RESP3 {
+		p = 1
+	}
+	if cl := sh.dbs[db][p].Load(); cl != nil {
+		return cl
+	}
+	return sh.openDB(db)[p]
+}
+
+// openDB makes the clients of database db (both protocols) if they do not
+// exist yet.
+func (sh *shard) openDB(db int) [2]*backend.Client {
+	sh.dbMu.Lock()
+	defer sh.dbMu.Unlock()
+	var out [2]*backend.Client
+	for p, proto := range []resp.Proto{resp.RESP2, resp.RESP3} {
+		cl := sh.dbs[db][p].Load()
+		if cl == nil {
+			cl = sh.mkCl(proto, db)
+			sh.dbs[db][p].Store(cl)
+			sh.dbsUp.Store(true)
+		}
+		out[p] = cl
+	}
+	return out
+}
+
 func (sh *shard) close() {
 	sh.closeOnce.Do(func() { close(sh.stop) })
 	sh.resp2.Close()
 	sh.resp3.Close()
+	if sh.dbsUp.Load() {
+		sh.dbMu.Lock()
+		defer sh.dbMu.Unlock()
+		for d := range sh.dbs {
+			for p := range sh.dbs[d] {
+				if cl := sh.dbs[d][p].Load(); cl != nil {
+					cl.Close()
+				}
+			}
+		}
+	}
 }
 
 // unavailable is the error a client gets for a request its shard could not
@@ -97,17 +149,17 @@ func (s *Server) newShard(idx int, e rangemap.Shard) *shard {
 	sh := &shard{idx: idx, name: e.Name, addr: e.Addr(), stop: make(chan struct{})}
 	sh.assign.Store(&e)
 	log := s.log.Named("shard").With("shard", e.Name, "addr", sh.addr)
-	busy := &backend.Busy{} // one node: its big requests hold up both protocols' connections
-	mk := func(proto resp.Proto) *backend.Client {
+	busy := &backend.Busy{} // one node: its big requests hold up every connection to it
+	mk := func(proto resp.Proto, db int) *backend.Client {
 		cfg := backend.ClientConfig{
 			Busy:      busy,
 			Addr:      sh.addr,
 			Conns:     s.cfg.ConnsPerNode,
 			Timeout:   s.cfg.Timeout,
-			Handshake: s.handshake(sh, proto),
+			Handshake: s.handshake(sh, proto, db),
 			Observe:   func(d time.Duration) { sh.lat.Observe(int64(d / time.Microsecond)) },
 		}
-		if proto == resp.RESP2 {
+		if proto == resp.RESP2 && db == 0 {
 			// One protocol's transitions are enough to tell the operator.
 			cfg.OnState = func(up bool, err error) {
 				if up {
@@ -119,18 +171,43 @@ func (s *Server) newShard(idx int, e rangemap.Shard) *shard {
 		}
 		return backend.NewClient(cfg)
 	}
-	sh.resp2 = mk(resp.RESP2)
-	sh.resp3 = mk(resp.RESP3)
+	sh.resp2 = mk(resp.RESP2, 0)
+	sh.resp3 = mk(resp.RESP3, 0)
+	sh.mkCl = mk
 	return sh
 }
 
 // handshake authenticates a new node connection, selects its protocol and
-// pushes the shard's assignment (pushAssignment). A node that holds a
+// pushes the shard's assignment (pushAssignment), and for a database
+// other than 0 selects it, after the assignment: a node admitting the
+// connection on probation (past its -maxclients) takes only a proxy's
+// handshake until the assignment is accepted. A node that holds a
 // different range keeps it, the connection fails with the node's refusal,
 // which clients see in the TRYAGAIN reason, and the shard is marked
 // mismatched (mismatch.go) until a connection's handshake or the probe
 // finds the node's assignment is the map's.
-func (s *Server) handshake(sh *shard, proto resp.Proto) backend.Handshake {
+func (s *Server) handshake(sh *shard, proto resp.Proto, db int) backend.Handshake {
+	assign := s.assignHandshake(sh, proto)
+	if db == 0 {
+		return assign
+	}
+	return func(do func(args ...string) (resp.Value, error)) error {
+		if err := assign(do); err != nil {
+			return err
+		}
+		v, err := do("SELECT", strconv.Itoa(db))
+		if err != nil {
+			return err
+		}
+		if v.IsError() {
+			return fmt.Errorf("SELECT %d refused by the node: %s", db, v.Str)
+		}
+		return nil
+	}
+}
+
+// assignHandshake is handshake up to the assignment.
+func (s *Server) assignHandshake(sh *shard, proto resp.Proto) backend.Handshake {
 	return func(do func(args ...string) (resp.Value, error)) error {
 		if pw := s.cfg.NodePassword; pw != "" {
 			v, err := do("AUTH", pw)

@@ -68,7 +68,7 @@ func (c *client) queue(ci *cmdtable.Command, cmd redcon.Command) {
 		c.reject(cmdtable.ErrWrongArity(ci.Name))
 		return
 	}
-	if msg := conncmd.RefuseInMulti(ci, cmd.Args); msg != "" {
+	if msg := conncmd.RefuseInMulti(ci, cmd.Args, c.sess.DB()); msg != "" {
 		c.reject(msg)
 		return
 	}
@@ -217,7 +217,7 @@ func (c *client) watch(ci *cmdtable.Command, cmd redcon.Command) {
 			// before the WATCH, whichever connection they take.
 			c.barrier()
 		}
-		cl := sh.backend(c.sess.Proto)
+		cl := sh.backendDB(c.sess.Proto, c.sess.DB())
 		conn := cl.Conn(int(c.sess.ID))
 		if conn == nil {
 			c.errorReply(sh.unavailable(cl.Err()))

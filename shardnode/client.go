@@ -191,6 +191,9 @@ func (c *client) unwatchAll() {
 	}
 }
 
+// db is the connection's database (SELECT).
+func (c *client) db() *bitcask.DB { return c.srv.db.Select(c.sess.DB()) }
+
 // keyHash returns bitcask.Hash(key). The ownership check hashed the
 // command's key already (the range map positions keys by the same
 // xxhash64), so a handler reading or writing that very key (the same bytes

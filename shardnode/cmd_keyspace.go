@@ -328,27 +328,29 @@ func cmdRename(c *client, args [][]byte) {
 func cmdCopy(c *client, args [][]byte) {
 	src, dst := args[1], args[2]
 	replace := false
+	db := c.sess.DB()
 	for i := 3; i < len(args); i++ {
 		switch {
 		case eqFold(args[i], "replace"):
 			replace = true
 		case eqFold(args[i], "db") && i+1 < len(args):
-			db, ok := parseInt(args[i+1])
-			if !ok || db < math.MinInt32 || db > math.MaxInt32 {
+			n, ok := parseInt(args[i+1])
+			if !ok || n < math.MinInt32 || n > math.MaxInt32 {
 				c.errReply(errNotInteger)
 				return
 			}
-			if db != 0 {
+			if n < 0 || n >= bitcask.NumDBs {
 				c.errReply(errDBRange)
 				return
 			}
+			db = int(n)
 			i++
 		default:
 			c.errReply(errSyntax)
 			return
 		}
 	}
-	if string(src) == string(dst) {
+	if db == c.sess.DB() && string(src) == string(dst) {
 		c.errReply(errSameObject)
 		return
 	}
@@ -360,23 +362,86 @@ func cmdCopy(c *client, args [][]byte) {
 		c.intReply(0)
 		return
 	}
-	old, exists, failed := c.getValue(dst)
+	copied, failed := int64(0), false
+	c.inDB(db, func() {
+		old, exists, bad := c.getValue(dst)
+		switch {
+		case bad:
+			failed = true
+		case exists && !replace:
+		default:
+			oldSize := int64(0)
+			if exists {
+				oldSize = old.size(dst)
+			}
+			v.meta.Tag = copyTag(v.str, v.meta.Tag)
+			failed = !c.fits(oldSize, v.size(dst)) || !c.putValue(dst, &v, v.meta.ExpireAt)
+			copied = 1
+		}
+	})
+	if !failed {
+		c.intReply(copied)
+	}
+}
+
+// MOVE key db: the key, its value and its expiry move to database db of
+// the same node (a key's shard is decided by its bytes only), in the
+// command's one transaction: after a crash it is in exactly one of them.
+func cmdMove(c *client, args [][]byte) {
+	n, ok := parseInt(args[2])
+	switch {
+	case !ok:
+		c.errReply(errNotInteger)
+		return
+	case n < math.MinInt32 || n > math.MaxInt32:
+		c.errReply("ERR value is out of range, value must between -2147483648 and 2147483647")
+		return
+	}
+	if n < 0 || n >= bitcask.NumDBs {
+		c.errReply(errDBRange)
+		return
+	}
+	if int(n) == c.sess.DB() {
+		c.errReply(errSameObject)
+		return
+	}
+	key := args[1]
+	v, ok, failed := c.getValue(key)
 	if failed {
 		return
 	}
-	if exists && !replace {
+	if !ok {
 		c.intReply(0)
 		return
 	}
-	oldSize := int64(0)
-	if exists {
-		oldSize = old.size(dst)
+	exists, failed := false, false
+	c.inDB(int(n), func() {
+		if _, exists = c.st.meta(key); !exists {
+			failed = !c.putValue(key, &v, v.meta.ExpireAt)
+		}
+	})
+	if failed {
+		return
 	}
-	v.meta.Tag = copyTag(v.str, v.meta.Tag)
-	if !c.fits(oldSize, v.size(dst)) || !c.putValue(dst, &v, v.meta.ExpireAt) {
+	if exists {
+		c.intReply(0)
+		return
+	}
+	if _, err := c.st.del(key); err != nil {
+		c.storeErr(err)
 		return
 	}
 	c.intReply(1)
+}
+
+// inDB runs fn with the command's store in database n: the same
+// transaction, so what fn writes commits with the rest of the command.
+// Only a write command (a txStore) may call it.
+func (c *client) inDB(n int, fn func()) {
+	tx := c.txs.tx
+	c.txs.tx = tx.Select(n)
+	defer func() { c.txs.tx = tx }()
+	fn()
 }
 
 // owned reports whether key falls in this node's range; keys left behind
@@ -448,14 +513,15 @@ func cmdScan(c *client, args [][]byte) {
 	}
 	a := c.srv.assign.Load()
 	var keys [][]byte
-	next := c.srv.db.Scan(cursor, int(count), func(key []byte) {
+	db := c.db()
+	next := db.Scan(cursor, int(count), func(key []byte) {
 		if !c.owned(a, key) || pattern != nil && !glob.Match(pattern, key, false) {
 			return
 		}
 		if typ != nil {
 			// Redis compares the name without case; an unknown name
 			// matches nothing.
-			if m, ok := c.srv.db.MetaOf(key); !ok || !eqFold(typ, typeName(m.Type)) {
+			if m, ok := db.MetaOf(key); !ok || !eqFold(typ, typeName(m.Type)) {
 				return
 			}
 		}
@@ -475,7 +541,7 @@ func cmdKeys(c *client, args [][]byte) {
 	all := len(pattern) == 1 && pattern[0] == '*'
 	a := c.srv.assign.Load()
 	var keys [][]byte
-	c.srv.db.Range(func(key []byte, _ bitcask.Meta) bool {
+	c.db().Range(func(key []byte, _ bitcask.Meta) bool {
 		if c.owned(a, key) && (all || glob.Match(pattern, key, false)) {
 			keys = append(keys, append([]byte(nil), key...))
 		}
@@ -490,7 +556,7 @@ func cmdKeys(c *client, args [][]byte) {
 func cmdRandomKey(c *client, args [][]byte) {
 	a := c.srv.assign.Load()
 	for tries := 0; tries < 100; tries++ {
-		key, ok := c.srv.db.RandomKey()
+		key, ok := c.db().RandomKey()
 		if !ok {
 			break
 		}
@@ -503,17 +569,22 @@ func cmdRandomKey(c *client, args [][]byte) {
 }
 
 func cmdDBSize(c *client, args [][]byte) {
-	keys, _ := c.srv.keyCounts()
+	keys, _ := c.srv.keyCounts(c.db())
 	c.intReply(int64(keys))
 }
 
-// FLUSHDB and FLUSHALL [ASYNC | SYNC].
+// FLUSHDB and FLUSHALL [ASYNC | SYNC]: one record either way (flush-db of
+// the connection's database, flush-all of every one).
 func cmdFlush(c *client, args [][]byte) {
 	if len(args) > 2 || len(args) == 2 && !eqFold(args[1], "async") && !eqFold(args[1], "sync") {
 		c.errReply(errSyntax)
 		return
 	}
-	if err := c.st.flushAll(); err != nil {
+	flush := c.st.flushAll
+	if eqFold(args[0], "flushdb") {
+		flush = c.st.flushDB
+	}
+	if err := flush(); err != nil {
 		c.storeErr(err)
 		return
 	}
@@ -532,10 +603,10 @@ func (c *client) helpReply(lines []string) {
 // them have an expiry, counted like bitcask's Len (expired keys not yet
 // removed included, as Redis's DBSIZE counts them). Keys a forced
 // reassignment left outside the range stay on disk but are not the node's.
-func (s *Server) keyCounts() (keys, expiring int) {
+func (s *Server) keyCounts(db *bitcask.DB) (keys, expiring int) {
 	a := s.assign.Load()
 	if a == nil || (a.Start <= 0 && a.End >= 1) {
-		return s.db.Len(), s.db.ExpiringKeys()
+		return db.Len(), db.ExpiringKeys()
 	}
-	return s.db.CountHashRange(rangemap.HashBounds(a.Start, a.End))
+	return db.CountHashRange(rangemap.HashBounds(a.Start, a.End))
 }

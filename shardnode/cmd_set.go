@@ -34,14 +34,14 @@ type setStore interface {
 func (t *txStore) sadd(key, member []byte) (bool, error) {
 	added, err := t.tx.SetAdd(key, member)
 	if added {
-		t.watches.touch(key)
+		t.touch(key)
 	}
 	return added, err
 }
 func (t *txStore) srem(key, member []byte) (bool, error) {
 	ok, err := t.tx.SetRemove(key, member)
 	if ok {
-		t.watches.touch(key)
+		t.touch(key)
 	}
 	return ok, err
 }

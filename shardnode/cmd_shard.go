@@ -132,7 +132,7 @@ func cmdIndexDrop(c *client, args [][]byte) {
 		return
 	}
 	var keys [][]byte
-	c.srv.db.Range(func(key []byte, _ bitcask.Meta) bool {
+	c.db().Range(func(key []byte, _ bitcask.Meta) bool {
 		if bytes.Equal(rangemap.Index(key), name) {
 			keys = append(keys, append([]byte(nil), key...))
 		}
@@ -164,7 +164,7 @@ func cmdIndexDrop(c *client, args [][]byte) {
 // INDEX.LIST: each index (created, or holding keys) with its key count, as
 // a flat array in RESP2 and a map in RESP3.
 func cmdIndexList(c *client, args [][]byte) {
-	stats := c.srv.db.NamespaceStats()
+	stats := c.db().NamespaceStats()
 	counts := make(map[string]int64, len(stats)+1)
 	counts[""] = 0
 	for n, st := range stats {

@@ -114,7 +114,7 @@ func (c *client) putTagged(key, value []byte, expireAt int64, tag uint8) bool {
 	if expireAt != 0 && expireAt <= c.now {
 		_, err = c.st.del(key)
 		if err == nil {
-			c.srv.watches.touch(key)
+			c.txs.touch(key) // the del succeeded: a transaction's store
 		}
 	} else {
 		err = c.st.putTagged(key, value, expireAt, tag)

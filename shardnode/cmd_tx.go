@@ -59,9 +59,10 @@ func cmdWatch(c *client, args [][]byte) {
 
 // watchKeys adds keys to w, each with what the database holds now.
 func (c *client) watchKeys(w *watcher, keys [][]byte) {
+	db := c.db()
 	for _, key := range keys {
-		c.srv.watches.watch(w, key, func(key []byte) (bool, uint64) {
-			m, ok := c.srv.db.MetaOf(key)
+		c.srv.watches.watch(w, db.Num(), key, func(key []byte) (bool, uint64) {
+			m, ok := db.MetaOf(key)
 			return ok, m.Seq
 		})
 	}
@@ -140,13 +141,13 @@ func (c *client) exec(w *watcher) {
 	mark := len(c.out)
 	aborted := false
 	err := c.srv.db.Update(func(tx *bitcask.Tx) error {
-		c.txs.tx = tx
+		c.txs.tx = tx.Select(c.sess.DB())
 		c.st = &c.txs
 		// Unwatch before the queue runs: its own writes must not count.
 		keys, dirty := c.srv.watches.release(w)
 		aborted = dirty
 		for i := 0; i < len(keys) && !aborted; i++ {
-			m, ok := c.st.meta([]byte(keys[i].key))
+			m, ok := tx.Select(keys[i].db()).Meta(keys[i].name())
 			aborted = ok != keys[i].exists || ok && m.Seq != keys[i].seq
 		}
 		clear(keys)

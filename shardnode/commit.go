@@ -156,7 +156,7 @@ func (s *Server) commitBatch(batch []*commitReq) (uint64, error) {
 	seq, err := s.db.UpdateNoWait(func(tx *bitcask.Tx) error {
 		for _, r := range batch {
 			c := r.c
-			c.txs.tx = tx
+			c.txs.tx = tx.Select(c.sess.DB())
 			c.st = &c.txs
 			for r.ran < len(r.cmds) && (r.ran == 0 || !c.repliesFull()) {
 				c.execOne(r.sp[r.ran], r.cmds[r.ran].Args)

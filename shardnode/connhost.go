@@ -24,8 +24,8 @@ func shared(h conncmd.Handler) handlerFunc {
 
 func (h nodeHost) RequirePass() string { return h.s.cfg.RequirePass }
 
-// Databases is 1: the node has one keyspace.
-func (h nodeHost) Databases() int { return 1 }
+// Databases is Redis's 16.
+func (h nodeHost) Databases() int { return conncmd.Databases }
 
 func (h nodeHost) Sessions() []*conncmd.Session {
 	h.s.mu.Lock()

@@ -36,7 +36,7 @@ var handlers = map[string]handlerFunc{
 	"del": cmdDel, "unlink": cmdDel, "exists": cmdExists, "touch": cmdExists, "type": cmdType,
 	"expire": cmdExpire, "pexpire": cmdExpire, "expireat": cmdExpire, "pexpireat": cmdExpire,
 	"ttl": cmdTTL, "pttl": cmdTTL, "expiretime": cmdTTL, "pexpiretime": cmdTTL,
-	"persist": cmdPersist, "rename": cmdRename, "renamenx": cmdRename, "copy": cmdCopy,
+	"persist": cmdPersist, "rename": cmdRename, "renamenx": cmdRename, "copy": cmdCopy, "move": cmdMove,
 	"scan": cmdScan, "keys": cmdKeys, "randomkey": cmdRandomKey, "dbsize": cmdDBSize,
 	"flushdb": cmdFlush, "flushall": cmdFlush, "object": cmdObject,
 	"memory": cmdMemory,
@@ -258,6 +258,7 @@ func (c *client) endBatch() {
 // the replies fill the pass (repliesFull).
 func (c *client) runKeyed(cmds []redcon.Command, sp []*cmdSpec, write bool) int {
 	if !write {
+		c.dbs.db = c.db()
 		c.st = &c.dbs
 		n := 0
 		for n < len(cmds) && (n == 0 || !c.repliesFull()) {
@@ -290,7 +291,7 @@ func (c *client) execOne(spec *cmdSpec, args [][]byte) {
 	mark := len(c.out)
 	switch {
 	case spec.kind == kindKeyless && spec.write && c.st == nil:
-		err := c.srv.db.Update(func(tx *bitcask.Tx) error {
+		err := c.db().Update(func(tx *bitcask.Tx) error {
 			c.txs.tx = tx
 			c.st = &c.txs
 			spec.fn(c, args)
@@ -301,6 +302,7 @@ func (c *client) execOne(spec *cmdSpec, args [][]byte) {
 			c.out = resp.AppendError(c.out[:mark], c.srv.storageError(err))
 		}
 	case spec.kind == kindKeyless && c.st == nil:
+		c.dbs.db = c.db()
 		c.st = &c.dbs
 		spec.fn(c, args)
 		c.st = nil
@@ -349,7 +351,7 @@ func (c *client) admit(spec *cmdSpec, args [][]byte) bool {
 			c.reject(errNotInMulti)
 			return false
 		}
-		if msg := conncmd.RefuseInMulti(spec.Command, args); msg != "" {
+		if msg := conncmd.RefuseInMulti(spec.Command, args, c.sess.DB()); msg != "" {
 			c.reject(msg)
 			return false
 		}

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/shardkv/shardkv/bitcask"
 	"github.com/shardkv/shardkv/internal/conncmd"
 	"github.com/shardkv/shardkv/rangemap"
 	"github.com/shardkv/shardkv/resp"
@@ -59,8 +60,11 @@ func cmdInfo(c *client, args [][]byte) {
 	}
 	if r.Want("keyspace") {
 		w.Section("Keyspace")
-		if n, expires := s.keyCounts(); n > 0 {
-			w.Line("db0:keys=" + strconv.Itoa(n) + ",expires=" + strconv.Itoa(expires) + ",avg_ttl=0")
+		// A line per database that has keys, as Redis.
+		for d := range bitcask.NumDBs {
+			if n, expires := s.keyCounts(s.db.Select(d)); n > 0 {
+				w.Line("db" + strconv.Itoa(d) + ":keys=" + strconv.Itoa(n) + ",expires=" + strconv.Itoa(expires) + ",avg_ttl=0")
+			}
 		}
 	}
 	if r.Want("shard") {
@@ -87,7 +91,7 @@ func (s *Server) writeShardInfo(w *conncmd.InfoWriter) {
 	}
 	w.Field("shard_size_limit", s.sizeLimit.Load())
 	w.Field("shard_live_bytes", s.db.LiveBytes())
-	w.Field("shard_keys", s.db.Len())
+	w.Field("shard_keys", s.db.Stats().Keys)
 	w.Field("shard_strict_indexes", boolInt(s.strict.Load()))
 	stats := s.db.NamespaceStats()
 	names := make([]string, 0, len(stats)+1)

@@ -182,7 +182,7 @@ func New(cfg Config) (*Server, error) {
 	// Collect once and give the pages back before serving.
 	debug.FreeOSMemory()
 	st := db.Stats()
-	log.Info("storage recovered", "dir", cfg.Dir, "keys", db.Len(), "live_bytes", db.LiveBytes(),
+	log.Info("storage recovered", "dir", cfg.Dir, "keys", db.Stats().Keys, "live_bytes", db.LiveBytes(),
 		"truncated_records", st.RecoveryTruncated, "skipped_records", st.RecoverySkipped,
 		"appendfsync", cfg.Sync.String(), "took", time.Since(t0).Round(time.Millisecond))
 	if a := s.assign.Load(); a != nil {
@@ -409,7 +409,7 @@ func (s *Server) closeDB() error {
 	s.closeOnce.Do(func() {
 		s.obs.Stop()
 		s.clock.close()
-		keys, live := s.db.Len(), s.db.LiveBytes()
+		keys, live := s.db.Stats().Keys, s.db.LiveBytes()
 		if err := s.db.Sync(); err != nil && !errors.Is(err, bitcask.ErrClosed) {
 			s.log.Error("final fsync failed", "error", err)
 			s.closeErr = err

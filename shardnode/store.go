@@ -28,7 +28,8 @@ type store interface {
 	splice(key []byte, off int64, part []byte, tag uint8) (int64, error)
 	del(key []byte) (bool, error)
 	setExpireAt(key []byte, expireAt int64) (bool, error)
-	flushAll() error
+	flushAll() error // every database
+	flushDB() error  // the store's database
 	liveBytes() int64
 
 	// Hashes. A key holding another type gives bitcask.ErrWrongType; an
@@ -89,42 +90,58 @@ func (t *txStore) put(key, value []byte, expireAt int64) error {
 func (t *txStore) putTagged(key, value []byte, expireAt int64, tag uint8) error {
 	err := t.tx.PutTagged(key, value, expireAt, tag)
 	if err == nil {
-		t.watches.touch(key)
+		t.touch(key)
 	}
 	return err
 }
 func (t *txStore) splice(key []byte, off int64, part []byte, tag uint8) (int64, error) {
 	n, err := t.tx.Splice(key, off, part, tag)
 	if err == nil {
-		t.watches.touch(key)
+		t.touch(key)
 	}
 	return n, err
 }
 func (t *txStore) del(key []byte) (bool, error) {
 	ok, err := t.tx.Delete(key)
 	if ok {
-		t.watches.touch(key)
+		t.touch(key)
 	}
 	return ok, err
 }
 func (t *txStore) setExpireAt(key []byte, expireAt int64) (bool, error) {
 	ok, err := t.tx.SetExpireAt(key, expireAt)
 	if ok {
-		t.watches.touch(key)
+		t.touch(key)
 	}
 	return ok, err
 }
+
+// touch tells WATCH that key, of the transaction's database, is modified.
+func (t *txStore) touch(key []byte) { t.watches.touch(t.tx.Num(), key) }
+
 func (t *txStore) flushAll() error {
 	if t.rc != nil {
 		t.rc.reset()
 	}
-	// Only the watched keys FLUSHALL deletes are modified: Redis 7 leaves a
-	// watcher of a missing key alone.
-	t.watches.touchIf(func(key []byte) bool {
-		_, ok := t.tx.Meta(key)
+	t.touchFlushed(-1)
+	return t.tx.FlushAll()
+}
+
+func (t *txStore) flushDB() error {
+	// The read cache needs nothing: its entries are checked against the
+	// key's sequence number, which a flushed key no longer has.
+	t.touchFlushed(t.tx.Num())
+	return t.tx.FlushDB()
+}
+
+// touchFlushed touches the watched keys a flush of database db (every
+// database for db < 0) deletes: only those are modified, Redis 7 leaves a
+// watcher of a missing key alone.
+func (t *txStore) touchFlushed(db int) {
+	t.watches.touchIf(db, func(db int, key []byte) bool {
+		_, ok := t.tx.Select(db).Meta(key)
 		return ok
 	})
-	return t.tx.FlushAll()
 }
 func (t *txStore) liveBytes() int64 { return t.tx.LiveBytes() }
 
@@ -132,14 +149,14 @@ func (t *txStore) hget(key, field []byte) ([]byte, bool, error) { return t.tx.Ha
 func (t *txStore) hset(key, field, value []byte) (bool, error) {
 	created, err := t.tx.HashSet(key, field, value)
 	if err == nil {
-		t.watches.touch(key)
+		t.touch(key)
 	}
 	return created, err
 }
 func (t *txStore) hdel(key, field []byte) (bool, error) {
 	ok, err := t.tx.HashDelete(key, field)
 	if ok {
-		t.watches.touch(key)
+		t.touch(key)
 	}
 	return ok, err
 }
@@ -204,6 +221,7 @@ func (d *dbStore) setExpireAt(key []byte, expireAt int64) (bool, error) {
 	return false, errReadOnlyStore
 }
 func (d *dbStore) flushAll() error  { return errReadOnlyStore }
+func (d *dbStore) flushDB() error   { return errReadOnlyStore }
 func (d *dbStore) liveBytes() int64 { return d.db.LiveBytes() }
 
 func (d *dbStore) hget(key, field []byte) ([]byte, bool, error) {

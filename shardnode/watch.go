@@ -46,15 +46,26 @@ type watcher struct {
 
 // watchedKey is a watched key and what WATCH saw of it.
 type watchedKey struct {
-	key    string
+	key    string // the database's number as one byte, then the key (watchKey)
 	exists bool
 	seq    uint64
 }
 
-// watching reports whether w watches key.
-func (w *watcher) watching(key []byte) bool {
+// db and name split a watchedKey's key.
+func (k *watchedKey) db() int      { return int(k.key[0]) }
+func (k *watchedKey) name() []byte { return []byte(k.key[1:]) }
+
+// watchKey appends the registry's name of key in database db to dst: the
+// database's number as one byte, then the key, so that equal keys of two
+// databases are two names.
+func watchKey(dst []byte, db int, key []byte) []byte {
+	return append(append(dst, byte(db)), key...)
+}
+
+// watching reports whether w watches k (a watchKey).
+func (w *watcher) watching(k []byte) bool {
 	for i := range w.keys {
-		if w.keys[i].key == string(key) {
+		if w.keys[i].key == string(k) {
 			return true
 		}
 	}
@@ -74,11 +85,12 @@ type watchRegistry struct {
 // watch adds key to w's keys, with snap's view of it, unless w watches it
 // already. The key is registered before snap reads it, under the lock: a
 // write that is not in snap's view touches the key after it is registered.
-func (r *watchRegistry) watch(w *watcher, key []byte, snap func(key []byte) (exists bool, seq uint64)) {
-	if w.watching(key) {
+func (r *watchRegistry) watch(w *watcher, db int, key []byte, snap func(key []byte) (exists bool, seq uint64)) {
+	wk := watchKey(nil, db, key)
+	if w.watching(wk) {
 		return
 	}
-	k := string(key)
+	k := string(wk)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.keys == nil {
@@ -90,19 +102,26 @@ func (r *watchRegistry) watch(w *watcher, key []byte, snap func(key []byte) (exi
 	w.keys = append(w.keys, watchedKey{key: k, exists: exists, seq: seq})
 }
 
-// touch marks key's watchers dirty. As Redis does, a dirty watcher stops
-// watching its keys at once: EXEC aborts whatever else changes.
-func (r *watchRegistry) touch(key []byte) {
+// touch marks the watchers of key in database db dirty. As Redis does, a
+// dirty watcher stops watching its keys at once: EXEC aborts whatever else
+// changes.
+func (r *watchRegistry) touch(db int, key []byte) {
 	if r.n.Load() == 0 {
 		return
 	}
+	var buf [64]byte
+	r.touchName(watchKey(buf[:0], db, key))
+}
+
+// touchName is touch of a watchKey.
+func (r *watchRegistry) touchName(k []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ws, ok := r.keys[string(key)]
+	ws, ok := r.keys[string(k)]
 	if !ok {
 		return
 	}
-	delete(r.keys, string(key))
+	delete(r.keys, string(k))
 	for _, w := range ws {
 		w.dirty = true
 		r.dropLocked(w)
@@ -110,22 +129,23 @@ func (r *watchRegistry) touch(key []byte) {
 	r.n.Store(int64(len(r.keys)))
 }
 
-// touchIf touches each watched key present reports true for (FLUSHALL:
-// only the keys it deletes are modified).
-func (r *watchRegistry) touchIf(present func(key []byte) bool) {
+// touchIf touches each watched key of database db (every database for
+// db < 0) that present reports true for (FLUSHALL, FLUSHDB: only the keys
+// they delete are modified).
+func (r *watchRegistry) touchIf(db int, present func(db int, key []byte) bool) {
 	if r.n.Load() == 0 {
 		return
 	}
 	var hit []string
 	r.mu.Lock()
 	for k := range r.keys {
-		if present([]byte(k)) {
+		if (db < 0 || int(k[0]) == db) && present(int(k[0]), []byte(k[1:])) {
 			hit = append(hit, k)
 		}
 	}
 	r.mu.Unlock()
 	for _, k := range hit {
-		r.touch([]byte(k))
+		r.touchName([]byte(k))
 	}
 }
 

@@ -242,6 +242,7 @@ var Commands = []Command{
 	{Name: "persist", Arity: 2, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "generic", Summary: "Removes the expiration time of a key."},
 	{Name: "rename", Arity: 3, Flags: FlagWrite, FirstKey: 1, LastKey: 2, Step: 1, Route: RouteSameNode, Group: "generic", Summary: "Renames a key and overwrites the destination."},
 	{Name: "renamenx", Arity: 3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 2, Step: 1, Route: RouteSameNode, Group: "generic", Summary: "Renames a key only when the target key name doesn't exist."},
+	{Name: "move", Arity: 3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "generic", Summary: "Moves a key to another database."},
 	{Name: "copy", Arity: -3, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: 2, Step: 1, Route: RouteSameNode, Group: "generic", Summary: "Copies the value of a key to a new key."},
 	{Name: "scan", Arity: -2, Flags: FlagReadonly, Route: RouteFanout, Merge: MergeScan, Group: "generic", Summary: "Iterates over the key names in the database."},
 	{Name: "keys", Arity: 2, Flags: FlagReadonly, Route: RouteFanout, Merge: MergeConcat, Group: "generic", Summary: "Returns all key names that match a pattern."},
@@ -249,6 +250,7 @@ var Commands = []Command{
 	{Name: "dbsize", Arity: 1, Flags: FlagReadonly | FlagFast, Route: RouteFanout, Merge: MergeSum, Group: "server", Summary: "Returns the number of keys in the database."},
 	{Name: "flushdb", Arity: -1, Flags: FlagWrite, Route: RouteFanout, Merge: MergeOK, Group: "server", Summary: "Removes all keys from the current database."},
 	{Name: "flushall", Arity: -1, Flags: FlagWrite, Route: RouteFanout, Merge: MergeOK, Group: "server", Summary: "Removes all keys from all databases."},
+	{Name: "swapdb", Arity: 3, Flags: FlagWrite | FlagFast, Route: RouteLocal, Group: "server", Summary: "Swaps two Redis databases."},
 	{Name: "object", Arity: -2, Flags: FlagReadonly, FirstKey: 2, LastKey: 2, Step: 1, Route: RouteKey, Group: "generic", Summary: "A container for object introspection commands."},
 
 	// connection and server

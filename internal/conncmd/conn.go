@@ -72,23 +72,46 @@ func Select(h Host, c Conn, out []byte, args [][]byte) []byte {
 	return resp.AppendOK(out)
 }
 
-// redisDatabases is the number of databases of a default Redis server.
-const redisDatabases = 16
+// ErrSwapDB is SWAPDB's refusal: a database is spread over every shard,
+// and swapping two atomically would take a transaction across all of
+// them.
+const ErrSwapDB = "ERR SWAPDB is not supported: each database is spread over every shard, and swapping two cannot be made atomic without a transaction across the shards"
+
+// SwapDB is SWAPDB index1 index2: Redis's argument checks, then ErrSwapDB.
+func SwapDB(h Host, c Conn, out []byte, args [][]byte) []byte {
+	if _, err := strconv.ParseInt(string(args[1]), 10, 32); err != nil {
+		return resp.AppendError(out, "ERR invalid first DB index")
+	}
+	if _, err := strconv.ParseInt(string(args[2]), 10, 32); err != nil {
+		return resp.AppendError(out, "ERR invalid second DB index")
+	}
+	for _, a := range args[1:] {
+		if n, _ := strconv.ParseInt(string(a), 10, 32); n < 0 || n >= int64(h.Databases()) {
+			return resp.AppendError(out, errDBRange)
+		}
+	}
+	return resp.AppendError(out, ErrSwapDB)
+}
+
+// ErrSelectInMulti refuses, inside MULTI, a SELECT of another database
+// than the connection's: shardkv runs a transaction in one database.
+const ErrSelectInMulti = "ERR SELECT of another database inside MULTI is not supported: a transaction runs in the database selected when MULTI began"
 
 // RefuseInMulti is the error for a command Redis would queue inside MULTI
 // that shardkv refuses at queue time instead, "" for any other: SELECT of
-// one of Redis's other databases (1 to 15), after which Redis would run the
-// rest of the transaction there. shardkv has database 0 only, and a
-// SELECT that failed at EXEC would leave the commands after it to run in
-// database 0, so it gets the error it gets outside MULTI at once and EXEC
-// aborts. SELECT 0 queues and, at EXEC, replies +OK; an index Redis would
-// refuse at EXEC too (16, -1, "x") queues and gets Redis's error there.
-func RefuseInMulti(ci *cmdtable.Command, args [][]byte) string {
+// another database than the session's (a valid index other than cur),
+// after which Redis would run the rest of the transaction there. The proxy
+// sends a transaction to one node connection, which is in one database,
+// so it gets ErrSelectInMulti at once and EXEC aborts rather than run the
+// commands after it in the wrong database. SELECT of the current database
+// queues and, at EXEC, replies +OK; an index Redis would refuse at EXEC
+// too (16, -1, "x") queues and gets Redis's error there.
+func RefuseInMulti(ci *cmdtable.Command, args [][]byte, cur int) string {
 	if ci.Name != "select" || len(args) != 2 {
 		return ""
 	}
-	if n, err := strconv.ParseInt(string(args[1]), 10, 64); err == nil && n > 0 && n < redisDatabases {
-		return errDBRange
+	if n, err := strconv.ParseInt(string(args[1]), 10, 64); err == nil && n >= 0 && n < Databases && n != int64(cur) {
+		return ErrSelectInMulti
 	}
 	return ""
 }

@@ -78,6 +78,7 @@ var Handlers = map[string]Handler{
 	"quit":    Quit,
 	"reset":   Reset,
 	"select":  Select,
+	"swapdb":  SwapDB,
 	"auth":    Auth,
 	"hello":   Hello,
 	"time":    Time,
@@ -90,3 +91,7 @@ var Handlers = map[string]Handler{
 	"readonly":  ReadOnly,
 	"readwrite": ReadWrite,
 }
+
+// Databases is the number of databases both servers have, Redis's
+// default 16 (SELECT 0-15).
+const Databases = 16

@@ -594,6 +594,10 @@ type Client struct {
 	closed chan struct{}
 	wg     sync.WaitGroup
 
+	// ready is closed once a connection was up or a dial failed
+	// (Ready).
+	ready chan struct{}
+
 	mu      sync.Mutex
 	up      int   // connections currently usable
 	lastErr error // why the most recent dial or connection failed
@@ -622,6 +626,7 @@ func NewClient(cfg ClientConfig) *Client {
 		busy:    cfg.Busy,
 		conns:   make([]atomic.Pointer[Conn], cfg.Conns),
 		closed:  make(chan struct{}),
+		ready:   make(chan struct{}),
 		lastErr: errors.New("not connected yet"),
 	}
 	for i := range cl.conns {
@@ -677,6 +682,7 @@ func (cl *Client) setErr(err error) {
 	cl.lastErr = err
 	if !cl.ever {
 		cl.ever = true // report the first failure; later ones are not transitions
+		close(cl.ready)
 		if cl.cfg.OnState != nil {
 			cl.cfg.OnState(false, err)
 		}
@@ -687,7 +693,10 @@ func (cl *Client) transition(d int, err error) {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	cl.up += d
-	cl.ever = true
+	if !cl.ever {
+		cl.ever = true
+		close(cl.ready)
+	}
 	if err != nil {
 		cl.lastErr = err
 	}
@@ -705,6 +714,11 @@ func (cl *Client) transition(d int, err error) {
 		cl.cfg.OnState(false, cl.lastErr)
 	}
 }
+
+// Ready is closed once the client has been up or has failed to dial: what
+// a new client's first request finds from then on is the node's state,
+// not the client still dialing.
+func (cl *Client) Ready() <-chan struct{} { return cl.ready }
 
 // Up reports whether some connection is usable.
 func (cl *Client) Up() bool {
