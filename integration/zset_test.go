@@ -107,6 +107,14 @@ func TestZSetsThroughProxy(t *testing.T) {
 		if ic != 1 {
 			t.Fatalf("ZINTERCARD LIMIT 1 across shards %d", ic)
 		}
+		// A plain set on a third shard is an input, every score 1.
+		check("SADD", rdb.SAdd(ctx, d+"s", "x", "w").Err())
+		withSet, err := rdb.ZUnionWithScores(ctx, redis.ZStore{Keys: []string{a, b, d + "s"}}).Result()
+		check("ZUNION with a set", err)
+		if want := []redis.Z{{Score: 2, Member: "x"}, {Score: 12.5, Member: "y"}, {Score: 23, Member: "z"}, {Score: 31, Member: "w"}}; !slices.Equal(withSet, want) {
+			t.Fatalf("ZUNION with a plain set across shards %v", withSet)
+		}
+		check("DEL", rdb.Del(ctx, d+"s").Err())
 		check("SET", rdb.Set(ctx, same[0], "str", 0).Err())
 		if err := rdb.ZUnion(ctx, redis.ZStore{Keys: []string{a, same[0]}}).Err(); err == nil || !strings.HasPrefix(err.Error(), "WRONGTYPE") {
 			t.Fatalf("ZUNION across shards with a string: %v", err)

@@ -11,8 +11,8 @@ import (
 )
 
 // ZUNION, ZINTER, ZDIFF and ZINTERCARD whose keys live on several shards:
-// the proxy reads each set (ZRANGE key 0 -1 WITHSCORES from its owner, all
-// sent at once) and computes the result itself with the node's algebra
+// the proxy reads each set (ZUNION 1 key WITHSCORES from its owner, all
+// sent at once: a sorted set's members and scores, a plain set's scored 1) and computes the result itself with the node's algebra
 // (internal/zsetalg). The sets are read one by one, so the result is not
 // one snapshot: a write between two reads may be seen in one set and not
 // in another. The STORE forms stay atomic within one shard (CROSSSHARD
@@ -39,7 +39,7 @@ func (c *client) shardsOfKeys(args [][]byte, ci *cmdtable.Command) bool {
 	return same
 }
 
-// zsetGather sends a ZRANGE of each key to its owner; the merge computes
+// zsetGather sends a ZUNION of each key alone to its owner; the merge computes
 // the reply (writeZSetOp).
 func (c *client) zsetGather(ci *cmdtable.Command, cmd redcon.Command) {
 	args := cmd.Args
@@ -63,7 +63,9 @@ func (c *client) zsetGather(ci *cmdtable.Command, cmd redcon.Command) {
 	m := c.newMerge(ci, ci.Name)
 	m.zop = op
 	for _, key := range args[ci.KeyNum+1 : ci.KeyNum+1+n] {
-		raw := resp.AppendCommand(nil, []byte("ZRANGE"), key, []byte("0"), []byte("-1"), []byte("WITHSCORES"))
+		// ZUNION of the one key: its members and scores, and a plain
+		// set's members scored 1, as Redis reads a set input.
+		raw := resp.AppendCommand(nil, []byte("ZUNION"), []byte("1"), key, []byte("WITHSCORES"))
 		c.addPart(m, c.tbl.locate(key), raw, 1)
 	}
 }
@@ -111,7 +113,7 @@ func (m *merge) writeZSetOp(c *client, b []byte) []byte {
 	return b
 }
 
-// parseWithScores reads a ZRANGE ... WITHSCORES reply: flat pairs in
+// parseWithScores reads a ZUNION ... WITHSCORES reply: flat pairs in
 // RESP2, nested ones in RESP3.
 func parseWithScores(reply []byte) ([]zsetalg.Member, bool) {
 	v, _, err := resp.Parse(reply)

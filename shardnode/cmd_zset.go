@@ -745,6 +745,17 @@ func (c *client) zsetOpArgs(args [][]byte) (keys [][]byte, dst []byte, o zsetalg
 	keys = args[numIdx+1 : numIdx+1+n]
 	sets = make([][]zsetalg.Member, n)
 	for i, k := range keys {
+		if m, ok := c.st.meta(k); ok && m.Type == bitcask.TypeSet {
+			// A plain set is an input too, every member scored 1, as in Redis.
+			ms, ok := c.setMembers(k)
+			if !ok {
+				return nil, nil, o, nil, false
+			}
+			for _, m := range ms {
+				sets[i] = append(sets[i], zsetalg.Member{Member: string(m), Score: 1})
+			}
+			continue
+		}
 		ms, err := c.st.zrange(k, &bitcask.ZRange{Start: 0, Stop: -1, Count: -1})
 		if err != nil {
 			c.storeErr(err)
