@@ -646,43 +646,15 @@ func cmdZRandMember(c *client, args [][]byte) {
 		c.bulk(ms[rand.IntN(len(ms))].Member)
 		return
 	}
-	count, ok := parseInt(args[2])
+	count, withScores, ok := c.randArgs(args, "withscores")
 	if !ok {
-		c.errReply(errNotInteger)
-		return
-	}
-	withScores := false
-	if len(args) == 4 {
-		if !eqFold(args[3], "withscores") {
-			c.errReply(errSyntax)
-			return
-		}
-		withScores = true
-	} else if len(args) > 4 {
-		c.errReply(errSyntax)
-		return
-	}
-	if count < 0 && withScores && -count > maxInt64/2 {
-		c.errReply("ERR value is out of range")
 		return
 	}
 	ms, ok := all()
 	if !ok {
 		return
 	}
-	var pick []bitcask.ZMember
-	switch {
-	case len(ms) == 0 || count == 0:
-	case count > 0:
-		rand.Shuffle(len(ms), func(i, j int) { ms[i], ms[j] = ms[j], ms[i] })
-		pick = ms[:min(count, int64(len(ms)))]
-	default:
-		n := min(-count, 1<<24) // a reply that large is refused by any client anyway
-		pick = make([]bitcask.ZMember, n)
-		for i := range pick {
-			pick[i] = ms[rand.IntN(len(ms))]
-		}
-	}
+	pick := randPick(ms, count)
 	c.zreply(pick, withScores)
 }
 

@@ -61,24 +61,11 @@ func AppendCommandInfo(b []byte, proto resp.Proto, c *Command, s Side) []byte {
 // appendKeySpec appends the one key specification a row describes: its keys
 // start at FirstKey and run to LastKey in steps of Step.
 func appendKeySpec(b []byte, proto resp.Proto, c *Command) []byte {
-	b = resp.AppendMap(b, proto, 3)
-	b = resp.AppendBulkString(b, "flags")
 	kf := [2]string{"RO", "access"}
 	if c.Flags&FlagWrite != 0 {
 		kf = [2]string{"RW", "update"}
 	}
-	b = resp.AppendSet(b, proto, len(kf))
-	for _, f := range kf {
-		b = resp.AppendSimple(b, f)
-	}
-	b = resp.AppendBulkString(b, "begin_search")
-	b = resp.AppendMap(b, proto, 2)
-	b = resp.AppendBulkString(b, "type")
-	b = resp.AppendBulkString(b, "index")
-	b = resp.AppendBulkString(b, "spec")
-	b = resp.AppendMap(b, proto, 1)
-	b = resp.AppendBulkString(b, "index")
-	b = resp.AppendInt(b, int64(c.FirstKey))
+	b = appendSpecStart(b, proto, kf, c.FirstKey)
 	b = resp.AppendBulkString(b, "find_keys")
 	b = resp.AppendMap(b, proto, 2)
 	b = resp.AppendBulkString(b, "type")
@@ -159,24 +146,11 @@ func appendKeyNumSpecs(b []byte, proto resp.Proto, c *Command) []byte {
 	if fixed {
 		b = appendKeySpec(b, proto, c)
 	}
-	b = resp.AppendMap(b, proto, 3)
-	b = resp.AppendBulkString(b, "flags")
 	kf := [2]string{"RO", "access"}
 	if c.Flags&FlagWrite != 0 && !fixed {
 		kf = [2]string{"RW", "access"} // ZMPOP's keys: read and popped
 	}
-	b = resp.AppendSet(b, proto, len(kf))
-	for _, f := range kf {
-		b = resp.AppendSimple(b, f)
-	}
-	b = resp.AppendBulkString(b, "begin_search")
-	b = resp.AppendMap(b, proto, 2)
-	b = resp.AppendBulkString(b, "type")
-	b = resp.AppendBulkString(b, "index")
-	b = resp.AppendBulkString(b, "spec")
-	b = resp.AppendMap(b, proto, 1)
-	b = resp.AppendBulkString(b, "index")
-	b = resp.AppendInt(b, int64(c.KeyNum))
+	b = appendSpecStart(b, proto, kf, c.KeyNum)
 	b = resp.AppendBulkString(b, "find_keys")
 	b = resp.AppendMap(b, proto, 2)
 	b = resp.AppendBulkString(b, "type")
@@ -189,4 +163,23 @@ func appendKeyNumSpecs(b []byte, proto resp.Proto, c *Command) []byte {
 	b = resp.AppendInt(b, 1)
 	b = resp.AppendBulkString(b, "keystep")
 	return resp.AppendInt(b, 1)
+}
+
+// appendSpecStart appends a key specification's map, its flags and its
+// begin_search (an index), up to its find_keys.
+func appendSpecStart(b []byte, proto resp.Proto, flags [2]string, index int) []byte {
+	b = resp.AppendMap(b, proto, 3)
+	b = resp.AppendBulkString(b, "flags")
+	b = resp.AppendSet(b, proto, len(flags))
+	for _, f := range flags {
+		b = resp.AppendSimple(b, f)
+	}
+	b = resp.AppendBulkString(b, "begin_search")
+	b = resp.AppendMap(b, proto, 2)
+	b = resp.AppendBulkString(b, "type")
+	b = resp.AppendBulkString(b, "index")
+	b = resp.AppendBulkString(b, "spec")
+	b = resp.AppendMap(b, proto, 1)
+	b = resp.AppendBulkString(b, "index")
+	return resp.AppendInt(b, int64(index))
 }
