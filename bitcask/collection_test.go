@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -236,54 +235,15 @@ func TestHashBasics(t *testing.T) {
 // last collection writes and reopens: each write is wholly there or
 // wholly gone, and so is the hash the first of them made.
 func TestHashTruncatedEveryByte(t *testing.T) {
-	src := t.TempDir()
-	db := mustOpen(t, src, testOptions())
-	mustPut(t, db, "base", "v")
-	var sizes []int64
-	states := []string{""}
-	writes := []func(){
-		func() { hset(t, db, "h", "a", "1", "b", "2") }, // root + two fields, one batch
-		func() { hset(t, db, "h", "a", "100") },
-		func() {
+	checkTruncatedEveryByte(t, []func(db *DB){
+		func(db *DB) { hset(t, db, "h", "a", "1", "b", "2") }, // root + two fields, one batch
+		func(db *DB) { hset(t, db, "h", "a", "100") },
+		func(db *DB) {
 			db.Update(func(tx *Tx) error { _, err := tx.HashDelete([]byte("h"), []byte("b")); return err })
 		},
-		func() { db.Delete([]byte("h")) },
-		func() { hset(t, db, "h", "z", "9") },
-	}
-	active := func() string { return db.active.path }
-	for _, w := range writes {
-		fi, _ := os.Stat(active())
-		sizes = append(sizes, fi.Size())
-		w()
-		states = append(states, hashOf(t, db, "h"))
-	}
-	fi, _ := os.Stat(active())
-	sizes = append(sizes, fi.Size())
-	name := filepath.Base(active())
-	db.Close()
-	os.Remove(filepath.Join(src, strings.TrimSuffix(name, ".data")+".hint"))
-	data, err := os.ReadFile(filepath.Join(src, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	data = data[:sizes[len(sizes)-1]]
-	for cut := sizes[0]; cut <= sizes[len(sizes)-1]; cut++ {
-		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, name), data[:cut], 0o644); err != nil {
-			t.Fatal(err)
-		}
-		db := mustOpen(t, dir, testOptions())
-		// The last write wholly within the cut is there, nothing after it.
-		n := 0
-		for n+1 < len(sizes) && sizes[n+1] <= cut {
-			n++
-		}
-		if got := hashOf(t, db, "h"); got != states[n] {
-			t.Fatalf("cut at %d: hash %q, want %q (after write %d)", cut, got, states[n], n)
-		}
-		mustGet(t, db, "base", "v")
-		db.Close()
-	}
+		func(db *DB) { db.Delete([]byte("h")) },
+		func(db *DB) { hset(t, db, "h", "z", "9") },
+	}, func(db *DB) string { return hashOf(t, db, "h") })
 }
 
 // TestHashDeleteMergeReopen: a big hash deleted with one record, merged

@@ -1,6 +1,9 @@
 package bitcask
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -81,5 +84,51 @@ func sweepAll(db *DB) {
 		if db.sweep.shard < prev {
 			return
 		}
+	}
+}
+
+// checkTruncatedEveryByte runs writes against a new DB holding "base",
+// then cuts its newest file at every byte from before the first write to
+// after the last and reopens it (without hints): state(db) must be what it
+// was after the last write wholly within the cut, and base must be there.
+func checkTruncatedEveryByte(t *testing.T, writes []func(db *DB), state func(db *DB) string) {
+	t.Helper()
+	src := t.TempDir()
+	db := mustOpen(t, src, testOptions())
+	mustPut(t, db, "base", "v")
+	var sizes []int64
+	states := []string{state(db)}
+	active := func() string { return db.active.path }
+	for _, w := range writes {
+		fi, _ := os.Stat(active())
+		sizes = append(sizes, fi.Size())
+		w(db)
+		states = append(states, state(db))
+	}
+	fi, _ := os.Stat(active())
+	sizes = append(sizes, fi.Size())
+	name := filepath.Base(active())
+	db.Close()
+	os.Remove(filepath.Join(src, strings.TrimSuffix(name, ".data")+".hint"))
+	data, err := os.ReadFile(filepath.Join(src, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = data[:sizes[len(sizes)-1]]
+	for cut := sizes[0]; cut <= sizes[len(sizes)-1]; cut++ {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, name), data[:cut], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		db := mustOpen(t, dir, testOptions())
+		n := 0
+		for n+1 < len(sizes) && sizes[n+1] <= cut {
+			n++
+		}
+		if got := state(db); got != states[n] {
+			t.Fatalf("cut at %d: %q, want %q (after write %d)", cut, got, states[n], n)
+		}
+		mustGet(t, db, "base", "v")
+		db.Close()
 	}
 }

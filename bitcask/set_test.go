@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -260,54 +259,16 @@ func TestSetBasics(t *testing.T) {
 // TestSetTruncatedEveryByte cuts the newest file at every byte of the
 // last set writes and reopens: each write is wholly there or gone.
 func TestSetTruncatedEveryByte(t *testing.T) {
-	src := t.TempDir()
-	db := mustOpen(t, src, testOptions())
-	mustPut(t, db, "base", "v")
-	var sizes []int64
-	states := []string{""}
-	writes := []func(){
-		func() { sadd(t, db, "s", "a", "b") }, // root + two members, one batch
-		func() { sadd(t, db, "s", "c") },
-		func() { sadd(t, db, "s", "123") },
-		func() {
+	checkTruncatedEveryByte(t, []func(db *DB){
+		func(db *DB) { sadd(t, db, "s", "a", "b") }, // root + two members, one batch
+		func(db *DB) { sadd(t, db, "s", "c") },
+		func(db *DB) { sadd(t, db, "s", "123") },
+		func(db *DB) {
 			db.Update(func(tx *Tx) error { _, err := tx.SetRemove([]byte("s"), []byte("b")); return err })
 		},
-		func() { db.Delete([]byte("s")) },
-		func() { sadd(t, db, "s", "z") },
-	}
-	active := func() string { return db.active.path }
-	for _, w := range writes {
-		fi, _ := os.Stat(active())
-		sizes = append(sizes, fi.Size())
-		w()
-		states = append(states, setOfKey(t, db, "s"))
-	}
-	fi, _ := os.Stat(active())
-	sizes = append(sizes, fi.Size())
-	name := filepath.Base(active())
-	db.Close()
-	os.Remove(filepath.Join(src, strings.TrimSuffix(name, ".data")+".hint"))
-	data, err := os.ReadFile(filepath.Join(src, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	data = data[:sizes[len(sizes)-1]]
-	for cut := sizes[0]; cut <= sizes[len(sizes)-1]; cut++ {
-		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, name), data[:cut], 0o644); err != nil {
-			t.Fatal(err)
-		}
-		db := mustOpen(t, dir, testOptions())
-		n := 0
-		for n+1 < len(sizes) && sizes[n+1] <= cut {
-			n++
-		}
-		if got := setOfKey(t, db, "s"); got != states[n] {
-			t.Fatalf("cut at %d: set %q, want %q (after write %d)", cut, got, states[n], n)
-		}
-		mustGet(t, db, "base", "v")
-		db.Close()
-	}
+		func(db *DB) { db.Delete([]byte("s")) },
+		func(db *DB) { sadd(t, db, "s", "z") },
+	}, func(db *DB) string { return setOfKey(t, db, "s") })
 }
 
 // TestSetDeleteMergeReopen: a big set deleted with one record, merged

@@ -8,7 +8,6 @@ import (
 	"math"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -174,52 +173,14 @@ func TestZSetBasics(t *testing.T) {
 // run of sorted-set writes; reopened, each write is wholly there or gone,
 // with the order and scores of the writes before it.
 func TestZSetTruncatedEveryByte(t *testing.T) {
-	src := t.TempDir()
-	db := mustOpen(t, src, testOptions())
-	mustPut(t, db, "base", "v")
-	var sizes []int64
-	states := []string{""}
-	writes := []func(){
-		func() { zadd(t, db, "z", "a", "1", "b", "2") },
-		func() { zadd(t, db, "z", "a", "3") },
-		func() { zadd(t, db, "z", "c", "-1.5") },
-		func() { zrem(t, db, "z", "b") },
-		func() { db.Delete([]byte("z")) },
-		func() { zadd(t, db, "z", "y", "9") },
-	}
-	active := func() string { return db.active.path }
-	for _, w := range writes {
-		fi, _ := os.Stat(active())
-		sizes = append(sizes, fi.Size())
-		w()
-		states = append(states, zsetOf(t, db, "z"))
-	}
-	fi, _ := os.Stat(active())
-	sizes = append(sizes, fi.Size())
-	name := filepath.Base(active())
-	db.Close()
-	os.Remove(filepath.Join(src, strings.TrimSuffix(name, ".data")+".hint"))
-	data, err := os.ReadFile(filepath.Join(src, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	data = data[:sizes[len(sizes)-1]]
-	for cut := sizes[0]; cut <= sizes[len(sizes)-1]; cut++ {
-		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, name), data[:cut], 0o644); err != nil {
-			t.Fatal(err)
-		}
-		db := mustOpen(t, dir, testOptions())
-		n := 0
-		for n+1 < len(sizes) && sizes[n+1] <= cut {
-			n++
-		}
-		if got := zsetOf(t, db, "z"); got != states[n] {
-			t.Fatalf("cut at %d: zset %q, want %q (after write %d)", cut, got, states[n], n)
-		}
-		mustGet(t, db, "base", "v")
-		db.Close()
-	}
+	checkTruncatedEveryByte(t, []func(db *DB){
+		func(db *DB) { zadd(t, db, "z", "a", "1", "b", "2") },
+		func(db *DB) { zadd(t, db, "z", "a", "3") },
+		func(db *DB) { zadd(t, db, "z", "c", "-1.5") },
+		func(db *DB) { zrem(t, db, "z", "b") },
+		func(db *DB) { db.Delete([]byte("z")) },
+		func(db *DB) { zadd(t, db, "z", "y", "9") },
+	}, func(db *DB) string { return zsetOf(t, db, "z") })
 }
 
 // TestZSetDeleteMergeReopen: a big sorted set deleted with one record,
