@@ -1,16 +1,13 @@
 package bitcask
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -482,45 +479,7 @@ func TestHashSIGKILL(t *testing.T) {
 	if os.Getenv(hashKillChildEnv) != "" {
 		t.Skip()
 	}
-	dir := t.TempDir()
-	for round := 0; round < 2; round++ {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestHashKillChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s|%d", hashKillChildEnv, dir, round))
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(out)
-		var acked []string
-		merged := false
-		// A loaded machine (the race detector, fsyncs under always) may
-		// take long; the kill waits for the child's progress, not a time.
-		deadline := time.Now().Add(2 * time.Minute)
-		for len(acked) < 300 && time.Now().Before(deadline) && sc.Scan() {
-			switch l := sc.Text(); {
-			case strings.HasPrefix(l, "error") || strings.HasPrefix(l, "open failed"):
-				t.Fatalf("child: %s", l)
-			case l == "merged":
-				merged = true
-			case strings.HasPrefix(l, "f"):
-				acked = append(acked, l)
-			}
-		}
-		cmd.Process.Signal(syscall.SIGKILL)
-		for sc.Scan() {
-			if l := sc.Text(); strings.HasPrefix(l, "f") {
-				acked = append(acked, l)
-			}
-		}
-		cmd.Wait()
-		if !merged || len(acked) < 50 {
-			t.Fatalf("round %d: merged %v, %d acks", round, merged, len(acked))
-		}
-		db := mustOpen(t, dir, testOptions())
+	killRounds(t, hashKillChildEnv, "^TestHashKillChild$", func(db *DB, round int, acked []string) {
 		for r := 0; r <= round; r++ {
 			if got := hashOf(t, db, fmt.Sprintf("big%d", r)); got != "" {
 				t.Fatalf("round %d: the deleted hash came back: %.80q", round, got)
@@ -533,9 +492,5 @@ func TestHashSIGKILL(t *testing.T) {
 				t.Fatalf("round %d: acknowledged field %s: %q %v", round, f, v, err)
 			}
 		}
-		if err := db.Merge(); err != nil {
-			t.Fatal(err)
-		}
-		db.Close()
-	}
+	})
 }

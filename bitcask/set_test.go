@@ -1,16 +1,13 @@
 package bitcask
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -485,44 +482,7 @@ func TestSetSIGKILL(t *testing.T) {
 	if os.Getenv(setKillChildEnv) != "" {
 		t.Skip()
 	}
-	dir := t.TempDir()
-	for round := 0; round < 2; round++ {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestSetKillChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s|%d", setKillChildEnv, dir, round))
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill() })
-		sc := bufio.NewScanner(out)
-		var acked []string
-		merged := false
-		deadline := time.Now().Add(2 * time.Minute)
-		for len(acked) < 300 && time.Now().Before(deadline) && sc.Scan() {
-			switch l := sc.Text(); {
-			case strings.HasPrefix(l, "error") || strings.HasPrefix(l, "open failed"):
-				t.Fatalf("child: %s", l)
-			case l == "merged":
-				merged = true
-			case strings.HasPrefix(l, "f"):
-				acked = append(acked, l)
-			}
-		}
-		cmd.Process.Signal(syscall.SIGKILL)
-		for sc.Scan() {
-			if l := sc.Text(); strings.HasPrefix(l, "f") {
-				acked = append(acked, l)
-			}
-		}
-		cmd.Wait()
-		if !merged || len(acked) < 50 {
-			t.Fatalf("round %d: merged %v, %d acks", round, merged, len(acked))
-		}
-		db := mustOpen(t, dir, testOptions())
+	killRounds(t, setKillChildEnv, "^TestSetKillChild$", func(db *DB, round int, acked []string) {
 		for r := 0; r <= round; r++ {
 			if got := setOfKey(t, db, fmt.Sprintf("big%d", r)); got != "" {
 				t.Fatalf("round %d: the deleted set came back: %.80q", round, got)
@@ -534,9 +494,5 @@ func TestSetSIGKILL(t *testing.T) {
 				t.Fatalf("round %d: acknowledged member %s: %v %v", round, m, ok, err)
 			}
 		}
-		if err := db.Merge(); err != nil {
-			t.Fatal(err)
-		}
-		db.Close()
-	}
+	})
 }

@@ -1,16 +1,13 @@
 package bitcask
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -341,43 +338,7 @@ func TestZSetSIGKILL(t *testing.T) {
 	if os.Getenv(zsetKillChildEnv) != "" {
 		t.Skip()
 	}
-	dir := t.TempDir()
-	for round := 0; round < 2; round++ {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestZSetKillChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s|%d", zsetKillChildEnv, dir, round))
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(out)
-		var acked []string
-		merged := false
-		deadline := time.Now().Add(2 * time.Minute)
-		for len(acked) < 300 && time.Now().Before(deadline) && sc.Scan() {
-			switch l := sc.Text(); {
-			case strings.HasPrefix(l, "error") || strings.HasPrefix(l, "open failed"):
-				t.Fatalf("child: %s", l)
-			case l == "merged":
-				merged = true
-			case strings.HasPrefix(l, "f"):
-				acked = append(acked, l)
-			}
-		}
-		cmd.Process.Signal(syscall.SIGKILL)
-		for sc.Scan() {
-			if l := sc.Text(); strings.HasPrefix(l, "f") {
-				acked = append(acked, l)
-			}
-		}
-		cmd.Wait()
-		if !merged || len(acked) < 50 {
-			t.Fatalf("round %d: merged %v, %d acks", round, merged, len(acked))
-		}
-		db := mustOpen(t, dir, testOptions())
+	killRounds(t, zsetKillChildEnv, "^TestZSetKillChild$", func(db *DB, round int, acked []string) {
 		for r := 0; r <= round; r++ {
 			if got := zsetOf(t, db, fmt.Sprintf("big%d", r)); got != "" {
 				t.Fatalf("round %d: the deleted zset came back: %.80q", round, got)
@@ -392,9 +353,5 @@ func TestZSetSIGKILL(t *testing.T) {
 				t.Fatalf("round %d: acknowledged member %s: rank %d of %d, score %v, %v %v", round, m, r, card, s, ok, err)
 			}
 		}
-		if err := db.Merge(); err != nil {
-			t.Fatal(err)
-		}
-		db.Close()
-	}
+	})
 }
