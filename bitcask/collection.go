@@ -36,6 +36,7 @@ const (
 	TypeString Type = 0
 	TypeHash   Type = keyTypeHash
 	TypeSet    Type = keyTypeSet
+	TypeZSet   Type = keyTypeZSet
 )
 
 // ErrWrongType is returned when a key holds another type than the
@@ -47,6 +48,8 @@ type coll struct {
 	gen   uint64             // sequence number of the root record
 	elems map[string]elemLoc // element -> its newest put record; nil for a set
 	set   *memberSet         // a set's members instead (set.go)
+	zm    *zmembers          // a sorted set's members instead (zmembers.go)
+	z     *zindex            // a sorted set's members by (score, member) (zset.go)
 	bytes int64              // sum of len(element)+len(value): the elements' part of LiveBytes
 }
 
@@ -132,6 +135,10 @@ func (db *DB) applyElem(h uint64, key, field []byte, seq uint64, l *elemLoc) {
 	e.seq = seq
 	tab := *db.ftab.Load()
 	var delta int64
+	var mk string // a sorted set's member string, shared with its ordered index
+	if c.z != nil {
+		mk = db.zindexApply(c, key, field, l)
+	}
 	if old, ok := c.lookup(field); ok {
 		tab[old.file].live.Add(-elemRecSize(len(key), len(field), &old))
 		delta -= int64(len(field)) + int64(old.valueLen())
@@ -140,7 +147,11 @@ func (db *DB) applyElem(h uint64, key, field []byte, seq uint64, l *elemLoc) {
 		}
 	}
 	if l != nil {
-		c.store(field, *l)
+		if mk != "" {
+			c.storeString(mk, *l)
+		} else {
+			c.store(field, *l)
+		}
 		tab[l.file].live.Add(elemRecSize(len(key), len(field), l))
 		delta += int64(len(field)) + int64(l.valueLen())
 	}
@@ -275,6 +286,7 @@ type txColl struct {
 	n        int              // elements after the Tx's writes
 	maxLen   int              // longest value after the Tx's writes, an upper bound (OBJECT ENCODING)
 	addBytes int64            // bytes of the members a set's Tx added (its size bound)
+	z        *zindex          // a sorted set's members as the Tx sees them, once it wrote and ranged it (zset.go)
 }
 
 // txCollOf returns key's collection as the Tx sees it, nil when key is
@@ -387,37 +399,45 @@ func (tx *Tx) HashLen(key []byte) (int, error) {
 // the field is new. It writes one record (two for a new hash: its root
 // first).
 func (tx *Tx) HashSet(key, field, value []byte) (created bool, err error) {
+	_, had, _, err := tx.elemSet(key, field, value, TypeHash)
+	return !had && err == nil, err
+}
+
+// elemSet sets element field of the collection of type t at key to
+// value, making the collection if key is absent, and returns the
+// element's old value, whether it had one, and the collection.
+func (tx *Tx) elemSet(key, field, value []byte, t Type) (old []byte, had bool, tc *txColl, err error) {
 	if tx.isDone() {
-		return false, ErrTxDone
+		return nil, false, nil, ErrTxDone
 	}
 	db, st := tx.db, tx.st
 	if err := db.checkSizes(key, len(value)); err != nil {
-		return false, err
+		return nil, false, nil, err
 	}
 	if err := db.checkSizes(field, 0); err != nil {
-		return false, err
+		return nil, false, nil, err
 	}
 	if n := uvarintLen(uint64(len(key))) + len(key) + len(field); n > maxKeySizeLimit {
 		// The element record's key holds both: the format's limit, not
 		// the caller's, is what a record must fit.
-		return false, fmt.Errorf("%w: key and field of %d bytes, format limit %d", ErrKeyTooLarge, n, maxKeySizeLimit)
+		return nil, false, nil, fmt.Errorf("%w: key and field of %d bytes, format limit %d", ErrKeyTooLarge, n, maxKeySizeLimit)
 	}
 	h := xxhash.Sum64(key)
-	tc, err := db.txCollOf(st, h, key, TypeHash)
+	tc, err = db.txCollOf(st, h, key, t)
 	if err != nil {
-		return false, err
+		return nil, false, nil, err
 	}
 	if tc == nil {
-		if tc, err = db.txNewColl(st, h, key, TypeHash); err != nil {
-			return false, err
+		if tc, err = db.txNewColl(st, h, key, t); err != nil {
+			return nil, false, nil, err
 		}
 	}
-	old, had, err := db.txElem(st, tc, h, key, field)
+	old, had, err = db.txElem(st, tc, h, key, field)
 	if err != nil {
-		return false, err
+		return nil, false, nil, err
 	}
 	if err := db.txElemRecord(st, tc, kindElemPut, h, key, field, value); err != nil {
-		return false, err
+		return nil, false, nil, err
 	}
 	tc.maxLen = max(tc.maxLen, len(value))
 	if had {
@@ -426,7 +446,7 @@ func (tx *Tx) HashSet(key, field, value []byte) (created bool, err error) {
 		tc.n++
 		st.elemDelta += int64(len(field)) + int64(len(value))
 	}
-	return !had, nil
+	return old, had, tc, nil
 }
 
 // txNewColl writes the root record of a new collection of type t at key,
@@ -455,29 +475,36 @@ func (db *DB) txNewColl(st *txState, h uint64, key []byte, t Type) (*txColl, err
 // HashDelete deletes field of the hash at key and reports whether it was
 // there. Deleting the last field deletes the key, with one tombstone.
 func (tx *Tx) HashDelete(key, field []byte) (bool, error) {
+	_, had, _, err := tx.elemDelete(key, field, TypeHash)
+	return had, err
+}
+
+// elemDelete deletes element field of the collection of type t at key
+// and returns its old value, whether it was there, and the collection.
+func (tx *Tx) elemDelete(key, field []byte, t Type) (old []byte, had bool, tc *txColl, err error) {
 	if tx.isDone() {
-		return false, ErrTxDone
+		return nil, false, nil, ErrTxDone
 	}
 	db, st := tx.db, tx.st
 	h := xxhash.Sum64(key)
-	tc, err := db.txCollOf(st, h, key, TypeHash)
+	tc, err = db.txCollOf(st, h, key, t)
 	if tc == nil || err != nil {
-		return false, err
+		return nil, false, nil, err
 	}
-	old, had, err := db.txElem(st, tc, h, key, field)
+	old, had, err = db.txElem(st, tc, h, key, field)
 	if !had || err != nil {
-		return false, err
+		return nil, false, nil, err
 	}
 	st.elemDelta -= int64(len(field)) + int64(len(old))
 	if tc.n == 1 {
 		_, err := db.txDelete(st, key)
-		return true, err
+		return old, true, tc, err
 	}
 	if err := db.txElemRecord(st, tc, kindElemDelete, h, key, field, nil); err != nil {
-		return false, err
+		return nil, false, nil, err
 	}
 	tc.n--
-	return true, nil
+	return old, true, tc, nil
 }
 
 // HashGetAll returns the fields of the hash at key as the Tx sees it
@@ -565,6 +592,9 @@ func (db *DB) finishColls(rs *replayDB) {
 			c.storeString(f, re.loc)
 			c.bytes += int64(len(f)) + int64(re.loc.valueLen())
 			tab[re.loc.file].live.Add(elemRecSize(len(key), len(f), &re.loc))
+		}
+		if c.z != nil {
+			db.zindexBuild(c, key)
 		}
 		if s.colls == nil {
 			s.colls = make(map[string]*coll)

@@ -1,17 +1,13 @@
 package bitcask
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -236,54 +232,15 @@ func TestHashBasics(t *testing.T) {
 // last collection writes and reopens: each write is wholly there or
 // wholly gone, and so is the hash the first of them made.
 func TestHashTruncatedEveryByte(t *testing.T) {
-	src := t.TempDir()
-	db := mustOpen(t, src, testOptions())
-	mustPut(t, db, "base", "v")
-	var sizes []int64
-	states := []string{""}
-	writes := []func(){
-		func() { hset(t, db, "h", "a", "1", "b", "2") }, // root + two fields, one batch
-		func() { hset(t, db, "h", "a", "100") },
-		func() {
+	checkTruncatedEveryByte(t, []func(db *DB){
+		func(db *DB) { hset(t, db, "h", "a", "1", "b", "2") }, // root + two fields, one batch
+		func(db *DB) { hset(t, db, "h", "a", "100") },
+		func(db *DB) {
 			db.Update(func(tx *Tx) error { _, err := tx.HashDelete([]byte("h"), []byte("b")); return err })
 		},
-		func() { db.Delete([]byte("h")) },
-		func() { hset(t, db, "h", "z", "9") },
-	}
-	active := func() string { return db.active.path }
-	for _, w := range writes {
-		fi, _ := os.Stat(active())
-		sizes = append(sizes, fi.Size())
-		w()
-		states = append(states, hashOf(t, db, "h"))
-	}
-	fi, _ := os.Stat(active())
-	sizes = append(sizes, fi.Size())
-	name := filepath.Base(active())
-	db.Close()
-	os.Remove(filepath.Join(src, strings.TrimSuffix(name, ".data")+".hint"))
-	data, err := os.ReadFile(filepath.Join(src, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	data = data[:sizes[len(sizes)-1]]
-	for cut := sizes[0]; cut <= sizes[len(sizes)-1]; cut++ {
-		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, name), data[:cut], 0o644); err != nil {
-			t.Fatal(err)
-		}
-		db := mustOpen(t, dir, testOptions())
-		// The last write wholly within the cut is there, nothing after it.
-		n := 0
-		for n+1 < len(sizes) && sizes[n+1] <= cut {
-			n++
-		}
-		if got := hashOf(t, db, "h"); got != states[n] {
-			t.Fatalf("cut at %d: hash %q, want %q (after write %d)", cut, got, states[n], n)
-		}
-		mustGet(t, db, "base", "v")
-		db.Close()
-	}
+		func(db *DB) { db.Delete([]byte("h")) },
+		func(db *DB) { hset(t, db, "h", "z", "9") },
+	}, func(db *DB) string { return hashOf(t, db, "h") })
 }
 
 // TestHashDeleteMergeReopen: a big hash deleted with one record, merged
@@ -522,45 +479,7 @@ func TestHashSIGKILL(t *testing.T) {
 	if os.Getenv(hashKillChildEnv) != "" {
 		t.Skip()
 	}
-	dir := t.TempDir()
-	for round := 0; round < 2; round++ {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestHashKillChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s|%d", hashKillChildEnv, dir, round))
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(out)
-		var acked []string
-		merged := false
-		// A loaded machine (the race detector, fsyncs under always) may
-		// take long; the kill waits for the child's progress, not a time.
-		deadline := time.Now().Add(2 * time.Minute)
-		for len(acked) < 300 && time.Now().Before(deadline) && sc.Scan() {
-			switch l := sc.Text(); {
-			case strings.HasPrefix(l, "error") || strings.HasPrefix(l, "open failed"):
-				t.Fatalf("child: %s", l)
-			case l == "merged":
-				merged = true
-			case strings.HasPrefix(l, "f"):
-				acked = append(acked, l)
-			}
-		}
-		cmd.Process.Signal(syscall.SIGKILL)
-		for sc.Scan() {
-			if l := sc.Text(); strings.HasPrefix(l, "f") {
-				acked = append(acked, l)
-			}
-		}
-		cmd.Wait()
-		if !merged || len(acked) < 50 {
-			t.Fatalf("round %d: merged %v, %d acks", round, merged, len(acked))
-		}
-		db := mustOpen(t, dir, testOptions())
+	killRounds(t, hashKillChildEnv, "^TestHashKillChild$", func(db *DB, round int, acked []string) {
 		for r := 0; r <= round; r++ {
 			if got := hashOf(t, db, fmt.Sprintf("big%d", r)); got != "" {
 				t.Fatalf("round %d: the deleted hash came back: %.80q", round, got)
@@ -573,9 +492,5 @@ func TestHashSIGKILL(t *testing.T) {
 				t.Fatalf("round %d: acknowledged field %s: %q %v", round, f, v, err)
 			}
 		}
-		if err := db.Merge(); err != nil {
-			t.Fatal(err)
-		}
-		db.Close()
-	}
+	})
 }

@@ -23,7 +23,7 @@
 //	              of a batch (a single-record batch has both); bits 4-7
 //	              the record's database, 0-15; bits 2-3 0
 //	    38     1  key type: 0 bytes for kinds 1-4; for kinds 5-7 the
-//	              collection's type: 1 hash, 2 set
+//	              collection's type: 1 hash, 2 set, 3 sorted set
 //	    39     1  value type: 0 bytes, 1 integer
 //	    40     K  key
 //	  40+K     V  value
@@ -43,7 +43,10 @@
 //     generation.
 //   - element put: an element of a collection now has the value (for a
 //     hash, a field and its value; integers stored as for a put; for a
-//     set, a member, V = 0 always).
+//     set, a member, V = 0 always; for a sorted set, a member and its
+//     score: V = 8, the float64's bits little endian, stored as an integer
+//     when those 8 bytes happen to be the canonical decimal form of one, so
+//     a read gives the same 8 bytes).
 //     expire-at 0: a collection expires as a whole, by its root.
 //   - element tombstone: the element is deleted. V = 0, expire-at 0.
 //
@@ -51,12 +54,15 @@
 //
 //	uvarint  the length L of the collection's key
 //	L bytes  the collection's key
-//	rest     the element (a hash's field, a set's member)
+//	rest     the element (a hash's field, a set's or sorted set's member)
 //
 // For example the field "f" of the hash "h" set to "v" is, after the
 // header, 01 68 66 76: K = 3, V = 1; the member "m" of the set "s" is
-// 01 73 6d with key type 2: K = 3, V = 0. A record whose key does not
-// split that way is corrupt, and so is a set member with a value.
+// 01 73 6d with key type 2: K = 3, V = 0; the member "m" of the sorted set
+// "z" with score 1.5 is 01 7a 6d 00 00 00 00 00 00 f8 3f with key type 3:
+// K = 3, V = 8. A record whose key does not split that way is corrupt, and
+// so is a set member with a value or a sorted set member whose value is not
+// 8 bytes.
 //
 // An element record belongs to its collection only while the key's live
 // record is a root with a lower sequence number (an older generation).
@@ -146,7 +152,11 @@
 // moves the record). A collection's entry points at its root and has a
 // type; its elements (element -> file, offset, value length, sequence
 // number) are kept beside it, per shard, under the same lock
-// (collection.go). Entries are sorted by xxhash64, so a SCAN cursor is
+// (collection.go); a sorted set's members also sit in an ordered index
+// of (score, member), a B+tree whose nodes count their items, for ranks
+// and ranges in O(log n) (zindex.go, zset.go), rebuilt at Open from each
+// member's record (hints carry no values, so Open reads each score).
+// Entries are sorted by xxhash64, so a SCAN cursor is
 // simply the next hash to visit. Open rebuilds the directory in bulk
 // (replay.go).
 //

@@ -49,6 +49,10 @@ const (
 	// keyTypeSet marks the records of a set: its root and its members
 	// (element puts without a value).
 	keyTypeSet = 2
+	// keyTypeZSet marks the records of a sorted set: its root and its
+	// members, each element put's value the member's score (8 bytes, the
+	// float64's bits little endian).
+	keyTypeZSet = 3
 
 	valTypeBytes = 0
 	valTypeInt   = 1
@@ -142,10 +146,12 @@ func (h *header) check() error {
 		return fmt.Errorf("%w: flags %#x", ErrCorrupt, h.flags)
 	}
 	switch coll := h.kind >= kindColl && h.kind <= kindElemDelete; {
-	case !coll && h.keyType != keyTypeBytes, coll && h.keyType != keyTypeHash && h.keyType != keyTypeSet:
+	case !coll && h.keyType != keyTypeBytes, coll && h.keyType != keyTypeHash && h.keyType != keyTypeSet && h.keyType != keyTypeZSet:
 		return fmt.Errorf("%w: key type %d on a kind %d record", ErrCorrupt, h.keyType, h.kind)
 	case h.kind == kindElemPut && h.keyType == keyTypeSet && h.valLen != 0:
 		return fmt.Errorf("%w: set member with a value", ErrCorrupt)
+	case h.kind == kindElemPut && h.keyType == keyTypeZSet && h.valLen != intValueSize:
+		return fmt.Errorf("%w: sorted set member with a score of %d bytes", ErrCorrupt, h.valLen)
 	}
 	if h.expireAt < 0 || h.time < 0 {
 		return fmt.Errorf("%w: negative time", ErrCorrupt)

@@ -256,12 +256,18 @@ func newColl(gen uint64, t Type, n int) *coll {
 		runtime.SetFinalizer(ms, (*memberSet).release)
 		return &coll{gen: gen, set: ms}
 	}
+	if t == TypeZSet {
+		return &coll{gen: gen, zm: &zmembers{ents: make([]zent, 0, n)}, z: &zindex{}}
+	}
 	return &coll{gen: gen, elems: make(map[string]elemLoc, n)}
 }
 
 func (c *coll) lookup(field []byte) (elemLoc, bool) {
 	if c.set != nil {
 		return c.set.lookup(field)
+	}
+	if c.zm != nil {
+		return c.zm.get(bstr(field))
 	}
 	l, ok := c.elems[string(field)]
 	return l, ok
@@ -272,12 +278,24 @@ func (c *coll) store(field []byte, l elemLoc) {
 		c.set.put(field, l)
 		return
 	}
+	if c.zm != nil {
+		if _, ok := c.zm.get(bstr(field)); ok {
+			c.zm.set(bstr(field), l) // keeps the member's string
+		} else {
+			c.zm.set(string(field), l)
+		}
+		return
+	}
 	c.elems[string(field)] = l
 }
 
 func (c *coll) storeString(field string, l elemLoc) {
 	if c.set != nil {
 		c.set.put(unsafe.Slice(unsafe.StringData(field), len(field)), l)
+		return
+	}
+	if c.zm != nil {
+		c.zm.set(field, l)
 		return
 	}
 	c.elems[field] = l
@@ -288,6 +306,10 @@ func (c *coll) remove(field []byte) {
 		c.set.remove(field)
 		return
 	}
+	if c.zm != nil {
+		c.zm.del(bstr(field))
+		return
+	}
 	delete(c.elems, string(field))
 }
 
@@ -295,12 +317,23 @@ func (c *coll) count() int {
 	if c.set != nil {
 		return len(c.set.mems)
 	}
+	if c.zm != nil {
+		return c.zm.n
+	}
 	return len(c.elems)
 }
 
 // each calls fn for every element; a set's element string is valid only
 // during the call.
 func (c *coll) each(fn func(field string, l elemLoc)) {
+	if c.zm != nil {
+		for _, e := range c.zm.ents {
+			if e.loc.vlen != zfree {
+				fn(e.member, e.loc)
+			}
+		}
+		return
+	}
 	if c.set == nil {
 		for f, l := range c.elems {
 			fn(f, l)

@@ -1,17 +1,13 @@
 package bitcask
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -260,54 +256,16 @@ func TestSetBasics(t *testing.T) {
 // TestSetTruncatedEveryByte cuts the newest file at every byte of the
 // last set writes and reopens: each write is wholly there or gone.
 func TestSetTruncatedEveryByte(t *testing.T) {
-	src := t.TempDir()
-	db := mustOpen(t, src, testOptions())
-	mustPut(t, db, "base", "v")
-	var sizes []int64
-	states := []string{""}
-	writes := []func(){
-		func() { sadd(t, db, "s", "a", "b") }, // root + two members, one batch
-		func() { sadd(t, db, "s", "c") },
-		func() { sadd(t, db, "s", "123") },
-		func() {
+	checkTruncatedEveryByte(t, []func(db *DB){
+		func(db *DB) { sadd(t, db, "s", "a", "b") }, // root + two members, one batch
+		func(db *DB) { sadd(t, db, "s", "c") },
+		func(db *DB) { sadd(t, db, "s", "123") },
+		func(db *DB) {
 			db.Update(func(tx *Tx) error { _, err := tx.SetRemove([]byte("s"), []byte("b")); return err })
 		},
-		func() { db.Delete([]byte("s")) },
-		func() { sadd(t, db, "s", "z") },
-	}
-	active := func() string { return db.active.path }
-	for _, w := range writes {
-		fi, _ := os.Stat(active())
-		sizes = append(sizes, fi.Size())
-		w()
-		states = append(states, setOfKey(t, db, "s"))
-	}
-	fi, _ := os.Stat(active())
-	sizes = append(sizes, fi.Size())
-	name := filepath.Base(active())
-	db.Close()
-	os.Remove(filepath.Join(src, strings.TrimSuffix(name, ".data")+".hint"))
-	data, err := os.ReadFile(filepath.Join(src, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	data = data[:sizes[len(sizes)-1]]
-	for cut := sizes[0]; cut <= sizes[len(sizes)-1]; cut++ {
-		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, name), data[:cut], 0o644); err != nil {
-			t.Fatal(err)
-		}
-		db := mustOpen(t, dir, testOptions())
-		n := 0
-		for n+1 < len(sizes) && sizes[n+1] <= cut {
-			n++
-		}
-		if got := setOfKey(t, db, "s"); got != states[n] {
-			t.Fatalf("cut at %d: set %q, want %q (after write %d)", cut, got, states[n], n)
-		}
-		mustGet(t, db, "base", "v")
-		db.Close()
-	}
+		func(db *DB) { db.Delete([]byte("s")) },
+		func(db *DB) { sadd(t, db, "s", "z") },
+	}, func(db *DB) string { return setOfKey(t, db, "s") })
 }
 
 // TestSetDeleteMergeReopen: a big set deleted with one record, merged
@@ -524,44 +482,7 @@ func TestSetSIGKILL(t *testing.T) {
 	if os.Getenv(setKillChildEnv) != "" {
 		t.Skip()
 	}
-	dir := t.TempDir()
-	for round := 0; round < 2; round++ {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestSetKillChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s|%d", setKillChildEnv, dir, round))
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill() })
-		sc := bufio.NewScanner(out)
-		var acked []string
-		merged := false
-		deadline := time.Now().Add(2 * time.Minute)
-		for len(acked) < 300 && time.Now().Before(deadline) && sc.Scan() {
-			switch l := sc.Text(); {
-			case strings.HasPrefix(l, "error") || strings.HasPrefix(l, "open failed"):
-				t.Fatalf("child: %s", l)
-			case l == "merged":
-				merged = true
-			case strings.HasPrefix(l, "f"):
-				acked = append(acked, l)
-			}
-		}
-		cmd.Process.Signal(syscall.SIGKILL)
-		for sc.Scan() {
-			if l := sc.Text(); strings.HasPrefix(l, "f") {
-				acked = append(acked, l)
-			}
-		}
-		cmd.Wait()
-		if !merged || len(acked) < 50 {
-			t.Fatalf("round %d: merged %v, %d acks", round, merged, len(acked))
-		}
-		db := mustOpen(t, dir, testOptions())
+	killRounds(t, setKillChildEnv, "^TestSetKillChild$", func(db *DB, round int, acked []string) {
 		for r := 0; r <= round; r++ {
 			if got := setOfKey(t, db, fmt.Sprintf("big%d", r)); got != "" {
 				t.Fatalf("round %d: the deleted set came back: %.80q", round, got)
@@ -573,9 +494,5 @@ func TestSetSIGKILL(t *testing.T) {
 				t.Fatalf("round %d: acknowledged member %s: %v %v", round, m, ok, err)
 			}
 		}
-		if err := db.Merge(); err != nil {
-			t.Fatal(err)
-		}
-		db.Close()
-	}
+	})
 }

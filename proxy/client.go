@@ -505,7 +505,21 @@ func (c *client) sameNode(ci *cmdtable.Command, cmd redcon.Command) {
 		c.reject(cmdtable.ErrWrongArity(ci.Name))
 		return
 	}
-	if !c.shardsOf(args, ci.FirstKey, ci.LastKeyIndex(args), ci.Step) {
+	same := false
+	if ci.KeyNum > 0 {
+		same = c.shardsOfKeys(args, ci)
+		if !same && ci.Merge == cmdtable.MergeZSetOp {
+			c.zsetGather(ci, cmd)
+			return
+		}
+	} else {
+		same = c.shardsOf(args, ci.FirstKey, ci.LastKeyIndex(args), ci.Step)
+	}
+	if len(c.shIdx) == 0 {
+		c.forward(c.tbl.shards[0], cmd.Raw) // a key count that is not one: the node replies the error
+		return
+	}
+	if !same {
 		a := c.tbl.shards[c.shIdx[0]].name
 		for _, i := range c.shIdx {
 			if b := c.tbl.shards[i].name; b != a {

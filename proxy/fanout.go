@@ -35,13 +35,14 @@ type merge struct {
 	next    uint64               // MergeScan: the cursor to reply when the node is done
 	limit   int64                // MergeSInterCard: LIMIT, 0 for none
 	info    *conncmd.InfoRequest // INFO: the proxy's INFO with the nodes' sections
+	zop     *zsetOp              // MergeZSetOp: the parsed command (zsetops.go)
 }
 
 func (m *merge) reset() {
 	clear(m.parts)
 	m.parts = m.parts[:0]
 	m.keyPart = m.keyPart[:0]
-	m.info = nil
+	m.info, m.zop = nil, nil
 }
 
 // newMerge starts the merged reply of command ci (nil for INFO, whose merge
@@ -326,6 +327,8 @@ func (m *merge) write(c *client, b []byte) []byte {
 		return m.writeScan(b)
 	case cmdtable.MergeSInter, cmdtable.MergeSUnion, cmdtable.MergeSDiff, cmdtable.MergeSInterCard:
 		return m.writeSetOp(c, b)
+	case cmdtable.MergeZSetOp:
+		return m.writeZSetOp(c, b)
 	}
 	return resp.AppendError(b, "ERR internal error: unknown merge")
 }

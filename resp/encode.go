@@ -135,17 +135,7 @@ func AppendPush(b []byte, proto Proto, n int) []byte {
 // as Redis does), a bulk string in RESP2.
 func AppendDouble(b []byte, proto Proto, f float64) []byte {
 	var tmp [32]byte
-	var num []byte
-	switch {
-	case math.IsInf(f, 1):
-		num = append(tmp[:0], "inf"...)
-	case math.IsInf(f, -1):
-		num = append(tmp[:0], "-inf"...)
-	case math.IsNaN(f):
-		num = append(tmp[:0], "nan"...)
-	default:
-		num = strconv.AppendFloat(tmp[:0], f, 'g', 17, 64)
-	}
+	num := AppendDoubleText(tmp[:0], f)
 	if proto >= RESP3 {
 		b = append(b, ',')
 		b = append(b, num...)
@@ -223,4 +213,18 @@ func appendPrefix(b []byte, c byte, n int64) []byte {
 	b = append(b, c)
 	b = strconv.AppendInt(b, n, 10)
 	return append(b, '\r', '\n')
+}
+
+// AppendDoubleText appends f as Redis formats a double ("%.17g"; inf,
+// -inf, nan).
+func AppendDoubleText(b []byte, f float64) []byte {
+	switch {
+	case math.IsInf(f, 1):
+		return append(b, "inf"...)
+	case math.IsInf(f, -1):
+		return append(b, "-inf"...)
+	case math.IsNaN(f):
+		return append(b, "nan"...)
+	}
+	return strconv.AppendFloat(b, f, 'g', 17, 64)
 }

@@ -306,46 +306,15 @@ func cmdHRandField(c *client, args [][]byte) {
 		c.bulk(fs[rand.IntN(len(fs))].Field)
 		return
 	}
-	count, ok := parseInt(args[2])
+	count, withValues, ok := c.randArgs(args, "withvalues")
 	if !ok {
-		c.errReply(errNotInteger)
-		return
-	}
-	withValues := false
-	if len(args) == 4 {
-		if !eqFold(args[3], "withvalues") {
-			c.errReply(errSyntax)
-			return
-		}
-		withValues = true
-	} else if len(args) > 4 {
-		c.errReply(errSyntax)
-		return
-	}
-	if count < 0 && withValues && -count > maxInt64/2 {
-		c.errReply("ERR value is out of range")
 		return
 	}
 	fs, ok := c.hashFields(args[1], withValues)
 	if !ok {
 		return
 	}
-	var pick []bitcask.HashField
-	switch {
-	case len(fs) == 0 || count == 0:
-	case count > 0:
-		rand.Shuffle(len(fs), func(i, j int) { fs[i], fs[j] = fs[j], fs[i] })
-		pick = fs[:min(int(min(count, int64(len(fs)))), len(fs))]
-	default:
-		n := -count
-		if n > 1<<24 {
-			n = 1 << 24 // a reply that large is refused by any client anyway
-		}
-		pick = make([]bitcask.HashField, n)
-		for i := range pick {
-			pick[i] = fs[rand.IntN(len(fs))]
-		}
-	}
+	pick := randPick(fs, count)
 	if !withValues {
 		c.array(len(pick))
 		for _, f := range pick {
@@ -420,4 +389,48 @@ func b2i(b bool) int64 {
 		return 1
 	}
 	return 0
+}
+
+// randArgs reads the count [WITH...] of HRANDFIELD and ZRANDMEMBER
+// (args[2:]), replying Redis's error.
+func (c *client) randArgs(args [][]byte, with string) (count int64, withValues, ok bool) {
+	count, ok = parseInt(args[2])
+	if !ok {
+		c.errReply(errNotInteger)
+		return 0, false, false
+	}
+	if len(args) == 4 {
+		if !eqFold(args[3], with) {
+			c.errReply(errSyntax)
+			return 0, false, false
+		}
+		withValues = true
+	} else if len(args) > 4 {
+		c.errReply(errSyntax)
+		return 0, false, false
+	}
+	if count < 0 && withValues && -count > maxInt64/2 {
+		c.errReply("ERR value is out of range")
+		return 0, false, false
+	}
+	return count, withValues, true
+}
+
+// randPick picks as HRANDFIELD and ZRANDMEMBER do: a positive count gives
+// distinct items (all when count is at least their number), a negative
+// one -count items that may repeat.
+func randPick[T any](items []T, count int64) []T {
+	switch {
+	case len(items) == 0 || count == 0:
+		return nil
+	case count > 0:
+		rand.Shuffle(len(items), func(i, j int) { items[i], items[j] = items[j], items[i] })
+		return items[:min(count, int64(len(items)))]
+	}
+	n := min(-count, 1<<24) // a reply that large is refused by any client anyway
+	pick := make([]T, n)
+	for i := range pick {
+		pick[i] = items[rand.IntN(len(items))]
+	}
+	return pick
 }

@@ -200,6 +200,8 @@ func typeName(t bitcask.Type) string {
 		return "hash"
 	case bitcask.TypeSet:
 		return "set"
+	case bitcask.TypeZSet:
+		return "zset"
 	}
 	return "string"
 }
@@ -209,6 +211,7 @@ type value struct {
 	str    []byte
 	fields []bitcask.HashField // a hash's, when typ is TypeHash
 	mems   [][]byte            // a set's, when typ is TypeSet
+	zset   []bitcask.ZMember   // a sorted set's, when typ is TypeZSet
 	typ    bitcask.Type
 	meta   bitcask.Meta
 }
@@ -225,6 +228,15 @@ func (c *client) getValue(key []byte) (v value, ok, failed bool) {
 		ms, ok := c.setMembers(key)
 		v.mems = ms
 		return v, ms != nil, !ok
+	}
+	if m.Type == bitcask.TypeZSet {
+		ms, err := c.st.zrange(key, &bitcask.ZRange{Start: 0, Stop: -1, Count: -1})
+		if err != nil {
+			c.storeErr(err)
+			return v, false, true
+		}
+		v.zset = ms
+		return v, ms != nil, false
 	}
 	if m.Type == bitcask.TypeHash {
 		fs, err := c.st.hgetall(key, true)
@@ -247,6 +259,9 @@ func (v *value) size(key []byte) int64 {
 	}
 	for _, m := range v.mems {
 		n += int64(len(m))
+	}
+	for _, m := range v.zset {
+		n += int64(len(m.Member)) + 8
 	}
 	return n
 }
@@ -271,6 +286,12 @@ func (c *client) putValue(key []byte, v *value, at int64) bool {
 	}
 	for _, m := range v.mems {
 		if _, err := c.st.sadd(key, m); err != nil {
+			c.storeErr(err)
+			return false
+		}
+	}
+	for _, m := range v.zset {
+		if _, err := c.st.zadd(key, m.Member, m.Score); err != nil {
 			c.storeErr(err)
 			return false
 		}

@@ -140,7 +140,11 @@ func cmdObject(c *client, args [][]byte) {
 		if ms, ok := c.setMembers(key); ok {
 			c.bulkStr(setEncoding(ms))
 		}
-	case m.Type == bitcask.TypeHash || m.Type == bitcask.TypeSet:
+	case m.Type == bitcask.TypeZSet && eqFold(sub, "encoding"):
+		if ms, ok := c.zrangeOf(key, &bitcask.ZRange{Start: 0, Stop: 128, Count: -1}); ok {
+			c.bulkStr(zsetEncoding(ms))
+		}
+	case m.Type == bitcask.TypeHash || m.Type == bitcask.TypeSet || m.Type == bitcask.TypeZSet:
 		c.intReply(1)
 	default:
 		v, m, ok, failed := c.get(key)

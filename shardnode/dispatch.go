@@ -2,6 +2,7 @@ package shardnode
 
 import (
 	"errors"
+	"maps"
 	"strings"
 
 	"github.com/tidwall/redcon"
@@ -51,6 +52,7 @@ var handlers = map[string]handlerFunc{
 	"smove": cmdSMove, "sinter": cmdSetOp, "sunion": cmdSetOp, "sdiff": cmdSetOp,
 	"sintercard": cmdSInterCard, "sinterstore": cmdSetOpStore, "sunionstore": cmdSetOpStore,
 	"sdiffstore": cmdSetOpStore, "sscan": cmdSScan,
+	// sorted sets: zsetHandlers (cmd_zset.go), added in init
 	// server (the other connection and server commands are conncmd's,
 	// added in init)
 	"info": cmdInfo,
@@ -107,6 +109,7 @@ func init() {
 	for name, h := range conncmd.Handlers {
 		handlers[name] = shared(h)
 	}
+	maps.Copy(handlers, zsetHandlers)
 	m := make(map[*cmdtable.Command]*cmdSpec, len(cmdtable.Commands))
 	for i := range cmdtable.Commands {
 		cmd := &cmdtable.Commands[i]
@@ -382,22 +385,37 @@ func (c *client) checkKeys(spec *cmdSpec, args [][]byte) string {
 	if a == nil {
 		return errNoAssign
 	}
-	last := spec.LastKeyIndex(args)
 	strict := spec.write && c.srv.strict.Load()
-	for i := spec.FirstKey; i > 0 && i <= last; i += spec.Step {
-		key := args[i]
-		h := bitcask.Hash(key)
-		if p := rangemap.PositionOfHash(h); !(a.Start <= p && p < a.End) {
-			return a.wrongShard(p)
-		}
-		c.hkey, c.hval = key, h
-		if strict {
-			if idx := rangemap.Index(key); len(idx) > 0 && !c.srv.indexExists(idx) {
-				return "ERR no such index '" + string(idx) + "'"
+	if spec.KeyNum > 0 {
+		for _, i := range spec.KeyIndexes(args) {
+			if msg := c.checkKey(a, args[i], strict); msg != "" {
+				return msg
 			}
+		}
+		return ""
+	}
+	last := spec.LastKeyIndex(args)
+	for i := spec.FirstKey; i > 0 && i <= last; i += spec.Step {
+		if msg := c.checkKey(a, args[i], strict); msg != "" {
+			return msg
 		}
 		if spec.Step <= 0 {
 			break
+		}
+	}
+	return ""
+}
+
+// checkKey is checkKeys for one key.
+func (c *client) checkKey(a *Assignment, key []byte, strict bool) string {
+	h := bitcask.Hash(key)
+	if p := rangemap.PositionOfHash(h); !(a.Start <= p && p < a.End) {
+		return a.wrongShard(p)
+	}
+	c.hkey, c.hval = key, h
+	if strict {
+		if idx := rangemap.Index(key); len(idx) > 0 && !c.srv.indexExists(idx) {
+			return "ERR no such index '" + string(idx) + "'"
 		}
 	}
 	return ""

@@ -43,6 +43,7 @@ type store interface {
 	hgetall(key []byte, values bool) ([]bitcask.HashField, error)
 
 	setStore // sets (cmd_set.go)
+	zstore   // sorted sets (store_zset.go)
 }
 
 type txStore struct {

@@ -14,9 +14,12 @@ func AppendCommandInfo(b []byte, proto resp.Proto, c *Command, s Side) []byte {
 	flags := c.Flags.Names()
 	first, last, step := c.FirstKey, c.LastKey, c.Step
 	if c.KeyNum > 0 {
-		// Redis's legacy key range cannot say "counted by an argument".
+		// Redis's legacy key range cannot say "counted by an argument"
+		// (ZUNIONSTORE's keeps its destination).
 		flags = append(flags, "movablekeys")
-		first, last, step = 0, 0, 0
+		if first > c.KeyNum {
+			first, last, step = 0, 0, 0
+		}
 	}
 	b = resp.AppendSet(b, proto, len(flags))
 	for _, f := range flags {
@@ -31,9 +34,13 @@ func AppendCommandInfo(b []byte, proto resp.Proto, c *Command, s Side) []byte {
 		b = resp.AppendSimple(b, cat)
 	}
 	b = resp.AppendSet(b, proto, 0) // tips
-	if c.FirstKey <= 0 {
+	switch {
+	case c.FirstKey <= 0:
 		b = resp.AppendArray(b, 0)
-	} else {
+	case c.KeyNum > 0:
+		b = appendKeyNumSpecs(b, proto, c)
+	default:
+		b = resp.AppendArray(b, 1)
 		b = appendKeySpec(b, proto, c)
 	}
 	n := 0
@@ -54,41 +61,11 @@ func AppendCommandInfo(b []byte, proto resp.Proto, c *Command, s Side) []byte {
 // appendKeySpec appends the one key specification a row describes: its keys
 // start at FirstKey and run to LastKey in steps of Step.
 func appendKeySpec(b []byte, proto resp.Proto, c *Command) []byte {
-	b = resp.AppendArray(b, 1)
-	b = resp.AppendMap(b, proto, 3)
-	b = resp.AppendBulkString(b, "flags")
 	kf := [2]string{"RO", "access"}
 	if c.Flags&FlagWrite != 0 {
 		kf = [2]string{"RW", "update"}
 	}
-	b = resp.AppendSet(b, proto, len(kf))
-	for _, f := range kf {
-		b = resp.AppendSimple(b, f)
-	}
-	b = resp.AppendBulkString(b, "begin_search")
-	b = resp.AppendMap(b, proto, 2)
-	b = resp.AppendBulkString(b, "type")
-	b = resp.AppendBulkString(b, "index")
-	b = resp.AppendBulkString(b, "spec")
-	b = resp.AppendMap(b, proto, 1)
-	b = resp.AppendBulkString(b, "index")
-	if c.KeyNum > 0 {
-		// SINTERCARD's: the count at KeyNum, the keys right after it.
-		b = resp.AppendInt(b, int64(c.KeyNum))
-		b = resp.AppendBulkString(b, "find_keys")
-		b = resp.AppendMap(b, proto, 2)
-		b = resp.AppendBulkString(b, "type")
-		b = resp.AppendBulkString(b, "keynum")
-		b = resp.AppendBulkString(b, "spec")
-		b = resp.AppendMap(b, proto, 3)
-		b = resp.AppendBulkString(b, "keynumidx")
-		b = resp.AppendInt(b, 0)
-		b = resp.AppendBulkString(b, "firstkey")
-		b = resp.AppendInt(b, int64(c.FirstKey-c.KeyNum))
-		b = resp.AppendBulkString(b, "keystep")
-		return resp.AppendInt(b, int64(c.Step))
-	}
-	b = resp.AppendInt(b, int64(c.FirstKey))
+	b = appendSpecStart(b, proto, kf, c.FirstKey)
 	b = resp.AppendBulkString(b, "find_keys")
 	b = resp.AppendMap(b, proto, 2)
 	b = resp.AppendBulkString(b, "type")
@@ -136,6 +113,8 @@ func (c *Command) ACLCategories() []string {
 		cats = append(cats, "@hash")
 	case "set":
 		cats = append(cats, "@set")
+	case "sorted-set":
+		cats = append(cats, "@sortedset")
 	case "generic":
 		cats = append(cats, "@keyspace")
 	case "connection":
@@ -152,4 +131,55 @@ func (c *Command) ACLCategories() []string {
 		cats = append(cats, "@slow")
 	}
 	return cats
+}
+
+// appendKeyNumSpecs appends the key specifications of a row whose keys a
+// numkeys argument counts: its fixed keys before numkeys (ZUNIONSTORE's
+// destination), then the counted ones.
+func appendKeyNumSpecs(b []byte, proto resp.Proto, c *Command) []byte {
+	fixed := c.FirstKey < c.KeyNum
+	n := 1
+	if fixed {
+		n = 2
+	}
+	b = resp.AppendArray(b, n)
+	if fixed {
+		b = appendKeySpec(b, proto, c)
+	}
+	kf := [2]string{"RO", "access"}
+	if c.Flags&FlagWrite != 0 && !fixed {
+		kf = [2]string{"RW", "access"} // ZMPOP's keys: read and popped
+	}
+	b = appendSpecStart(b, proto, kf, c.KeyNum)
+	b = resp.AppendBulkString(b, "find_keys")
+	b = resp.AppendMap(b, proto, 2)
+	b = resp.AppendBulkString(b, "type")
+	b = resp.AppendBulkString(b, "keynum")
+	b = resp.AppendBulkString(b, "spec")
+	b = resp.AppendMap(b, proto, 3)
+	b = resp.AppendBulkString(b, "keynumidx")
+	b = resp.AppendInt(b, 0)
+	b = resp.AppendBulkString(b, "firstkey")
+	b = resp.AppendInt(b, 1)
+	b = resp.AppendBulkString(b, "keystep")
+	return resp.AppendInt(b, 1)
+}
+
+// appendSpecStart appends a key specification's map, its flags and its
+// begin_search (an index), up to its find_keys.
+func appendSpecStart(b []byte, proto resp.Proto, flags [2]string, index int) []byte {
+	b = resp.AppendMap(b, proto, 3)
+	b = resp.AppendBulkString(b, "flags")
+	b = resp.AppendSet(b, proto, len(flags))
+	for _, f := range flags {
+		b = resp.AppendSimple(b, f)
+	}
+	b = resp.AppendBulkString(b, "begin_search")
+	b = resp.AppendMap(b, proto, 2)
+	b = resp.AppendBulkString(b, "type")
+	b = resp.AppendBulkString(b, "index")
+	b = resp.AppendBulkString(b, "spec")
+	b = resp.AppendMap(b, proto, 1)
+	b = resp.AppendBulkString(b, "index")
+	return resp.AppendInt(b, int64(index))
 }

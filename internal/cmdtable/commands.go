@@ -87,6 +87,7 @@ const (
 	MergeSUnion
 	MergeSDiff
 	MergeSInterCard
+	MergeZSetOp // sorted sets gathered from their shards and combined by the proxy (ZUNION, ...: proxy/zsetops.go)
 )
 
 // Multi says what a command does between MULTI and EXEC.
@@ -131,8 +132,10 @@ type Command struct {
 	Step     int
 	// KeyNum is the position of the argument that counts the keys after
 	// it (SINTERCARD's numkeys), 0 for none: the keys are then FirstKey
-	// (KeyNum+1) to the count's last, and LastKey is unused. COMMAND INFO
-	// says movablekeys, as Redis does.
+	// (KeyNum+1) to the count's last, and LastKey is unused. A row whose
+	// FirstKey comes before KeyNum (ZUNIONSTORE's destination) has the
+	// keys FirstKey..LastKey and then the counted ones (KeyIndexes).
+	// COMMAND INFO says movablekeys, as Redis does.
 	KeyNum  int
 	Route   Route
 	Merge   Merge // RouteSplit and RouteFanout
@@ -224,6 +227,42 @@ var Commands = []Command{
 	{Name: "sunionstore", Arity: -3, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: -1, Step: 1, Route: RouteSameNode, Group: "set", Summary: "Stores the union of multiple sets in a key."},
 	{Name: "sdiffstore", Arity: -3, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: -1, Step: 1, Route: RouteSameNode, Group: "set", Summary: "Stores the difference of multiple sets in a key."},
 	{Name: "sscan", Arity: -3, Flags: FlagReadonly, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "set", Summary: "Iterates over members of a set."},
+
+	// Sorted sets (cmd_zset.go): one key each, RouteKey; the multi-key ones
+	// (numkeys before their keys: KeyNum) must share a shard, except ZUNION,
+	// ZINTER, ZDIFF and ZINTERCARD, which the proxy gathers (MergeZSetOp).
+	{Name: "zadd", Arity: -4, Flags: FlagWrite | FlagDenyOOM | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "sorted-set", Summary: "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist."},
+	{Name: "zincrby", Arity: 4, Flags: FlagWrite | FlagDenyOOM | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "sorted-set", Summary: "Increments the score of a member in a sorted set."},
+	{Name: "zrem", Arity: -3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "sorted-set", Summary: "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed."},
+	{Name: "zscore", Arity: 3, Flags: FlagReadonly | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "sorted-set", Summary: "Returns the score of a member in a sorted set."},
+	{Name: "zmscore", Arity: -3, Flags: FlagReadonly | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "sorted-set", Summary: "Returns the score of one or more members in a sorted set."},
+	{Name: "zcard", Arity: 2, Flags: FlagReadonly | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "sorted-set", Summary: "Returns the number of members in a sorted set."},
+	{Name: "zcount", Arity: 4, Flags: FlagReadonly | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "sorted-set", Summary: "Returns the count of members in a sorted set that have scores within a range."},
+	{Name: "zlexcount", Arity: 4, Flags: FlagReadonly | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "sorted-set", Summary: "Returns the number of members in a sorted set within a lexicographical range."},
+	{Name: "zrange", Arity: -4, Flags: FlagReadonly, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "sorted-set", Summary: "Returns members in a sorted set within a range of indexes."},
+	{Name: "zrangebyscore", Arity: -4, Flags: FlagReadonly, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "sorted-set", Summary: "Returns members in a sorted set within a range of scores."},
+	{Name: "zrevrangebyscore", Arity: -4, Flags: FlagReadonly, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "sorted-set", Summary: "Returns members in a sorted set within a range of scores in reverse order."},
+	{Name: "zrangebylex", Arity: -4, Flags: FlagReadonly, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "sorted-set", Summary: "Returns members in a sorted set within a lexicographical range."},
+	{Name: "zrevrangebylex", Arity: -4, Flags: FlagReadonly, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "sorted-set", Summary: "Returns members in a sorted set within a lexicographical range in reverse order."},
+	{Name: "zrevrange", Arity: -4, Flags: FlagReadonly, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "sorted-set", Summary: "Returns members in a sorted set within a range of indexes in reverse order."},
+	{Name: "zrank", Arity: 3, Flags: FlagReadonly | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "sorted-set", Summary: "Returns the index of a member in a sorted set ordered by ascending scores."},
+	{Name: "zrevrank", Arity: 3, Flags: FlagReadonly | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "sorted-set", Summary: "Returns the index of a member in a sorted set ordered by descending scores."},
+	{Name: "zpopmin", Arity: -2, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "sorted-set", Summary: "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped."},
+	{Name: "zpopmax", Arity: -2, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "sorted-set", Summary: "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped."},
+	{Name: "zrandmember", Arity: -2, Flags: FlagReadonly, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "sorted-set", Summary: "Returns one or more random members from a sorted set."},
+	{Name: "zremrangebyscore", Arity: 4, Flags: FlagWrite, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "sorted-set", Summary: "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed."},
+	{Name: "zremrangebyrank", Arity: 4, Flags: FlagWrite, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "sorted-set", Summary: "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed."},
+	{Name: "zremrangebylex", Arity: 4, Flags: FlagWrite, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "sorted-set", Summary: "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed."},
+	{Name: "zscan", Arity: -3, Flags: FlagReadonly, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "sorted-set", Summary: "Iterates over members and scores of a sorted set."},
+	{Name: "zrangestore", Arity: -5, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: 2, Step: 1, Route: RouteSameNode, Group: "sorted-set", Summary: "Stores a range of members from sorted set in a key."},
+	{Name: "zunion", Arity: -3, Flags: FlagReadonly, FirstKey: 2, LastKey: 2, Step: 1, KeyNum: 1, Route: RouteSameNode, Merge: MergeZSetOp, Group: "sorted-set", Summary: "Returns the union of multiple sorted sets."},
+	{Name: "zinter", Arity: -3, Flags: FlagReadonly, FirstKey: 2, LastKey: 2, Step: 1, KeyNum: 1, Route: RouteSameNode, Merge: MergeZSetOp, Group: "sorted-set", Summary: "Returns the intersect of multiple sorted sets."},
+	{Name: "zdiff", Arity: -3, Flags: FlagReadonly, FirstKey: 2, LastKey: 2, Step: 1, KeyNum: 1, Route: RouteSameNode, Merge: MergeZSetOp, Group: "sorted-set", Summary: "Returns the difference between multiple sorted sets."},
+	{Name: "zintercard", Arity: -3, Flags: FlagReadonly, FirstKey: 2, LastKey: 2, Step: 1, KeyNum: 1, Route: RouteSameNode, Merge: MergeZSetOp, Group: "sorted-set", Summary: "Returns the number of members of the intersect of multiple sorted sets."},
+	{Name: "zunionstore", Arity: -4, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: 1, Step: 1, KeyNum: 2, Route: RouteSameNode, Group: "sorted-set", Summary: "Stores the union of multiple sorted sets in a key."},
+	{Name: "zinterstore", Arity: -4, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: 1, Step: 1, KeyNum: 2, Route: RouteSameNode, Group: "sorted-set", Summary: "Stores the intersect of multiple sorted sets in a key."},
+	{Name: "zdiffstore", Arity: -4, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: 1, Step: 1, KeyNum: 2, Route: RouteSameNode, Group: "sorted-set", Summary: "Stores the difference of multiple sorted sets in a key."},
+	{Name: "zmpop", Arity: -4, Flags: FlagWrite, FirstKey: 2, LastKey: 2, Step: 1, KeyNum: 1, Route: RouteSameNode, Group: "sorted-set", Summary: "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped."},
 
 	// keyspace
 	{Name: "del", Arity: -2, Flags: FlagWrite, FirstKey: 1, LastKey: -1, Step: 1, Route: RouteSplit, Merge: MergeSum, Group: "generic", Summary: "Deletes one or more keys."},
@@ -344,7 +383,7 @@ func (c *Command) LastKeyIndex(args [][]byte) int {
 	if c.FirstKey <= 0 {
 		return -1
 	}
-	if c.KeyNum > 0 {
+	if c.KeyNum > 0 && c.FirstKey > c.KeyNum {
 		if c.KeyNum >= argc {
 			return -1
 		}
@@ -376,6 +415,14 @@ func (c *Command) KeyIndexes(args [][]byte) []int {
 	var out []int
 	for i, last := c.FirstKey, c.LastKeyIndex(args); i > 0 && i <= last; i += max(c.Step, 1) {
 		out = append(out, i)
+	}
+	if c.KeyNum > 0 && c.FirstKey < c.KeyNum && c.KeyNum < len(args) {
+		// The counted keys after the fixed ones (ZUNIONSTORE's sources).
+		if n, ok := canonicalInt(args[c.KeyNum]); ok && n > 0 && n <= int64(len(args)-c.KeyNum-1) {
+			for i := c.KeyNum + 1; i <= c.KeyNum+int(n); i++ {
+				out = append(out, i)
+			}
+		}
 	}
 	return out
 }
