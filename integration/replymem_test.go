@@ -40,13 +40,20 @@ func replyMemBounds() (held, after int64) {
 }
 
 // rssBytes reads VmRSS of /proc/pid/status; 0 once the process is gone.
-func rssBytes(pid int) int64 {
+func rssBytes(pid int) int64 { return procStatusBytes(pid, "VmRSS:") }
+
+// peakRSSBytes is pid's highest RSS since it started (VmHWM).
+func peakRSSBytes(pid int) int64 { return procStatusBytes(pid, "VmHWM:") }
+
+// procStatusBytes reads one "kB" field of /proc/pid/status, in bytes; 0
+// when the process or the field is not there.
+func procStatusBytes(pid int, field string) int64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return n << 10
 		}

@@ -1,8 +1,12 @@
 package shardnode
 
 import (
+	"encoding/binary"
+	"errors"
 	"math"
 	"math/bits"
+
+	"github.com/shardkv/shardkv/bitcask"
 
 	"github.com/shardkv/shardkv/resp"
 )
@@ -41,26 +45,30 @@ func bitOffset(arg []byte, hashed bool, width int) (uint64, bool) {
 	return uint64(n), true
 }
 
-// bitString reads key for a bit write that reaches byte need-1: the value
-// as a private copy grown with zero bytes to at least need bytes, and
-// whether the write changes the key's length (or creates it). It replies
-// the error itself (wrong type, size limit) and returns ok false then.
-func (c *client) bitString(key []byte, need int64) (v []byte, expireAt int64, grew, ok bool) {
-	old, meta, exists, failed := c.get(key)
-	if failed {
-		return nil, 0, false, false
+// bitChunk is how much of a bitmap BITCOUNT reads at a time.
+const bitChunk = 1 << 20
+
+// bitSpan reads bytes [lo, hi) of key's string, zero-padded past its
+// end, without reading the rest of the value (a bitmap may be 512 MB):
+// the string's length and whether it exists come from the key directory.
+// It replies the error itself (wrong type, storage) and returns ok false
+// then.
+func (c *client) bitSpan(key []byte, lo, hi int64) (span []byte, oldLen int64, exists, ok bool) {
+	if oldLen, exists, ok = c.stringLen(key); !ok {
+		return nil, 0, exists, false
 	}
-	n := max(int64(len(old)), need)
-	oldSize := int64(0)
-	if exists {
-		oldSize = live(key, old)
+	span = make([]byte, hi-lo)
+	if exists && lo < oldLen {
+		v, err := c.st.getRange(span[:0], key, lo, min(hi, oldLen))
+		if err != nil && !errors.Is(err, bitcask.ErrNotFound) {
+			c.storeErr(err)
+			return nil, 0, exists, false
+		}
+		if len(v) > 0 && &v[0] != &span[0] {
+			copy(span, v)
+		}
 	}
-	if !c.fits(oldSize, int64(len(key))+n) {
-		return nil, 0, false, false
-	}
-	v = make([]byte, n)
-	copy(v, old)
-	return v, meta.ExpireAt, !exists || n > int64(len(old)), true
+	return span, oldLen, exists, true
 }
 
 // SETBIT key offset value
@@ -75,17 +83,18 @@ func cmdSetBit(c *client, args [][]byte) {
 		c.errReply(errBitValue)
 		return
 	}
-	v, at, grew, ok := c.bitString(args[1], int64(off>>3)+1)
+	byteAt, shift := int64(off>>3), 7-off&7
+	b, oldLen, exists, ok := c.bitSpan(args[1], byteAt, byteAt+1)
 	if !ok {
 		return
 	}
-	byteAt, shift := off>>3, 7-off&7
-	was := v[byteAt] >> shift & 1
+	was := b[0] >> shift & 1
 	// As Redis: a SETBIT that neither creates, grows nor flips anything
-	// writes nothing (and so touches no WATCH).
-	if grew || int64(was) != on {
-		v[byteAt] = v[byteAt]&^(1<<shift) | byte(on)<<shift
-		if !c.putTagged(args[1], v, at, encRaw) {
+	// writes nothing (and so touches no WATCH). The one byte is spliced
+	// into the value where it lies, so a bit at 2^32-1 costs no 512 MB.
+	if !exists || byteAt >= oldLen || int64(was) != on {
+		b[0] = b[0]&^(1<<shift) | byte(on)<<shift
+		if _, ok := c.splice(args[1], exists, oldLen, byteAt, b, encRaw); !ok {
 			return
 		}
 	}
@@ -99,15 +108,11 @@ func cmdGetBit(c *client, args [][]byte) {
 		c.errReply(errBitOffset)
 		return
 	}
-	v, _, _, failed := c.get(args[1])
-	if failed {
+	b, _, _, ok := c.bitSpan(args[1], int64(off>>3), int64(off>>3)+1)
+	if !ok {
 		return
 	}
-	bit := 0
-	if b := off >> 3; b < uint64(len(v)) {
-		bit = int(v[b] >> (7 - off&7) & 1)
-	}
-	c.intReply(int64(bit))
+	c.intReply(int64(b[0] >> (7 - off&7) & 1))
 }
 
 // bitRange turns BITCOUNT's and BITPOS's start and end (bytes, or bits
@@ -153,15 +158,14 @@ func bitUnit(a []byte) (isBit, ok bool) {
 func cmdBitCount(c *client, args [][]byte) {
 	// Redis 7.0 looks the key up before it reads the range: a missing key
 	// counts 0 whatever follows.
-	v, _, exists, failed := c.get(args[1])
-	if failed {
+	n, exists, ok := c.stringLen(args[1])
+	if !ok {
 		return
 	}
 	if !exists {
 		c.intReply(0)
 		return
 	}
-	n := int64(len(v))
 	var first, last int64
 	var firstMask, lastMask byte
 	switch len(args) {
@@ -203,17 +207,29 @@ func cmdBitCount(c *client, args [][]byte) {
 		c.intReply(0)
 		return
 	}
-	count := popcount(v[first : last+1])
-	count -= int64(bits.OnesCount8(v[first] & firstMask))
-	count -= int64(bits.OnesCount8(v[last] & lastMask))
+	// Counted a chunk at a time: a 512 MB bitmap is never held whole.
+	var count int64
+	for lo := first; lo <= last; lo += bitChunk {
+		hi := min(lo+bitChunk, last+1)
+		v, _, _, ok := c.bitSpan(args[1], lo, hi)
+		if !ok {
+			return
+		}
+		count += popcount(v)
+		if lo == first {
+			count -= int64(bits.OnesCount8(v[0] & firstMask))
+		}
+		if hi == last+1 {
+			count -= int64(bits.OnesCount8(v[len(v)-1] & lastMask))
+		}
+	}
 	c.intReply(count)
 }
 
 func popcount(b []byte) int64 {
 	var n int
 	for len(b) >= 8 {
-		n += bits.OnesCount64(uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
-			uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56)
+		n += bits.OnesCount64(binary.LittleEndian.Uint64(b))
 		b = b[8:]
 	}
 	for _, x := range b {
@@ -255,8 +271,8 @@ func cmdBitPos(c *client, args [][]byte) {
 		c.errReply(errBitArg)
 		return
 	}
-	v, _, exists, failed := c.get(args[1])
-	if failed {
+	n, exists, ok := c.stringLen(args[1])
+	if !ok {
 		return
 	}
 	// A missing key is an infinite run of zeros.
@@ -264,7 +280,6 @@ func cmdBitPos(c *client, args [][]byte) {
 		c.intReply(-(bit))
 		return
 	}
-	n := int64(len(v))
 	var first, last int64
 	var firstMask, lastMask byte
 	endGiven := false
@@ -308,7 +323,11 @@ func cmdBitPos(c *client, args [][]byte) {
 		c.intReply(-1)
 		return
 	}
-	pos, span := bitposRange(v, first, last, firstMask, lastMask, int(bit))
+	v, _, _, ok := c.bitSpan(args[1], first, last+1)
+	if !ok {
+		return
+	}
+	pos, span := bitposRange(v, 0, last-first, firstMask, lastMask, int(bit))
 	// With an explicit end, the bits right of the range are not zeros.
 	if endGiven && bit == 0 && pos == span {
 		c.intReply(-1)
@@ -515,60 +534,57 @@ func bitfield(c *client, args [][]byte, readonly bool) {
 		ops = append(ops, o)
 		j += 2
 	}
-	var v []byte
-	var at int64
-	var grew bool
-	if writes {
-		if readonly {
-			c.errReply(errBitfieldRO)
-			return
-		}
-		var ok bool
-		if v, at, grew, ok = c.bitString(args[1], int64(highest>>3)+1); !ok {
-			return
-		}
-	} else {
-		var failed bool
-		if v, _, _, failed = c.get(args[1]); failed {
-			return
-		}
+	if writes && readonly {
+		c.errReply(errBitfieldRO)
+		return
 	}
+	// Only the bytes the fields cover are read and written back.
+	lo, hi := int64(0), int64(0)
+	for i, o := range ops {
+		first, end := int64(o.offset>>3), int64((o.offset+uint64(o.width)-1)>>3)+1
+		if i == 0 || first < lo {
+			lo = first
+		}
+		hi = max(hi, end)
+	}
+	v, oldLen, exists, ok := c.bitSpan(args[1], lo, hi)
+	if !ok {
+		return
+	}
+	base := uint64(lo) << 3
 	// The replies are built first: the write, if any, comes before them
 	// so that a failed write replies its error alone.
 	reply := resp.AppendArray(nil, len(ops))
 	changed := false
 	for _, o := range ops {
-		switch o.op {
-		case 'g':
-			// Bits past the end of the string read as zeros.
-			var buf [9]byte
-			b := o.offset >> 3
-			for i := range buf {
-				if b+uint64(i) >= uint64(len(v)) {
-					break
-				}
-				buf[i] = v[b+uint64(i)]
-			}
-			u := getBits(buf[:], o.offset-b*8, o.width)
-			reply = resp.AppendInt(reply, fieldValue(u, o.signed, o.width))
-		default:
-			old := getBits(v, o.offset, o.width)
-			nv, ret, failed := bitfieldWrite(o, old)
-			if failed {
-				reply = resp.AppendNull(reply, c.sess.Proto)
-				continue
-			}
-			setBits(v, o.offset, o.width, nv)
-			changed = true
-			reply = resp.AppendInt(reply, ret)
+		off := o.offset - base
+		if o.op == 'g' {
+			// Bits past the end of the string read as zeros (bitSpan pads).
+			reply = resp.AppendInt(reply, fieldValue(getBits(v, off, o.width), o.signed, o.width))
+			continue
 		}
+		nv, ret, failed := bitfieldWrite(o, getBits(v, off, o.width))
+		if failed {
+			reply = resp.AppendNull(reply, c.sess.Proto)
+			continue
+		}
+		setBits(v, off, o.width, nv)
+		changed = true
+		reply = resp.AppendInt(reply, ret)
 	}
 	// Only a SET or INCRBY that was carried out modifies the key (an
 	// overflow under FAIL leaves it alone, as in Redis). One that creates
 	// or grows the string must write it too; Redis creates it without
-	// touching its watchers, here that write touches them.
-	if (changed || grew) && !c.putTagged(args[1], v, at, encRaw) {
-		return
+	// touching its watchers, here that write touches them. The string
+	// grows to the highest bit written, not to what a GET read past it.
+	if writes {
+		writeEnd := int64(highest>>3) + 1
+		if changed || !exists || writeEnd > oldLen {
+			end := max(min(oldLen, hi), writeEnd)
+			if _, ok := c.splice(args[1], exists, oldLen, lo, v[:end-lo], encRaw); !ok {
+				return
+			}
+		}
 	}
 	c.out = append(c.out, reply...)
 }

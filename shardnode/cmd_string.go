@@ -470,25 +470,33 @@ func (c *client) stringLen(key []byte) (n int64, exists, ok bool) {
 }
 
 // spliceReply writes part at off into key's value of oldLen bytes (SETRANGE,
-// APPEND) after the size limit check, tags it (encoding.go), and replies
-// the new length. The engine splices the value where it lies
+// APPEND) and replies the new length (splice).
+func (c *client) spliceReply(key []byte, exists bool, oldLen, off int64, part []byte, tag uint8) {
+	if n, ok := c.splice(key, exists, oldLen, off, part, tag); ok {
+		c.intReply(n)
+	}
+}
+
+// splice writes part at off into key's value of oldLen bytes after the
+// size limit check, tags it (encoding.go), and returns the new length; it
+// replies the error itself. The engine splices the value where it lies
 // (bitcask.Tx.Splice): a big one is neither read into memory nor copied,
 // and its zeros are not written.
-func (c *client) spliceReply(key []byte, exists bool, oldLen, off int64, part []byte, tag uint8) {
+func (c *client) splice(key []byte, exists bool, oldLen, off int64, part []byte, tag uint8) (int64, bool) {
 	n := max(oldLen, off+int64(len(part)))
 	oldSize := int64(0)
 	if exists {
 		oldSize = int64(len(key)) + oldLen
 	}
 	if !c.fits(oldSize, int64(len(key))+n) {
-		return
+		return 0, false
 	}
 	n, err := c.st.splice(key, off, part, tag)
 	if err != nil {
 		c.storeErr(err)
-		return
+		return 0, false
 	}
-	c.intReply(n)
+	return n, true
 }
 
 func cmdStrlen(c *client, args [][]byte) {

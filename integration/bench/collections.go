@@ -248,7 +248,7 @@ func bigCollections(n, size int) []bigCollection {
 // fresh redis-server (AOF everysec), compares their RSS, then restarts each
 // and times start to serving the collection's last element again.
 func collectionMemory(ctx context.Context, h *harness, cfg config) error {
-	fmt.Printf("Memory and restart of one big collection per server:\n\n")
+	fmt.Printf("\nMemory and restart of one big collection per server:\n\n")
 	fmt.Println("| collection | system | RSS after load (MiB) | restart to serving it (s) |")
 	fmt.Println("|---|---|---|---|")
 	var ratios []string
@@ -277,37 +277,14 @@ func collectionMemory(ctx context.Context, h *harness, cfg config) error {
 		rss := make([]float64, len(systems))
 		restart := make([]float64, len(systems))
 		for si, s := range systems {
-			cmd := s.start()
-			if err := waitReady(ctx, s.port, 30*time.Second); err != nil {
-				return fmt.Errorf("%s: %w", s.name, err)
+			var cmd *exec.Cmd
+			var err error
+			rss[si], restart[si], cmd, err = h.loadAndRestart(ctx, s.port, s.node, s.start, payload, label, func() error {
+				return doOK(ctx, s.port, bc.check)
+			})
+			if err != nil {
+				return fmt.Errorf("%s, %s: %w", label, s.name, err)
 			}
-			if s.node {
-				if err := assignWhole(ctx, s.port); err != nil {
-					return err
-				}
-			}
-			if err := pipeLoad(ctx, s.port, payload); err != nil {
-				return fmt.Errorf("%s, %s load: %w", label, s.name, err)
-			}
-			if err := doOK(ctx, s.port, bc.check); err != nil {
-				return fmt.Errorf("%s, %s after load: %w", label, s.name, err)
-			}
-			rss[si] = vmRSS(cmd.Process.Pid)
-			if err := h.terminate(cmd); err != nil {
-				return fmt.Errorf("%s stop: %w", s.name, err)
-			}
-			began := time.Now()
-			cmd = s.start()
-			for doOK(ctx, s.port, bc.check) != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				if time.Since(began) > 5*time.Minute {
-					return fmt.Errorf("%s did not serve %s within 5 minutes of restart", s.name, label)
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
-			restart[si] = time.Since(began).Seconds()
 			fmt.Printf("| %s | %s | %.1f | %.2f |\n", label, s.name, rss[si]/(1<<20), restart[si])
 			// One server at a time: each measurement has the machine's
 			// memory and disk to itself.

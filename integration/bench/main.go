@@ -516,40 +516,13 @@ func memoryAndRestart(ctx context.Context, h *harness, cfg config) error {
 	rss := map[string]float64{}
 	restart := map[string]float64{}
 	for _, s := range systems {
-		cmd := s.start()
-		if err := waitReady(ctx, s.port, 30*time.Second); err != nil {
+		var err error
+		rss[s.name], restart[s.name], _, err = h.loadAndRestart(ctx, s.port, s.node, s.start, payload, lastKey, func() error {
+			return getOK(ctx, s.port, lastKey)
+		})
+		if err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
-		if s.node {
-			if err := assignWhole(ctx, s.port); err != nil {
-				return err
-			}
-		}
-		if err := pipeLoad(ctx, s.port, payload); err != nil {
-			return fmt.Errorf("%s load: %w", s.name, err)
-		}
-		if err := getOK(ctx, s.port, lastKey); err != nil {
-			return fmt.Errorf("%s after load: %w", s.name, err)
-		}
-		rss[s.name] = vmRSS(cmd.Process.Pid)
-		if err := h.terminate(cmd); err != nil {
-			return fmt.Errorf("%s stop: %w", s.name, err)
-		}
-		began := time.Now()
-		s.start()
-		for {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if getOK(ctx, s.port, lastKey) == nil {
-				break
-			}
-			if time.Since(began) > 5*time.Minute {
-				return fmt.Errorf("%s did not serve %s within 5 minutes of restart", s.name, lastKey)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		restart[s.name] = time.Since(began).Seconds()
 		fmt.Printf("| %s | %.1f | %.2f |\n", s.name, rss[s.name]/(1<<20), restart[s.name])
 	}
 	a, b := systems[0].name, systems[1].name
@@ -561,6 +534,45 @@ func memoryAndRestart(ctx context.Context, h *harness, cfg config) error {
 		fmt.Printf("node / node @%s: RSS %.2fx, restart time %.2fx\n", cfg.baselineRev, rss[a]/rss[c], restart[a]/restart[c])
 	}
 	return nil
+}
+
+// loadAndRestart starts a server with start, assigns it the whole range
+// if it is a node, loads payload with redis-cli --pipe, and once served
+// (served returns nil, for what) reads its RSS; then stops it with SIGTERM,
+// starts it again and times start to served. It returns the RSS, the
+// restart time in seconds and the restarted process, left running.
+func (h *harness) loadAndRestart(ctx context.Context, port int, node bool, start func() *exec.Cmd, payload, what string, served func() error) (rss, restart float64, cmd *exec.Cmd, err error) {
+	cmd = start()
+	if err := waitReady(ctx, port, 30*time.Second); err != nil {
+		return 0, 0, nil, err
+	}
+	if node {
+		if err := assignWhole(ctx, port); err != nil {
+			return 0, 0, nil, err
+		}
+	}
+	if err := pipeLoad(ctx, port, payload); err != nil {
+		return 0, 0, nil, fmt.Errorf("load: %w", err)
+	}
+	if err := served(); err != nil {
+		return 0, 0, nil, fmt.Errorf("after load: %w", err)
+	}
+	rss = vmRSS(cmd.Process.Pid)
+	if err := h.terminate(cmd); err != nil {
+		return 0, 0, nil, fmt.Errorf("stop: %w", err)
+	}
+	began := time.Now()
+	cmd = start()
+	for served() != nil {
+		if ctx.Err() != nil {
+			return 0, 0, nil, ctx.Err()
+		}
+		if time.Since(began) > 5*time.Minute {
+			return 0, 0, nil, fmt.Errorf("did not serve %s within 5 minutes of restart", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return rss, time.Since(began).Seconds(), cmd, nil
 }
 
 func writeLoad(path string, keys, size int) error {
