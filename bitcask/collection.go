@@ -37,6 +37,7 @@ const (
 	TypeHash   Type = keyTypeHash
 	TypeSet    Type = keyTypeSet
 	TypeZSet   Type = keyTypeZSet
+	TypeList   Type = keyTypeList
 )
 
 // ErrWrongType is returned when a key holds another type than the
@@ -50,6 +51,7 @@ type coll struct {
 	set   *memberSet         // a set's members instead (set.go)
 	zm    *zmembers          // a sorted set's members instead (zmembers.go)
 	z     *zindex            // a sorted set's members by (score, member) (zset.go)
+	l     *ltree             // a list's elements in order (list.go)
 	bytes int64              // sum of len(element)+len(value): the elements' part of LiveBytes
 }
 
@@ -287,6 +289,7 @@ type txColl struct {
 	maxLen   int              // longest value after the Tx's writes, an upper bound (OBJECT ENCODING)
 	addBytes int64            // bytes of the members a set's Tx added (its size bound)
 	z        *zindex          // a sorted set's members as the Tx sees them, once it wrote and ranged it (zset.go)
+	lkeys    []string         // a list's order keys the Tx wrote (elems' keys), sorted (list.go)
 }
 
 // txCollOf returns key's collection as the Tx sees it, nil when key is
@@ -585,7 +588,13 @@ func (db *DB) finishColls(rs *replayDB) {
 			continue
 		}
 		c := newColl(rc.gen, Type(e.typ), len(rc.elems))
+		if c.l != nil {
+			buildList(c, rc.elems)
+		}
 		for f, re := range rc.elems {
+			if c.l != nil {
+				break // built above; its bytes and files' live bytes below
+			}
 			if re.dead || re.loc.seq <= rc.gen {
 				continue
 			}
@@ -595,6 +604,12 @@ func (db *DB) finishColls(rs *replayDB) {
 		}
 		if c.z != nil {
 			db.zindexBuild(c, key)
+		}
+		if c.l != nil {
+			c.each(func(f string, l elemLoc) {
+				c.bytes += int64(len(f)) + int64(l.valueLen())
+				tab[l.file].live.Add(elemRecSize(len(key), len(f), &l))
+			})
 		}
 		if s.colls == nil {
 			s.colls = make(map[string]*coll)

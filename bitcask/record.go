@@ -53,6 +53,9 @@ const (
 	// members, each element put's value the member's score (8 bytes, the
 	// float64's bits little endian).
 	keyTypeZSet = 3
+	// keyTypeList marks the records of a list: its root and its
+	// elements, each named by its order key (list.go).
+	keyTypeList = 4
 
 	valTypeBytes = 0
 	valTypeInt   = 1
@@ -146,7 +149,7 @@ func (h *header) check() error {
 		return fmt.Errorf("%w: flags %#x", ErrCorrupt, h.flags)
 	}
 	switch coll := h.kind >= kindColl && h.kind <= kindElemDelete; {
-	case !coll && h.keyType != keyTypeBytes, coll && h.keyType != keyTypeHash && h.keyType != keyTypeSet && h.keyType != keyTypeZSet:
+	case !coll && h.keyType != keyTypeBytes, coll && (h.keyType < keyTypeHash || h.keyType > keyTypeList):
 		return fmt.Errorf("%w: key type %d on a kind %d record", ErrCorrupt, h.keyType, h.kind)
 	case h.kind == kindElemPut && h.keyType == keyTypeSet && h.valLen != 0:
 		return fmt.Errorf("%w: set member with a value", ErrCorrupt)

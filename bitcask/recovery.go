@@ -431,7 +431,7 @@ func (s *scanner) resync(from int64) int64 {
 			return s.size
 		}
 		// Cheap filters before a full decode and CRC.
-		if k := hb[offKind]; k < kindPut || k > kindFlushDB || hb[offKeyType] > keyTypeZSet || hb[offFlags]&^(flagSingle|flagDBMask) != 0 {
+		if k := hb[offKind]; k < kindPut || k > kindFlushDB || hb[offKeyType] > keyTypeList || hb[offFlags]&^(flagSingle|flagDBMask) != 0 {
 			continue
 		}
 		if s.read(p, &r) == nil {

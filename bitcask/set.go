@@ -259,10 +259,16 @@ func newColl(gen uint64, t Type, n int) *coll {
 	if t == TypeZSet {
 		return &coll{gen: gen, zm: &zmembers{ents: make([]zent, 0, n)}, z: &zindex{}}
 	}
+	if t == TypeList {
+		return &coll{gen: gen, l: &ltree{}}
+	}
 	return &coll{gen: gen, elems: make(map[string]elemLoc, n)}
 }
 
 func (c *coll) lookup(field []byte) (elemLoc, bool) {
+	if c.l != nil {
+		return c.l.lookup(field)
+	}
 	if c.set != nil {
 		return c.set.lookup(field)
 	}
@@ -274,6 +280,10 @@ func (c *coll) lookup(field []byte) (elemLoc, bool) {
 }
 
 func (c *coll) store(field []byte, l elemLoc) {
+	if c.l != nil {
+		c.l.store(field, l)
+		return
+	}
 	if c.set != nil {
 		c.set.put(field, l)
 		return
@@ -290,6 +300,10 @@ func (c *coll) store(field []byte, l elemLoc) {
 }
 
 func (c *coll) storeString(field string, l elemLoc) {
+	if c.l != nil {
+		c.l.store(unsafe.Slice(unsafe.StringData(field), len(field)), l)
+		return
+	}
 	if c.set != nil {
 		c.set.put(unsafe.Slice(unsafe.StringData(field), len(field)), l)
 		return
@@ -302,6 +316,10 @@ func (c *coll) storeString(field string, l elemLoc) {
 }
 
 func (c *coll) remove(field []byte) {
+	if c.l != nil {
+		c.l.remove(field)
+		return
+	}
 	if c.set != nil {
 		c.set.remove(field)
 		return
@@ -314,6 +332,9 @@ func (c *coll) remove(field []byte) {
 }
 
 func (c *coll) count() int {
+	if c.l != nil {
+		return c.l.len()
+	}
 	if c.set != nil {
 		return len(c.set.mems)
 	}
@@ -326,6 +347,15 @@ func (c *coll) count() int {
 // each calls fn for every element; a set's element string is valid only
 // during the call.
 func (c *coll) each(fn func(field string, l elemLoc)) {
+	if c.l != nil {
+		var kbuf []byte
+		c.l.walk(0, false, func(it *litem) bool {
+			kbuf = c.l.keyOf(kbuf[:0], it)
+			fn(unsafe.String(unsafe.SliceData(kbuf), len(kbuf)), it.loc())
+			return true
+		})
+		return
+	}
 	if c.zm != nil {
 		for _, e := range c.zm.ents {
 			if e.loc.vlen != zfree {

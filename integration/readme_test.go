@@ -278,7 +278,7 @@ func TestReadmeClaims(t *testing.T) {
 		}
 		wantErr(t, "SHARD.ASSIGN via the proxy", rdb.Do(ctx, "SHARD.ASSIGN", "s0", "0", "1", "0").Err(),
 			"ERR unknown command 'SHARD.ASSIGN', with args beginning with: 's0' '0' '1' '0' ")
-		wantErr(t, "LPUSH", rdb.Do(ctx, "LPUSH", "l", "a").Err(), "ERR unknown command 'LPUSH', with args beginning with: 'l' 'a' ")
+		wantErr(t, "XADD", rdb.Do(ctx, "XADD", "s", "*").Err(), "ERR unknown command 'XADD', with args beginning with: 's' '*' ")
 		entries, err := rdb.Do(ctx, "SHARD.MAP").Slice()
 		if err != nil || len(entries) != len(c.Map.Shards) {
 			t.Fatalf("SHARD.MAP = %v, %v", entries, err)

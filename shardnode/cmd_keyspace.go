@@ -202,6 +202,8 @@ func typeName(t bitcask.Type) string {
 		return "set"
 	case bitcask.TypeZSet:
 		return "zset"
+	case bitcask.TypeList:
+		return "list"
 	}
 	return "string"
 }
@@ -212,6 +214,7 @@ type value struct {
 	fields []bitcask.HashField // a hash's, when typ is TypeHash
 	mems   [][]byte            // a set's, when typ is TypeSet
 	zset   []bitcask.ZMember   // a sorted set's, when typ is TypeZSet
+	list   [][]byte            // a list's elements in order, when typ is TypeList
 	typ    bitcask.Type
 	meta   bitcask.Meta
 }
@@ -238,6 +241,17 @@ func (c *client) getValue(key []byte) (v value, ok, failed bool) {
 		v.zset = ms
 		return v, ms != nil, false
 	}
+	if m.Type == bitcask.TypeList {
+		err := c.st.lwalk(key, 0, false, func(_ int, e []byte) bool {
+			v.list = append(v.list, append([]byte{}, e...))
+			return true
+		})
+		if err != nil {
+			c.storeErr(err)
+			return v, false, true
+		}
+		return v, v.list != nil, false
+	}
 	if m.Type == bitcask.TypeHash {
 		fs, err := c.st.hgetall(key, true)
 		if err != nil {
@@ -262,6 +276,9 @@ func (v *value) size(key []byte) int64 {
 	}
 	for _, m := range v.zset {
 		n += int64(len(m.Member)) + 8
+	}
+	for _, e := range v.list {
+		n += 8 + int64(len(e)) // its order key and value
 	}
 	return n
 }
@@ -292,6 +309,12 @@ func (c *client) putValue(key []byte, v *value, at int64) bool {
 	}
 	for _, m := range v.zset {
 		if _, err := c.st.zadd(key, m.Member, m.Score); err != nil {
+			c.storeErr(err)
+			return false
+		}
+	}
+	if len(v.list) > 0 {
+		if _, err := c.st.lpush(key, v.list, false, false); err != nil {
 			c.storeErr(err)
 			return false
 		}

@@ -144,7 +144,10 @@ func cmdObject(c *client, args [][]byte) {
 		if ms, ok := c.zrangeOf(key, &bitcask.ZRange{Start: 0, Stop: 128, Count: -1}); ok {
 			c.bulkStr(zsetEncoding(ms))
 		}
-	case m.Type == bitcask.TypeHash || m.Type == bitcask.TypeSet || m.Type == bitcask.TypeZSet:
+	case m.Type == bitcask.TypeList && eqFold(sub, "encoding"):
+		// Redis 7.0 keeps every list in a quicklist (listpack lists are 7.2's).
+		c.bulkStr("quicklist")
+	case m.Type == bitcask.TypeHash || m.Type == bitcask.TypeSet || m.Type == bitcask.TypeZSet || m.Type == bitcask.TypeList:
 		c.intReply(1)
 	default:
 		v, m, ok, failed := c.get(key)

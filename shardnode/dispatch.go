@@ -52,6 +52,11 @@ var handlers = map[string]handlerFunc{
 	"smove": cmdSMove, "sinter": cmdSetOp, "sunion": cmdSetOp, "sdiff": cmdSetOp,
 	"sintercard": cmdSInterCard, "sinterstore": cmdSetOpStore, "sunionstore": cmdSetOpStore,
 	"sdiffstore": cmdSetOpStore, "sscan": cmdSScan,
+	// lists
+	"lpush": cmdLPush, "rpush": cmdRPush, "lpushx": cmdLPushX, "rpushx": cmdRPushX, "lpop": cmdLPop,
+	"rpop": cmdRPop, "llen": cmdLLen, "lrange": cmdLRange, "lindex": cmdLIndex, "lset": cmdLSet,
+	"linsert": cmdLInsert, "lrem": cmdLRem, "ltrim": cmdLTrim, "lpos": cmdLPos, "lmove": cmdLMove,
+	"rpoplpush": cmdRPopLPush, "lmpop": cmdLMPop,
 	// sorted sets: zsetHandlers (cmd_zset.go), added in init
 	// server (the other connection and server commands are conncmd's,
 	// added in init)

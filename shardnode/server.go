@@ -63,6 +63,11 @@ type Server struct {
 	cache   *readCache // nil when Config.ReadCacheBytes is 0
 	started time.Time
 	runID   string
+	// listPushed, when set, is told that a write gave the list key of
+	// database db elements (a push, an LINSERT, LMOVE's destination),
+	// from the writing transaction, before it commits: the hook for
+	// blocking pops. nil when nothing waits on lists.
+	listPushed func(db int, key []byte)
 
 	// assign is the current range assignment; nil before SHARD.ASSIGN.
 	assign atomic.Pointer[Assignment]

@@ -44,6 +44,7 @@ type store interface {
 
 	setStore // sets (cmd_set.go)
 	zstore   // sorted sets (store_zset.go)
+	listStore
 }
 
 type txStore struct {

@@ -228,6 +228,27 @@ var Commands = []Command{
 	{Name: "sdiffstore", Arity: -3, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: -1, Step: 1, Route: RouteSameNode, Group: "set", Summary: "Stores the difference of multiple sets in a key."},
 	{Name: "sscan", Arity: -3, Flags: FlagReadonly, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "set", Summary: "Iterates over members of a set."},
 
+	// Lists (shardnode/cmd_list.go): one key each, but for the moves
+	// (LMOVE, RPOPLPUSH) and LMPOP, whose keys must share a shard
+	// (CROSSSHARD otherwise), as Redis Cluster refuses cross-slot keys.
+	{Name: "lpush", Arity: -3, Flags: FlagWrite | FlagDenyOOM | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "list", Summary: "Prepend one or multiple elements to a list"},
+	{Name: "rpush", Arity: -3, Flags: FlagWrite | FlagDenyOOM | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "list", Summary: "Append one or multiple elements to a list"},
+	{Name: "lpushx", Arity: -3, Flags: FlagWrite | FlagDenyOOM | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "list", Summary: "Prepend an element to a list, only if the list exists"},
+	{Name: "rpushx", Arity: -3, Flags: FlagWrite | FlagDenyOOM | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "list", Summary: "Append an element to a list, only if the list exists"},
+	{Name: "lpop", Arity: -2, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "list", Summary: "Remove and get the first elements in a list"},
+	{Name: "rpop", Arity: -2, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "list", Summary: "Remove and get the last elements in a list"},
+	{Name: "llen", Arity: 2, Flags: FlagReadonly | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "list", Summary: "Get the length of a list"},
+	{Name: "lrange", Arity: 4, Flags: FlagReadonly, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "list", Summary: "Get a range of elements from a list"},
+	{Name: "lindex", Arity: 3, Flags: FlagReadonly, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "list", Summary: "Get an element from a list by its index"},
+	{Name: "lset", Arity: 4, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "list", Summary: "Set the value of an element in a list by its index"},
+	{Name: "linsert", Arity: 5, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "list", Summary: "Insert an element before or after another element in a list"},
+	{Name: "lrem", Arity: 4, Flags: FlagWrite, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "list", Summary: "Remove elements from a list"},
+	{Name: "ltrim", Arity: 4, Flags: FlagWrite, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "list", Summary: "Trim a list to the specified range"},
+	{Name: "lpos", Arity: -3, Flags: FlagReadonly, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "list", Summary: "Return the index of matching elements on a list"},
+	{Name: "lmove", Arity: 5, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: 2, Step: 1, Route: RouteSameNode, Group: "list", Summary: "Pop an element from a list, push it to another list and return it"},
+	{Name: "rpoplpush", Arity: 3, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: 2, Step: 1, Route: RouteSameNode, Group: "list", Summary: "Remove the last element in a list, prepend it to another list and return it"},
+	{Name: "lmpop", Arity: -4, Flags: FlagWrite, FirstKey: 2, LastKey: 2, Step: 1, KeyNum: 1, Route: RouteSameNode, Group: "list", Summary: "Pop elements from a list"},
+
 	// Sorted sets (cmd_zset.go): one key each, RouteKey; the multi-key ones
 	// (numkeys before their keys: KeyNum) must share a shard, except ZUNION,
 	// ZINTER, ZDIFF and ZINTERCARD, which the proxy gathers (MergeZSetOp).
