@@ -140,6 +140,9 @@ type client struct {
 	// watched; peerClosed is set by the watch when the client's FIN came.
 	hupKey     uint32
 	peerClosed atomic.Bool
+	// blockConn is the node connection of the blocking command the client
+	// waits in, closed when the client leaves (blocking.go).
+	blockConn atomic.Pointer[backend.Conn]
 
 	// Rounds and the output buffer limit (replymem.go): window is the
 	// commands a round sends at most; roundN and roundBytes are this
@@ -527,6 +530,10 @@ func (c *client) sameNode(ci *cmdtable.Command, cmd redcon.Command) {
 				return
 			}
 		}
+	}
+	if ci.Flags&cmdtable.FlagBlocking != 0 {
+		c.forwardBlocking(c.tbl.shards[c.shIdx[0]], cmd.Raw)
+		return
 	}
 	c.forward(c.tbl.shards[c.shIdx[0]], cmd.Raw)
 }

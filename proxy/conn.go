@@ -113,6 +113,9 @@ func (c *client) onReadable(fd uintptr) bool {
 // The deadline wakes the connection's goroutine if it waits for the poller.
 func (c *client) onPeerClosed() {
 	c.peerClosed.Store(true)
+	if bc := c.blockConn.Load(); bc != nil {
+		bc.Fail(errClientGone) // the node unblocks the client, popping nothing
+	}
 	_ = c.nc.SetReadDeadline(time.Now())
 }
 

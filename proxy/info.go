@@ -137,7 +137,7 @@ func (c *client) writeInfo(m *merge, b []byte) []byte {
 		w.Field("loading", 0)
 	}
 	if r.Want("clients") {
-		conncmd.WriteClients(&w, s.nclients.Load(), s.cfg.MaxClients)
+		conncmd.WriteClients(&w, s.nclients.Load(), s.cfg.MaxClients, s.blocked.Load())
 	}
 	if r.Want("memory") {
 		// maxmemory is the sum of the shards' size limits, or 0 (none)

@@ -46,6 +46,7 @@ type Server struct {
 	netIn         atomic.Int64
 	netOut        atomic.Int64
 	nclients      atomic.Int64
+	blocked       atomic.Int64 // clients waiting in a blocking command (blocking.go)
 
 	// obs is the command statistics, slow log, latency monitor and rates
 	// (observe.go); monitors are the MONITOR streams, nil when there are

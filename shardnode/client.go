@@ -77,7 +77,16 @@ type client struct {
 	hkey []byte
 	hval uint64
 
+	// blocked is the connection's waiter while a blocking pop waits
+	// (blocking.go); inBlockList says its event loop keeps it for its
+	// timeout and watches its socket for the client leaving; goneBlocked
+	// says the client left while its waiter was being served.
+	blocked     *waiter
+	inBlockList bool
+	goneBlocked bool
+
 	// MULTI state.
+	inExec     bool // EXEC is running the queue
 	inMulti    bool
 	multiDirty bool       // a command was refused while queueing: EXEC aborts
 	queue      []queued   // commands queued since MULTI
@@ -155,6 +164,7 @@ func (s *Server) dropClient(c *client) {
 	s.stats.hits.Add(c.hits.Load())
 	s.stats.misses.Add(c.misses.Load())
 	c.unwatchAll()
+	c.dropBlocked()
 	c.release()
 	c.dropBuffers()
 	s.mu.Lock()

@@ -140,6 +140,7 @@ func (c *client) exec(w *watcher) {
 	c.sess.SetMulti(-1)
 	mark := len(c.out)
 	aborted := false
+	var served []*waiter
 	err := c.srv.db.Update(func(tx *bitcask.Tx) error {
 		c.txs.tx = tx.Select(c.sess.DB())
 		c.st = &c.txs
@@ -156,6 +157,7 @@ func (c *client) exec(w *watcher) {
 			return nil
 		}
 		c.array(len(queue))
+		c.inExec = true // a blocking pop does not block (blocking.go)
 		for _, q := range queue {
 			// The assignment may have changed since the command queued.
 			if q.spec.kind == kindKeyed || q.spec.kind == kindKeyless {
@@ -166,8 +168,14 @@ func (c *client) exec(w *watcher) {
 			}
 			q.spec.fn(c, q.args)
 		}
+		c.inExec = false
+		// Blocked clients are served once the whole transaction ran.
+		c.srv.serveReady(tx)
+		served = c.srv.blocks.takeServed()
 		return nil
 	})
+	c.inExec = false
+	c.srv.handBack(served, err)
 	c.txs.tx, c.st = nil, nil
 	c.endMulti()
 	switch {

@@ -33,7 +33,8 @@ var zsetHandlers = map[string]handlerFunc{
 	"zrange": cmdZRange, "zrangebyscore": cmdZRange, "zrevrangebyscore": cmdZRange,
 	"zrangebylex": cmdZRange, "zrevrangebylex": cmdZRange, "zrevrange": cmdZRange,
 	"zrangestore": cmdZRangeStore, "zrank": cmdZRank, "zrevrank": cmdZRank,
-	"zpopmin": cmdZPop, "zpopmax": cmdZPop, "zmpop": cmdZMPop, "zrandmember": cmdZRandMember,
+	"zpopmin": cmdZPop, "zpopmax": cmdZPop, "zmpop": cmdZMPop,
+	"bzpopmin": cmdBZPop, "bzpopmax": cmdBZPop, "bzmpop": cmdBZMPop, "zrandmember": cmdZRandMember,
 	"zremrangebyscore": cmdZRemRange, "zremrangebyrank": cmdZRemRange, "zremrangebylex": cmdZRemRange,
 	"zunion": cmdZSetOp, "zinter": cmdZSetOp, "zdiff": cmdZSetOp,
 	"zunionstore": cmdZSetOp, "zinterstore": cmdZSetOp, "zdiffstore": cmdZSetOp,
@@ -563,42 +564,11 @@ func cmdZPop(c *client, args [][]byte) {
 // ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]: the first non-empty
 // set's popped members, [key, [[member, score] ...]].
 func cmdZMPop(c *client, args [][]byte) {
-	n, ok := parseInt(args[1])
-	if !ok || n <= 0 {
-		c.errReply("ERR numkeys should be greater than 0")
+	keys, max, count, ok := c.parseZMPop(args[1:])
+	if !ok {
 		return
 	}
-	where := 2 + n
-	if where >= int64(len(args)) {
-		c.errReply(errSyntax)
-		return
-	}
-	var max bool
-	switch w := args[where]; {
-	case eqFold(w, "min"):
-	case eqFold(w, "max"):
-		max = true
-	default:
-		c.errReply(errSyntax)
-		return
-	}
-	count, countGiven := int64(1), false
-	for j := where + 1; j < int64(len(args)); j++ {
-		if !countGiven && eqFold(args[j], "count") && j+1 < int64(len(args)) {
-			countGiven = true
-			v, ok := parseInt(args[j+1])
-			if !ok || v <= 0 {
-				c.errReply("ERR count should be greater than 0")
-				return
-			}
-			count = v
-			j++
-			continue
-		}
-		c.errReply(errSyntax)
-		return
-	}
-	for _, key := range args[2:where] {
+	for _, key := range keys {
 		card, err := c.st.zcard(key)
 		if err != nil {
 			c.storeErr(err)
@@ -607,21 +577,66 @@ func cmdZMPop(c *client, args [][]byte) {
 		if card == 0 {
 			continue
 		}
-		ms, ok := c.zpop(key, count, max)
-		if !ok {
-			return
-		}
-		c.array(2)
-		c.bulk(key)
-		c.array(len(ms))
-		for _, m := range ms {
-			c.array(2)
-			c.bulk(m.Member)
-			c.score(m.Score)
+		if ms, ok := c.zpop(key, count, max); ok {
+			c.zmpopReply(key, ms)
 		}
 		return
 	}
 	c.out = resp.AppendNullArray(c.out, c.sess.Proto)
+}
+
+// parseZMPop parses ZMPOP's arguments after the command name (BZMPOP's
+// after its timeout): numkeys key [key ...] MIN|MAX [COUNT count],
+// replying Redis's error when they are bad.
+func (c *client) parseZMPop(args [][]byte) (keys [][]byte, max bool, count int64, ok bool) {
+	n, ok := parseInt(args[0])
+	if !ok || n <= 0 {
+		c.errReply("ERR numkeys should be greater than 0")
+		return nil, false, 0, false
+	}
+	where := 1 + n
+	if where >= int64(len(args)) {
+		c.errReply(errSyntax)
+		return nil, false, 0, false
+	}
+	switch w := args[where]; {
+	case eqFold(w, "min"):
+	case eqFold(w, "max"):
+		max = true
+	default:
+		c.errReply(errSyntax)
+		return nil, false, 0, false
+	}
+	count, countGiven := int64(1), false
+	for j := where + 1; j < int64(len(args)); j++ {
+		if !countGiven && eqFold(args[j], "count") && j+1 < int64(len(args)) {
+			countGiven = true
+			v, ok := parseInt(args[j+1])
+			if !ok || v <= 0 {
+				c.errReply("ERR count should be greater than 0")
+				return nil, false, 0, false
+			}
+			count = v
+			j++
+			continue
+		}
+		c.errReply(errSyntax)
+		return nil, false, 0, false
+	}
+	return args[1:where], max, count, true
+}
+
+// zmpopReply is ZMPOP's reply: the key and its popped members with their
+// scores, in pairs.
+func (c *client) zmpopReply(key []byte, ms []bitcask.ZMember) {
+	c.array(2)
+	c.bulk(key)
+	c.array(len(ms))
+	for _, m := range ms {
+		c.array(2)
+		c.bulk(m.Member)
+		c.score(m.Score)
+	}
 }
 
 // ZRANDMEMBER key [count [WITHSCORES]], as HRANDFIELD.

@@ -109,12 +109,13 @@ func (s *Server) commitRun(r *commitReq) {
 	}
 	g.mu.Unlock()
 
-	seq, err := s.commitBatch(batch)
+	seq, served, err := s.commitBatch(batch)
 	if err == nil {
 		if err = s.db.WaitDurable(seq); err != nil {
 			s.failBatch(batch, err)
 		}
 	}
+	s.handBack(served, err)
 	// Hand the lead on once this batch is durable: the runs that queued
 	// during its fsync are written together, and the next fsync covers
 	// them all.
@@ -146,30 +147,39 @@ func (s *Server) commitRun(r *commitReq) {
 }
 
 // commitBatch runs the batch's runs in one Update, without waiting for
-// the fsync; it returns what to pass to WaitDurable. The connections of
-// the batch wait, so their state is the leader's to use until they are
-// woken.
-func (s *Server) commitBatch(batch []*commitReq) (uint64, error) {
+// the fsync; it returns what to pass to WaitDurable, and the blocked
+// clients the batch's writes served (blocking.go), to be handed back once
+// it is durable. The connections of the batch wait, so their state is the
+// leader's to use until they are woken. A run stops after a blocking pop
+// that blocked: the rest of its pipeline waits.
+func (s *Server) commitBatch(batch []*commitReq) (uint64, []*waiter, error) {
 	for _, r := range batch {
 		r.mark, r.ran = len(r.c.out), 0
 	}
+	var served []*waiter
 	seq, err := s.db.UpdateNoWait(func(tx *bitcask.Tx) error {
 		for _, r := range batch {
 			c := r.c
 			c.txs.tx = tx.Select(c.sess.DB())
 			c.st = &c.txs
-			for r.ran < len(r.cmds) && (r.ran == 0 || !c.repliesFull()) {
+			for r.ran < len(r.cmds) && (r.ran == 0 || !c.repliesFull()) && c.blocked == nil {
 				c.execOne(r.sp[r.ran], r.cmds[r.ran].Args)
 				r.ran++
+				if s.blocks.readyN.Load() > 0 {
+					// Served after the command that made a key ready,
+					// before the next one, as Redis does.
+					s.serveReady(tx)
+				}
 			}
 			c.txs.tx, c.st = nil, nil
 		}
+		served = s.blocks.takeServed()
 		return nil
 	})
 	if err != nil {
 		s.failBatch(batch, err)
 	}
-	return seq, err
+	return seq, served, err
 }
 
 // failBatch replaces the replies of every command of the batch by the
@@ -181,6 +191,9 @@ func (s *Server) failBatch(batch []*commitReq, err error) {
 		if r.ran == 0 {
 			r.ran = len(r.cmds) // the Update ran none: all of them failed
 		}
+		// A blocking pop that blocked in the failed Update gets the error
+		// as its reply: it waits no more.
+		r.c.dropBlocked()
 		r.c.out = r.c.out[:r.mark]
 		for range r.cmds[:r.ran] {
 			r.c.out = resp.AppendError(r.c.out, msg)

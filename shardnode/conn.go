@@ -86,6 +86,18 @@ func (c *client) received(n int) bool {
 	c.feed(n)
 	c.run() // parks only on an event loop's connection
 	for c.batch != nil {
+		if w := c.blocked; w != nil {
+			// A blocking pop blocked: send the replies before it, then
+			// wait for it to be served, time out, or the client to leave.
+			werr := c.writeLimited()
+			c.resetOut()
+			if werr != nil || !c.unblock(c.awaitWaiter(w)) {
+				c.settle()
+				return false
+			}
+			c.run()
+			continue
+		}
 		// Held: the replies so far fill the pass. Write them (waiting
 		// for a client that reads slowly) before executing more.
 		if c.overOutputLimit(false) {
@@ -147,6 +159,9 @@ func (c *client) feed(n int) {
 // fill the pass (held): the caller writes them and calls run again.
 func (c *client) run() (parked bool) {
 	for {
+		if c.blocked != nil {
+			return false // the rest of the pipeline waits (blocking.go)
+		}
 		if c.batch == nil {
 			cmds, err := c.rb.Commands(!c.sess.Authed)
 			c.batchErr = err
@@ -160,6 +175,8 @@ func (c *client) run() (parked bool) {
 				return true
 			case serveHeld:
 				c.hold()
+				return false
+			case serveBlocked:
 				return false
 			}
 			c.endBatch()

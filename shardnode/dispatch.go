@@ -57,6 +57,7 @@ var handlers = map[string]handlerFunc{
 	"rpop": cmdRPop, "llen": cmdLLen, "lrange": cmdLRange, "lindex": cmdLIndex, "lset": cmdLSet,
 	"linsert": cmdLInsert, "lrem": cmdLRem, "ltrim": cmdLTrim, "lpos": cmdLPos, "lmove": cmdLMove,
 	"rpoplpush": cmdRPopLPush, "lmpop": cmdLMPop,
+	"blpop": cmdBLPop, "brpop": cmdBRPop, "blmove": cmdBLMove, "brpoplpush": cmdBRPopLPush, "blmpop": cmdBLMPop,
 	// sorted sets: zsetHandlers (cmd_zset.go), added in init
 	// server (the other connection and server commands are conncmd's,
 	// added in init)
@@ -236,6 +237,10 @@ func (c *client) serveFrom() serveState {
 				return servePark
 			}
 			i += c.runKeyed(cmds[i:j], sp[i:j], write)
+			if c.blocked != nil {
+				c.next = i
+				return serveBlocked
+			}
 			continue
 		}
 		c.execOne(sp[i], cmds[i].Args)
@@ -299,13 +304,17 @@ func (c *client) execOne(spec *cmdSpec, args [][]byte) {
 	mark := len(c.out)
 	switch {
 	case spec.kind == kindKeyless && spec.write && c.st == nil:
+		var served []*waiter
 		err := c.db().Update(func(tx *bitcask.Tx) error {
 			c.txs.tx = tx
 			c.st = &c.txs
 			spec.fn(c, args)
+			c.srv.serveReady(tx)
+			served = c.srv.blocks.takeServed()
 			return nil
 		})
 		c.txs.tx, c.st = nil, nil
+		c.srv.handBack(served, err)
 		if err != nil {
 			c.out = resp.AppendError(c.out[:mark], c.srv.storageError(err))
 		}

@@ -21,7 +21,7 @@ func cmdInfo(c *client, args [][]byte) {
 		conncmd.WriteServer(&w, conncmd.ServerInfo{Role: "shard-node", Port: s.port(), RunID: s.runID, Started: s.started})
 	}
 	if r.Want("clients") {
-		conncmd.WriteClients(&w, s.nclients.Load(), s.cfg.MaxClients)
+		conncmd.WriteClients(&w, s.nclients.Load(), s.cfg.MaxClients, s.blocks.clients.Load())
 		// Proxies' connections are not counted against maxclients
 		// (admission.go); the watched keys are Redis 7.4's field.
 		w.Field("proxy_connections", s.admitted.proxy.Load())

@@ -60,6 +60,7 @@ type eventLoop struct {
 	mu       sync.Mutex
 	incoming []*client
 	expiring []*client // on probation, their handshake time up (admission.go)
+	woken    []*waiter // blocked connections handed back (blocking.go)
 	closed   bool
 
 	// State of one pass.
@@ -77,6 +78,11 @@ type eventLoop struct {
 	held     []*client
 	resumed  []*client
 	overSoft []*client
+
+	// blockList are the connections blocked in a blocking pop
+	// (blocking_linux.go); wokenBuf is adopt's scratch.
+	blockList []*client
+	wokenBuf  []*waiter
 
 	// rawWait: wait in epoll_wait without telling the scheduler (see
 	// wait); idle is set when such a wait was interrupted and the loop
@@ -187,9 +193,13 @@ func (l *eventLoop) run() {
 			if c == nil {
 				continue
 			}
+			if c.blocked != nil && ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+				l.blockedGone(c)
+				continue
+			}
 			if c.wblocked {
 				l.flush(c)
-				if !c.wblocked && c.batch != nil {
+				if !c.wblocked && c.batch != nil && c.blocked == nil {
 					l.resumeHeld(c)
 				}
 				continue
@@ -199,6 +209,7 @@ func (l *eventLoop) run() {
 			}
 			l.read(c)
 		}
+		l.expireBlocked()
 		l.resumeAll()
 		l.watchSoft()
 		l.commit()
@@ -229,6 +240,9 @@ func (l *eventLoop) wait() int {
 	for {
 		raw := l.rawWait && !l.idle.Load()
 		timeout := l.softTimeout()
+		if bt := l.blockTimeout(); bt >= 0 && (timeout < 0 || bt < timeout) {
+			timeout = bt
+		}
 		if len(l.held) > 0 {
 			timeout = 0 // held pipelines to go on with
 		}
@@ -281,7 +295,15 @@ func (l *eventLoop) adopt() {
 	l.incoming = l.incoming[:0]
 	expiring := l.expiring
 	l.expiring = nil
+	woken := append(l.wokenBuf[:0], l.woken...)
+	clear(l.woken)
+	l.woken = l.woken[:0]
 	l.mu.Unlock()
+	for _, w := range woken {
+		l.wakeBlocked(w)
+	}
+	clear(woken)
+	l.wokenBuf = woken[:0]
 	for _, c := range expiring {
 		// c.fd is -1 once the loop closed it, so a descriptor number
 		// reused by a newer connection is never taken for c's.
@@ -327,12 +349,13 @@ func (l *eventLoop) commit() {
 		batch := l.parked
 		l.parked = l.spare[:0]
 		s := l.srv
-		seq, err := s.commitBatch(batch)
+		seq, served, err := s.commitBatch(batch)
 		if err == nil && seq != 0 {
-			if err := s.db.WaitDurable(seq); err != nil {
+			if err = s.db.WaitDurable(seq); err != nil {
 				s.failBatch(batch, err)
 			}
 		}
+		s.handBack(served, err)
 		for _, r := range batch {
 			r.c.next -= len(r.cmds) - r.ran // the rest of a run cut short for its replies
 			r.cmds, r.sp = nil, nil
@@ -362,6 +385,10 @@ func (l *eventLoop) reply() {
 		if len(c.out) > 0 {
 			l.flush(c)
 		}
+		if c.fd >= 0 && c.blocked != nil {
+			l.parkBlocked(c)
+			continue
+		}
 		if c.fd >= 0 && c.batch != nil && !c.wblocked {
 			l.held = append(l.held, c)
 		}
@@ -384,7 +411,7 @@ func (l *eventLoop) flush(c *client) {
 		c.resetOut()
 		if c.wblocked {
 			c.wblocked = false
-			l.watch(c, unix.EPOLLIN)
+			l.watch(c, l.readEvents(c))
 		}
 		return
 	}

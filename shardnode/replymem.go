@@ -40,9 +40,10 @@ const maxPassReplies = 1 << 20
 type serveState uint8
 
 const (
-	serveDone serveState = iota // every command executed
-	servePark                   // a write run waits for the event loop's commit
-	serveHeld                   // the replies fill the pass: write them, then resume
+	serveDone    serveState = iota // every command executed
+	servePark                      // a write run waits for the event loop's commit
+	serveHeld                      // the replies fill the pass: write them, then resume
+	serveBlocked                   // a blocking pop blocked: the rest waits until it is served (blocking.go)
 )
 
 // repliesFull reports whether the replies waiting to be written fill the

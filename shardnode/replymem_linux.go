@@ -21,7 +21,7 @@ func (l *eventLoop) resumeAll() {
 	held := l.held
 	l.held = l.resumed[:0]
 	for _, c := range held {
-		if c.fd >= 0 && c.batch != nil && !c.wblocked {
+		if c.fd >= 0 && c.batch != nil && !c.wblocked && c.blocked == nil {
 			l.resumeHeld(c)
 		}
 	}

@@ -68,6 +68,8 @@ type Server struct {
 	// from the writing transaction, before it commits: the hook for
 	// blocking pops. nil when nothing waits on lists.
 	listPushed func(db int, key []byte)
+	// blocks are the clients blocked in blocking pops (blocking.go).
+	blocks blockRegistry
 
 	// assign is the current range assignment; nil before SHARD.ASSIGN.
 	assign atomic.Pointer[Assignment]

@@ -119,7 +119,11 @@ func (t *txStore) setExpireAt(key []byte, expireAt int64) (bool, error) {
 }
 
 // touch tells WATCH that key, of the transaction's database, is modified.
-func (t *txStore) touch(key []byte) { t.watches.touch(t.tx.Num(), key) }
+// It also wakes the clients blocked on key (blocking.go).
+func (t *txStore) touch(key []byte) {
+	t.watches.touch(t.tx.Num(), key)
+	t.c.srv.blocks.touch(t.tx.Num(), key)
+}
 
 func (t *txStore) flushAll() error {
 	if t.rc != nil {

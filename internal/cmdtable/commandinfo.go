@@ -115,6 +115,8 @@ func (c *Command) ACLCategories() []string {
 		cats = append(cats, "@set")
 	case "sorted-set":
 		cats = append(cats, "@sortedset")
+	case "list":
+		cats = append(cats, "@list")
 	case "generic":
 		cats = append(cats, "@keyspace")
 	case "connection":
@@ -129,6 +131,9 @@ func (c *Command) ACLCategories() []string {
 		cats = append(cats, "@fast")
 	} else {
 		cats = append(cats, "@slow")
+	}
+	if c.Flags&FlagBlocking != 0 {
+		cats = append(cats, "@blocking")
 	}
 	return cats
 }

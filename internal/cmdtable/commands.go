@@ -18,6 +18,7 @@ const (
 	FlagNoMulti                   // not allowed inside MULTI (refused at queue time)
 	FlagNoScript                  // not allowed in scripts
 	FlagNoAsync                   // no_async_loading: refused while the dataset loads asynchronously
+	FlagBlocking                  // may block the client until a key gets data (BLPOP, BZPOPMIN, ...)
 )
 
 var flagNames = []struct {
@@ -25,11 +26,12 @@ var flagNames = []struct {
 	name string
 }{
 	{FlagWrite, "write"}, {FlagReadonly, "readonly"}, {FlagDenyOOM, "denyoom"}, {FlagAdmin, "admin"},
-	{FlagFast, "fast"}, {FlagNoAuth, "no_auth"}, {FlagLoading, "loading"}, {FlagStale, "stale"},
-	{FlagNoMulti, "no_multi"}, {FlagNoScript, "noscript"}, {FlagNoAsync, "no_async_loading"},
+	{FlagNoScript, "noscript"}, {FlagBlocking, "blocking"}, {FlagLoading, "loading"}, {FlagStale, "stale"},
+	{FlagFast, "fast"}, {FlagNoAuth, "no_auth"}, {FlagNoAsync, "no_async_loading"}, {FlagNoMulti, "no_multi"},
 }
 
-// Names returns the flag names in COMMAND INFO order.
+// Names returns the flag names in COMMAND INFO order, which is Redis's
+// (server.c addReplyCommandFlags).
 func (f Flag) Names() []string {
 	var out []string
 	for _, fn := range flagNames {
@@ -248,6 +250,16 @@ var Commands = []Command{
 	{Name: "lmove", Arity: 5, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: 2, Step: 1, Route: RouteSameNode, Group: "list", Summary: "Pop an element from a list, push it to another list and return it"},
 	{Name: "rpoplpush", Arity: 3, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: 2, Step: 1, Route: RouteSameNode, Group: "list", Summary: "Remove the last element in a list, prepend it to another list and return it"},
 	{Name: "lmpop", Arity: -4, Flags: FlagWrite, FirstKey: 2, LastKey: 2, Step: 1, KeyNum: 1, Route: RouteSameNode, Group: "list", Summary: "Pop elements from a list"},
+	// Blocking pops (shardnode/blocking.go): like the pops above, but a
+	// client whose keys are all empty waits until a write gives one of them
+	// elements or its timeout passes. The proxy sends each on a node
+	// connection of its own (proxy/blocking.go); their keys must share a
+	// shard.
+	{Name: "blpop", Arity: -3, Flags: FlagWrite | FlagNoScript | FlagBlocking, FirstKey: 1, LastKey: -2, Step: 1, Route: RouteSameNode, Group: "list", Summary: "Remove and get the first element in a list, or block until one is available"},
+	{Name: "brpop", Arity: -3, Flags: FlagWrite | FlagNoScript | FlagBlocking, FirstKey: 1, LastKey: -2, Step: 1, Route: RouteSameNode, Group: "list", Summary: "Remove and get the last element in a list, or block until one is available"},
+	{Name: "brpoplpush", Arity: 4, Flags: FlagWrite | FlagDenyOOM | FlagNoScript | FlagBlocking, FirstKey: 1, LastKey: 2, Step: 1, Route: RouteSameNode, Group: "list", Summary: "Pop an element from a list, push it to another list and return it; or block until one is available"},
+	{Name: "blmove", Arity: 6, Flags: FlagWrite | FlagDenyOOM | FlagNoScript | FlagBlocking, FirstKey: 1, LastKey: 2, Step: 1, Route: RouteSameNode, Group: "list", Summary: "Pop an element from a list, push it to another list and return it; or block until one is available"},
+	{Name: "blmpop", Arity: -5, Flags: FlagWrite | FlagBlocking, FirstKey: 3, LastKey: 3, Step: 1, KeyNum: 2, Route: RouteSameNode, Group: "list", Summary: "Pop elements from a list, or block until one is available"},
 
 	// Sorted sets (cmd_zset.go): one key each, RouteKey; the multi-key ones
 	// (numkeys before their keys: KeyNum) must share a shard, except ZUNION,
@@ -284,6 +296,9 @@ var Commands = []Command{
 	{Name: "zinterstore", Arity: -4, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: 1, Step: 1, KeyNum: 2, Route: RouteSameNode, Group: "sorted-set", Summary: "Stores the intersect of multiple sorted sets in a key."},
 	{Name: "zdiffstore", Arity: -4, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: 1, Step: 1, KeyNum: 2, Route: RouteSameNode, Group: "sorted-set", Summary: "Stores the difference of multiple sorted sets in a key."},
 	{Name: "zmpop", Arity: -4, Flags: FlagWrite, FirstKey: 2, LastKey: 2, Step: 1, KeyNum: 1, Route: RouteSameNode, Group: "sorted-set", Summary: "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped."},
+	{Name: "bzpopmin", Arity: -3, Flags: FlagWrite | FlagNoScript | FlagBlocking | FlagFast, FirstKey: 1, LastKey: -2, Step: 1, Route: RouteSameNode, Group: "sorted-set", Summary: "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped."},
+	{Name: "bzpopmax", Arity: -3, Flags: FlagWrite | FlagNoScript | FlagBlocking | FlagFast, FirstKey: 1, LastKey: -2, Step: 1, Route: RouteSameNode, Group: "sorted-set", Summary: "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped."},
+	{Name: "bzmpop", Arity: -5, Flags: FlagWrite | FlagBlocking, FirstKey: 3, LastKey: 3, Step: 1, KeyNum: 2, Route: RouteSameNode, Group: "sorted-set", Summary: "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped."},
 
 	// keyspace
 	{Name: "del", Arity: -2, Flags: FlagWrite, FirstKey: 1, LastKey: -1, Step: 1, Route: RouteSplit, Merge: MergeSum, Group: "generic", Summary: "Deletes one or more keys."},

@@ -131,12 +131,13 @@ func WriteServer(w *InfoWriter, si ServerInfo) {
 	w.Field("config_file", "")
 }
 
-// WriteClients writes the Clients section.
-func WriteClients(w *InfoWriter, connected int64, maxClients int) {
+// WriteClients writes the Clients section; blocked is the number of
+// clients waiting in a blocking pop.
+func WriteClients(w *InfoWriter, connected int64, maxClients int, blocked int64) {
 	w.Section("Clients")
 	w.Field("connected_clients", connected)
 	w.Field("maxclients", maxClients)
-	w.Field("blocked_clients", 0)
+	w.Field("blocked_clients", blocked)
 	w.Field("tracking_clients", 0)
 }
 

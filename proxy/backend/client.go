@@ -186,11 +186,14 @@ type Conn struct {
 // timeout bounds the dial and the handshake, and is the longest a request
 // may wait for its reply before the connection is closed (0: no limit).
 func Dial(addr string, timeout time.Duration, hs Handshake) (*Conn, error) {
-	return dial(addr, timeout, hs, nil)
+	return dial(addr, timeout, hs, nil, true)
 }
 
-// dial is Dial for a connection of a Client, whose watchdog busy extends.
-func dial(addr string, timeout time.Duration, hs Handshake, busy *Busy) (*Conn, error) {
+// dial is Dial for a connection of a Client, whose watchdog busy extends;
+// without watchdog, timeout bounds only the dial and the handshake (a
+// connection for blocking commands, whose replies take as long as the
+// command's own timeout, blocking.go).
+func dial(addr string, timeout time.Duration, hs Handshake, busy *Busy, watchdog bool) (*Conn, error) {
 	d := net.Dialer{Timeout: timeout}
 	nc, err := d.Dial("tcp", addr)
 	if err != nil {
@@ -231,7 +234,7 @@ func dial(addr string, timeout time.Duration, hs Handshake, busy *Busy) (*Conn, 
 		}
 	}
 	go c.readLoop()
-	if timeout > 0 {
+	if timeout > 0 && watchdog {
 		go c.watch()
 	}
 	return c, nil
@@ -602,9 +605,11 @@ type Client struct {
 	up      int   // connections currently usable
 	lastErr error // why the most recent dial or connection failed
 	ever    bool  // some connection has been up
-	// idleSolo are connections for big requests between uses (solo.go).
-	idleSolo []*Conn
-	busy     *Busy
+	// idleSolo are connections for big requests between uses (solo.go);
+	// idleBlocking those for blocking commands (blocking.go).
+	idleSolo     []*Conn
+	idleBlocking []*Conn
+	busy         *Busy
 }
 
 // NewClient starts dialing in the background and returns at once.
@@ -650,7 +655,7 @@ func (cl *Client) run(i int) {
 			return
 		default:
 		}
-		c, err := dial(cl.cfg.Addr, cl.cfg.Timeout, cl.cfg.Handshake, cl.busy)
+		c, err := dial(cl.cfg.Addr, cl.cfg.Timeout, cl.cfg.Handshake, cl.busy, true)
 		if err != nil {
 			cl.setErr(err)
 			timer.Reset(backoff)
@@ -797,4 +802,5 @@ func (cl *Client) Close() {
 	close(cl.closed)
 	cl.wg.Wait()
 	cl.closeSolo()
+	cl.closeBlocking()
 }

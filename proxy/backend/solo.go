@@ -77,7 +77,7 @@ func (cl *Client) solo() *Conn {
 		return nil
 	default:
 	}
-	c, err := dial(cl.cfg.Addr, cl.cfg.Timeout, cl.cfg.Handshake, cl.busy)
+	c, err := dial(cl.cfg.Addr, cl.cfg.Timeout, cl.cfg.Handshake, cl.busy, true)
 	if err != nil {
 		return nil
 	}
