@@ -285,3 +285,126 @@ func TestBlockedClientsNodeRestart(t *testing.T) {
 		t.Fatalf("BLPOP after the node came back: %q, want %q", got, want)
 	}
 }
+
+// TestJobQueueSurvivesNodeKill: producers LPUSH jobs, consumers
+// BRPOPLPUSH them into a processing list and LREM them when done, through
+// the proxy, while the node is SIGKILLed and restarted under appendfsync
+// always. No acknowledged job is lost: each is done, or still in the queue
+// or the processing list (where a consumer that lost its reply left it);
+// none is done twice.
+func TestJobQueueSurvivesNodeKill(t *testing.T) {
+	c := StartCluster(t, Options{AppendFsync: "always"})
+	ctx := context.Background()
+	const shard = 0
+	keys := c.KeysOn(shard, "jq:list", 2)
+	queue, processing := keys[0], keys[1]
+	const producers, consumers, perProducer = 2, 4, 150
+
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	done := map[string]int{}
+	var produced atomic.Int64
+	var wg sync.WaitGroup
+	for p := 0; p < producers; p++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl := c.Client()
+			for i := 0; i < perProducer; i++ {
+				job := fmt.Sprintf("job-%d-%d", p, i)
+				for {
+					err := cl.LPush(ctx, queue, job).Err()
+					if err == nil {
+						mu.Lock()
+						acked[job] = true
+						mu.Unlock()
+						produced.Add(1)
+						break
+					}
+					if strings.HasPrefix(err.Error(), "UNCERTAIN") {
+						break // maybe pushed: not counted as acknowledged
+					}
+					time.Sleep(20 * time.Millisecond) // TRYAGAIN while the node is down
+				}
+			}
+		}()
+	}
+	stop := make(chan struct{})
+	var cwg sync.WaitGroup
+	for i := 0; i < consumers; i++ {
+		cwg.Add(1)
+		go func() {
+			defer cwg.Done()
+			cl := c.Client()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				job, err := cl.BRPopLPush(ctx, queue, processing, time.Second).Result()
+				if err == redis.Nil {
+					continue
+				}
+				if err != nil {
+					time.Sleep(20 * time.Millisecond)
+					continue
+				}
+				// Done once LREM says so; an LREM whose reply was lost
+				// with the node is retried, and a retry that finds
+				// nothing means the lost one removed it (only this
+				// consumer holds the job).
+				uncertain := false
+				for {
+					n, err := cl.LRem(ctx, processing, 1, job).Result()
+					if err != nil {
+						uncertain = uncertain || strings.HasPrefix(err.Error(), "UNCERTAIN")
+						time.Sleep(20 * time.Millisecond)
+						continue
+					}
+					if n == 1 || uncertain {
+						mu.Lock()
+						done[job]++
+						mu.Unlock()
+					}
+					break
+				}
+			}
+		}()
+	}
+	for produced.Load() < producers*perProducer/3 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	c.Nodes[shard].Kill()
+	c.StartNode(shard)
+	wg.Wait()
+	rdb := c.Client()
+	for {
+		n, err := rdb.LLen(ctx, queue).Result()
+		if err == nil && n == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
+	cwg.Wait()
+	left, err := rdb.LRange(ctx, processing, 0, -1).Result()
+	must(t, err)
+	inFlight := map[string]bool{}
+	for _, j := range left {
+		inFlight[j] = true
+	}
+	lost := 0
+	for job := range acked {
+		if done[job] == 0 && !inFlight[job] {
+			lost++
+			t.Errorf("job %s acknowledged and lost", job)
+		}
+	}
+	for job, n := range done {
+		if n > 1 {
+			t.Errorf("job %s done %d times", job, n)
+		}
+	}
+	t.Logf("%d jobs acknowledged, %d done, %d left in the processing list, %d lost", len(acked), len(done), len(left), lost)
+}
