@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -283,6 +284,20 @@ func TestBlockedClientsNodeRestart(t *testing.T) {
 	must(t, rdb.RPush(ctx, l, "after").Err())
 	if got, want := b.next(), "*2\r\n"+bulk(l)+bulk("after"); got != want {
 		t.Fatalf("BLPOP after the node came back: %q, want %q", got, want)
+	}
+
+	// A proxy shutting down does not wait for its blocked clients: they
+	// get TRYAGAIN, and the node pops nothing for them.
+	b.send("BLPOP", l, "0")
+	waitNodeBlocked(t, node, 1)
+	c.Proxy.StopClean(t, syscall.SIGTERM)
+	if got := b.next(); !strings.HasPrefix(got, "-TRYAGAIN ") {
+		t.Fatalf("blocked client when the proxy shut down: %q", got)
+	}
+	waitNodeBlocked(t, node, 0)
+	must(t, node.RPush(ctx, l, "kept").Err())
+	if got, err := node.LRange(ctx, l, 0, -1).Result(); err != nil || !slices.Equal(got, []string{"kept"}) {
+		t.Fatalf("list after the proxy shut down: %q, %v", got, err)
 	}
 }
 

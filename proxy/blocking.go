@@ -37,6 +37,10 @@ import (
 // blocked.
 var errClientGone = errors.New("client left while blocked")
 
+// errShuttingDown closes the node connections of blocked clients when the
+// proxy shuts down; they get TRYAGAIN (the node pops nothing for them).
+var errShuttingDown = errors.New("the proxy is shutting down")
+
 // forwardBlocking sends raw, a blocking command, to sh on a connection of
 // its own and waits for its reply.
 func (c *client) forwardBlocking(sh *shard, raw []byte) {
@@ -52,8 +56,11 @@ func (c *client) forwardBlocking(sh *shard, raw []byte) {
 		return
 	}
 	c.blockConn.Store(conn)
-	if c.peerClosed.Load() {
+	switch {
+	case c.peerClosed.Load():
 		conn.Fail(errClientGone)
+	case c.s.shutting.Load():
+		conn.Fail(errShuttingDown)
 	}
 	c.s.blocked.Add(1)
 	conn.Send(&r.Request)

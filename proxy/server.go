@@ -144,6 +144,13 @@ func (s *Server) acceptLoop(ln net.Listener) error {
 		nc, err := ln.Accept()
 		if err != nil {
 			if s.shutting.Load() {
+				// A client blocked in a blocking command would hold its
+				// batch for as long as it waits: it gets TRYAGAIN now.
+				for _, c := range s.snapshot() {
+					if bc := c.blockConn.Load(); bc != nil {
+						bc.Fail(errShuttingDown)
+					}
+				}
 				s.drain()
 				for _, c := range s.snapshot() {
 					c.nc.Close()

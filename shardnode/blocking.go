@@ -354,10 +354,11 @@ func (c *client) dropBlocked() {
 	}
 }
 
-// parseTimeout parses a blocking command's timeout in seconds as Redis's
-// getTimeoutFromObjectOrReply does (a long double, times 1000, truncated
-// to milliseconds): it returns the deadline in Unix milliseconds, 0 for
-// none, and replies the error when the timeout is refused.
+// parseTimeout parses a blocking command's timeout in seconds as Redis
+// 7.0's getTimeoutFromObjectOrReply does (a long double, times 1000,
+// rounded up to milliseconds, so -0.0009 is 0 and blocks for ever while
+// 0.0009 is a millisecond): it returns the deadline in Unix milliseconds,
+// 0 for none, and replies the error when the timeout is refused.
 func (c *client) parseTimeout(b []byte) (int64, bool) {
 	f, ok := parseLongDouble(b)
 	if !ok {
@@ -365,15 +366,16 @@ func (c *client) parseTimeout(b []byte) (int64, bool) {
 		return 0, false
 	}
 	ms := new(big.Float).SetPrec(longDoublePrec).Mul(f, big.NewFloat(1000))
-	var tval int64
-	if ms.IsInf() {
-		tval = math.MinInt64 // C's conversion of an out-of-range value
-	} else {
+	tval := int64(math.MinInt64) // C's conversion of a value out of range, infinity included
+	if !ms.IsInf() {
 		i, acc := ms.Int64()
-		if acc != big.Exact && (i == math.MaxInt64 || i == math.MinInt64) {
-			i = math.MinInt64
+		switch {
+		case acc == big.Below && i == math.MaxInt64, acc == big.Above && i == math.MinInt64:
+		case acc == big.Below:
+			tval = i + 1 // ceill
+		default:
+			tval = i
 		}
-		tval = i
 	}
 	if tval < 0 {
 		c.errReply("ERR timeout is negative")
@@ -383,13 +385,13 @@ func (c *client) parseTimeout(b []byte) (int64, bool) {
 		return 0, true
 	}
 	if tval > math.MaxInt64-c.now {
-		return 0, true // beyond any clock: for ever
+		return 0, true // beyond any clock: for ever, as Redis's overflowed deadline
 	}
 	return c.now + tval, true
 }
 
-// inTx reports whether c runs inside EXEC, where a blocking pop must not
-// block.
+// denyBlocking reports whether c runs inside EXEC, where a blocking pop
+// must not block.
 func (c *client) denyBlocking() bool { return c.inExec }
 
 // Blocking pop handlers. Each checks its arguments in Redis's order,

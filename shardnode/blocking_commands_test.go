@@ -30,6 +30,10 @@ var blockingScripts = []script{
 		x(in(0), "EXISTS", "l"),
 		x(nilArr, "BLPOP", "l", "0.01"),
 		x(nilArr, "BRPOP", "l", "m", "0.02"),
+		x(nilArr, "BRPOP", "l", "1e-2"),
+		x(nilArr, "BRPOP", "l", "+.01"),
+		x(nilArr, "BRPOP", "l", "0x0.1"),
+		x(nilArr, "BRPOP", "l", "0.0199999"),
 		x(ok, "SET", "s", "v"),
 		x(wrongType, "BLPOP", "s", "0"),
 		x(wrongType, "BLPOP", "nokey", "s", "0"),
@@ -231,6 +235,12 @@ var blockingScenarios = []bscenario{
 		bdo(1, "RPUSH", "l2", "a", "b", "c"),
 		brecv(0),
 		bdo(1, "LRANGE", "l2", "0", "-1"),
+	}},
+	{name: "a timeout under a millisecond blocks for ever", steps: []bstep{
+		bsend(0, "BLPOP", "l", "-0.0009"), bsend(1, "BLPOP", "l", "0.0009"), bsettle,
+		bsend(2, "BLPOP", "l", "0.00"), bsettle,
+		bdo(3, "RPUSH", "l", "a", "b", "c"),
+		brecv(0), brecv(1), brecv(2),
 	}},
 	{name: "timeout then the key gets something", steps: []bstep{
 		bsend(0, "BRPOPLPUSH", "s", "d", "0.05"),

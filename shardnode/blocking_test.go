@@ -162,3 +162,26 @@ func TestBlockedManyConcurrent(t *testing.T) {
 		}
 	})
 }
+
+// FuzzParseTimeout: any argument either gives one of Redis's two timeout
+// errors or a deadline that is none (0) or not before the command's clock.
+func FuzzParseTimeout(f *testing.F) {
+	for _, s := range []string{"0", "1", "0.5", "-1", "-0.0001", "inf", "-inf", "nan", "1e300", "0x10", "0x0.1p3",
+		"9223372036854775", "92233720368547758", "", " 1", "1 ", "1e-400", "+.5", "00001.5000"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c := &client{now: 1_700_000_000_000}
+		c.srv = &Server{}
+		deadline, ok := c.parseTimeout([]byte(s))
+		if !ok {
+			if got := string(c.out); got != "-ERR timeout is negative\r\n" && got != "-ERR timeout is not a float or out of range\r\n" {
+				t.Fatalf("%q: reply %q", s, got)
+			}
+			return
+		}
+		if len(c.out) != 0 || deadline != 0 && deadline <= c.now {
+			t.Fatalf("%q: deadline %d, reply %q", s, deadline, c.out)
+		}
+	})
+}
