@@ -197,6 +197,20 @@ func TestBlockingPopsThroughProxy(t *testing.T) {
 		if n, err := rdb.ZCard(ctx, z).Result(); err != nil || n != 1 {
 			t.Fatalf("sorted set after its blocked client left: %d, %v", n, err)
 		}
+
+		// CLIENT KILL of a blocked client: the same.
+		killed := dialBlock(t, c.ProxyAddr)
+		killed.send("CLIENT", "ID")
+		id := strings.TrimSuffix(strings.TrimPrefix(killed.next(), ":"), "\r\n")
+		k := c.KeysOn(shard, "bq:killed", 1)[0]
+		killed.send("BLPOP", k, "0")
+		waitNodeBlocked(t, node, 1)
+		must(t, rdb.Do(ctx, "CLIENT", "KILL", "ID", id).Err())
+		waitNodeBlocked(t, node, 0)
+		must(t, rdb.RPush(ctx, k, "c").Err())
+		if n, err := rdb.LLen(ctx, k).Result(); err != nil || n != 1 {
+			t.Fatalf("list after its blocked client was killed: %d, %v", n, err)
+		}
 	})
 
 	t.Run("blocked longer than the proxy's node timeout", func(t *testing.T) {

@@ -105,6 +105,11 @@ func (h proxyHost) Sessions() []*conncmd.Session {
 func (h proxyHost) Kill(s *conncmd.Session) {
 	for _, c := range h.s.snapshot() {
 		if &c.sess == s {
+			// First: a client blocked in a blocking command is unblocked
+			// (its node connection closed, the node popping nothing),
+			// and Close waits for the client's goroutine to leave its
+			// read.
+			c.onPeerClosed()
 			c.nc.Close()
 			return
 		}
