@@ -115,6 +115,8 @@ func (c *Command) ACLCategories() []string {
 		cats = append(cats, "@set")
 	case "sorted-set":
 		cats = append(cats, "@sortedset")
+	case "list":
+		cats = append(cats, "@list")
 	case "generic":
 		cats = append(cats, "@keyspace")
 	case "connection":
