@@ -549,3 +549,62 @@ func TestListSIGKILL(t *testing.T) {
 		}
 	})
 }
+
+// TestListsInEveryDatabase: the same key is a different list in each
+// database, through Tx.Select, across a merge and a reopen; FLUSHDB of one
+// database leaves the others' lists.
+func TestListsInEveryDatabase(t *testing.T) {
+	dir := t.TempDir()
+	o := testOptions()
+	o.MaxFileSize = 32 << 10
+	db := mustOpen(t, dir, o)
+	for n := range NumDBs {
+		if err := db.Update(func(tx *Tx) error {
+			t := tx.Select(n)
+			for i := 0; i <= n; i++ {
+				if _, err := t.ListPush([]byte("l"), [][]byte{[]byte(fmt.Sprintf("d%d-%d", n, i))}, false, false); err != nil {
+					return err
+				}
+			}
+			_, err := t.ListInsert([]byte("l"), true, []byte(fmt.Sprintf("d%d-0", n)), []byte("head"))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := func(n int) string {
+		s := "head"
+		for i := 0; i <= n; i++ {
+			s += fmt.Sprintf(",d%d-%d", n, i)
+		}
+		return s
+	}
+	check := func(when string, flushed int) {
+		t.Helper()
+		for n := range NumDBs {
+			got := listOf(t, db.Select(n), "l")
+			if n == flushed {
+				if got != "" {
+					t.Fatalf("%s: flushed database %d has %q", when, n, got)
+				}
+				continue
+			}
+			if got != want(n) {
+				t.Fatalf("%s: database %d: %q, want %q", when, n, got, want(n))
+			}
+		}
+	}
+	check("written", -1)
+	if err := db.Merge(); err != nil {
+		t.Fatal(err)
+	}
+	check("merged", -1)
+	if err := db.Update(func(tx *Tx) error { return tx.Select(5).FlushDB() }); err != nil {
+		t.Fatal(err)
+	}
+	check("flushed 5", 5)
+	db.Close()
+	db = mustOpen(t, dir, o)
+	defer db.Close()
+	check("reopened", 5)
+}

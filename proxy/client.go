@@ -509,7 +509,7 @@ func (c *client) sameNode(ci *cmdtable.Command, cmd redcon.Command) {
 		return
 	}
 	same := false
-	if ci.KeyNum > 0 {
+	if ci.KeyNum > 0 || ci.MoreKeys != nil {
 		same = c.shardsOfKeys(args, ci)
 		if !same && ci.Merge == cmdtable.MergeZSetOp {
 			c.zsetGather(ci, cmd)

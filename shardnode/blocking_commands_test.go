@@ -257,6 +257,13 @@ var blockingScenarios = []bscenario{
 		brecv(0),
 		bdo(2, "EXISTS", "dst", "src", "zsrc", "zdst"),
 	}},
+	{name: "sort store wakes", steps: []bstep{
+		bsend(0, "BRPOP", "sorted", "0"), bsettle,
+		bdo(1, "RPUSH", "in", "3", "1", "2"),
+		bdo(1, "SORT", "in", "STORE", "sorted"),
+		brecv(0),
+		bdo(1, "LRANGE", "sorted", "0", "-1"),
+	}},
 	{name: "timeout then the key gets something", steps: []bstep{
 		bsend(0, "BRPOPLPUSH", "s", "d", "0.05"),
 		brecv(0),

@@ -56,7 +56,7 @@ var handlers = map[string]handlerFunc{
 	"lpush": cmdLPush, "rpush": cmdRPush, "lpushx": cmdLPushX, "rpushx": cmdRPushX, "lpop": cmdLPop,
 	"rpop": cmdRPop, "llen": cmdLLen, "lrange": cmdLRange, "lindex": cmdLIndex, "lset": cmdLSet,
 	"linsert": cmdLInsert, "lrem": cmdLRem, "ltrim": cmdLTrim, "lpos": cmdLPos, "lmove": cmdLMove,
-	"rpoplpush": cmdRPopLPush, "lmpop": cmdLMPop,
+	"rpoplpush": cmdRPopLPush, "lmpop": cmdLMPop, "sort": cmdSort, "sort_ro": cmdSortRO,
 	"blpop": cmdBLPop, "brpop": cmdBRPop, "blmove": cmdBLMove, "brpoplpush": cmdBRPopLPush, "blmpop": cmdBLMPop,
 	// sorted sets: zsetHandlers (cmd_zset.go), added in init
 	// server (the other connection and server commands are conncmd's,
@@ -400,7 +400,7 @@ func (c *client) checkKeys(spec *cmdSpec, args [][]byte) string {
 		return errNoAssign
 	}
 	strict := spec.write && c.srv.strict.Load()
-	if spec.KeyNum > 0 {
+	if spec.KeyNum > 0 || spec.MoreKeys != nil {
 		for _, i := range spec.KeyIndexes(args) {
 			if msg := c.checkKey(a, args[i], strict); msg != "" {
 				return msg

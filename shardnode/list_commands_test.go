@@ -280,3 +280,59 @@ var listScripts = []script{
 		x(arr(bs("new")), "LRANGE", "x", "0", "-1"),
 	}},
 }
+
+// watchedListBy is watchedBy for writes to a list: WATCH l (a list a b
+// c), the write on the second connection, then a transaction that aborts
+// (abort) or runs.
+func watchedListBy(abort bool, writes ...[]string) []step {
+	var steps []step
+	want := nilArr
+	if !abort {
+		want = arr(ok)
+	}
+	for _, w := range writes {
+		steps = append(steps,
+			step{args: []string{"DEL", "l"}, want: "re:."},
+			x(in(3), "RPUSH", "l", "a", "b", "c"),
+			x(ok, "WATCH", "l"),
+			step{args: w, want: "re:.", conn: 1},
+			x(ok, "MULTI"),
+			x(qd, "SET", "y", "1"),
+			x(want, "EXEC"),
+		)
+	}
+	return steps
+}
+
+func init() {
+	scripts = append(scripts,
+		script{name: "watch lists", steps: watchedListBy(true,
+			a("LPUSH", "l", "x"), a("RPUSH", "l", "x"), a("LPUSHX", "l", "x"), a("RPUSHX", "l", "x"),
+			a("LPOP", "l"), a("RPOP", "l", "2"), a("LSET", "l", "0", "z"), a("LINSERT", "l", "BEFORE", "b", "q"),
+			a("LREM", "l", "0", "a"), a("LTRIM", "l", "1", "-1"), a("LTRIM", "l", "0", "-1"),
+			a("LMOVE", "l", "o", "LEFT", "LEFT"), a("LMOVE", "l", "l", "LEFT", "RIGHT"), a("RPOPLPUSH", "l", "l"),
+			a("LMPOP", "1", "l", "LEFT"), a("DEL", "l"), a("EXPIRE", "l", "100"))},
+		script{name: "watch lists unmodified", steps: watchedListBy(false,
+			a("LREM", "l", "0", "zz"), a("LINSERT", "l", "BEFORE", "zz", "q"), a("LPOP", "l", "0"),
+			a("LRANGE", "l", "0", "-1"), a("LPOS", "l", "a"), a("LPUSHX", "nokey", "x"),
+			a("LMOVE", "nokey", "l", "LEFT", "LEFT"), a("LSET", "l", "9", "x"))},
+	)
+}
+
+func init() {
+	scripts = append(scripts, script{name: "list size limit", noRedis: true, steps: []step{
+		x(ok, "CONFIG", "SET", "maxmemory", "115"),
+		x(in(1), "RPUSH", "l", "01234567890123456789012345678901234567890123456789"),
+		x(er(errOOM), "RPUSH", "l", "012345678901234567890123456789012345678901234567890123456789"),
+		x(er(errOOM), "LPUSH", "l", "a", "012345678901234567890123456789012345678901234567890123456789"),
+		x(in(1), "LLEN", "l"),
+		x(in(2), "LPUSH", "l", "small"),
+		x(er(errOOM), "LINSERT", "l", "BEFORE", "small", "012345678901234567890123456789012345678901234567890123456789"),
+		x(er(errOOM), "LSET", "l", "0", "012345678901234567890123456789012345678901234567890123456789"),
+		x(bs("01234567890123456789012345678901234567890123456789"), "RPOP", "l"),
+		x(in(2), "RPUSH", "l", "012345678901234567890123456789012345678901234567890123456789"),
+		x(bs("012345678901234567890123456789012345678901234567890123456789"), "RPOPLPUSH", "l", "l"),
+		x(ok, "CONFIG", "SET", "maxmemory", "0"),
+		x(in(1), "DBSIZE"),
+	}})
+}

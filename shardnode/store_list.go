@@ -71,9 +71,7 @@ func (t *txStore) ltrim(key []byte, lo, hi int) error {
 	if err := t.tx.ListTrim(key, lo, hi); err != nil {
 		return err
 	}
-	if lo > 0 || hi < n {
-		t.touch(key)
-	}
+	t.touch(key) // Redis signals LTRIM of an existing list, trimmed or not
 	return nil
 }
 

@@ -13,6 +13,9 @@ func AppendCommandInfo(b []byte, proto resp.Proto, c *Command, s Side) []byte {
 	b = resp.AppendInt(b, int64(c.Arity))
 	flags := c.Flags.Names()
 	first, last, step := c.FirstKey, c.LastKey, c.Step
+	if c.MoreKeys != nil {
+		flags = append(flags, "movablekeys")
+	}
 	if c.KeyNum > 0 {
 		// Redis's legacy key range cannot say "counted by an argument"
 		// (ZUNIONSTORE's keeps its destination).
@@ -105,6 +108,12 @@ func (c *Command) ACLCategories() []string {
 		cats = append(cats, "@write")
 	case c.Flags&FlagReadonly != 0:
 		cats = append(cats, "@read")
+	}
+	switch {
+	case c.Name == "sort" || c.Name == "sort_ro":
+		// Generic in COMMAND DOCS, but ACL sees its types, and BY/GET
+		// read keys the arguments do not name.
+		return append(cats, "@set", "@sortedset", "@list", "@slow", "@dangerous")
 	}
 	switch c.Group {
 	case "string":

@@ -138,13 +138,17 @@ type Command struct {
 	// FirstKey comes before KeyNum (ZUNIONSTORE's destination) has the
 	// keys FirstKey..LastKey and then the counted ones (KeyIndexes).
 	// COMMAND INFO says movablekeys, as Redis does.
-	KeyNum  int
-	Route   Route
-	Merge   Merge // RouteSplit and RouteFanout
-	Multi   Multi
-	Reply   Reply
-	Group   string // COMMAND DOCS group: string, generic, connection, server, cluster, transactions, shardkv
-	Summary string // COMMAND DOCS summary
+	KeyNum int
+	// MoreKeys, when set, returns the positions of the keys an option
+	// names (SORT's STORE destination), after the ones above: COMMAND INFO
+	// says movablekeys, as Redis does.
+	MoreKeys func(args [][]byte) []int
+	Route    Route
+	Merge    Merge // RouteSplit and RouteFanout
+	Multi    Multi
+	Reply    Reply
+	Group    string // COMMAND DOCS group: string, generic, connection, server, cluster, transactions, shardkv
+	Summary  string // COMMAND DOCS summary
 	// Index is the row's position in Commands (set at init): per-command
 	// counters are arrays indexed by it.
 	Index int
@@ -249,6 +253,11 @@ var Commands = []Command{
 	{Name: "lpos", Arity: -3, Flags: FlagReadonly, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteKey, Group: "list", Summary: "Return the index of matching elements on a list"},
 	{Name: "lmove", Arity: 5, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: 2, Step: 1, Route: RouteSameNode, Group: "list", Summary: "Pop an element from a list, push it to another list and return it"},
 	{Name: "rpoplpush", Arity: 3, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: 2, Step: 1, Route: RouteSameNode, Group: "list", Summary: "Remove the last element in a list, prepend it to another list and return it"},
+	// SORT's STORE destination must share its key's shard; its BY and GET
+	// patterns read keys of that shard only (the node refuses others with
+	// CROSSSHARD: which keys they name depends on the elements).
+	{Name: "sort", Arity: -2, Flags: FlagWrite | FlagDenyOOM, FirstKey: 1, LastKey: 1, Step: 1, MoreKeys: SortStoreKey, Route: RouteSameNode, Group: "generic", Summary: "Sort the elements in a list, set or sorted set"},
+	{Name: "sort_ro", Arity: -2, Flags: FlagReadonly, FirstKey: 1, LastKey: 1, Step: 1, MoreKeys: noMoreKeys, Route: RouteKey, Group: "generic", Summary: "Sort the elements in a list, set or sorted set. Read-only variant of SORT."},
 	{Name: "lmpop", Arity: -4, Flags: FlagWrite, FirstKey: 2, LastKey: 2, Step: 1, KeyNum: 1, Route: RouteSameNode, Group: "list", Summary: "Pop elements from a list"},
 	// Blocking pops (shardnode/blocking.go): like the pops above, but a
 	// client whose keys are all empty waits until a write gives one of them
@@ -452,6 +461,9 @@ func (c *Command) KeyIndexes(args [][]byte) []int {
 	for i, last := c.FirstKey, c.LastKeyIndex(args); i > 0 && i <= last; i += max(c.Step, 1) {
 		out = append(out, i)
 	}
+	if c.MoreKeys != nil {
+		out = append(out, c.MoreKeys(args)...)
+	}
 	if c.KeyNum > 0 && c.FirstKey < c.KeyNum && c.KeyNum < len(args) {
 		// The counted keys after the fixed ones (ZUNIONSTORE's sources).
 		if n, ok := canonicalInt(args[c.KeyNum]); ok && n > 0 && n <= int64(len(args)-c.KeyNum-1) {
@@ -462,6 +474,31 @@ func (c *Command) KeyIndexes(args [][]byte) []int {
 	}
 	return out
 }
+
+// SortStoreKey is SORT's MoreKeys: the position of the destination of
+// its last STORE option, read as Redis's sortGetKeys reads the options.
+func SortStoreKey(args [][]byte) []int {
+	at := 0
+	for i := 2; i < len(args); i++ {
+		switch strings.ToLower(string(args[i])) {
+		case "limit":
+			i += 2
+		case "get", "by":
+			i++
+		case "store":
+			if i+1 < len(args) {
+				at = i + 1
+			}
+			i++
+		}
+	}
+	if at == 0 {
+		return nil
+	}
+	return []int{at}
+}
+
+func noMoreKeys([][]byte) []int { return nil }
 
 // ErrWrongArity is Redis's text for a wrong number of arguments.
 func ErrWrongArity(name string) string {
