@@ -257,6 +257,13 @@ var blockingScenarios = []bscenario{
 		brecv(0),
 		bdo(2, "EXISTS", "dst", "src", "zsrc", "zdst"),
 	}},
+	{name: "served from the key that became ready first", steps: []bstep{
+		bsend(0, "BLPOP", "a", "b", "0"), bsettle,
+		bdo(1, "MULTI"), bdo(1, "RPUSH", "b", "x"), bdo(1, "RPUSH", "a", "y"), bdo(1, "EXEC"),
+		brecv(0),
+		bdo(1, "LRANGE", "a", "0", "-1"),
+		bdo(1, "LRANGE", "b", "0", "-1"),
+	}},
 	{name: "sort store wakes", steps: []bstep{
 		bsend(0, "BRPOP", "sorted", "0"), bsettle,
 		bdo(1, "RPUSH", "in", "3", "1", "2"),
