@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 )
 
 // The blocking pops' scripts, replayed as the others are (TestCommandScripts
@@ -151,17 +150,18 @@ type bstep struct {
 	args  []string
 	async bool // send only
 	recv  bool // read the reply of the connection's async command
-	pause time.Duration
+	// blocked > 0: wait until that many clients are blocked
+	blocked int
 }
 
 func bdo(conn int, args ...string) bstep   { return bstep{conn: conn, args: args} }
 func bsend(conn int, args ...string) bstep { return bstep{conn: conn, args: args, async: true} }
 func brecv(conn int) bstep                 { return bstep{conn: conn, recv: true} }
 
-// bsettle lets a command sent before it reach the server before the next
-// one is sent from another connection: the order in which clients block is
-// the order the server reads them in.
-var bsettle = bstep{pause: 50 * time.Millisecond}
+// bblocked waits until the server says n clients are blocked (INFO
+// clients, on a connection of its own): the clients block in the order
+// the scenario sends their commands.
+func bblocked(n int) bstep { return bstep{blocked: n} }
 
 type bscenario struct {
 	name  string
@@ -170,9 +170,9 @@ type bscenario struct {
 
 var blockingScenarios = []bscenario{
 	{name: "blpop woken by rpush, in blocking order", steps: []bstep{
-		bsend(0, "BLPOP", "l", "0"), bsettle,
-		bsend(1, "BRPOP", "l", "0"), bsettle,
-		bsend(2, "BLPOP", "other", "l", "0"), bsettle,
+		bsend(0, "BLPOP", "l", "0"), bblocked(1),
+		bsend(1, "BRPOP", "l", "0"), bblocked(2),
+		bsend(2, "BLPOP", "other", "l", "0"), bblocked(3),
 		bdo(3, "RPUSH", "l", "a", "b"),
 		brecv(0), brecv(1),
 		bdo(3, "LLEN", "l"),
@@ -181,70 +181,71 @@ var blockingScenarios = []bscenario{
 		bdo(3, "EXISTS", "l"),
 	}},
 	{name: "woken client's pipeline goes on", steps: []bstep{
-		bsend(0, "BLPOP", "l", "0"), bsend(0, "PING"), bsend(0, "LLEN", "l"), bsettle,
+		bsend(0, "BLPOP", "l", "0"), bsend(0, "PING"), bsend(0, "LLEN", "l"), bblocked(1),
 		bdo(1, "LPUSH", "l", "x", "y"),
 		brecv(0), brecv(0), brecv(0),
 	}},
 	{name: "served between pipelined commands of the writer", steps: []bstep{
-		bsend(0, "BZPOPMIN", "z", "0"), bsettle,
+		bsend(0, "BZPOPMIN", "z", "0"), bblocked(1),
 		bsend(1, "ZADD", "z", "1", "a"), bsend(1, "ZCARD", "z"),
 		brecv(1), brecv(1), brecv(0),
 	}},
 	{name: "multi exec wakes after exec", steps: []bstep{
-		bsend(0, "BLPOP", "l", "0"), bsettle,
+		bsend(0, "BLPOP", "l", "0"), bblocked(1),
 		bdo(1, "MULTI"), bdo(1, "RPUSH", "l", "a", "b"), bdo(1, "LLEN", "l"), bdo(1, "EXEC"),
 		brecv(0),
 		bdo(1, "LRANGE", "l", "0", "-1"),
 	}},
 	{name: "blmove chains to the destination's waiters", steps: []bstep{
-		bsend(0, "BLMOVE", "a", "b", "LEFT", "RIGHT", "0"), bsettle,
-		bsend(1, "BRPOP", "b", "0"), bsettle,
+		bsend(0, "BLMOVE", "a", "b", "LEFT", "RIGHT", "0"), bblocked(1),
+		bsend(1, "BRPOP", "b", "0"), bblocked(2),
 		bdo(2, "RPUSH", "a", "x"),
 		brecv(0), brecv(1),
 		bdo(2, "EXISTS", "a", "b"),
 	}},
 	{name: "brpoplpush wrong destination type", steps: []bstep{
 		bdo(2, "SET", "d", "str"),
-		bsend(0, "BRPOPLPUSH", "s", "d", "0"), bsettle,
+		bsend(0, "BRPOPLPUSH", "s", "d", "0"), bblocked(1),
 		bdo(2, "RPUSH", "s", "v"),
 		brecv(0),
 		bdo(2, "LRANGE", "s", "0", "-1"),
 	}},
 	{name: "waiter stays blocked when the key gets another type", steps: []bstep{
-		bsend(0, "BLPOP", "k", "0.3"), bsettle,
+		bsend(0, "BLPOP", "k", "0.3"), bblocked(1),
 		bdo(1, "ZADD", "k", "1", "m"),
 		bdo(1, "DEL", "k"),
 		bdo(1, "SET", "k", "v"),
 		brecv(0),
 	}},
 	{name: "list and zset waiters on one key", steps: []bstep{
-		bsend(0, "BLPOP", "k", "0.3"), bsettle,
-		bsend(1, "BZPOPMIN", "k", "0"), bsettle,
+		bsend(0, "BLPOP", "k", "1"), bblocked(1),
+		bsend(1, "BZPOPMIN", "k", "0"), bblocked(2),
 		bdo(2, "ZADD", "k", "4", "m"),
 		brecv(1),
 		brecv(0),
 	}},
 	{name: "bzmpop woken with count", steps: []bstep{
-		bsend(0, "BZMPOP", "0", "2", "z1", "z2", "MAX", "COUNT", "2"), bsettle,
+		bsend(0, "BZMPOP", "0", "2", "z1", "z2", "MAX", "COUNT", "2"), bblocked(1),
 		bdo(1, "ZADD", "z2", "1", "a", "2", "b", "3", "c"),
 		brecv(0),
 		bdo(1, "ZRANGE", "z2", "0", "-1", "WITHSCORES"),
 	}},
 	{name: "blmpop woken with count", steps: []bstep{
-		bsend(0, "BLMPOP", "0", "2", "l1", "l2", "RIGHT", "COUNT", "2"), bsettle,
+		bsend(0, "BLMPOP", "0", "2", "l1", "l2", "RIGHT", "COUNT", "2"), bblocked(1),
 		bdo(1, "RPUSH", "l2", "a", "b", "c"),
 		brecv(0),
 		bdo(1, "LRANGE", "l2", "0", "-1"),
 	}},
 	{name: "a timeout under a millisecond blocks for ever", steps: []bstep{
-		bsend(0, "BLPOP", "l", "-0.0009"), bsend(1, "BLPOP", "l", "0.0009"), bsettle,
-		bsend(2, "BLPOP", "l", "0.00"), bsettle,
+		bsend(0, "BLPOP", "l", "-0.0009"), bblocked(1),
+		bdo(1, "BLPOP", "l", "0.0009"),
+		bsend(2, "BLPOP", "l", "0.00"), bblocked(2),
 		bdo(3, "RPUSH", "l", "a", "b", "c"),
-		brecv(0), brecv(1), brecv(2),
+		brecv(0), brecv(2),
 	}},
 	{name: "rename copy and move wake", steps: []bstep{
-		bsend(0, "BLPOP", "dst", "0"), bsettle,
-		bsend(1, "BZPOPMIN", "zdst", "0"), bsettle,
+		bsend(0, "BLPOP", "dst", "0"), bblocked(1),
+		bsend(1, "BZPOPMIN", "zdst", "0"), bblocked(2),
 		bdo(2, "RPUSH", "src", "a", "b"),
 		bdo(2, "RENAME", "src", "dst"),
 		brecv(0),
@@ -252,20 +253,20 @@ var blockingScenarios = []bscenario{
 		bdo(2, "COPY", "zsrc", "zdst"),
 		brecv(1),
 		bdo(0, "SELECT", "1"),
-		bsend(0, "BLPOP", "dst", "0"), bsettle,
+		bsend(0, "BLPOP", "dst", "0"), bblocked(1),
 		bdo(2, "MOVE", "dst", "1"),
 		brecv(0),
 		bdo(2, "EXISTS", "dst", "src", "zsrc", "zdst"),
 	}},
 	{name: "served from the key that became ready first", steps: []bstep{
-		bsend(0, "BLPOP", "a", "b", "0"), bsettle,
+		bsend(0, "BLPOP", "a", "b", "0"), bblocked(1),
 		bdo(1, "MULTI"), bdo(1, "RPUSH", "b", "x"), bdo(1, "RPUSH", "a", "y"), bdo(1, "EXEC"),
 		brecv(0),
 		bdo(1, "LRANGE", "a", "0", "-1"),
 		bdo(1, "LRANGE", "b", "0", "-1"),
 	}},
 	{name: "sort store wakes", steps: []bstep{
-		bsend(0, "BRPOP", "sorted", "0"), bsettle,
+		bsend(0, "BRPOP", "sorted", "0"), bblocked(1),
 		bdo(1, "RPUSH", "in", "3", "1", "2"),
 		bdo(1, "SORT", "in", "STORE", "sorted"),
 		brecv(0),
@@ -279,7 +280,7 @@ var blockingScenarios = []bscenario{
 	}},
 	{name: "blocked in another database", steps: []bstep{
 		bdo(0, "SELECT", "3"),
-		bsend(0, "BLPOP", "l", "0"), bsettle,
+		bsend(0, "BLPOP", "l", "0"), bblocked(1),
 		bdo(1, "RPUSH", "l", "db0"),
 		bdo(1, "SELECT", "3"),
 		bdo(1, "RPUSH", "l", "db3"),
@@ -311,8 +312,8 @@ func runScenario(t *testing.T, addr string, sc bscenario, proto int) []string {
 	var out []string
 	for _, st := range sc.steps {
 		switch {
-		case st.pause > 0:
-			time.Sleep(st.pause)
+		case st.blocked > 0:
+			waitBlocked(t, conn(9), st.blocked)
 		case st.async:
 			conn(st.conn).send(st.args...)
 		case st.recv:
