@@ -98,6 +98,8 @@ type waiter struct {
 	// failed: the transaction that served the waiter failed; its reply is
 	// the storage error.
 	failed error
+	// listed: in its event loop's blockList (blocking_linux.go).
+	listed bool
 }
 
 // blockRegistry is the node's index of blocked clients by key.

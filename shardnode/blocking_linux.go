@@ -41,9 +41,12 @@ func (l *eventLoop) readEvents(c *client) uint32 {
 
 // parkBlocked starts watching a connection whose blocking pop blocked.
 func (l *eventLoop) parkBlocked(c *client) {
-	if !c.inBlockList {
-		c.inBlockList = true
-		l.blockList = append(l.blockList, c)
+	if w := c.blocked; !w.listed {
+		w.listed = true
+		l.blockList = append(l.blockList, w)
+		if w.deadline > 0 && (l.blockNext == 0 || w.deadline < l.blockNext) {
+			l.blockNext = w.deadline
+		}
 	}
 	if !c.wblocked {
 		l.watch(c, l.readEvents(c))
@@ -61,6 +64,7 @@ func (l *eventLoop) wakeBlocked(w *waiter) {
 
 // resume ends c's wait on w and goes on with its pipeline in this pass.
 func (l *eventLoop) resume(c *client, w *waiter) {
+	l.unlist(w)
 	gone := c.goneBlocked
 	c.goneBlocked = false
 	if !c.unblock(w) || gone {
@@ -74,12 +78,24 @@ func (l *eventLoop) resume(c *client, w *waiter) {
 	c.run()
 }
 
+// unlist counts w's entry of blockList as stale: the list is swept once
+// stale entries are half of it, so the loop does not walk its blocked
+// connections on every pass (a job queue's workers block for ever, and
+// there may be thousands).
+func (l *eventLoop) unlist(w *waiter) {
+	if w != nil && w.listed {
+		w.listed = false
+		l.blockStale++
+	}
+}
+
 // blockedGone handles the client of a blocked connection leaving: its
 // waiter is taken out of the registry and the connection closed, or, when
 // the waiter is being served, the connection waits for it without
 // watching the socket.
 func (l *eventLoop) blockedGone(c *client) {
-	if c.srv.blocks.cancel(c.blocked, abortGone) {
+	if w := c.blocked; c.srv.blocks.cancel(w, abortGone) {
+		l.unlist(w)
 		c.blocked = nil
 		l.close(c)
 		return
@@ -90,46 +106,50 @@ func (l *eventLoop) blockedGone(c *client) {
 	}
 }
 
-// blockTimeout is how long the loop may wait, in milliseconds, before a
-// blocked connection's timeout (-1: none).
+// blockTimeout is how long the loop may wait, in milliseconds, before the
+// earliest timeout of its blocked connections (-1: none).
 func (l *eventLoop) blockTimeout() int {
-	first := int64(0)
-	for _, c := range l.blockList {
-		if w := c.blocked; w != nil && w.deadline > 0 && (first == 0 || w.deadline < first) {
-			first = w.deadline
-		}
-	}
-	if first == 0 {
+	if l.blockNext == 0 {
 		return -1
 	}
-	ms := first - time.Now().UnixMilli()
+	ms := l.blockNext - time.Now().UnixMilli()
 	return int(max(ms, 0))
 }
 
 // expireBlocked unblocks the connections whose timeout passed with the
-// timeout's null, and forgets the ones no longer blocked.
+// timeout's null, and drops the stale entries. It walks the list only when
+// the earliest timeout is due or half of it is stale.
 func (l *eventLoop) expireBlocked() {
-	if len(l.blockList) == 0 {
+	now := time.Now().UnixMilli()
+	due := l.blockNext != 0 && l.blockNext <= now
+	if !due && (l.blockStale < 64 || 2*l.blockStale < len(l.blockList)) {
 		return
 	}
-	now := time.Now().UnixMilli()
 	keep := l.blockList[:0]
-	var expired []*client
-	for _, c := range l.blockList {
-		w := c.blocked
+	var expired []*waiter
+	next := int64(0)
+	for _, w := range l.blockList {
+		c := w.c
 		switch {
-		case c.fd < 0 || w == nil:
-			c.inBlockList = false
+		case !w.listed:
+		case c.fd < 0 || c.blocked != w:
+			w.listed = false
 		case w.deadline > 0 && w.deadline <= now && c.srv.blocks.cancel(w, abortTimeout):
-			c.inBlockList = false
-			expired = append(expired, c)
+			expired = append(expired, w)
 		default:
-			keep = append(keep, c)
+			// Being served while its timeout passed: handed back soon,
+			// and looked at again until then.
+			keep = append(keep, w)
+			if w.deadline > 0 && (next == 0 || w.deadline < next) {
+				next = w.deadline
+			}
 		}
 	}
 	clear(l.blockList[len(keep):])
 	l.blockList = keep
-	for _, c := range expired {
-		l.resume(c, c.blocked)
+	l.blockNext, l.blockStale = next, 0
+	for _, w := range expired {
+		w.listed = false
+		l.resume(w.c, w)
 	}
 }

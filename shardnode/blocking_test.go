@@ -185,3 +185,45 @@ func FuzzParseTimeout(f *testing.F) {
 		}
 	})
 }
+
+// TestBlockedTimeoutsAmongForever: clients with short timeouts time out
+// with a null while clients blocked for ever on the same key stay blocked
+// and are served by the push that comes after.
+func TestBlockedTimeoutsAmongForever(t *testing.T) {
+	forEachMode(t, bitcask.SyncEverySec, func(t *testing.T, n *testNode) {
+		ctl := n.raw()
+		var forever, timed []*rawConn
+		for i := 0; i < 40; i++ {
+			c := n.raw()
+			if i%4 == 0 {
+				c.send("BLPOP", "k", "0")
+				forever = append(forever, c)
+			} else {
+				c.send("BLPOP", "k", fmt.Sprintf("0.%03d", 20+i*5))
+				timed = append(timed, c)
+			}
+		}
+		for _, c := range timed {
+			if got := c.next(); got != nilArr {
+				t.Fatalf("timed client: %q", got)
+			}
+		}
+		waitBlocked(t, ctl, len(forever))
+		vals := make([]string, len(forever))
+		for i := range vals {
+			vals[i] = fmt.Sprint("v", i)
+		}
+		ctl.do(append([]string{"RPUSH", "k"}, vals...)...)
+		seen := map[string]bool{}
+		for _, c := range forever {
+			got := c.next()
+			seen[got] = true
+		}
+		if len(seen) != len(forever) {
+			t.Fatalf("%d distinct replies for %d clients", len(seen), len(forever))
+		}
+		if got := ctl.do("LLEN", "k"); got != in(0) {
+			t.Fatalf("LLEN: %q", got)
+		}
+	})
+}

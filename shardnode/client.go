@@ -78,11 +78,9 @@ type client struct {
 	hval uint64
 
 	// blocked is the connection's waiter while a blocking pop waits
-	// (blocking.go); inBlockList says its event loop keeps it for its
-	// timeout and watches its socket for the client leaving; goneBlocked
-	// says the client left while its waiter was being served.
+	// (blocking.go); goneBlocked says the client left while its waiter
+	// was being served.
 	blocked     *waiter
-	inBlockList bool
 	goneBlocked bool
 
 	// MULTI state.

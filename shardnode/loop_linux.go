@@ -79,10 +79,14 @@ type eventLoop struct {
 	resumed  []*client
 	overSoft []*client
 
-	// blockList are the connections blocked in a blocking pop
-	// (blocking_linux.go); wokenBuf is adopt's scratch.
-	blockList []*client
-	wokenBuf  []*waiter
+	// blockList are the waiters of the connections blocked in a blocking
+	// pop, some stale (blocking_linux.go); blockNext is the earliest of
+	// their deadlines (0: none), blockStale the stale entries; wokenBuf is
+	// adopt's scratch.
+	blockList  []*waiter
+	blockNext  int64
+	blockStale int
+	wokenBuf   []*waiter
 
 	// rawWait: wait in epoll_wait without telling the scheduler (see
 	// wait); idle is set when such a wait was interrupted and the loop
@@ -440,6 +444,7 @@ func (l *eventLoop) forget(c *client) {
 
 // close closes c at once.
 func (l *eventLoop) close(c *client) {
+	l.unlist(c.blocked)
 	l.forget(c)
 	unix.Close(c.fd)
 	c.fd = -1
