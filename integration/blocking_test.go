@@ -234,6 +234,25 @@ func TestBlockingPopsThroughProxy(t *testing.T) {
 		}
 	})
 
+	t.Run("RESP3 and another database", func(t *testing.T) {
+		r3 := c.ClientWith(func(o *redis.Options) { o.Protocol = 3; o.DB = 5 })
+		z := c.KeysOn(shard, "bq:r3", 1)[0]
+		got := make(chan *redis.ZWithKey, 1)
+		go func() {
+			v, err := r3.BZPopMin(ctx, 0, z).Result()
+			if err != nil {
+				t.Errorf("BZPOPMIN in RESP3: %v", err)
+			}
+			got <- v
+		}()
+		waitNodeBlocked(t, node, 1)
+		w := c.ClientWith(func(o *redis.Options) { o.DB = 5 })
+		must(t, w.ZAdd(ctx, z, redis.Z{Score: 2.5, Member: "m"}).Err())
+		if v := <-got; v == nil || v.Key != z || v.Member != "m" || v.Score != 2.5 {
+			t.Fatalf("BZPOPMIN in RESP3, database 5: %+v", v)
+		}
+	})
+
 	t.Run("keys on two shards", func(t *testing.T) {
 		a, o := c.KeysOn(0, "bq:x", 1)[0], c.KeysOn(1, "bq:y", 1)[0]
 		name := func(i int) string { return c.Map.Shards[i].Name }
