@@ -63,8 +63,10 @@ func (c *client) forwardBlocking(sh *shard, raw []byte) {
 		conn.Fail(errShuttingDown)
 	}
 	c.s.blocked.Add(1)
+	c.sess.SetBlocked(true)
 	conn.Send(&r.Request)
 	c.barrier()
+	c.sess.SetBlocked(false)
 	c.s.blocked.Add(-1)
 	c.blockConn.Store(nil)
 	b.PutBlocking(conn)

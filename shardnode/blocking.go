@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/shardkv/shardkv/bitcask"
+	"github.com/shardkv/shardkv/internal/cmdtable"
 )
 
 // Blocking pops (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN,
@@ -325,6 +326,7 @@ func (c *client) block(keys [][]byte, deadline int64, serve func(sh *client, key
 	}
 	c.srv.blocks.add(w)
 	c.blocked = w
+	c.sess.SetBlocked(true)
 	c.hold() // the time blocked is not the command's (slow log, latency)
 }
 
@@ -333,6 +335,7 @@ func (c *client) block(keys [][]byte, deadline int64, serve func(sh *client, key
 // left (the caller closes the connection).
 func (c *client) unblock(w *waiter) bool {
 	c.blocked = nil
+	c.sess.SetBlocked(false)
 	c.resume()
 	switch {
 	case w.state == waitCancelled && w.abort == abortGone:
@@ -348,11 +351,21 @@ func (c *client) unblock(w *waiter) bool {
 	return true
 }
 
+// noteBlocked makes the blocking pop, the command before c.next, the
+// connection's last command for CLIENT LIST while it waits (the pipeline's
+// last is noted when it ends).
+func (c *client) noteBlocked() {
+	if i := c.next - 1; i >= 0 && i < len(c.batch) && c.specBuf[i] != nil {
+		c.sess.SetLastCommand(c.specBuf[i].Command, c.batch[i].Args, cmdtable.SideNode)
+	}
+}
+
 // dropBlocked takes a closing connection's waiter out of the registry.
 func (c *client) dropBlocked() {
 	if w := c.blocked; w != nil {
 		c.srv.blocks.cancel(w, abortGone)
 		c.blocked = nil
+		c.sess.SetBlocked(false)
 	}
 }
 

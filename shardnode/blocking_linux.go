@@ -42,6 +42,7 @@ func (l *eventLoop) readEvents(c *client) uint32 {
 // parkBlocked starts watching a connection whose blocking pop blocked.
 func (l *eventLoop) parkBlocked(c *client) {
 	if w := c.blocked; !w.listed {
+		c.noteBlocked()
 		w.listed = true
 		l.blockList = append(l.blockList, w)
 		if w.deadline > 0 && (l.blockNext == 0 || w.deadline < l.blockNext) {

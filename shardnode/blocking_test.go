@@ -88,6 +88,9 @@ func TestBlockedDisconnectLosesNothing(t *testing.T) {
 		gone := n.raw()
 		gone.send("BLPOP", "l", "0")
 		waitBlocked(t, ctl, 1)
+		if list := ctl.do("CLIENT", "LIST"); !strings.Contains(list, " flags=b ") || !strings.Contains(list, " cmd=blpop ") {
+			t.Errorf("CLIENT LIST does not show the blocked client (flags=b, cmd=blpop):\n%s", list)
+		}
 		stays := n.raw()
 		stays.send("BLMOVE", "l", "dst", "LEFT", "LEFT", "0")
 		waitBlocked(t, ctl, 2)

@@ -89,6 +89,7 @@ func (c *client) received(n int) bool {
 		if w := c.blocked; w != nil {
 			// A blocking pop blocked: send the replies before it, then
 			// wait for it to be served, time out, or the client to leave.
+			c.noteBlocked()
 			werr := c.writeLimited()
 			c.resetOut()
 			if werr != nil || !c.unblock(c.awaitWaiter(w)) {

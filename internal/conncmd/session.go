@@ -44,6 +44,7 @@ type Session struct {
 	multi      atomic.Int32 // queued commands, -1 outside MULTI
 	watching   atomic.Bool
 	readonly   atomic.Bool // READONLY, until READWRITE or RESET
+	blocked    atomic.Bool // waiting in a blocking command (flags=b)
 	lastCmd    atomic.Pointer[string]
 	lastActive atomic.Int64 // Unix milliseconds
 }
@@ -142,6 +143,9 @@ func (s *Session) Line(now time.Time) string {
 	if multi >= 0 {
 		flags += "x"
 	}
+	if s.blocked.Load() {
+		flags += "b"
+	}
 	if s.readonly.Load() {
 		flags += "r"
 	}
@@ -189,6 +193,10 @@ func (s *Session) Line(now time.Time) string {
 	b = append(b, load(&s.libVer)...)
 	return string(b)
 }
+
+// SetBlocked says whether the connection waits in a blocking command
+// (BLPOP, ...), which CLIENT LIST shows as flags=b.
+func (s *Session) SetBlocked(b bool) { s.blocked.Store(b) }
 
 // DB is the selected database (SELECT).
 func (s *Session) DB() int { return int(s.db.Load()) }
