@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"time"
 
 	"github.com/shardkv/shardkv/proxy/backend"
 )
@@ -64,8 +65,13 @@ func (c *client) forwardBlocking(sh *shard, raw []byte) {
 	}
 	c.s.blocked.Add(1)
 	c.sess.SetBlocked(true)
+	blockedAt := time.Now()
 	conn.Send(&r.Request)
 	c.barrier()
+	// The time spent waiting is not the batch's latency (slow log,
+	// LATENCY, INFO commandstats), as Redis leaves it out of a blocked
+	// command's.
+	c.obs.start = c.obs.start.Add(time.Since(blockedAt))
 	c.sess.SetBlocked(false)
 	c.s.blocked.Add(-1)
 	c.blockConn.Store(nil)

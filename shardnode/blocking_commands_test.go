@@ -265,6 +265,16 @@ var blockingScenarios = []bscenario{
 		bdo(1, "LRANGE", "a", "0", "-1"),
 		bdo(1, "LRANGE", "b", "0", "-1"),
 	}},
+	{name: "the time blocked is not in the slow log", steps: []bstep{
+		bdo(0, "CONFIG", "SET", "slowlog-log-slower-than", "100000"),
+		bdo(0, "SLOWLOG", "RESET"),
+		bdo(1, "BLPOP", "l", "0.25"),
+		bsend(1, "BZPOPMIN", "z", "0"), bblocked(1),
+		bdo(0, "ZADD", "z", "1", "m"),
+		brecv(1),
+		bdo(0, "SLOWLOG", "LEN"),
+		bdo(0, "CONFIG", "SET", "slowlog-log-slower-than", "10000"),
+	}},
 	{name: "sort store wakes", steps: []bstep{
 		bsend(0, "BRPOP", "sorted", "0"), bblocked(1),
 		bdo(1, "RPUSH", "in", "3", "1", "2"),
