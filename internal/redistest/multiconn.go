@@ -3,6 +3,7 @@ package redistest
 import (
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,8 +31,8 @@ func S(conn int, args ...string) Step { return Step{Conn: conn, Args: args} }
 // Transcript runs steps against the server at addr, on one connection per
 // element of protos (2 or 3: HELLO 3 is sent first, its reply not
 // recorded), and returns for each step what each connection received.
-// After a step's command, each connection is sent PING and read up to its
-// reply (+PONG, or the ["pong", ""] array of RESP2 subscribed mode), so
+// After a step's command, each connection is sent PING <mark> and read up
+// to its reply (the mark, or ["pong", mark] in RESP2 subscribed mode), so
 // everything the step caused is read before the next step, without
 // waiting for a time; the PING replies are part of the transcript. A step
 // of QUIT reads its connection to its end instead.
@@ -80,11 +81,13 @@ func Transcript(t testing.TB, addr string, protos []int, steps []Step) [][]strin
 			if closed[i] {
 				continue
 			}
-			write(t, nc, "PING")
+			mark := "sync-" + strconv.Itoa(si)
+			write(t, nc, "PING", mark)
+			bulkMark := "$" + strconv.Itoa(len(mark)) + "\r\n" + mark + "\r\n"
 			var frames []string
 			for {
 				f := readFrame(t, nc, readers[i])
-				if f == "+PONG\r\n" || f == "*2\r\n$4\r\npong\r\n$0\r\n\r\n" {
+				if f == bulkMark || f == "*2\r\n$4\r\npong\r\n"+bulkMark {
 					if i == st.Conn && st.SortElems && len(frames) > 0 {
 						frames[len(frames)-1] = sortElems(t, frames[len(frames)-1])
 					}
@@ -151,4 +154,79 @@ func sortElems(t testing.TB, f string) string {
 	}
 	slices.Sort(ss)
 	return f[:head] + strings.Join(ss, "")
+}
+
+// PubsubProtos are the connections of PubsubSteps: 0-2 speak RESP2, 3
+// RESP3.
+var PubsubProtos = []int{2, 2, 2, 3}
+
+// PubsubSteps is the Pub/Sub script replayed against redis-server, the node
+// (shardnode/pubsub_test.go) and the proxy (proxy/pubsub_test.go): replies, pushes to the
+// other connections, subscribed-mode refusals, counts.
+var PubsubSteps = []Step{
+	S(0, "SUBSCRIBE", "a", "b"),
+	S(1, "PUBLISH", "a", "hello"),
+	S(1, "PUBLISH", "zz", "x"),
+	S(0, "GET", "k"),
+	S(0, "CONFIG", "GET", "maxmemory"),
+	S(0, "HELLO", "3"),
+	S(0, "PING"),
+	S(0, "PING", "hi"),
+	S(0, "NOSUCHCMD"),
+	S(0, "SUBSCRIBE"),
+	S(2, "PSUBSCRIBE", "a*", "h?llo"),
+	S(1, "PUBLISH", "a", "m2"),
+	S(1, "PUBLISH", "hello", "m3"),
+	S(1, "PUBSUB", "NUMSUB", "a", "b", "zz"),
+	S(1, "PUBSUB", "NUMSUB"),
+	S(1, "PUBSUB", "NUMPAT"),
+	{Conn: 1, Args: []string{"PUBSUB", "CHANNELS"}, SortElems: true},
+	S(1, "PUBSUB", "CHANNELS", "a*"),
+	S(1, "PUBSUB", "CHANNELS", "nomatch*"),
+	S(0, "UNSUBSCRIBE", "b"),
+	S(0, "UNSUBSCRIBE", "b"),
+	S(0, "UNSUBSCRIBE"),
+	S(0, "UNSUBSCRIBE"),
+	S(0, "PUNSUBSCRIBE"),
+	S(0, "SUNSUBSCRIBE"),
+	S(0, "GET", "k"),
+	S(0, "PING"),
+	S(2, "SUBSCRIBE", "a"),
+	S(1, "PUBLISH", "a", "both"),
+	S(2, "PUNSUBSCRIBE", "nosuch"),
+	S(2, "PUNSUBSCRIBE"),
+	S(2, "SSUBSCRIBE", "s1"),
+	S(2, "UNSUBSCRIBE"),
+	S(2, "GET", "k"),
+	S(1, "SPUBLISH", "s1", "shard"),
+	S(1, "PUBLISH", "s1", "notshard"),
+	S(1, "PUBSUB", "SHARDCHANNELS"),
+	S(1, "PUBSUB", "SHARDNUMSUB", "s1", "a"),
+	S(2, "SUNSUBSCRIBE", "s1"),
+	S(2, "SUNSUBSCRIBE"),
+	S(3, "SUBSCRIBE", "a", "r3"),
+	S(3, "GET", "k"),
+	S(3, "PING"),
+	S(1, "PUBLISH", "r3", "to-resp3"),
+	S(3, "PUBLISH", "r3", "to-self"),
+	S(3, "PSUBSCRIBE", "r*"),
+	S(1, "PUBLISH", "r3", "twice"),
+	S(3, "RESET"),
+	S(3, "GET", "k"),
+	S(1, "PUBLISH", "r3", "nobody"),
+	S(1, "SUBSCRIBE", "m1", "m2", "m3"),
+	S(1, "UNSUBSCRIBE", "m2", "m1", "m3"),
+	S(1, "PUBLISH"),
+	S(1, "PUBLISH", "a"),
+	S(1, "SPUBLISH", "a"),
+	S(1, "PSUBSCRIBE"),
+	S(1, "SSUBSCRIBE"),
+	S(1, "PUBSUB"),
+	S(1, "PUBSUB", "NUMPAT", "x"),
+	S(1, "PUBSUB", "CHANNELS", "a", "b"),
+	S(1, "PUBSUB", "NOSUCH"),
+	S(1, "PUBSUB", "HELP"),
+	S(0, "SUBSCRIBE", "q"),
+	S(0, "QUIT"),
+	S(1, "PUBSUB", "NUMSUB", "q"),
 }

@@ -1,0 +1,689 @@
+package proxy
+
+import (
+	"errors"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tidwall/redcon"
+
+	"github.com/shardkv/shardkv/internal/cmdtable"
+	"github.com/shardkv/shardkv/internal/conncmd"
+	"github.com/shardkv/shardkv/resp"
+)
+
+// Pub/Sub through the proxy (docs/INTERNALS.md "Pub/Sub").
+//
+// A channel lives on the node that owns its name as a key; a pattern on
+// every node, each matching what is published there. The proxy keeps one
+// subscriber connection (a link) per node, on which it listens on behalf
+// of all its clients: SHARD.PUBSUB SET kind weight name tells the node how
+// many of the proxy's clients listen to name, so that the node's PUBLISH
+// and PUBSUB NUMSUB count clients, not proxies. The link's reader fans each
+// message the node pushes out to the local clients listening to it.
+//
+// A client that subscribes gets a stream, like a monitor's: everything the
+// proxy sends it from then on (replies and messages) is appended to the
+// stream's pending bytes and written by the stream's goroutine, so a
+// message never splits a reply and never waits for the client's next
+// command. The pending bytes are bounded by client-output-buffer-limit's
+// pubsub class (Redis's 32mb 8mb 60 by default): over it the client is
+// closed, as Redis closes it, and the proxy's memory is never the queue of
+// a subscriber that does not read.
+//
+// A (un)subscribe is answered once the node acknowledged the new weight:
+// a PUBLISH sent anywhere after the client read its confirmation counts and
+// reaches it. The confirmation is pushed under the hub's lock, which the
+// links' readers take to fan a message out, so no message of a channel
+// comes before its subscribe confirmation.
+
+const (
+	psChannel = iota
+	psPattern
+	psShard
+	psKinds
+)
+
+var psKindArg = [psKinds]string{"channel", "pattern", "shard"}
+
+var psNames = [psKinds][3]string{
+	psChannel: {"subscribe", "unsubscribe", "message"},
+	psPattern: {"psubscribe", "punsubscribe", "pmessage"},
+	psShard:   {"ssubscribe", "sunsubscribe", "smessage"},
+}
+
+// psHub is the proxy's subscriptions.
+type psHub struct {
+	s  *Server
+	mu sync.Mutex
+	// weight is what the node was told for each name (the clients that
+	// subscribed, counted before the node acknowledged); subs are the
+	// clients messages go to (added once acknowledged).
+	weight [psKinds]map[string]int
+	subs   [psKinds]map[string]map[*client]struct{}
+	links  map[string]*psLink // by node address
+}
+
+func newPsHub(s *Server) *psHub {
+	h := &psHub{s: s, links: make(map[string]*psLink)}
+	for k := range h.weight {
+		h.weight[k] = make(map[string]int)
+		h.subs[k] = make(map[string]map[*client]struct{})
+	}
+	return h
+}
+
+// psLink is the proxy's subscriber connection to one node.
+type psLink struct {
+	h    *psHub
+	sh   *shard
+	nc   net.Conn
+	mu   sync.Mutex // writes and acks
+	acks []chan error
+	err  error // the link failed
+}
+
+var errLinkDown = errors.New("the node's subscriber connection failed")
+
+// link returns the subscriber connection to sh's node, dialing it; h.mu is
+// held.
+func (h *psHub) link(sh *shard) (*psLink, error) {
+	if l := h.links[sh.addr]; l != nil {
+		l.mu.Lock()
+		err := l.err
+		l.mu.Unlock()
+		if err == nil {
+			return l, nil
+		}
+		delete(h.links, sh.addr)
+	}
+	timeout := h.s.cfg.Timeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	nc, err := net.DialTimeout("tcp", sh.addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	_ = nc.SetDeadline(time.Now().Add(timeout))
+	rr := resp.NewReplyReader(nc, 64<<10)
+	do := func(args ...string) (resp.Value, error) {
+		if _, err := nc.Write(resp.AppendCommandStrings(nil, args...)); err != nil {
+			return resp.Value{}, err
+		}
+		raw, err := rr.Next()
+		if err != nil {
+			return resp.Value{}, err
+		}
+		v, _, err := resp.Parse(raw)
+		return v, err
+	}
+	if err := h.s.assignHandshake(sh, resp.RESP2)(do); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	_ = nc.SetDeadline(time.Time{})
+	l := &psLink{h: h, sh: sh, nc: nc}
+	h.links[sh.addr] = l
+	go l.read(rr)
+	return l, nil
+}
+
+// close closes the subscriber connections (Shutdown).
+func (h *psHub) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for addr, l := range h.links {
+		l.mu.Lock()
+		l.failLocked(errLinkDown)
+		l.mu.Unlock()
+		delete(h.links, addr)
+	}
+}
+
+// set sends SHARD.PUBSUB SET and returns where its acknowledgement comes.
+func (l *psLink) set(k int, name string, w int) chan error {
+	return l.send(resp.AppendCommandStrings(nil, "SHARD.PUBSUB", "SET", psKindArg[k], strconv.Itoa(w), name))
+}
+
+// send writes cmd on the link and returns where its reply's
+// acknowledgement comes.
+func (l *psLink) send(cmd []byte) chan error {
+	ack := make(chan error, 1)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		ack <- l.err
+		return ack
+	}
+	if _, err := l.nc.Write(cmd); err != nil {
+		l.failLocked(err)
+		ack <- err
+		return ack
+	}
+	l.acks = append(l.acks, ack)
+	return ack
+}
+
+func (l *psLink) failLocked(err error) {
+	if l.err == nil {
+		l.err = err
+		l.nc.Close()
+		for _, a := range l.acks {
+			a <- err
+		}
+		l.acks = nil
+	}
+}
+
+// read reads the node's pushes and acknowledgements until the link fails.
+// The clients listening through a failed link are told nothing (Redis's
+// subscribers are not either when a server goes away; their connection
+// stays): they get the node's messages again once they subscribe anew.
+func (l *psLink) read(rr *resp.ReplyReader) {
+	for {
+		raw, err := rr.Next()
+		if err != nil {
+			l.h.s.log.Warn("Pub/Sub connection to the node failed", "node", l.sh.addr, "error", err)
+			l.mu.Lock()
+			l.failLocked(errLinkDown)
+			l.mu.Unlock()
+			return
+		}
+		v, _, err := resp.Parse(raw)
+		if err != nil {
+			continue
+		}
+		if v.Type == '*' && len(v.Elems) >= 3 {
+			switch string(v.Elems[0].Str) {
+			case "message":
+				l.h.fan(psChannel, v.Elems[1].Str, nil, v.Elems[1].Str, v.Elems[2].Str)
+				continue
+			case "smessage":
+				l.h.fan(psShard, v.Elems[1].Str, nil, v.Elems[1].Str, v.Elems[2].Str)
+				continue
+			case "pmessage":
+				if len(v.Elems) == 4 {
+					l.h.fan(psPattern, v.Elems[1].Str, v.Elems[1].Str, v.Elems[2].Str, v.Elems[3].Str)
+				}
+				continue
+			}
+		}
+		var ackErr error
+		if v.IsError() {
+			ackErr = errors.New(string(v.Str))
+		}
+		l.mu.Lock()
+		if len(l.acks) > 0 {
+			l.acks[0] <- ackErr
+			l.acks = slices.Delete(l.acks, 0, 1)
+		}
+		l.mu.Unlock()
+	}
+}
+
+// fan hands a message to the clients listening to name (a channel, or the
+// pattern that matched).
+func (h *psHub) fan(k int, name, pattern, ch, msg []byte) {
+	var enc [2][]byte
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for c := range h.subs[k][string(name)] {
+		p := 0
+		if c.psProto.Load() == int32(resp.RESP3) {
+			p = 1
+		}
+		if enc[p] == nil {
+			n := 3
+			if k == psPattern {
+				n = 4
+			}
+			b := resp.AppendPush(nil, resp.Proto(c.psProto.Load()), n)
+			b = resp.AppendBulkString(b, psNames[k][2])
+			if k == psPattern {
+				b = resp.AppendBulk(b, pattern)
+			}
+			b = resp.AppendBulk(b, ch)
+			enc[p] = resp.AppendBulk(b, msg)
+		}
+		c.stream.push(enc[p])
+	}
+}
+
+// setWeight changes name's weight by d and tells the nodes of name (its
+// owner; every node for a pattern); h.mu is held. It returns the
+// acknowledgements to wait for.
+func (h *psHub) setWeight(tbl *table, k int, name string, d int) []chan error {
+	w := h.weight[k][name] + d
+	if w > 0 {
+		h.weight[k][name] = w
+	} else {
+		delete(h.weight[k], name)
+	}
+	var shards []*shard
+	if k == psPattern {
+		shards = tbl.shards
+	} else {
+		shards = []*shard{tbl.locate([]byte(name))}
+	}
+	acks := make([]chan error, 0, len(shards))
+	for _, sh := range shards {
+		l, err := h.link(sh)
+		if err != nil {
+			ack := make(chan error, 1)
+			ack <- err
+			acks = append(acks, ack)
+			continue
+		}
+		acks = append(acks, l.set(k, name, w))
+	}
+	return acks
+}
+
+// psSync waits until every message the nodes pushed to the proxy before
+// now reached the clients' streams: a PING answered on each link comes
+// after them (a node writes a connection's pushes before the replies to
+// what it reads next). A subscribed client's PING waits for it, so that,
+// as with Redis, a message published before the PING is read before its
+// reply.
+func (h *psHub) psSync() {
+	ping := resp.AppendCommandStrings(nil, "PING")
+	h.mu.Lock()
+	acks := make([]chan error, 0, len(h.links))
+	for _, l := range h.links {
+		acks = append(acks, l.send(ping))
+	}
+	h.mu.Unlock()
+	_ = waitAcks(acks)
+}
+
+func waitAcks(acks []chan error) error {
+	var first error
+	for _, a := range acks {
+		if err := <-a; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// psState is a client's own subscriptions, by kind, with their order.
+type psState struct {
+	own [psKinds]map[string]uint64
+	seq uint64
+}
+
+func (p *psState) count(k int) int { return len(p.own[k]) }
+
+// subCount is the count a confirmation of kind k carries (Redis 7.0:
+// channels and patterns together, shard channels apart).
+func (p *psState) subCount(k int) int {
+	if k == psShard {
+		return p.count(psShard)
+	}
+	return p.count(psChannel) + p.count(psPattern)
+}
+
+// psStream is a subscribed client's output (see the top of this file).
+type psStream struct {
+	c    *client
+	wake chan struct{}
+	quit chan struct{}
+	done chan struct{} // closed when run returns
+
+	mu        sync.Mutex
+	pending   []byte
+	softSince int64
+	over      bool
+	closed    bool
+}
+
+// push appends b to the stream; a client over its pubsub output limit is
+// closed.
+func (st *psStream) push(b []byte) {
+	st.mu.Lock()
+	if st.over || st.closed {
+		st.mu.Unlock()
+		return
+	}
+	st.pending = append(st.pending, b...)
+	n := len(st.pending)
+	l := st.c.s.obuf.Class(conncmd.ObufPubsub)
+	if l.On() && l.Over(uint64(n), &st.softSince, time.Now().Unix()) {
+		st.over = true
+		st.pending = nil
+		st.mu.Unlock()
+		st.c.s.log.Warn(conncmd.ObufClosed, "client", st.c.sess.Addr, "id", st.c.sess.ID, "pending", n)
+		st.c.nc.Close() // the client's goroutine sees its read fail
+		return
+	}
+	st.mu.Unlock()
+	select {
+	case st.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run writes the stream until the client ends.
+func (st *psStream) run() {
+	defer close(st.done)
+	var out []byte
+	for {
+		select {
+		case <-st.quit:
+			return
+		case <-st.wake:
+		}
+		st.mu.Lock()
+		out, st.pending = st.pending, out[:0]
+		st.softSince = 0
+		st.mu.Unlock()
+		if len(out) == 0 {
+			continue
+		}
+		if _, err := st.c.nc.Write(out); err != nil {
+			st.c.nc.Close()
+			return
+		}
+		st.c.s.netOut.Add(int64(len(out)))
+		if cap(out) > outKeep {
+			out = nil
+		}
+	}
+}
+
+// startStream gives c its stream: what was written so far went out
+// already (the round before the command was answered).
+func (c *client) startStream() *psStream {
+	if c.stream != nil {
+		return c.stream
+	}
+	st := &psStream{c: c, wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	c.stream = st
+	c.psProto.Store(int32(c.sess.Proto))
+	go st.run()
+	return st
+}
+
+// psCmd serves the Pub/Sub commands (RouteLocal rows of the "pubsub" group).
+func (c *client) psCmd(ci *cmdtable.Command, cmd redcon.Command) {
+	args := cmd.Args
+	switch ci.Name {
+	case "subscribe":
+		c.psSubscribe(psChannel, args[1:])
+	case "psubscribe":
+		c.psSubscribe(psPattern, args[1:])
+	case "ssubscribe":
+		c.psSubscribe(psShard, args[1:])
+	case "unsubscribe":
+		c.psUnsubscribe(psChannel, args[1:])
+	case "punsubscribe":
+		c.psUnsubscribe(psPattern, args[1:])
+	case "sunsubscribe":
+		c.psUnsubscribe(psShard, args[1:])
+	case "publish", "spublish":
+		c.forward(c.tbl.locate(args[1]), cmd.Raw)
+	case "pubsub":
+		c.pubsubCmd(args)
+	}
+}
+
+// psBegin answers what the batch holds before a (un)subscribe and starts
+// the client's stream; false when the connection is over.
+func (c *client) psBegin() (*psStream, bool) {
+	if len(c.slots) > 0 && !c.endRound() {
+		return nil, false
+	}
+	if c.ps == nil {
+		c.ps = &psState{}
+		for k := range c.ps.own {
+			c.ps.own[k] = make(map[string]uint64)
+		}
+	}
+	return c.startStream(), true
+}
+
+func (c *client) psConfirm(k int, unsub bool, name []byte, null bool) []byte {
+	proto := c.sess.Proto
+	b := resp.AppendPush(nil, proto, 3)
+	i := 0
+	if unsub {
+		i = 1
+	}
+	b = resp.AppendBulkString(b, psNames[k][i])
+	if null {
+		b = resp.AppendNull(b, proto)
+	} else {
+		b = resp.AppendBulk(b, name)
+	}
+	return resp.AppendInt(b, int64(c.ps.subCount(k)))
+}
+
+func (c *client) noteSubs() {
+	c.sess.SetSubs(c.ps.count(psChannel), c.ps.count(psPattern), c.ps.count(psShard))
+}
+
+func (c *client) psSubscribe(k int, names [][]byte) {
+	st, ok := c.psBegin()
+	if !ok {
+		return
+	}
+	h := c.s.ps
+	for _, n := range names {
+		name := string(n)
+		if _, ok := c.ps.own[k][name]; ok {
+			c.noteSubs()
+			st.push(c.psConfirm(k, false, n, false))
+			continue
+		}
+		h.mu.Lock()
+		acks := h.setWeight(c.tbl, k, name, 1)
+		h.mu.Unlock()
+		if err := waitAcks(acks); err != nil {
+			c.s.log.Warn("subscribe on the node failed", "name", name, "error", err)
+		}
+		c.ps.seq++
+		c.ps.own[k][name] = c.ps.seq
+		c.noteSubs()
+		h.mu.Lock()
+		m := h.subs[k][name]
+		if m == nil {
+			m = make(map[*client]struct{})
+			h.subs[k][name] = m
+		}
+		m[c] = struct{}{}
+		st.push(c.psConfirm(k, false, n, false))
+		h.mu.Unlock()
+	}
+}
+
+func (c *client) psUnsubscribe(k int, names [][]byte) {
+	st, ok := c.psBegin()
+	if !ok {
+		return
+	}
+	if len(names) == 0 {
+		if c.ps.count(k) == 0 {
+			st.push(c.psConfirm(k, true, nil, true))
+			return
+		}
+		all := make([]string, 0, c.ps.count(k))
+		for name := range c.ps.own[k] {
+			all = append(all, name)
+		}
+		slices.SortFunc(all, func(a, b string) int { return int(c.ps.own[k][a]) - int(c.ps.own[k][b]) })
+		for _, name := range all {
+			c.psUnsubscribeOne(k, name, true)
+			st.push(c.psConfirm(k, true, []byte(name), false))
+		}
+		return
+	}
+	for _, n := range names {
+		c.psUnsubscribeOne(k, string(n), true)
+		st.push(c.psConfirm(k, true, n, false))
+	}
+}
+
+// psUnsubscribeOne drops c's subscription of kind k to name, if it has
+// it; wait: until the node acknowledged.
+func (c *client) psUnsubscribeOne(k int, name string, wait bool) {
+	if _, ok := c.ps.own[k][name]; !ok {
+		return
+	}
+	delete(c.ps.own[k], name)
+	c.noteSubs()
+	h := c.s.ps
+	h.mu.Lock()
+	if m := h.subs[k][name]; m != nil {
+		delete(m, c)
+		if len(m) == 0 {
+			delete(h.subs[k], name)
+		}
+	}
+	acks := h.setWeight(c.tbl, k, name, -1)
+	h.mu.Unlock()
+	if wait {
+		_ = waitAcks(acks)
+	}
+}
+
+// psReset forgets every subscription of c (RESET, the connection's end:
+// then without waiting for the nodes).
+func (c *client) psReset(closing bool) {
+	if c.ps != nil {
+		if c.tbl == nil {
+			c.tbl = c.s.table.Load()
+		}
+		for k := range psKinds {
+			for name := range c.ps.own[k] {
+				c.psUnsubscribeOne(k, name, !closing)
+			}
+		}
+	}
+}
+
+// psFinish ends a client's stream as the connection ends: what it has not
+// written yet (QUIT's +OK, the last replies) is written, for a second at
+// most.
+func (c *client) psFinish() {
+	st := c.stream
+	if st == nil {
+		return
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	close(st.quit)
+	<-st.done
+	st.mu.Lock()
+	out := st.pending
+	st.pending, st.closed = nil, true
+	over := st.over
+	st.mu.Unlock()
+	if len(out) > 0 && !over && c.rerr != errOutputLimit {
+		_, _ = c.nc.Write(out)
+	}
+}
+
+// pubsubCmd is PUBSUB: the nodes' answers combined. CHANNELS and
+// SHARDCHANNELS are the union of every node's, NUMSUB and SHARDNUMSUB the
+// sums (the nodes count the proxies' clients by their weights), NUMPAT the
+// number of distinct patterns over the nodes.
+func (c *client) pubsubCmd(args [][]byte) {
+	sub := strings.ToLower(string(args[1]))
+	switch sub {
+	case "help":
+		mark := len(c.out)
+		c.out = conncmd.AppendHelp(c.out, "PUBSUB", pubsubHelp)
+		c.reply(mark)
+		return
+	case "channels", "shardchannels":
+		if len(args) > 3 {
+			c.errorReply("ERR unknown subcommand or wrong number of arguments for '" + string(args[1]) + "'. Try PUBSUB HELP.")
+			return
+		}
+	case "numsub", "shardnumsub", "numpat":
+	default:
+		c.errorReply(cmdtable.ErrUnknownSubcommand("pubsub", string(args[1])))
+		return
+	}
+	c.barrier()
+	strs := make([]string, len(args))
+	for i, a := range args {
+		strs[i] = string(a)
+	}
+	if sub == "numpat" {
+		strs = []string{"SHARD.PUBSUB", "PATTERNS"}
+	}
+	var replies []resp.Value
+	for _, sh := range c.tbl.shards {
+		v, err := sh.backend(resp.RESP2).Do(strs...)
+		if err != nil {
+			c.errorReply(sh.unavailable(err))
+			return
+		}
+		if v.IsError() {
+			c.errorReply(string(v.Str))
+			return
+		}
+		replies = append(replies, v)
+	}
+	mark := len(c.out)
+	switch sub {
+	case "channels", "shardchannels", "numpat":
+		seen := make(map[string]bool)
+		var names []string
+		for _, v := range replies {
+			for _, e := range v.Elems {
+				if n := string(e.Str); !seen[n] {
+					seen[n] = true
+					names = append(names, n)
+				}
+			}
+		}
+		if sub == "numpat" {
+			c.out = resp.AppendInt(c.out, int64(len(names)))
+			break
+		}
+		c.out = resp.AppendArray(c.out, len(names))
+		for _, n := range names {
+			c.out = resp.AppendBulkString(c.out, n)
+		}
+	default: // numsub, shardnumsub
+		c.out = resp.AppendArray(c.out, 2*(len(args)-2))
+		for i, ch := range args[2:] {
+			var n int64
+			for _, v := range replies {
+				if 2*i+1 < len(v.Elems) {
+					n += v.Elems[2*i+1].Int
+				}
+			}
+			c.out = resp.AppendBulk(c.out, ch)
+			c.out = resp.AppendInt(c.out, n)
+		}
+	}
+	c.reply(mark)
+}
+
+var pubsubHelp = []string{
+	"CHANNELS [<pattern>]",
+	"    Return the currently active channels matching a <pattern> (default: '*').",
+	"NUMPAT",
+	"    Return number of subscriptions to patterns.",
+	"NUMSUB [<channel> ...]",
+	"    Return the number of subscribers for the specified channels, excluding",
+	"    pattern subscriptions(default: no channels).",
+	"SHARDCHANNELS [<pattern>]",
+	"    Return the currently active shard level channels matching a <pattern> (default: '*').",
+	"SHARDNUMSUB [<shardchannel> ...]",
+	"    Return the number of subscribers for the specified shard level channel(s)",
+}
+
+// psProtoNote keeps the protocol the links' readers encode c's messages in.
+func (c *client) psProtoNote(p resp.Proto) {
+	if c.stream != nil {
+		c.psProto.Store(int32(p))
+	}
+}
