@@ -335,8 +335,11 @@ type psStream struct {
 	quit chan struct{}
 	done chan struct{} // closed when run returns
 
-	mu        sync.Mutex
-	pending   []byte
+	mu      sync.Mutex
+	pending []byte
+	// writing is the bytes the writer took and has not written yet: they
+	// count against the limit with pending.
+	writing   int
 	softSince int64
 	over      bool
 	closed    bool
@@ -351,7 +354,7 @@ func (st *psStream) push(b []byte) {
 		return
 	}
 	st.pending = append(st.pending, b...)
-	n := len(st.pending)
+	n := len(st.pending) + st.writing
 	l := st.c.s.obuf.Class(conncmd.ObufPubsub)
 	if l.On() && l.Over(uint64(n), &st.softSince, time.Now().Unix()) {
 		st.over = true
@@ -380,12 +383,19 @@ func (st *psStream) run() {
 		}
 		st.mu.Lock()
 		out, st.pending = st.pending, out[:0]
-		st.softSince = 0
+		st.writing = len(out)
 		st.mu.Unlock()
 		if len(out) == 0 {
 			continue
 		}
-		if _, err := st.c.nc.Write(out); err != nil {
+		_, err := st.c.nc.Write(out)
+		st.mu.Lock()
+		st.writing = 0
+		if len(st.pending) == 0 {
+			st.softSince = 0 // everything written: under the soft limit again
+		}
+		st.mu.Unlock()
+		if err != nil {
 			st.c.nc.Close()
 			return
 		}
