@@ -66,6 +66,7 @@ type psHub struct {
 	weight [psKinds]map[string]int
 	subs   [psKinds]map[string]map[*client]struct{}
 	links  map[string]*psLink // by node address
+	closed bool               // Shutdown
 }
 
 func newPsHub(s *Server) *psHub {
@@ -92,6 +93,9 @@ var errLinkDown = errors.New("the node's subscriber connection failed")
 // link returns the subscriber connection to sh's node, dialing it; h.mu is
 // held.
 func (h *psHub) link(sh *shard) (*psLink, error) {
+	if h.closed {
+		return nil, errLinkDown
+	}
 	if l := h.links[sh.addr]; l != nil {
 		l.mu.Lock()
 		err := l.err
@@ -130,13 +134,49 @@ func (h *psHub) link(sh *shard) (*psLink, error) {
 	l := &psLink{h: h, sh: sh, nc: nc}
 	h.links[sh.addr] = l
 	go l.read(rr)
+	// A link dialed again after a failure: the node is told the weights
+	// it lost with the old one (their acknowledgements are not waited for).
+	tbl := h.s.table.Load()
+	for k := range h.weight {
+		for name, w := range h.weight[k] {
+			if k == psPattern || tbl.locate([]byte(name)) == sh {
+				l.set(k, name, w)
+			}
+		}
+	}
 	return l, nil
+}
+
+// redial dials sh's link again once a second after it failed, while the
+// proxy has subscriptions and runs.
+func (h *psHub) redial(sh *shard) {
+	for !h.s.shutting.Load() {
+		time.Sleep(time.Second)
+		h.mu.Lock()
+		if h.closed || h.links[sh.addr] != nil && h.links[sh.addr].alive() {
+			h.mu.Unlock()
+			return
+		}
+		_, err := h.link(sh)
+		h.mu.Unlock()
+		if err == nil {
+			h.s.log.Info("Pub/Sub connection to the node restored", "node", sh.addr)
+			return
+		}
+	}
+}
+
+func (l *psLink) alive() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err == nil
 }
 
 // close closes the subscriber connections (Shutdown).
 func (h *psHub) close() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.closed = true
 	for addr, l := range h.links {
 		l.mu.Lock()
 		l.failLocked(errLinkDown)
@@ -180,10 +220,10 @@ func (l *psLink) failLocked(err error) {
 	}
 }
 
-// read reads the node's pushes and acknowledgements until the link fails.
-// The clients listening through a failed link are told nothing (Redis's
-// subscribers are not either when a server goes away; their connection
-// stays): they get the node's messages again once they subscribe anew.
+// read reads the node's pushes and acknowledgements until the link fails;
+// then the link is dialed again (redial), and the node told the weights.
+// The clients listening through it are told nothing: their subscriptions
+// go on once the link is back.
 func (l *psLink) read(rr *resp.ReplyReader) {
 	for {
 		raw, err := rr.Next()
@@ -192,6 +232,7 @@ func (l *psLink) read(rr *resp.ReplyReader) {
 			l.mu.Lock()
 			l.failLocked(errLinkDown)
 			l.mu.Unlock()
+			go l.h.redial(l.sh)
 			return
 		}
 		v, _, err := resp.Parse(raw)

@@ -166,3 +166,30 @@ func (c *rawConn) send(args ...string) {
 		c.t.Fatal(err)
 	}
 }
+
+// TestPubsubNodeRestart: the proxy's subscriber connection to a node that
+// restarts is dialed again and told its clients' subscriptions, so they
+// get the node's messages again without subscribing anew.
+func TestPubsubNodeRestart(t *testing.T) {
+	c := startCluster(t, clusterOpts{nodes: 2})
+	ch := c.keysOn(0, 1, "rch")[0]
+	sub := dialRaw(t, c.addr)
+	sub.send("SUBSCRIBE", ch)
+	sub.read()
+	c.nodes[0].stop()
+	c.nodes[0].start(t)
+	pub := dialRaw(t, c.addr)
+	for i := 0; ; i++ {
+		got := pub.do("PUBLISH", ch, "back")
+		if got == ":1\r\n" {
+			break
+		}
+		if i == 2000 {
+			t.Fatalf("PUBLISH after the node restarted: %q", got)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got, want := sub.read(), "*3\r\n$7\r\nmessage\r\n"+bulk(ch)+bulk("back"); got != want {
+		t.Errorf("message after the restart: %q, want %q", got, want)
+	}
+}
