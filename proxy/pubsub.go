@@ -291,7 +291,7 @@ func (h *psHub) fan(k int, name, pattern, ch, msg []byte) {
 			b = resp.AppendBulk(b, ch)
 			enc[p] = resp.AppendBulk(b, msg)
 		}
-		c.stream.push(enc[p])
+		c.stream.pushShared(enc[p])
 	}
 }
 
@@ -376,30 +376,38 @@ type psStream struct {
 	quit chan struct{}
 	done chan struct{} // closed when run returns
 
-	mu      sync.Mutex
-	pending []byte
-	// writing is the bytes the writer took and has not written yet: they
-	// count against the limit with pending.
+	mu sync.Mutex
+	// pending is what waits to be written, in pieces: a message is shared
+	// by every subscriber it is fanned out to, not copied into each
+	// one's buffer. pendingN counts its bytes; writing is the bytes the
+	// writer took and has not written yet, which count against the limit
+	// too.
+	pending   net.Buffers
+	pendingN  int
 	writing   int
 	softSince int64
 	over      bool
 	closed    bool
 }
 
-// push appends b to the stream; a client over its pubsub output limit is
-// closed.
-func (st *psStream) push(b []byte) {
+// push appends a copy of b to the stream.
+func (st *psStream) push(b []byte) { st.pushShared(append([]byte(nil), b...)) }
+
+// pushShared appends b, which nobody changes afterwards, to the stream; a
+// client over its pubsub output limit is closed.
+func (st *psStream) pushShared(b []byte) {
 	st.mu.Lock()
 	if st.over || st.closed {
 		st.mu.Unlock()
 		return
 	}
-	st.pending = append(st.pending, b...)
-	n := len(st.pending) + st.writing
+	st.pending = append(st.pending, b)
+	st.pendingN += len(b)
+	n := st.pendingN + st.writing
 	l := st.c.s.obuf.Class(conncmd.ObufPubsub)
 	if l.On() && l.Over(uint64(n), &st.softSince, time.Now().Unix()) {
 		st.over = true
-		st.pending = nil
+		st.pending, st.pendingN = nil, 0
 		st.mu.Unlock()
 		st.c.s.log.Warn(conncmd.ObufClosed, "client", st.c.sess.Addr, "id", st.c.sess.ID, "pending", n)
 		st.c.nc.Close() // the client's goroutine sees its read fail
@@ -415,7 +423,7 @@ func (st *psStream) push(b []byte) {
 // run writes the stream until the client ends.
 func (st *psStream) run() {
 	defer close(st.done)
-	var out []byte
+	var spare net.Buffers
 	for {
 		select {
 		case <-st.quit:
@@ -423,16 +431,21 @@ func (st *psStream) run() {
 		case <-st.wake:
 		}
 		st.mu.Lock()
-		out, st.pending = st.pending, out[:0]
-		st.writing = len(out)
-		st.mu.Unlock()
-		if len(out) == 0 {
+		out, n := st.pending, st.pendingN
+		if n == 0 {
+			st.mu.Unlock()
 			continue
 		}
-		_, err := st.c.nc.Write(out)
+		// The two arrays of pieces take turns: pushes fill one while
+		// the other is written.
+		st.pending, st.pendingN = spare[:0], 0
+		st.writing = n
+		st.mu.Unlock()
+		bufs := out // WriteTo consumes it
+		_, err := bufs.WriteTo(st.c.nc)
 		st.mu.Lock()
 		st.writing = 0
-		if len(st.pending) == 0 {
+		if st.pendingN == 0 {
 			st.softSince = 0 // everything written: under the soft limit again
 		}
 		st.mu.Unlock()
@@ -440,10 +453,9 @@ func (st *psStream) run() {
 			st.c.nc.Close()
 			return
 		}
-		st.c.s.netOut.Add(int64(len(out)))
-		if cap(out) > outKeep {
-			out = nil
-		}
+		st.c.s.netOut.Add(int64(n))
+		clear(out)
+		spare = out[:0]
 	}
 }
 
@@ -478,6 +490,13 @@ func (c *client) psCmd(ci *cmdtable.Command, cmd redcon.Command) {
 		c.psUnsubscribe(psShard, args[1:])
 	case "publish", "spublish":
 		c.forward(c.tbl.locate(args[1]), cmd.Raw)
+		if c.ps != nil && c.sess.Subscribed() {
+			// A subscriber publishing: as in Redis, a message it gets
+			// from its own PUBLISH comes before the reply (which stays
+			// in its slot until the round is written).
+			c.barrier()
+			c.s.ps.psSync()
+		}
 	case "pubsub":
 		c.pubsubCmd(args)
 	}
@@ -528,7 +547,7 @@ func (c *client) psSubscribe(k int, names [][]byte) {
 		name := string(n)
 		if _, ok := c.ps.own[k][name]; ok {
 			c.noteSubs()
-			st.push(c.psConfirm(k, false, n, false))
+			st.pushShared(c.psConfirm(k, false, n, false))
 			continue
 		}
 		h.mu.Lock()
@@ -547,7 +566,7 @@ func (c *client) psSubscribe(k int, names [][]byte) {
 			h.subs[k][name] = m
 		}
 		m[c] = struct{}{}
-		st.push(c.psConfirm(k, false, n, false))
+		st.pushShared(c.psConfirm(k, false, n, false))
 		h.mu.Unlock()
 	}
 }
@@ -559,7 +578,7 @@ func (c *client) psUnsubscribe(k int, names [][]byte) {
 	}
 	if len(names) == 0 {
 		if c.ps.count(k) == 0 {
-			st.push(c.psConfirm(k, true, nil, true))
+			st.pushShared(c.psConfirm(k, true, nil, true))
 			return
 		}
 		all := make([]string, 0, c.ps.count(k))
@@ -569,13 +588,13 @@ func (c *client) psUnsubscribe(k int, names [][]byte) {
 		slices.SortFunc(all, func(a, b string) int { return int(c.ps.own[k][a]) - int(c.ps.own[k][b]) })
 		for _, name := range all {
 			c.psUnsubscribeOne(k, name, true)
-			st.push(c.psConfirm(k, true, []byte(name), false))
+			st.pushShared(c.psConfirm(k, true, []byte(name), false))
 		}
 		return
 	}
 	for _, n := range names {
 		c.psUnsubscribeOne(k, string(n), true)
-		st.push(c.psConfirm(k, true, n, false))
+		st.pushShared(c.psConfirm(k, true, n, false))
 	}
 }
 
@@ -630,11 +649,11 @@ func (c *client) psFinish() {
 	<-st.done
 	st.mu.Lock()
 	out := st.pending
-	st.pending, st.closed = nil, true
+	st.pending, st.pendingN, st.closed = nil, 0, true
 	over := st.over
 	st.mu.Unlock()
 	if len(out) > 0 && !over && c.rerr != errOutputLimit {
-		_, _ = c.nc.Write(out)
+		_, _ = out.WriteTo(c.nc)
 	}
 }
 

@@ -64,3 +64,24 @@ func TestPubsubSlowSubscriber(t *testing.T) {
 		})
 	}
 }
+
+// TestPubsubClientList: a subscribed client is of CLIENT LIST's pubsub
+// type, with its counts and the P flag, as in Redis.
+func TestPubsubClientList(t *testing.T) {
+	n := startNode(t, "", nil)
+	n.assignAll()
+	sub := n.raw()
+	sub.send("SUBSCRIBE", "a", "b")
+	sub.next()
+	sub.next()
+	sub.send("PSUBSCRIBE", "p*")
+	sub.next()
+	other := n.raw()
+	got := other.do("CLIENT", "LIST", "TYPE", "pubsub")
+	if !strings.Contains(got, " flags=P ") || !strings.Contains(got, " sub=2 psub=1 ssub=0 ") || strings.Count(got, "id=") != 1 {
+		t.Errorf("CLIENT LIST TYPE pubsub: %q", got)
+	}
+	if got := other.do("CLIENT", "LIST", "TYPE", "normal"); strings.Contains(got, "flags=P") || strings.Count(got, "id=") != 1 {
+		t.Errorf("CLIENT LIST TYPE normal: %q", got)
+	}
+}
