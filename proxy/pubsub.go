@@ -78,6 +78,14 @@ func newPsHub(s *Server) *psHub {
 	return h
 }
 
+// counts is INFO's pubsub_channels, pubsub_patterns and
+// pubsubshard_channels: the names this proxy's clients listen to.
+func (h *psHub) counts() (channels, patterns, shard int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs[psChannel]), len(h.subs[psPattern]), len(h.subs[psShard])
+}
+
 // psLink is the proxy's subscriber connection to one node.
 type psLink struct {
 	h    *psHub
@@ -382,16 +390,33 @@ type psStream struct {
 	// one's buffer. pendingN counts its bytes; writing is the bytes the
 	// writer took and has not written yet, which count against the limit
 	// too.
-	pending   net.Buffers
-	pendingN  int
-	writing   int
+	pending  net.Buffers
+	pendingN int
+	writing  int
+	// tailOwned: the last piece is the stream's own buffer, which small
+	// pushes are copied into (one piece per small message would make
+	// writev's vector long for little data).
+	tailOwned bool
 	softSince int64
 	over      bool
 	closed    bool
 }
 
+// Pieces of a stream: a push smaller than smallPiece is copied into a
+// buffer of tailSize bytes shared with the pushes around it.
+const (
+	smallPiece = 2 << 10
+	tailSize   = 16 << 10
+)
+
 // push appends a copy of b to the stream.
-func (st *psStream) push(b []byte) { st.pushShared(append([]byte(nil), b...)) }
+func (st *psStream) push(b []byte) {
+	if len(b) < smallPiece {
+		st.pushShared(b) // copied into the tail buffer
+		return
+	}
+	st.pushShared(append([]byte(nil), b...))
+}
 
 // pushShared appends b, which nobody changes afterwards, to the stream; a
 // client over its pubsub output limit is closed.
@@ -401,7 +426,17 @@ func (st *psStream) pushShared(b []byte) {
 		st.mu.Unlock()
 		return
 	}
-	st.pending = append(st.pending, b)
+	switch {
+	case len(b) >= smallPiece:
+		st.pending = append(st.pending, b)
+		st.tailOwned = false
+	case st.tailOwned && len(st.pending[len(st.pending)-1])+len(b) <= tailSize:
+		last := &st.pending[len(st.pending)-1]
+		*last = append(*last, b...)
+	default:
+		st.pending = append(st.pending, append(make([]byte, 0, tailSize), b...))
+		st.tailOwned = true
+	}
 	st.pendingN += len(b)
 	n := st.pendingN + st.writing
 	l := st.c.s.obuf.Class(conncmd.ObufPubsub)
@@ -438,7 +473,7 @@ func (st *psStream) run() {
 		}
 		// The two arrays of pieces take turns: pushes fill one while
 		// the other is written.
-		st.pending, st.pendingN = spare[:0], 0
+		st.pending, st.pendingN, st.tailOwned = spare[:0], 0, false
 		st.writing = n
 		st.mu.Unlock()
 		bufs := out // WriteTo consumes it

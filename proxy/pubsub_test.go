@@ -206,3 +206,30 @@ func TestPubsubNodeRestart(t *testing.T) {
 		t.Errorf("message after the restart: %q, want %q", got, want)
 	}
 }
+
+// TestPubsubDirectNodeSubscriber: a client subscribed on the channel's
+// node itself gets what is published through the proxy, and is counted
+// with the proxy's clients.
+func TestPubsubDirectNodeSubscriber(t *testing.T) {
+	c := startCluster(t, clusterOpts{nodes: 2})
+	ch := c.keysOn(1, 1, "dch")[0]
+	direct := dialRaw(t, c.nodes[1].addr)
+	direct.send("SUBSCRIBE", ch)
+	direct.read()
+	viaProxy := dialRaw(t, c.addr)
+	viaProxy.send("SUBSCRIBE", ch)
+	viaProxy.read()
+	pub := dialRaw(t, c.addr)
+	if got := pub.do("PUBLISH", ch, "both"); got != ":2\r\n" {
+		t.Errorf("PUBLISH: %q, want 2", got)
+	}
+	want := "*3\r\n$7\r\nmessage\r\n" + bulk(ch) + bulk("both")
+	for name, s := range map[string]*rawConn{"direct": direct, "proxy": viaProxy} {
+		if got := s.read(); got != want {
+			t.Errorf("%s subscriber: %q, want %q", name, got, want)
+		}
+	}
+	if got := pub.do("INFO", "stats"); !strings.Contains(got, "pubsub_channels:1\r\n") {
+		t.Errorf("proxy INFO stats lacks pubsub_channels:1: %q", got)
+	}
+}

@@ -62,6 +62,14 @@ func newHub() *hub {
 	return h
 }
 
+// counts is INFO's pubsub_channels, pubsub_patterns and
+// pubsubshard_channels.
+func (h *hub) counts() (channels, patterns, shard int) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.subs[psChannel]), len(h.subs[psPattern]), len(h.subs[psShard])
+}
+
 // clientSubs is a connection's Pub/Sub state, created at its first
 // subscription.
 type clientSubs struct {
