@@ -347,18 +347,30 @@ func (h *psHub) psSync() {
 		acks = append(acks, l.send(ping))
 	}
 	h.mu.Unlock()
-	_ = waitAcks(acks)
+	_ = h.waitAcks(acks)
 }
 
-func waitAcks(acks []chan error) error {
+// waitAcks waits for the nodes' acknowledgements, for the proxy's
+// -timeout at most: a node that does not answer does not hold its
+// clients' (un)subscribes and PINGs for ever.
+func (h *psHub) waitAcks(acks []chan error) error {
+	timer := time.NewTimer(h.s.cfg.Timeout)
+	defer timer.Stop()
 	var first error
 	for _, a := range acks {
-		if err := <-a; err != nil && first == nil {
-			first = err
+		select {
+		case err := <-a:
+			if err != nil && first == nil {
+				first = err
+			}
+		case <-timer.C:
+			return errAckTimeout
 		}
 	}
 	return first
 }
+
+var errAckTimeout = errors.New("the node did not acknowledge within the proxy's timeout")
 
 // psState is a client's own subscriptions, by kind, with their order.
 type psState struct {
@@ -397,6 +409,10 @@ type psStream struct {
 	// pushes are copied into (one piece per small message would make
 	// writev's vector long for little data).
 	tailOwned bool
+	// owned are the stream's own buffers among pending; free is one
+	// written buffer kept for the next tail.
+	owned     [][]byte
+	free      []byte
 	softSince int64
 	over      bool
 	closed    bool
@@ -405,8 +421,8 @@ type psStream struct {
 // Pieces of a stream: a push smaller than smallPiece is copied into a
 // buffer of tailSize bytes shared with the pushes around it.
 const (
-	smallPiece = 2 << 10
-	tailSize   = 16 << 10
+	smallPiece = 1 << 10
+	tailSize   = 4 << 10
 )
 
 // push appends a copy of b to the stream.
@@ -434,13 +450,24 @@ func (st *psStream) pushShared(b []byte) {
 		last := &st.pending[len(st.pending)-1]
 		*last = append(*last, b...)
 	default:
-		st.pending = append(st.pending, append(make([]byte, 0, tailSize), b...))
+		buf := st.free
+		if buf == nil {
+			buf = make([]byte, 0, tailSize)
+		}
+		st.free = nil
+		buf = append(buf[:0], b...)
+		st.pending = append(st.pending, buf)
+		st.owned = append(st.owned, buf)
 		st.tailOwned = true
 	}
 	st.pendingN += len(b)
 	n := st.pendingN + st.writing
 	l := st.c.s.obuf.Class(conncmd.ObufPubsub)
-	if l.On() && l.Over(uint64(n), &st.softSince, time.Now().Unix()) {
+	var now int64
+	if l.Soft > 0 && uint64(n) >= l.Soft {
+		now = time.Now().Unix() // only the soft limit needs the clock
+	}
+	if l.On() && l.Over(uint64(n), &st.softSince, now) {
 		st.over = true
 		st.pending, st.pendingN = nil, 0
 		st.mu.Unlock()
@@ -459,6 +486,7 @@ func (st *psStream) pushShared(b []byte) {
 func (st *psStream) run() {
 	defer close(st.done)
 	var spare net.Buffers
+	var spareOwned [][]byte
 	for {
 		select {
 		case <-st.quit:
@@ -473,7 +501,9 @@ func (st *psStream) run() {
 		}
 		// The two arrays of pieces take turns: pushes fill one while
 		// the other is written.
+		owned := st.owned
 		st.pending, st.pendingN, st.tailOwned = spare[:0], 0, false
+		st.owned = spareOwned[:0]
 		st.writing = n
 		st.mu.Unlock()
 		bufs := out // WriteTo consumes it
@@ -483,7 +513,12 @@ func (st *psStream) run() {
 		if st.pendingN == 0 {
 			st.softSince = 0 // everything written: under the soft limit again
 		}
+		if st.free == nil && len(owned) > 0 {
+			st.free = owned[len(owned)-1]
+		}
 		st.mu.Unlock()
+		clear(owned)
+		spareOwned = owned[:0]
 		if err != nil {
 			st.c.nc.Close()
 			return
@@ -588,7 +623,7 @@ func (c *client) psSubscribe(k int, names [][]byte) {
 		h.mu.Lock()
 		acks := h.setWeight(c.tbl, k, name, 1)
 		h.mu.Unlock()
-		if err := waitAcks(acks); err != nil {
+		if err := h.waitAcks(acks); err != nil {
 			c.s.log.Warn("subscribe on the node failed", "name", name, "error", err)
 		}
 		c.ps.seq++
@@ -652,7 +687,7 @@ func (c *client) psUnsubscribeOne(k int, name string, wait bool) {
 	acks := h.setWeight(c.tbl, k, name, -1)
 	h.mu.Unlock()
 	if wait {
-		_ = waitAcks(acks)
+		_ = h.waitAcks(acks)
 	}
 }
 

@@ -430,9 +430,13 @@ func (c *client) overPushLimit(pending int) bool {
 	if !l.On() || connClass(c.class.Load()) == classProxy {
 		return false
 	}
+	var now int64
+	if l.Soft > 0 && uint64(pending) >= l.Soft {
+		now = time.Now().Unix() // only the soft limit needs the clock
+	}
 	p := c.ps
 	p.mu.Lock()
-	over := l.Over(uint64(pending), &p.softSince, time.Now().Unix())
+	over := l.Over(uint64(pending), &p.softSince, now)
 	p.mu.Unlock()
 	return over
 }
