@@ -7,12 +7,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/tidwall/redcon"
 
 	"github.com/shardkv/shardkv/internal/cmdtable"
 	"github.com/shardkv/shardkv/internal/conncmd"
+	"github.com/shardkv/shardkv/internal/sockio"
 	"github.com/shardkv/shardkv/resp"
 )
 
@@ -233,9 +235,25 @@ func (l *psLink) failLocked(err error) {
 // The clients listening through it are told nothing: their subscriptions
 // go on once the link is back.
 func (l *psLink) read(rr *resp.ReplyReader) {
+	// touched are the streams messages were fanned out to and not yet
+	// written to: written once nothing more is buffered (before the
+	// reader waits for the node), or after a batch of fanOutBatch.
+	touched := make(map[*psStream]struct{})
+	fanned := 0
+	const fanOutBatch = 64
 	for {
+		if len(touched) > 0 && (rr.Buffered() == 0 || fanned >= fanOutBatch) {
+			for st := range touched {
+				st.flushFanned()
+			}
+			clear(touched)
+			fanned = 0
+		}
 		raw, err := rr.Next()
 		if err != nil {
+			for st := range touched {
+				st.flushFanned()
+			}
 			l.h.s.log.Warn("Pub/Sub connection to the node failed", "node", l.sh.addr, "error", err)
 			l.mu.Lock()
 			l.failLocked(errLinkDown)
@@ -250,14 +268,17 @@ func (l *psLink) read(rr *resp.ReplyReader) {
 		if v.Type == '*' && len(v.Elems) >= 3 {
 			switch string(v.Elems[0].Str) {
 			case "message":
-				l.h.fan(psChannel, v.Elems[1].Str, nil, v.Elems[1].Str, v.Elems[2].Str)
+				fanned++
+				l.h.fan(touched, psChannel, v.Elems[1].Str, nil, v.Elems[1].Str, v.Elems[2].Str)
 				continue
 			case "smessage":
-				l.h.fan(psShard, v.Elems[1].Str, nil, v.Elems[1].Str, v.Elems[2].Str)
+				fanned++
+				l.h.fan(touched, psShard, v.Elems[1].Str, nil, v.Elems[1].Str, v.Elems[2].Str)
 				continue
 			case "pmessage":
 				if len(v.Elems) == 4 {
-					l.h.fan(psPattern, v.Elems[1].Str, v.Elems[1].Str, v.Elems[2].Str, v.Elems[3].Str)
+					fanned++
+					l.h.fan(touched, psPattern, v.Elems[1].Str, v.Elems[1].Str, v.Elems[2].Str, v.Elems[3].Str)
 				}
 				continue
 			}
@@ -277,7 +298,7 @@ func (l *psLink) read(rr *resp.ReplyReader) {
 
 // fan hands a message to the clients listening to name (a channel, or the
 // pattern that matched).
-func (h *psHub) fan(k int, name, pattern, ch, msg []byte) {
+func (h *psHub) fan(touched map[*psStream]struct{}, k int, name, pattern, ch, msg []byte) {
 	var enc [2][]byte
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -299,7 +320,9 @@ func (h *psHub) fan(k int, name, pattern, ch, msg []byte) {
 			b = resp.AppendBulk(b, ch)
 			enc[p] = resp.AppendBulk(b, msg)
 		}
-		c.stream.pushShared(enc[p])
+		if c.stream.pushShared(enc[p], false) {
+			touched[c.stream] = struct{}{}
+		}
 	}
 }
 
@@ -399,20 +422,26 @@ type psStream struct {
 	mu sync.Mutex
 	// pending is what waits to be written, in pieces: a message is shared
 	// by every subscriber it is fanned out to, not copied into each
-	// one's buffer. pendingN counts its bytes; writing is the bytes the
+	// one's buffer. pendingN counts its bytes; writing is the bytes a
 	// writer took and has not written yet, which count against the limit
 	// too.
 	pending  net.Buffers
 	pendingN int
 	writing  int
+	// busy: a writer (the stream's goroutine, or a link's reader writing
+	// what it fanned out, flushFanned) has taken the pending pieces.
+	busy bool
 	// tailOwned: the last piece is the stream's own buffer, which small
-	// pushes are copied into (one piece per small message would make
-	// writev's vector long for little data).
+	// pushes are copied into (one piece per small message would make the
+	// write's vector long for little data).
 	tailOwned bool
 	// owned are the stream's own buffers among pending; free is one
-	// written buffer kept for the next tail.
+	// written buffer kept for the next tail; spareP and spareO are the
+	// arrays of the last write, reused for the next pending.
 	owned     [][]byte
 	free      []byte
+	spareP    net.Buffers
+	spareO    [][]byte
 	softSince int64
 	over      bool
 	closed    bool
@@ -425,22 +454,24 @@ const (
 	tailSize   = 4 << 10
 )
 
-// push appends a copy of b to the stream.
+// push appends a copy of b to the stream and wakes its writer.
 func (st *psStream) push(b []byte) {
 	if len(b) < smallPiece {
-		st.pushShared(b) // copied into the tail buffer
+		st.pushShared(b, true) // copied into the tail buffer
 		return
 	}
-	st.pushShared(append([]byte(nil), b...))
+	st.pushShared(append([]byte(nil), b...), true)
 }
 
-// pushShared appends b, which nobody changes afterwards, to the stream; a
-// client over its pubsub output limit is closed.
-func (st *psStream) pushShared(b []byte) {
+// pushShared appends b, which nobody changes afterwards, to the stream
+// and, with wake, wakes its writer (a link's reader writes what it fanned
+// out itself); a client over its pubsub output limit is closed. It reports
+// whether b was taken.
+func (st *psStream) pushShared(b []byte, wake bool) bool {
 	st.mu.Lock()
 	if st.over || st.closed {
 		st.mu.Unlock()
-		return
+		return false
 	}
 	switch {
 	case len(b) >= smallPiece:
@@ -473,61 +504,150 @@ func (st *psStream) pushShared(b []byte) {
 		st.mu.Unlock()
 		st.c.s.log.Warn(conncmd.ObufClosed, "client", st.c.sess.Addr, "id", st.c.sess.ID, "pending", n)
 		st.c.nc.Close() // the client's goroutine sees its read fail
-		return
+		return false
 	}
 	st.mu.Unlock()
+	if wake {
+		st.wakeWriter()
+	}
+	return true
+}
+
+func (st *psStream) wakeWriter() {
 	select {
 	case st.wake <- struct{}{}:
 	default:
 	}
 }
 
-// run writes the stream until the client ends.
+// take hands the pending pieces to a writer; st.mu is held, the stream is
+// not busy and has pending bytes.
+func (st *psStream) take() (out net.Buffers, owned [][]byte, n int) {
+	out, owned, n = st.pending, st.owned, st.pendingN
+	st.pending, st.owned, st.pendingN, st.tailOwned = st.spareP[:0], st.spareO[:0], 0, false
+	st.spareP, st.spareO = nil, nil
+	st.busy, st.writing = true, n
+	return out, owned, n
+}
+
+// release ends a writer's turn after it wrote everything it took; st.mu
+// is held.
+func (st *psStream) release(out net.Buffers, owned [][]byte) {
+	st.busy, st.writing = false, 0
+	if st.pendingN == 0 {
+		st.softSince = 0 // everything written: under the soft limit again
+	}
+	if st.free == nil && len(owned) > 0 {
+		st.free = owned[len(owned)-1]
+	}
+	clear(owned)
+	clear(out)
+	st.spareP, st.spareO = out[:0], owned[:0]
+}
+
+// flushFanned writes what a link's reader fanned out to the stream, as
+// far as the socket takes it without waiting; the rest is left to the
+// stream's goroutine. Writing here spares a wake-up of one goroutine per
+// subscriber and message batch.
+func (st *psStream) flushFanned() {
+	rc := st.c.rc
+	st.mu.Lock()
+	if rc == nil || st.busy || st.pendingN == 0 || st.closed || st.over {
+		busy := st.busy
+		st.mu.Unlock()
+		if !busy {
+			st.wakeWriter()
+		}
+		return
+	}
+	out, owned, n := st.take()
+	st.mu.Unlock()
+	i, off := 0, 0 // where the socket stopped taking
+	var errno syscall.Errno
+	_ = rc.Write(func(fd uintptr) bool {
+		for ; i < len(out); i++ {
+			done, e := sockio.WriteAll(fd, out[i])
+			if e != 0 {
+				off, errno = done, e
+				return true
+			}
+		}
+		return true
+	})
+	written := n
+	if i < len(out) {
+		written = off
+		for _, b := range out[:i] {
+			written += len(b)
+		}
+	}
+	st.c.s.netOut.Add(int64(written))
+	st.mu.Lock()
+	switch {
+	case i == len(out):
+		st.release(out, owned)
+		more := st.pendingN > 0 // pushed by another link meanwhile
+		st.mu.Unlock()
+		if more {
+			st.wakeWriter()
+		}
+	case errno == syscall.EAGAIN:
+		// The rest goes first, before what was pushed meanwhile.
+		rest := make(net.Buffers, 0, len(out)-i+len(st.pending))
+		rest = append(rest, out[i][off:])
+		rest = append(rest, out[i+1:]...)
+		if len(st.pending) == 0 {
+			st.tailOwned = false // the last piece is one being written from
+		}
+		st.pending = append(rest, st.pending...)
+		st.pendingN += n - written
+		st.owned = append(owned, st.owned...)
+		st.busy, st.writing = false, 0
+		st.mu.Unlock()
+		st.wakeWriter()
+	default:
+		st.busy, st.writing = false, 0
+		st.closed = true
+		st.pending, st.pendingN = nil, 0
+		st.mu.Unlock()
+		st.c.nc.Close() // the client is gone
+	}
+}
+
+// run writes the stream until the client ends, waiting while the client
+// does not read.
 func (st *psStream) run() {
 	defer close(st.done)
-	var spare net.Buffers
-	var spareOwned [][]byte
 	for {
 		select {
 		case <-st.quit:
 			return
 		case <-st.wake:
 		}
-		st.mu.Lock()
-		out, n := st.pending, st.pendingN
-		if n == 0 {
+		for {
+			st.mu.Lock()
+			if st.busy || st.pendingN == 0 {
+				st.mu.Unlock()
+				break
+			}
+			out, owned, n := st.take()
 			st.mu.Unlock()
-			continue
+			bufs := out // WriteTo consumes it
+			_, err := bufs.WriteTo(st.c.nc)
+			st.mu.Lock()
+			st.release(out, owned)
+			st.mu.Unlock()
+			if err != nil {
+				st.c.nc.Close()
+				return
+			}
+			st.c.s.netOut.Add(int64(n))
 		}
-		// The two arrays of pieces take turns: pushes fill one while
-		// the other is written.
-		owned := st.owned
-		st.pending, st.pendingN, st.tailOwned = spare[:0], 0, false
-		st.owned = spareOwned[:0]
-		st.writing = n
-		st.mu.Unlock()
-		bufs := out // WriteTo consumes it
-		_, err := bufs.WriteTo(st.c.nc)
-		st.mu.Lock()
-		st.writing = 0
-		if st.pendingN == 0 {
-			st.softSince = 0 // everything written: under the soft limit again
-		}
-		if st.free == nil && len(owned) > 0 {
-			st.free = owned[len(owned)-1]
-		}
-		st.mu.Unlock()
-		clear(owned)
-		spareOwned = owned[:0]
-		if err != nil {
-			st.c.nc.Close()
-			return
-		}
-		st.c.s.netOut.Add(int64(n))
-		clear(out)
-		spare = out[:0]
 	}
 }
+
+// pushConfirm pushes a (un)subscribe confirmation.
+func (st *psStream) pushConfirm(b []byte) { st.pushShared(b, true) }
 
 // startStream gives c its stream: what was written so far went out
 // already (the round before the command was answered).
@@ -617,7 +737,7 @@ func (c *client) psSubscribe(k int, names [][]byte) {
 		name := string(n)
 		if _, ok := c.ps.own[k][name]; ok {
 			c.noteSubs()
-			st.pushShared(c.psConfirm(k, false, n, false))
+			st.pushConfirm(c.psConfirm(k, false, n, false))
 			continue
 		}
 		h.mu.Lock()
@@ -636,7 +756,7 @@ func (c *client) psSubscribe(k int, names [][]byte) {
 			h.subs[k][name] = m
 		}
 		m[c] = struct{}{}
-		st.pushShared(c.psConfirm(k, false, n, false))
+		st.pushConfirm(c.psConfirm(k, false, n, false))
 		h.mu.Unlock()
 	}
 }
@@ -648,7 +768,7 @@ func (c *client) psUnsubscribe(k int, names [][]byte) {
 	}
 	if len(names) == 0 {
 		if c.ps.count(k) == 0 {
-			st.pushShared(c.psConfirm(k, true, nil, true))
+			st.pushConfirm(c.psConfirm(k, true, nil, true))
 			return
 		}
 		all := make([]string, 0, c.ps.count(k))
@@ -658,13 +778,13 @@ func (c *client) psUnsubscribe(k int, names [][]byte) {
 		slices.SortFunc(all, func(a, b string) int { return int(c.ps.own[k][a]) - int(c.ps.own[k][b]) })
 		for _, name := range all {
 			c.psUnsubscribeOne(k, name, true)
-			st.pushShared(c.psConfirm(k, true, []byte(name), false))
+			st.pushConfirm(c.psConfirm(k, true, []byte(name), false))
 		}
 		return
 	}
 	for _, n := range names {
 		c.psUnsubscribeOne(k, string(n), true)
-		st.pushShared(c.psConfirm(k, true, n, false))
+		st.pushConfirm(c.psConfirm(k, true, n, false))
 	}
 }
 
