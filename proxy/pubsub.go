@@ -261,31 +261,13 @@ func (l *psLink) read(rr *resp.ReplyReader) {
 			go l.h.redial(l.sh)
 			return
 		}
-		v, _, err := resp.Parse(raw)
-		if err != nil {
-			continue
-		}
-		if v.Type == '*' && len(v.Elems) >= 3 {
-			switch string(v.Elems[0].Str) {
-			case "message":
+		m, isMsg, ackErr := parseLinkFrame(raw)
+		if isMsg {
+			if m.kind >= 0 {
 				fanned++
-				l.h.fan(touched, psChannel, v.Elems[1].Str, nil, v.Elems[1].Str, v.Elems[2].Str)
-				continue
-			case "smessage":
-				fanned++
-				l.h.fan(touched, psShard, v.Elems[1].Str, nil, v.Elems[1].Str, v.Elems[2].Str)
-				continue
-			case "pmessage":
-				if len(v.Elems) == 4 {
-					fanned++
-					l.h.fan(touched, psPattern, v.Elems[1].Str, v.Elems[1].Str, v.Elems[2].Str, v.Elems[3].Str)
-				}
-				continue
+				l.h.fan(touched, m.kind, m.name, m.pattern, m.ch, m.msg)
 			}
-		}
-		var ackErr error
-		if v.IsError() {
-			ackErr = errors.New(string(v.Str))
+			continue
 		}
 		l.mu.Lock()
 		if len(l.acks) > 0 {
@@ -294,6 +276,52 @@ func (l *psLink) read(rr *resp.ReplyReader) {
 		}
 		l.mu.Unlock()
 	}
+}
+
+// linkMessage is a message a node pushed on a link: kind is -1 for a
+// malformed one, which is dropped.
+type linkMessage struct {
+	kind                   int
+	name, pattern, ch, msg []byte
+}
+
+// parseLinkFrame reads one frame of a link (RESP2): a message push
+// ("message", "pmessage", "smessage" arrays) or else the reply that
+// acknowledges the oldest command sent, with the node's error if it is one.
+// The message's fields alias raw.
+func parseLinkFrame(raw []byte) (m linkMessage, isMsg bool, ackErr error) {
+	v, _, err := resp.Parse(raw)
+	if err != nil {
+		return linkMessage{}, false, err
+	}
+	if v.Type == '*' && len(v.Elems) >= 1 {
+		bulks := len(v.Elems) <= 4
+		for _, e := range v.Elems {
+			bulks = bulks && e.Type == '$' && !e.Null
+		}
+		m.kind = -1
+		switch string(v.Elems[0].Str) {
+		case "message", "smessage":
+			if bulks && len(v.Elems) == 3 {
+				m.kind = psChannel
+				if v.Elems[0].Str[0] == 's' {
+					m.kind = psShard
+				}
+				m.name, m.ch, m.msg = v.Elems[1].Str, v.Elems[1].Str, v.Elems[2].Str
+			}
+			return m, true, nil
+		case "pmessage":
+			if bulks && len(v.Elems) == 4 {
+				m.kind = psPattern
+				m.name, m.pattern, m.ch, m.msg = v.Elems[1].Str, v.Elems[1].Str, v.Elems[2].Str, v.Elems[3].Str
+			}
+			return m, true, nil
+		}
+	}
+	if v.IsError() {
+		return linkMessage{}, false, errors.New(string(v.Str))
+	}
+	return linkMessage{}, false, nil
 }
 
 // fan hands a message to the clients listening to name (a channel, or the
