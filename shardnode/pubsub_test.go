@@ -85,3 +85,48 @@ func TestPubsubClientList(t *testing.T) {
 		t.Errorf("CLIENT LIST TYPE normal: %q", got)
 	}
 }
+
+// TestShardPubsubWeights: a proxy's subscriber connection listens with a
+// weight, which PUBLISH and PUBSUB NUMSUB count; the connection gets one
+// copy of each message and stays out of subscribed mode.
+func TestShardPubsubWeights(t *testing.T) {
+	n := startNode(t, "", nil)
+	n.assignAll()
+	link := n.raw()
+	pub := n.raw()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"SHARD.PUBSUB", "SET", "channel", "5", "ch"}, "+OK\r\n"},
+		{[]string{"SHARD.PUBSUB", "SET", "pattern", "2", "c*"}, "+OK\r\n"},
+		{[]string{"SHARD.PUBSUB", "SET", "nosuch", "1", "x"}, "-ERR syntax error\r\n"},
+		{[]string{"SHARD.PUBSUB", "SET", "channel", "-1", "x"}, "-ERR value is not an integer or out of range\r\n"},
+		{[]string{"SHARD.PUBSUB", "SET", "channel", "1"}, "-ERR wrong number of arguments for 'shard.pubsub' command\r\n"},
+		{[]string{"GET", "k"}, "$-1\r\n"}, // not in subscribed mode
+	} {
+		if got := link.do(c.args...); got != c.want {
+			t.Errorf("%q: %q, want %q", c.args, got, c.want)
+		}
+	}
+	if got := pub.do("PUBLISH", "ch", "m"); got != ":7\r\n" {
+		t.Errorf("PUBLISH: %q, want 7 (5 for the channel, 2 for the pattern)", got)
+	}
+	if got := link.next(); got != "*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\nm\r\n" {
+		t.Errorf("link message: %q", got)
+	}
+	if got := link.next(); got != "*4\r\n$8\r\npmessage\r\n$2\r\nc*\r\n$2\r\nch\r\n$1\r\nm\r\n" {
+		t.Errorf("link pattern message: %q", got)
+	}
+	if got := pub.do("PUBSUB", "NUMSUB", "ch"); got != "*2\r\n$2\r\nch\r\n:5\r\n" {
+		t.Errorf("NUMSUB: %q", got)
+	}
+	if got := pub.do("SHARD.PUBSUB", "PATTERNS"); got != "*1\r\n$2\r\nc*\r\n" {
+		t.Errorf("PATTERNS: %q", got)
+	}
+	link.do("SHARD.PUBSUB", "SET", "channel", "0", "ch")
+	link.do("SHARD.PUBSUB", "SET", "pattern", "0", "c*")
+	if got := pub.do("PUBLISH", "ch", "m"); got != ":0\r\n" {
+		t.Errorf("PUBLISH after weights 0: %q", got)
+	}
+}
