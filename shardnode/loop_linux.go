@@ -63,9 +63,11 @@ type eventLoop struct {
 	closed   bool
 	// pushes are the connections with Pub/Sub messages pushed to them
 	// since the loop last took them (pubsub.go); pushing is the other
-	// buffer.
-	pushes  []*client
-	pushing []*client
+	// buffer; anyPushes is set with them, so that a pass of a node
+	// without Pub/Sub does not take the lock for nothing.
+	pushes    []*client
+	pushing   []*client
+	anyPushes atomic.Bool
 
 	// State of one pass.
 	touched []*client     // connections read in this pass
@@ -337,6 +339,7 @@ func (l *eventLoop) pushed(c *client, wake bool) {
 		return
 	}
 	l.pushes = append(l.pushes, c)
+	l.anyPushes.Store(true)
 	if wake {
 		l.signal()
 	}
@@ -345,7 +348,11 @@ func (l *eventLoop) pushed(c *client, wake bool) {
 // drainPushes moves the pushed messages into their connections' output and
 // writes it, closing a connection over its output buffer limit.
 func (l *eventLoop) drainPushes() {
+	if !l.anyPushes.Load() {
+		return
+	}
 	l.mu.Lock()
+	l.anyPushes.Store(false)
 	list := l.pushes
 	l.pushes = l.pushing[:0]
 	l.mu.Unlock()
