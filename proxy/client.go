@@ -159,6 +159,13 @@ type client struct {
 	obufOver      atomic.Bool
 	obufMu        sync.Mutex
 	obufSoftSince int64
+
+	// Pub/Sub (pubsub.go): ps is the client's subscriptions, nil before
+	// its first (un)subscribe; stream its output from then on; psProto
+	// its protocol, which the links' readers encode messages in.
+	ps      *psState
+	stream  *psStream
+	psProto atomic.Int32
 }
 
 func newClient(s *Server, nc net.Conn) *client {
@@ -428,6 +435,16 @@ func (c *client) exec(cmd redcon.Command) {
 	if !c.sess.Authed && ci.Flags&cmdtable.FlagNoAuth == 0 {
 		c.reject("NOAUTH Authentication required.")
 		return
+	}
+	if c.sess.Proto == resp.RESP2 && c.sess.Subscribed() {
+		name := ci.Name
+		if row, _ := ci.Resolve(args, cmdtable.SideProxy); row != nil {
+			name = row.Name
+		}
+		if msg := conncmd.SubscribedModeError(name); msg != "" {
+			c.reject(msg)
+			return
+		}
 	}
 	if c.inMulti && ci.Multi != cmdtable.MultiNow {
 		c.queue(ci, cmd)

@@ -26,6 +26,7 @@ func (c *client) SwitchProto(proto resp.Proto) {
 		c.pin.lost = true
 	}
 	c.barrier()
+	c.psProtoNote(proto)
 }
 
 // beforeSelect prepares a SELECT of another database: the commands already
@@ -78,6 +79,7 @@ func (c *client) ResetConn() {
 		c.unpinAfter = true
 	}
 	c.stopMonitor()
+	c.psReset(false)
 }
 
 // ControlsReplies: the proxy honours CLIENT REPLY (serveBuffered).

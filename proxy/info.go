@@ -176,7 +176,7 @@ func (c *client) writeInfo(m *merge, b []byte) []byte {
 			NetIn: s.netIn.Load(), NetOut: s.netOut.Load(), Rejected: s.rejected.Load(),
 			ExpiredKeys: sum("stats", "expired_keys"),
 			Hits:        sum("stats", "keyspace_hits"), Misses: sum("stats", "keyspace_misses"),
-		})
+		}.WithPubsub(s.ps.counts()))
 		partial(&w)
 	}
 	if r.WantExtra("commandstats") {

@@ -163,6 +163,12 @@ func (c *client) closeForOutput(pending int64) {
 // over the soft limit, the write's deadline is when the soft limit's time
 // runs out, and missing it closes the client as over its limit.
 func (c *client) flushLimited(b []byte) error {
+	if st := c.stream; st != nil {
+		// A subscribed client: its stream writes, under the pubsub
+		// class's limit (pubsub.go).
+		st.push(b)
+		return nil
+	}
 	l := c.s.obuf.Class(conncmd.ObufNormal)
 	deadline := false
 	if l.Soft > 0 {

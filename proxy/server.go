@@ -54,7 +54,9 @@ type Server struct {
 	obs      *conncmd.Observer
 	monitors atomic.Pointer[[]*monitor]
 	// obuf is client-output-buffer-limit (replymem.go).
-	obuf  *conncmd.OutputLimits
+	obuf *conncmd.OutputLimits
+	// ps is Pub/Sub: the subscriptions and the nodes' subscriber connections (pubsub.go).
+	ps    *psHub
 	monMu sync.Mutex
 }
 
@@ -82,6 +84,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.obs = s.newObserver()
 	s.obuf = conncmd.NewOutputLimits()
+	s.ps = newPsHub(s)
 	for _, e := range m.Shards {
 		log.Info("range map", "shard", e.Name, "start", e.Start, "end", e.End, "size", e.Size, "addr", e.Addr())
 	}
@@ -196,9 +199,11 @@ func (s *Server) accept(nc net.Conn) *client {
 // serveConn serves one client connection until it ends.
 func (s *Server) serveConn(c *client) {
 	defer func() {
+		c.psFinish()
 		sockio.UnwatchHup(c.hupKey)
 		c.nc.Close()
 		c.unpin()
+		c.psReset(true)
 		c.stopMonitor()
 		c.dropBuffers()
 		s.nclients.Add(-1)
@@ -235,6 +240,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, sh := range s.table.Load().shards {
 		sh.close()
 	}
+	s.ps.close()
 	s.obs.Stop()
 	s.log.Info("proxy stopped")
 	return err

@@ -14,13 +14,23 @@ import (
 // nodes' figures), CLUSTER (cluster.go) and the proxy's own SHARD.* commands.
 func (c *client) local(ci *cmdtable.Command, cmd redcon.Command) {
 	args := cmd.Args
+	if ci.Group == "pubsub" {
+		c.psCmd(ci, cmd)
+		return
+	}
 	if ci.Name == "select" {
 		c.beforeSelect(args)
+	}
+	if ci.Name == "ping" && c.ps != nil && c.sess.Subscribed() {
+		c.s.ps.psSync()
 	}
 	if h := conncmd.Handlers[ci.Name]; h != nil {
 		mark := len(c.out)
 		c.out = h(proxyHost{c.s}, c, c.out, args)
 		c.reply(mark)
+		if c.sess.Quit && c.ps != nil {
+			c.psReset(false) // as Redis frees a client at QUIT
+		}
 		return
 	}
 	switch ci.Name {

@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
 done
 if [ -n "${BENCH_QUICK:-}" ] && [ "${BENCH_QUICK}" != 0 ]; then
   # First, so that arguments given on the command line still win.
-  args=(-rounds 1 -n 20000 -n16 100000 -mem-keys 50000 -coll-elems 50000 -pairs 10 "${args[@]}")
+  args=(-rounds 1 -n 20000 -n16 100000 -mem-keys 50000 -coll-elems 50000 -pairs 10 -pub-n 20000 "${args[@]}")
 fi
 
 need=()

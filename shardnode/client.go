@@ -95,6 +95,11 @@ type client struct {
 	// (SHARD.WATCH), by the proxy's client id.
 	watch  watcher
 	owners map[string]*watcher
+	// ps is the connection's Pub/Sub state (pubsub.go), nil until its
+	// first subscription; psLocked: the connection holds ps.wmu for the
+	// batch being served (a goroutine of its own).
+	ps       *clientSubs
+	psLocked bool
 
 	// Counters other connections read (INFO).
 	cmds   atomic.Int64
@@ -163,6 +168,7 @@ func (s *Server) dropClient(c *client) {
 	s.stats.misses.Add(c.misses.Load())
 	c.unwatchAll()
 	c.dropBlocked()
+	c.dropSubs(true)
 	c.release()
 	c.dropBuffers()
 	s.mu.Lock()
@@ -176,9 +182,13 @@ func (s *Server) dropClient(c *client) {
 // shared connection commands act on.
 func (c *client) Session() *conncmd.Session { return &c.sess }
 
-// SwitchProto needs nothing on the node: replies are encoded per command in
-// the session's protocol.
-func (c *client) SwitchProto(resp.Proto) {}
+// SwitchProto: replies are encoded per command in the session's protocol;
+// only the messages other connections publish to this one need telling.
+func (c *client) SwitchProto(p resp.Proto) {
+	if c.ps != nil {
+		c.ps.proto.Store(int32(p))
+	}
+}
 
 // ResetConn is RESET's part that is the node's own: leave MULTI, forget
 // WATCHed keys.
@@ -187,6 +197,7 @@ func (c *client) ResetConn() {
 	clear(c.queue)
 	c.queue = c.queue[:0]
 	c.unwatchAll()
+	c.dropSubs(false)
 }
 
 // unwatchAll forgets every WATCH kept on the connection: its own and the

@@ -1157,7 +1157,7 @@ func TestCommandTableCoverage(t *testing.T) {
 	n := startNode(t, "", nil)
 	n.assignAll()
 	c := n.raw()
-	for _, args := range [][]string{{"SHARD.LOCATE", "k"}, {"SHARD.MAP"}, {"SHARD.RELOAD"}, {"SUBSCRIBE", "ch"}, {"XADD", "s", "*", "f", "v"}} {
+	for _, args := range [][]string{{"SHARD.LOCATE", "k"}, {"SHARD.MAP"}, {"SHARD.RELOAD"}, {"XADD", "s", "*", "f", "v"}} {
 		want := er(cmdtable.ErrUnknownCommand([]byte(args[0]), toBytes(args[1:])))
 		if got := c.do(args...); got != want {
 			t.Errorf("%q: got %q, want %q", args, got, want)

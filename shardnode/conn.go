@@ -83,6 +83,8 @@ func (s *Server) serveRaw(c *client, raw syscall.RawConn) {
 // served by its own goroutine: runs the complete commands, writes the
 // replies, and reports whether the connection stays open.
 func (c *client) received(n int) bool {
+	c.pushLock()
+	defer c.pushUnlock()
 	c.feed(n)
 	c.run() // parks only on an event loop's connection
 	for c.batch != nil {

@@ -68,6 +68,10 @@ var handlers = map[string]handlerFunc{
 	"index.create": cmdIndexCreate, "index.drop": cmdIndexDrop, "index.list": cmdIndexList,
 	"shard.assign": cmdShardAssign, "shard.watch": cmdShardWatch, "shard.unwatch": cmdShardUnwatch,
 	"shard.exec": cmdShardExec,
+	// Pub/Sub (pubsub.go)
+	"subscribe": cmdSubscribe, "unsubscribe": cmdUnsubscribe, "psubscribe": cmdPSubscribe,
+	"punsubscribe": cmdPUnsubscribe, "ssubscribe": cmdSSubscribe, "sunsubscribe": cmdSUnsubscribe,
+	"publish": cmdPublish, "spublish": cmdSPublish, "pubsub": cmdPubsub, "shard.pubsub": cmdShardPubsub,
 }
 
 // cmdKind says where a command runs.
@@ -326,6 +330,9 @@ func (c *client) execOne(spec *cmdSpec, args [][]byte) {
 	default:
 		spec.fn(c, args)
 	}
+	if c.sess.Quit && c.ps != nil {
+		c.dropSubs(true) // as Redis frees a client at QUIT, not once it closes
+	}
 	if len(c.out) > mark && c.out[mark] == '-' {
 		c.srv.obs.Commands.Failed(spec.Index)
 	}
@@ -349,7 +356,8 @@ func (c *client) admit(spec *cmdSpec, args [][]byte) bool {
 		c.reject(cmdtable.ErrUnknownCommand(args[0], args[1:]))
 		return false
 	}
-	if _, msg := spec.Resolve(args, cmdtable.SideNode); msg != "" {
+	row, msg := spec.Resolve(args, cmdtable.SideNode)
+	if msg != "" {
 		c.reject(msg)
 		return false
 	}
@@ -357,8 +365,18 @@ func (c *client) admit(spec *cmdSpec, args [][]byte) bool {
 		c.reject(errNoAuth)
 		return false
 	}
-	if spec.kind == kindKeyed || spec.kind == kindKeyless || spec.FirstKey > 0 { // WATCH, SHARD.WATCH: keys of the range
+	if spec.kind == kindKeyed || spec.kind == kindKeyless || spec.FirstKey > 0 { // WATCH, SHARD.WATCH, SSUBSCRIBE: keys of the range
 		if msg := c.checkKeys(spec, args); msg != "" {
+			c.reject(msg)
+			return false
+		}
+	}
+	if c.ps != nil && c.sess.Proto == resp.RESP2 && c.ps.total() > 0 {
+		name := spec.Name
+		if row != nil {
+			name = row.Name
+		}
+		if msg := conncmd.SubscribedModeError(name); msg != "" {
 			c.reject(msg)
 			return false
 		}

@@ -52,7 +52,7 @@ func cmdInfo(c *client, args [][]byte) {
 			Connections: s.stats.conns.Load(), Commands: cmds, NetIn: in, NetOut: out,
 			Rejected: s.stats.rejected.Load(), ExpiredKeys: s.db.Stats().ExpiredRemoved,
 			Hits: hits, Misses: misses,
-		})
+		}.WithPubsub(s.hub.counts()))
 		w.Field("total_protocol_errors", s.stats.protoErr.Load())
 	}
 	if r.WantExtra("commandstats") {

@@ -62,6 +62,13 @@ type eventLoop struct {
 	expiring []*client // on probation, their handshake time up (admission.go)
 	woken    []*waiter // blocked connections handed back (blocking.go)
 	closed   bool
+	// pushes are the connections with Pub/Sub messages pushed to them
+	// since the loop last took them (pubsub.go); pushing is the other
+	// buffer; anyPushes is set with them, so that a pass of a node
+	// without Pub/Sub does not take the lock for nothing.
+	pushes    []*client
+	pushing   []*client
+	anyPushes atomic.Bool
 
 	// State of one pass.
 	touched []*client     // connections read in this pass
@@ -186,6 +193,7 @@ func (l *eventLoop) run() {
 	defer close(l.done)
 	for {
 		n := l.wait()
+		l.drainPushes()
 		for i := 0; i < n; i++ {
 			ev := &l.events[i]
 			fd := int(ev.Fd)
@@ -218,6 +226,7 @@ func (l *eventLoop) run() {
 		l.watchSoft()
 		l.commit()
 		l.reply()
+		l.drainPushes()
 		if l.srv.draining.Load() {
 			l.stop()
 			return
@@ -341,7 +350,53 @@ func (l *eventLoop) read(c *client) {
 	}
 	c.feed(n)
 	l.touched = append(l.touched, c)
+	if c.ps != nil {
+		c.takePushes() // messages before the replies to what was read
+	}
 	c.run()
+}
+
+// pushed notes that c has messages to write; wake: the pusher is not this
+// loop, which must be woken from its wait.
+func (l *eventLoop) pushed(c *client, wake bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
+	l.pushes = append(l.pushes, c)
+	l.anyPushes.Store(true)
+	if wake {
+		l.signal()
+	}
+}
+
+// drainPushes moves the pushed messages into their connections' output and
+// writes it, closing a connection over its output buffer limit.
+func (l *eventLoop) drainPushes() {
+	if !l.anyPushes.Load() {
+		return
+	}
+	l.mu.Lock()
+	l.anyPushes.Store(false)
+	list := l.pushes
+	l.pushes = l.pushing[:0]
+	l.mu.Unlock()
+	for _, c := range list {
+		if c.fd < 0 || l.conns[c.fd] != c {
+			continue
+		}
+		c.takePushes()
+		if c.overOutputLimit(c.wblocked) {
+			l.close(c)
+			continue
+		}
+		if !c.wblocked && len(c.out) > 0 {
+			l.flush(c)
+		}
+	}
+	clear(list)
+	l.pushing = list[:0]
 }
 
 // commit commits the parked runs in one Update and resumes their

@@ -70,7 +70,7 @@ func (c *client) resume() {
 // does not read must not get under the soft limit by the socket taking
 // part of the last pass.
 func (c *client) overOutputLimit(blocked bool) bool {
-	l := c.srv.obuf.Class(conncmd.ObufNormal)
+	l := c.srv.obuf.Class(c.obufClass())
 	if !l.On() || connClass(c.class.Load()) == classProxy {
 		return false
 	}
@@ -93,7 +93,7 @@ func (c *client) overOutputLimit(blocked bool) bool {
 func (c *client) writeLimited() error {
 	since := c.obufSoftSince
 	if since != 0 {
-		l := c.srv.obuf.Class(conncmd.ObufNormal)
+		l := c.srv.obuf.Class(c.obufClass())
 		_ = c.nc.SetWriteDeadline(time.Unix(since+l.SoftSeconds+1, 0))
 	}
 	m, err := c.write(c.out)

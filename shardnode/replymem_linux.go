@@ -4,8 +4,6 @@ package shardnode
 
 import (
 	"time"
-
-	"github.com/shardkv/shardkv/internal/conncmd"
 )
 
 // The event loop's part of reply memory (replymem.go): held pipelines
@@ -42,18 +40,21 @@ func (l *eventLoop) softTimeout() int {
 	if len(l.overSoft) == 0 {
 		return -1
 	}
-	lim := l.srv.obuf.Class(conncmd.ObufNormal)
 	first := int64(-1)
 	for _, c := range l.overSoft {
-		if c.obufSoftSince != 0 && (first < 0 || c.obufSoftSince < first) {
-			first = c.obufSoftSince
+		if c.obufSoftSince == 0 {
+			continue
+		}
+		// Over() holds once more than SoftSeconds whole seconds passed.
+		end := c.obufSoftSince + l.srv.obuf.Class(c.obufClass()).SoftSeconds + 1
+		if first < 0 || end < first {
+			first = end
 		}
 	}
 	if first < 0 {
 		return 0 // all left the list: let watchSoft clean it
 	}
-	// Over() holds once more than SoftSeconds whole seconds passed.
-	ms := time.Until(time.Unix(first+lim.SoftSeconds+1, 0)).Milliseconds()
+	ms := time.Until(time.Unix(first, 0)).Milliseconds()
 	return int(max(ms, 0)) + 1
 }
 

@@ -88,6 +88,8 @@ type Server struct {
 	// watches are the keys WATCHed on this node and their watchers
 	// (watch.go).
 	watches watchRegistry
+	// hub is the Pub/Sub subscriptions (pubsub.go).
+	hub *hub
 	// admitted counts the connections against the limits (admission.go).
 	admitted admissions
 	// loops are the event loops, started by the first Serve (under mu).
@@ -182,6 +184,7 @@ func New(cfg Config) (*Server, error) {
 	s.obs = s.newObserver()
 	s.clock = startWriteClock(db.LastSeq)
 	s.obuf = conncmd.NewOutputLimits()
+	s.hub = newHub()
 	// Rebuilding the key directory left garbage about its own size (the
 	// replay buffers), and with the heap goal at twice the directory the
 	// runtime would keep those pages for good: a node restarted with a

@@ -54,6 +54,9 @@ type config struct {
 	pairs     int // SET/GET pairs each of them does
 	skipConns bool
 
+	pubN       int // messages of the Pub/Sub shape
+	skipPubsub bool
+
 	skipColl  bool // skip the collection rows
 	collElems int  // elements of each big collection of the memory measurement
 
@@ -77,6 +80,8 @@ func main() {
 	flag.IntVar(&cfg.conns, "conns", 1000, "clients of the many-connections measurement, each on its own connection")
 	flag.IntVar(&cfg.pairs, "pairs", 200, "SET/GET pairs each client of the many-connections measurement does")
 	flag.BoolVar(&cfg.skipConns, "skip-conns", false, "skip the many-connections measurement")
+	flag.IntVar(&cfg.pubN, "pub-n", 200000, "messages the Pub/Sub measurement publishes to 100 subscribers")
+	flag.BoolVar(&cfg.skipPubsub, "skip-pubsub", false, "skip the Pub/Sub measurement")
 	flag.BoolVar(&cfg.skipColl, "skip-coll", false, "skip the collection rows (hash, set and sorted-set throughput, memory and restart)")
 	flag.IntVar(&cfg.collElems, "coll-elems", 1000000, "elements of each big collection for the collection memory and restart measurement")
 	flag.StringVar(&cfg.baselineBin, "baseline-bin", "", "directory holding the baseline revision's shardkv-node and shardkv-proxy (scripts/bench.sh --baseline builds it)")
@@ -149,6 +154,12 @@ func run(ctx context.Context, h *harness, cfg config) error {
 	}
 	if !cfg.skipConns {
 		if err := connsPhase(ctx, h, cfg); err != nil {
+			return err
+		}
+		h.stopAll()
+	}
+	if !cfg.skipPubsub {
+		if err := pubsubPhase(ctx, h, cfg); err != nil {
 			return err
 		}
 		h.stopAll()

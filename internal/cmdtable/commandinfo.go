@@ -132,6 +132,8 @@ func (c *Command) ACLCategories() []string {
 		cats = append(cats, "@connection")
 	case "transactions":
 		cats = append(cats, "@transaction")
+	case "pubsub":
+		cats = append(cats, "@pubsub")
 	}
 	if c.Flags&FlagAdmin != 0 {
 		cats = append(cats, "@admin", "@dangerous")

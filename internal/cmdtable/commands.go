@@ -19,6 +19,7 @@ const (
 	FlagNoScript                  // not allowed in scripts
 	FlagNoAsync                   // no_async_loading: refused while the dataset loads asynchronously
 	FlagBlocking                  // may block the client until a key gets data (BLPOP, BZPOPMIN, ...)
+	FlagPubsub                    // a Pub/Sub command
 )
 
 var flagNames = []struct {
@@ -26,8 +27,8 @@ var flagNames = []struct {
 	name string
 }{
 	{FlagWrite, "write"}, {FlagReadonly, "readonly"}, {FlagDenyOOM, "denyoom"}, {FlagAdmin, "admin"},
-	{FlagNoScript, "noscript"}, {FlagBlocking, "blocking"}, {FlagLoading, "loading"}, {FlagStale, "stale"},
-	{FlagFast, "fast"}, {FlagNoAuth, "no_auth"}, {FlagNoAsync, "no_async_loading"}, {FlagNoMulti, "no_multi"},
+	{FlagPubsub, "pubsub"}, {FlagNoScript, "noscript"}, {FlagBlocking, "blocking"}, {FlagLoading, "loading"},
+	{FlagStale, "stale"}, {FlagFast, "fast"}, {FlagNoAuth, "no_auth"}, {FlagNoAsync, "no_async_loading"}, {FlagNoMulti, "no_multi"},
 }
 
 // Names returns the flag names in COMMAND INFO order, which is Redis's
@@ -354,6 +355,26 @@ var Commands = []Command{
 	{Name: "memory", Arity: -2, Flags: FlagReadonly, FirstKey: 2, LastKey: 2, Step: 1, Route: RouteKey, Group: "server", Summary: "A container for memory diagnostics commands."},
 	{Name: "monitor", Arity: 1, Flags: FlagAdmin | FlagNoMulti | FlagNoScript | FlagLoading | FlagStale, Route: RouteProxyOnly, Multi: MultiProxyState, Group: "server", Summary: "Listens for all requests received by the server in real-time."},
 	{Name: "time", Arity: 1, Flags: FlagFast | FlagStale | FlagLoading, Route: RouteLocal, Group: "server", Summary: "Returns the server time."},
+
+	// Pub/Sub (docs/INTERNALS.md "Pub/Sub"): served by every node as
+	// Redis serves it; the proxy subscribes on its clients' behalf on the
+	// node that owns a channel's name (a pattern: on every node) and
+	// routes PUBLISH and SPUBLISH like a key (proxy/pubsub.go). They are
+	// RouteLocal: neither server forwards them as they are. SSUBSCRIBE,
+	// SUNSUBSCRIBE and SPUBLISH name their channels as keys, as in Redis,
+	// so a node refuses a shard channel outside its range.
+	{Name: "subscribe", Arity: -2, Flags: FlagPubsub | FlagNoScript | FlagLoading | FlagStale, Route: RouteLocal, Multi: MultiProxyState, Group: "pubsub", Summary: "Listens for messages published to channels."},
+	{Name: "unsubscribe", Arity: -1, Flags: FlagPubsub | FlagNoScript | FlagLoading | FlagStale, Route: RouteLocal, Multi: MultiProxyState, Group: "pubsub", Summary: "Stops listening to messages posted to channels."},
+	{Name: "psubscribe", Arity: -2, Flags: FlagPubsub | FlagNoScript | FlagLoading | FlagStale, Route: RouteLocal, Multi: MultiProxyState, Group: "pubsub", Summary: "Listens for messages published to channels that match one or more patterns."},
+	{Name: "punsubscribe", Arity: -1, Flags: FlagPubsub | FlagNoScript | FlagLoading | FlagStale, Route: RouteLocal, Multi: MultiProxyState, Group: "pubsub", Summary: "Stops listening to messages published to channels that match one or more patterns."},
+	{Name: "ssubscribe", Arity: -2, Flags: FlagPubsub | FlagNoScript | FlagLoading | FlagStale, FirstKey: 1, LastKey: -1, Step: 1, Route: RouteLocal, Multi: MultiProxyState, Group: "pubsub", Summary: "Listens for messages published to shard channels."},
+	{Name: "sunsubscribe", Arity: -1, Flags: FlagPubsub | FlagNoScript | FlagLoading | FlagStale, FirstKey: 1, LastKey: -1, Step: 1, Route: RouteLocal, Multi: MultiProxyState, Group: "pubsub", Summary: "Stops listening to messages posted to shard channels."},
+	{Name: "publish", Arity: 3, Flags: FlagPubsub | FlagLoading | FlagStale | FlagFast, Route: RouteLocal, Multi: MultiProxyState, Group: "pubsub", Summary: "Posts a message to a channel."},
+	{Name: "spublish", Arity: 3, Flags: FlagPubsub | FlagLoading | FlagStale | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteLocal, Multi: MultiProxyState, Group: "pubsub", Summary: "Post a message to a shard channel"},
+	{Name: "pubsub", Arity: -2, Route: RouteLocal, Multi: MultiProxyState, Group: "pubsub", Summary: "A container for Pub/Sub commands."},
+	// SHARD.PUBSUB: the proxy's subscriptions on behalf of its clients
+	// (proxy/pubsub.go, shardnode/pubsub.go).
+	{Name: "shard.pubsub", Arity: -2, Flags: FlagPubsub | FlagLoading | FlagStale, Route: RouteNodeOnly, Group: "shardkv", Summary: "Sets how many of a proxy's clients listen to a channel, pattern or shard channel on this connection, or lists the node's patterns."},
 
 	// cluster: the proxy presents itself to cluster-aware clients as one
 	// node owning every slot (proxy/cluster.go). READONLY and READWRITE keep

@@ -55,6 +55,14 @@ var subcommands = map[string][]Command{
 		{Name: "latency|latest", Arity: 2, Flags: FlagAdmin | FlagNoScript | FlagLoading | FlagStale, Group: "server", Summary: "Returns the latest latency samples for all events."},
 		{Name: "latency|reset", Arity: -2, Flags: FlagAdmin | FlagNoScript | FlagLoading | FlagStale, Group: "server", Summary: "Resets the latency data for one or more events."},
 	},
+	"pubsub": {
+		{Name: "pubsub|channels", Arity: -2, Flags: FlagPubsub | FlagLoading | FlagStale, Group: "pubsub", Summary: "Returns the active channels."},
+		{Name: "pubsub|help", Arity: 2, Flags: FlagLoading | FlagStale, Group: "pubsub", Summary: "Returns helpful text about the different subcommands."},
+		{Name: "pubsub|numpat", Arity: 2, Flags: FlagPubsub | FlagLoading | FlagStale, Group: "pubsub", Summary: "Returns a count of unique pattern subscriptions."},
+		{Name: "pubsub|numsub", Arity: -2, Flags: FlagPubsub | FlagLoading | FlagStale, Group: "pubsub", Summary: "Returns a count of subscribers to channels."},
+		{Name: "pubsub|shardchannels", Arity: -2, Flags: FlagPubsub | FlagLoading | FlagStale, Group: "pubsub", Summary: "Returns the active shard channels."},
+		{Name: "pubsub|shardnumsub", Arity: -2, Flags: FlagPubsub | FlagLoading | FlagStale, Group: "pubsub", Summary: "Returns the count of subscribers of shard channels."},
+	},
 	"memory": {
 		{Name: "memory|help", Arity: 2, Flags: FlagLoading | FlagStale, Group: "server", Summary: "Returns helpful text about the different subcommands."},
 		{Name: "memory|usage", Arity: -3, Flags: FlagReadonly, FirstKey: 2, LastKey: 2, Step: 1, Group: "server", Summary: "Estimates the memory usage of a key."},

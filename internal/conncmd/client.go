@@ -103,17 +103,41 @@ func Client(h Host, c Conn, out []byte, args [][]byte) []byte {
 	return resp.AppendError(out, cmdtable.ErrUnknownSubcommand("client", string(args[1])))
 }
 
-// clientType reads the TYPE of CLIENT LIST and CLIENT KILL: whether it is
-// "normal", the only type of client either server has, or Redis's error
-// for a type that does not exist.
-func clientType(arg []byte) (normal bool, errMsg string) {
+// Client types of CLIENT LIST and CLIENT KILL: a client is pubsub while
+// it has subscriptions, else normal; neither server has replicas or a
+// master.
+const (
+	typeAny = iota
+	typeNormal
+	typePubsub
+	typeNone
+)
+
+// clientType reads the TYPE of CLIENT LIST and CLIENT KILL, or returns
+// Redis's error for a type that does not exist.
+func clientType(arg []byte) (typ int, errMsg string) {
 	switch strings.ToLower(string(arg)) {
 	case "normal":
-		return true, ""
-	case "master", "replica", "slave", "pubsub":
-		return false, ""
+		return typeNormal, ""
+	case "pubsub":
+		return typePubsub, ""
+	case "master", "replica", "slave":
+		return typeNone, ""
 	}
-	return false, "ERR Unknown client type '" + string(arg) + "'"
+	return typeNone, "ERR Unknown client type '" + string(arg) + "'"
+}
+
+// ofType reports whether the session is of type typ.
+func (s *Session) ofType(typ int) bool {
+	switch typ {
+	case typeNormal:
+		return !s.Subscribed()
+	case typePubsub:
+		return s.Subscribed()
+	case typeNone:
+		return false
+	}
+	return true
 }
 
 func sortedSessions(h Host) []*Session {
@@ -124,16 +148,20 @@ func sortedSessions(h Host) []*Session {
 
 // clientList is CLIENT LIST [TYPE type] [ID id [id ...]].
 func clientList(h Host, s *Session, out []byte, args [][]byte) []byte {
-	none := false
+	typ := typeAny
 	var ids map[int64]bool
 	for i := 2; i < len(args); i++ {
 		switch {
 		case bytes.EqualFold(args[i], []byte("type")) && i+1 < len(args):
-			normal, msg := clientType(args[i+1])
+			t, msg := clientType(args[i+1])
 			if msg != "" {
 				return resp.AppendError(out, msg)
 			}
-			none = none || !normal
+			if typ == typeAny || typ == t {
+				typ = t
+			} else {
+				typ = typeNone // two TYPEs no client is both of
+			}
 			i++
 		case bytes.EqualFold(args[i], []byte("id")) && i+1 < len(args):
 			if ids == nil {
@@ -151,10 +179,10 @@ func clientList(h Host, s *Session, out []byte, args [][]byte) []byte {
 		}
 	}
 	var b strings.Builder
-	if !none {
+	if typ != typeNone {
 		now := time.Now()
 		for _, o := range sortedSessions(h) {
-			if ids != nil && !ids[o.ID] {
+			if ids != nil && !ids[o.ID] || !o.ofType(typ) {
 				continue
 			}
 			b.WriteString(o.Line(now))
@@ -172,7 +200,7 @@ func clientKill(h Host, k Killer, s *Session, out []byte, args [][]byte) []byte 
 	var (
 		id          int64
 		addr, laddr string
-		none        bool // a TYPE neither server has clients of
+		typ         = typeAny
 		skipme      = true
 	)
 	old := len(args) == 3
@@ -192,11 +220,11 @@ func clientKill(h Host, k Killer, s *Session, out []byte, args [][]byte) []byte 
 				}
 				id = n
 			case "type":
-				normal, msg := clientType(args[i+1])
+				t, msg := clientType(args[i+1])
 				if msg != "" {
 					return resp.AppendError(out, msg)
 				}
-				none = !normal
+				typ = t
 			case "addr":
 				addr = val
 			case "laddr":
@@ -221,7 +249,7 @@ func clientKill(h Host, k Killer, s *Session, out []byte, args [][]byte) []byte 
 	}
 	killed := 0
 	for _, o := range h.Sessions() {
-		if none || (id != 0 && o.ID != id) || (addr != "" && o.Addr != addr) ||
+		if !o.ofType(typ) || (id != 0 && o.ID != id) || (addr != "" && o.Addr != addr) ||
 			(laddr != "" && o.LAddr != laddr) || (o == s && skipme) {
 			continue
 		}

@@ -23,8 +23,18 @@ const (
 	errBadName    = "ERR Client names cannot contain spaces, newlines or special characters."
 )
 
-// Ping is PING [message].
+// Ping is PING [message]. A RESP2 connection in subscribed mode gets
+// Redis's ["pong", message] array instead (its replies must look like
+// messages).
 func Ping(h Host, c Conn, out []byte, args [][]byte) []byte {
+	if s := c.Session(); s.Proto == resp.RESP2 && s.Subscribed() && len(args) <= 2 {
+		out = resp.AppendArray(out, 2)
+		out = resp.AppendBulkString(out, "pong")
+		if len(args) == 2 {
+			return resp.AppendBulk(out, args[1])
+		}
+		return resp.AppendBulkString(out, "")
+	}
 	switch len(args) {
 	case 1:
 		return append(out, "+PONG\r\n"...)

@@ -76,6 +76,14 @@ func WritePersistence(w *InfoWriter, p PersistenceInfo) {
 type StatsInfo struct {
 	Connections, Commands, NetIn, NetOut, Rejected int64
 	ExpiredKeys, Hits, Misses                      int64
+	// Channels, patterns and shard channels with subscribers.
+	PubsubChannels, PubsubPatterns, PubsubShardChannels int
+}
+
+// WithPubsub returns s with the Pub/Sub counts.
+func (s StatsInfo) WithPubsub(channels, patterns, shard int) StatsInfo {
+	s.PubsubChannels, s.PubsubPatterns, s.PubsubShardChannels = channels, patterns, shard
+	return s
 }
 
 // WriteStats writes the Stats section's shared fields; the rates and the
@@ -94,5 +102,8 @@ func WriteStats(w *InfoWriter, o *Observer, s StatsInfo) {
 	w.Field("evicted_keys", 0)
 	w.Field("keyspace_hits", s.Hits)
 	w.Field("keyspace_misses", s.Misses)
+	w.Field("pubsub_channels", s.PubsubChannels)
+	w.Field("pubsub_patterns", s.PubsubPatterns)
+	w.Field("pubsubshard_channels", s.PubsubShardChannels)
 	w.Field("total_error_replies", o.Commands.Errors())
 }

@@ -47,6 +47,35 @@ type Session struct {
 	blocked    atomic.Bool // waiting in a blocking command (flags=b)
 	lastCmd    atomic.Pointer[string]
 	lastActive atomic.Int64 // Unix milliseconds
+	// subs are the connection's subscriptions: channels, patterns and
+	// shard channels (CLIENT LIST's sub, psub and ssub).
+	subs [3]atomic.Int32
+}
+
+// Subscribed reports whether the connection has a subscription (Redis's
+// CLIENT_PUBSUB: in RESP2 only the Pub/Sub commands, PING, QUIT and RESET
+// are allowed then).
+func (s *Session) Subscribed() bool {
+	return s.subs[0].Load()+s.subs[1].Load()+s.subs[2].Load() > 0
+}
+
+// SubscribedModeError is Redis's refusal of a command in RESP2 subscribed
+// mode, for the command's full name ("get", "config|get"), or "" when
+// name is one of the commands allowed there.
+func SubscribedModeError(name string) string {
+	switch name {
+	case "ping", "subscribe", "ssubscribe", "unsubscribe", "sunsubscribe", "psubscribe", "punsubscribe", "quit", "reset":
+		return ""
+	}
+	return "ERR Can't execute '" + name + "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+}
+
+// SetSubs records the connection's channel, pattern and shard channel
+// subscription counts.
+func (s *Session) SetSubs(channels, patterns, shard int) {
+	s.subs[0].Store(int32(channels))
+	s.subs[1].Store(int32(patterns))
+	s.subs[2].Store(int32(shard))
 }
 
 // Init sets a new connection's session: RESP2, no name, outside MULTI,
@@ -149,6 +178,10 @@ func (s *Session) Line(now time.Time) string {
 	if s.readonly.Load() {
 		flags += "r"
 	}
+	sub, psub, ssub := s.subs[0].Load(), s.subs[1].Load(), s.subs[2].Load()
+	if sub+psub+ssub > 0 {
+		flags += "P"
+	}
 	if flags == "" {
 		flags = "N"
 	}
@@ -179,7 +212,13 @@ func (s *Session) Line(now time.Time) string {
 	b = append(b, flags...)
 	b = append(b, " db="...)
 	b = strconv.AppendInt(b, int64(s.db.Load()), 10)
-	b = append(b, " sub=0 psub=0 ssub=0 multi="...)
+	b = append(b, " sub="...)
+	b = strconv.AppendInt(b, int64(sub), 10)
+	b = append(b, " psub="...)
+	b = strconv.AppendInt(b, int64(psub), 10)
+	b = append(b, " ssub="...)
+	b = strconv.AppendInt(b, int64(ssub), 10)
+	b = append(b, " multi="...)
 	b = strconv.AppendInt(b, int64(multi), 10)
 	b = append(b, " watch="...)
 	b = strconv.AppendInt(b, int64(watch), 10)
