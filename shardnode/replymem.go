@@ -95,7 +95,9 @@ func (c *client) writeLimited() error {
 		l := c.srv.obuf.Class(conncmd.ObufNormal)
 		_ = c.nc.SetWriteDeadline(time.Unix(since+l.SoftSeconds+1, 0))
 	}
+	c.sess.SetOutputMem(int64(len(c.out)))
 	m, err := c.write(c.out)
+	c.sess.SetOutputMem(0)
 	c.netOut.Add(int64(m))
 	if since != 0 {
 		_ = c.nc.SetWriteDeadline(time.Time{})

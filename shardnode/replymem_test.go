@@ -41,6 +41,18 @@ func TestHeldPipelineOfBigReplies(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(300 * time.Millisecond)
+		// CLIENT LIST shows the replies the node holds for the client.
+		omem := int64(0)
+		list := other.do("CLIENT", "LIST")
+		for _, f := range strings.Fields(list) {
+			if v, ok := strings.CutPrefix(f, "omem="); ok {
+				m, _ := strconv.ParseInt(v, 10, 64)
+				omem = max(omem, m)
+			}
+		}
+		if omem == 0 {
+			t.Errorf("CLIENT LIST: omem 0 everywhere with GET replies of %d bytes unread:\n%s", size, list)
+		}
 		got := other.do("GET", "n")
 		v := 0 // a nil reply: no INCR ran yet
 		if got[0] == '$' && got != "$-1\r\n" {

@@ -175,6 +175,7 @@ func New(cfg Config) (*Server, error) {
 	s.obs = s.newObserver()
 	s.clock = startWriteClock(db.LastSeq)
 	s.obuf = conncmd.NewOutputLimits()
+	s.obuf.Set([]byte(cfg.OutputBufferLimit)) // checked by Validate; empty changes nothing
 	// Rebuilding the key directory left garbage about its own size (the
 	// replay buffers), and with the heap goal at twice the directory the
 	// runtime would keep those pages for good: a node restarted with a

@@ -46,6 +46,7 @@ type Session struct {
 	readonly   atomic.Bool // READONLY, until READWRITE or RESET
 	lastCmd    atomic.Pointer[string]
 	lastActive atomic.Int64 // Unix milliseconds
+	omem       atomic.Int64 // reply bytes built and not yet written: CLIENT LIST's omem
 }
 
 // Init sets a new connection's session: RESP2, no name, outside MULTI,
@@ -179,7 +180,9 @@ func (s *Session) Line(now time.Time) string {
 	b = strconv.AppendInt(b, int64(multi), 10)
 	b = append(b, " watch="...)
 	b = strconv.AppendInt(b, int64(watch), 10)
-	b = append(b, " qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 tot-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 events=r cmd="...)
+	b = append(b, " qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 tot-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem="...)
+	b = strconv.AppendInt(b, s.omem.Load(), 10)
+	b = append(b, " events=r cmd="...)
 	b = append(b, cmd...)
 	b = append(b, " user=default redir=-1 resp="...)
 	b = strconv.AppendInt(b, int64(s.protoSeen.Load()), 10)
@@ -189,6 +192,10 @@ func (s *Session) Line(now time.Time) string {
 	b = append(b, load(&s.libVer)...)
 	return string(b)
 }
+
+// SetOutputMem records the reply bytes waiting for the client to read them
+// (CLIENT LIST's omem).
+func (s *Session) SetOutputMem(n int64) { s.omem.Store(n) }
 
 // DB is the selected database (SELECT).
 func (s *Session) DB() int { return int(s.db.Load()) }
