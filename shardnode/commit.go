@@ -158,11 +158,12 @@ func (s *Server) commitBatch(batch []*commitReq) (uint64, error) {
 			c := r.c
 			c.txs.tx = tx.Select(c.sess.DB())
 			c.st = &c.txs
+			c.streamOK = true
 			for r.ran < len(r.cmds) && (r.ran == 0 || !c.repliesFull()) {
 				c.execOne(r.sp[r.ran], r.cmds[r.ran].Args)
 				r.ran++
 			}
-			c.txs.tx, c.st = nil, nil
+			c.txs.tx, c.st, c.streamOK = nil, nil, false
 		}
 		return nil
 	})
@@ -182,6 +183,7 @@ func (s *Server) failBatch(batch []*commitReq, err error) {
 			r.ran = len(r.cmds) // the Update ran none: all of them failed
 		}
 		r.c.out = r.c.out[:r.mark]
+		r.c.closeStream() // a GET's streamed reply is one of them
 		for range r.cmds[:r.ran] {
 			r.c.out = resp.AppendError(r.c.out, msg)
 		}
