@@ -84,7 +84,17 @@ func (s *ValueStream) AppendNext(dst []byte, max int) ([]byte, error) {
 	for _, p := range x.slice(s.pos, end) {
 		r.add(p)
 	}
-	err := mappedRead(func() error { dst = r.appendTo(dst); return nil })
+	err := mappedRead(func() error {
+		dst = r.appendTo(dst)
+		// Copied: the pages need not stay resident while the rest is
+		// read (a slow client of a 512 MiB value).
+		for _, p := range r.parts {
+			if p.b != nil {
+				dropMapped(p.b)
+			}
+		}
+		return nil
+	})
 	if err == nil {
 		s.pos = end
 	}

@@ -90,6 +90,9 @@ type client struct {
 	// reply of its own in the pipeline (runKeyed, a commit), not part of
 	// EXEC's array or of a script's result.
 	streamOK bool
+	// streamRefs: the connection (a proxy's) takes stream references for
+	// big GET replies (streamref.go).
+	streamRefs bool
 	// watch is the connection's own WATCH (watch.go); owners are the
 	// WATCHes a proxy keeps on this connection for its clients
 	// (SHARD.WATCH), by the proxy's client id.

@@ -61,7 +61,7 @@ var handlers = map[string]handlerFunc{
 	// shardkv
 	"index.create": cmdIndexCreate, "index.drop": cmdIndexDrop, "index.list": cmdIndexList,
 	"shard.assign": cmdShardAssign, "shard.watch": cmdShardWatch, "shard.unwatch": cmdShardUnwatch,
-	"shard.exec": cmdShardExec,
+	"shard.exec": cmdShardExec, "shard.streamrefs": cmdShardStreamRefs, "shard.fetch": cmdShardFetch,
 }
 
 // cmdKind says where a command runs.

@@ -9,7 +9,6 @@ import (
 	"github.com/shardkv/shardkv/bitcask"
 	"github.com/shardkv/shardkv/internal/conncmd"
 	"github.com/shardkv/shardkv/internal/memfree"
-	"github.com/shardkv/shardkv/resp"
 )
 
 // Reply memory. A pipeline's replies are built in c.out and written after
@@ -182,8 +181,8 @@ func (c *client) bulkValue(key []byte) (bool, error) {
 		return ok, err
 	}
 	if vs != nil {
-		c.out = resp.AppendBulkHeader(out[:mark], int(vs.Len()))
-		c.stream = vs
+		c.out = out[:mark]
+		c.streamReply(vs)
 		return true, nil
 	}
 	n := len(out) - start

@@ -111,6 +111,8 @@ type Server struct {
 	clock *writeClock
 	// obuf is client-output-buffer-limit (replymem.go).
 	obuf *conncmd.OutputLimits
+	// refs are the big values opened for a proxy to fetch (streamref.go).
+	refs streamRefs
 }
 
 // serverStats are the INFO stats counters of closed connections and of the
@@ -410,6 +412,7 @@ func (s *Server) closeDB() error {
 	s.closeOnce.Do(func() {
 		s.obs.Stop()
 		s.clock.close()
+		s.refs.closeAll()
 		keys, live := s.db.Stats().Keys, s.db.LiveBytes()
 		if err := s.db.Sync(); err != nil && !errors.Is(err, bitcask.ErrClosed) {
 			s.log.Error("final fsync failed", "error", err)
