@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"runtime/debug"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 	"golang.org/x/sys/unix"
@@ -118,6 +119,44 @@ func crcParts(crc uint32, parts []piece) (out uint32, err error) {
 		return nil
 	})
 	return crc, err
+}
+
+// crcMappedParts is crcParts over pieces of a file's shared mapping, a
+// chunk at a time, each chunk's pages dropped from the process once
+// summed (dropMapped): checking a 512 MiB value must not make it resident.
+func crcMappedParts(crc uint32, parts []piece) (out uint32, err error) {
+	const chunk = 4 << 20
+	err = mappedRead(func() error {
+		for _, p := range parts {
+			if p.b == nil {
+				crc = crcZeros(crc, p.zeros)
+				continue
+			}
+			for b := p.b; len(b) > 0; {
+				n := min(len(b), chunk)
+				crc = crcUpdate(crc, b[:n])
+				dropMapped(b[:n])
+				b = b[n:]
+			}
+		}
+		return nil
+	})
+	return crc, err
+}
+
+// dropMapped drops from the process the whole pages inside b, bytes of a
+// file's shared mapping (see dropPages); a partial page at either end
+// stays. Never for memory that is not such a mapping: MADV_DONTNEED would
+// zero it.
+func dropMapped(b []byte) {
+	page := unix.Getpagesize()
+	if len(b) < page {
+		return
+	}
+	skip := (page - int(uintptr(unsafe.Pointer(&b[0]))%uintptr(page))) % page
+	if n := (len(b) - skip) / page * page; n > 0 {
+		_ = unix.Madvise(b[skip:skip+n], unix.MADV_DONTNEED)
+	}
 }
 
 // mappedRead runs fn, which reads mapped file memory: an I/O error while
@@ -248,7 +287,7 @@ func (db *DB) storedParts(after *[]func(), h uint64, key []byte) ([]piece, error
 	parts := dataParts(int(f.f.Fd()), rec[headerSize+len(key):], vstart)
 	var hb [headerSize]byte
 	encodeHeader(hb[:], &hd)
-	crc, err := crcParts(crcUpdate(crcUpdate(0, hb[offTime:]), key), parts)
+	crc, err := crcMappedParts(crcUpdate(crcUpdate(0, hb[offTime:]), key), parts)
 	if err != nil {
 		return nil, err
 	}

@@ -237,6 +237,21 @@ func (db *DB) GetAppendHashed(dst []byte, h uint64, key []byte, now int64) ([]by
 const maxLockedCopy = 64 << 10
 
 func (db *DB) getAt(dst []byte, h uint64, key []byte, now int64) ([]byte, Meta, error) {
+	return db.getOrStream(dst, h, key, now, nil)
+}
+
+// GetAppendOrStream is GetAppendHashed, but a string of StreamMin bytes or
+// more is opened as a ValueStream (returned, dst untouched) instead of
+// read: one lookup for the small values a GET mostly reads.
+func (db *DB) GetAppendOrStream(dst []byte, h uint64, key []byte, now int64) ([]byte, *ValueStream, Meta, error) {
+	var vs *ValueStream
+	out, m, err := db.getOrStream(dst, h, key, now, &vs)
+	return out, vs, m, err
+}
+
+// getOrStream is getAt; with stream set, a big string is opened into
+// *stream rather than read.
+func (db *DB) getOrStream(dst []byte, h uint64, key []byte, now int64, stream **ValueStream) ([]byte, Meta, error) {
 	s := db.kd.shardFor(h)
 	if now == 0 {
 		now = db.nowMs()
@@ -282,6 +297,16 @@ func (db *DB) getAt(dst []byte, h uint64, key []byte, now int64) ([]byte, Meta, 
 		if !verified && !bytes.Equal(s.keyOf(e), key) {
 			s.mu.RUnlock()
 			return dst, Meta{}, ErrNotFound
+		}
+		if stream != nil && loc.vtype() == valTypeBytes && int64(loc.valueLen()) >= StreamMin {
+			s.mu.RUnlock()
+			vs, err := db.openValue(h, key, now)
+			if vs != nil || err != nil {
+				*stream = vs
+				return dst, loc.meta(), err
+			}
+			// Shorter by now: read it as any other.
+			return db.getAt(dst, h, key, now)
 		}
 		f.acquire()
 		s.mu.RUnlock()

@@ -62,6 +62,9 @@ requirepass "node secret #1"
 maxclients 50
 loglevel notice
 Strict-Indexes yes
+client-output-buffer-limit normal 0 0 0
+client-output-buffer-limit pubsub 64mb 16mb 90
+client-output-buffer-limit normal 10mb 5mb 30
 `, ports[0], filepath.Join(dir, "node-data")))
 	proxyConf := write("proxy.conf", fmt.Sprintf(`port %d
 bind 127.0.0.1
@@ -69,6 +72,7 @@ map %s
 node-password 'node secret #1'
 requirepass "it's \"quoted\""
 timeout 3s
+client-output-buffer-limit normal 20mb 0 0
 `, ports[1], mapFile))
 
 	node := &Proc{Name: "s0", Bin: bin("shardkv-node"), Args: []string{"-config", nodeConf, "-maxclients", "77"},
@@ -98,6 +102,8 @@ timeout 3s
 		"maxclients":  "77", // the command line wins over the file's 50
 		"appendfsync": "always",
 		"dir":         filepath.Join(dir, "node-data"),
+		// The file's lines in order, each class as its last line set it.
+		"client-output-buffer-limit": "normal 10485760 5242880 30 slave 268435456 67108864 60 pubsub 67108864 16777216 90",
 	} {
 		got, err := authed.ConfigGet(ctx, param).Result()
 		if err != nil || got[param] != want {
@@ -118,6 +124,10 @@ timeout 3s
 	must(t, rdb.Set(ctx, "cf:a", "1", 0).Err())
 	if got, err := rdb.Get(ctx, "cf:a").Result(); err != nil || got != "1" {
 		t.Errorf("GET cf:a through the proxy = %q, %v", got, err)
+	}
+	if got, err := rdb.ConfigGet(ctx, "client-output-buffer-limit").Result(); err != nil ||
+		got["client-output-buffer-limit"] != "normal 20971520 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60" {
+		t.Errorf("proxy CONFIG GET client-output-buffer-limit = %v, %v; want the file's normal class", got, err)
 	}
 	anon := redis.NewClient(&redis.Options{Addr: proxy.Addr, MaxRetries: -1})
 	defer anon.Close()

@@ -177,6 +177,25 @@ func TestUnreadBigReplyPipelineBounded(t *testing.T) {
 		worst = max(worst, d)
 		time.Sleep(200 * time.Millisecond)
 	}
+	// CLIENT LIST shows the held replies as the unread client's omem.
+	list, err := rdb.ClientList(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	omem := int64(-1)
+	for _, line := range strings.Split(strings.TrimSpace(list), "\n") {
+		if strings.Contains(line, " cmd=get ") {
+			for _, f := range strings.Fields(line) {
+				if v, ok := strings.CutPrefix(f, "omem="); ok {
+					omem, _ = strconv.ParseInt(v, 10, 64)
+				}
+			}
+		}
+	}
+	t.Logf("CLIENT LIST omem of the unread client: %d", omem)
+	if omem < bigValueLen {
+		t.Errorf("CLIENT LIST omem of the unread client = %d, want at least one reply (%d bytes):\n%s", omem, bigValueLen, list)
+	}
 	time.Sleep(time.Second)
 	t.Logf("another client's GET on the shard: slowest of 5 took %v", worst)
 	if worst > 5*time.Second {

@@ -360,6 +360,12 @@ func (c *client) writeReplies() {
 				out = resp.AppendError(out, sl.sh.failed(sl.req.Err, !sl.readonly))
 			case isWrongShard(sl.req.Reply):
 				out = resp.AppendError(out, c.s.wrongShardReply(sl.sh, sl.req.Reply))
+			case len(sl.req.Reply) > len(streamRefPrefix) && sl.req.Reply[0] == '+':
+				if id, n, ok := parseStreamRef(sl.req.Reply); ok {
+					out = c.emitStream(out, sl.sh, id, n)
+				} else {
+					out = c.emit(out, sl.req.Reply, true)
+				}
 			default:
 				out = c.emit(out, sl.req.Reply, true)
 			}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/shardkv/shardkv/internal/conncmd"
 	"github.com/shardkv/shardkv/rangemap"
 )
 
@@ -44,6 +45,10 @@ type Config struct {
 	// MaxClients caps connected clients; one more gets Redis's "max number
 	// of clients reached" and is disconnected.
 	MaxClients int
+	// OutputBufferLimit is client-output-buffer-limit at start, in CONFIG
+	// SET's syntax ("normal 0 0 0 pubsub 32mb 8mb 60"): the classes it names
+	// replace Redis's defaults. Empty keeps the defaults.
+	OutputBufferLimit string
 	// Logger receives the proxy's logs; nil discards them.
 	Logger hclog.Logger
 }
@@ -93,6 +98,11 @@ func (c Config) Validate() error {
 	}
 	if c.MaxClients < 1 {
 		errs = append(errs, fmt.Errorf("maxclients %d must be at least 1", c.MaxClients))
+	}
+	if c.OutputBufferLimit != "" {
+		if reason := conncmd.NewOutputLimits().Set([]byte(c.OutputBufferLimit)); reason != "" {
+			errs = append(errs, fmt.Errorf("client-output-buffer-limit %q: %s", c.OutputBufferLimit, reason))
+		}
 	}
 	if len(errs) == 0 {
 		return nil

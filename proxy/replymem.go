@@ -81,6 +81,7 @@ func (c *client) flushRound() bool {
 		c.wout = c.wout[:0]
 	}
 	c.obufPending.Store(0)
+	c.sess.SetOutputMem(0)
 	c.adaptWindow()
 	if c.obufOver.Load() && c.rerr == nil {
 		c.rerr = errOutputLimit
@@ -136,6 +137,7 @@ func (c *client) onReply(n int) bool {
 		return false
 	}
 	p := c.obufPending.Add(int64(n))
+	c.sess.SetOutputMem(p)
 	l := c.s.obuf.Class(conncmd.ObufNormal)
 	if !l.On() {
 		return true

@@ -85,6 +85,7 @@ func New(cfg Config) (*Server, error) {
 	s.obs = s.newObserver()
 	s.obuf = conncmd.NewOutputLimits()
 	s.ps = newPsHub(s)
+	s.obuf.Set([]byte(cfg.OutputBufferLimit)) // checked by Validate; empty changes nothing
 	for _, e := range m.Shards {
 		log.Info("range map", "shard", e.Name, "start", e.Start, "end", e.End, "size", e.Size, "addr", e.Addr())
 	}

@@ -234,6 +234,14 @@ func (s *Server) assignHandshake(sh *shard, proto resp.Proto) backend.Handshake 
 		if refusal != "" {
 			return errors.New(refusal)
 		}
+		// Big GET values as references, fetched apart (bigreply.go).
+		v, err := do("SHARD.STREAMREFS")
+		if err != nil {
+			return err
+		}
+		if v.IsError() {
+			return fmt.Errorf("SHARD.STREAMREFS refused by the node: %s", v.Str)
+		}
 		return nil
 	}
 }

@@ -67,6 +67,11 @@ func AppendBulk(b []byte, p []byte) []byte {
 	return append(b, '\r', '\n')
 }
 
+// AppendBulkHeader appends the header of a bulk string of n bytes, $n\r\n:
+// the caller appends the bytes and the closing \r\n (a reply written a
+// part at a time).
+func AppendBulkHeader(b []byte, n int) []byte { return appendPrefix(b, '$', int64(n)) }
+
 // AppendBulkString is AppendBulk for a string.
 func AppendBulkString(b []byte, s string) []byte {
 	b = appendPrefix(b, '$', int64(len(s)))

@@ -90,6 +90,16 @@ type client struct {
 	queue      []queued   // commands queued since MULTI
 	specBuf    []*cmdSpec // the specs of the pipeline being served
 	scratch    []byte     // scratch for values read or built by a command
+	// stream is a big value whose reply is being written a pass at a
+	// time (replymem.go); its bulk header is in c.out already.
+	stream *bitcask.ValueStream
+	// streamOK is set while a command's reply may be streamed: it is a
+	// reply of its own in the pipeline (runKeyed, a commit), not part of
+	// EXEC's array or of a script's result.
+	streamOK bool
+	// streamRefs: the connection (a proxy's) takes stream references for
+	// big GET replies (streamref.go).
+	streamRefs bool
 	// watch is the connection's own WATCH (watch.go); owners are the
 	// WATCHes a proxy keeps on this connection for its clients
 	// (SHARD.WATCH), by the proxy's client id.

@@ -162,6 +162,7 @@ func (s *Server) commitBatch(batch []*commitReq) (uint64, []*waiter, error) {
 			c := r.c
 			c.txs.tx = tx.Select(c.sess.DB())
 			c.st = &c.txs
+			c.streamOK = true
 			for r.ran < len(r.cmds) && (r.ran == 0 || !c.repliesFull()) && c.blocked == nil {
 				c.execOne(r.sp[r.ran], r.cmds[r.ran].Args)
 				r.ran++
@@ -171,7 +172,7 @@ func (s *Server) commitBatch(batch []*commitReq) (uint64, []*waiter, error) {
 					s.serveReady(tx)
 				}
 			}
-			c.txs.tx, c.st = nil, nil
+			c.txs.tx, c.st, c.streamOK = nil, nil, false
 		}
 		served = s.blocks.takeServed()
 		return nil
@@ -195,6 +196,7 @@ func (s *Server) failBatch(batch []*commitReq, err error) {
 		// as its reply: it waits no more.
 		r.c.dropBlocked()
 		r.c.out = r.c.out[:r.mark]
+		r.c.closeStream() // a GET's streamed reply is one of them
 		for range r.cmds[:r.ran] {
 			r.c.out = resp.AppendError(r.c.out, msg)
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/shardkv/shardkv/bitcask"
+	"github.com/shardkv/shardkv/internal/conncmd"
 )
 
 // Config holds the settings of a shard node. Start from DefaultConfig and
@@ -54,6 +55,10 @@ type Config struct {
 	// loop_linux.go): 0 picks one per four CPUs, at least one; -1 serves
 	// each connection with a goroutine of its own instead.
 	EventLoops int
+	// OutputBufferLimit is client-output-buffer-limit at start, in CONFIG
+	// SET's syntax ("normal 0 0 0 pubsub 32mb 8mb 60"): the classes it names
+	// replace Redis's defaults. Empty keeps the defaults.
+	OutputBufferLimit string
 	// Logger receives the node's logs; nil discards them.
 	Logger hclog.Logger
 	// Storage, when not nil, adjusts the Bitcask options after the fields
@@ -111,6 +116,11 @@ func (c Config) Validate() error {
 	}
 	if c.EventLoops < -1 {
 		errs = append(errs, fmt.Errorf("event loops %d: want -1, 0 (automatic) or a count", c.EventLoops))
+	}
+	if c.OutputBufferLimit != "" {
+		if reason := conncmd.NewOutputLimits().Set([]byte(c.OutputBufferLimit)); reason != "" {
+			errs = append(errs, fmt.Errorf("client-output-buffer-limit %q: %s", c.OutputBufferLimit, reason))
+		}
 	}
 	if c.MaxFileSize < 0 {
 		errs = append(errs, fmt.Errorf("max file size %d is negative", c.MaxFileSize))

@@ -67,7 +67,7 @@ var handlers = map[string]handlerFunc{
 	// shardkv
 	"index.create": cmdIndexCreate, "index.drop": cmdIndexDrop, "index.list": cmdIndexList,
 	"shard.assign": cmdShardAssign, "shard.watch": cmdShardWatch, "shard.unwatch": cmdShardUnwatch,
-	"shard.exec": cmdShardExec,
+	"shard.exec": cmdShardExec, "shard.streamrefs": cmdShardStreamRefs, "shard.fetch": cmdShardFetch,
 	// Pub/Sub (pubsub.go)
 	"subscribe": cmdSubscribe, "unsubscribe": cmdUnsubscribe, "psubscribe": cmdPSubscribe,
 	"punsubscribe": cmdPUnsubscribe, "ssubscribe": cmdSSubscribe, "sunsubscribe": cmdSUnsubscribe,
@@ -220,7 +220,14 @@ func (c *client) startBatch(cmds []redcon.Command) {
 func (c *client) serveFrom() serveState {
 	cmds, sp := c.batch, c.specBuf
 	i := c.next
-	for i < len(cmds) && !c.sess.Quit {
+	for {
+		if c.stream != nil && !c.pumpStream() {
+			c.next = i
+			return serveHeld
+		}
+		if i >= len(cmds) || c.sess.Quit {
+			break
+		}
 		if c.repliesFull() {
 			c.next = i
 			return serveHeld
@@ -277,12 +284,13 @@ func (c *client) runKeyed(cmds []redcon.Command, sp []*cmdSpec, write bool) int 
 	if !write {
 		c.dbs.db = c.db()
 		c.st = &c.dbs
+		c.streamOK = true
 		n := 0
 		for n < len(cmds) && (n == 0 || !c.repliesFull()) {
 			c.execOne(sp[n], cmds[n].Args)
 			n++
 		}
-		c.st = nil
+		c.st, c.streamOK = nil, false
 		return n
 	}
 	// Commit, possibly together with other connections' runs.

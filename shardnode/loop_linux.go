@@ -467,6 +467,9 @@ func (l *eventLoop) flush(c *client) {
 	}
 	c.netOut.Add(int64(done))
 	if done == len(c.out) {
+		if c.wblocked {
+			c.sess.SetOutputMem(0)
+		}
 		c.resetOut()
 		if c.wblocked {
 			c.wblocked = false
@@ -475,6 +478,7 @@ func (l *eventLoop) flush(c *client) {
 		return
 	}
 	c.out = c.out[:copy(c.out, c.out[done:])]
+	c.sess.SetOutputMem(int64(len(c.out)))
 	if !c.wblocked {
 		c.wblocked = true
 		l.watch(c, unix.EPOLLOUT)

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/shardkv/shardkv/bitcask"
 	"github.com/shardkv/shardkv/internal/conncmd"
 	"github.com/shardkv/shardkv/internal/memfree"
 )
@@ -47,8 +48,9 @@ const (
 )
 
 // repliesFull reports whether the replies waiting to be written fill the
-// pass.
-func (c *client) repliesFull() bool { return len(c.out) >= maxPassReplies }
+// pass, or a streamed value's reply must be written before the next
+// command.
+func (c *client) repliesFull() bool { return len(c.out) >= maxPassReplies || c.stream != nil }
 
 // hold notes that the pipeline stopped for its replies to be written: the
 // time until it resumes is not the pipeline's (slow log, latency).
@@ -96,7 +98,9 @@ func (c *client) writeLimited() error {
 		l := c.srv.obuf.Class(c.obufClass())
 		_ = c.nc.SetWriteDeadline(time.Unix(since+l.SoftSeconds+1, 0))
 	}
+	c.sess.SetOutputMem(int64(len(c.out)))
 	m, err := c.write(c.out)
+	c.sess.SetOutputMem(0)
 	c.netOut.Add(int64(m))
 	if since != 0 {
 		_ = c.nc.SetWriteDeadline(time.Time{})
@@ -111,6 +115,49 @@ func (c *client) writeLimited() error {
 // bulkGap is room for the longest bulk header, "$" and 19 digits and CRLF.
 var bulkGap [22]byte
 
+// Streamed replies. A value of bitcask.StreamMin bytes or more is not read
+// into c.out whole: GET opens it as a bitcask.ValueStream (its CRC checked
+// first, so what is sent is the stored value), puts the bulk header in
+// c.out, and each pass then appends what fits in maxPassReplies, as a held
+// pipeline (the connection's later commands wait, as behind any reply, and
+// the other connections are served between its passes). A GET of a 512 MB
+// value holds 1 MiB of it at a time, not 512 MB, whatever the client
+// reads. Inside a transaction (a write run, EXEC) the value is read whole:
+// the stream would not see the transaction's own writes.
+
+// streamChunk is the least a pass appends of a streamed value.
+const streamChunk = 64 << 10
+
+// pumpStream appends the next part of the streamed value to c.out and
+// reports whether it is done (its CRLF appended, the stream closed). A
+// read error after the header went out cannot be told to the client in
+// the protocol: the connection is closed.
+func (c *client) pumpStream() bool {
+	s := c.stream
+	room := max(streamChunk, maxPassReplies-len(c.out))
+	out, err := s.AppendNext(c.out, room)
+	c.out = out
+	if err != nil {
+		c.srv.log.Error("reading a streamed value failed; closing the connection", "client", c.sess.Addr, "error", err)
+		c.closeStream()
+		c.sess.Quit = true
+		return true
+	}
+	if s.Remaining() > 0 {
+		return false
+	}
+	c.out = append(c.out, '\r', '\n')
+	c.closeStream()
+	return true
+}
+
+func (c *client) closeStream() {
+	if c.stream != nil {
+		c.stream.Close()
+		c.stream = nil
+	}
+}
+
 // bulkValue appends key's value to c.out as a bulk reply, read from the
 // storage straight into c.out: a big value is copied once, not first into
 // a scratch buffer of its size (garbage after each GET of it) and then
@@ -121,10 +168,23 @@ var bulkGap [22]byte
 func (c *client) bulkValue(key []byte) (bool, error) {
 	mark := len(c.out)
 	start := mark + len(bulkGap)
-	out, ok, err := c.st.getAppend(append(c.out, bulkGap[:]...), key)
+	var vs *bitcask.ValueStream
+	var out []byte
+	var ok bool
+	var err error
+	if c.streamOK {
+		out, vs, ok, err = c.st.getAppendOrStream(append(c.out, bulkGap[:]...), key)
+	} else {
+		out, ok, err = c.st.getAppend(append(c.out, bulkGap[:]...), key)
+	}
 	if err != nil || !ok {
 		c.out = out[:mark]
 		return ok, err
+	}
+	if vs != nil {
+		c.out = out[:mark]
+		c.streamReply(vs)
+		return true, nil
 	}
 	n := len(out) - start
 	var hb [len(bulkGap)]byte
@@ -138,6 +198,7 @@ func (c *client) bulkValue(key []byte) (bool, error) {
 // dropBuffers forgets a closed connection's buffers (dropClient), and
 // has big ones given back.
 func (c *client) dropBuffers() {
+	c.closeStream()
 	n := memfree.Big(cap(c.out)) + memfree.Big(cap(c.scratch))
 	c.out, c.scratch = nil, nil
 	memfree.Gone(n)

@@ -1,6 +1,7 @@
 package shardnode
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"strconv"
@@ -41,6 +42,18 @@ func TestHeldPipelineOfBigReplies(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(300 * time.Millisecond)
+		// CLIENT LIST shows the replies the node holds for the client.
+		omem := int64(0)
+		list := other.do("CLIENT", "LIST")
+		for _, f := range strings.Fields(list) {
+			if v, ok := strings.CutPrefix(f, "omem="); ok {
+				m, _ := strconv.ParseInt(v, 10, 64)
+				omem = max(omem, m)
+			}
+		}
+		if omem == 0 {
+			t.Errorf("CLIENT LIST: omem 0 everywhere with GET replies of %d bytes unread:\n%s", size, list)
+		}
 		got := other.do("GET", "n")
 		v := 0 // a nil reply: no INCR ran yet
 		if got[0] == '$' && got != "$-1\r\n" {
@@ -115,4 +128,121 @@ func TestOutputBufferLimitClosesClient(t *testing.T) {
 			t.Errorf("no log line for the closed clients")
 		}
 	})
+}
+
+// TestStreamedBigValue: a GET of a value past bitcask.StreamMin is written
+// a pass at a time. The replies of a pipeline around it come whole and in
+// order; another client is served while the reader is slow; and the value
+// sent is the one stored when the GET ran, though the key is overwritten
+// and its data file merged away before the client has read it.
+func TestStreamedBigValue(t *testing.T) {
+	forEachMode(t, bitcask.SyncEverySec, func(t *testing.T, n *testNode) {
+		const size = 8<<20 + 3 // several passes, and not a multiple of any chunk
+		other := n.raw()
+		old := bytes.Repeat([]byte("0123456789abcdef"), size/16+1)[:size]
+		if got := other.do("SET", "big", string(old)); got != "+OK\r\n" {
+			t.Fatalf("SET: %q", got)
+		}
+		nc, err := net.Dial("tcp", n.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		_ = nc.(*net.TCPConn).SetReadBuffer(64 << 10)
+		var pipe []byte
+		pipe = resp.AppendCommandStrings(pipe, "PING")
+		pipe = resp.AppendCommandStrings(pipe, "GET", "big")
+		pipe = resp.AppendCommandStrings(pipe, "INCR", "n")
+		pipe = resp.AppendCommandStrings(pipe, "GET", "big")
+		if _, err := nc.Write(pipe); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+		// The first GET is being written; the INCR waits behind it. The
+		// key is replaced and the file that held the old value merged
+		// away meanwhile.
+		if got := other.do("GET", "n"); got != "$-1\r\n" {
+			t.Errorf("INCR ran before the GET's reply was written: GET n = %q", got)
+		}
+		// What the node holds for the client is a pass, not the value.
+		omem := int64(0)
+		list := other.do("CLIENT", "LIST")
+		for _, f := range strings.Fields(list) {
+			if v, ok := strings.CutPrefix(f, "omem="); ok {
+				m, _ := strconv.ParseInt(v, 10, 64)
+				omem = max(omem, m)
+			}
+		}
+		if omem == 0 || omem > maxPassReplies+streamChunk {
+			t.Errorf("CLIENT LIST: largest omem %d while an %d-byte value is read slowly; want a pass at most (%d)", omem, size, maxPassReplies+streamChunk)
+		}
+		if got := other.do("SET", "big", "small now"); got != "+OK\r\n" {
+			t.Fatalf("SET small: %q", got)
+		}
+		if err := n.srv.db.Merge(); err != nil {
+			t.Fatalf("Merge: %v", err)
+		}
+		rr := resp.NewReplyReader(nc, 64<<10)
+		next := func(what string) []byte {
+			t.Helper()
+			_ = nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+			r, err := rr.Next()
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			return r
+		}
+		if r := next("PING"); string(r) != "+PONG\r\n" {
+			t.Fatalf("PING: %q", r)
+		}
+		if r := next("first GET"); !bytes.Equal(r, resp.AppendBulk(nil, old)) {
+			t.Fatalf("first GET: %d bytes, not the value stored when it ran", len(r))
+		}
+		if r := next("INCR"); string(r) != ":1\r\n" {
+			t.Fatalf("INCR: %q", r)
+		}
+		if r := next("second GET"); string(r) != "$9\r\nsmall now\r\n" {
+			t.Fatalf("second GET: %q", r)
+		}
+	})
+}
+
+// TestStreamedValueInsideExec: EXEC's array holds a big GET's reply whole
+// (a stream there would interleave with the replies after it), and a GET
+// right after a write of the same key in one pipeline sees that write.
+func TestStreamedValueInsideExec(t *testing.T) {
+	forEachMode(t, bitcask.SyncEverySec, func(t *testing.T, n *testNode) {
+		big := strings.Repeat("x", 2<<20)
+		c := n.raw()
+		if got := c.do("SET", "big", big); got != "+OK\r\n" {
+			t.Fatalf("SET: %q", got)
+		}
+		var pipe []byte
+		for _, cmd := range [][]string{{"MULTI"}, {"GET", "big"}, {"INCR", "n"}, {"GET", "big"}, {"EXEC"},
+			{"APPEND", "big", "y"}, {"GET", "big"}} {
+			pipe = resp.AppendCommandStrings(pipe, cmd...)
+		}
+		want := "+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*3\r\n" + bulkStr(big) + ":1\r\n" + bulkStr(big) +
+			fmt.Sprintf(":%d\r\n", len(big)+1) + bulkStr(big+"y")
+		c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.nc.Write(pipe); err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		for i := 0; i < 7; i++ {
+			got += c.next()
+		}
+		if got != want {
+			t.Fatalf("replies: %d bytes, want %d (first difference at %d)", len(got), len(want), firstDiff(got, want))
+		}
+	})
+}
+
+func firstDiff(a, b string) int {
+	for i := 0; i < min(len(a), len(b)); i++ {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
 }

@@ -120,6 +120,8 @@ type Server struct {
 	clock *writeClock
 	// obuf is client-output-buffer-limit (replymem.go).
 	obuf *conncmd.OutputLimits
+	// refs are the big values opened for a proxy to fetch (streamref.go).
+	refs streamRefs
 }
 
 // serverStats are the INFO stats counters of closed connections and of the
@@ -185,6 +187,7 @@ func New(cfg Config) (*Server, error) {
 	s.clock = startWriteClock(db.LastSeq)
 	s.obuf = conncmd.NewOutputLimits()
 	s.hub = newHub()
+	s.obuf.Set([]byte(cfg.OutputBufferLimit)) // checked by Validate; empty changes nothing
 	// Rebuilding the key directory left garbage about its own size (the
 	// replay buffers), and with the heap goal at twice the directory the
 	// runtime would keep those pages for good: a node restarted with a
@@ -419,6 +422,7 @@ func (s *Server) closeDB() error {
 	s.closeOnce.Do(func() {
 		s.obs.Stop()
 		s.clock.close()
+		s.refs.closeAll()
 		keys, live := s.db.Stats().Keys, s.db.LiveBytes()
 		if err := s.db.Sync(); err != nil && !errors.Is(err, bitcask.ErrClosed) {
 			s.log.Error("final fsync failed", "error", err)

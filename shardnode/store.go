@@ -19,6 +19,10 @@ type store interface {
 	// the caller clamped to its length (bitcask's GetRange: a big value is
 	// not read whole).
 	getRange(dst, key []byte, start, end int64) ([]byte, error)
+	// getAppendOrStream is getAppend, but a big value is opened as a
+	// stream for a reply written a part at a time (replymem.go) instead of
+	// appended; in a transaction, only a value it has not written itself.
+	getAppendOrStream(dst, key []byte) ([]byte, *bitcask.ValueStream, bool, error)
 	put(key, value []byte, expireAt int64) error
 	// putTagged is put with the value's encoding tag (encoding.go).
 	putTagged(key, value []byte, expireAt int64, tag uint8) error
@@ -58,6 +62,19 @@ type txStore struct {
 func (t *txStore) get(key []byte) ([]byte, bitcask.Meta, bool, error) {
 	v, m, err := t.tx.GetHashed(t.c.keyHash(key), key)
 	return found(v, m, err)
+}
+func (t *txStore) getAppendOrStream(dst, key []byte) ([]byte, *bitcask.ValueStream, bool, error) {
+	if t.rc == nil {
+		vs, err := t.tx.OpenValueHashed(t.c.keyHash(key), key)
+		if vs != nil || err != nil {
+			if errors.Is(err, bitcask.ErrNotFound) {
+				return dst, nil, false, nil
+			}
+			return dst, vs, err == nil, err
+		}
+	}
+	out, ok, err := t.getAppend(dst, key)
+	return out, nil, ok, err
 }
 func (t *txStore) getAppend(dst, key []byte) ([]byte, bool, error) {
 	if t.rc != nil {
@@ -183,6 +200,17 @@ func (d *dbStore) get(key []byte) ([]byte, bitcask.Meta, bool, error) {
 		v = []byte{}
 	}
 	return found(v, m, err)
+}
+func (d *dbStore) getAppendOrStream(dst, key []byte) ([]byte, *bitcask.ValueStream, bool, error) {
+	if d.rc != nil {
+		out, ok, err := d.getAppend(dst, key) // the read cache's own path
+		return out, nil, ok, err
+	}
+	out, vs, _, err := d.db.GetAppendOrStream(dst, d.c.keyHash(key), key, d.c.now)
+	if errors.Is(err, bitcask.ErrNotFound) {
+		return dst, nil, false, nil
+	}
+	return out, vs, err == nil, err
 }
 func (d *dbStore) getAppend(dst, key []byte) ([]byte, bool, error) {
 	h := d.c.keyHash(key)

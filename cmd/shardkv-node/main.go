@@ -53,7 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this address at /metrics, e.g. 127.0.0.1:9121 (empty: off)")
 	loops := fs.Int("event-loops", 0, "event loops serving the connections (0: one per 4 CPUs; -1: a goroutine per connection)")
 	batch := fs.Bool("sched-batch", true, "run the node's threads under SCHED_BATCH: woken by a request, they do not preempt the thread that sent it")
-	configFile := fs.String("config", "", "read settings from `FILE` in redis.conf syntax (port, bind, dir, appendfsync, requirepass, maxclients, loglevel, or these flags' names); flags given here override it")
+	configFile := fs.String("config", "", "read settings from `FILE` in redis.conf syntax (port, bind, dir, appendfsync, requirepass, maxclients, loglevel, client-output-buffer-limit, or these flags' names); flags given here override it")
+	obuf := fs.String("client-output-buffer-limit", "", "output buffer limits at start, as CONFIG SET takes them (\"normal 0 0 0 pubsub 32mb 8mb 60\"); empty: Redis's defaults")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -105,7 +106,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfg.Addr, cfg.Dir, cfg.Sync = *addr, *dir, policy
 	cfg.RequirePass, cfg.MaxClients, cfg.StrictIndexes = *pass, *maxClients, *strict
 	cfg.MaxFileSize, cfg.Logger, cfg.EventLoops = *maxFile, log, *loops
-	cfg.ProxyReserve = *reserve
+	cfg.ProxyReserve, cfg.OutputBufferLimit = *reserve, *obuf
 
 	if *pprofAddr != "" {
 		if err := servePprof(*pprofAddr, log); err != nil {

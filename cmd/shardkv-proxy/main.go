@@ -64,12 +64,13 @@ func run(args []string) error {
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "per-request timeout to a shard node")
 	fs.IntVar(&cfg.ConnsPerNode, "conns-per-node", cfg.ConnsPerNode, "pipelined connections per node and protocol")
 	fs.IntVar(&cfg.MaxClients, "maxclients", cfg.MaxClients, "maximum connected clients")
+	fs.StringVar(&cfg.OutputBufferLimit, "client-output-buffer-limit", "", "output buffer limits at start, as CONFIG SET takes them (\"normal 0 0 0 pubsub 32mb 8mb 60\"); empty: Redis's defaults")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (off when empty)")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this address at /metrics, e.g. 127.0.0.1:9120 (off when empty)")
 	procs := fs.Int("procs", 0, "threads running Go code at once (GOMAXPROCS); 0: half of the CPUs, at least 1")
-	configFile := fs.String("config", "", "read settings from `FILE` in redis.conf syntax (port, bind, requirepass, maxclients, loglevel, or these flags' names); flags given here override it")
+	configFile := fs.String("config", "", "read settings from `FILE` in redis.conf syntax (port, bind, requirepass, maxclients, loglevel, client-output-buffer-limit, or these flags' names); flags given here override it")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return err

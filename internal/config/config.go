@@ -239,6 +239,10 @@ type Alias struct {
 	// flag's value so far (its default, or what earlier lines made it); nil
 	// takes the argument as it is.
 	Value func(arg, cur string) (string, error)
+	// Words says the directive takes several arguments, given to Value
+	// joined by single spaces (client-output-buffer-limit's class and three
+	// limits).
+	Words bool
 }
 
 // Redis is the redis.conf directives shardkv understands. Each applies only
@@ -252,6 +256,17 @@ var Redis = []Alias{
 	{Name: "requirepass", Flag: "requirepass"},
 	{Name: "maxclients", Flag: "maxclients"},
 	{Name: "loglevel", Flag: "log-level", Value: logLevel},
+	// One line per class in redis.conf; each line adds its class to what
+	// the lines before set, as CONFIG SET of all of them would.
+	{Name: "client-output-buffer-limit", Flag: "client-output-buffer-limit", Value: appendWords, Words: true},
+}
+
+// appendWords adds a line's words to the flag's value so far.
+func appendWords(arg, cur string) (string, error) {
+	if cur == "" {
+		return arg, nil
+	}
+	return cur + " " + arg, nil
 }
 
 // port replaces the port of a host:port.
@@ -345,14 +360,19 @@ func Apply(fs *flag.FlagSet, file string, lines []Line, aliases []Alias, skip ..
 			slices.Sort(names)
 			return fail("unknown directive %q (%s reads: %s)", l.Name, fs.Name(), strings.Join(names, ", "))
 		}
-		if len(l.Args) != 1 {
+		v := ""
+		switch {
+		case a.Words && len(l.Args) > 0:
+			v = strings.Join(l.Args, " ")
+		case len(l.Args) != 1:
 			return fail("%s takes one argument, got %d", l.Name, len(l.Args))
+		default:
+			v = l.Args[0]
 		}
 		if fromCommandLine[a.Flag] {
 			continue
 		}
 		f := fs.Lookup(a.Flag)
-		v := l.Args[0]
 		if a.Value != nil {
 			var err error
 			if v, err = a.Value(v, f.Value.String()); err != nil {
@@ -369,7 +389,7 @@ func Apply(fs *flag.FlagSet, file string, lines []Line, aliases []Alias, skip ..
 			}
 		}
 		if err := fs.Set(a.Flag, v); err != nil {
-			return fail("%s %s: %v", l.Name, Quote(l.Args[0]), err)
+			return fail("%s %s: %v", l.Name, Quote(strings.Join(l.Args, " ")), err)
 		}
 	}
 	return nil

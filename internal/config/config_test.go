@@ -80,15 +80,16 @@ func nodeFlags() (*flag.FlagSet, map[string]any) {
 	fs := flag.NewFlagSet("shardkv-node", flag.ContinueOnError)
 	fs.SetOutput(new(strings.Builder))
 	v := map[string]any{
-		"addr":           fs.String("addr", "127.0.0.1:7001", ""),
-		"dir":            fs.String("dir", "data/node", ""),
-		"appendfsync":    fs.String("appendfsync", "everysec", ""),
-		"requirepass":    fs.String("requirepass", "", ""),
-		"maxclients":     fs.Int("maxclients", 10000, ""),
-		"strict-indexes": fs.Bool("strict-indexes", false, ""),
-		"log-level":      fs.String("log-level", "info", ""),
-		"timeout":        fs.Duration("timeout", 5*time.Second, ""),
-		"config":         fs.String("config", "", ""),
+		"addr":                       fs.String("addr", "127.0.0.1:7001", ""),
+		"dir":                        fs.String("dir", "data/node", ""),
+		"appendfsync":                fs.String("appendfsync", "everysec", ""),
+		"requirepass":                fs.String("requirepass", "", ""),
+		"maxclients":                 fs.Int("maxclients", 10000, ""),
+		"strict-indexes":             fs.Bool("strict-indexes", false, ""),
+		"log-level":                  fs.String("log-level", "info", ""),
+		"timeout":                    fs.Duration("timeout", 5*time.Second, ""),
+		"config":                     fs.String("config", "", ""),
+		"client-output-buffer-limit": fs.String("client-output-buffer-limit", "", ""),
 	}
 	return fs, v
 }
@@ -118,6 +119,16 @@ func TestApply(t *testing.T) {
 			name: "our own names, the last line wins",
 			file: "addr 127.0.0.1:9000\nlog-level debug\nlog-level error\ntimeout 250ms\n",
 			want: map[string]any{"addr": "127.0.0.1:9000", "log-level": "error", "timeout": 250 * time.Millisecond},
+		},
+		{
+			name: "client-output-buffer-limit: several words, one line per class, added up",
+			file: "client-output-buffer-limit normal 0 0 0\nclient-output-buffer-limit pubsub 32mb 8mb 60\n",
+			want: map[string]any{"client-output-buffer-limit": "normal 0 0 0 pubsub 32mb 8mb 60"},
+		},
+		{
+			name:    "client-output-buffer-limit with no words",
+			file:    "client-output-buffer-limit\n",
+			wantErr: "node.conf:1: client-output-buffer-limit takes one argument, got 0",
 		},
 		{
 			name: "yes and no for booleans",

@@ -50,6 +50,7 @@ type Session struct {
 	// subs are the connection's subscriptions: channels, patterns and
 	// shard channels (CLIENT LIST's sub, psub and ssub).
 	subs [3]atomic.Int32
+	omem atomic.Int64 // reply bytes built and not yet written: CLIENT LIST's omem
 }
 
 // Subscribed reports whether the connection has a subscription (Redis's
@@ -222,7 +223,9 @@ func (s *Session) Line(now time.Time) string {
 	b = strconv.AppendInt(b, int64(multi), 10)
 	b = append(b, " watch="...)
 	b = strconv.AppendInt(b, int64(watch), 10)
-	b = append(b, " qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 tot-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 events=r cmd="...)
+	b = append(b, " qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 tot-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem="...)
+	b = strconv.AppendInt(b, s.omem.Load(), 10)
+	b = append(b, " events=r cmd="...)
 	b = append(b, cmd...)
 	b = append(b, " user=default redir=-1 resp="...)
 	b = strconv.AppendInt(b, int64(s.protoSeen.Load()), 10)
@@ -236,6 +239,10 @@ func (s *Session) Line(now time.Time) string {
 // SetBlocked says whether the connection waits in a blocking command
 // (BLPOP, ...), which CLIENT LIST shows as flags=b.
 func (s *Session) SetBlocked(b bool) { s.blocked.Store(b) }
+
+// SetOutputMem records the reply bytes waiting for the client to read them
+// (CLIENT LIST's omem).
+func (s *Session) SetOutputMem(n int64) { s.omem.Store(n) }
 
 // DB is the selected database (SELECT).
 func (s *Session) DB() int { return int(s.db.Load()) }

@@ -747,6 +747,24 @@ func (cl *Client) Send(slot int, reqs ...*Request) {
 		c.Send(reqs...)
 		return
 	}
+	select {
+	case <-cl.ready:
+	default:
+		// Still dialing for the first time (a proxy that just started):
+		// the request waits for that dial's outcome, up to the timeout,
+		// instead of failing with "not connected yet".
+		t := time.NewTimer(cl.cfg.Timeout)
+		select {
+		case <-cl.ready:
+		case <-t.C:
+		case <-cl.closed:
+		}
+		t.Stop()
+		if c := cl.Conn(slot); c != nil {
+			c.Send(reqs...)
+			return
+		}
+	}
 	err := cl.Err()
 	select {
 	case <-cl.closed:
