@@ -186,11 +186,16 @@ func (db *DB) collOf(s *shard, h uint64, key []byte, t Type, now int64) (*coll, 
 func (db *DB) readElem(dst []byte, key, field []byte, l *elemLoc) ([]byte, error) {
 	f := db.fileAt(l.file)
 	size := elemRecSize(len(key), len(field), l)
-	buf := make([]byte, size)
+	var buf []byte
 	if mm := f.mapping(db.opts.MaxFileSize); int64(l.off)+size <= int64(len(mm)) {
-		copy(buf, mm[l.off:int64(l.off)+size])
-	} else if _, err := f.f.ReadAt(buf, int64(l.off)); err != nil {
-		return dst, err
+		// Decoded in place: the mapping stays while the lock is held,
+		// and the value is copied out below.
+		buf = mm[l.off : int64(l.off)+size : int64(l.off)+size]
+	} else {
+		buf = make([]byte, size)
+		if _, err := f.f.ReadAt(buf, int64(l.off)); err != nil {
+			return dst, err
+		}
 	}
 	h, k, v, err := decodeRecord(buf)
 	if err != nil {
@@ -289,7 +294,7 @@ type txColl struct {
 	maxLen   int              // longest value after the Tx's writes, an upper bound (OBJECT ENCODING)
 	addBytes int64            // bytes of the members a set's Tx added (its size bound)
 	z        *zindex          // a sorted set's members as the Tx sees them, once it wrote and ranged it (zset.go)
-	lkeys    []string         // a list's order keys the Tx wrote (elems' keys), sorted (list.go)
+	lk       *lkeys           // a list's order keys the Tx wrote (elems' keys), sorted (list.go)
 }
 
 // txCollOf returns key's collection as the Tx sees it, nil when key is

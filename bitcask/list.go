@@ -172,7 +172,9 @@ func (r *lref) vlen(st *txState) int64 {
 
 // txListWalk calls fn with the elements of the list tc from index from
 // towards the end (the start when rev), holding the shard's read lock:
-// fn may read values (lrefValue) but not write.
+// fn may read values (lrefValue) but not write. Once the Tx wrote the
+// list, reaching from costs the elements before it in the walk's
+// direction: callers walk from the nearer end.
 func (db *DB) txListWalk(st *txState, tc *txColl, h uint64, key []byte, from int, rev bool, fn func(i int, r *lref) bool) error {
 	if from < 0 || from >= tc.n {
 		return nil
@@ -190,7 +192,11 @@ func (db *DB) txListWalk(st *txState, tc *txColl, h uint64, key []byte, from int
 	if rev {
 		step = -1
 	}
-	if len(tc.lkeys) == 0 {
+	var keys []string
+	if tc.lk != nil {
+		keys = tc.lk.keys()
+	}
+	if len(keys) == 0 {
 		if t == nil {
 			return nil
 		}
@@ -204,19 +210,16 @@ func (db *DB) txListWalk(st *txState, tc *txColl, h uint64, key []byte, from int
 		})
 		return nil
 	}
-	// Merge the tree's items and the Tx's keys, in order.
-	var nd *lnode
-	j := 0
-	if t != nil && t.len() > 0 {
-		if rev {
-			nd, j = t.last, len(t.last.items)-1
-		} else {
-			nd = t.first
-		}
+	// Merge the tree's items and the Tx's keys, in order: bpos is the
+	// tree index of (nd, j), oi the index in keys.
+	lk := tc.lk
+	tlen := 0
+	if t != nil {
+		tlen = t.len()
 	}
-	oi, oend := 0, len(tc.lkeys)
+	bpos, oi, oend := 0, 0, len(keys)
 	if rev {
-		oi, oend = len(tc.lkeys)-1, -1
+		bpos, oi, oend = tlen-1, len(keys)-1, -1
 	}
 	skip := from // elements to pass before from
 	i := 0
@@ -224,10 +227,38 @@ func (db *DB) txListWalk(st *txState, tc *txColl, h uint64, key []byte, from int
 		skip = tc.n - 1 - from
 		i = tc.n - 1
 	}
-	emit := func() bool {
+	// A walk from an end resumes where the last one found the end's
+	// element: what is before it the Tx deleted (pops), and walking past
+	// it again made a batch of pops quadratic.
+	var cache **lcache
+	switch {
+	case !rev && skip == 0:
+		cache = &lk.front
+	case rev && skip == 0:
+		cache = &lk.back
+	}
+	if cache != nil && *cache != nil {
+		lc := *cache
+		bpos = lc.pos
+		if rev {
+			oi = sort.SearchStrings(keys, lc.bound+"\x00") - 1
+		} else {
+			oi = sort.SearchStrings(keys, lc.bound)
+		}
+	}
+	var nd *lnode
+	j := 0
+	if bpos >= 0 && bpos < tlen {
+		nd, j = t.at(bpos)
+	}
+	emit := func(k []byte, pos int) bool {
 		if skip > 0 {
 			skip--
 			return true
+		}
+		if cache != nil {
+			*cache = &lcache{pos: pos, bound: string(k)}
+			cache = nil
 		}
 		more := fn(i, &r)
 		i += step
@@ -241,14 +272,16 @@ func (db *DB) txListWalk(st *txState, tc *txColl, h uint64, key []byte, from int
 			bk = kbuf
 			c = -1
 			if oi != oend {
-				c = bytes.Compare(bk, []byte(tc.lkeys[oi]))
+				c = bytes.Compare(bk, []byte(keys[oi]))
 				if rev {
 					c = -c
 				}
 			}
 		}
+		at := bpos
 		if c <= 0 && nd != nil {
 			it := nd.items[j]
+			bpos += step
 			if rev {
 				if j--; j < 0 {
 					if nd = nd.prev; nd != nil {
@@ -260,22 +293,76 @@ func (db *DB) txListWalk(st *txState, tc *txColl, h uint64, key []byte, from int
 			}
 			if c < 0 {
 				r = lref{key: bk, op: -1, it: it}
-				if !emit() {
+				if !emit(bk, at) {
 					return nil
 				}
 				continue
 			}
 		}
-		ok := tc.lkeys[oi]
+		ok := keys[oi]
 		oi += step
 		if op := tc.elems[ok]; st.ops[op].kind == kindElemPut {
 			r = lref{key: []byte(ok), op: op}
-			if !emit() {
+			if !emit(r.key, at) {
 				return nil
 			}
 		}
 	}
 	return nil
+}
+
+// lkeys are the order keys a Tx wrote in a list (txColl.elems' keys),
+// sorted, with room before the first so that pushes at either end add
+// in O(1); and where the last walks from each end found its first element.
+type lkeys struct {
+	buf   []string
+	off   int // keys are buf[off:]
+	front *lcache
+	back  *lcache
+}
+
+// lcache is where a walk from an end found the first element: every key
+// before bound (after it, for the tail) is the Tx's delete or a tree item
+// it deleted, and pos is the tree index to resume at.
+type lcache struct {
+	pos   int
+	bound string
+}
+
+func (lk *lkeys) keys() []string { return lk.buf[lk.off:] }
+
+// note adds k, written by a put or a delete. A put before an end's bound
+// voids that end's cache.
+func (lk *lkeys) note(k []byte, put bool) {
+	if put {
+		if lk.front != nil && string(k) < lk.front.bound {
+			lk.front = nil
+		}
+		if lk.back != nil && string(k) > lk.back.bound {
+			lk.back = nil
+		}
+	}
+	keys := lk.keys()
+	i := sort.SearchStrings(keys, string(k))
+	if i < len(keys) && keys[i] == string(k) {
+		return
+	}
+	if i == 0 && lk.off > 0 {
+		lk.off--
+		lk.buf[lk.off] = string(k)
+		return
+	}
+	if i == 0 && len(keys) > 0 {
+		room := max(len(keys), 8)
+		nb := make([]string, room+len(keys), room+2*len(keys))
+		copy(nb[room:], keys)
+		lk.buf, lk.off = nb, room-1
+		lk.buf[lk.off] = string(k)
+		return
+	}
+	lk.buf = append(lk.buf, "")
+	copy(lk.buf[lk.off+i+1:], lk.buf[lk.off+i:])
+	lk.buf[lk.off+i] = string(k)
 }
 
 // lrefValue appends r's value to dst. Caller is in txListWalk's fn.
@@ -338,15 +425,13 @@ func (tx *Tx) listColl(key []byte) (*txColl, uint64, error) {
 	return tc, h, err
 }
 
-// txListNote records that the Tx wrote order key k of tc.
-func (tc *txColl) txListNote(k []byte) {
-	i := sort.SearchStrings(tc.lkeys, string(k))
-	if i < len(tc.lkeys) && tc.lkeys[i] == string(k) {
-		return
+// txListNote records that the Tx wrote order key k of tc (a put or a
+// delete).
+func (tc *txColl) txListNote(k []byte, put bool) {
+	if tc.lk == nil {
+		tc.lk = &lkeys{}
 	}
-	tc.lkeys = append(tc.lkeys, "")
-	copy(tc.lkeys[i+1:], tc.lkeys[i:])
-	tc.lkeys[i] = string(k)
+	tc.lk.note(k, put)
 }
 
 func (db *DB) listFits(key []byte, k []byte, value []byte) error {
@@ -368,7 +453,7 @@ func (db *DB) txListPut(st *txState, tc *txColl, h uint64, key, k, value []byte,
 	if err := db.txElemRecord(st, tc, kindElemPut, h, key, k, value); err != nil {
 		return err
 	}
-	tc.txListNote(k)
+	tc.txListNote(k, true)
 	if old < 0 {
 		tc.n++
 		st.elemDelta += int64(len(k)) + int64(len(value))
@@ -390,7 +475,7 @@ func (db *DB) txListDel(st *txState, tc *txColl, h uint64, key []byte, e *lentry
 	if err := db.txElemRecord(st, tc, kindElemDelete, h, key, e.key, nil); err != nil {
 		return err
 	}
-	tc.txListNote(e.key)
+	tc.txListNote(e.key, false)
 	tc.n--
 	return nil
 }
@@ -452,11 +537,13 @@ func (tx *Tx) ListPush(key []byte, vals [][]byte, left, existing bool) (int, err
 	}
 	var end []byte
 	if tc.n > 0 {
+		// The end, walked from that end: a walk passes what is before
+		// its start.
 		from := tc.n - 1
 		if left {
 			from = 0
 		}
-		es, err := db.txListCollect(st, tc, h, key, from, false, 1, false, nil)
+		es, err := db.txListCollect(st, tc, h, key, from, !left, 1, false, nil)
 		if err != nil {
 			return 0, err
 		}
@@ -527,7 +614,7 @@ func (tx *Tx) ListSet(key []byte, i int, value []byte) error {
 		return ErrListIndex
 	}
 	db, st := tx.db, tx.st
-	es, err := db.txListCollect(st, tc, h, key, i, false, 1, false, nil)
+	es, err := db.txListCollect(st, tc, h, key, i, i >= tc.n/2, 1, false, nil)
 	if err != nil {
 		return err
 	}
@@ -648,7 +735,7 @@ func (tx *Tx) ListTrim(key []byte, lo, hi int) error {
 		}
 	}
 	if hi < tc.n {
-		tail, err := db.txListCollect(st, tc, h, key, hi, false, 0, false, nil)
+		tail, err := db.txListCollect(st, tc, h, key, tc.n-1, true, tc.n-hi, false, nil)
 		if err != nil {
 			return err
 		}

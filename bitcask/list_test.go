@@ -120,6 +120,9 @@ func listModel(t *testing.T, db *DB, key string, rng *rand.Rand, ops int, model 
 	k := []byte(key)
 	for op := 0; op < ops; {
 		per := 1 + rng.IntN(6)
+		if rng.IntN(3) == 0 {
+			per = 1 + rng.IntN(60) // a pipeline's batch
+		}
 		want := slices.Clone(model)
 		err := db.Update(func(tx *Tx) error {
 			for j := 0; j < per; j++ {
@@ -271,7 +274,7 @@ func TestListModel(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var model []string
 	for round := 0; round < 4; round++ {
-		model = listModel(t, db, "l", rng, 1500, model)
+		model = listModel(t, db, "l", rng, 3000, model)
 		if round%2 == 1 {
 			if err := db.Merge(); err != nil {
 				t.Fatal(err)
@@ -607,4 +610,43 @@ func TestListsInEveryDatabase(t *testing.T) {
 	db = mustOpen(t, dir, o)
 	defer db.Close()
 	check("reopened", 5)
+}
+
+// TestListEndsInOneTx: one Tx of many single pushes and pops at both ends
+// of a long list (a pipeline's batch) reads each end from that end.
+func TestListEndsInOneTx(t *testing.T) {
+	db := mustOpen(t, t.TempDir(), testOptions())
+	defer db.Close()
+	var vs []string
+	for i := 0; i < 20000; i++ {
+		vs = append(vs, strconv.Itoa(i))
+	}
+	lpush(t, db, "l", false, vs...)
+	k := []byte("l")
+	if err := db.Update(func(tx *Tx) error {
+		for i := 0; i < 20000; i++ {
+			if _, err := tx.ListPush(k, [][]byte{[]byte("r" + strconv.Itoa(i))}, false, false); err != nil {
+				return err
+			}
+			if _, err := tx.ListPush(k, [][]byte{[]byte("l" + strconv.Itoa(i))}, true, false); err != nil {
+				return err
+			}
+			if i%2 == 0 {
+				if _, err := tx.ListPop(k, false, 1); err != nil {
+					return err
+				}
+			}
+		}
+		v, err := tx.ListPop(k, true, 1)
+		if err != nil || string(v[0]) != "l19999" {
+			return fmt.Errorf("LPOP in the Tx: %q %v", v, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := db.ListLen(Hash(k), k, 0)
+	if n != 20000+20000+10000-1 {
+		t.Fatalf("length %d", n)
+	}
 }

@@ -1,6 +1,10 @@
 package shardnode
 
-import "github.com/shardkv/shardkv/resp"
+import (
+	"slices"
+
+	"github.com/shardkv/shardkv/resp"
+)
 
 // List commands. A list is stored one record per element write (see
 // bitcask/list.go); the node reads and writes it through c.st. The pop
@@ -152,6 +156,22 @@ func cmdLRange(c *client, args [][]byte) {
 		return
 	}
 	lo, hi := listRange(start, stop, n)
+	if lo > n-hi {
+		// Nearer the tail: walked from there (see lwalk), then replied
+		// in order.
+		vs := make([][]byte, 0, hi-lo)
+		err = c.st.lwalk(args[1], hi-1, true, func(i int, v []byte) bool {
+			vs = append(vs, append([]byte{}, v...))
+			return i > lo
+		})
+		if err != nil {
+			c.storeErr(err)
+			return
+		}
+		slices.Reverse(vs)
+		c.bulks(vs)
+		return
+	}
 	c.array(hi - lo)
 	if hi == lo {
 		return
@@ -189,7 +209,7 @@ func cmdLIndex(c *client, args [][]byte) {
 		return
 	}
 	var out []byte
-	if err := c.st.lwalk(args[1], int(i), false, func(_ int, v []byte) bool {
+	if err := c.st.lwalk(args[1], int(i), i >= int64(n)/2, func(_ int, v []byte) bool {
 		out = append([]byte{}, v...)
 		return false
 	}); err != nil {

@@ -13,7 +13,8 @@ type listStore interface {
 	lpop(key []byte, left bool, count int) ([][]byte, error)
 	// lwalk calls fn with the elements from index from (towards the head
 	// when rev) until it returns false; v is valid during the call only,
-	// and fn must not use the store.
+	// and fn must not use the store. In a transaction that wrote the list,
+	// reaching from costs the elements before it: walk from the nearer end.
 	lwalk(key []byte, from int, rev bool, fn func(i int, v []byte) bool) error
 	lset(key []byte, i int, v []byte) error
 	linsert(key []byte, before bool, pivot, v []byte) (int, error)

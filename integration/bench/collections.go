@@ -1,7 +1,7 @@
 package main
 
-// The collection rows of issue 13: redis-benchmark's own hash, set and
-// sorted-set tests through shardkv's proxy against twemproxy in front of
+// The collection rows of issues 13 and 14: redis-benchmark's own hash,
+// set, sorted-set and list tests through shardkv's proxy against twemproxy in front of
 // in-memory redis-servers, and the memory and restart time of one node
 // holding one big collection against redis-server holding the same.
 
@@ -20,11 +20,24 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// collectionTests are redis-benchmark's tests of the collection types, in
-// the order it runs them (SPOP after SADD, ZPOPMIN after ZADD: each pops
-// what the one before it added). Each works on one key (myhash, myset,
-// myzset), so through a proxy each runs against one shard.
-var collectionTests = []string{"SADD", "HSET", "SPOP", "ZADD", "ZPOPMIN"}
+// collectionTests are redis-benchmark's tests of the collection types as
+// its CSV names them, in the order it runs them (SPOP after SADD, ZPOPMIN
+// after ZADD, the pops after the pushes: each pops what the one before it
+// added; LRANGE_100 after an LPUSH of its own). Each works on one key
+// (mylist, myhash, myset, myzset), so through a proxy each runs against
+// one shard.
+var collectionTests = []string{"LPUSH", "RPUSH", "LPOP", "RPOP", "SADD", "HSET", "SPOP", "ZADD", "ZPOPMIN", "LRANGE_100 (first 100 elements)"}
+
+// benchmarkTests is redis-benchmark's -t list for tests: each CSV name's
+// first word, in lower case.
+func benchmarkTests(tests []string) string {
+	var out []string
+	for _, t := range tests {
+		name, _, _ := strings.Cut(t, " ")
+		out = append(out, strings.ToLower(name))
+	}
+	return strings.Join(out, ",")
+}
 
 // collectionsPhase runs collectionTests at -P 1 and -P 16 against shardkv's
 // proxy with two nodes (everysec) and twemproxy with two redis-servers that
@@ -71,7 +84,7 @@ func collectionsPhase(ctx context.Context, h *harness, cfg config) error {
 		}
 	}
 
-	tests := strings.ToLower(strings.Join(collectionTests, ","))
+	tests := benchmarkTests(collectionTests)
 	results := map[string]map[string][]sample{}
 	width := max(40, nameWidth(setups))
 	for round := 1; round <= cfg.rounds; round++ {
@@ -164,6 +177,11 @@ func collectionsAnswer(port int) error {
 		{"SPOP", "bench:check:set"},
 		{"ZADD", "bench:check:zset", "1", "m"},
 		{"ZPOPMIN", "bench:check:zset"},
+		{"LPUSH", "bench:check:list", "a"},
+		{"RPUSH", "bench:check:list", "b"},
+		{"LRANGE", "bench:check:list", "0", "99"},
+		{"LPOP", "bench:check:list"},
+		{"RPOP", "bench:check:list"},
 	} {
 		req := fmt.Sprintf("*%d\r\n", len(args))
 		for _, a := range args {
@@ -241,6 +259,8 @@ func bigCollections(n, size int) []bigCollection {
 		{fmt.Sprintf("sorted set of %d 16-byte members", n), n, func(i int) []string {
 			return []string{"ZADD", "bigzset", strconv.Itoa(i), member(i)}
 		}, []string{"ZSCORE", "bigzset", member(n - 1)}},
+		{fmt.Sprintf("list of %d %d-byte elements", n, size), n, func(i int) []string { return []string{"RPUSH", "biglist", value} },
+			[]string{"LINDEX", "biglist", strconv.Itoa(n - 1)}},
 	}
 }
 
