@@ -332,7 +332,7 @@ var Commands = []Command{
 	{Name: "shard.watch", Arity: -3, Flags: FlagFast, FirstKey: 2, LastKey: -1, Step: 1, Route: RouteNodeOnly, Multi: MultiNow, Group: "shardkv", Summary: "WATCH for one of a proxy's clients, on the proxy's shared connection: SHARD.WATCH client-id key [key ...]."},
 	{Name: "shard.unwatch", Arity: 2, Flags: FlagFast, Route: RouteNodeOnly, Multi: MultiNow, Group: "shardkv", Summary: "UNWATCH for one of a proxy's clients: SHARD.UNWATCH client-id."},
 	{Name: "shard.exec", Arity: 2, Route: RouteNodeOnly, Multi: MultiNow, Group: "shardkv", Summary: "EXEC checking the keys SHARD.WATCH watched for one of a proxy's clients: SHARD.EXEC client-id."},
-	{Name: "shard.locate", Arity: 2, Flags: FlagReadonly | FlagFast, Route: RouteProxyOnly, Group: "shardkv", Summary: "Replies the position of a key, the shard that owns it and its address."},
+	{Name: "shard.locate", Arity: 2, Flags: FlagReadonly | FlagFast, Route: RouteProxyOnly, Group: "shardkv", Summary: "Replies the position of a key, the shard that owns it, its address and the part of the key that was hashed."},
 	{Name: "shard.map", Arity: 1, Flags: FlagReadonly, Route: RouteProxyOnly, Group: "shardkv", Summary: "Replies the range map with the reachability of each shard."},
 	{Name: "shard.reload", Arity: -1, Flags: FlagAdmin | FlagNoMulti, Route: RouteProxyOnly, Group: "shardkv", Summary: "Reloads the range map file (address and size changes only)."},
 }
