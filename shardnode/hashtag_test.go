@@ -68,6 +68,9 @@ func TestHashTagOwnership(t *testing.T) {
 	if got := c.do("SCAN", "0", "COUNT", "100"); !strings.Contains(got, mine) || !strings.Contains(got, untagged) {
 		t.Errorf("SCAN 0 = %q", got)
 	}
+	if got := c.do("INFO", "shard"); !strings.Contains(got, "shard_hash_tags:1\r\n") {
+		t.Errorf("INFO shard: %q", got)
+	}
 	data, err := os.ReadFile(filepath.Join(dir, "assignment.json"))
 	if err != nil || !strings.Contains(string(data), `"hash_tags": true`) {
 		t.Fatalf("assignment.json: %s, %v", data, err)
