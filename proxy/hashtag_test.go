@@ -3,8 +3,10 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -209,5 +211,49 @@ func TestHashTagsScanCursorPastShards(t *testing.T) {
 	keys, next, err := r.Scan(context.Background(), rangemap.TagCursor(5, 0), "", 10).Result()
 	if err != nil || next != 0 || len(keys) != 0 {
 		t.Fatalf("SCAN past the shards: %v %d %v", keys, next, err)
+	}
+}
+
+// A node that holds the same range under the other placement mode is a map
+// mismatch: the proxy forces sizes, never the mode, and serves none of that
+// shard's keys. A reload cannot change the mode either.
+func TestHashTagsModeNeverForced(t *testing.T) {
+	ctx := context.Background()
+	n0, n1 := newNode(t, "s0"), newNode(t, "s1")
+	n0.start(t)
+	n1.start(t)
+	// n1 was assigned its range under hash tags, and a different size.
+	if err := n1.client(t).Do(ctx, "SHARD.ASSIGN", "s1", "0.5", "1", "1000", "HASHTAGS", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	m := evenMap([]*node{n0, n1})
+	cfg := DefaultConfig()
+	cfg.Map = m
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	go srv.Serve(ln)
+	defer srv.Shutdown(ctx)
+	r := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), MaxRetries: -1})
+	defer r.Close()
+	c := &cluster{m: m}
+	k0, k1 := c.keysOn(0, 1, "mode-")[0], c.keysOn(1, 1, "mode-")[0]
+	eventually(t, 5*time.Second, func() error { return r.Set(ctx, k0, "v", 0).Err() })
+	err = r.Get(ctx, k1).Err()
+	if err == nil || !strings.HasPrefix(err.Error(), "TRYAGAIN shard s1") || !strings.Contains(err.Error(), "hash_tags 1") {
+		t.Fatalf("GET on the node of the other mode: %v", err)
+	}
+	if info := n1.client(t).Info(ctx, "shard").Val(); !strings.Contains(info, "shard_hash_tags:1\r\n") || !strings.Contains(info, "shard_size_limit:1000\r\n") {
+		t.Fatalf("the proxy forced the node's assignment:\n%s", info)
+	}
+
+	cl := startCluster(t, clusterOpts{nodes: 2, mapFile: true})
+	tagged := *cl.m
+	tagged.HashTags = true
+	cl.writeMap(&tagged)
+	if err := cl.client(2).Do(ctx, "SHARD.RELOAD").Err(); err == nil || !strings.Contains(err.Error(), "turns hash_tags on") {
+		t.Fatalf("SHARD.RELOAD turning hash tags on: %v", err)
 	}
 }
