@@ -302,6 +302,7 @@ func TestLocateAndStatus(t *testing.T) {
 		s := c.Map.Shards[c.ShardOf(key)]
 		for _, want := range []string{
 			"position  " + rangemap.FormatPosition(rangemap.PositionString(key)) + "\n",
+			"hashed    \"" + key + "\"\n",
 			"shard     " + s.Name + "\n",
 			"address   " + s.Addr() + "\n",
 		} {

@@ -240,7 +240,7 @@ func waitGone(t testing.TB, pid int) {
 }
 
 // shardOf is the index of the shard of m that owns key.
-func shardOf(m *rangemap.Map, key string) int { return m.Find(rangemap.PositionString(key)) }
+func shardOf(m *rangemap.Map, key string) int { return m.Find(m.Position([]byte(key))) }
 
 // keyOn returns a key "prefix-N" that shard i of m owns.
 func keyOn(m *rangemap.Map, i int, prefix string) string {

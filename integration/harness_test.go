@@ -248,7 +248,7 @@ func (c *Cluster) KeysOn(i int, prefix string, n int) []string {
 
 // ShardOf returns the index of the shard that owns key.
 func (c *Cluster) ShardOf(key string) int {
-	return c.Map.Find(rangemap.PositionString(key))
+	return c.Map.Find(c.Map.Position([]byte(key)))
 }
 
 // TryAgainPrefix is the error the proxy replies for a key of shard i while

@@ -38,7 +38,7 @@ func TestReadmeClaims(t *testing.T) {
 		}
 		loc, err := rdb.Do(ctx, "SHARD.LOCATE", "idx:a").StringSlice()
 		s := c.Map.Shards[c.ShardOf("idx:a")]
-		if err != nil || len(loc) != 3 || loc[0] != rangemap.FormatPosition(rangemap.PositionString("idx:a")) || loc[1] != s.Name || loc[2] != s.Addr() {
+		if err != nil || len(loc) != 4 || loc[3] != "idx:a" || loc[0] != rangemap.FormatPosition(rangemap.PositionString("idx:a")) || loc[1] != s.Name || loc[2] != s.Addr() {
 			t.Fatalf("SHARD.LOCATE idx:a = %q, %v; want position, %s, %s", loc, err, s.Name, s.Addr())
 		}
 		r2 := c.ClientWith(func(o *redis.Options) { o.Protocol = 2 })

@@ -507,7 +507,7 @@ func (c *client) shardsOf(args [][]byte, first, last, step int) bool {
 	c.shIdx = c.shIdx[:0]
 	same := true
 	for i := first; i <= last; i += step {
-		idx := int32(c.tbl.m.Find(positionOf(args[i])))
+		idx := c.tbl.shardIdx(args[i])
 		if len(c.shIdx) > 0 && idx != c.shIdx[0] {
 			same = false
 		}

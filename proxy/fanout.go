@@ -16,8 +16,6 @@ import (
 	"github.com/shardkv/shardkv/resp"
 )
 
-func positionOf(key []byte) float64 { return rangemap.Position(key) }
-
 // part is one node's share of a split or fan-out command.
 type part struct {
 	sh  *shard
@@ -33,6 +31,7 @@ type merge struct {
 	parts   []part
 	keyPart []int32              // MergeByKey: the part holding each key, in client order
 	next    uint64               // MergeScan: the cursor to reply when the node is done
+	tagScan int                  // MergeScan under hash tags: the shard index plus one (TagCursor), 0 when off
 	limit   int64                // MergeSInterCard: LIMIT, 0 for none
 	info    *conncmd.InfoRequest // INFO: the proxy's INFO with the nodes' sections
 	zop     *zsetOp              // MergeZSetOp: the parsed command (zsetops.go)
@@ -43,6 +42,7 @@ func (m *merge) reset() {
 	m.parts = m.parts[:0]
 	m.keyPart = m.keyPart[:0]
 	m.info, m.zop = nil, nil
+	m.tagScan = 0
 }
 
 // newMerge starts the merged reply of command ci (nil for INFO, whose merge
@@ -193,6 +193,10 @@ func (c *client) scan(ci *cmdtable.Command, cmd redcon.Command) {
 		c.errorReply("ERR invalid cursor")
 		return
 	}
+	if c.tbl.m.HashTags {
+		c.tagScan(ci, cmd, cursor)
+		return
+	}
 	sh := c.tbl.shardOfHash(cursor)
 	m := c.newMerge(ci, "scan")
 	m.next = 0
@@ -200,6 +204,47 @@ func (c *client) scan(ci *cmdtable.Command, cmd redcon.Command) {
 		m.next = c.tbl.firstHash[sh.idx+1]
 	}
 	c.addPart(m, sh, cmd.Raw, 1)
+}
+
+// tagScan is scan under hash tags. A shard's keys are placed by their
+// tags but its key directory is ordered by whole-key hashes, so a node's
+// keys are spread over every hash, and a global hash could not say which
+// shard a cursor is in: the proxy's cursor is the shard index and the
+// node's own cursor (rangemap.TagCursor). Each node walks its whole key
+// directory, showing only the keys it owns, so every shard's walk is
+// complete and the shards are walked one after the other.
+func (c *client) tagScan(ci *cmdtable.Command, cmd redcon.Command, cursor uint64) {
+	idx, node := rangemap.SplitTagCursor(cursor)
+	if idx >= len(c.tbl.shards) {
+		// Past the last shard: nothing left, as Redis answers a cursor
+		// beyond its table.
+		mark := len(c.out)
+		c.out = resp.AppendArray(c.out, 2)
+		c.out = resp.AppendBulkString(c.out, "0")
+		c.out = resp.AppendArray(c.out, 0)
+		c.reply(mark)
+		return
+	}
+	sh := c.tbl.shards[idx]
+	m := c.newMerge(ci, "scan")
+	m.tagScan = idx + 1
+	m.next = 0
+	if idx+1 < len(c.tbl.shards) {
+		m.next = rangemap.TagCursor(idx+1, 0)
+	}
+	r := c.newReq()
+	args := cmd.Args
+	r.buf = resp.AppendArray(r.buf[:0], len(args))
+	r.buf = resp.AppendBulk(r.buf, args[0])
+	var num [20]byte
+	r.buf = resp.AppendBulk(r.buf, strconv.AppendUint(num[:0], node, 10))
+	for _, a := range args[2:] {
+		r.buf = resp.AppendBulk(r.buf, a)
+	}
+	r.Cmd = r.buf
+	r.N = 1
+	c.send(sh, &r.Request)
+	m.parts = append(m.parts, part{sh: sh, req: &r.Request})
 }
 
 // failure returns the error for a merge whose parts did not all answer
@@ -370,11 +415,20 @@ func (m *merge) writeScan(b []byte) []byte {
 	if err != nil {
 		return resp.AppendError(b, "ERR unexpected reply to 'scan' from shard "+m.parts[0].sh.name)
 	}
-	if string(v.Str) != "0" || m.next == 0 {
+	next := m.next
+	switch {
+	case string(v.Str) != "0" && m.tagScan > 0:
+		node, ok := rangemap.ParseCursor(v.Str)
+		if !ok {
+			return resp.AppendError(b, "ERR unexpected reply to 'scan' from shard "+m.parts[0].sh.name)
+		}
+		next = rangemap.TagCursor(m.tagScan-1, node)
+	case string(v.Str) != "0" || m.next == 0:
 		return append(b, reply...)
 	}
 	b = resp.AppendArray(b, 2)
-	b = resp.AppendBulkString(b, strconv.FormatUint(m.next, 10))
+	var num [20]byte
+	b = resp.AppendBulk(b, strconv.AppendUint(num[:0], next, 10))
 	return append(b, elems[1]...)
 }
 

@@ -167,6 +167,7 @@ type clusterOpts struct {
 	timeout      time.Duration
 	maxClients   int
 	mapFile      bool // write the map to a file and load it from there
+	hashTags     bool // the map's hash_tags
 }
 
 func evenMap(nodes []*node) *rangemap.Map {
@@ -196,6 +197,7 @@ func startCluster(t testing.TB, o clusterOpts) *cluster {
 		c.nodes = append(c.nodes, n)
 	}
 	c.m = evenMap(c.nodes)
+	c.m.HashTags = o.hashTags
 	cfg := DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
 	if o.mapFile {
@@ -282,7 +284,7 @@ func (c *cluster) client(proto int) *redis.Client {
 
 // owner returns the index of the node whose range holds key.
 func (c *cluster) owner(key string) int {
-	return c.m.Find(rangemap.PositionString(key))
+	return c.m.Find(c.m.Position([]byte(key)))
 }
 
 // keysOn returns n keys owned by node i, with prefix.

@@ -531,7 +531,7 @@ func TestShardLocateAndMap(t *testing.T) {
 				t.Fatal(err)
 			}
 			i := c.owner(key)
-			if len(v) != 3 || v[1] != c.m.Shards[i].Name || v[2] != c.nodes[i].addr {
+			if len(v) != 4 || v[3] != key || v[1] != c.m.Shards[i].Name || v[2] != c.nodes[i].addr {
 				t.Fatalf("SHARD.LOCATE %s = %v, want shard %d", key, v, i)
 			}
 		}

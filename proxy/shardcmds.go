@@ -41,13 +41,16 @@ func (c *client) local(ci *cmdtable.Command, cmd redcon.Command) {
 	case "monitor":
 		c.monitorCmd()
 	case "shard.locate":
-		p := rangemap.Position(args[1])
+		// The fourth element is the part of the key that was hashed: its
+		// tag under hash tags, else the whole key.
+		p := c.tbl.m.Position(args[1])
 		sh := c.tbl.shards[c.tbl.m.Find(p)]
 		mark := len(c.out)
-		c.out = resp.AppendArray(c.out, 3)
+		c.out = resp.AppendArray(c.out, 4)
 		c.out = resp.AppendBulkString(c.out, rangemap.FormatPosition(p))
 		c.out = resp.AppendBulkString(c.out, sh.name)
 		c.out = resp.AppendBulkString(c.out, sh.addr)
+		c.out = resp.AppendBulk(c.out, c.tbl.m.Hashed(args[1]))
 		c.reply(mark)
 	case "shard.map":
 		mark := len(c.out)

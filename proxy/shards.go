@@ -22,6 +22,9 @@ type shard struct {
 	idx  int
 	name string
 	addr string
+	// hashTags is the map's placement mode, pushed with the assignment; a
+	// reload cannot change it (checkReload).
+	hashTags bool
 	// assign is the assignment pushed on every new connection; a reload
 	// that changes the size replaces it.
 	assign atomic.Pointer[rangemap.Shard]
@@ -135,8 +138,11 @@ type table struct {
 }
 
 func (t *table) locate(key []byte) *shard {
-	return t.shards[t.m.Find(rangemap.Position(key))]
+	return t.shards[t.m.Find(t.m.Position(key))]
 }
+
+// shardIdx is the index of the shard that owns key.
+func (t *table) shardIdx(key []byte) int32 { return int32(t.m.Find(t.m.Position(key))) }
 
 // shardOfHash is the shard whose range holds a hash (a SCAN cursor).
 func (t *table) shardOfHash(h uint64) *shard {
@@ -145,8 +151,8 @@ func (t *table) shardOfHash(h uint64) *shard {
 
 // newShard starts the backends of a map entry. They dial in the background:
 // a node that is not up yet is retried while the others serve.
-func (s *Server) newShard(idx int, e rangemap.Shard) *shard {
-	sh := &shard{idx: idx, name: e.Name, addr: e.Addr(), stop: make(chan struct{})}
+func (s *Server) newShard(idx int, e rangemap.Shard, hashTags bool) *shard {
+	sh := &shard{idx: idx, name: e.Name, addr: e.Addr(), hashTags: hashTags, stop: make(chan struct{})}
 	sh.assign.Store(&e)
 	log := s.log.Named("shard").With("shard", e.Name, "addr", sh.addr)
 	busy := &backend.Busy{} // one node: its big requests hold up every connection to it
@@ -253,7 +259,7 @@ func (s *Server) assignHandshake(sh *shard, proto resp.Proto) backend.Handshake 
 // the node holds another assignment, healthy when it took the map's.
 func (s *Server) pushAssignment(sh *shard, do func(args ...string) (resp.Value, error)) (refusal string, err error) {
 	a := sh.assign.Load()
-	args := assignArgs(*a)
+	args := assignArgs(*a, sh.hashTags)
 	v, err := do(args...)
 	if err != nil {
 		return "", err
@@ -262,7 +268,7 @@ func (s *Server) pushAssignment(sh *shard, do func(args ...string) (resp.Value, 
 		s.clearMismatch(sh)
 		return "", nil
 	}
-	if sameRangeOtherSize(string(v.Str), *a) {
+	if sameRangeOtherSize(string(v.Str), *a, sh.hashTags) {
 		v, err = do(append(args, "FORCE")...)
 		if err != nil {
 			return "", err
@@ -279,9 +285,16 @@ func (s *Server) pushAssignment(sh *shard, do func(args ...string) (resp.Value, 
 	return refusal, nil
 }
 
-func assignArgs(a rangemap.Shard) []string {
-	return []string{"SHARD.ASSIGN", a.Name, rangemap.FormatPosition(a.Start),
+// assignArgs is the SHARD.ASSIGN of a shard. HASHTAGS 1 is sent only under
+// hash tags: a node reads its absence as whole-key positions, so a node
+// holding a hash-tag assignment refuses a proxy whose map has none.
+func assignArgs(a rangemap.Shard, hashTags bool) []string {
+	args := []string{"SHARD.ASSIGN", a.Name, rangemap.FormatPosition(a.Start),
 		rangemap.FormatPosition(a.End), strconv.FormatInt(a.Size, 10)}
+	if hashTags {
+		args = append(args, "HASHTAGS", "1")
+	}
+	return args
 }
 
 // assignedPrefix starts a node's refusal of an assignment that differs
@@ -289,9 +302,11 @@ func assignArgs(a rangemap.Shard) []string {
 const assignedPrefix = "ERR shard node already assigned "
 
 // sameRangeOtherSize reads the node's refusal, "ERR shard node already
-// assigned <name> [<start>,<end>) size <size>; add FORCE to replace it",
-// and reports whether only the size differs from a.
-func sameRangeOtherSize(msg string, a rangemap.Shard) bool {
+// assigned <name> [<start>,<end>) size <size>[ hash_tags 1]; add FORCE to
+// replace it", and reports whether only the size differs from a. A
+// different placement mode is never forced: it would strand the keys the
+// node holds (README, "Hash tags").
+func sameRangeOtherSize(msg string, a rangemap.Shard, hashTags bool) bool {
 	if !strings.HasPrefix(msg, assignedPrefix) {
 		return false
 	}
@@ -300,8 +315,12 @@ func sameRangeOtherSize(msg string, a rangemap.Shard) bool {
 	if !ok || name != a.Name {
 		return false
 	}
-	rng, _, ok := strings.Cut(rest, ")")
+	rng, tail, ok := strings.Cut(rest, ")")
 	if !ok {
+		return false
+	}
+	desc, _, _ := strings.Cut(tail, ";")
+	if strings.HasSuffix(desc, " hash_tags 1") != hashTags {
 		return false
 	}
 	lo, hi, ok := strings.Cut(rng, ",")
@@ -323,7 +342,7 @@ func (s *Server) buildTable(m *rangemap.Map, old *table) *table {
 			t.shards[i] = old.shards[i]
 			continue
 		}
-		t.shards[i] = s.newShard(i, e)
+		t.shards[i] = s.newShard(i, e, m.HashTags)
 	}
 	return t
 }
@@ -331,6 +350,9 @@ func (s *Server) buildTable(m *rangemap.Map, old *table) *table {
 // checkReload refuses a new map that would move a range: only addresses and
 // sizes may change until range moves exist.
 func checkReload(old, m *rangemap.Map) error {
+	if old.HashTags != m.HashTags {
+		return fmt.Errorf("range map reload refused: it turns hash_tags %s; the placement mode of a cluster cannot change while it holds data, since keys with a tag would move (the map stays as it was)", onOff(m.HashTags))
+	}
 	if len(old.Shards) != len(m.Shards) {
 		return fmt.Errorf("range map reload refused: it has %d shards instead of %d; adding or removing a shard moves ranges, which is not supported yet (the map stays as it was)", len(m.Shards), len(old.Shards))
 	}
@@ -380,7 +402,7 @@ func (s *Server) Reload() error {
 		}
 		sh.assign.Store(&e)
 		// The next connection pushes the new size; tell the node now too.
-		v, err := sh.resp2.Do(append(assignArgs(e), "FORCE")...)
+		v, err := sh.resp2.Do(append(assignArgs(e, sh.hashTags), "FORCE")...)
 		switch {
 		case err != nil:
 			s.log.Warn("shard node unavailable for the new size; it gets it when it reconnects", "shard", e.Name, "error", err)
@@ -401,4 +423,11 @@ func (s *Server) Reload() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
 }

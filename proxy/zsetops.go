@@ -30,7 +30,7 @@ func (c *client) shardsOfKeys(args [][]byte, ci *cmdtable.Command) bool {
 	c.shIdx = c.shIdx[:0]
 	same := true
 	for _, i := range ci.KeyIndexes(args) {
-		idx := int32(c.tbl.m.Find(positionOf(args[i])))
+		idx := c.tbl.shardIdx(args[i])
 		if len(c.shIdx) > 0 && idx != c.shIdx[0] {
 			same = false
 		}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -39,7 +40,13 @@ func (s Shard) Contains(p float64) bool { return s.Start <= p && p < s.End }
 
 // Map is a validated range map. Shards are sorted by Start and tile [0,1).
 type Map struct {
-	Shards []Shard `json:"shards"`
+	// HashTags turns on Redis Cluster's hash-tag rule: a key's position is
+	// the position of its tag (see Tag) instead of its whole bytes. A map
+	// without the field keeps whole-key positions, so data placed by such
+	// a map stays where it is; the rule cannot change for a cluster that
+	// holds data (README, "Hash tags").
+	HashTags bool    `json:"hash_tags,omitempty"`
+	Shards   []Shard `json:"shards"`
 }
 
 //go:embed default.json
@@ -136,11 +143,113 @@ func (m *Map) Validate() error {
 	if last := m.Shards[len(m.Shards)-1]; last.End != 1 {
 		return fmt.Errorf("range map: does not reach 1.0: last shard %q ends at %v", last.Name, last.End)
 	}
+	if m.HashTags && len(m.Shards) > MaxTagShards {
+		return fmt.Errorf("range map: %d shards: a map with hash_tags has at most %d (the proxy's SCAN cursor holds the shard index)", len(m.Shards), MaxTagShards)
+	}
 	return nil
 }
 
-// Position is where key falls in [0,1): the top 53 bits of xxhash64 over the
-// whole key, as a fraction. float64 represents every such value exactly.
+// MaxTagShards is the most shards a map with hash tags may have: the
+// proxy's SCAN cursor keeps the shard index plus one in its top
+// TagCursorBits bits.
+const MaxTagShards = 1<<TagCursorBits - 1
+
+// TagCursorBits is the number of top bits of a proxy SCAN cursor that hold
+// the shard index when hash tags are on (see TagCursor).
+const TagCursorBits = 10
+
+// TagCursor encodes the proxy's SCAN cursor under hash tags, where a
+// shard's keys are spread over every hash: the shard index plus one in the
+// top TagCursorBits bits (so no cursor but the first and the last is 0),
+// the node's own cursor (a hash of its key directory, which stays ordered
+// by whole-key hashes) in the rest, with its low TagCursorBits bits
+// dropped. Dropping them rounds the node's cursor down, so the next call
+// revisits at most the keys whose hashes lie in that window (SCAN may
+// return a key twice, as Redis's may) and never skips one.
+func TagCursor(shard int, node uint64) uint64 {
+	return uint64(shard+1)<<(64-TagCursorBits) | node>>TagCursorBits
+}
+
+// SplitTagCursor is the inverse of TagCursor: the shard index and the node
+// cursor to send. 0 is the start, shard 0 from its first hash; a cursor
+// no TagCursor made (its top bits 0) is read as shard 0.
+func SplitTagCursor(c uint64) (shard int, node uint64) {
+	top := int(c >> (64 - TagCursorBits))
+	if top == 0 {
+		return 0, c << TagCursorBits
+	}
+	return top - 1, c << TagCursorBits
+}
+
+// Tag returns the bytes of key that decide its position under Redis
+// Cluster's hash-tag rule: the bytes between the first '{' and the first
+// '}' after it when there is at least one between them, else the whole key.
+func Tag(key []byte) []byte {
+	open := bytes.IndexByte(key, '{')
+	if open < 0 {
+		return key
+	}
+	shut := bytes.IndexByte(key[open+1:], '}')
+	if shut <= 0 { // no '}' after the '{', or "{}"
+		return key
+	}
+	return key[open+1 : open+1+shut]
+}
+
+// TagString is Tag for a string key, without copying it.
+func TagString(key string) string {
+	open := strings.IndexByte(key, '{')
+	if open < 0 {
+		return key
+	}
+	shut := strings.IndexByte(key[open+1:], '}')
+	if shut <= 0 {
+		return key
+	}
+	return key[open+1 : open+1+shut]
+}
+
+// PlacementHash is the 64-bit hash whose position places key under this
+// map: xxhash64 of the tag when hash tags are on, of the whole key when off.
+func (m *Map) PlacementHash(key []byte) uint64 { return PlacementHash(key, m.HashTags) }
+
+// PlacementHash is the hash that places key under the given mode; the one
+// function behind every placement decision of proxy and node.
+func PlacementHash(key []byte, hashTags bool) uint64 {
+	if hashTags {
+		key = Tag(key)
+	}
+	return xxhash.Sum64(key)
+}
+
+// PlacementOfHashed is PlacementHash for a caller that holds whole, the
+// xxhash64 of the whole key, already (the node's key directory is keyed by
+// it): without a tag the placement hash is that same hash.
+func PlacementOfHashed(key []byte, whole uint64, hashTags bool) uint64 {
+	if !hashTags {
+		return whole
+	}
+	if t := Tag(key); len(t) != len(key) {
+		return xxhash.Sum64(t)
+	}
+	return whole
+}
+
+// Hashed returns the bytes of key the map hashes to place it.
+func (m *Map) Hashed(key []byte) []byte {
+	if m.HashTags {
+		return Tag(key)
+	}
+	return key
+}
+
+// Position is key's position under this map (see PlacementHash).
+func (m *Map) Position(key []byte) float64 { return PositionOfHash(PlacementHash(key, m.HashTags)) }
+
+// Position is where key falls in [0,1) under whole-key placement (a map
+// without hash_tags): the top 53 bits of xxhash64 over the whole key, as a
+// fraction. float64 represents every such value exactly. Map.Position is
+// the position under a given map's mode.
 func Position(key []byte) float64 { return PositionOfHash(xxhash.Sum64(key)) }
 
 // PositionString is Position for a string key, without copying it.
@@ -177,7 +286,7 @@ func (m *Map) Find(p float64) int {
 }
 
 // Locate returns the index in m.Shards of the shard that owns key.
-func (m *Map) Locate(key []byte) int { return m.Find(Position(key)) }
+func (m *Map) Locate(key []byte) int { return m.Find(m.Position(key)) }
 
 // Lookup returns the shard with the given name.
 func (m *Map) Lookup(name string) (Shard, bool) {

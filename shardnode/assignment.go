@@ -29,11 +29,27 @@ type Assignment struct {
 	Size int64 `json:"size"`
 	// Strict, when set, overrides Config.StrictIndexes.
 	Strict *bool `json:"strict,omitempty"`
+	// HashTags is the map's placement mode (rangemap.Map.HashTags): keys
+	// are owned by the position of their hash tag. An assignment.json
+	// written before the mode existed has none: whole-key positions.
+	HashTags bool `json:"hash_tags,omitempty"`
 }
 
-// sameRange reports whether b assigns the same shard: name, range and size.
+// sameRange reports whether b assigns the same shard: name, range, size
+// and placement mode.
 func (a *Assignment) sameRange(b *Assignment) bool {
-	return a.Name == b.Name && a.Start == b.Start && a.End == b.End && a.Size == b.Size
+	return a.Name == b.Name && a.Start == b.Start && a.End == b.End && a.Size == b.Size && a.HashTags == b.HashTags
+}
+
+// owns reports whether key's position falls in the assignment's range.
+func (a *Assignment) owns(key []byte) bool {
+	p := rangemap.PositionOfHash(rangemap.PlacementHash(key, a.HashTags))
+	return a.Start <= p && p < a.End
+}
+
+// placement is the hash that places key, whose whole-key hash is whole.
+func (a *Assignment) placement(key []byte, whole uint64) uint64 {
+	return rangemap.PlacementOfHashed(key, whole, a.HashTags)
 }
 
 func (a *Assignment) validate() error {
@@ -49,10 +65,15 @@ func (a *Assignment) validate() error {
 	return nil
 }
 
-// describe renders an assignment as the refusal message shows it.
+// describe renders an assignment as the refusal message shows it; the
+// proxy reads it back (proxy/shards.go, sameRangeOtherSize).
 func (a *Assignment) describe() string {
-	return fmt.Sprintf("%s [%s,%s) size %d", a.Name, rangemap.FormatPosition(a.Start),
-		rangemap.FormatPosition(a.End), a.Size)
+	tags := ""
+	if a.HashTags {
+		tags = " hash_tags 1"
+	}
+	return fmt.Sprintf("%s [%s,%s) size %d%s", a.Name, rangemap.FormatPosition(a.Start),
+		rangemap.FormatPosition(a.End), a.Size, tags)
 }
 
 func (a *Assignment) wrongShard(p float64) string {

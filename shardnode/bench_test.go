@@ -27,7 +27,7 @@ func BenchmarkServe(b *testing.B) {
 			for _, cmd := range []string{"GET", "SET"} {
 				for _, depth := range []int{1, 32} {
 					b.Run(cmd+"/P="+strconv.Itoa(depth), func(b *testing.B) {
-						benchPipeline(b, addr, cmd, depth)
+						benchPipeline(b, addr, cmd, "bench:key", depth)
 					})
 				}
 			}
@@ -35,9 +35,25 @@ func BenchmarkServe(b *testing.B) {
 	}
 }
 
+// BenchmarkServeHashTags is BenchmarkServe's pipelined GET and SET on a node
+// whose assignment has hash tags, for a key with a tag and one without: the
+// tag search is the only extra work, and allocs/op must stay what
+// BenchmarkServe gives.
+func BenchmarkServeHashTags(b *testing.B) {
+	m := serveModes[0]
+	addr := benchNode(b, m.loops, m.wrap, "HASHTAGS", "1")
+	for _, key := range []string{"bench:{key}", "bench:key"} {
+		for _, cmd := range []string{"GET", "SET"} {
+			b.Run(m.name+"/"+key+"/"+cmd+"/P=32", func(b *testing.B) {
+				benchPipeline(b, addr, cmd, key, 32)
+			})
+		}
+	}
+}
+
 // benchPipeline sends b.N commands in pipelines of depth and reads every
 // reply.
-func benchPipeline(b *testing.B, addr, cmd string, depth int) {
+func benchPipeline(b *testing.B, addr, cmd, key string, depth int) {
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		b.Fatal(err)
@@ -47,12 +63,12 @@ func benchPipeline(b *testing.B, addr, cmd string, depth int) {
 	var req []byte
 	for i := 0; i < depth; i++ {
 		if cmd == "SET" {
-			req = resp.AppendCommandStrings(req, "SET", "bench:key", val)
+			req = resp.AppendCommandStrings(req, "SET", key, val)
 		} else {
-			req = resp.AppendCommandStrings(req, "GET", "bench:key")
+			req = resp.AppendCommandStrings(req, "GET", key)
 		}
 	}
-	if _, err := nc.Write(resp.AppendCommandStrings(nil, "SET", "bench:key", val)); err != nil {
+	if _, err := nc.Write(resp.AppendCommandStrings(nil, "SET", key, val)); err != nil {
 		b.Fatal(err)
 	}
 	buf := make([]byte, 64<<10)
@@ -82,7 +98,7 @@ func benchPipeline(b *testing.B, addr, cmd string, depth int) {
 
 // benchNode serves a node with the whole key space on a loopback port until
 // the benchmark ends.
-func benchNode(b *testing.B, loops int, wrap func(net.Listener) net.Listener) string {
+func benchNode(b *testing.B, loops int, wrap func(net.Listener) net.Listener, assign ...string) string {
 	cfg := DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.Dir = b.TempDir()
@@ -111,7 +127,7 @@ func benchNode(b *testing.B, loops int, wrap func(net.Listener) net.Listener) st
 	})
 	c := dialRaw(b, ln.Addr().String())
 	defer c.close()
-	if got := c.do("SHARD.ASSIGN", "all", "0", "1", "0"); got != ok {
+	if got := c.do(append([]string{"SHARD.ASSIGN", "all", "0", "1", "0"}, assign...)...); got != ok {
 		b.Fatalf("SHARD.ASSIGN: %q", got)
 	}
 	return ln.Addr().String()

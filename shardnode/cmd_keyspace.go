@@ -492,8 +492,7 @@ func (c *client) inDB(n int, fn func()) {
 // by a forced reassignment are hidden from SCAN, KEYS and RANDOMKEY, and
 // not counted by DBSIZE and INFO keyspace (keyCounts).
 func (c *client) owned(a *Assignment, key []byte) bool {
-	p := rangemap.Position(key)
-	return a.Start <= p && p < a.End
+	return a.owns(key)
 }
 
 // scanOpts are the options of SCAN and the *SCAN commands.
@@ -652,5 +651,19 @@ func (s *Server) keyCounts(db *bitcask.DB) (keys, expiring int) {
 	if a == nil || (a.Start <= 0 && a.End >= 1) {
 		return db.Len(), db.ExpiringKeys()
 	}
-	return db.CountHashRange(rangemap.HashBounds(a.Start, a.End))
+	if !a.HashTags {
+		return db.CountHashRange(rangemap.HashBounds(a.Start, a.End))
+	}
+	// Under hash tags a key's placement is not its key directory hash, so
+	// the node's keys are not one hash range: count them one by one.
+	db.Range(func(key []byte, m bitcask.Meta) bool {
+		if a.owns(key) {
+			keys++
+			if m.ExpireAt != 0 {
+				expiring++
+			}
+		}
+		return true
+	})
+	return keys, expiring
 }

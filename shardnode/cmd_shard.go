@@ -10,11 +10,14 @@ import (
 	"github.com/shardkv/shardkv/rangemap"
 )
 
-// SHARD.ASSIGN name start end size [FORCE] [STRICT 0|1]
+// SHARD.ASSIGN name start end size [FORCE] [STRICT 0|1] [HASHTAGS 0|1]
 //
 // The same assignment again is +OK (the proxy pushes it on every new
 // connection). A different one needs FORCE. STRICT, when given, turns
-// strict indexes on or off and is kept with the assignment.
+// strict indexes on or off and is kept with the assignment. HASHTAGS is the
+// map's placement mode (0, whole-key positions, when not given), kept with
+// the assignment; changing it is a different assignment, so it needs FORCE
+// too: keys with a tag would change owners.
 func cmdShardAssign(c *client, args [][]byte) {
 	a := &Assignment{Name: string(args[1])}
 	var err1, err2 error
@@ -43,6 +46,14 @@ func cmdShardAssign(c *client, args [][]byte) {
 			}
 			strict := v == "1"
 			a.Strict = &strict
+			i++
+		case eqFold(args[i], "hashtags") && i+1 < len(args):
+			v := string(args[i+1])
+			if v != "0" && v != "1" {
+				c.errReply(errSyntax)
+				return
+			}
+			a.HashTags = v == "1"
 			i++
 		default:
 			c.errReply(errSyntax)
@@ -83,10 +94,10 @@ func cmdShardAssign(c *client, args [][]byte) {
 	}
 	if cur == nil {
 		s.log.Info("assignment accepted", "name", a.Name, "start", a.Start, "end", a.End, "size", a.Size,
-			"strict_indexes", s.strict.Load())
+			"strict_indexes", s.strict.Load(), "hash_tags", a.HashTags)
 	} else {
 		s.log.Warn("assignment replaced", "old", cur.describe(), "name", a.Name, "start", a.Start,
-			"end", a.End, "size", a.Size, "strict_indexes", s.strict.Load(), "forced", force)
+			"end", a.End, "size", a.Size, "strict_indexes", s.strict.Load(), "hash_tags", a.HashTags, "forced", force)
 	}
 	c.becomeProxy()
 	c.ok()

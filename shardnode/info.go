@@ -93,6 +93,7 @@ func (s *Server) writeShardInfo(w *conncmd.InfoWriter) {
 	w.Field("shard_live_bytes", s.db.LiveBytes())
 	w.Field("shard_keys", s.db.Stats().Keys)
 	w.Field("shard_strict_indexes", boolInt(s.strict.Load()))
+	w.Field("shard_hash_tags", boolInt(a != nil && a.HashTags))
 	stats := s.db.NamespaceStats()
 	names := make([]string, 0, len(stats)+1)
 	seen := map[string]bool{}

@@ -91,7 +91,7 @@ func cmdCluster(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("shard %s is on host %q: cluster runs every node on this machine, so every host must be 127.0.0.1, ::1 or localhost (start nodes on other machines with shardkv-node)", s.Name, s.Host)
 		}
 		switch s.Name {
-		case secretFile, nodeConfFile, proxyConfFile:
+		case secretFile, nodeConfFile, proxyConfFile, placementFile, defaultMapFile:
 			return fmt.Errorf("shard %s: cluster keeps a file of that name in --data; rename the shard", s.Name)
 		}
 	}
@@ -140,6 +140,16 @@ func cmdCluster(args []string, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(*data, 0o755); err != nil {
 		return err
 	}
+	if err := clusterPlacement(*data, m, *mapFile != ""); err != nil {
+		return err
+	}
+	proxyMap := *mapFile
+	if proxyMap == "" {
+		if proxyMap, err = writeDefaultMap(*data, m); err != nil {
+			return err
+		}
+	}
+	c.log.Info("placement", "hash_tags", m.HashTags, "recorded_in", filepath.Join(*data, placementFile))
 	secret, err := nodeSecret(*data, c.log)
 	if err != nil {
 		return err
@@ -168,9 +178,7 @@ func cmdCluster(args []string, stdout, stderr io.Writer) error {
 		c.children = append(c.children, &child{name: s.Name, bin: nodeBin, args: args, addr: s.Addr()})
 	}
 	pargs := []string{"-addr", *proxyAddr, "-log-level", *logLevel, "-config", proxyConf}
-	if *mapFile != "" {
-		pargs = append(pargs, "-map", *mapFile)
-	}
+	pargs = append(pargs, "-map", proxyMap)
 	if metrics != nil {
 		pargs = append(pargs, "-metrics-addr", metrics[0])
 	}

@@ -25,10 +25,11 @@ func cmdLocate(ctx context.Context, g *globals, args []string, stdout, stderr io
 	if err != nil {
 		return fmt.Errorf("SHARD.LOCATE: %w", err)
 	}
-	if len(reply) != 3 {
-		return fmt.Errorf("SHARD.LOCATE: expected [position, shard, address], got %v", reply)
+	if len(reply) != 4 {
+		return fmt.Errorf("SHARD.LOCATE: expected [position, shard, address, hashed], got %v", reply)
 	}
 	fmt.Fprintf(stdout, "key       %s\n", strconv.Quote(key))
+	fmt.Fprintf(stdout, "hashed    %s\n", strconv.Quote(formatValue(reply[3])))
 	fmt.Fprintf(stdout, "index     %s\n", strconv.Quote(rangemap.IndexString(key)))
 	fmt.Fprintf(stdout, "position  %s\n", formatPosition(reply[0]))
 	fmt.Fprintf(stdout, "shard     %s\n", formatValue(reply[1]))

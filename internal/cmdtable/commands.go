@@ -400,7 +400,7 @@ var Commands = []Command{
 	{Name: "shard.exec", Arity: 2, Route: RouteNodeOnly, Multi: MultiNow, Group: "shardkv", Summary: "EXEC checking the keys SHARD.WATCH watched for one of a proxy's clients: SHARD.EXEC client-id."},
 	{Name: "shard.streamrefs", Arity: 1, Flags: FlagFast, Route: RouteNodeOnly, Group: "shardkv", Summary: "A proxy's connection asks for stream references (+STREAM id length) instead of big GET values, to fetch them on a connection of their own."},
 	{Name: "shard.fetch", Arity: 2, Flags: FlagReadonly, Route: RouteNodeOnly, Group: "shardkv", Summary: "Replies the value of a stream reference, streamed: SHARD.FETCH id."},
-	{Name: "shard.locate", Arity: 2, Flags: FlagReadonly | FlagFast, Route: RouteProxyOnly, Group: "shardkv", Summary: "Replies the position of a key, the shard that owns it and its address."},
+	{Name: "shard.locate", Arity: 2, Flags: FlagReadonly | FlagFast, Route: RouteProxyOnly, Group: "shardkv", Summary: "Replies the position of a key, the shard that owns it, its address and the part of the key that was hashed."},
 	{Name: "shard.map", Arity: 1, Flags: FlagReadonly, Route: RouteProxyOnly, Group: "shardkv", Summary: "Replies the range map with the reachability of each shard."},
 	{Name: "shard.reload", Arity: -1, Flags: FlagAdmin | FlagNoMulti, Route: RouteProxyOnly, Group: "shardkv", Summary: "Reloads the range map file (address and size changes only)."},
 }
