@@ -56,6 +56,8 @@ var handlers = map[string]handlerFunc{
 	// server (the other connection and server commands are conncmd's,
 	// added in init)
 	"info": cmdInfo,
+	// scripting
+	"eval": cmdEval, "evalsha": cmdEvalSha, "eval_ro": cmdEvalRO, "evalsha_ro": cmdEvalShaRO, "script": cmdScript,
 	// transactions
 	"multi": cmdMulti, "exec": cmdExec, "discard": cmdDiscard, "watch": cmdWatch, "unwatch": cmdUnwatch,
 	// shardkv
@@ -117,7 +119,8 @@ func init() {
 		if !ok || cmd.Route == cmdtable.RouteProxyOnly {
 			continue
 		}
-		sp := &cmdSpec{Command: cmd, fn: fn, write: cmd.Flags&cmdtable.FlagWrite != 0}
+		// A script may write: it runs in a transaction (cmd_script.go).
+		sp := &cmdSpec{Command: cmd, fn: fn, write: cmd.Flags&cmdtable.FlagWrite != 0 || scriptCommands[cmd.Name]}
 		switch {
 		case cmd.Route == cmdtable.RouteTx:
 			sp.kind = kindTx
@@ -215,7 +218,7 @@ func (c *client) serveFrom() serveState {
 			c.next = i
 			return serveHeld
 		}
-		if s := sp[i]; s != nil && s.kind == kindKeyed && !c.inMulti {
+		if s := sp[i]; s != nil && s.kind == kindKeyed && !c.inMulti && !c.srv.scripts.busy.Load() {
 			j, write, size := i+1, s.write, len(cmds[i].Raw)
 			for ; j < len(cmds) && size < maxRunBytes; j++ {
 				if sp[j] == nil || sp[j].kind != kindKeyed {
@@ -341,6 +344,17 @@ func (c *client) admit(spec *cmdSpec, args [][]byte) bool {
 	}
 	if !c.sess.Authed && spec.Flags&cmdtable.FlagNoAuth == 0 {
 		c.reject(errNoAuth)
+		return false
+	}
+	if c.srv.scripts.busy.Load() && !c.allowedWhileBusy(spec, args) {
+		if c.inMulti && spec.Name == "exec" {
+			// Redis refuses EXEC by aborting the transaction.
+			c.endMulti()
+			c.srv.watches.unwatch(&c.watch)
+			c.errReply("EXECABORT Transaction discarded because of: " + errBusy)
+			return false
+		}
+		c.reject(errBusy)
 		return false
 	}
 	if spec.kind == kindKeyed || spec.kind == kindKeyless || spec.FirstKey > 0 { // WATCH, SHARD.WATCH: keys of the range

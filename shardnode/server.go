@@ -111,6 +111,8 @@ type Server struct {
 	clock *writeClock
 	// obuf is client-output-buffer-limit (replymem.go).
 	obuf *conncmd.OutputLimits
+	// scripts is the Lua VM and script cache (script.go).
+	scripts *scriptEngine
 }
 
 // serverStats are the INFO stats counters of closed connections and of the
@@ -175,6 +177,7 @@ func New(cfg Config) (*Server, error) {
 	s.obs = s.newObserver()
 	s.clock = startWriteClock(db.LastSeq)
 	s.obuf = conncmd.NewOutputLimits()
+	s.scripts = newScriptEngine(s)
 	// Rebuilding the key directory left garbage about its own size (the
 	// replay buffers), and with the heap goal at twice the directory the
 	// runtime would keep those pages for good: a node restarted with a

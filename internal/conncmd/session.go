@@ -192,3 +192,6 @@ func (s *Session) Line(now time.Time) string {
 
 // DB is the selected database (SELECT).
 func (s *Session) DB() int { return int(s.db.Load()) }
+
+// SetDB selects database n (a script's SELECT is undone when it returns).
+func (s *Session) SetDB(n int) { s.db.Store(int32(n)) }
