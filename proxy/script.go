@@ -140,6 +140,20 @@ func (c *client) script(ci *cmdtable.Command, cmd redcon.Command) {
 		c.s.scripts.remember(args[2])
 	case "flush":
 		c.s.scripts.flush()
+	case "kill":
+		// On a connection of its own to each node: the busy script's
+		// node does not read the shared connection the script came on
+		// until the script ends, and a KILL behind it would never arrive.
+		m := c.newMerge(ci, "script|kill")
+		for _, sh := range c.tbl.shards {
+			r := c.newReq()
+			r.Cmd, r.N = cmd.Raw, 1
+			if !c.sendSolo(sh, &r.Request) {
+				c.send(sh, &r.Request)
+			}
+			m.parts = append(m.parts, part{sh: sh, req: &r.Request})
+		}
+		return
 	}
 	m := c.newMerge(ci, "script|"+sub)
 	for _, sh := range c.tbl.shards {

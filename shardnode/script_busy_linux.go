@@ -131,9 +131,12 @@ func (l *eventLoop) serveBusy(script *client) {
 }
 
 // busyAllowed are the commands Redis 7.0 serves while a script is busy
-// (allow_busy); SCRIPT KILL is the subcommand row's flag.
+// (allow_busy; SCRIPT KILL is the subcommand row's flag), and SHARD.ASSIGN:
+// it ends the handshake of a proxy's new connection, and the proxy sends
+// SCRIPT KILL on a connection of its own (the script's shared connection
+// is not read until the script ends).
 var busyAllowed = map[string]bool{"auth": true, "hello": true, "discard": true, "multi": true,
-	"watch": true, "unwatch": true, "reset": true, "quit": true}
+	"watch": true, "unwatch": true, "reset": true, "quit": true, "shard.assign": true}
 
 // allowedWhileBusy reports whether c may run the command while a script is
 // busy: the script's own commands, and those Redis allows.
