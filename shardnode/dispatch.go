@@ -218,7 +218,14 @@ func (c *client) serveFrom() serveState {
 			c.next = i
 			return serveHeld
 		}
-		if s := sp[i]; s != nil && s.kind == kindKeyed && !c.inMulti && !c.srv.scripts.busy.Load() {
+		if s := sp[i]; s != nil && s.kind == kindKeyed && !c.inMulti && c.srv.scripts.isBusy() && !c.admit(s, cmds[i].Args) {
+			// BUSY: a script is past its threshold (script_busy_linux.go);
+			// the run is not parked behind it.
+			c.srv.obs.Commands.Rejected(s.Index)
+			i++
+			continue
+		}
+		if s := sp[i]; s != nil && s.kind == kindKeyed && !c.inMulti {
 			j, write, size := i+1, s.write, len(cmds[i].Raw)
 			for ; j < len(cmds) && size < maxRunBytes; j++ {
 				if sp[j] == nil || sp[j].kind != kindKeyed {
@@ -346,7 +353,7 @@ func (c *client) admit(spec *cmdSpec, args [][]byte) bool {
 		c.reject(errNoAuth)
 		return false
 	}
-	if c.srv.scripts.busy.Load() && !c.allowedWhileBusy(spec, args) {
+	if c.srv.scripts.isBusy() && !c.allowedWhileBusy(spec, args) {
 		if c.inMulti && spec.Name == "exec" {
 			// Redis refuses EXEC by aborting the transaction.
 			c.endMulti()

@@ -63,6 +63,10 @@ type scriptEngine struct {
 	busy atomic.Bool
 	// limitMs is busy-reply-threshold (lua-time-limit) in milliseconds.
 	limitMs atomic.Int64
+	// timer fires at the threshold of the running script (watchBusy);
+	// kill is the context of the next script, reused until one is killed.
+	timer *time.Timer
+	kill  *killCtx
 }
 
 // scriptRun is one script's execution.
@@ -117,6 +121,11 @@ func newScriptEngine(s *Server) *scriptEngine {
 	e.initVM()
 	return e
 }
+
+// isBusy reports whether a script is past the threshold. The flag alone
+// can be late (the timer's goroutine sets it as the script ends): a
+// script must also be running.
+func (e *scriptEngine) isBusy() bool { return e.busy.Load() && e.run.Load() != nil }
 
 // sha1hex is the hex SHA1 Redis names a script by.
 func sha1hex(b []byte) string {
@@ -206,7 +215,10 @@ func (e *scriptEngine) exec(c *client, sha string, p *lua.FunctionProto, keys, a
 	}
 	e.globals.RawSetString("KEYS", byteArray(L, keys))
 	e.globals.RawSetString("ARGV", byteArray(L, argv))
-	run := &scriptRun{c: c, sha: sha, readOnly: readOnly, start: time.Now(), resp: 2, kill: newKillCtx(), db: c.sess.DB()}
+	if e.kill == nil || e.kill.Err() != nil {
+		e.kill = newKillCtx()
+	}
+	run := &scriptRun{c: c, sha: sha, readOnly: readOnly, start: time.Now(), resp: 2, kill: e.kill, db: c.sess.DB()}
 	L.SetContext(run.kill)
 	e.run.Store(run)
 	stop := c.watchBusy(e, run)

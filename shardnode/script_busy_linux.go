@@ -30,18 +30,28 @@ import (
 const busyPoll = 10 * time.Millisecond
 
 // watchBusy arms the threshold for run and returns what the script's
-// goroutine calls when the VM returns.
+// goroutine calls when the VM returns. Scripts run one at a time (e.vm),
+// so one timer serves them all: it is reset, not made, for each.
 func (c *client) watchBusy(e *scriptEngine, run *scriptRun) (stop func()) {
 	l := c.loop
-	t := time.AfterFunc(time.Duration(e.limitMs.Load())*time.Millisecond, func() { e.becomeBusy(run, l) })
+	if e.timer == nil {
+		e.timer = time.AfterFunc(time.Hour, func() {
+			if run := e.run.Load(); run != nil {
+				e.becomeBusy(run, run.c.loop)
+			}
+		})
+	}
+	e.timer.Reset(time.Duration(e.limitMs.Load()) * time.Millisecond)
 	if l != nil {
 		l.own.Unlock()
 	}
 	return func() {
-		t.Stop()
+		e.timer.Stop()
 		if l != nil {
 			e.run.Store(nil) // the busy goroutine stops once it sees this
-			l.wake()
+			if e.busy.Load() {
+				l.wake() // it waits in epoll_wait; else it sees the end within busyPoll
+			}
 			l.own.Lock()
 		}
 	}
