@@ -109,6 +109,13 @@ func (k *killCtx) cancel() { k.once.Do(func() { close(k.done) }) }
 
 const defaultBusyThresholdMs = 5000
 
+func init() {
+	// Redis runs a script's body as a function without varargs, so
+	// scripts have no Lua 5.0 `arg` table; gopher-lua's compatibility
+	// option would also build one on every call (a map each time).
+	lua.CompatVarArg = false
+}
+
 func newScriptEngine(s *Server) *scriptEngine {
 	e := &scriptEngine{
 		srv:    s,

@@ -153,6 +153,7 @@ var evalScripts = []evalScript{
 		ev("return io", "0"),
 		ev("print(1)", "0"),
 		ev("return require", "0"),
+		ev("return type(arg)", "0"),
 		ev("return dofile", "0"),
 		ev("return loadfile", "0"),
 		ev("return type(loadstring)", "0"),

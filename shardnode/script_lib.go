@@ -44,18 +44,18 @@ func (e *scriptEngine) initVM() {
 	g.RawSetString("bit", bitLib(L))
 
 	// Scripts see the globals through env: reads of what is not there
-	// and every write are errors, Redis 7.0's texts.
+	// and every write are errors, Redis 7.0's texts. env's __index is
+	// the globals table itself (a lookup the VM does without a call) and
+	// the globals' own __index raises the error for what they lack.
+	gmt := L.NewTable()
+	gmt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
+		L.RaiseError("Script attempted to access nonexistent global variable '%s'", lua.LVAsString(L.ToStringMeta(L.Get(2))))
+		return 0
+	}))
+	L.SetMetatable(g, gmt)
 	env := L.NewTable()
 	mt := L.NewTable()
-	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
-		k := L.Get(2)
-		v := g.RawGet(k)
-		if v == lua.LNil {
-			L.RaiseError("Script attempted to access nonexistent global variable '%s'", lua.LVAsString(L.ToStringMeta(k)))
-		}
-		L.Push(v)
-		return 1
-	}))
+	mt.RawSetString("__index", g)
 	mt.RawSetString("__newindex", L.NewFunction(func(L *lua.LState) int {
 		L.RaiseError("Attempt to modify a readonly table")
 		return 0
