@@ -46,7 +46,6 @@ type scriptEngine struct {
 	// mu guards the cache: SCRIPT LOAD and EXISTS run on any connection.
 	mu     sync.Mutex
 	protos map[string]*lua.FunctionProto // by lower-case hex SHA1
-	bodies map[string]int                // the body's length, for memory accounting
 	// vm serializes the use of L.
 	vm      sync.Mutex
 	L       *lua.LState
@@ -120,7 +119,6 @@ func newScriptEngine(s *Server) *scriptEngine {
 	e := &scriptEngine{
 		srv:    s,
 		protos: make(map[string]*lua.FunctionProto),
-		bodies: make(map[string]int),
 		funcs:  make(map[string]*lua.LFunction),
 	}
 	e.limitMs.Store(defaultBusyThresholdMs)
@@ -162,7 +160,6 @@ func (e *scriptEngine) compile(sha string, body []byte) (*lua.FunctionProto, str
 		p = q
 	} else {
 		e.protos[sha] = p
-		e.bodies[sha] = len(body)
 	}
 	e.mu.Unlock()
 	return p, ""
@@ -190,21 +187,10 @@ func (e *scriptEngine) exists(sha string) bool { return e.lookup(sha) != nil }
 func (e *scriptEngine) flush() {
 	e.mu.Lock()
 	e.protos = make(map[string]*lua.FunctionProto)
-	e.bodies = make(map[string]int)
 	e.mu.Unlock()
 	e.vm.Lock()
 	e.funcs = make(map[string]*lua.LFunction)
 	e.vm.Unlock()
-}
-
-// stats returns the number of cached scripts and their bodies' bytes.
-func (e *scriptEngine) stats() (n, bytes int) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, l := range e.bodies {
-		bytes += l
-	}
-	return len(e.bodies), bytes
 }
 
 // exec runs a compiled script for c with its keys and arguments and
