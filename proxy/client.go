@@ -46,6 +46,9 @@ type slot struct {
 	// readonly: the command cannot change data, so a retry is harmless
 	// even when its outcome is unknown (shard.failed)
 	readonly bool
+	// sha: an EVALSHA's digest, retried behind SCRIPT LOAD on NOSCRIPT
+	// (script.go)
+	sha string
 }
 
 type slotKind uint8
@@ -94,6 +97,8 @@ type client struct {
 	// readonly: the command being routed cannot change data (see
 	// slot.readonly)
 	readonly bool
+	// retries: the batch has an EVALSHA to retry on NOSCRIPT (script.go)
+	retries bool
 
 	// skipNext drops the next command's reply (CLIENT REPLY SKIP, see
 	// received, conn.go).
@@ -201,6 +206,7 @@ func (c *client) endBatch() {
 	c.s.commands.Add(int64(c.batchN))
 	c.sendQueued()
 	c.w.Wait()
+	c.retryNoScript()
 	c.observe()
 	c.writeReplies()
 	c.afterReplies()
@@ -454,6 +460,14 @@ func (c *client) exec(cmd redcon.Command) {
 	}
 	if c.inMulti && ci.Multi != cmdtable.MultiNow {
 		c.queue(ci, cmd)
+		return
+	}
+	switch {
+	case ci.Group == "scripting" && ci.Route == cmdtable.RouteSameNode:
+		c.eval(ci, cmd)
+		return
+	case ci.Merge == cmdtable.MergeScript:
+		c.script(ci, cmd)
 		return
 	}
 	switch ci.Route {

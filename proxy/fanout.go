@@ -318,6 +318,9 @@ func (m *merge) write(c *client, b []byte) []byte {
 	if m.info != nil {
 		return c.writeInfo(m, b)
 	}
+	if m.kind == cmdtable.MergeScript {
+		return m.writeScript(c, b)
+	}
 	if msg := m.failure(c.s); msg != "" {
 		return resp.AppendError(b, msg)
 	}

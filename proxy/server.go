@@ -23,6 +23,7 @@ type Server struct {
 	log hclog.Logger
 
 	table    atomic.Pointer[table] // the current routing snapshot
+	scripts  scriptCache           // bodies of the scripts seen (script.go)
 	reloadMu sync.Mutex            // one reload at a time
 
 	mu       sync.Mutex

@@ -168,7 +168,9 @@ func (c *client) execTx() {
 		return
 	}
 	r := c.newReq()
-	r.buf = append(r.buf[:0], multiCmd...)
+	r.buf = c.scriptLoads(r.buf[:0], queued)
+	loads := len(r.buf) > 0
+	r.buf = append(r.buf, multiCmd...)
 	for _, q := range queued {
 		r.buf = append(r.buf, q.Raw...)
 	}
@@ -180,6 +182,9 @@ func (c *client) execTx() {
 	}
 	r.Cmd = r.buf
 	r.N = len(queued) + 2
+	if loads {
+		r.N += c.countLoads(queued)
+	}
 	c.send(target, &r.Request)
 	c.slots = append(c.slots, slot{kind: slotExec, req: &r.Request, sh: target})
 }

@@ -79,6 +79,8 @@ func (h nodeHost) ConfigParams() []conncmd.Param {
 		conncmd.Const("appendonly", "yes"),
 		s.obuf.Param(func(v string) { s.log.Info("client-output-buffer-limit changed", "value", v) }),
 		conncmd.Const("bind", host),
+		s.scripts.thresholdParam("busy-reply-threshold"),
+		s.scripts.thresholdParam("lua-time-limit"),
 		conncmd.Const("databases", "1"),
 		conncmd.Const("dir", dir),
 		conncmd.Const("maxclients", strconv.Itoa(s.cfg.MaxClients)),

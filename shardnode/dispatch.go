@@ -62,6 +62,8 @@ var handlers = map[string]handlerFunc{
 	// server (the other connection and server commands are conncmd's,
 	// added in init)
 	"info": cmdInfo,
+	// scripting
+	"eval": cmdEval, "evalsha": cmdEvalSha, "eval_ro": cmdEvalRO, "evalsha_ro": cmdEvalShaRO, "script": cmdScript,
 	// transactions
 	"multi": cmdMulti, "exec": cmdExec, "discard": cmdDiscard, "watch": cmdWatch, "unwatch": cmdUnwatch,
 	// shardkv
@@ -127,7 +129,8 @@ func init() {
 		if !ok || cmd.Route == cmdtable.RouteProxyOnly {
 			continue
 		}
-		sp := &cmdSpec{Command: cmd, fn: fn, write: cmd.Flags&cmdtable.FlagWrite != 0}
+		// A script may write: it runs in a transaction (cmd_script.go).
+		sp := &cmdSpec{Command: cmd, fn: fn, write: cmd.Flags&cmdtable.FlagWrite != 0 || scriptCommands[cmd.Name]}
 		switch {
 		case cmd.Route == cmdtable.RouteTx:
 			sp.kind = kindTx
@@ -231,6 +234,13 @@ func (c *client) serveFrom() serveState {
 		if c.repliesFull() {
 			c.next = i
 			return serveHeld
+		}
+		if s := sp[i]; s != nil && s.kind == kindKeyed && !c.inMulti && c.srv.scripts.isBusy() && !c.admit(s, cmds[i].Args) {
+			// BUSY: a script is past its threshold (script_busy_linux.go);
+			// the run is not parked behind it.
+			c.srv.obs.Commands.Rejected(s.Index)
+			i++
+			continue
 		}
 		if s := sp[i]; s != nil && s.kind == kindKeyed && !c.inMulti {
 			j, write, size := i+1, s.write, len(cmds[i].Raw)
@@ -371,6 +381,17 @@ func (c *client) admit(spec *cmdSpec, args [][]byte) bool {
 	}
 	if !c.sess.Authed && spec.Flags&cmdtable.FlagNoAuth == 0 {
 		c.reject(errNoAuth)
+		return false
+	}
+	if c.srv.scripts.isBusy() && !c.allowedWhileBusy(spec, args) {
+		if c.inMulti && spec.Name == "exec" {
+			// Redis refuses EXEC by aborting the transaction.
+			c.endMulti()
+			c.srv.watches.unwatch(&c.watch)
+			c.errReply("EXECABORT Transaction discarded because of: " + errBusy)
+			return false
+		}
+		c.reject(errBusy)
 		return false
 	}
 	if spec.kind == kindKeyed || spec.kind == kindKeyless || spec.FirstKey > 0 { // WATCH, SHARD.WATCH, SSUBSCRIBE: keys of the range

@@ -100,6 +100,11 @@ type eventLoop struct {
 	// waits the ordinary way until events come again.
 	rawWait bool
 	idle    atomic.Bool // read by tests
+
+	// own is held by the goroutine serving the loop: the loop's, or
+	// while a script is past busy-reply-threshold the busy goroutine
+	// (script_busy_linux.go).
+	own sync.Mutex
 }
 
 const loopEvents = 256
@@ -191,6 +196,8 @@ func (l *eventLoop) park(c *client) {
 
 func (l *eventLoop) run() {
 	defer close(l.done)
+	l.own.Lock()
+	defer l.own.Unlock()
 	for {
 		n := l.wait()
 		l.drainPushes()

@@ -172,7 +172,9 @@ func (c *client) bulkValue(key []byte) (bool, error) {
 	var out []byte
 	var ok bool
 	var err error
-	if c.streamOK {
+	// A subscriber's pushes join c.out between passes: its values are
+	// read whole.
+	if c.streamOK && (c.ps == nil || c.ps.total() == 0) {
 		out, vs, ok, err = c.st.getAppendOrStream(append(c.out, bulkGap[:]...), key)
 	} else {
 		out, ok, err = c.st.getAppend(append(c.out, bulkGap[:]...), key)

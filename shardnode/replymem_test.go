@@ -246,3 +246,29 @@ func firstDiff(a, b string) int {
 	}
 	return min(len(a), len(b))
 }
+
+// TestScriptReadsBigValueAndBlockingPop: inside a script, redis.call of a
+// GET of a value that would be streamed gets it whole, and a blocking pop
+// is refused as Redis 7.0 refuses it, without blocking the connection.
+func TestScriptReadsBigValueAndBlockingPop(t *testing.T) {
+	forEachMode(t, bitcask.SyncEverySec, func(t *testing.T, n *testNode) {
+		c := n.raw()
+		big := strings.Repeat("s", 3<<20)
+		if got := c.do("SET", "big", big); got != "+OK\r\n" {
+			t.Fatalf("SET: %q", got)
+		}
+		if got := c.do("EVAL", "return #redis.call('GET', KEYS[1])", "1", "big"); got != fmt.Sprintf(":%d\r\n", len(big)) {
+			t.Errorf("EVAL of the big value's length: %q", got)
+		}
+		if got := c.do("EVAL", "return redis.call('GET', KEYS[1])", "1", "big"); got != bulkStr(big) {
+			t.Errorf("EVAL returning the big value: %d bytes", len(got))
+		}
+		// Redis 7.0 refuses blocking pops in scripts.
+		if got := c.do("EVAL", "return redis.call('BLPOP', KEYS[1], 0)", "1", "empty"); !strings.HasPrefix(got, "-ERR This Redis command is not allowed from script") {
+			t.Errorf("EVAL of BLPOP on an empty list: %q, want Redis's refusal", got)
+		}
+		if got := c.do("PING"); got != "+PONG\r\n" {
+			t.Errorf("PING after: %q", got)
+		}
+	})
+}

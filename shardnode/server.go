@@ -122,6 +122,8 @@ type Server struct {
 	obuf *conncmd.OutputLimits
 	// refs are the big values opened for a proxy to fetch (streamref.go).
 	refs streamRefs
+	// scripts is the Lua VM and script cache (script.go).
+	scripts *scriptEngine
 }
 
 // serverStats are the INFO stats counters of closed connections and of the
@@ -188,6 +190,7 @@ func New(cfg Config) (*Server, error) {
 	s.obuf = conncmd.NewOutputLimits()
 	s.hub = newHub()
 	s.obuf.Set([]byte(cfg.OutputBufferLimit)) // checked by Validate; empty changes nothing
+	s.scripts = newScriptEngine(s)
 	// Rebuilding the key directory left garbage about its own size (the
 	// replay buffers), and with the heap goal at twice the directory the
 	// runtime would keep those pages for good: a node restarted with a

@@ -60,6 +60,7 @@ type config struct {
 	skipColl  bool // skip the collection rows
 	collElems int  // elements of each big collection of the memory measurement
 
+	skipScripts    bool
 	baselineBin    string // directory of the baseline revision's binaries; empty: no baseline rows
 	baselineRev    string // how the rows of the baseline are labelled ("@REV")
 	baselineCommit string // the commit it resolved to, for the report's header
@@ -82,6 +83,7 @@ func main() {
 	flag.BoolVar(&cfg.skipConns, "skip-conns", false, "skip the many-connections measurement")
 	flag.IntVar(&cfg.pubN, "pub-n", 200000, "messages the Pub/Sub measurement publishes to 100 subscribers")
 	flag.BoolVar(&cfg.skipPubsub, "skip-pubsub", false, "skip the Pub/Sub measurement")
+	flag.BoolVar(&cfg.skipScripts, "skip-scripts", false, "skip the EVALSHA row")
 	flag.BoolVar(&cfg.skipColl, "skip-coll", false, "skip the collection rows (hash, set and sorted-set throughput, memory and restart)")
 	flag.IntVar(&cfg.collElems, "coll-elems", 1000000, "elements of each big collection for the collection memory and restart measurement")
 	flag.StringVar(&cfg.baselineBin, "baseline-bin", "", "directory holding the baseline revision's shardkv-node and shardkv-proxy (scripts/bench.sh --baseline builds it)")
@@ -148,6 +150,12 @@ func run(ctx context.Context, h *harness, cfg config) error {
 	}
 	if !cfg.skipColl {
 		if err := collectionsPhase(ctx, h, cfg); err != nil {
+			return err
+		}
+		h.stopAll()
+	}
+	if !cfg.skipScripts {
+		if err := scriptsPhase(ctx, h, cfg); err != nil {
 			return err
 		}
 		h.stopAll()

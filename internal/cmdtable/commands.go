@@ -4,22 +4,25 @@ import "strings"
 
 // Flag describes a command the way Redis's command table does; the names are
 // the ones COMMAND INFO replies.
-type Flag uint16
+type Flag uint32
 
 const (
-	FlagWrite    Flag = 1 << iota // modifies data: refused past the size limit, checked for ownership
-	FlagReadonly                  // reads data only
-	FlagDenyOOM                   // may grow live data: refused with -OOM past the size limit
-	FlagAdmin                     // server administration
-	FlagFast                      // O(1) or O(log N)
-	FlagNoAuth                    // allowed before AUTH
-	FlagLoading                   // allowed while loading
-	FlagStale                     // allowed on a stale replica
-	FlagNoMulti                   // not allowed inside MULTI (refused at queue time)
-	FlagNoScript                  // not allowed in scripts
-	FlagNoAsync                   // no_async_loading: refused while the dataset loads asynchronously
-	FlagBlocking                  // may block the client until a key gets data (BLPOP, BZPOPMIN, ...)
-	FlagPubsub                    // a Pub/Sub command
+	FlagWrite           Flag = 1 << iota // modifies data: refused past the size limit, checked for ownership
+	FlagReadonly                         // reads data only
+	FlagDenyOOM                          // may grow live data: refused with -OOM past the size limit
+	FlagAdmin                            // server administration
+	FlagFast                             // O(1) or O(log N)
+	FlagNoAuth                           // allowed before AUTH
+	FlagLoading                          // allowed while loading
+	FlagStale                            // allowed on a stale replica
+	FlagNoMulti                          // not allowed inside MULTI (refused at queue time)
+	FlagNoScript                         // not allowed in scripts
+	FlagNoAsync                          // no_async_loading: refused while the dataset loads asynchronously
+	FlagSkipMonitor                      // skip_monitor: not shown by MONITOR (EVAL: its commands are)
+	FlagNoMandatoryKeys                  // no_mandatory_keys: may name no key (EVAL with numkeys 0)
+	FlagAllowBusy                        // allow_busy: served while a script is past busy-reply-threshold
+	FlagBlocking                         // may block the client until a key gets data (BLPOP, BZPOPMIN, ...)
+	FlagPubsub                           // a Pub/Sub command
 )
 
 var flagNames = []struct {
@@ -28,7 +31,9 @@ var flagNames = []struct {
 }{
 	{FlagWrite, "write"}, {FlagReadonly, "readonly"}, {FlagDenyOOM, "denyoom"}, {FlagAdmin, "admin"},
 	{FlagPubsub, "pubsub"}, {FlagNoScript, "noscript"}, {FlagBlocking, "blocking"}, {FlagLoading, "loading"},
-	{FlagStale, "stale"}, {FlagFast, "fast"}, {FlagNoAuth, "no_auth"}, {FlagNoAsync, "no_async_loading"}, {FlagNoMulti, "no_multi"},
+	{FlagStale, "stale"}, {FlagSkipMonitor, "skip_monitor"}, {FlagFast, "fast"}, {FlagNoAuth, "no_auth"},
+	{FlagNoMandatoryKeys, "no_mandatory_keys"}, {FlagNoAsync, "no_async_loading"}, {FlagNoMulti, "no_multi"},
+	{FlagAllowBusy, "allow_busy"},
 }
 
 // Names returns the flag names in COMMAND INFO order, which is Redis's
@@ -90,6 +95,7 @@ const (
 	MergeSUnion
 	MergeSDiff
 	MergeSInterCard
+	MergeScript // SCRIPT: LOAD's digest, EXISTS's AND, FLUSH's OK, KILL's one success (proxy/script.go)
 	MergeZSetOp // sorted sets gathered from their shards and combined by the proxy (ZUNION, ...: proxy/zsetops.go)
 )
 
@@ -382,6 +388,16 @@ var Commands = []Command{
 	{Name: "cluster", Arity: -2, Route: RouteProxyOnly, Group: "cluster", Summary: "A container for Redis Cluster commands."},
 	{Name: "readonly", Arity: 1, Flags: FlagFast | FlagLoading | FlagStale, Route: RouteLocal, Multi: MultiProxyState, Group: "cluster", Summary: "Enables read-only queries for a connection to a Redis Cluster replica node."},
 	{Name: "readwrite", Arity: 1, Flags: FlagFast | FlagLoading | FlagStale, Route: RouteLocal, Multi: MultiProxyState, Group: "cluster", Summary: "Enables read-write queries for a connection to a Redis Cluster replica node."},
+
+	// scripting (shardnode/cmd_script.go): a script runs on the node that
+	// owns its declared keys (numkeys), atomically there; keys on several
+	// shards get CROSSSHARD, no key goes to the first shard. SCRIPT goes to
+	// every node (proxy/script.go).
+	{Name: "eval", Arity: -3, Flags: FlagNoScript | FlagStale | FlagSkipMonitor | FlagNoMandatoryKeys, FirstKey: 3, LastKey: 3, Step: 1, KeyNum: 2, Route: RouteSameNode, Group: "scripting", Summary: "Executes a server-side Lua script."},
+	{Name: "evalsha", Arity: -3, Flags: FlagNoScript | FlagStale | FlagSkipMonitor | FlagNoMandatoryKeys, FirstKey: 3, LastKey: 3, Step: 1, KeyNum: 2, Route: RouteSameNode, Group: "scripting", Summary: "Executes a server-side Lua script by SHA1 digest."},
+	{Name: "eval_ro", Arity: -3, Flags: FlagReadonly | FlagNoScript | FlagStale | FlagSkipMonitor | FlagNoMandatoryKeys, FirstKey: 3, LastKey: 3, Step: 1, KeyNum: 2, Route: RouteSameNode, Group: "scripting", Summary: "Executes a read-only server-side Lua script."},
+	{Name: "evalsha_ro", Arity: -3, Flags: FlagReadonly | FlagNoScript | FlagStale | FlagSkipMonitor | FlagNoMandatoryKeys, FirstKey: 3, LastKey: 3, Step: 1, KeyNum: 2, Route: RouteSameNode, Group: "scripting", Summary: "Executes a read-only server-side Lua script by SHA1 digest."},
+	{Name: "script", Arity: -2, Route: RouteFanout, Merge: MergeScript, Multi: MultiProxyState, Group: "scripting", Summary: "A container for Lua scripts management commands."},
 
 	// transactions
 	{Name: "multi", Arity: 1, Flags: FlagFast, Route: RouteTx, Multi: MultiNow, Group: "transactions", Summary: "Starts a transaction."},

@@ -63,6 +63,14 @@ var subcommands = map[string][]Command{
 		{Name: "pubsub|shardchannels", Arity: -2, Flags: FlagPubsub | FlagLoading | FlagStale, Group: "pubsub", Summary: "Returns the active shard channels."},
 		{Name: "pubsub|shardnumsub", Arity: -2, Flags: FlagPubsub | FlagLoading | FlagStale, Group: "pubsub", Summary: "Returns the count of subscribers of shard channels."},
 	},
+	// SCRIPT DEBUG (the Lua debugger) is not served.
+	"script": {
+		{Name: "script|exists", Arity: -3, Flags: FlagNoScript, Group: "scripting", Summary: "Determines whether server-side Lua scripts exist in the script cache."},
+		{Name: "script|flush", Arity: -2, Flags: FlagNoScript, Group: "scripting", Summary: "Removes all server-side Lua scripts from the script cache."},
+		{Name: "script|help", Arity: 2, Flags: FlagLoading | FlagStale, Group: "scripting", Summary: "Returns helpful text about the different subcommands."},
+		{Name: "script|kill", Arity: 2, Flags: FlagNoScript | FlagAllowBusy, Group: "scripting", Summary: "Terminates a server-side Lua script during execution."},
+		{Name: "script|load", Arity: 3, Flags: FlagNoScript | FlagStale, Group: "scripting", Summary: "Loads a server-side Lua script to the script cache."},
+	},
 	"memory": {
 		{Name: "memory|help", Arity: 2, Flags: FlagLoading | FlagStale, Group: "server", Summary: "Returns helpful text about the different subcommands."},
 		{Name: "memory|usage", Arity: -3, Flags: FlagReadonly, FirstKey: 2, LastKey: 2, Step: 1, Group: "server", Summary: "Estimates the memory usage of a key."},

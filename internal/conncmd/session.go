@@ -246,3 +246,6 @@ func (s *Session) SetOutputMem(n int64) { s.omem.Store(n) }
 
 // DB is the selected database (SELECT).
 func (s *Session) DB() int { return int(s.db.Load()) }
+
+// SetDB selects database n (a script's SELECT is undone when it returns).
+func (s *Session) SetDB(n int) { s.db.Store(int32(n)) }
