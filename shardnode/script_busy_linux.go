@@ -146,7 +146,8 @@ func (l *eventLoop) serveBusy(script *client) {
 // SCRIPT KILL on a connection of its own (the script's shared connection
 // is not read until the script ends).
 var busyAllowed = map[string]bool{"auth": true, "hello": true, "discard": true, "multi": true,
-	"watch": true, "unwatch": true, "reset": true, "quit": true, "shard.assign": true}
+	"watch": true, "unwatch": true, "reset": true, "quit": true, "shard.assign": true,
+	"shard.streamrefs": true} // the proxy's handshake (SCRIPT KILL comes on a new connection)
 
 // allowedWhileBusy reports whether c may run the command while a script is
 // busy: the script's own commands, and those Redis allows.
