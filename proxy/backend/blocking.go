@@ -32,19 +32,9 @@ func (cl *Client) Blocking() (*Conn, error) {
 		}
 		return nil, ErrNoConnection
 	}
-	cl.mu.Lock()
-	for len(cl.idleBlocking) > 0 {
-		c := cl.idleBlocking[len(cl.idleBlocking)-1]
-		cl.idleBlocking = cl.idleBlocking[:len(cl.idleBlocking)-1]
-		if !c.Failed() && !c.peerClosed.Load() {
-			cl.mu.Unlock()
-			return c, nil
-		}
-		cl.mu.Unlock()
-		c.Close()
-		cl.mu.Lock()
+	if c := cl.takeIdle(&cl.idleBlocking); c != nil {
+		return c, nil
 	}
-	cl.mu.Unlock()
 	select {
 	case <-cl.closed:
 		return nil, ErrClosed
@@ -55,36 +45,7 @@ func (cl *Client) Blocking() (*Conn, error) {
 
 // PutBlocking gives back a connection from Blocking once its command was
 // answered; a failed one, or one with a request still in flight, is closed.
-func (cl *Client) PutBlocking(c *Conn) {
-	if c.Failed() || c.Inflight() > 0 {
-		c.Fail(errSoloDropped)
-		return
-	}
-	cl.mu.Lock()
-	select {
-	case <-cl.closed:
-		cl.mu.Unlock()
-		c.Close()
-		return
-	default:
-	}
-	if len(cl.idleBlocking) < maxIdleBlocking {
-		cl.idleBlocking = append(cl.idleBlocking, c)
-		c = nil
-	}
-	cl.mu.Unlock()
-	if c != nil {
-		c.Close()
-	}
-}
+func (cl *Client) PutBlocking(c *Conn) { cl.putIdle(&cl.idleBlocking, maxIdleBlocking, c) }
 
 // closeBlocking closes the idle blocking connections (Client.Close).
-func (cl *Client) closeBlocking() {
-	cl.mu.Lock()
-	idle := cl.idleBlocking
-	cl.idleBlocking = nil
-	cl.mu.Unlock()
-	for _, c := range idle {
-		c.Close()
-	}
-}
+func (cl *Client) closeBlocking() { cl.closeIdle(&cl.idleBlocking) }

@@ -62,16 +62,9 @@ func (cl *Client) solo() *Conn {
 	if !cl.Up() {
 		return nil // the node is down: the shared path fails at once
 	}
-	cl.mu.Lock()
-	for len(cl.idleSolo) > 0 {
-		c := cl.idleSolo[len(cl.idleSolo)-1]
-		cl.idleSolo = cl.idleSolo[:len(cl.idleSolo)-1]
-		if !c.Failed() {
-			cl.mu.Unlock()
-			return c
-		}
+	if c := cl.takeIdle(&cl.idleSolo); c != nil {
+		return c
 	}
-	cl.mu.Unlock()
 	select {
 	case <-cl.closed:
 		return nil
@@ -88,38 +81,11 @@ func (cl *Client) solo() *Conn {
 func (cl *Client) PutSolo(c *Conn) {
 	cl.busy.extra.Add(-c.soloExtra)
 	c.soloExtra = 0
-	if c.Failed() || c.Inflight() > 0 {
-		c.Fail(errSoloDropped)
-		return
-	}
-	cl.mu.Lock()
-	select {
-	case <-cl.closed:
-		cl.mu.Unlock()
-		c.Close()
-		return
-	default:
-	}
-	if len(cl.idleSolo) < maxIdleSolo {
-		cl.idleSolo = append(cl.idleSolo, c)
-		c = nil
-	}
-	cl.mu.Unlock()
-	if c != nil {
-		c.Close()
-	}
+	cl.putIdle(&cl.idleSolo, maxIdleSolo, c)
 }
 
 // closeSolo closes the idle solo connections (Client.Close).
-func (cl *Client) closeSolo() {
-	cl.mu.Lock()
-	idle := cl.idleSolo
-	cl.idleSolo = nil
-	cl.mu.Unlock()
-	for _, c := range idle {
-		c.Close()
-	}
-}
+func (cl *Client) closeSolo() { cl.closeIdle(&cl.idleSolo) }
 
 type soloError string
 
