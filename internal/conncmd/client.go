@@ -253,6 +253,9 @@ func clientKill(h Host, k Killer, s *Session, out []byte, args [][]byte) []byte 
 			(laddr != "" && o.LAddr != laddr) || (o == s && skipme) {
 			continue
 		}
+		if o.killed.Swap(true) {
+			continue // already closing
+		}
 		killed++
 		if o == s {
 			s.Quit = true // after this batch's replies, like QUIT

@@ -35,16 +35,20 @@ type Session struct {
 	// are off (ON, RESET).
 	ReplyOff, SkipArm, ReplyForce bool
 
-	db         atomic.Int32 // the selected database
-	fd         atomic.Int64 // the socket's descriptor, -1 when unknown
-	name       atomic.Pointer[string]
-	libName    atomic.Pointer[string]
-	libVer     atomic.Pointer[string]
-	protoSeen  atomic.Int32
-	multi      atomic.Int32 // queued commands, -1 outside MULTI
-	watching   atomic.Bool
-	readonly   atomic.Bool // READONLY, until READWRITE or RESET
-	blocked    atomic.Bool // waiting in a blocking command (flags=b)
+	db        atomic.Int32 // the selected database
+	fd        atomic.Int64 // the socket's descriptor, -1 when unknown
+	name      atomic.Pointer[string]
+	libName   atomic.Pointer[string]
+	libVer    atomic.Pointer[string]
+	protoSeen atomic.Int32
+	multi     atomic.Int32 // queued commands, -1 outside MULTI
+	watching  atomic.Bool
+	readonly  atomic.Bool // READONLY, until READWRITE or RESET
+	blocked   atomic.Bool // waiting in a blocking command (flags=b)
+	// killed is set by CLIENT KILL before the connection is closed: the
+	// close is seen by the connection's own goroutine later, and until it
+	// has left the host's list a second KILL must not count it again.
+	killed     atomic.Bool
 	lastCmd    atomic.Pointer[string]
 	lastActive atomic.Int64 // Unix milliseconds
 	// subs are the connection's subscriptions: channels, patterns and
