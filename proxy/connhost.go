@@ -118,6 +118,30 @@ func (h proxyHost) Kill(s *conncmd.Session) {
 	}
 }
 
+// Unblock is CLIENT UNBLOCK's: a client of the proxy blocked in a blocking
+// command waits on a node connection of its own (forwardBlocking), whose
+// id on the node differs from the client's here, so the node is asked to
+// unblock that connection; its reply (and the command's, the timeout's or
+// the UNBLOCKED error) comes back as the node gives it.
+func (h proxyHost) Unblock(id int64, asErr bool) int64 {
+	for _, c := range h.s.snapshot() {
+		if c.sess.ID != id {
+			continue
+		}
+		bc := c.blockConn.Load()
+		if bc == nil {
+			return 0
+		}
+		n, err := bc.Unblock(asErr)
+		if err != nil {
+			h.s.log.Warn("CLIENT UNBLOCK failed on the node", "client", c.sess.Addr, "error", err)
+			return 0
+		}
+		return n
+	}
+	return 0
+}
+
 // Commands are the rows the proxy accepts: every row but those only a shard
 // node runs.
 func (h proxyHost) Commands() []*cmdtable.Command { return proxyRows }
