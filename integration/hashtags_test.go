@@ -65,6 +65,7 @@ func TestClusterHashTagsNewDataDir(t *testing.T) {
 	if rec, err := os.ReadFile(filepath.Join(cc.Data, "placement")); err != nil || strings.TrimSpace(string(rec)) != "hash_tags" {
 		t.Fatalf("placement record: %q, %v", rec, err)
 	}
+	checkPlacementShown(t, cc.ProxyAddr, rdb, "hash_tags")
 	if err := cc.Stop(syscall.SIGTERM); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
@@ -80,6 +81,20 @@ func TestClusterHashTagsNewDataDir(t *testing.T) {
 	}
 	if err := cc.Stop(syscall.SIGTERM); err != nil {
 		t.Fatalf("stop: %v", err)
+	}
+}
+
+// checkPlacementShown: the proxy's INFO server and `shardkv status` name
+// the placement mode.
+func checkPlacementShown(t *testing.T, addr string, rdb *redis.Client, want string) {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "server").Result()
+	if err != nil || !strings.Contains(info, "\r\nplacement:"+want+"\r\n") {
+		t.Errorf("INFO server lacks placement:%s: %v\n%s", want, err, info)
+	}
+	res := runCLI(t, nil, "-addr", addr, "status")
+	if res.Code != 0 || !strings.Contains(res.Stdout, "\nplacement: "+want+"\n") {
+		t.Errorf("shardkv status: exit %d, output lacks placement: %s:\n%s%s", res.Code, want, res.Stdout, res.Stderr)
 	}
 }
 
@@ -123,6 +138,7 @@ func TestClusterHashTagsOldDataDir(t *testing.T) {
 	if loc, err := rdb.Do(ctx, "SHARD.LOCATE", "{tag}:1").StringSlice(); err != nil || len(loc) != 4 || loc[3] != "{tag}:1" {
 		t.Fatalf("SHARD.LOCATE {tag}:1 = %q, %v; want the whole key hashed", loc, err)
 	}
+	checkPlacementShown(t, cc.ProxyAddr, rdb, "whole_key")
 	if err := cc.Stop(syscall.SIGTERM); err != nil {
 		t.Fatalf("stop: %v", err)
 	}

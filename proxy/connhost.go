@@ -96,9 +96,11 @@ func (h proxyHost) Databases() int { return conncmd.Databases }
 
 func (h proxyHost) Sessions() []*conncmd.Session {
 	cs := h.s.snapshot()
-	out := make([]*conncmd.Session, len(cs))
-	for i, c := range cs {
-		out[i] = &c.sess
+	out := make([]*conncmd.Session, 0, len(cs))
+	for _, c := range cs {
+		if !c.killed.Load() {
+			out = append(out, &c.sess)
+		}
 	}
 	return out
 }
@@ -111,11 +113,36 @@ func (h proxyHost) Kill(s *conncmd.Session) {
 			// (its node connection closed, the node popping nothing),
 			// and Close waits for the client's goroutine to leave its
 			// read.
+			c.killed.Store(true)
 			c.onPeerClosed()
 			c.nc.Close()
 			return
 		}
 	}
+}
+
+// Unblock is CLIENT UNBLOCK's: a client of the proxy blocked in a blocking
+// command waits on a node connection of its own (forwardBlocking), whose
+// id on the node differs from the client's here, so the node is asked to
+// unblock that connection; its reply (and the command's, the timeout's or
+// the UNBLOCKED error) comes back as the node gives it.
+func (h proxyHost) Unblock(id int64, asErr bool) int64 {
+	for _, c := range h.s.snapshot() {
+		if c.sess.ID != id {
+			continue
+		}
+		bc := c.blockConn.Load()
+		if bc == nil {
+			return 0
+		}
+		n, err := bc.Unblock(asErr)
+		if err != nil {
+			h.s.log.Warn("CLIENT UNBLOCK failed on the node", "client", c.sess.Addr, "error", err)
+			return 0
+		}
+		return n
+	}
+	return 0
 }
 
 // Commands are the rows the proxy accepts: every row but those only a shard

@@ -134,6 +134,13 @@ func (c *client) writeInfo(m *merge, b []byte) []byte {
 		}
 		w.Field("shards", len(c.tbl.shards))
 		w.Field("shards_up", up)
+		// The range map's placement mode, named as the local cluster's
+		// DIR/placement file names it.
+		placement := "whole_key"
+		if c.tbl.m.HashTags {
+			placement = "hash_tags"
+		}
+		w.Field("placement", placement)
 		w.Field("loading", 0)
 	}
 	if r.Want("clients") {

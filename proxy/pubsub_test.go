@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/shardkv/shardkv/internal/redistest"
 	"github.com/shardkv/shardkv/rangemap"
@@ -255,4 +256,42 @@ func FuzzParseLinkFrame(f *testing.F) {
 			t.Fatalf("message %q %q read back as %+v, %v, %v", ch, msg, m, isMsg, err)
 		}
 	})
+}
+
+// TestPublishInMultiCrossShard: a PUBLISH queued in MULTI runs on its
+// channel's node, so a channel on another shard than the transaction's
+// keys makes EXEC refuse, and nothing runs.
+func TestPublishInMultiCrossShard(t *testing.T) {
+	c := startCluster(t, clusterOpts{nodes: 2})
+	ctx := context.Background()
+	rdb := c.client(2)
+	key := c.keysOn(0, 1, "pk")[0]
+	ch := c.keysOn(1, 1, "pch")[0]
+	sub := rdb.Subscribe(ctx, ch)
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, key, "v", 0)
+		p.Publish(ctx, ch, "m")
+		return nil
+	})
+	if err == nil || !strings.HasPrefix(err.Error(), "CROSSSHARD") {
+		t.Fatalf("EXEC of SET and PUBLISH on two shards: %v, want CROSSSHARD", err)
+	}
+	if n, err := rdb.Exists(ctx, key).Result(); n != 0 || err != nil {
+		t.Fatalf("EXISTS %s after the refused EXEC: %d, %v", key, n, err)
+	}
+	var n *redis.IntCmd
+	if _, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		n = p.Publish(ctx, ch, "m")
+		return nil
+	}); err != nil || n.Val() != 1 {
+		t.Fatalf("EXEC of PUBLISH alone: %d, %v; want 1 receiver", n.Val(), err)
+	}
+	msg, err := sub.ReceiveMessage(ctx)
+	if err != nil || msg.Payload != "m" {
+		t.Fatalf("message published in MULTI: %v, %v", msg, err)
+	}
 }

@@ -145,7 +145,14 @@ func (c *client) execTx() {
 	}
 	for _, q := range queued {
 		ci := cmdtable.Lookup(q.Args[0])
-		for _, i := range ci.KeyIndexes(q.Args) {
+		idx := ci.KeyIndexes(q.Args)
+		if ci.Name == "publish" {
+			// A channel lives on the node that owns its name as a key
+			// (pubsub.go): a PUBLISH queued runs there, in the
+			// transaction, and its count is in EXEC's reply.
+			idx = []int{1}
+		}
+		for _, i := range idx {
 			sh := c.tbl.locate(q.Args[i])
 			if target == nil {
 				target = sh

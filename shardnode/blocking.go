@@ -12,6 +12,7 @@ import (
 
 	"github.com/shardkv/shardkv/bitcask"
 	"github.com/shardkv/shardkv/internal/cmdtable"
+	"github.com/shardkv/shardkv/internal/conncmd"
 )
 
 // Blocking pops (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN,
@@ -67,6 +68,9 @@ const (
 	abortNone uint8 = iota
 	abortTimeout
 	abortGone
+	// CLIENT UNBLOCK: the timeout's reply, or the UNBLOCKED error.
+	abortUnblocked
+	abortUnblockedErr
 )
 
 // Results of a waiter's serve function.
@@ -197,6 +201,43 @@ func (r *blockRegistry) cancel(w *waiter, reason uint8) bool {
 		w.abort = reason
 	}
 	return false
+}
+
+// unblockID takes the waiter of the client whose id is id out of the
+// registry for CLIENT UNBLOCK (reason abortUnblocked or abortUnblockedErr)
+// and hands it back to its connection; it reports whether the client was
+// waiting. A waiter being served at that moment is left to its serving (0,
+// as in Redis for a client already unblocked): Redis runs both on one
+// thread, so only here can the two meet.
+func (s *Server) unblockID(id int64, reason uint8) bool {
+	r := &s.blocks
+	if r.clients.Load() == 0 {
+		return false
+	}
+	r.mu.Lock()
+	var found *waiter
+	for _, ws := range r.keys {
+		for _, w := range ws {
+			if w.c.sess.ID == id && w.state == waitWaiting {
+				found = w
+				break
+			}
+		}
+		if found != nil {
+			break
+		}
+	}
+	if found != nil {
+		found.state = waitCancelled
+		found.abort = reason
+		r.removeLocked(found)
+	}
+	r.mu.Unlock()
+	if found == nil {
+		return false
+	}
+	s.handBack([]*waiter{found}, nil)
+	return true
 }
 
 // takeServed returns the waiters the running transaction served, for its
@@ -340,6 +381,8 @@ func (c *client) unblock(w *waiter) bool {
 	switch {
 	case w.state == waitCancelled && w.abort == abortGone:
 		return false
+	case w.state == waitCancelled && w.abort == abortUnblockedErr:
+		c.errReply(conncmd.UnblockedErr)
 	case w.state == waitCancelled:
 		w.timedOut(c)
 	case w.failed != nil:

@@ -2,6 +2,8 @@ package shardnode
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -288,6 +290,48 @@ var blockingScenarios = []bscenario{
 		bdo(1, "RPUSH", "s", "v"),
 		bdo(1, "LLEN", "s"),
 	}},
+	{name: "client unblock timeout", steps: []bstep{
+		bsend(0, "BLPOP", "l", "0"), bsend(0, "PING"), bblocked(1),
+		bdo(1, "CLIENT", "UNBLOCK", "$id0"),
+		brecv(0), brecv(0),
+		bdo(1, "CLIENT", "UNBLOCK", "$id0"),
+		bdo(1, "RPUSH", "l", "a"),
+		bdo(1, "LLEN", "l"),
+		bsend(0, "BRPOPLPUSH", "s", "d", "0"), bblocked(1),
+		bdo(1, "CLIENT", "UNBLOCK", "$id0", "timeout"),
+		brecv(0),
+		bsend(0, "BZPOPMAX", "z", "0"), bblocked(1),
+		bdo(1, "CLIENT", "UNBLOCK", "$id0", "TIMEOUT"),
+		brecv(0),
+		bdo(1, "ZADD", "z", "1", "m"),
+		bdo(1, "ZCARD", "z"),
+	}},
+	{name: "client unblock error", steps: []bstep{
+		bsend(0, "BZMPOP", "0", "1", "z", "MIN"), bblocked(1),
+		bdo(1, "CLIENT", "UNBLOCK", "$id0", "ERROR"),
+		brecv(0),
+		bsend(0, "BLMOVE", "a", "b", "LEFT", "RIGHT", "0"), bsend(0, "LLEN", "a"), bblocked(1),
+		bdo(1, "CLIENT", "UNBLOCK", "$id0", "error"),
+		brecv(0), brecv(0),
+		bdo(1, "RPUSH", "a", "x"),
+		bdo(1, "LRANGE", "a", "0", "-1"),
+		bdo(1, "EXISTS", "b"),
+	}},
+	{name: "client unblock of a client not blocked, and bad arguments", steps: []bstep{
+		bdo(0, "PING"),
+		bdo(1, "CLIENT", "UNBLOCK", "$id0"),
+		bdo(1, "CLIENT", "UNBLOCK", "$id1"),
+		bdo(1, "CLIENT", "UNBLOCK", "-5"),
+		bdo(1, "CLIENT", "UNBLOCK", "0"),
+		bdo(1, "CLIENT", "UNBLOCK", "999999999"),
+		bdo(1, "CLIENT", "UNBLOCK", "abc"),
+		bdo(1, "CLIENT", "UNBLOCK", "abc", "nope"),
+		bdo(1, "CLIENT", "UNBLOCK", "$id0", "nope"),
+		bdo(1, "CLIENT", "UNBLOCK", "1.5", "error"),
+		bdo(1, "CLIENT", "UNBLOCK", "$id0", "error", "x"),
+		bdo(1, "CLIENT", "UNBLOCK"),
+		bdo(1, "client", "unblock", "99999999999999999999"),
+	}},
 	{name: "blocked in another database", steps: []bstep{
 		bdo(0, "SELECT", "3"),
 		bsend(0, "BLPOP", "l", "0"), bblocked(1),
@@ -303,6 +347,7 @@ var blockingScenarios = []bscenario{
 func runScenario(t *testing.T, addr string, sc bscenario, proto int) []string {
 	t.Helper()
 	conns := map[int]*rawConn{}
+	ids := map[int]string{}
 	conn := func(i int) *rawConn {
 		if conns[i] == nil {
 			c := dialRaw(t, addr)
@@ -310,8 +355,23 @@ func runScenario(t *testing.T, addr string, sc bscenario, proto int) []string {
 				c.do("HELLO", "3")
 			}
 			conns[i] = c
+			id := c.do("CLIENT", "ID")
+			ids[i] = strings.TrimSpace(strings.TrimPrefix(id, ":"))
 		}
 		return conns[i]
+	}
+	// An argument "$idN" is connection N's client id, which differs
+	// between the servers: the transcript shows the placeholder.
+	withIDs := func(args []string) []string {
+		out := slices.Clone(args)
+		for i, a := range out {
+			if n, ok := strings.CutPrefix(a, "$id"); ok {
+				k, _ := strconv.Atoi(n)
+				conn(k)
+				out[i] = ids[k]
+			}
+		}
+		return out
 	}
 	defer func() {
 		for _, c := range conns {
@@ -325,11 +385,11 @@ func runScenario(t *testing.T, addr string, sc bscenario, proto int) []string {
 		case st.blocked > 0:
 			waitBlocked(t, conn(9), st.blocked)
 		case st.async:
-			conn(st.conn).send(st.args...)
+			conn(st.conn).send(withIDs(st.args)...)
 		case st.recv:
 			out = append(out, fmt.Sprintf("%d< %q", st.conn, conn(st.conn).next()))
 		default:
-			out = append(out, fmt.Sprintf("%d %s: %q", st.conn, strings.Join(st.args, " "), conn(st.conn).do(st.args...)))
+			out = append(out, fmt.Sprintf("%d %s: %q", st.conn, strings.Join(st.args, " "), conn(st.conn).do(withIDs(st.args)...)))
 		}
 	}
 	return out

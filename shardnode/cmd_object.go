@@ -30,9 +30,13 @@ import (
 //
 // IDLETIME is the seconds since the key was last written (any command that
 // stores it or changes its expiry), read from writeClock: no memory per
-// key, and up to a second less than the exact time. Redis also counts reads as accesses (a GET resets it); the node's
-// reads do not, as storing a time on every read would cost every read a
-// write to shared memory. After a restart keys count from the node's start,
+// key, and up to a second less than the exact time. Redis also counts
+// reads as accesses (a GET resets it); the node's reads do not: a read
+// time does not fit in the key directory's entry (40 bytes, no padding;
+// about 13 spare bits scattered over three words, where Redis keeps a
+// 24-bit clock of seconds), and storing one on a read would be a write
+// under the shard's read lock, making every reader's access to that word
+// atomic (README, OBJECT). After a restart keys count from the node's start,
 // as Redis's count from the load.
 //
 // REFCOUNT is 1, or 2147483647 for the integers 0..9999 that Redis shares

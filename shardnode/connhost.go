@@ -37,6 +37,19 @@ func (h nodeHost) Sessions() []*conncmd.Session {
 	return out
 }
 
+// Unblock is CLIENT UNBLOCK's: the client's blocking pop ends as at its
+// timeout, or with the UNBLOCKED error.
+func (h nodeHost) Unblock(id int64, asErr bool) int64 {
+	reason := abortUnblocked
+	if asErr {
+		reason = abortUnblockedErr
+	}
+	if h.s.unblockID(id, reason) {
+		return 1
+	}
+	return 0
+}
+
 func (h nodeHost) Commands() []*cmdtable.Command { return servedRows }
 
 func (h nodeHost) Side() cmdtable.Side { return cmdtable.SideNode }

@@ -42,7 +42,7 @@ func cmdStatus(ctx context.Context, g *globals, args []string, stdout, stderr io
 		}
 		shards = append(shards, s)
 	}
-	text, err := rdb.Info(ctx, "shards").Result()
+	text, err := rdb.Info(ctx, "shards", "server").Result()
 	if err != nil {
 		return fmt.Errorf("INFO shards: %w", err)
 	}
@@ -80,6 +80,11 @@ func cmdStatus(ctx context.Context, g *globals, args []string, stdout, stderr io
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	// The map's placement mode (INFO server's placement: hash_tags, or
+	// whole_key); a proxy that does not say is left unsaid.
+	if p := sections["server"]["placement"]; p != "" {
+		fmt.Fprintf(stdout, "placement: %s\n", p)
 	}
 	if down > 0 {
 		return &exitError{code: 1, msg: fmt.Sprintf("%d of %d shards are down or mismatched", down, len(shards))}

@@ -368,15 +368,17 @@ var Commands = []Command{
 	// routes PUBLISH and SPUBLISH like a key (proxy/pubsub.go). They are
 	// RouteLocal: neither server forwards them as they are. SSUBSCRIBE,
 	// SUNSUBSCRIBE and SPUBLISH name their channels as keys, as in Redis,
-	// so a node refuses a shard channel outside its range.
+	// so a node refuses a shard channel outside its range. PUBLISH and
+	// SPUBLISH are queued inside MULTI and run in the node's transaction
+	// on the channel's node (proxy/tx.go); the subscribes stay refused.
 	{Name: "subscribe", Arity: -2, Flags: FlagPubsub | FlagNoScript | FlagLoading | FlagStale, Route: RouteLocal, Multi: MultiProxyState, Group: "pubsub", Summary: "Listens for messages published to channels."},
 	{Name: "unsubscribe", Arity: -1, Flags: FlagPubsub | FlagNoScript | FlagLoading | FlagStale, Route: RouteLocal, Multi: MultiProxyState, Group: "pubsub", Summary: "Stops listening to messages posted to channels."},
 	{Name: "psubscribe", Arity: -2, Flags: FlagPubsub | FlagNoScript | FlagLoading | FlagStale, Route: RouteLocal, Multi: MultiProxyState, Group: "pubsub", Summary: "Listens for messages published to channels that match one or more patterns."},
 	{Name: "punsubscribe", Arity: -1, Flags: FlagPubsub | FlagNoScript | FlagLoading | FlagStale, Route: RouteLocal, Multi: MultiProxyState, Group: "pubsub", Summary: "Stops listening to messages published to channels that match one or more patterns."},
 	{Name: "ssubscribe", Arity: -2, Flags: FlagPubsub | FlagNoScript | FlagLoading | FlagStale, FirstKey: 1, LastKey: -1, Step: 1, Route: RouteLocal, Multi: MultiProxyState, Group: "pubsub", Summary: "Listens for messages published to shard channels."},
 	{Name: "sunsubscribe", Arity: -1, Flags: FlagPubsub | FlagNoScript | FlagLoading | FlagStale, FirstKey: 1, LastKey: -1, Step: 1, Route: RouteLocal, Multi: MultiProxyState, Group: "pubsub", Summary: "Stops listening to messages posted to shard channels."},
-	{Name: "publish", Arity: 3, Flags: FlagPubsub | FlagLoading | FlagStale | FlagFast, Route: RouteLocal, Multi: MultiProxyState, Group: "pubsub", Summary: "Posts a message to a channel."},
-	{Name: "spublish", Arity: 3, Flags: FlagPubsub | FlagLoading | FlagStale | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteLocal, Multi: MultiProxyState, Group: "pubsub", Summary: "Post a message to a shard channel"},
+	{Name: "publish", Arity: 3, Flags: FlagPubsub | FlagLoading | FlagStale | FlagFast, Route: RouteLocal, Group: "pubsub", Summary: "Posts a message to a channel."},
+	{Name: "spublish", Arity: 3, Flags: FlagPubsub | FlagLoading | FlagStale | FlagFast, FirstKey: 1, LastKey: 1, Step: 1, Route: RouteLocal, Group: "pubsub", Summary: "Post a message to a shard channel"},
 	{Name: "pubsub", Arity: -2, Route: RouteLocal, Multi: MultiProxyState, Group: "pubsub", Summary: "A container for Pub/Sub commands."},
 	// SHARD.PUBSUB: the proxy's subscriptions on behalf of its clients
 	// (proxy/pubsub.go, shardnode/pubsub.go).

@@ -32,6 +32,7 @@ var subcommands = map[string][]Command{
 		{Name: "client|reply", Arity: 3, Flags: FlagNoScript | FlagLoading | FlagStale, Route: RouteProxyOnly, Group: "connection", Summary: "Instructs the server whether to reply to commands."},
 		{Name: "client|setinfo", Arity: 4, Flags: FlagNoScript | FlagLoading | FlagStale, Group: "connection", Summary: "Sets information specific to the client or connection."},
 		{Name: "client|setname", Arity: 3, Flags: FlagNoScript | FlagLoading | FlagStale, Group: "connection", Summary: "Sets the connection name."},
+		{Name: "client|unblock", Arity: -3, Flags: FlagAdmin | FlagNoScript | FlagLoading | FlagStale, Group: "connection", Summary: "Unblocks a client blocked by a blocking command from a different connection."},
 	},
 	"command": {
 		{Name: "command|count", Arity: 2, Flags: FlagLoading | FlagStale, Group: "server", Summary: "Returns a count of commands."},

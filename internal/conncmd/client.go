@@ -31,6 +31,7 @@ var clientHelp = []string{
 	"SETNAME <name>", "    Assign the name <name> to the current connection.",
 	"NO-EVICT (ON|OFF)", "    Protect current client connection from eviction.",
 	"NO-TOUCH (ON|OFF)", "    Will not touch LRU/LFU stats when this mode is on.",
+	"UNBLOCK <clientid> [TIMEOUT|ERROR]", "    Unblock the specified blocked client.",
 }
 
 // Client is CLIENT subcommand [args].
@@ -74,6 +75,10 @@ func Client(h Host, c Conn, out []byte, args [][]byte) []byte {
 		if k, ok := h.(Killer); ok {
 			return clientKill(h, k, s, out, args)
 		}
+	case "unblock":
+		if u, ok := h.(Unblocker); ok {
+			return clientUnblock(u, out, args)
+		}
 	case "reply":
 		if _, ok := c.(ReplyController); !ok {
 			break
@@ -101,6 +106,34 @@ func Client(h Host, c Conn, out []byte, args [][]byte) []byte {
 		return AppendHelp(out, "CLIENT", clientHelp)
 	}
 	return resp.AppendError(out, cmdtable.ErrUnknownSubcommand("client", string(args[1])))
+}
+
+// UnblockedErr is the error a client unblocked by CLIENT UNBLOCK ERROR
+// gets, Redis's text.
+const UnblockedErr = "UNBLOCKED client unblocked via CLIENT UNBLOCK"
+
+// clientUnblock is CLIENT UNBLOCK id [TIMEOUT|ERROR], with Redis 7.0's
+// order of checks: the reason, then the id; 1 when the client was blocked
+// and is now unblocked, else 0 (no such client, or not blocked).
+func clientUnblock(u Unblocker, out []byte, args [][]byte) []byte {
+	if len(args) > 4 {
+		return resp.AppendError(out, "ERR unknown subcommand or wrong number of arguments for '"+string(args[1])+"'. Try CLIENT HELP.")
+	}
+	asErr := false
+	if len(args) == 4 {
+		switch strings.ToLower(string(args[3])) {
+		case "timeout":
+		case "error":
+			asErr = true
+		default:
+			return resp.AppendError(out, "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+		}
+	}
+	id, err := strconv.ParseInt(string(args[2]), 10, 64)
+	if err != nil {
+		return resp.AppendError(out, "ERR value is not an integer or out of range")
+	}
+	return resp.AppendInt(out, u.Unblock(id, asErr))
 }
 
 // Client types of CLIENT LIST and CLIENT KILL: a client is pubsub while

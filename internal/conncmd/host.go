@@ -36,6 +36,14 @@ type Killer interface {
 	Kill(s *Session)
 }
 
+// Unblocker is a Host that can end another client's blocking command
+// (CLIENT UNBLOCK). Unblock unblocks the client whose id is id, when it is
+// blocked, as if its timeout passed (asErr: with UnblockedErr instead), and
+// returns 1; 0 when it is not blocked.
+type Unblocker interface {
+	Unblock(id int64, asErr bool) int64
+}
+
 // Conn is the connection a command came from.
 type Conn interface {
 	Session() *Session

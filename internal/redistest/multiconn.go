@@ -23,10 +23,19 @@ type Step struct {
 	// SortElems: the step's reply is an array whose elements come in no
 	// particular order (PUBSUB CHANNELS).
 	SortElems bool
+	// Then are more commands sent on Conn right after Args, in the same
+	// step (a MULTI ... EXEC, inside which the PING that ends a step
+	// would be queued).
+	Then [][]string
 }
 
 // S is a Step.
 func S(conn int, args ...string) Step { return Step{Conn: conn, Args: args} }
+
+// Tx is a step of MULTI, cmds and EXEC on conn.
+func Tx(conn int, cmds ...[]string) Step {
+	return Step{Conn: conn, Args: []string{"MULTI"}, Then: append(slices.Clone(cmds), []string{"EXEC"})}
+}
 
 // Transcript runs steps against the server at addr, on one connection per
 // element of protos (2 or 3: HELLO 3 is sent first, its reply not
@@ -63,6 +72,9 @@ func Transcript(t testing.TB, addr string, protos []int, steps []Step) [][]strin
 	for si, st := range steps {
 		step = st.Args
 		write(t, conns[st.Conn], st.Args...)
+		for _, args := range st.Then {
+			write(t, conns[st.Conn], args...)
+		}
 		rec := make([]string, len(conns))
 		if strings.EqualFold(st.Args[0], "quit") {
 			rec[st.Conn] = readFrame(t, conns[st.Conn], readers[st.Conn])
@@ -226,6 +238,16 @@ var PubsubSteps = []Step{
 	S(1, "PUBSUB", "CHANNELS", "a", "b"),
 	S(1, "PUBSUB", "NOSUCH"),
 	S(1, "PUBSUB", "HELP"),
+	// PUBLISH and SPUBLISH queued in MULTI: the counts are in EXEC's
+	// reply, the messages reach the subscribers when EXEC runs.
+	S(2, "SUBSCRIBE", "tx"),
+	S(2, "SSUBSCRIBE", "stx"),
+	Tx(1, []string{"PUBLISH", "tx", "in-multi"}, []string{"SET", "tx", "v"},
+		[]string{"PUBLISH", "tx", "second"}, []string{"GET", "tx"}),
+	Tx(1, []string{"SPUBLISH", "stx", "shard-in-multi"}, []string{"PUBLISH", "stx", "nobody"}),
+	Tx(1, []string{"PUBLISH", "tx"}),
+	S(2, "UNSUBSCRIBE"),
+	S(2, "SUNSUBSCRIBE"),
 	S(0, "SUBSCRIBE", "q"),
 	S(0, "QUIT"),
 	S(1, "PUBSUB", "NUMSUB", "q"),

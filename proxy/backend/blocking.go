@@ -1,6 +1,12 @@
 package backend
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/shardkv/shardkv/resp"
+)
 
 // Connections for blocking commands (BLPOP, BZPOPMIN, ...). A blocking
 // command's reply comes when the node serves it or its timeout passes,
@@ -40,7 +46,52 @@ func (cl *Client) Blocking() (*Conn, error) {
 		return nil, ErrClosed
 	default:
 	}
-	return dial(cl.cfg.Addr, cl.cfg.Timeout, cl.cfg.Handshake, nil, false)
+	// The node's id of the connection, for CLIENT UNBLOCK (Unblock): the
+	// proxy's clients have ids of their own.
+	var id int64
+	hs := func(do func(args ...string) (resp.Value, error)) error {
+		if cl.cfg.Handshake != nil {
+			if err := cl.cfg.Handshake(do); err != nil {
+				return err
+			}
+		}
+		v, err := do("CLIENT", "ID")
+		if err != nil {
+			return err
+		}
+		if v.Type == ':' {
+			id = v.Int // else 0: no CLIENT UNBLOCK on this connection
+		}
+		return nil
+	}
+	c, err := dial(cl.cfg.Addr, cl.cfg.Timeout, hs, nil, false)
+	if c != nil {
+		c.nodeID, c.owner = id, cl
+	}
+	return c, err
+}
+
+// Unblock ends the blocking command c, a connection from Blocking, waits
+// for on the node, as CLIENT UNBLOCK does (asErr: with the UNBLOCKED
+// error, else as at its timeout), asked on one of the shared connections:
+// the node's reply, 1 when the command was blocked there, 0 when not (it
+// was served, or has not reached the node yet).
+func (c *Conn) Unblock(asErr bool) (int64, error) {
+	if c.owner == nil || c.nodeID == 0 {
+		return 0, nil
+	}
+	reason := "TIMEOUT"
+	if asErr {
+		reason = "ERROR"
+	}
+	v, err := c.owner.Do("CLIENT", "UNBLOCK", strconv.FormatInt(c.nodeID, 10), reason)
+	switch {
+	case err != nil:
+		return 0, err
+	case v.Type != ':':
+		return 0, fmt.Errorf("CLIENT UNBLOCK: %s", v.Str)
+	}
+	return v.Int, nil
 }
 
 // PutBlocking gives back a connection from Blocking once its command was

@@ -178,6 +178,10 @@ type Conn struct {
 	// soloExtra is this solo connection's part of it.
 	busy      *Busy
 	soloExtra int64
+	// nodeID is the node's client id of a connection for blocking
+	// commands, owner the Client it came from (Unblock); set before use.
+	nodeID    int64
+	owner     *Client
 	done      chan struct{} // closed when the reader has failed every request
 	closeOnce sync.Once
 }
