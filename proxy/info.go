@@ -134,6 +134,9 @@ func (c *client) writeInfo(m *merge, b []byte) []byte {
 		}
 		w.Field("shards", len(c.tbl.shards))
 		w.Field("shards_up", up)
+		// The epoch of the map routed by: 0 for a static map file, else
+		// the etcd map's (docs/RESHARDING.md).
+		w.Field("map_epoch", c.tbl.m.Epoch)
 		w.Field("loading", 0)
 	}
 	if r.Want("clients") {

@@ -47,7 +47,14 @@ type Map struct {
 	// holds data (README, "Hash tags").
 	HashTags bool    `json:"hash_tags,omitempty"`
 	Shards   []Shard `json:"shards"`
+	// Epoch numbers the map's versions in etcd (docs/RESHARDING.md): every
+	// change is epoch+1, so it only grows. A static map file has none
+	// (epoch 0).
+	Epoch uint64 `json:"epoch,omitempty"`
 }
+
+// Marshal renders m as the JSON Parse reads.
+func Marshal(m *Map) ([]byte, error) { return json.MarshalIndent(m, "", "  ") }
 
 //go:embed default.json
 var defaultJSON []byte

@@ -51,6 +51,11 @@ func cmdStatus(ctx context.Context, g *globals, args []string, stdout, stderr io
 		shards[i].info = sections["shard_"+strings.ToLower(shards[i].name)]
 	}
 
+	if srv, err := rdb.Info(ctx, "server").Result(); err == nil {
+		if e := parseInfoSections(srv)["server"]["map_epoch"]; e != "" && e != "0" {
+			fmt.Fprintf(stdout, "map epoch %s (etcd)\n", e)
+		}
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SHARD\tRANGE\tADDRESS\tHEALTH\tKEYS\tLIVE BYTES\tSIZE LIMIT")
 	down := 0
