@@ -3,7 +3,12 @@ package integration
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -245,5 +250,134 @@ func TestStaleProxyFollowsEpoch(t *testing.T) {
 	}
 	if info := srdb.Info(ctx, "server").Val(); !strings.Contains(info, "shards_up:2\r\n") {
 		t.Fatalf("the stale proxy marked a shard down or mismatched:\n%s", info)
+	}
+}
+
+// startController runs `shardkv controller` against the test's etcd until
+// the test ends.
+func startController(t *testing.T, dir, endpoint string) {
+	t.Helper()
+	cmd := exec.Command(bin("shardkv"), "controller", "--etcd", endpoint, "--cluster", etcdCluster, "--id", "test")
+	logf, err := os.Create(filepath.Join(dir, "controller.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(exitTimeout):
+			cmd.Process.Kill()
+			<-done
+		}
+		logf.Close()
+	})
+}
+
+// `shardkv split` under a small load: the controller cuts s0's range in
+// two shards on the same node at the next epoch, the proxy routes by it
+// without dropping its clients, and every acknowledged write is readable
+// afterwards with its last acknowledged value; DBSIZE and SCAN count each
+// key once though two map entries share a node.
+func TestSplitThroughCLI(t *testing.T) {
+	te := startTestEtcd(t)
+	c := StartCluster(t, Options{Shards: 2, Etcd: te.endpoint()})
+	startController(t, c.Dir, te.endpoint())
+	ctx := context.Background()
+
+	const writers, keysPer = 4, 50
+	var (
+		mu    sync.Mutex
+		acked = map[string]int{}
+		fails []string
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		rdb := c.Client()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 1; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := fmt.Sprintf("split:%d:%d", w, n%keysPer)
+				err := rdb.Set(ctx, k, n, 0).Err()
+				mu.Lock()
+				if err != nil {
+					fails = append(fails, err.Error())
+				} else {
+					acked[k] = n
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond) // some load before the split
+	res := c.RunCLI(t, nil, "split", "s0", "at", "0.25", "--etcd", te.endpoint(), "--cluster", etcdCluster)
+	if res.Code != 0 || !strings.Contains(res.Stdout, "done: s0 now ends at 0.25, s0-2 starts there (same node), map epoch 2") {
+		t.Fatalf("shardkv split: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
+	rdb := c.Client()
+	waitEpoch(t, rdb.Info, 2)
+	time.Sleep(200 * time.Millisecond) // some load after it
+	close(stop)
+	wg.Wait()
+	if len(fails) > 0 {
+		t.Fatalf("%d writes failed during the split, first: %s", len(fails), fails[0])
+	}
+	for k, n := range acked {
+		if v, err := rdb.Get(ctx, k).Int(); err != nil || v != n {
+			t.Fatalf("GET %s: %v %v, want its last acknowledged %d", k, v, err, n)
+		}
+	}
+	entries, err := rdb.Do(ctx, "SHARD.MAP").Slice()
+	if err != nil || len(entries) != 3 {
+		t.Fatalf("SHARD.MAP: %v %v", entries, err)
+	}
+	e0, e1 := entries[0].([]any), entries[1].([]any)
+	if e0[0] != "s0" || e0[2] != "0.25" || e1[0] != "s0-2" || e1[1] != "0.25" ||
+		e1[2] != rangemap.FormatPosition(c.Map.Shards[0].End) || e1[3] != e0[3] || e1[4] != int64(1) {
+		t.Fatalf("SHARD.MAP after the split: %v", entries)
+	}
+	if n, err := rdb.DBSize(ctx).Result(); err != nil || n != int64(len(acked)) {
+		t.Fatalf("DBSIZE %d %v, want %d", n, err, len(acked))
+	}
+	seen := map[string]int{}
+	var cursor uint64
+	for {
+		keys, next, err := rdb.Scan(ctx, cursor, "split:*", 100).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys {
+			seen[k]++
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	for k := range acked {
+		if seen[k] != 1 {
+			t.Fatalf("SCAN returned %s %d times", k, seen[k])
+		}
+	}
+	res = c.RunCLI(t, nil, "status", "--etcd", te.endpoint(), "--cluster", etcdCluster)
+	if res.Code != 0 || !strings.Contains(res.Stdout, "map epoch 2 (etcd)") || !strings.Contains(res.Stdout, "changes in flight: none") ||
+		!strings.Contains(res.Stdout, "s0-2") {
+		t.Fatalf("shardkv status: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
+	res = c.RunCLI(t, nil, "split", "s0", "0.9", "--etcd", te.endpoint(), "--cluster", etcdCluster)
+	if res.Code != 1 || !strings.Contains(res.Stderr, "not inside shard s0's range") {
+		t.Fatalf("split outside the shard: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
 }

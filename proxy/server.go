@@ -243,7 +243,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			err = ctx.Err()
 		}
 	}
-	for _, sh := range s.table.Load().shards {
+	for _, sh := range s.table.Load().nodes {
 		sh.close()
 	}
 	s.ps.close()

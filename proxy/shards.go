@@ -138,8 +138,14 @@ func (sh *shard) failed(err error, write bool) string {
 // table is an immutable routing snapshot: the map and its shards, in map
 // order. A reload builds a new one.
 type table struct {
-	m      *rangemap.Map
+	m *rangemap.Map
+	// shards[i] serves m.Shards[i]. Adjacent entries on one node (a
+	// split leaves both halves there) share one shard: the node holds
+	// one assignment, their union (nodeAssignment).
 	shards []*shard
+	// nodes is each shard once, in map order: what a command sent to
+	// every node iterates.
+	nodes []*shard
 	// firstHash[i] is the smallest hash whose position falls in shard i:
 	// where a SCAN continues when shard i-1 is done.
 	firstHash []uint64
@@ -355,18 +361,56 @@ func sameRangeOtherSize(msg string, a rangemap.Shard, hashTags bool) bool {
 }
 
 // buildTable makes the routing table for m, reusing the shards of old whose
-// name, range and address are unchanged.
+// assignment's name, address and index are unchanged. Adjacent entries of
+// m on one node share a shard whose index is the group's last entry (a
+// SCAN goes on at the next node) and whose assignment is the group's
+// union.
 func (s *Server) buildTable(m *rangemap.Map, old *table) *table {
 	t := &table{m: m, shards: make([]*shard, len(m.Shards)), firstHash: make([]uint64, len(m.Shards))}
 	for i, e := range m.Shards {
 		t.firstHash[i], _ = rangemap.HashBounds(e.Start, e.End)
-		if old != nil && i < len(old.shards) && old.shards[i].name == e.Name && old.shards[i].addr == e.Addr() {
-			t.shards[i] = old.shards[i]
-			continue
+	}
+	for i := 0; i < len(m.Shards); {
+		j := i + 1
+		for j < len(m.Shards) && m.Shards[j].Addr() == m.Shards[i].Addr() {
+			j++
 		}
-		t.shards[i] = s.newShard(i, e, m.HashTags, m.Epoch)
+		union := nodeAssignment(m.Shards[i:j])
+		idx := j - 1
+		var sh *shard
+		if old != nil {
+			for _, o := range old.nodes {
+				if o.name == union.Name && o.addr == union.Addr() && o.idx == idx {
+					sh = o
+				}
+			}
+		}
+		if sh == nil {
+			sh = s.newShard(idx, union, m.HashTags, m.Epoch)
+		}
+		for k := i; k < j; k++ {
+			t.shards[k] = sh
+		}
+		t.nodes = append(t.nodes, sh)
+		i = j
 	}
 	return t
+}
+
+// nodeAssignment is the one assignment of a node serving the adjacent
+// entries es: the first's name, their union, and the largest size limit
+// (none when one has none).
+func nodeAssignment(es []rangemap.Shard) rangemap.Shard {
+	a := es[0]
+	a.End = es[len(es)-1].End
+	for _, e := range es[1:] {
+		if a.Size == 0 || e.Size == 0 {
+			a.Size = 0
+		} else {
+			a.Size = max(a.Size, e.Size)
+		}
+	}
+	return a
 }
 
 // checkReload refuses a new map that would move a range: only addresses and
@@ -452,16 +496,17 @@ func (s *Server) applyLocked(m *rangemap.Map) error {
 	}
 	t := s.buildTable(m, old)
 	var errs []error
-	kept := make(map[*shard]bool, len(t.shards))
-	for i, sh := range t.shards {
-		e := m.Shards[i]
-		if i >= len(old.shards) || sh != old.shards[i] {
-			if i < len(old.shards) {
-				s.log.Info("shard changed", "shard", e.Name, "from", old.shards[i].name+" "+old.shards[i].addr, "to", sh.addr)
-			}
+	kept := make(map[*shard]bool, len(t.nodes))
+	for _, o := range old.nodes {
+		kept[o] = false
+	}
+	for _, sh := range t.nodes {
+		if _, reused := kept[sh]; !reused {
+			s.log.Info("shard node entry new in the map", "shard", sh.name, "addr", sh.addr)
 			continue
 		}
 		kept[sh] = true
+		e := nodeAssignment(groupOf(m, sh))
 		cur := sh.assign.Load()
 		next := &assignment{Shard: e, epoch: m.Epoch}
 		if *cur == *next {
@@ -488,7 +533,7 @@ func (s *Server) applyLocked(m *rangemap.Map) error {
 	s.table.Store(t)
 	// Shards no longer in the map as they were: let requests in flight
 	// finish first.
-	for _, sh := range old.shards {
+	for _, sh := range old.nodes {
 		if !kept[sh] {
 			go func(sh *shard) {
 				time.Sleep(s.cfg.Timeout)
@@ -497,6 +542,16 @@ func (s *Server) applyLocked(m *rangemap.Map) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// groupOf is the entries of m that sh serves.
+func groupOf(m *rangemap.Map, sh *shard) []rangemap.Shard {
+	j := sh.idx + 1
+	i := sh.idx
+	for i > 0 && m.Shards[i-1].Addr() == sh.addr {
+		i--
+	}
+	return m.Shards[i:j]
 }
 
 // refreshMap reads the map from its source (etcd) and applies it, when

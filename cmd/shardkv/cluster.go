@@ -200,6 +200,20 @@ func cmdCluster(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		pargs = append(pargs, "-etcd", emb.Endpoint, "-cluster", etcdmap.DefaultCluster)
+		// The controller that carries out `shardkv split`, in this
+		// process; another `shardkv controller` may stand by.
+		ccli, err := etcdmap.Dial(emb.Endpoint)
+		if err != nil {
+			return err
+		}
+		defer ccli.Close()
+		cctx, stopController := context.WithCancel(context.Background())
+		controllerDone := make(chan struct{})
+		go func() {
+			defer close(controllerDone)
+			etcdmap.RunController(cctx, ccli, etcdmap.DefaultCluster, "cluster-"+strconv.Itoa(os.Getpid()), c.log.Named("controller"))
+		}()
+		defer func() { stopController(); <-controllerDone }()
 	}
 	if metrics != nil {
 		pargs = append(pargs, "-metrics-addr", metrics[0])

@@ -22,6 +22,8 @@ type shardState struct {
 
 func cmdStatus(ctx context.Context, g *globals, args []string, stdout, stderr io.Writer) error {
 	fs := subFlags("status", g, stderr)
+	var ef etcdFlags
+	ef.register(fs.StringVar)
 	if _, err := parseSub(fs, args, 0, "", stderr); err != nil {
 		return err
 	}
@@ -54,6 +56,7 @@ func cmdStatus(ctx context.Context, g *globals, args []string, stdout, stderr io
 	if srv, err := rdb.Info(ctx, "server").Result(); err == nil {
 		if e := parseInfoSections(srv)["server"]["map_epoch"]; e != "" && e != "0" {
 			fmt.Fprintf(stdout, "map epoch %s (etcd)\n", e)
+			printChanges(ctx, &ef, stdout)
 		}
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
