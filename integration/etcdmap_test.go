@@ -45,6 +45,17 @@ func startTestEtcd(t *testing.T) *testEtcd {
 	return te
 }
 
+// startBenchEtcd is an embedded etcd for a benchmark, stopped at its end.
+func startBenchEtcd(b *testing.B) string {
+	b.Helper()
+	e, err := etcdmap.StartEmbedded(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(e.Close)
+	return e.Endpoint
+}
+
 func (te *testEtcd) endpoint() string { return te.e.Endpoint }
 
 func (te *testEtcd) stop() {

@@ -121,10 +121,14 @@ func cmdShardAssign(c *client, args [][]byte) {
 	if a.Strict != nil {
 		s.strict.Store(*a.Strict)
 	}
-	if cur == nil {
+	switch {
+	case cur != nil && cur.sameRange(a) && cur.Epoch != a.Epoch:
+		// A new map epoch that keeps this node's range: routine.
+		s.log.Info("assignment epoch advanced", "name", a.Name, "from", cur.Epoch, "to", a.Epoch)
+	case cur == nil:
 		s.log.Info("assignment accepted", "name", a.Name, "start", a.Start, "end", a.End, "size", a.Size,
 			"strict_indexes", s.strict.Load(), "hash_tags", a.HashTags)
-	} else {
+	default:
 		s.log.Warn("assignment replaced", "old", cur.describe(), "name", a.Name, "start", a.Start,
 			"end", a.End, "size", a.Size, "strict_indexes", s.strict.Load(), "hash_tags", a.HashTags, "forced", force)
 	}

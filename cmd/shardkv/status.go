@@ -62,6 +62,7 @@ func cmdStatus(ctx context.Context, g *globals, args []string, stdout, stderr io
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SHARD\tRANGE\tADDRESS\tHEALTH\tKEYS\tLIVE BYTES\tSIZE LIMIT")
 	down := 0
+	prevAddr := ""
 	for _, s := range shards {
 		health := "up"
 		if !s.reachable {
@@ -72,6 +73,12 @@ func cmdStatus(ctx context.Context, g *globals, args []string, stdout, stderr io
 			down++
 		}
 		keys, live, limit := "-", "-", "-"
+		if s.info == nil && s.addr == prevAddr {
+			// An entry a split left on the node of the row above: the
+			// node's figures are on that row.
+			keys, live, limit = "(above)", "(above)", "(above)"
+		}
+		prevAddr = s.addr
 		if v, ok := s.info["shard_keys"]; ok {
 			keys = v
 		}
