@@ -53,4 +53,13 @@ func TestShardAssignEpoch(t *testing.T) {
 	if got := c.do("GET", other); got != want {
 		t.Errorf("GET outside the range: %q, want %q", got, want)
 	}
+	// After a restart the node is still at its epoch.
+	n.stop()
+	c = startNode(t, dir, nil).raw()
+	if got := c.do("SHARD.ASSIGN", "s1", "0", "0.25", "100", "EPOCH", "3"); !strings.HasPrefix(got, "-ERR stale epoch 3: shard node is at epoch 4") {
+		t.Errorf("older epoch after a restart: %q", got)
+	}
+	if got := c.do("GET", other); got != want {
+		t.Errorf("GET outside the range after a restart: %q, want %q", got, want)
+	}
 }
