@@ -500,6 +500,10 @@ func (s *Server) applyLocked(m *rangemap.Map) error {
 	for _, o := range old.nodes {
 		kept[o] = false
 	}
+	// The nodes are told in parallel: one that does not answer holds the
+	// new map back by one request timeout, not one per node.
+	var wg sync.WaitGroup
+	var errMu sync.Mutex
 	for _, sh := range t.nodes {
 		if _, reused := kept[sh]; !reused {
 			s.log.Info("shard node entry new in the map", "shard", sh.name, "addr", sh.addr)
@@ -520,16 +524,23 @@ func (s *Server) applyLocked(m *rangemap.Map) error {
 		if next.epoch == 0 {
 			args = append(args, "FORCE")
 		}
-		v, err := sh.resp2.Do(args...)
-		switch {
-		case err != nil:
-			s.log.Warn("shard node unavailable for its new assignment; it gets it when it reconnects", "shard", e.Name, "error", err)
-		case v.IsError():
-			errs = append(errs, fmt.Errorf("shard %q refused %s: %s", e.Name, strings.Join(args[1:], " "), v.Str))
-		case cur.Size != e.Size:
-			s.log.Info("shard size changed", "shard", e.Name, "from", cur.Size, "to", e.Size)
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := sh.resp2.Do(args...)
+			switch {
+			case err != nil:
+				s.log.Warn("shard node unavailable for its new assignment; it gets it when it reconnects", "shard", e.Name, "error", err)
+			case v.IsError():
+				errMu.Lock()
+				errs = append(errs, fmt.Errorf("shard %q refused %s: %s", e.Name, strings.Join(args[1:], " "), v.Str))
+				errMu.Unlock()
+			case cur.Size != e.Size:
+				s.log.Info("shard size changed", "shard", e.Name, "from", cur.Size, "to", e.Size)
+			}
+		}()
 	}
+	wg.Wait()
 	s.table.Store(t)
 	// Shards no longer in the map as they were: let requests in flight
 	// finish first.
