@@ -41,6 +41,9 @@ type Options struct {
 	ProxyPassword string  // proxy's -requirepass; clients and the CLI use it
 	ProxyArgs     []string
 	NodeArgs      []string // more flags for every node
+	// Etcd, when set, is an etcd endpoint: the map is seeded there under
+	// cluster "test" and the proxy reads it with -etcd instead of -map.
+	Etcd string
 }
 
 // Cluster is a running set of shard nodes and a proxy.
@@ -116,7 +119,12 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 		c.Nodes = append(c.Nodes, &Proc{Name: s.Name, Bin: bin("shardkv-node"), Args: args,
 			Addr: s.Addr(), Password: opts.NodePassword, LogPath: filepath.Join(c.Dir, "logs", s.Name+".log")})
 	}
-	args := []string{"-addr", c.ProxyAddr, "-map", c.MapFile, "-timeout", opts.ProxyTimeout, "-log-level", "info"}
+	mapArgs := []string{"-map", c.MapFile}
+	if opts.Etcd != "" {
+		seedEtcd(t, opts.Etcd, m)
+		mapArgs = []string{"-etcd", opts.Etcd, "-cluster", etcdCluster}
+	}
+	args := append([]string{"-addr", c.ProxyAddr, "-timeout", opts.ProxyTimeout, "-log-level", "info"}, mapArgs...)
 	if opts.NodePassword != "" {
 		args = append(args, "-node-password", opts.NodePassword)
 	}

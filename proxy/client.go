@@ -210,6 +210,7 @@ func (c *client) endBatch() {
 	c.s.commands.Add(int64(c.batchN))
 	c.sendQueued()
 	c.w.Wait()
+	c.retryMoved()
 	c.retryNoScript()
 	c.observe()
 	c.writeReplies()

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -25,6 +26,10 @@ type Config struct {
 	// MapFile is the range map's JSON file. Reload (SIGHUP, SHARD.RELOAD)
 	// reads it again; a proxy without one has nothing to reload.
 	MapFile string
+	// MapSource, when set, is where the map lives (etcd): Reload reads it
+	// from there and applies it when its epoch is newer (ApplyMap). Map
+	// holds the map read at start.
+	MapSource func(ctx context.Context) (*rangemap.Map, error)
 	// RequirePass, when not empty, makes clients AUTH (or HELLO ... AUTH)
 	// with this password, user "default", before any other command.
 	RequirePass string

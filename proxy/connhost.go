@@ -53,7 +53,7 @@ func (c *client) beforeSelect(args [][]byte) {
 	}
 	deadline := time.NewTimer(c.s.cfg.Timeout)
 	defer deadline.Stop()
-	for _, sh := range c.tbl.shards {
+	for _, sh := range c.tbl.nodes {
 		for _, cl := range sh.openDB(n) {
 			select {
 			case <-cl.Ready():

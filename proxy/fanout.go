@@ -144,7 +144,7 @@ func (c *client) fanout(ci *cmdtable.Command, cmd redcon.Command) {
 			}
 		}
 		m := c.newMerge(ci, ci.Name)
-		for _, sh := range c.tbl.shards {
+		for _, sh := range c.tbl.nodes {
 			c.addPart(m, sh, cmd.Raw, 1)
 		}
 	}
@@ -158,13 +158,13 @@ const pingCmd = "*1\r\n$4\r\nPING\r\n"
 // node can still fail between this check and the command; the reply then
 // names the shards that failed (merge.failure).
 func (c *client) allShardsAnswer() string {
-	for _, sh := range c.tbl.shards {
+	for _, sh := range c.tbl.nodes {
 		if cl := sh.backendDB(c.sess.Proto, c.sess.DB()); !cl.Up() {
 			return sh.unavailable(cl.Err())
 		}
 	}
-	pings := make([]*preq, len(c.tbl.shards))
-	for i, sh := range c.tbl.shards {
+	pings := make([]*preq, len(c.tbl.nodes))
+	for i, sh := range c.tbl.nodes {
 		r := c.newReq()
 		r.Cmd = []byte(pingCmd)
 		c.send(sh, &r.Request)
@@ -172,7 +172,7 @@ func (c *client) allShardsAnswer() string {
 	}
 	c.barrier()
 	for i, r := range pings {
-		sh := c.tbl.shards[i]
+		sh := c.tbl.nodes[i]
 		if r.Err != nil {
 			return sh.unavailable(r.Err)
 		}
@@ -215,7 +215,7 @@ func (c *client) scan(ci *cmdtable.Command, cmd redcon.Command) {
 // complete and the shards are walked one after the other.
 func (c *client) tagScan(ci *cmdtable.Command, cmd redcon.Command, cursor uint64) {
 	idx, node := rangemap.SplitTagCursor(cursor)
-	if idx >= len(c.tbl.shards) {
+	if idx >= len(c.tbl.nodes) {
 		// Past the last shard: nothing left, as Redis answers a cursor
 		// beyond its table.
 		mark := len(c.out)
@@ -225,11 +225,11 @@ func (c *client) tagScan(ci *cmdtable.Command, cmd redcon.Command, cursor uint64
 		c.reply(mark)
 		return
 	}
-	sh := c.tbl.shards[idx]
+	sh := c.tbl.nodes[idx]
 	m := c.newMerge(ci, "scan")
 	m.tagScan = idx + 1
 	m.next = 0
-	if idx+1 < len(c.tbl.shards) {
+	if idx+1 < len(c.tbl.nodes) {
 		m.next = rangemap.TagCursor(idx+1, 0)
 	}
 	r := c.newReq()

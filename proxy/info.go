@@ -30,7 +30,7 @@ func (c *client) infoCmd(args [][]byte) {
 	m := c.newMerge(nil, "info")
 	m.info = &r
 	needNodes := r.WantAny("keyspace", "memory", "persistence", "stats")
-	for _, sh := range c.tbl.shards {
+	for _, sh := range c.tbl.nodes {
 		if wantShard(&r, sh.name) {
 			needNodes = true
 		}
@@ -38,7 +38,7 @@ func (c *client) infoCmd(args [][]byte) {
 	if !needNodes {
 		return
 	}
-	for _, sh := range c.tbl.shards {
+	for _, sh := range c.tbl.nodes {
 		c.addPart(m, sh, []byte(infoNodeCmd), 1)
 	}
 }
@@ -127,12 +127,12 @@ func (c *client) writeInfo(m *merge, b []byte) []byte {
 		}
 		conncmd.WriteServer(&w, conncmd.ServerInfo{Role: "proxy", Port: port, RunID: s.runID, Started: s.started})
 		up := 0
-		for _, sh := range c.tbl.shards {
+		for _, sh := range c.tbl.nodes {
 			if sh.healthy() {
 				up++
 			}
 		}
-		w.Field("shards", len(c.tbl.shards))
+		w.Field("shards", len(c.tbl.nodes))
 		w.Field("shards_up", up)
 		// The range map's placement mode, named as the local cluster's
 		// DIR/placement file names it.
@@ -141,6 +141,9 @@ func (c *client) writeInfo(m *merge, b []byte) []byte {
 			placement = "hash_tags"
 		}
 		w.Field("placement", placement)
+		// The epoch of the map routed by: 0 for a static map file, else
+		// the etcd map's (docs/RESHARDING.md).
+		w.Field("map_epoch", c.tbl.m.Epoch)
 		w.Field("loading", 0)
 	}
 	if r.Want("clients") {

@@ -49,7 +49,7 @@ func (c proxyCollector) Collect(ch chan<- prometheus.Metric) {
 		n = len(*p)
 	}
 	ch <- metrics.Gauge(descMonitors, int64(n))
-	for _, sh := range s.table.Load().shards {
+	for _, sh := range s.table.Load().nodes {
 		up := int64(0)
 		if sh.healthy() {
 			up = 1

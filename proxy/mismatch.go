@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,9 +41,99 @@ func isWrongShard(reply []byte) bool {
 	return len(reply) > 12 && reply[0] == '-' && string(reply[1:12]) == "WRONGSHARD "
 }
 
+// wrongShardEpoch reads the position and the node's epoch from a
+// WRONGSHARD refusal, "-WRONGSHARD <position> not in [<start>,<end>) of
+// <name> epoch <epoch>"; ok is false when it names no epoch (a node
+// assigned from a static map).
+func wrongShardEpoch(reply []byte) (pos float64, epoch uint64, ok bool) {
+	msg := strings.TrimSpace(string(reply[len("-WRONGSHARD "):]))
+	p, rest, found := strings.Cut(msg, " ")
+	if !found {
+		return 0, 0, false
+	}
+	i := strings.LastIndex(rest, " epoch ")
+	if i < 0 {
+		return 0, 0, false
+	}
+	var err1, err2 error
+	pos, err1 = strconv.ParseFloat(p, 64)
+	epoch, err2 = strconv.ParseUint(rest[i+len(" epoch "):], 10, 64)
+	return pos, epoch, err1 == nil && err2 == nil && pos >= 0 && pos < 1
+}
+
+// maxMovedRetries bounds how often one batch follows newer epochs.
+const maxMovedRetries = 3
+
+// retryMoved follows the map for the batch's commands a node refused with
+// WRONGSHARD at an epoch newer than the proxy's map: the key moved and
+// the proxy's map (its etcd watch) is behind. The refusal means the node
+// ran nothing, so sending the command again is safe for writes too: the
+// proxy reads the map from etcd and sends each such command to the owner
+// of the refused position under it, within the request timeout, and the
+// client sees the new owner's reply, never the refusal.
+func (c *client) retryMoved() {
+	if c.s.cfg.MapSource == nil || c.pin != nil {
+		return
+	}
+	for attempt := 0; attempt < maxMovedRetries; attempt++ {
+		var need uint64
+		for i := range c.slots {
+			sl := &c.slots[i]
+			if sl.kind != slotForward || sl.req.Err != nil || !isWrongShard(sl.req.Reply) {
+				continue
+			}
+			if _, e, ok := wrongShardEpoch(sl.req.Reply); ok && e > c.tbl.m.Epoch && e > need {
+				need = e
+			}
+		}
+		if need == 0 {
+			return
+		}
+		old := c.tbl.m.Epoch
+		if err := c.s.refreshMap(need); err != nil {
+			return // the refusal becomes the mismatch's TRYAGAIN
+		}
+		c.tbl = c.s.table.Load()
+		sent := false
+		for i := range c.slots {
+			sl := &c.slots[i]
+			if sl.kind != slotForward || sl.req.Err != nil || !isWrongShard(sl.req.Reply) {
+				continue
+			}
+			p, e, ok := wrongShardEpoch(sl.req.Reply)
+			if !ok || e <= old || e > c.tbl.m.Epoch {
+				continue
+			}
+			if !sent {
+				c.w.Begin()
+				sent = true
+			}
+			r := c.newReq()
+			r.buf = append(r.buf[:0], sl.req.Cmd...)
+			r.Cmd = r.buf
+			sh := c.tbl.shards[c.tbl.m.Find(p)]
+			c.send(sh, &r.Request)
+			sl.req, sl.sh = &r.Request, sh
+		}
+		if !sent {
+			return
+		}
+		c.s.movedRetries.Add(1)
+		c.sendQueued()
+		c.w.Wait()
+	}
+}
+
 // wrongShardReply is the error a client gets for a request the node
-// refused with WRONGSHARD; it marks the shard mismatched.
+// refused with WRONGSHARD; it marks the shard mismatched, unless the node
+// is at a newer epoch than the proxy's map: then the map is behind, not
+// the node, and the client gets TRYAGAIN while the proxy reads the map.
 func (s *Server) wrongShardReply(sh *shard, reply []byte) string {
+	if _, e, ok := wrongShardEpoch(reply); ok && s.cfg.MapSource != nil && e > s.Epoch() {
+		go s.refreshMap(e)
+		return "TRYAGAIN shard " + sh.name + " (" + sh.addr + ") is at map epoch " + strconv.FormatUint(e, 10) +
+			", newer than the proxy's; nothing was executed, the proxy is reading the new map"
+	}
 	reason := "the node answered " + strings.TrimSpace(string(bytes.TrimPrefix(reply, []byte("-"))))
 	s.markMismatch(sh, reason)
 	return sh.mismatchError(reason)
@@ -60,7 +151,7 @@ func (s *Server) markMismatch(sh *shard, reason string) {
 	if old := sh.mismatch.Swap(&reason); old == nil {
 		a := sh.assign.Load()
 		s.log.Error("shard node's assignment differs from the map; its keys get TRYAGAIN until it is repaired: "+
-			"force the map's assignment on the node (SHARD.ASSIGN "+strings.Join(assignArgs(*a, sh.hashTags)[1:], " ")+" FORCE) "+
+			"force the map's assignment on the node (SHARD.ASSIGN "+strings.Join(assignArgs(a, sh.hashTags)[1:], " ")+" FORCE) "+
 			"or restart it on the shard's own data directory",
 			"shard", sh.name, "addr", sh.addr, "reason", reason)
 	}

@@ -366,7 +366,7 @@ func (h *psHub) setWeight(tbl *table, k int, name string, d int) []chan error {
 	}
 	var shards []*shard
 	if k == psPattern {
-		shards = tbl.shards
+		shards = tbl.nodes
 	} else {
 		shards = []*shard{tbl.locate([]byte(name))}
 	}
@@ -906,7 +906,7 @@ func (c *client) pubsubCmd(args [][]byte) {
 		strs = []string{"SHARD.PUBSUB", "PATTERNS"}
 	}
 	var replies []resp.Value
-	for _, sh := range c.tbl.shards {
+	for _, sh := range c.tbl.nodes {
 		v, err := sh.backend(resp.RESP2).Do(strs...)
 		if err != nil {
 			c.errorReply(sh.unavailable(err))

@@ -145,7 +145,7 @@ func (c *client) script(ci *cmdtable.Command, cmd redcon.Command) {
 		// node does not read the shared connection the script came on
 		// until the script ends, and a KILL behind it would never arrive.
 		m := c.newMerge(ci, "script|kill")
-		for _, sh := range c.tbl.shards {
+		for _, sh := range c.tbl.nodes {
 			r := c.newReq()
 			r.Cmd, r.N = cmd.Raw, 1
 			if !c.sendSolo(sh, &r.Request) {
@@ -156,7 +156,7 @@ func (c *client) script(ci *cmdtable.Command, cmd redcon.Command) {
 		return
 	}
 	m := c.newMerge(ci, "script|"+sub)
-	for _, sh := range c.tbl.shards {
+	for _, sh := range c.tbl.nodes {
 		c.addPart(m, sh, cmd.Raw, 1)
 	}
 }

@@ -25,6 +25,10 @@ type Server struct {
 	table    atomic.Pointer[table] // the current routing snapshot
 	scripts  scriptCache           // bodies of the scripts seen (script.go)
 	reloadMu sync.Mutex            // one reload at a time
+	// refreshMu: one read of the map source at a time (refreshMap)
+	refreshMu sync.Mutex
+	// movedRetries counts batches sent again after a node's newer epoch
+	movedRetries atomic.Int64
 
 	mu       sync.Mutex
 	serveOn  bool // Serve was called
@@ -239,7 +243,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			err = ctx.Err()
 		}
 	}
-	for _, sh := range s.table.Load().shards {
+	for _, sh := range s.table.Load().nodes {
 		sh.close()
 	}
 	s.ps.close()

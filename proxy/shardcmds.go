@@ -44,11 +44,12 @@ func (c *client) local(ci *cmdtable.Command, cmd redcon.Command) {
 		// The fourth element is the part of the key that was hashed: its
 		// tag under hash tags, else the whole key.
 		p := c.tbl.m.Position(args[1])
-		sh := c.tbl.shards[c.tbl.m.Find(p)]
+		i := c.tbl.m.Find(p)
+		sh := c.tbl.shards[i]
 		mark := len(c.out)
 		c.out = resp.AppendArray(c.out, 4)
 		c.out = resp.AppendBulkString(c.out, rangemap.FormatPosition(p))
-		c.out = resp.AppendBulkString(c.out, sh.name)
+		c.out = resp.AppendBulkString(c.out, c.tbl.m.Shards[i].Name)
 		c.out = resp.AppendBulkString(c.out, sh.addr)
 		c.out = resp.AppendBulk(c.out, c.tbl.m.Hashed(args[1]))
 		c.reply(mark)
@@ -58,7 +59,7 @@ func (c *client) local(ci *cmdtable.Command, cmd redcon.Command) {
 		for i, sh := range c.tbl.shards {
 			e := c.tbl.m.Shards[i]
 			c.out = resp.AppendArray(c.out, 6)
-			c.out = resp.AppendBulkString(c.out, sh.name)
+			c.out = resp.AppendBulkString(c.out, e.Name)
 			c.out = resp.AppendBulkString(c.out, rangemap.FormatPosition(e.Start))
 			c.out = resp.AppendBulkString(c.out, rangemap.FormatPosition(e.End))
 			c.out = resp.AppendBulkString(c.out, sh.addr)

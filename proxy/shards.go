@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -26,8 +27,8 @@ type shard struct {
 	// reload cannot change it (checkReload).
 	hashTags bool
 	// assign is the assignment pushed on every new connection; a reload
-	// that changes the size replaces it.
-	assign atomic.Pointer[rangemap.Shard]
+	// that changes the size, or a newer etcd map, replaces it.
+	assign atomic.Pointer[assignment]
 	resp2  *backend.Client
 	resp3  *backend.Client
 	// dbs are the clients for the other databases (SELECT 1-15), by
@@ -47,6 +48,13 @@ type shard struct {
 	probing   atomic.Bool
 	stop      chan struct{}
 	closeOnce sync.Once
+}
+
+// assignment is a shard's entry of the map with the map's epoch (0 for a
+// static map), as pushed to its node.
+type assignment struct {
+	rangemap.Shard
+	epoch uint64
 }
 
 // backend returns the client for a protocol version.
@@ -130,8 +138,14 @@ func (sh *shard) failed(err error, write bool) string {
 // table is an immutable routing snapshot: the map and its shards, in map
 // order. A reload builds a new one.
 type table struct {
-	m      *rangemap.Map
+	m *rangemap.Map
+	// shards[i] serves m.Shards[i]. Adjacent entries on one node (a
+	// split leaves both halves there) share one shard: the node holds
+	// one assignment, their union (nodeAssignment).
 	shards []*shard
+	// nodes is each shard once, in map order: what a command sent to
+	// every node iterates.
+	nodes []*shard
 	// firstHash[i] is the smallest hash whose position falls in shard i:
 	// where a SCAN continues when shard i-1 is done.
 	firstHash []uint64
@@ -151,9 +165,9 @@ func (t *table) shardOfHash(h uint64) *shard {
 
 // newShard starts the backends of a map entry. They dial in the background:
 // a node that is not up yet is retried while the others serve.
-func (s *Server) newShard(idx int, e rangemap.Shard, hashTags bool) *shard {
+func (s *Server) newShard(idx int, e rangemap.Shard, hashTags bool, epoch uint64) *shard {
 	sh := &shard{idx: idx, name: e.Name, addr: e.Addr(), hashTags: hashTags, stop: make(chan struct{})}
-	sh.assign.Store(&e)
+	sh.assign.Store(&assignment{Shard: e, epoch: epoch})
 	log := s.log.Named("shard").With("shard", e.Name, "addr", sh.addr)
 	busy := &backend.Busy{} // one node: its big requests hold up every connection to it
 	mk := func(proto resp.Proto, db int) *backend.Client {
@@ -259,7 +273,7 @@ func (s *Server) assignHandshake(sh *shard, proto resp.Proto) backend.Handshake 
 // the node holds another assignment, healthy when it took the map's.
 func (s *Server) pushAssignment(sh *shard, do func(args ...string) (resp.Value, error)) (refusal string, err error) {
 	a := sh.assign.Load()
-	args := assignArgs(*a, sh.hashTags)
+	args := assignArgs(a, sh.hashTags)
 	v, err := do(args...)
 	if err != nil {
 		return "", err
@@ -268,7 +282,12 @@ func (s *Server) pushAssignment(sh *shard, do func(args ...string) (resp.Value, 
 		s.clearMismatch(sh)
 		return "", nil
 	}
-	if sameRangeOtherSize(string(v.Str), *a, sh.hashTags) {
+	if strings.HasPrefix(string(v.Str), staleEpochPrefix) {
+		// The node was given a newer map than this proxy's: read it.
+		go s.refreshMap(a.epoch + 1)
+		return "node refused SHARD.ASSIGN " + strings.Join(args[1:], " ") + ": " + string(v.Str), nil
+	}
+	if sameRangeOtherSize(string(v.Str), a.Shard, sh.hashTags) {
 		v, err = do(append(args, "FORCE")...)
 		if err != nil {
 			return "", err
@@ -288,14 +307,22 @@ func (s *Server) pushAssignment(sh *shard, do func(args ...string) (resp.Value, 
 // assignArgs is the SHARD.ASSIGN of a shard. HASHTAGS 1 is sent only under
 // hash tags: a node reads its absence as whole-key positions, so a node
 // holding a hash-tag assignment refuses a proxy whose map has none.
-func assignArgs(a rangemap.Shard, hashTags bool) []string {
+// EPOCH is sent for an etcd map only.
+func assignArgs(a *assignment, hashTags bool) []string {
 	args := []string{"SHARD.ASSIGN", a.Name, rangemap.FormatPosition(a.Start),
 		rangemap.FormatPosition(a.End), strconv.FormatInt(a.Size, 10)}
 	if hashTags {
 		args = append(args, "HASHTAGS", "1")
 	}
+	if a.epoch > 0 {
+		args = append(args, "EPOCH", strconv.FormatUint(a.epoch, 10))
+	}
 	return args
 }
+
+// staleEpochPrefix starts a node's refusal of an assignment at an epoch
+// older than its own (shardnode/cmd_shard.go).
+const staleEpochPrefix = "ERR stale epoch "
 
 // assignedPrefix starts a node's refusal of an assignment that differs
 // from the one it holds.
@@ -320,6 +347,7 @@ func sameRangeOtherSize(msg string, a rangemap.Shard, hashTags bool) bool {
 		return false
 	}
 	desc, _, _ := strings.Cut(tail, ";")
+	desc, _, _ = strings.Cut(desc, " epoch ")
 	if strings.HasSuffix(desc, " hash_tags 1") != hashTags {
 		return false
 	}
@@ -333,25 +361,70 @@ func sameRangeOtherSize(msg string, a rangemap.Shard, hashTags bool) bool {
 }
 
 // buildTable makes the routing table for m, reusing the shards of old whose
-// name, range and address are unchanged.
+// assignment's name, address and index are unchanged. Adjacent entries of
+// m on one node share a shard whose index is the group's last entry (a
+// SCAN goes on at the next node) and whose assignment is the group's
+// union.
 func (s *Server) buildTable(m *rangemap.Map, old *table) *table {
 	t := &table{m: m, shards: make([]*shard, len(m.Shards)), firstHash: make([]uint64, len(m.Shards))}
 	for i, e := range m.Shards {
 		t.firstHash[i], _ = rangemap.HashBounds(e.Start, e.End)
-		if old != nil && i < len(old.shards) && old.shards[i].name == e.Name && old.shards[i].addr == e.Addr() {
-			t.shards[i] = old.shards[i]
-			continue
+	}
+	for i := 0; i < len(m.Shards); {
+		j := i + 1
+		for j < len(m.Shards) && m.Shards[j].Addr() == m.Shards[i].Addr() {
+			j++
 		}
-		t.shards[i] = s.newShard(i, e, m.HashTags)
+		union := nodeAssignment(m.Shards[i:j])
+		idx := j - 1
+		var sh *shard
+		if old != nil {
+			for _, o := range old.nodes {
+				if o.name == union.Name && o.addr == union.Addr() && o.idx == idx {
+					sh = o
+				}
+			}
+		}
+		if sh == nil {
+			sh = s.newShard(idx, union, m.HashTags, m.Epoch)
+		}
+		for k := i; k < j; k++ {
+			t.shards[k] = sh
+		}
+		t.nodes = append(t.nodes, sh)
+		i = j
 	}
 	return t
 }
 
+// nodeAssignment is the one assignment of a node serving the adjacent
+// entries es: the first's name, their union, and the largest size limit
+// (none when one has none).
+func nodeAssignment(es []rangemap.Shard) rangemap.Shard {
+	a := es[0]
+	a.End = es[len(es)-1].End
+	for _, e := range es[1:] {
+		if a.Size == 0 || e.Size == 0 {
+			a.Size = 0
+		} else {
+			a.Size = max(a.Size, e.Size)
+		}
+	}
+	return a
+}
+
 // checkReload refuses a new map that would move a range: only addresses and
 // sizes may change until range moves exist.
+//
+// An etcd map (both epochs above 0) may change ranges and shards: its
+// writer (the controller) is responsible for the data being where the new
+// map says (docs/RESHARDING.md).
 func checkReload(old, m *rangemap.Map) error {
 	if old.HashTags != m.HashTags {
 		return fmt.Errorf("range map reload refused: it turns hash_tags %s; the placement mode of a cluster cannot change while it holds data, since keys with a tag would move (the map stays as it was)", onOff(m.HashTags))
+	}
+	if old.Epoch > 0 && m.Epoch > 0 {
+		return nil
 	}
 	if len(old.Shards) != len(m.Shards) {
 		return fmt.Errorf("range map reload refused: it has %d shards instead of %d; adding or removing a shard moves ranges, which is not supported yet (the map stays as it was)", len(m.Shards), len(old.Shards))
@@ -375,8 +448,15 @@ func checkReload(old, m *rangemap.Map) error {
 // without dropping client connections. A map that would move a range is
 // refused and the current map stays.
 func (s *Server) Reload() error {
-	s.reloadMu.Lock()
-	defer s.reloadMu.Unlock()
+	if s.cfg.MapSource != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+		m, err := s.cfg.MapSource(ctx)
+		cancel()
+		if err != nil {
+			return err
+		}
+		return s.ApplyMap(m)
+	}
 	if s.cfg.MapFile == "" {
 		return errors.New("no map file to reload: the proxy was started with a map given in its configuration or the embedded default map")
 	}
@@ -384,38 +464,88 @@ func (s *Server) Reload() error {
 	if err != nil {
 		return err
 	}
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	return s.applyLocked(m)
+}
+
+// ApplyMap routes by m from now on when its epoch is above the current
+// map's (the etcd map's watch calls it), without dropping client
+// connections; an older or equal epoch changes nothing.
+func (s *Server) ApplyMap(m *rangemap.Map) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	if m.Epoch <= s.table.Load().m.Epoch {
+		return nil
+	}
+	if err := s.applyLocked(m); err != nil {
+		return err
+	}
+	s.log.Info("range map applied", "epoch", m.Epoch, "shards", len(m.Shards))
+	return nil
+}
+
+// Epoch is the epoch of the map the proxy routes by (0 for a static map).
+func (s *Server) Epoch() uint64 { return s.table.Load().m.Epoch }
+
+// applyLocked replaces the map; the caller holds reloadMu.
+func (s *Server) applyLocked(m *rangemap.Map) error {
 	old := s.table.Load()
 	if err := checkReload(old.m, m); err != nil {
 		return err
 	}
 	t := s.buildTable(m, old)
 	var errs []error
-	for i, sh := range t.shards {
-		e := m.Shards[i]
-		if sh != old.shards[i] {
-			s.log.Info("shard address changed", "shard", e.Name, "from", old.shards[i].addr, "to", sh.addr)
-			continue
-		}
-		cur := sh.assign.Load()
-		if cur.Size == e.Size {
-			continue
-		}
-		sh.assign.Store(&e)
-		// The next connection pushes the new size; tell the node now too.
-		v, err := sh.resp2.Do(append(assignArgs(e, sh.hashTags), "FORCE")...)
-		switch {
-		case err != nil:
-			s.log.Warn("shard node unavailable for the new size; it gets it when it reconnects", "shard", e.Name, "error", err)
-		case v.IsError():
-			errs = append(errs, fmt.Errorf("shard %q refused size %d: %s", e.Name, e.Size, v.Str))
-		default:
-			s.log.Info("shard size changed", "shard", e.Name, "from", cur.Size, "to", e.Size)
-		}
+	kept := make(map[*shard]bool, len(t.nodes))
+	for _, o := range old.nodes {
+		kept[o] = false
 	}
+	// The nodes are told in parallel: one that does not answer holds the
+	// new map back by one request timeout, not one per node.
+	var wg sync.WaitGroup
+	var errMu sync.Mutex
+	for _, sh := range t.nodes {
+		if _, reused := kept[sh]; !reused {
+			s.log.Info("shard node entry new in the map", "shard", sh.name, "addr", sh.addr)
+			continue
+		}
+		kept[sh] = true
+		e := nodeAssignment(groupOf(m, sh))
+		cur := sh.assign.Load()
+		next := &assignment{Shard: e, epoch: m.Epoch}
+		if *cur == *next {
+			continue
+		}
+		sh.assign.Store(next)
+		// The next connection pushes the new assignment; tell the node
+		// now too. A newer epoch replaces the node's assignment by
+		// itself; a static map's new size needs FORCE.
+		args := assignArgs(next, sh.hashTags)
+		if next.epoch == 0 {
+			args = append(args, "FORCE")
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := sh.resp2.Do(args...)
+			switch {
+			case err != nil:
+				s.log.Warn("shard node unavailable for its new assignment; it gets it when it reconnects", "shard", e.Name, "error", err)
+			case v.IsError():
+				errMu.Lock()
+				errs = append(errs, fmt.Errorf("shard %q refused %s: %s", e.Name, strings.Join(args[1:], " "), v.Str))
+				errMu.Unlock()
+			case cur.Size != e.Size:
+				s.log.Info("shard size changed", "shard", e.Name, "from", cur.Size, "to", e.Size)
+			}
+		}()
+	}
+	wg.Wait()
 	s.table.Store(t)
-	// Shards whose address changed: let requests in flight finish first.
-	for i, sh := range old.shards {
-		if t.shards[i] != sh {
+	// Shards no longer in the map as they were: let requests in flight
+	// finish first.
+	for _, sh := range old.nodes {
+		if !kept[sh] {
 			go func(sh *shard) {
 				time.Sleep(s.cfg.Timeout)
 				sh.close()
@@ -423,6 +553,45 @@ func (s *Server) Reload() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// groupOf is the entries of m that sh serves.
+func groupOf(m *rangemap.Map, sh *shard) []rangemap.Shard {
+	j := sh.idx + 1
+	i := sh.idx
+	for i > 0 && m.Shards[i-1].Addr() == sh.addr {
+		i--
+	}
+	return m.Shards[i:j]
+}
+
+// refreshMap reads the map from its source (etcd) and applies it, when
+// the proxy's map is older than epoch: a node answered with a newer epoch
+// than the proxy knows (its watch may be behind). Callers racing for the
+// same epoch read it once.
+func (s *Server) refreshMap(epoch uint64) error {
+	if s.cfg.MapSource == nil {
+		return errors.New("no map source")
+	}
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
+	if s.Epoch() >= epoch {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+	m, err := s.cfg.MapSource(ctx)
+	cancel()
+	if err != nil {
+		s.log.Warn("reading the map after a node's newer epoch failed", "want_epoch", epoch, "error", err)
+		return err
+	}
+	if err := s.ApplyMap(m); err != nil {
+		return err
+	}
+	if m.Epoch < epoch {
+		return fmt.Errorf("the map source is at epoch %d, a node at %d", m.Epoch, epoch)
+	}
+	return nil
 }
 
 func onOff(b bool) string {

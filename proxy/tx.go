@@ -61,7 +61,7 @@ func (c *client) queue(ci *cmdtable.Command, cmd redcon.Command) {
 		// transaction.
 		c.reject("ERR Command not allowed inside a transaction")
 		return
-	case ci.Route == cmdtable.RouteFanout && len(c.tbl.shards) > 1:
+	case ci.Route == cmdtable.RouteFanout && len(c.tbl.nodes) > 1:
 		c.reject("CROSSSHARD '" + ci.Name + "' runs on every shard and cannot be part of a transaction")
 		return
 	case !ci.PairsOK(len(cmd.Args)):

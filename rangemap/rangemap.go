@@ -47,7 +47,14 @@ type Map struct {
 	// holds data (README, "Hash tags").
 	HashTags bool    `json:"hash_tags,omitempty"`
 	Shards   []Shard `json:"shards"`
+	// Epoch numbers the map's versions in etcd (docs/RESHARDING.md): every
+	// change is epoch+1, so it only grows. A static map file has none
+	// (epoch 0).
+	Epoch uint64 `json:"epoch,omitempty"`
 }
+
+// Marshal renders m as the JSON Parse reads.
+func Marshal(m *Map) ([]byte, error) { return json.MarshalIndent(m, "", "  ") }
 
 //go:embed default.json
 var defaultJSON []byte
@@ -122,8 +129,10 @@ func (m *Map) Validate() error {
 			return fmt.Errorf("range map: shard %q: port %d is not in 1..65535", s.Name, s.Port)
 		}
 		names[s.Name] = true
-		if other, dup := addrs[s.Addr()]; dup {
-			return fmt.Errorf("range map: duplicate address: shards %q and %q both use %s", other, s.Name, s.Addr())
+		// A node may serve adjacent shards (a split leaves both halves on
+		// it): together they are one range of the node's.
+		if other, dup := addrs[s.Addr()]; dup && (i == 0 || m.Shards[i-1].Addr() != s.Addr()) {
+			return fmt.Errorf("range map: duplicate address: shards %q and %q both use %s and are not adjacent (a node serves one contiguous range)", other, s.Name, s.Addr())
 		}
 		addrs[s.Addr()] = s.Name
 		if i == 0 {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 
 	"github.com/shardkv/shardkv/internal/conncmd"
 	"github.com/shardkv/shardkv/rangemap"
@@ -33,6 +34,11 @@ type Assignment struct {
 	// are owned by the position of their hash tag. An assignment.json
 	// written before the mode existed has none: whole-key positions.
 	HashTags bool `json:"hash_tags,omitempty"`
+	// Epoch is the etcd map's epoch the assignment was given at
+	// (docs/RESHARDING.md); 0 for a proxy with a static map file. An
+	// assignment at an older epoch is refused; one at a newer epoch
+	// replaces it without FORCE, since the map that makes it is newer.
+	Epoch uint64 `json:"epoch,omitempty"`
 }
 
 // sameRange reports whether b assigns the same shard: name, range, size
@@ -72,13 +78,23 @@ func (a *Assignment) describe() string {
 	if a.HashTags {
 		tags = " hash_tags 1"
 	}
+	if a.Epoch > 0 {
+		tags += " epoch " + strconv.FormatUint(a.Epoch, 10)
+	}
 	return fmt.Sprintf("%s [%s,%s) size %d%s", a.Name, rangemap.FormatPosition(a.Start),
 		rangemap.FormatPosition(a.End), a.Size, tags)
 }
 
+// wrongShard is the refusal of a key at position p outside the range. An
+// assignment made at an epoch names it at the end (" epoch N"): a proxy
+// whose map is older reads the map again and retries (proxy/mismatch.go).
 func (a *Assignment) wrongShard(p float64) string {
-	return "WRONGSHARD " + rangemap.FormatPosition(p) + " not in [" + rangemap.FormatPosition(a.Start) +
+	msg := "WRONGSHARD " + rangemap.FormatPosition(p) + " not in [" + rangemap.FormatPosition(a.Start) +
 		"," + rangemap.FormatPosition(a.End) + ") of " + a.Name
+	if a.Epoch > 0 {
+		msg += " epoch " + strconv.FormatUint(a.Epoch, 10)
+	}
+	return msg
 }
 
 type indexesDoc struct {

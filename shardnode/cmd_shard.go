@@ -2,6 +2,7 @@ package shardnode
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"slices"
 	"strconv"
@@ -18,6 +19,12 @@ import (
 // map's placement mode (0, whole-key positions, when not given), kept with
 // the assignment; changing it is a different assignment, so it needs FORCE
 // too: keys with a tag would change owners.
+//
+// EPOCH n is the etcd map's epoch of the assignment (docs/RESHARDING.md):
+// an epoch older than the node's is refused with "ERR stale epoch"; a newer
+// one replaces a different range or size without FORCE (the placement
+// mode still needs FORCE); the node keeps the highest epoch it was given.
+// Without EPOCH (a static map) the rules above are today's.
 func cmdShardAssign(c *client, args [][]byte) {
 	a := &Assignment{Name: string(args[1])}
 	var err1, err2 error
@@ -55,6 +62,14 @@ func cmdShardAssign(c *client, args [][]byte) {
 			}
 			a.HashTags = v == "1"
 			i++
+		case eqFold(args[i], "epoch") && i+1 < len(args):
+			e, err := strconv.ParseUint(string(args[i+1]), 10, 64)
+			if err != nil {
+				c.errReply(errNotInteger)
+				return
+			}
+			a.Epoch = e
+			i++
 		default:
 			c.errReply(errSyntax)
 			return
@@ -68,6 +83,20 @@ func cmdShardAssign(c *client, args [][]byte) {
 	s.stateMu.Lock()
 	defer s.stateMu.Unlock()
 	cur := s.assign.Load()
+	if cur != nil && a.Epoch > 0 && a.Epoch < cur.Epoch {
+		c.errReply(fmt.Sprintf("%s%d: shard node is at epoch %d (%s)", staleEpochPrefix, a.Epoch, cur.Epoch, cur.describe()))
+		return
+	}
+	if cur != nil && a.Epoch == 0 {
+		// A proxy with a static map: the node keeps the epoch it has.
+		a.Epoch = cur.Epoch
+	}
+	if cur != nil && cur.Epoch > 0 && a.Epoch > cur.Epoch && cur.HashTags == a.HashTags {
+		// A newer map decides the range and size. A node not yet at an
+		// epoch keeps the mismatch protection: its first etcd assignment
+		// must match what it holds, or be forced.
+		force = true
+	}
 	if cur != nil && !cur.sameRange(a) && !force {
 		c.errReply("ERR shard node already assigned " + cur.describe() + "; add FORCE to replace it")
 		return
@@ -75,7 +104,7 @@ func cmdShardAssign(c *client, args [][]byte) {
 	if a.Strict == nil && cur != nil {
 		a.Strict = cur.Strict
 	}
-	if cur != nil && cur.sameRange(a) && equalStrict(cur.Strict, a.Strict) {
+	if cur != nil && cur.sameRange(a) && cur.Epoch == a.Epoch && equalStrict(cur.Strict, a.Strict) {
 		c.becomeProxy()
 		c.ok()
 		return
@@ -92,16 +121,24 @@ func cmdShardAssign(c *client, args [][]byte) {
 	if a.Strict != nil {
 		s.strict.Store(*a.Strict)
 	}
-	if cur == nil {
+	switch {
+	case cur != nil && cur.sameRange(a) && cur.Epoch != a.Epoch:
+		// A new map epoch that keeps this node's range: routine.
+		s.log.Info("assignment epoch advanced", "name", a.Name, "from", cur.Epoch, "to", a.Epoch)
+	case cur == nil:
 		s.log.Info("assignment accepted", "name", a.Name, "start", a.Start, "end", a.End, "size", a.Size,
 			"strict_indexes", s.strict.Load(), "hash_tags", a.HashTags)
-	} else {
+	default:
 		s.log.Warn("assignment replaced", "old", cur.describe(), "name", a.Name, "start", a.Start,
 			"end", a.End, "size", a.Size, "strict_indexes", s.strict.Load(), "hash_tags", a.HashTags, "forced", force)
 	}
 	c.becomeProxy()
 	c.ok()
 }
+
+// staleEpochPrefix starts the refusal of an assignment at an epoch older
+// than the node's; the proxy reads it (proxy/shards.go).
+const staleEpochPrefix = "ERR stale epoch "
 
 func equalStrict(a, b *bool) bool {
 	if a == nil || b == nil {

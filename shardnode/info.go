@@ -94,6 +94,11 @@ func (s *Server) writeShardInfo(w *conncmd.InfoWriter) {
 	w.Field("shard_keys", s.db.Stats().Keys)
 	w.Field("shard_strict_indexes", boolInt(s.strict.Load()))
 	w.Field("shard_hash_tags", boolInt(a != nil && a.HashTags))
+	var epoch uint64
+	if a != nil {
+		epoch = a.Epoch
+	}
+	w.Field("shard_epoch", epoch)
 	stats := s.db.NamespaceStats()
 	names := make([]string, 0, len(stats)+1)
 	seen := map[string]bool{}

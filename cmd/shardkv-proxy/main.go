@@ -3,7 +3,8 @@
 // map. Flags are documented in docs/INTERNALS.md; -config FILE reads them
 // from a file in redis.conf syntax, which the flags given override.
 //
-// SIGHUP reloads the map file (address and size changes only); SIGTERM and
+// SIGHUP reloads the map file (address and size changes only), or with
+// -etcd reads the map from etcd; SIGTERM and
 // SIGINT stop it gracefully.
 package main
 
@@ -23,11 +24,14 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/shardkv/shardkv/internal/config"
+	"github.com/shardkv/shardkv/internal/etcdmap"
 	"github.com/shardkv/shardkv/internal/metrics"
 	"github.com/shardkv/shardkv/internal/version"
 	"github.com/shardkv/shardkv/proxy"
+	"github.com/shardkv/shardkv/rangemap"
 )
 
 func main() {
@@ -59,6 +63,9 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("shardkv-proxy", flag.ContinueOnError)
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address")
 	fs.StringVar(&cfg.MapFile, "map", "", "range map JSON file (the embedded default map when empty)")
+	etcdEndpoints := fs.String("etcd", "", "read the range map from etcd at these comma-separated `ENDPOINTS` and follow its changes (instead of -map)")
+	etcdWatch := fs.Bool("etcd-watch", true, "with -etcd, follow the map's changes with a watch; when false the map is read at start and again only when a node answers with a newer epoch (or on SIGHUP)")
+	clusterName := fs.String("cluster", etcdmap.DefaultCluster, "cluster `NAME` whose map is read from etcd (/shardkv/NAME/map)")
 	fs.StringVar(&cfg.RequirePass, "requirepass", "", "password clients must AUTH with")
 	fs.StringVar(&cfg.NodePassword, "node-password", "", "password sent to the shard nodes")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "per-request timeout to a shard node")
@@ -119,9 +126,43 @@ func run(args []string) error {
 		go http.Serve(ln, http.DefaultServeMux)
 	}
 
+	var srv *proxy.Server
+	var follow func() // the etcd watch, started once srv runs
+	if *etcdEndpoints != "" {
+		if cfg.MapFile != "" {
+			return errors.New("-etcd and -map both name the map; use one")
+		}
+		cli, err := etcdmap.Dial(*etcdEndpoints)
+		if err != nil {
+			return fmt.Errorf("-etcd: %w", err)
+		}
+		defer cli.Close()
+		m, err := firstMap(cli, *clusterName, log)
+		if err != nil {
+			return err
+		}
+		cfg.Map = m
+		cfg.MapSource = func(ctx context.Context) (*rangemap.Map, error) {
+			m, err := etcdmap.Get(ctx, cli, *clusterName)
+			return m, err
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		follow = func() {
+			etcdmap.Watch(ctx, cli, *clusterName, m.Epoch, log.Named("etcd"), func(m *rangemap.Map) {
+				if err := srv.ApplyMap(m); err != nil {
+					log.Error("new map from etcd refused; keeping the current map", "epoch", m.Epoch, "error", err)
+				}
+			})
+		}
+		log.Info("range map read from etcd", "cluster", *clusterName, "epoch", m.Epoch)
+	}
 	srv, err := proxy.New(cfg)
 	if err != nil {
 		return err
+	}
+	if follow != nil && *etcdWatch {
+		go follow()
 	}
 	if *metricsAddr != "" {
 		_, stopMetrics, err := metrics.Serve(*metricsAddr, log, srv.Collector())
@@ -157,6 +198,25 @@ func run(args []string) error {
 			<-errc
 			return err
 		}
+	}
+}
+
+// firstMap reads the map from etcd at start, retrying for a while: the
+// proxy cannot serve without one.
+func firstMap(cli *clientv3.Client, cluster string, log hclog.Logger) (*rangemap.Map, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		m, err := etcdmap.Get(ctx, cli, cluster)
+		cancel()
+		if err == nil {
+			return m, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("-etcd: %w", err)
+		}
+		log.Warn("no range map from etcd yet; retrying", "error", err)
+		time.Sleep(time.Second)
 	}
 }
 

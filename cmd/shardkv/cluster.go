@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shardkv/shardkv/internal/config"
+	"github.com/shardkv/shardkv/internal/etcdmap"
 	"github.com/shardkv/shardkv/rangemap"
 )
 
@@ -68,8 +69,9 @@ func cmdCluster(args []string, stdout, stderr io.Writer) error {
 	appendfsync := fs.String("appendfsync", "everysec", "shard nodes' appendfsync: always, everysec or no")
 	logLevel := fs.String("log-level", "info", "log level of every process")
 	strict := fs.Bool("strict-indexes", false, "start the nodes with -strict-indexes")
+	staticMap := fs.Bool("static-map", false, "no embedded etcd: the proxy reads the map file (SHARD.RELOAD rereads it) and the map cannot be split")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics: the proxy's on `HOST:PORT`, the i-th node's (0, 1, ... in map order) on HOST:PORT+1+i (empty: off)")
-	if _, err := parseSub(fs, args, 0, "[--data DIR] [--map FILE] [--proxy-addr HOST:PORT] [--bin DIR] [--appendfsync MODE] [--log-level LEVEL] [--strict-indexes] [--metrics-addr HOST:PORT]", stderr); err != nil {
+	if _, err := parseSub(fs, args, 0, "[--data DIR] [--map FILE] [--proxy-addr HOST:PORT] [--bin DIR] [--appendfsync MODE] [--log-level LEVEL] [--strict-indexes] [--static-map] [--metrics-addr HOST:PORT]", stderr); err != nil {
 		return err
 	}
 	level := hclog.LevelFromString(*logLevel)
@@ -91,7 +93,7 @@ func cmdCluster(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("shard %s is on host %q: cluster runs every node on this machine, so every host must be 127.0.0.1, ::1 or localhost (start nodes on other machines with shardkv-node)", s.Name, s.Host)
 		}
 		switch s.Name {
-		case secretFile, nodeConfFile, proxyConfFile, placementFile, defaultMapFile:
+		case secretFile, nodeConfFile, proxyConfFile, placementFile, defaultMapFile, etcdDir, etcdLog, etcdEndpointFile:
 			return fmt.Errorf("shard %s: cluster keeps a file of that name in --data; rename the shard", s.Name)
 		}
 	}
@@ -178,7 +180,41 @@ func cmdCluster(args []string, stdout, stderr io.Writer) error {
 		c.children = append(c.children, &child{name: s.Name, bin: nodeBin, args: args, addr: s.Addr()})
 	}
 	pargs := []string{"-addr", *proxyAddr, "-log-level", *logLevel, "-config", proxyConf}
-	pargs = append(pargs, "-map", proxyMap)
+	if *staticMap {
+		pargs = append(pargs, "-map", proxyMap)
+	} else {
+		// The map's source of truth is etcd (docs/RESHARDING.md): a
+		// single-member etcd embedded in this process, its data in
+		// DIR/etcd, seeded from the bootstrap map when it has none.
+		emb, err := etcdmap.StartEmbedded(*data)
+		if err != nil {
+			return err
+		}
+		defer emb.Close()
+		epoch, err := seedMap(emb.Endpoint, m)
+		if err != nil {
+			return err
+		}
+		c.log.Info("range map in embedded etcd", "endpoint", emb.Endpoint, "key", etcdmap.MapKey(etcdmap.DefaultCluster), "epoch", epoch)
+		if err := writeEtcdEndpoint(*data, emb.Endpoint); err != nil {
+			return err
+		}
+		pargs = append(pargs, "-etcd", emb.Endpoint, "-cluster", etcdmap.DefaultCluster)
+		// The controller that carries out `shardkv split`, in this
+		// process; another `shardkv controller` may stand by.
+		ccli, err := etcdmap.Dial(emb.Endpoint)
+		if err != nil {
+			return err
+		}
+		defer ccli.Close()
+		cctx, stopController := context.WithCancel(context.Background())
+		controllerDone := make(chan struct{})
+		go func() {
+			defer close(controllerDone)
+			etcdmap.RunController(cctx, ccli, etcdmap.DefaultCluster, "cluster-"+strconv.Itoa(os.Getpid()), c.log.Named("controller"))
+		}()
+		defer func() { stopController(); <-controllerDone }()
+	}
 	if metrics != nil {
 		pargs = append(pargs, "-metrics-addr", metrics[0])
 	}
@@ -242,6 +278,42 @@ func cmdCluster(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w; %v", err, stopErr)
 	}
 	return err
+}
+
+// Files of the embedded etcd in the data directory.
+const (
+	etcdDir = "etcd"
+	etcdLog = "etcd.log"
+)
+
+// seedMap writes the bootstrap map into etcd when the cluster has none and
+// returns the epoch of the map etcd holds; a present map is kept, whatever
+// the bootstrap map says (splits since the first run live only there).
+func seedMap(endpoint string, m *rangemap.Map) (uint64, error) {
+	cli, err := etcdmap.Dial(endpoint)
+	if err != nil {
+		return 0, err
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	if _, err := etcdmap.Seed(ctx, cli, etcdmap.DefaultCluster, m); err != nil {
+		return 0, err
+	}
+	cur, err := etcdmap.Get(ctx, cli, etcdmap.DefaultCluster)
+	if err != nil {
+		return 0, err
+	}
+	return cur.Epoch, nil
+}
+
+// etcdEndpointFile names, in the data directory, the embedded etcd's
+// client URL of the running cluster, for the CLI (split, status) on this
+// machine: its port is a free one, new at every start.
+const etcdEndpointFile = "etcd-endpoint"
+
+func writeEtcdEndpoint(dir, endpoint string) error {
+	return writeFileAtomic(filepath.Join(dir, etcdEndpointFile), []byte(endpoint+"\n"))
 }
 
 // errStopped means a signal asked the cluster to stop while it was starting.

@@ -43,10 +43,21 @@ Commands:
   status
         Print the range map with each shard's health, keys, live bytes and size
         limit, as the proxy sees them (SHARD.MAP, INFO shards); exits 1 if a
-        shard is down or its node's assignment differs from the map.
+        shard is down or its node's assignment differs from the map. With an
+        etcd map: its epoch, and the changes in flight (--etcd, --data as
+        for split).
+  split SHARD [AT] POSITION [--name NEW] [--etcd ENDPOINTS | --data DIR]
+        Ask the controller to cut SHARD's range at POSITION: SHARD keeps the
+        part below, a new shard on the same node (NEW, default SHARD-2) the
+        rest; no data moves, the map's epoch grows by one. Waits for the
+        outcome. The etcd is the local cluster's (DIR/etcd-endpoint, DIR
+        "data") unless --etcd is given; --cluster NAME picks the cluster.
+  controller [--etcd ENDPOINTS | --data DIR] [--cluster NAME] [--id ID]
+        Run a controller: several may run, one leads (an etcd election) and
+        carries out requests (split). shardkv cluster runs one itself.
   cluster [--data DIR] [--map FILE] [--proxy-addr HOST:PORT] [--bin DIR]
           [--appendfsync always|everysec|no] [--log-level LEVEL]
-          [--strict-indexes] [--metrics-addr HOST:PORT]
+          [--strict-indexes] [--static-map] [--metrics-addr HOST:PORT]
         Run a local cluster in the foreground: one shardkv-node per shard of
         the range map (the embedded default map: three nodes on
         127.0.0.1:7001-7003) with its data in DIR/<shard name> (default
@@ -59,6 +70,9 @@ Commands:
         the nodes, and waits for them; the data stays in DIR. With
         --metrics-addr HOST:PORT the proxy serves Prometheus metrics on
         HOST:PORT/metrics and the nodes, in map order, on the next ports.
+        The map lives in an etcd embedded in this process (DIR/etcd), seeded
+        from the map at the first run, and a controller runs with it;
+        --static-map runs without them (the proxy reads the map file).
   version
         Print the version (also -version, --version).
   help
@@ -216,6 +230,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return cmdStatus(ctx, &g, rest, stdout, stderr)
 	case "cluster":
 		return cmdCluster(rest, stdout, stderr)
+	case "split":
+		return cmdSplit(ctx, rest, stdout, stderr)
+	case "controller":
+		return cmdController(rest, stderr)
 	default:
 		fmt.Fprintf(stderr, "shardkv: unknown command %q\n\n%s", cmd, usage)
 		return &exitError{code: 2}

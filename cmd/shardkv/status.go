@@ -22,6 +22,8 @@ type shardState struct {
 
 func cmdStatus(ctx context.Context, g *globals, args []string, stdout, stderr io.Writer) error {
 	fs := subFlags("status", g, stderr)
+	var ef etcdFlags
+	ef.register(fs.StringVar)
 	if _, err := parseSub(fs, args, 0, "", stderr); err != nil {
 		return err
 	}
@@ -51,9 +53,16 @@ func cmdStatus(ctx context.Context, g *globals, args []string, stdout, stderr io
 		shards[i].info = sections["shard_"+strings.ToLower(shards[i].name)]
 	}
 
+	if srv, err := rdb.Info(ctx, "server").Result(); err == nil {
+		if e := parseInfoSections(srv)["server"]["map_epoch"]; e != "" && e != "0" {
+			fmt.Fprintf(stdout, "map epoch %s (etcd)\n", e)
+			printChanges(ctx, &ef, stdout)
+		}
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SHARD\tRANGE\tADDRESS\tHEALTH\tKEYS\tLIVE BYTES\tSIZE LIMIT")
 	down := 0
+	prevAddr := ""
 	for _, s := range shards {
 		health := "up"
 		if !s.reachable {
@@ -64,6 +73,12 @@ func cmdStatus(ctx context.Context, g *globals, args []string, stdout, stderr io
 			down++
 		}
 		keys, live, limit := "-", "-", "-"
+		if s.info == nil && s.addr == prevAddr {
+			// An entry a split left on the node of the row above: the
+			// node's figures are on that row.
+			keys, live, limit = "(above)", "(above)", "(above)"
+		}
+		prevAddr = s.addr
 		if v, ok := s.info["shard_keys"]; ok {
 			keys = v
 		}
