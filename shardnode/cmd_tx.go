@@ -139,7 +139,7 @@ func (c *client) exec(w *watcher) {
 	c.inMulti = false
 	c.sess.SetMulti(-1)
 	mark := len(c.out)
-	aborted := false
+	aborted, locked := false, false
 	var served []*waiter
 	err := c.srv.db.Update(func(tx *bitcask.Tx) error {
 		c.txs.tx = tx.Select(c.sess.DB())
@@ -155,6 +155,14 @@ func (c *client) exec(w *watcher) {
 		w.keys = keys[:0]
 		if aborted {
 			return nil
+		}
+		// A key locked by a cross-shard transaction: nothing runs, and
+		// the proxy retries the EXEC (xshard.go).
+		for _, q := range queue {
+			if q.spec.kind == kindKeyed && c.txLockedKeys(q.spec, q.args) {
+				locked = true
+				return nil
+			}
 		}
 		c.array(len(queue))
 		c.inExec = true // a blocking pop does not block (blocking.go)
@@ -183,5 +191,7 @@ func (c *client) exec(w *watcher) {
 		c.out = resp.AppendError(c.out[:mark], c.srv.storageError(err))
 	case aborted:
 		c.out = resp.AppendNullArray(c.out[:mark], c.sess.Proto)
+	case locked:
+		c.out = resp.AppendError(c.out[:mark], errTxLocked)
 	}
 }
