@@ -207,6 +207,7 @@ func (c *client) endBatch() {
 	c.sendQueued()
 	c.w.Wait()
 	c.retryNoScript()
+	c.retryLocked()
 	c.observe()
 	c.writeReplies()
 	c.afterReplies()
@@ -557,6 +558,10 @@ func (c *client) sameNode(ci *cmdtable.Command, cmd redcon.Command) {
 	}
 	if len(c.shIdx) == 0 {
 		c.forward(c.tbl.shards[0], cmd.Raw) // a key count that is not one: the node replies the error
+		return
+	}
+	if !same && ci.Name == "msetnx" {
+		c.xWrite(ci.Name, args, ci.Step)
 		return
 	}
 	if !same {

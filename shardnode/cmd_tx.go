@@ -151,16 +151,19 @@ func (c *client) exec(w *watcher) {
 			m, ok := tx.Select(keys[i].db()).Meta(keys[i].name())
 			aborted = ok != keys[i].exists || ok && m.Seq != keys[i].seq
 		}
+		watched := len(keys) > 0
 		clear(keys)
 		w.keys = keys[:0]
 		if aborted {
 			return nil
 		}
-		// A key locked by a cross-shard transaction: nothing runs, and
-		// the proxy retries the EXEC (xshard.go).
+		// A key locked by a cross-shard transaction: nothing runs. Without
+		// WATCH the proxy retries the EXEC (xshard.go); a WATCH is gone
+		// once EXEC ran, so that transaction fails as if a watched key
+		// changed, and its client retries it as it retries any.
 		for _, q := range queue {
 			if q.spec.kind == kindKeyed && c.txLockedKeys(q.spec, q.args) {
-				locked = true
+				aborted, locked = watched, !watched
 				return nil
 			}
 		}

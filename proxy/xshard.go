@@ -1,0 +1,393 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"math/big"
+	mrand "math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/shardkv/shardkv/resp"
+)
+
+// The coordinator of cross-shard transactions (docs/TRANSACTIONS.md): the
+// proxy prepares each shard's part on its node (TX.PREPARE), records the
+// decision on the primary (the first part's node, TX.DECIDE), then commits
+// or aborts the others (TX.COMMIT / TX.ABORT) and lets the primary forget
+// the decision (TX.FORGET). It keeps nothing that outlives it: a crash at
+// any step leaves the participants to resolve through the primary.
+
+// xLockMs is the lock timeout the proxy asks of the participants.
+const xLockMs = 2000
+
+// xRetryBudget bounds how long a transaction is retried after conflicts.
+const xRetryBudget = 2 * time.Second
+
+const (
+	errXTryAgain  = "TRYAGAIN cross-shard transaction not executed: conflicts with others"
+	errXDown      = "TRYAGAIN cross-shard transaction not executed: a shard node did not answer its prepare"
+	errXUncertain = "UNCERTAIN cross-shard transaction: the decision could not be recorded, the outcome is unknown"
+)
+
+var xtxPrefix = func() [8]byte {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		n, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+		binary.BigEndian.PutUint64(b[:], n.Uint64())
+	}
+	return b
+}()
+
+var xtxCounter atomic.Uint64
+
+// newTxID is 8 random bytes chosen at start and a counter: unique across
+// proxies and restarts without coordination.
+func newTxID() string {
+	var b [16]byte
+	copy(b[:], xtxPrefix[:])
+	binary.BigEndian.PutUint64(b[8:], xtxCounter.Add(1))
+	return string(b[:])
+}
+
+// Fail points for the crash tests (docs/TRANSACTIONS.md): the proxy kills
+// itself with SIGKILL at a step named in SHARDKV_PROXY_FAILPOINTS. Only the
+// integration tests set it.
+var proxyFailPoints = func() map[string]bool {
+	v := os.Getenv("SHARDKV_PROXY_FAILPOINTS")
+	if v == "" {
+		return nil
+	}
+	m := make(map[string]bool)
+	for _, p := range strings.Split(v, ",") {
+		m[strings.TrimSpace(p)] = true
+	}
+	return m
+}()
+
+func proxyFailPoint(name string) {
+	if proxyFailPoints[name] {
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {}
+	}
+}
+
+// xPart is one participant: a shard and the commands it runs.
+type xPart struct {
+	sh   *shard
+	cmds [][][]byte
+	// replies are the raw replies of cmds after a prepare.
+	replies [][]byte
+}
+
+// xParts groups commands by shard in order of first appearance.
+type xParts []*xPart
+
+func (ps *xParts) add(sh *shard, cmd [][]byte) *xPart {
+	for _, p := range *ps {
+		if p.sh == sh {
+			p.cmds = append(p.cmds, cmd)
+			return p
+		}
+	}
+	p := &xPart{sh: sh, cmds: [][][]byte{cmd}}
+	*ps = append(*ps, p)
+	return p
+}
+
+// xResult is how a cross-shard transaction ended.
+type xResult struct {
+	committed bool
+	// err is the client's error when it did not commit ("" with
+	// committed false: the vote function chose to abort).
+	err string
+}
+
+// runXTx runs parts as one transaction. After every prepare succeeded,
+// vote says whether to commit (MSETNX aborts on a 0). The first part is
+// the primary.
+func (c *client) runXTx(parts xParts, vote func(xParts) bool) xResult {
+	c.barrier() // the client's earlier commands first
+	ts := time.Now().UnixMicro()
+	start := time.Now()
+	db := strconv.Itoa(c.sess.DB())
+	primary := parts[0].sh
+	for attempt := 1; ; attempt++ {
+		txid := newTxID()
+		reqs := make([]*preq, len(parts))
+		for i, p := range parts {
+			r := c.newReq()
+			n := 6
+			for _, cmd := range p.cmds {
+				n += 1 + len(cmd)
+			}
+			r.buf = resp.AppendArray(r.buf[:0], n)
+			r.buf = resp.AppendBulkString(r.buf, "TX.PREPARE")
+			r.buf = resp.AppendBulkString(r.buf, txid)
+			r.buf = resp.AppendBulkString(r.buf, strconv.FormatInt(ts, 10))
+			r.buf = resp.AppendBulkString(r.buf, primary.addr)
+			r.buf = resp.AppendBulkString(r.buf, strconv.Itoa(xLockMs))
+			r.buf = resp.AppendBulkString(r.buf, db)
+			for _, cmd := range p.cmds {
+				r.buf = resp.AppendBulkString(r.buf, strconv.Itoa(len(cmd)))
+				for _, a := range cmd {
+					r.buf = resp.AppendBulk(r.buf, a)
+				}
+			}
+			r.Cmd = r.buf
+			c.send(p.sh, &r.Request)
+			reqs[i] = r
+		}
+		c.barrier()
+		conflict, failed := false, ""
+		for i, p := range parts {
+			r := reqs[i]
+			switch {
+			case r.Err != nil:
+				failed = errXDown
+			case len(r.Reply) > 0 && r.Reply[0] == '-':
+				msg := string(bytes.TrimRight(r.Reply[1:], "\r\n"))
+				if strings.HasPrefix(msg, "TXCONFLICT") {
+					conflict = true
+				} else if failed == "" {
+					if isWrongShard(r.Reply) {
+						msg = c.s.wrongShardReply(p.sh, r.Reply)
+					}
+					failed = msg
+				}
+			default:
+				p.replies = splitArray(r.Reply)
+				if len(p.replies) != len(p.cmds) {
+					failed = "ERR malformed prepare reply from the shard node"
+				}
+			}
+		}
+		if conflict || failed != "" {
+			c.xAbort(txid, parts)
+			if failed != "" {
+				return xResult{err: failed}
+			}
+			if time.Since(start) > xRetryBudget {
+				return xResult{err: errXTryAgain}
+			}
+			// Random backoff, growing: the retry keeps ts, so it gets older
+			// than its rivals.
+			time.Sleep(time.Duration(mrand.Int64N(int64(attempt)*int64(time.Millisecond)) + int64(100*time.Microsecond)))
+			continue
+		}
+		if vote != nil && !vote(parts) {
+			c.xAbort(txid, parts)
+			return xResult{}
+		}
+		proxyFailPoint("prepared")
+		d := c.xDecide(txid, primary, "COMMIT", start)
+		switch d {
+		case "COMMIT":
+		case "ABORT":
+			c.xAbort(txid, parts)
+			return xResult{err: errXTryAgain}
+		default:
+			return xResult{err: errXUncertain}
+		}
+		proxyFailPoint("decided")
+		acked := true
+		rs := make([]*preq, 0, len(parts))
+		for _, p := range parts[1:] {
+			r := c.newReq()
+			r.buf = resp.AppendCommandStrings(r.buf[:0], "TX.COMMIT", txid)
+			r.Cmd = r.buf
+			c.send(p.sh, &r.Request)
+			rs = append(rs, r)
+		}
+		c.barrier()
+		for _, r := range rs {
+			if r.Err != nil || len(r.Reply) == 0 || r.Reply[0] != '+' {
+				// Committed all the same: that participant applies once it
+				// asks the primary, and its keys stay locked until then.
+				acked = false
+			}
+		}
+		if acked {
+			r := c.newReq()
+			r.buf = resp.AppendCommandStrings(r.buf[:0], "TX.FORGET", txid)
+			r.Cmd = r.buf
+			c.send(primary, &r.Request)
+		}
+		return xResult{committed: true}
+	}
+}
+
+// xDecide records the decision on the primary, retrying while it does not
+// answer, within the retry budget.
+func (c *client) xDecide(txid string, primary *shard, d string, start time.Time) string {
+	for {
+		r := c.newReq()
+		r.buf = resp.AppendCommandStrings(r.buf[:0], "TX.DECIDE", txid, d)
+		r.Cmd = r.buf
+		c.send(primary, &r.Request)
+		c.barrier()
+		if r.Err == nil {
+			switch string(bytes.TrimRight(r.Reply, "\r\n")) {
+			case "+COMMIT":
+				return "COMMIT"
+			case "+ABORT":
+				return "ABORT"
+			}
+		}
+		if time.Since(start) > 2*xRetryBudget {
+			return ""
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// xAbort records ABORT on the primary (a participant whose abort is lost
+// learns it there) and drops every prepare.
+func (c *client) xAbort(txid string, parts xParts) {
+	r := c.newReq()
+	r.buf = resp.AppendCommandStrings(r.buf[:0], "TX.DECIDE", txid, "ABORT")
+	r.Cmd = r.buf
+	c.send(parts[0].sh, &r.Request)
+	c.barrier()
+	for _, p := range parts[1:] {
+		r := c.newReq()
+		r.buf = resp.AppendCommandStrings(r.buf[:0], "TX.ABORT", txid)
+		r.Cmd = r.buf
+		c.send(p.sh, &r.Request)
+	}
+	r = c.newReq()
+	r.buf = resp.AppendCommandStrings(r.buf[:0], "TX.FORGET", txid)
+	r.Cmd = r.buf
+	c.send(parts[0].sh, &r.Request)
+	c.barrier()
+}
+
+// splitArray returns the raw elements of an array reply, nil if b is not
+// one.
+func splitArray(b []byte) [][]byte {
+	if len(b) == 0 || b[0] != '*' {
+		return nil
+	}
+	end := bytes.IndexByte(b, '\n')
+	if end < 0 {
+		return nil
+	}
+	n, err := strconv.Atoi(string(b[1 : end-1]))
+	if err != nil || n < 0 {
+		return nil
+	}
+	b = b[end+1:]
+	out := make([][]byte, 0, n)
+	for range n {
+		l, err := resp.ReplyLen(b)
+		if err != nil || l == 0 {
+			return nil
+		}
+		out = append(out, b[:l])
+		b = b[l:]
+	}
+	return out
+}
+
+// xWrite runs MSET, MSETNX, DEL or UNLINK whose keys span shards as one
+// cross-shard transaction, and replies as Redis would on one server.
+func (c *client) xWrite(name string, args [][]byte, step int) {
+	// One command per shard with that shard's keys, in the client's order.
+	var parts xParts
+	for i := 1; i < len(args); i += step {
+		sh := c.tbl.locate(args[i])
+		var p *xPart
+		for _, q := range parts {
+			if q.sh == sh {
+				p = q
+			}
+		}
+		if p == nil {
+			p = &xPart{sh: sh, cmds: [][][]byte{{args[0]}}}
+			parts = append(parts, p)
+		}
+		p.cmds[0] = append(p.cmds[0], args[i:i+step]...)
+	}
+	var vote func(xParts) bool
+	if name == "msetnx" {
+		vote = func(ps xParts) bool {
+			for _, p := range ps {
+				if string(p.replies[0]) != ":1\r\n" {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	res := c.runXTx(parts, vote)
+	switch {
+	case res.err != "":
+		c.errorReply(res.err)
+	case name == "msetnx":
+		if res.committed {
+			c.integer(1)
+		} else {
+			c.integer(0)
+		}
+	case name == "mset":
+		c.ok()
+	default: // del, unlink: the keys deleted, summed
+		var n int64
+		for _, p := range parts {
+			if v, _, err := resp.Parse(p.replies[0]); err == nil {
+				n += v.Int
+			}
+		}
+		c.integer(n)
+	}
+}
+
+// lockedReply is the node's refusal of a command over a key a cross-shard
+// transaction holds locked (shardnode/xshard.go).
+var lockedReply = []byte("-TRYAGAIN a key of this command is locked")
+
+// retryLocked sends again the commands a node refused because a
+// cross-shard transaction held their keys: the doc's "waits on the node",
+// done by the proxy. It gives up after the lock timeout and a resolution
+// round trip, and the client gets the TRYAGAIN.
+func (c *client) retryLocked() {
+	start := time.Now()
+	for pause := 200 * time.Microsecond; ; pause = min(2*pause, 20*time.Millisecond) {
+		again := false
+		for i := range c.slots {
+			sl := &c.slots[i]
+			if sl.kind != slotForward && sl.kind != slotExec || sl.req == nil || sl.req.Err != nil {
+				continue
+			}
+			reply := sl.req.Reply
+			if sl.kind == slotExec {
+				reply = lastReply(reply, sl.req.N)
+			}
+			if !bytes.HasPrefix(reply, lockedReply) {
+				continue
+			}
+			if !again {
+				if time.Since(start) > 2*xLockMs*time.Millisecond {
+					return
+				}
+				time.Sleep(pause)
+				c.w.Begin()
+				again = true
+			}
+			r := c.newReq()
+			r.Cmd, r.N = sl.req.Cmd, sl.req.N
+			c.send(sl.sh, &r.Request)
+			sl.req = &r.Request
+		}
+		if !again {
+			return
+		}
+		c.sendQueued()
+		c.w.Wait()
+	}
+}
