@@ -564,6 +564,10 @@ func (c *client) sameNode(ci *cmdtable.Command, cmd redcon.Command) {
 		c.xWrite(ci.Name, args, ci.Step)
 		return
 	}
+	if !same && (ci.Name == "rename" || ci.Name == "renamenx" || ci.Name == "copy") {
+		c.xMove(ci.Name, args)
+		return
+	}
 	if !same {
 		a := c.tbl.shards[c.shIdx[0]].name
 		for _, i := range c.shIdx {

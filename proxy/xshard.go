@@ -31,7 +31,6 @@ const xRetryBudget = 2 * time.Second
 
 const (
 	errXTryAgain  = "TRYAGAIN cross-shard transaction not executed: conflicts with others"
-	errXDown      = "TRYAGAIN cross-shard transaction not executed: a shard node did not answer its prepare"
 	errXUncertain = "UNCERTAIN cross-shard transaction: the decision could not be recorded, the outcome is unknown"
 )
 
@@ -108,10 +107,13 @@ type xResult struct {
 	err string
 }
 
-// runXTx runs parts as one transaction. After every prepare succeeded,
-// vote says whether to commit (MSETNX aborts on a 0). The first part is
-// the primary.
-func (c *client) runXTx(parts xParts, vote func(xParts) bool) xResult {
+// runXTx runs parts as one transaction. When next is set, a second round
+// of parts is built from the first round's replies (a value read under the
+// lock, for RENAME and COPY) and prepared with the locks of the first
+// still held; a next that returns an error aborts with it. After every
+// prepare succeeded, vote says whether to commit (MSETNX aborts on a 0).
+// The first part is the primary.
+func (c *client) runXTx(parts xParts, next func(xParts) (xParts, string), vote func(xParts) bool) xResult {
 	c.barrier() // the client's earlier commands first
 	ts := time.Now().UnixMicro()
 	start := time.Now()
@@ -119,54 +121,17 @@ func (c *client) runXTx(parts xParts, vote func(xParts) bool) xResult {
 	primary := parts[0].sh
 	for attempt := 1; ; attempt++ {
 		txid := newTxID()
-		reqs := make([]*preq, len(parts))
-		for i, p := range parts {
-			r := c.newReq()
-			n := 6
-			for _, cmd := range p.cmds {
-				n += 1 + len(cmd)
-			}
-			r.buf = resp.AppendArray(r.buf[:0], n)
-			r.buf = resp.AppendBulkString(r.buf, "TX.PREPARE")
-			r.buf = resp.AppendBulkString(r.buf, txid)
-			r.buf = resp.AppendBulkString(r.buf, strconv.FormatInt(ts, 10))
-			r.buf = resp.AppendBulkString(r.buf, primary.addr)
-			r.buf = resp.AppendBulkString(r.buf, strconv.Itoa(xLockMs))
-			r.buf = resp.AppendBulkString(r.buf, db)
-			for _, cmd := range p.cmds {
-				r.buf = resp.AppendBulkString(r.buf, strconv.Itoa(len(cmd)))
-				for _, a := range cmd {
-					r.buf = resp.AppendBulk(r.buf, a)
-				}
-			}
-			r.Cmd = r.buf
-			c.send(p.sh, &r.Request)
-			reqs[i] = r
-		}
-		c.barrier()
-		conflict, failed := false, ""
-		for i, p := range parts {
-			r := reqs[i]
-			switch {
-			case r.Err != nil:
-				failed = errXDown
-			case len(r.Reply) > 0 && r.Reply[0] == '-':
-				msg := string(bytes.TrimRight(r.Reply[1:], "\r\n"))
-				if strings.HasPrefix(msg, "TXCONFLICT") {
-					conflict = true
-				} else if failed == "" {
-					if isWrongShard(r.Reply) {
-						msg = c.s.wrongShardReply(p.sh, r.Reply)
-					}
-					failed = msg
-				}
-			default:
-				p.replies = splitArray(r.Reply)
-				if len(p.replies) != len(p.cmds) {
-					failed = "ERR malformed prepare reply from the shard node"
-				}
+		all := parts
+		conflict, failed := c.xPrepare(txid, ts, db, primary, parts)
+		if !conflict && failed == "" && next != nil {
+			var more xParts
+			more, failed = next(parts)
+			if failed == "" && len(more) > 0 {
+				all = append(append(xParts(nil), parts...), more...)
+				conflict, failed = c.xPrepare(txid, ts, db, primary, more)
 			}
 		}
+		parts := all
 		if conflict || failed != "" {
 			c.xAbort(txid, parts)
 			if failed != "" {
@@ -324,7 +289,7 @@ func (c *client) xWrite(name string, args [][]byte, step int) {
 			return true
 		}
 	}
-	res := c.runXTx(parts, vote)
+	res := c.runXTx(parts, nil, vote)
 	switch {
 	case res.err != "":
 		c.errorReply(res.err)
@@ -389,5 +354,123 @@ func (c *client) retryLocked() {
 		}
 		c.sendQueued()
 		c.w.Wait()
+	}
+}
+
+// xPrepare sends TX.PREPARE to every part and reads the replies.
+func (c *client) xPrepare(txid string, ts int64, db string, primary *shard, parts xParts) (conflict bool, failed string) {
+	reqs := make([]*preq, len(parts))
+	for i, p := range parts {
+		r := c.newReq()
+		n := 6
+		for _, cmd := range p.cmds {
+			n += 1 + len(cmd)
+		}
+		r.buf = resp.AppendArray(r.buf[:0], n)
+		r.buf = resp.AppendBulkString(r.buf, "TX.PREPARE")
+		r.buf = resp.AppendBulkString(r.buf, txid)
+		r.buf = resp.AppendBulkString(r.buf, strconv.FormatInt(ts, 10))
+		r.buf = resp.AppendBulkString(r.buf, primary.addr)
+		r.buf = resp.AppendBulkString(r.buf, strconv.Itoa(xLockMs))
+		r.buf = resp.AppendBulkString(r.buf, db)
+		for _, cmd := range p.cmds {
+			r.buf = resp.AppendBulkString(r.buf, strconv.Itoa(len(cmd)))
+			for _, a := range cmd {
+				r.buf = resp.AppendBulk(r.buf, a)
+			}
+		}
+		r.Cmd = r.buf
+		c.send(p.sh, &r.Request)
+		reqs[i] = r
+	}
+	c.barrier()
+	for i, p := range parts {
+		r := reqs[i]
+		switch {
+		case r.Err != nil:
+			if failed == "" {
+				failed = p.sh.unavailable(r.Err) + " (cross-shard transaction not executed)"
+			}
+		case len(r.Reply) > 0 && r.Reply[0] == '-':
+			msg := string(bytes.TrimRight(r.Reply[1:], "\r\n"))
+			if strings.HasPrefix(msg, "TXCONFLICT") {
+				conflict = true
+			} else if failed == "" {
+				if isWrongShard(r.Reply) {
+					msg = c.s.wrongShardReply(p.sh, r.Reply) + " (cross-shard transaction not executed)"
+				}
+				failed = msg
+			}
+		default:
+			p.replies = splitArray(r.Reply)
+			if len(p.replies) != len(p.cmds) {
+				failed = "ERR malformed prepare reply from the shard node"
+			}
+		}
+	}
+	return conflict, failed
+}
+
+// xMove runs RENAME, RENAMENX or COPY whose source and destination live on
+// different shards: the source's shard prepares first (its value and
+// expiry read under its lock, and for RENAME its delete), then the
+// destination's with that value. Only string values move this way: a
+// collection gets CROSSSHARD, with nothing changed.
+func (c *client) xMove(name string, args [][]byte) {
+	src, dst := args[1], args[2]
+	replace := false
+	for _, a := range args[3:] {
+		switch lower(a) {
+		case "replace":
+			replace = true
+		default: // COPY ... DB n: the destination database is not the connection's
+			c.errorReply(crossShard(name, c.tbl.locate(src).name, c.tbl.locate(dst).name))
+			return
+		}
+	}
+	first := &xPart{sh: c.tbl.locate(src), cmds: [][][]byte{{[]byte("GET"), src}, {[]byte("PEXPIRETIME"), src}}}
+	if name != "copy" {
+		first.cmds = append(first.cmds, [][]byte{[]byte("DEL"), src})
+	}
+	var second *xPart
+	missing := false
+	next := func(ps xParts) (xParts, string) {
+		v, _, err := resp.Parse(ps[0].replies[0])
+		switch {
+		case err != nil:
+			return nil, "ERR malformed prepare reply from the shard node"
+		case v.IsError():
+			return nil, crossShard(name, ps[0].sh.name, c.tbl.locate(dst).name) + " (the source is not a string)"
+		case v.Null:
+			missing = true
+			return nil, ""
+		}
+		cmd := [][]byte{[]byte("SET"), dst, append([]byte(nil), v.Str...)}
+		if name == "renamenx" || name == "copy" && !replace {
+			cmd = append(cmd, []byte("NX"))
+		}
+		if at, _, err := resp.Parse(ps[0].replies[1]); err == nil && at.Int > 0 {
+			cmd = append(cmd, []byte("PXAT"), []byte(strconv.FormatInt(at.Int, 10)))
+		}
+		second = &xPart{sh: c.tbl.locate(dst), cmds: [][][]byte{cmd}}
+		return xParts{second}, ""
+	}
+	vote := func(xParts) bool {
+		return !missing && second != nil && !bytes.Equal(second.replies[0], []byte("$-1\r\n")) && !bytes.Equal(second.replies[0], []byte("_\r\n"))
+	}
+	res := c.runXTx(xParts{first}, next, vote)
+	switch {
+	case res.err != "":
+		c.errorReply(res.err)
+	case missing && name == "copy":
+		c.integer(0)
+	case missing:
+		c.errorReply("ERR no such key")
+	case name == "rename":
+		c.ok()
+	case res.committed:
+		c.integer(1)
+	default:
+		c.integer(0)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/shardkv/shardkv/internal/redistest"
 )
 
 // MSET, MSETNX, DEL and UNLINK over keys of three shards are atomic
@@ -149,5 +151,44 @@ func TestCrossShardNoDeadlock(t *testing.T) {
 	r := c.client(2)
 	if got := r.MGet(ctx, a, b).Val(); got[0] != got[1] {
 		t.Fatalf("the last writes differ: %v", got)
+	}
+}
+
+// RENAME, RENAMENX, COPY, MSETNX and DEL across shards reply as Redis does
+// on one server, expiry included: the same script runs against
+// redis-server and through the proxy, with the key names of each step
+// chosen so that source and destination live on different shards.
+func TestCrossShardLikeRedis(t *testing.T) {
+	c := startCluster(t, clusterOpts{nodes: 3})
+	a := c.keysOn(0, 3, "lr-a")
+	b := c.keysOn(1, 3, "lr-b")
+	d := c.keysOn(2, 2, "lr-d")
+	const at = "4102444800000" // 2100-01-01, so PEXPIRETIME replies the same
+	S := redistest.S
+	steps := []redistest.Step{
+		S(0, "SET", a[0], "v0"), S(0, "PEXPIREAT", a[0], at),
+		S(0, "RENAME", a[0], b[0]), S(0, "EXISTS", a[0]), S(0, "GET", b[0]), S(0, "PEXPIRETIME", b[0]),
+		S(0, "RENAME", a[0], b[1]),
+		S(0, "SET", a[1], "v1"), S(0, "SET", b[1], "old"), S(0, "PEXPIREAT", b[1], at),
+		S(0, "RENAME", a[1], b[1]), S(0, "GET", b[1]), S(0, "PEXPIRETIME", b[1]),
+		S(0, "SET", a[1], "v2"),
+		S(0, "RENAMENX", a[1], b[1]), S(0, "GET", a[1]), S(0, "GET", b[1]),
+		S(0, "RENAMENX", a[1], d[0]), S(0, "GET", d[0]), S(0, "EXISTS", a[1]),
+		S(0, "RENAMENX", "missing"+a[2], d[1]),
+		S(0, "COPY", d[0], a[2]), S(0, "GET", a[2]), S(0, "GET", d[0]),
+		S(0, "COPY", b[0], a[2]), S(0, "GET", a[2]),
+		S(0, "COPY", b[0], a[2], "REPLACE"), S(0, "GET", a[2]), S(0, "PEXPIRETIME", a[2]),
+		S(0, "COPY", "missing"+a[2], d[1]),
+		S(0, "MSETNX", a[0], "1", b[2], "2", d[1], "3"), S(0, "MGET", a[0], b[2], d[1]),
+		S(0, "MSETNX", a[0], "x", b[2], "y", d[0], "z"), S(0, "MGET", a[0], b[2], d[0]),
+		S(0, "DEL", a[0], b[2], d[1], "missing"+a[0]), S(0, "UNLINK", a[1], a[2], b[0], d[0]),
+		S(0, "MSET", a[0], "p", b[0], "q", d[0], "r"), S(0, "MGET", a[0], b[0], d[0]),
+	}
+	for _, proto := range []int{2, 3} {
+		redisAddr := redistest.Start(t)
+		want := redistest.Transcript(t, redisAddr, []int{proto}, steps)
+		c.client(2).FlushAll(context.Background())
+		got := redistest.Transcript(t, c.addr, []int{proto}, steps)
+		redistest.Compare(t, steps, want, got)
 	}
 }
