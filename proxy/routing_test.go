@@ -405,12 +405,15 @@ func TestMultiExec(t *testing.T) {
 		if got := fmt.Sprint(cmds[2].(*redis.SliceCmd).Val()); got != "[2 <nil>]" {
 			t.Fatalf("MGET in MULTI = %s", got)
 		}
+		// Across shards, a command a participant cannot prepare (PING,
+		// a set) refuses the whole transaction (the cross-shard ones that
+		// run: xshard_test.go).
 		_, err = r.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, a[1], "x", 0)
-			p.Set(ctx, b, "y", 0)
+			p.SAdd(ctx, b, "y")
 			return nil
 		})
-		want := "CROSSSHARD transaction keys live on different shards (s0, s1)"
+		want := "CROSSSHARD 'sadd' cannot be part of a transaction whose keys live on several shards"
 		if err == nil || err.Error() != want {
 			t.Fatalf("cross-shard EXEC: %v", err)
 		}
@@ -496,7 +499,8 @@ func TestWatch(t *testing.T) {
 		if v := r.Get(ctx, keys[0]).Val(); v != "100" {
 			t.Fatalf("the failed transaction ran: %s", v)
 		}
-		// Watching one node and writing another is refused.
+		// Watching one node and writing another is a cross-shard
+		// transaction whose watched node takes part.
 		err := r.Watch(ctx, func(tx *redis.Tx) error {
 			_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				p.Set(ctx, elsewhere, "x", 0)
@@ -504,8 +508,19 @@ func TestWatch(t *testing.T) {
 			})
 			return err
 		}, keys[0])
-		if err == nil || !strings.HasPrefix(err.Error(), "CROSSSHARD transaction keys live on different shards") {
+		if err != nil || r.Get(ctx, elsewhere).Val() != "x" {
 			t.Fatalf("WATCH s1 then EXEC on s0: %v", err)
+		}
+		err = r.Watch(ctx, func(tx *redis.Tx) error {
+			other.Set(ctx, keys[0], "101", 0)
+			_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, elsewhere, "y", 0)
+				return nil
+			})
+			return err
+		}, keys[0])
+		if !errors.Is(err, redis.TxFailedErr) || r.Get(ctx, elsewhere).Val() != "x" {
+			t.Fatalf("WATCH s1, a change, then EXEC on s0: %v", err)
 		}
 		if err := r.Watch(ctx, func(*redis.Tx) error { return nil }, keys[0], elsewhere); err == nil || !strings.HasPrefix(err.Error(), "CROSSSHARD keys of 'watch'") {
 			t.Fatalf("WATCH across nodes: %v", err)

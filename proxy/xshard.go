@@ -13,6 +13,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tidwall/redcon"
+
+	"github.com/shardkv/shardkv/internal/cmdtable"
 	"github.com/shardkv/shardkv/resp"
 )
 
@@ -78,8 +81,10 @@ func proxyFailPoint(name string) {
 
 // xPart is one participant: a shard and the commands it runs.
 type xPart struct {
-	sh   *shard
-	cmds [][][]byte
+	sh *shard
+	// watch: the client id whose watched keys the prepare checks
+	watch string
+	cmds  [][][]byte
 	// replies are the raw replies of cmds after a prepare.
 	replies [][]byte
 }
@@ -102,6 +107,9 @@ func (ps *xParts) add(sh *shard, cmd [][]byte) *xPart {
 // xResult is how a cross-shard transaction ended.
 type xResult struct {
 	committed bool
+	// watchFailed: a watched key changed (or, with WATCH, a conflict: the
+	// watch is spent by the first prepare): EXEC's nil reply.
+	watchFailed bool
 	// err is the client's error when it did not commit ("" with
 	// committed false: the vote function chose to abort).
 	err string
@@ -134,15 +142,19 @@ func (c *client) runXTx(parts xParts, next func(xParts) (xParts, string), vote f
 		parts := all
 		if conflict || failed != "" {
 			c.xAbort(txid, parts)
+			if failed == "TXWATCH" || conflict && parts.watched() {
+				return xResult{watchFailed: true}
+			}
 			if failed != "" {
 				return xResult{err: failed}
 			}
 			if time.Since(start) > xRetryBudget {
 				return xResult{err: errXTryAgain}
 			}
-			// Random backoff, growing: the retry keeps ts, so it gets older
-			// than its rivals.
-			time.Sleep(time.Duration(mrand.Int64N(int64(attempt)*int64(time.Millisecond)) + int64(100*time.Microsecond)))
+			// Random backoff, growing exponentially to 20 ms, so that
+			// rivals that keep colliding spread out.
+			ceil := min(int64(100*time.Microsecond)<<min(attempt, 8), int64(20*time.Millisecond))
+			time.Sleep(time.Duration(mrand.Int64N(ceil) + int64(50*time.Microsecond)))
 			continue
 		}
 		if vote != nil && !vote(parts) {
@@ -363,6 +375,9 @@ func (c *client) xPrepare(txid string, ts int64, db string, primary *shard, part
 	for i, p := range parts {
 		r := c.newReq()
 		n := 6
+		if p.watch != "" {
+			n += 2
+		}
 		for _, cmd := range p.cmds {
 			n += 1 + len(cmd)
 		}
@@ -373,6 +388,10 @@ func (c *client) xPrepare(txid string, ts int64, db string, primary *shard, part
 		r.buf = resp.AppendBulkString(r.buf, primary.addr)
 		r.buf = resp.AppendBulkString(r.buf, strconv.Itoa(xLockMs))
 		r.buf = resp.AppendBulkString(r.buf, db)
+		if p.watch != "" {
+			r.buf = resp.AppendBulkString(r.buf, "WATCH")
+			r.buf = resp.AppendBulkString(r.buf, p.watch)
+		}
 		for _, cmd := range p.cmds {
 			r.buf = resp.AppendBulkString(r.buf, strconv.Itoa(len(cmd)))
 			for _, a := range cmd {
@@ -395,6 +414,8 @@ func (c *client) xPrepare(txid string, ts int64, db string, primary *shard, part
 			msg := string(bytes.TrimRight(r.Reply[1:], "\r\n"))
 			if strings.HasPrefix(msg, "TXCONFLICT") {
 				conflict = true
+			} else if strings.HasPrefix(msg, "TXWATCH") {
+				failed = "TXWATCH"
 			} else if failed == "" {
 				if isWrongShard(r.Reply) {
 					msg = c.s.wrongShardReply(p.sh, r.Reply) + " (cross-shard transaction not executed)"
@@ -473,4 +494,87 @@ func (c *client) xMove(name string, args [][]byte) {
 	default:
 		c.integer(0)
 	}
+}
+
+func (ps xParts) watched() bool {
+	for _, p := range ps {
+		if p.watch != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// xExec runs a MULTI whose commands touch keys of several shards as one
+// cross-shard transaction: each command goes to its keys' shard (a
+// command whose own keys span shards, or one a participant cannot
+// prepare, gets CROSSSHARD and nothing runs), and EXEC's reply is their
+// replies in the client's order. A WATCH (its keys on one shard) is
+// checked in that shard's prepare.
+func (c *client) xExec(queued []redcon.Command) {
+	var parts xParts
+	type at struct{ part, cmd int }
+	order := make([]at, len(queued))
+	if c.pin != nil && c.pin.held {
+		parts = append(parts, &xPart{sh: c.pin.sh, watch: itoa(c.sess.ID)})
+	}
+	for qi, q := range queued {
+		ci := cmdtable.Lookup(q.Args[0])
+		var sh *shard
+		for _, i := range ci.KeyIndexes(q.Args) {
+			s := c.tbl.locate(q.Args[i])
+			if sh != nil && s != sh {
+				c.releaseWatch()
+				c.errorReply(crossShard(ci.Name, sh.name, s.name) + " (inside a cross-shard transaction, each command's keys must share a shard)")
+				return
+			}
+			sh = s
+		}
+		if sh == nil || !xCommands[ci.Name] {
+			c.releaseWatch()
+			c.errorReply("CROSSSHARD '" + ci.Name + "' cannot be part of a transaction whose keys live on several shards")
+			return
+		}
+		pi := -1
+		for j, p := range parts {
+			if p.sh == sh {
+				pi = j
+			}
+		}
+		if pi < 0 {
+			pi = len(parts)
+			parts = append(parts, &xPart{sh: sh})
+		}
+		order[qi] = at{pi, len(parts[pi].cmds)}
+		parts[pi].cmds = append(parts[pi].cmds, q.Args)
+	}
+	if c.pin != nil {
+		c.pin.held = false // the prepare takes the node's record of the keys
+	}
+	res := c.runXTx(parts, nil, nil)
+	mark := len(c.out)
+	switch {
+	case res.watchFailed:
+		c.out = resp.AppendNullArray(c.out, c.sess.Proto)
+	case res.err != "":
+		c.out = resp.AppendError(c.out, res.err)
+	default:
+		c.out = resp.AppendArray(c.out, len(queued))
+		for _, o := range order {
+			c.out = append(c.out, parts[o.part].replies[o.cmd]...)
+		}
+	}
+	c.reply(mark)
+}
+
+// xCommands are the commands a cross-shard MULTI may hold: the ones a
+// participant can prepare (shardnode.TxCommandAllowed; the proxy does not
+// import the node).
+var xCommands = map[string]bool{
+	"get": true, "set": true, "setnx": true, "setex": true, "psetex": true, "getset": true,
+	"getdel": true, "getex": true, "mget": true, "mset": true, "msetnx": true, "append": true,
+	"strlen": true, "getrange": true, "substr": true, "setrange": true, "incr": true, "decr": true,
+	"incrby": true, "decrby": true, "incrbyfloat": true, "del": true, "unlink": true,
+	"exists": true, "ttl": true, "pttl": true, "expire": true, "pexpire": true, "expireat": true,
+	"pexpireat": true, "persist": true, "type": true, "expiretime": true, "pexpiretime": true,
 }

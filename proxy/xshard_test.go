@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -190,5 +191,153 @@ func TestCrossShardLikeRedis(t *testing.T) {
 		c.client(2).FlushAll(context.Background())
 		got := redistest.Transcript(t, c.addr, []int{proto}, steps)
 		redistest.Compare(t, steps, want, got)
+	}
+}
+
+// go-redis TxPipelined (MULTI ... EXEC) over keys of three shards runs as
+// one transaction with the replies in the client's order; with WATCH, a
+// change of a watched key fails EXEC with nothing applied.
+func TestCrossShardMultiExec(t *testing.T) {
+	c := startCluster(t, clusterOpts{nodes: 3})
+	forEachProto(t, func(t *testing.T, proto int) {
+		ctx := context.Background()
+		r := c.client(proto)
+		var k []string
+		for i := 0; i < 3; i++ {
+			k = append(k, c.keysOn(i, 1, fmt.Sprintf("mx%d-%d-", proto, i))[0])
+		}
+		r.Set(ctx, k[2], "10", 0)
+		cmds, err := r.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, k[0], "a", 0)
+			p.IncrBy(ctx, k[2], 5)
+			p.Get(ctx, k[1])
+			p.Append(ctx, k[1], "xy")
+			p.Get(ctx, k[0])
+			return nil
+		})
+		if err != nil && err != redis.Nil {
+			t.Fatalf("TxPipelined: %v", err)
+		}
+		if cmds[1].(*redis.IntCmd).Val() != 15 || cmds[2].(*redis.StringCmd).Err() != redis.Nil ||
+			cmds[3].(*redis.IntCmd).Val() != 2 || cmds[4].(*redis.StringCmd).Val() != "a" {
+			t.Fatalf("replies: %v", cmds)
+		}
+		if got := fmt.Sprint(r.MGet(ctx, k[0], k[1], k[2]).Val()); got != "[a xy 15]" {
+			t.Fatalf("after EXEC: %s", got)
+		}
+		// WATCH one shard, write all three: a change fails the EXEC.
+		other := c.client(proto)
+		for _, interfere := range []bool{false, true} {
+			err := r.Watch(ctx, func(tx *redis.Tx) error {
+				n, err := tx.Get(ctx, k[2]).Int()
+				if err != nil {
+					return err
+				}
+				if interfere {
+					other.Set(ctx, k[2], "100", 0)
+				}
+				_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+					p.Set(ctx, k[0], n+1, 0)
+					p.Set(ctx, k[1], n+1, 0)
+					p.Set(ctx, k[2], n+1, 0)
+					return nil
+				})
+				return err
+			}, k[2])
+			if interfere && !errors.Is(err, redis.TxFailedErr) || !interfere && err != nil {
+				t.Fatalf("WATCH (a change: %v): %v", interfere, err)
+			}
+		}
+		if got := fmt.Sprint(r.MGet(ctx, k[0], k[1], k[2]).Val()); got != "[16 16 100]" {
+			t.Fatalf("after the WATCH transactions: %s", got)
+		}
+	})
+}
+
+// A bank: accounts on three shards, clients moving money between them in
+// cross-shard MULTI transactions (INCRBY, DECRBY), readers summing every
+// balance in one MULTI of GETs; every sum is the total, and opposite
+// transfers between the same accounts all finish.
+func TestCrossShardBank(t *testing.T) {
+	c := startCluster(t, clusterOpts{nodes: 3})
+	ctx := context.Background()
+	var acct []string
+	for i := 0; i < 3; i++ {
+		acct = append(acct, c.keysOn(i, 3, fmt.Sprintf("bank%d-", i))...)
+	}
+	const start = 100
+	r := c.client(2)
+	for _, a := range acct {
+		r.Set(ctx, a, start, 0)
+	}
+	total := start * len(acct)
+	sum := func(r *redis.Client) (int, error) {
+		cmds, err := r.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			for _, a := range acct {
+				p.Get(ctx, a)
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, err
+		}
+		n := 0
+		for _, cmd := range cmds {
+			v, err := cmd.(*redis.StringCmd).Int()
+			if err != nil {
+				return 0, err
+			}
+			n += v
+		}
+		return n, nil
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for w := 0; w < 6; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := c.client(2)
+			for i := 0; i < 40; i++ {
+				from, to := acct[(w+i)%len(acct)], acct[(w+2*i+1)%len(acct)]
+				if w%2 == 1 {
+					from, to = to, from
+				}
+				if _, err := r.TxPipelined(ctx, func(p redis.Pipeliner) error {
+					p.DecrBy(ctx, from, 3)
+					p.IncrBy(ctx, to, 3)
+					return nil
+				}); err != nil {
+					errs <- fmt.Errorf("transfer: %w", err)
+					return
+				}
+			}
+		}()
+	}
+	for w := 0; w < 2; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := c.client(2)
+			for i := 0; i < 40; i++ {
+				n, err := sum(r)
+				if err != nil {
+					errs <- fmt.Errorf("sum: %w", err)
+					return
+				}
+				if n != total {
+					errs <- fmt.Errorf("a reader saw the sum %d, not %d", n, total)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n, err := sum(r); err != nil || n != total {
+		t.Fatalf("final sum %d %v", n, err)
 	}
 }

@@ -43,6 +43,7 @@ const txLogDir = "txlog"
 const (
 	errTxConflict = "TXCONFLICT a key is locked by another cross-shard transaction"
 	errTxLocked   = "TRYAGAIN a key of this command is locked by a cross-shard transaction in progress"
+	errTxWatch    = "TXWATCH a watched key changed"
 	errTxCommand  = "CROSSSHARD this command cannot be part of a cross-shard transaction"
 	errTxType     = "CROSSSHARD a cross-shard transaction can only write string keys"
 )
@@ -258,7 +259,7 @@ func (c *client) txLockedKeys(spec *cmdSpec, args [][]byte) bool {
 
 var errDryRun = errors.New("shardnode: dry run")
 
-// TX.PREPARE txid ts primary lock-ms db argc arg... [argc arg...]
+// TX.PREPARE txid ts primary lock-ms db [WATCH id] argc arg... [argc arg...]
 func cmdTxPrepare(c *client, args [][]byte) {
 	s := c.srv
 	t := &s.xtx
@@ -278,7 +279,31 @@ func cmdTxPrepare(c *client, args [][]byte) {
 	}
 	var cmds []txCmd
 	seen := make(map[string]int)
-	for i := 6; i < len(args); {
+	first := 6
+	// WATCH id: the keys the proxy's client id watches on this connection
+	// (SHARD.WATCH) are checked here, as EXEC checks them, and locked
+	// shared until the end of the transaction.
+	var w *watcher
+	if len(args) > 7 && strings.EqualFold(string(args[6]), "watch") {
+		id := string(args[7])
+		w = c.owners[id]
+		delete(c.owners, id)
+		if w == nil {
+			w = &watcher{}
+		}
+		first = 8
+		for _, k := range w.keys {
+			if k.db() != db {
+				continue
+			}
+			if _, ok := seen[string(k.name())]; !ok {
+				seen[string(k.name())] = len(p.keys)
+				p.keys = append(p.keys, txLockKey{uint8(db), string(k.name())})
+				p.excl = append(p.excl, false)
+			}
+		}
+	}
+	for i := first; i < len(args); {
 		n, err := strconv.Atoi(string(args[i]))
 		if err != nil || n < 1 || i+1+n > len(args) {
 			c.errReply(errSyntax)
@@ -331,7 +356,22 @@ func cmdTxPrepare(c *client, args [][]byte) {
 		}
 		t.mu.Unlock()
 		if !locked {
+			if w != nil {
+				s.watches.unwatch(w)
+			}
 			return errors.New(errTxConflict)
+		}
+		if w != nil {
+			keys, dirty := s.watches.release(w)
+			for i := 0; i < len(keys) && !dirty; i++ {
+				m, ok := tx.Select(keys[i].db()).Meta(keys[i].name())
+				dirty = ok != keys[i].exists || ok && m.Seq != keys[i].seq
+			}
+			clear(keys)
+			w.keys = keys[:0]
+			if dirty {
+				return errors.New(errTxWatch)
+			}
 		}
 		sel := tx.Select(db)
 		// What each written key is before: a key the commands left

@@ -416,7 +416,7 @@ var Commands = []Command{
 	{Name: "shard.exec", Arity: 2, Route: RouteNodeOnly, Multi: MultiNow, Group: "shardkv", Summary: "EXEC checking the keys SHARD.WATCH watched for one of a proxy's clients: SHARD.EXEC client-id."},
 	{Name: "shard.streamrefs", Arity: 1, Flags: FlagFast, Route: RouteNodeOnly, Group: "shardkv", Summary: "A proxy's connection asks for stream references (+STREAM id length) instead of big GET values, to fetch them on a connection of their own."},
 	// Cross-shard transactions (docs/TRANSACTIONS.md): the proxy's messages to the nodes.
-	{Name: "tx.prepare", Arity: -9, Flags: FlagWrite, Route: RouteNodeOnly, Group: "shardkv", Summary: "Prepares a node's part of a cross-shard transaction: TX.PREPARE txid ts primary lock-ms db argc arg... [argc arg...]."},
+	{Name: "tx.prepare", Arity: -7, Flags: FlagWrite, Route: RouteNodeOnly, Group: "shardkv", Summary: "Prepares a node's part of a cross-shard transaction: TX.PREPARE txid ts primary lock-ms db [WATCH client-id] [argc arg...]..."},
 	{Name: "tx.decide", Arity: 3, Flags: FlagWrite, Route: RouteNodeOnly, Group: "shardkv", Summary: "Records the decision of a cross-shard transaction on its primary: TX.DECIDE txid COMMIT|ABORT."},
 	{Name: "tx.status", Arity: 2, Flags: FlagWrite, Route: RouteNodeOnly, Group: "shardkv", Summary: "Replies the decision of a cross-shard transaction, recording ABORT if it is abandoned: TX.STATUS txid."},
 	{Name: "tx.commit", Arity: 2, Flags: FlagWrite, Route: RouteNodeOnly, Group: "shardkv", Summary: "Applies a prepared cross-shard transaction: TX.COMMIT txid."},
