@@ -440,11 +440,20 @@ func (c *client) xPrepare(txid string, ts int64, db string, primary *shard, part
 func (c *client) xMove(name string, args [][]byte) {
 	src, dst := args[1], args[2]
 	replace := false
-	for _, a := range args[3:] {
-		switch lower(a) {
+	for i := 3; i < len(args); i++ {
+		switch lower(args[i]) {
 		case "replace":
 			replace = true
-		default: // COPY ... DB n: the destination database is not the connection's
+		case "db":
+			// COPY ... DB n into the connection's own database is a plain
+			// COPY (go-redis always sends DB); another database is not
+			// built across shards.
+			if i+1 < len(args) && string(args[i+1]) == strconv.Itoa(c.sess.DB()) {
+				i++
+				continue
+			}
+			fallthrough
+		default:
 			c.errorReply(crossShard(name, c.tbl.locate(src).name, c.tbl.locate(dst).name))
 			return
 		}
