@@ -507,7 +507,15 @@ func (s *Server) applyPrepared(p *preparedTx) error {
 func (s *Server) dropPrepared(p *preparedTx) error {
 	t := &s.xtx
 	if p.durable {
-		if _, err := t.log.Delete(append([]byte{'p'}, p.id...)); err != nil {
+		// Not waited for: a removal lost in a crash leaves a prepare whose
+		// outcome is already in the data (applied and synced, or never
+		// applied), and resolving it again writes the same states or
+		// drops nothing.
+		_, err := t.log.UpdateNoWait(func(tx *bitcask.Tx) error {
+			_, err := tx.Delete(append([]byte{'p'}, p.id...))
+			return err
+		})
+		if err != nil {
 			t.mu.Lock()
 			p.busy = false
 			t.mu.Unlock()
