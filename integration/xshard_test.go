@@ -26,6 +26,10 @@ func TestCrossShardCrashPoints(t *testing.T) {
 		env     string
 		applied bool
 	}{
+		// 1: the coordinator dies before any prepare.
+		{"proxy-before-prepare", func() *Proc { return c.Proxy }, -1, "SHARDKV_PROXY_FAILPOINTS=start", false},
+		// 4: a participant dies before its prepare is durable.
+		{"participant-before-prepare-durable", func() *Proc { return c.Nodes[1] }, 1, "SHARDKV_FAILPOINTS=prepare-locked", false},
 		// 2: the coordinator dies after the prepares: the lock timeout
 		// asks the primary, which records ABORT.
 		{"proxy-after-prepare", func() *Proc { return c.Proxy }, -1, "SHARDKV_PROXY_FAILPOINTS=prepared", false},

@@ -123,6 +123,7 @@ type xResult struct {
 // The first part is the primary.
 func (c *client) runXTx(parts xParts, next func(xParts) (xParts, string), vote func(xParts) bool) xResult {
 	c.barrier() // the client's earlier commands first
+	proxyFailPoint("start")
 	ts := time.Now().UnixMicro()
 	start := time.Now()
 	db := strconv.Itoa(c.sess.DB())
@@ -251,11 +252,11 @@ func splitArray(b []byte) [][]byte {
 		return nil
 	}
 	end := bytes.IndexByte(b, '\n')
-	if end < 0 {
+	if end < 2 || b[end-1] != '\r' {
 		return nil
 	}
 	n, err := strconv.Atoi(string(b[1 : end-1]))
-	if err != nil || n < 0 {
+	if err != nil || n < 0 || n > len(b) {
 		return nil
 	}
 	b = b[end+1:]

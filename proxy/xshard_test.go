@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shardkv/shardkv/internal/redistest"
+	"github.com/shardkv/shardkv/resp"
 )
 
 // MSET, MSETNX, DEL and UNLINK over keys of three shards are atomic
@@ -340,4 +341,19 @@ func TestCrossShardBank(t *testing.T) {
 	if n, err := sum(r); err != nil || n != total {
 		t.Fatalf("final sum %d %v", n, err)
 	}
+}
+
+// FuzzSplitArray: any bytes split into elements that are each one whole
+// reply, or nil.
+func FuzzSplitArray(f *testing.F) {
+	f.Add([]byte("*2\r\n+OK\r\n:1\r\n"))
+	f.Add([]byte("*1\r\n$-1\r\n"))
+	f.Add([]byte("*3\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, e := range splitArray(b) {
+			if n, err := resp.ReplyLen(e); err != nil || n != len(e) {
+				t.Fatalf("element %q is not one reply", e)
+			}
+		}
+	})
 }

@@ -429,6 +429,9 @@ func cmdTxPrepare(c *client, args [][]byte) {
 		}
 		return
 	}
+	if failPoint("prepare-locked") {
+		crashNow()
+	}
 	if len(p.writes) > 0 {
 		// Durable before the vote, whatever appendfsync says: the log is
 		// always synced.

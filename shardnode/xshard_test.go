@@ -163,3 +163,25 @@ func TestTxLockTimeoutAborts(t *testing.T) {
 		t.Fatalf("key still locked: %q", got)
 	}
 }
+
+// FuzzDecodePrepare: any bytes decode to a prepare or an error, and what
+// encodePrepare writes decodes to the same.
+func FuzzDecodePrepare(f *testing.F) {
+	p := &preparedTx{id: "t", ts: 7, primary: "127.0.0.1:1", lockMs: 2000, db: 3,
+		keys: []txLockKey{{3, "a"}, {3, "b"}}, excl: []bool{true, false},
+		writes: []txFinal{{key: []byte("a"), val: []byte("v"), expireAt: 99, tag: 1}, {key: []byte("c"), del: true}}}
+	f.Add(encodePrepare(p))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		q, err := decodePrepare("t", b)
+		if err != nil {
+			return
+		}
+		r, err := decodePrepare("t", encodePrepare(q))
+		if err != nil || encodeString(r) != encodeString(q) {
+			t.Fatalf("round trip: %v", err)
+		}
+	})
+}
+
+func encodeString(p *preparedTx) string { return string(encodePrepare(p)) }
