@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -204,5 +206,143 @@ func TestCrossShardPairsSurviveKill(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
+	}
+}
+
+// The bank through two proxies: accounts on three shards, clients of both
+// proxies moving money in cross-shard MULTI transactions, readers summing
+// every balance in one MULTI. One proxy is SIGKILLed and restarted, then a
+// node; every sum read is the total, and so is the sum after recovery.
+func TestCrossShardBankTwoProxies(t *testing.T) {
+	c := StartCluster(t, Options{Shards: 3})
+	ctx := context.Background()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	second := &Proc{Name: "proxy2", Bin: c.Proxy.Bin, Args: append([]string(nil), c.Proxy.Args...),
+		Addr: addr, LogPath: c.Proxy.LogPath + ".2"}
+	second.Args[1] = addr
+	second.Start(t)
+	t.Cleanup(second.Kill)
+	second.WaitReady(t)
+	proxies := []string{c.ProxyAddr, second.Addr}
+	var acct []string
+	for i := 0; i < 3; i++ {
+		acct = append(acct, c.KeysOn(i, fmt.Sprintf("bank%d", i), 4)...)
+	}
+	const start = 100
+	total := start * len(acct)
+	r := c.Client()
+	for _, a := range acct {
+		if err := r.Set(ctx, a, start, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	client := func(i int) *redis.Client {
+		return c.ClientWith(func(o *redis.Options) { o.Addr = proxies[i%2] })
+	}
+	sum := func(r *redis.Client) (int, error) {
+		cmds, err := r.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			for _, a := range acct {
+				p.Get(ctx, a)
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, err
+		}
+		n := 0
+		for _, cmd := range cmds {
+			v, err := cmd.(*redis.StringCmd).Int()
+			if err != nil {
+				return 0, err
+			}
+			n += v
+		}
+		return n, nil
+	}
+	stop := make(chan struct{})
+	errs := make(chan error, 64)
+	var wg sync.WaitGroup
+	var sums, transfers atomic.Int64
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := client(w)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				from, to := acct[(w+i)%len(acct)], acct[(w*7+i*3+1)%len(acct)]
+				if from == to {
+					continue
+				}
+				// Errors (a proxy or node down) leave the transfer applied
+				// everywhere or nowhere; the sums check which.
+				if _, err := r.TxPipelined(ctx, func(p redis.Pipeliner) error {
+					p.DecrBy(ctx, from, 1)
+					p.IncrBy(ctx, to, 1)
+					return nil
+				}); err == nil {
+					transfers.Add(1)
+				}
+			}
+		}()
+	}
+	for w := 0; w < 2; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := client(w)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				n, err := sum(r)
+				if err == nil && n != total {
+					errs <- fmt.Errorf("a reader saw the sum %d, not %d", n, total)
+					return
+				}
+				if err == nil {
+					sums.Add(1)
+				}
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond) // lets the load run; no assertion depends on it
+	c.Proxy.Kill()
+	time.Sleep(300 * time.Millisecond)
+	c.Proxy.Start(t)
+	c.Proxy.WaitReady(t)
+	c.Nodes[2].Kill()
+	time.Sleep(300 * time.Millisecond)
+	c.StartNode(2)
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	t.Logf("%d transfers acknowledged, %d sums read", transfers.Load(), sums.Load())
+	if transfers.Load() == 0 || sums.Load() == 0 {
+		t.Fatalf("the run checked nothing: %d transfers, %d sums", transfers.Load(), sums.Load())
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		n, err := sum(c.Client())
+		if err == nil {
+			if n != total {
+				t.Fatalf("the sum after recovery is %d, not %d", n, total)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sum after recovery: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
