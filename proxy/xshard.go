@@ -16,6 +16,7 @@ import (
 	"github.com/tidwall/redcon"
 
 	"github.com/shardkv/shardkv/internal/cmdtable"
+	"github.com/shardkv/shardkv/proxy/backend"
 	"github.com/shardkv/shardkv/resp"
 )
 
@@ -337,8 +338,32 @@ func (c *client) retryLocked() {
 	start := time.Now()
 	for pause := 200 * time.Microsecond; ; pause = min(2*pause, 20*time.Millisecond) {
 		again := false
+		resend := func(sh *shard, req *backend.Request) *backend.Request {
+			if !again {
+				time.Sleep(pause)
+				c.w.Begin()
+				again = true
+			}
+			r := c.newReq()
+			r.Cmd, r.N = req.Cmd, req.N
+			c.send(sh, &r.Request)
+			return &r.Request
+		}
+		if time.Since(start) > 2*xLockMs*time.Millisecond {
+			return
+		}
 		for i := range c.slots {
 			sl := &c.slots[i]
+			if sl.kind == slotMerge && sl.m != nil {
+				// A part of a split command (MGET across shards).
+				for j := range sl.m.parts {
+					pt := &sl.m.parts[j]
+					if pt.req != nil && pt.req.Err == nil && bytes.HasPrefix(pt.req.Reply, lockedReply) {
+						pt.req = resend(pt.sh, pt.req)
+					}
+				}
+				continue
+			}
 			if sl.kind != slotForward && sl.kind != slotExec || sl.req == nil || sl.req.Err != nil {
 				continue
 			}
@@ -349,18 +374,7 @@ func (c *client) retryLocked() {
 			if !bytes.HasPrefix(reply, lockedReply) {
 				continue
 			}
-			if !again {
-				if time.Since(start) > 2*xLockMs*time.Millisecond {
-					return
-				}
-				time.Sleep(pause)
-				c.w.Begin()
-				again = true
-			}
-			r := c.newReq()
-			r.Cmd, r.N = sl.req.Cmd, sl.req.N
-			c.send(sl.sh, &r.Request)
-			sl.req = &r.Request
+			sl.req = resend(sl.sh, sl.req)
 		}
 		if !again {
 			return
@@ -370,8 +384,30 @@ func (c *client) retryLocked() {
 	}
 }
 
-// xPrepare sends TX.PREPARE to every part and reads the replies.
+// xPrepare sends TX.PREPARE to every part and reads the replies. Wait-die:
+// a part whose node says the transaction is older than the holders of its
+// keys (TXCONFLICT WAIT) is prepared again after a pause, the locks of the
+// others kept, for up to half the lock timeout; a younger one (TXCONFLICT
+// DIE) is a conflict: the caller aborts and retries.
 func (c *client) xPrepare(txid string, ts int64, db string, primary *shard, parts xParts) (conflict bool, failed string) {
+	start := time.Now()
+	for pause := 100 * time.Microsecond; ; pause = min(2*pause, 5*time.Millisecond) {
+		var waiting xParts
+		conflict, failed, waiting = c.xPrepareOnce(txid, ts, db, primary, parts)
+		if conflict || failed != "" || len(waiting) == 0 {
+			return conflict, failed
+		}
+		if time.Since(start) > xLockMs*time.Millisecond/2 {
+			return true, ""
+		}
+		time.Sleep(pause)
+		parts = waiting
+	}
+}
+
+// xPrepareOnce is one round of xPrepare; waiting are the parts to prepare
+// again.
+func (c *client) xPrepareOnce(txid string, ts int64, db string, primary *shard, parts xParts) (conflict bool, failed string, waiting xParts) {
 	reqs := make([]*preq, len(parts))
 	for i, p := range parts {
 		r := c.newReq()
@@ -413,7 +449,10 @@ func (c *client) xPrepare(txid string, ts int64, db string, primary *shard, part
 			}
 		case len(r.Reply) > 0 && r.Reply[0] == '-':
 			msg := string(bytes.TrimRight(r.Reply[1:], "\r\n"))
-			if strings.HasPrefix(msg, "TXCONFLICT") {
+			if strings.HasPrefix(msg, "TXCONFLICT WAIT") && p.watch == "" {
+				// (A watched part cannot wait: its watch is spent.)
+				waiting = append(waiting, p)
+			} else if strings.HasPrefix(msg, "TXCONFLICT") {
 				conflict = true
 			} else if strings.HasPrefix(msg, "TXWATCH") {
 				failed = "TXWATCH"
@@ -430,7 +469,7 @@ func (c *client) xPrepare(txid string, ts int64, db string, primary *shard, part
 			}
 		}
 	}
-	return conflict, failed
+	return conflict, failed, waiting
 }
 
 // xMove runs RENAME, RENAMENX or COPY whose source and destination live on

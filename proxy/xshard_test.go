@@ -101,6 +101,11 @@ func TestCrossShardMSetNeverHalfApplied(t *testing.T) {
 					errs <- fmt.Errorf("half applied: %s=%d then %s=%d", first, a, second, b)
 					return
 				}
+				// A split read over locked keys waits in the proxy too.
+				if err := r.MGet(ctx, first, second).Err(); err != nil {
+					errs <- fmt.Errorf("MGET: %w", err)
+					return
+				}
 			}
 		}()
 	}

@@ -41,7 +41,8 @@ const txLogDir = "txlog"
 
 // Errors of the protocol's messages.
 const (
-	errTxConflict = "TXCONFLICT a key is locked by another cross-shard transaction"
+	errTxConflict = "TXCONFLICT DIE a key is locked by an older cross-shard transaction"
+	errTxWait     = "TXCONFLICT WAIT a key is locked by a younger cross-shard transaction"
 	errTxLocked   = "TRYAGAIN a key of this command is locked by a cross-shard transaction in progress"
 	errTxWatch    = "TXWATCH a watched key changed"
 	errTxCommand  = "CROSSSHARD this command cannot be part of a cross-shard transaction"
@@ -172,23 +173,47 @@ func (s *Server) closeTxLog() {
 	t.log.Close()
 }
 
+// older reports whether p comes before the holder id in the order of
+// (ts, txid): wait-die lets only the older wait.
+func (t *txTable) older(p *preparedTx, id string) bool {
+	h := t.txs[id]
+	if h == nil {
+		return true
+	}
+	return p.ts < h.ts || p.ts == h.ts && p.id < h.id
+}
+
 // lock takes p's locks, all or none. Caller holds t.mu.
 func (t *txTable) lock(p *preparedTx) bool {
+	ok, _ := t.tryLock(p)
+	return ok
+}
+
+// tryLock is lock that also says, when it fails, whether p is older than
+// every holder it conflicts with (it may wait) or not (it dies).
+func (t *txTable) tryLock(p *preparedTx) (ok, older bool) {
+	older = true
+	conflict := false
 	for i, k := range p.keys {
 		l := t.locks[k]
 		if l == nil {
 			continue
 		}
 		if l.excl != "" && l.excl != p.id {
-			return false
+			conflict = true
+			older = older && t.older(p, l.excl)
 		}
 		if p.excl[i] {
 			for id := range l.shared {
 				if id != p.id {
-					return false
+					conflict = true
+					older = older && t.older(p, id)
 				}
 			}
 		}
+	}
+	if conflict {
+		return false, older
 	}
 	for i, k := range p.keys {
 		l := t.locks[k]
@@ -207,7 +232,7 @@ func (t *txTable) lock(p *preparedTx) bool {
 			l.shared[p.id] = struct{}{}
 		}
 	}
-	return true
+	return true, false
 }
 
 // unlock releases p's locks. Caller holds t.mu.
@@ -349,7 +374,8 @@ func cmdTxPrepare(c *client, args [][]byte) {
 			t.mu.Unlock()
 			return errors.New("ERR transaction already prepared")
 		}
-		locked = t.lock(p)
+		var older bool
+		locked, older = t.tryLock(p)
 		if locked {
 			p.busy = true
 			t.txs[p.id] = p
@@ -358,6 +384,9 @@ func cmdTxPrepare(c *client, args [][]byte) {
 		if !locked {
 			if w != nil {
 				s.watches.unwatch(w)
+			}
+			if older {
+				return errors.New(errTxWait)
 			}
 			return errors.New(errTxConflict)
 		}
