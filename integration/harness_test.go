@@ -309,6 +309,9 @@ type Proc struct {
 	Addr     string // where it listens
 	Password string // for the readiness PING
 	LogPath  string // stdout and stderr of every run, appended
+	// Env is added to the environment of the next runs (the fail points of
+	// the cross-shard transaction tests).
+	Env []string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -340,6 +343,9 @@ func (p *Proc) Start(t testing.TB) {
 	fmt.Fprintf(f, "=== run %d: %s %s\n", p.runs, p.Bin, strings.Join(p.Args, " "))
 	cmd := exec.Command(p.Bin, p.Args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	if len(p.Env) > 0 {
+		cmd.Env = append(os.Environ(), p.Env...)
+	}
 	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
 		f.Close()

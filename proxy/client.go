@@ -212,6 +212,7 @@ func (c *client) endBatch() {
 	c.w.Wait()
 	c.retryMoved()
 	c.retryNoScript()
+	c.retryLocked()
 	c.observe()
 	c.writeReplies()
 	c.afterReplies()
@@ -562,6 +563,14 @@ func (c *client) sameNode(ci *cmdtable.Command, cmd redcon.Command) {
 	}
 	if len(c.shIdx) == 0 {
 		c.forward(c.tbl.shards[0], cmd.Raw) // a key count that is not one: the node replies the error
+		return
+	}
+	if !same && ci.Name == "msetnx" {
+		c.xWrite(ci.Name, args, ci.Step)
+		return
+	}
+	if !same && (ci.Name == "rename" || ci.Name == "renamenx" || ci.Name == "copy") {
+		c.xMove(ci.Name, args)
 		return
 	}
 	if !same {

@@ -87,6 +87,11 @@ func (c *client) split(ci *cmdtable.Command, cmd redcon.Command) {
 		c.forward(c.tbl.shards[c.shIdx[0]], cmd.Raw)
 		return
 	}
+	if ci.Name == "mset" || ci.Name == "del" || ci.Name == "unlink" {
+		// Atomic across shards: a cross-shard transaction (xshard.go).
+		c.xWrite(ci.Name, args, ci.Step)
+		return
+	}
 	m := c.newMerge(ci, ci.Name)
 	// One part per shard, in order of first appearance.
 	var shardOf, counts []int

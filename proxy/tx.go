@@ -157,8 +157,16 @@ func (c *client) execTx() {
 			if target == nil {
 				target = sh
 			} else if sh != target {
-				c.releaseWatch()
-				c.errorReply("CROSSSHARD transaction keys live on different shards (" + target.name + ", " + sh.name + ")")
+				if c.pin != nil && !c.pinnedTo(c.pin.sh) {
+					c.releaseWatch()
+					mark := len(c.out)
+					c.out = resp.AppendNullArray(c.out, c.sess.Proto)
+					c.reply(mark)
+					return
+				}
+				// Keys on several shards: a cross-shard transaction
+				// (xshard.go).
+				c.xExec(queued)
 				return
 			}
 		}

@@ -139,7 +139,7 @@ func (c *client) exec(w *watcher) {
 	c.inMulti = false
 	c.sess.SetMulti(-1)
 	mark := len(c.out)
-	aborted := false
+	aborted, locked := false, false
 	var served []*waiter
 	err := c.srv.db.Update(func(tx *bitcask.Tx) error {
 		c.txs.tx = tx.Select(c.sess.DB())
@@ -151,10 +151,21 @@ func (c *client) exec(w *watcher) {
 			m, ok := tx.Select(keys[i].db()).Meta(keys[i].name())
 			aborted = ok != keys[i].exists || ok && m.Seq != keys[i].seq
 		}
+		watched := len(keys) > 0
 		clear(keys)
 		w.keys = keys[:0]
 		if aborted {
 			return nil
+		}
+		// A key locked by a cross-shard transaction: nothing runs. Without
+		// WATCH the proxy retries the EXEC (xshard.go); a WATCH is gone
+		// once EXEC ran, so that transaction fails as if a watched key
+		// changed, and its client retries it as it retries any.
+		for _, q := range queue {
+			if q.spec.kind == kindKeyed && c.txLockedKeys(q.spec, q.args) {
+				aborted, locked = watched, !watched
+				return nil
+			}
 		}
 		c.array(len(queue))
 		c.inExec = true // a blocking pop does not block (blocking.go)
@@ -183,5 +194,7 @@ func (c *client) exec(w *watcher) {
 		c.out = resp.AppendError(c.out[:mark], c.srv.storageError(err))
 	case aborted:
 		c.out = resp.AppendNullArray(c.out[:mark], c.sess.Proto)
+	case locked:
+		c.out = resp.AppendError(c.out[:mark], errTxLocked)
 	}
 }

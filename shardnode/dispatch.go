@@ -69,7 +69,9 @@ var handlers = map[string]handlerFunc{
 	// shardkv
 	"index.create": cmdIndexCreate, "index.drop": cmdIndexDrop, "index.list": cmdIndexList,
 	"shard.assign": cmdShardAssign, "shard.watch": cmdShardWatch, "shard.unwatch": cmdShardUnwatch,
-	"shard.exec": cmdShardExec, "shard.streamrefs": cmdShardStreamRefs, "shard.fetch": cmdShardFetch,
+	"shard.exec": cmdShardExec, "tx.prepare": cmdTxPrepare, "tx.decide": cmdTxDecide,
+	"tx.status": cmdTxStatus, "tx.commit": cmdTxCommit, "tx.abort": cmdTxCommit, "tx.forget": cmdTxForget,
+	"tx.list": cmdTxList, "shard.streamrefs": cmdShardStreamRefs, "shard.fetch": cmdShardFetch,
 	// Pub/Sub (pubsub.go)
 	"subscribe": cmdSubscribe, "unsubscribe": cmdUnsubscribe, "psubscribe": cmdPSubscribe,
 	"punsubscribe": cmdPUnsubscribe, "ssubscribe": cmdSSubscribe, "sunsubscribe": cmdSUnsubscribe,
@@ -397,6 +399,10 @@ func (c *client) admit(spec *cmdSpec, args [][]byte) bool {
 	if spec.kind == kindKeyed || spec.kind == kindKeyless || spec.FirstKey > 0 { // WATCH, SHARD.WATCH, SSUBSCRIBE: keys of the range
 		if msg := c.checkKeys(spec, args); msg != "" {
 			c.reject(msg)
+			return false
+		}
+		if spec.kind == kindKeyed && !c.inMulti && c.txLockedKeys(spec, args) {
+			c.reject(errTxLocked)
 			return false
 		}
 	}

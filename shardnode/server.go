@@ -57,10 +57,12 @@ var ErrServerClosed = errors.New("shardnode: server closed")
 
 // Server is one shard node.
 type Server struct {
-	cfg     Config
-	log     hclog.Logger
-	db      *bitcask.DB
-	cache   *readCache // nil when Config.ReadCacheBytes is 0
+	cfg   Config
+	log   hclog.Logger
+	db    *bitcask.DB
+	cache *readCache // nil when Config.ReadCacheBytes is 0
+	// xtx is the cross-shard transactions' lock table and log (xshard.go).
+	xtx     txTable
 	started time.Time
 	runID   string
 	// listPushed, when set, is told that a write gave the list key of
@@ -185,6 +187,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("shardnode: open storage in %s: %w", cfg.Dir, err)
 	}
 	s.db = db
+	if err := s.openTxLog(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	s.obs = s.newObserver()
 	s.clock = startWriteClock(db.LastSeq)
 	s.obuf = conncmd.NewOutputLimits()
@@ -426,6 +432,7 @@ func (s *Server) closeDB() error {
 		s.obs.Stop()
 		s.clock.close()
 		s.refs.closeAll()
+		s.closeTxLog() // its resolver writes to s.db
 		keys, live := s.db.Stats().Keys, s.db.LiveBytes()
 		if err := s.db.Sync(); err != nil && !errors.Is(err, bitcask.ErrClosed) {
 			s.log.Error("final fsync failed", "error", err)
