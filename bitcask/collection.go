@@ -294,6 +294,8 @@ type txColl struct {
 	maxLen   int              // longest value after the Tx's writes, an upper bound (OBJECT ENCODING)
 	addBytes int64            // bytes of the members a set's Tx added (its size bound)
 	z        *zindex          // a sorted set's members as the Tx sees them, once it wrote and ranged it (zset.go)
+	zo       *zoverlay        // or, instead of z, the key directory's index under the Tx's writes (zoverlay.go)
+	sr       *setTxRand       // a set's members the Tx added and count it removed, once it drew from it (set.go)
 	lk       *lkeys           // a list's order keys the Tx wrote (elems' keys), sorted (list.go)
 }
 
