@@ -10,7 +10,7 @@ import (
 // them, so that a cost paid once per Tx and collection shows per command
 // at small batches (redis-benchmark -P 1) and fades at big ones:
 //
-//	go test -run '^$' -bench CollPop ./bitcask/
+//	go test -run '^$' -bench CollPop -benchtime 20000x ./bitcask/
 func BenchmarkCollPop(b *testing.B) {
 	const n = 100000
 	for _, batch := range []int{1, 16, 800} {
