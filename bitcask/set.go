@@ -257,10 +257,16 @@ func newColl(gen uint64, t Type, n int) *coll {
 		return &coll{gen: gen, set: ms}
 	}
 	if t == TypeZSet {
-		return &coll{gen: gen, zm: &zmembers{ents: make([]zent, 0, n)}, z: &zindex{}}
+		return &coll{gen: gen, zm: newZmembers(n), z: &zindex{}}
 	}
 	if t == TypeList {
 		return &coll{gen: gen, l: &ltree{}}
+	}
+	if t == TypeHash {
+		// A hash's fields in the same packed map as a sorted set's
+		// members (about 64 bytes a field with its string, where a Go
+		// map took about 118).
+		return &coll{gen: gen, zm: newZmembers(n)}
 	}
 	return &coll{gen: gen, elems: make(map[string]elemLoc, n)}
 }
@@ -357,11 +363,7 @@ func (c *coll) each(fn func(field string, l elemLoc)) {
 		return
 	}
 	if c.zm != nil {
-		for _, e := range c.zm.ents {
-			if e.loc.vlen != zfree {
-				fn(e.member, e.loc)
-			}
-		}
+		c.zm.each(fn)
 		return
 	}
 	if c.set == nil {
