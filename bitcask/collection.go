@@ -47,9 +47,9 @@ var ErrWrongType = errors.New("bitcask: key holds the wrong type of value")
 // coll is one collection's elements. Guarded by its shard's mu.
 type coll struct {
 	gen   uint64             // sequence number of the root record
-	elems map[string]elemLoc // element -> its newest put record; nil for a set
+	elems map[string]elemLoc // element -> its newest put record, for a type with no packed form of its own (none now: hashes and sorted sets use zm)
 	set   *memberSet         // a set's members instead (set.go)
-	zm    *zmembers          // a sorted set's members instead (zmembers.go)
+	zm    *zmembers          // a sorted set's members or a hash's fields instead (zmembers.go)
 	z     *zindex            // a sorted set's members by (score, member) (zset.go)
 	l     *ltree             // a list's elements in order (list.go)
 	bytes int64              // sum of len(element)+len(value): the elements' part of LiveBytes
@@ -256,15 +256,19 @@ func (db *DB) HashGetAll(h uint64, key []byte, values bool, now int64) ([]HashFi
 	if err != nil {
 		return nil, err
 	}
-	out := make([]HashField, 0, len(c.elems))
-	for f, l := range c.elems {
+	out := make([]HashField, 0, c.count())
+	c.each(func(f string, l elemLoc) {
+		if err != nil {
+			return
+		}
 		hf := HashField{Field: []byte(f), Len: int64(l.valueLen())}
 		if values {
-			if hf.Value, err = db.readElem(nil, key, hf.Field, &l); err != nil {
-				return nil, err
-			}
+			hf.Value, err = db.readElem(nil, key, hf.Field, &l)
 		}
 		out = append(out, hf)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -281,7 +285,7 @@ func (db *DB) HashLen(h uint64, key []byte, now int64) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return len(c.elems), nil
+	return c.count(), nil
 }
 
 // txColl is a collection as a Tx sees it: the Tx's writes over the key
@@ -294,6 +298,8 @@ type txColl struct {
 	maxLen   int              // longest value after the Tx's writes, an upper bound (OBJECT ENCODING)
 	addBytes int64            // bytes of the members a set's Tx added (its size bound)
 	z        *zindex          // a sorted set's members as the Tx sees them, once it wrote and ranged it (zset.go)
+	zo       *zoverlay        // or, instead of z, the key directory's index under the Tx's writes (zoverlay.go)
+	sr       *setTxRand       // a set's members the Tx added and count it removed, once it drew from it (set.go)
 	lk       *lkeys           // a list's order keys the Tx wrote (elems' keys), sorted (list.go)
 }
 

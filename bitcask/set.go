@@ -257,10 +257,16 @@ func newColl(gen uint64, t Type, n int) *coll {
 		return &coll{gen: gen, set: ms}
 	}
 	if t == TypeZSet {
-		return &coll{gen: gen, zm: &zmembers{ents: make([]zent, 0, n)}, z: &zindex{}}
+		return &coll{gen: gen, zm: newZmembers(n), z: &zindex{}}
 	}
 	if t == TypeList {
 		return &coll{gen: gen, l: &ltree{}}
+	}
+	if t == TypeHash {
+		// A hash's fields in the same packed map as a sorted set's
+		// members (about 64 bytes a field with its string, where a Go
+		// map took about 118).
+		return &coll{gen: gen, zm: newZmembers(n)}
 	}
 	return &coll{gen: gen, elems: make(map[string]elemLoc, n)}
 }
@@ -357,11 +363,7 @@ func (c *coll) each(fn func(field string, l elemLoc)) {
 		return
 	}
 	if c.zm != nil {
-		for _, e := range c.zm.ents {
-			if e.loc.vlen != zfree {
-				fn(e.member, e.loc)
-			}
-		}
+		c.zm.each(fn)
 		return
 	}
 	if c.set == nil {
@@ -520,6 +522,9 @@ func (tx *Tx) SetAdd(key, member []byte) (added bool, err error) {
 	if err := db.txElemRecord(st, tc, kindElemPut, h, key, member, nil); err != nil {
 		return false, err
 	}
+	if tc.sr != nil {
+		tc.sr.put(db, h, key, tc, member)
+	}
 	tc.n++
 	tc.addBytes += int64(len(member))
 	st.elemDelta += int64(len(member))
@@ -563,6 +568,9 @@ func (tx *Tx) SetRemove(key, member []byte) (bool, error) {
 	}
 	if err := db.txElemRecord(st, tc, kindElemDelete, h, key, member, nil); err != nil {
 		return false, err
+	}
+	if tc.sr != nil {
+		tc.sr.del(db, h, key, tc, member)
 	}
 	tc.n--
 	return true, nil
@@ -659,20 +667,10 @@ func (tx *Tx) SetRandom(key []byte, n int, distinct bool) ([][]byte, error) {
 	if c := s.colls[string(key)]; tc.base && c != nil {
 		base = c.set
 	}
-	var added [][]byte
-	removed := 0
-	for f, j := range tc.elems {
-		inBase := false
-		if base != nil {
-			_, inBase = base.find([]byte(f))
-		}
-		switch put := st.ops[j].kind == kindElemPut; {
-		case put && !inBase:
-			added = append(added, []byte(f))
-		case !put && inBase:
-			removed++
-		}
+	if tc.sr == nil {
+		tc.sr = newSetTxRand(st, tc, base)
 	}
+	added, removed := tc.sr.added, tc.sr.removed
 	nb := 0
 	if base != nil {
 		nb = len(base.mems)
@@ -700,4 +698,77 @@ func (tx *Tx) SetRandom(key []byte, n int, distinct bool) ([][]byte, error) {
 		}
 		return bytes.Clone(b), true
 	}), nil
+}
+
+// setTxRand is what SetRandom needs of a set the Tx wrote: the members
+// it added that the key directory's set lacks, and how many of that
+// set's members it removed. Made from the Tx's writes at the first
+// SetRandom and kept up to date by SetAdd and SetRemove after it, so
+// that each SPOP of a Tx costs the same, not one more look at every
+// member the Tx wrote before it.
+type setTxRand struct {
+	added   [][]byte
+	at      map[string]int // added's index of each member
+	removed int
+}
+
+// newSetTxRand makes tc's setTxRand; caller holds the shard's read lock
+// (base is the key directory's set, nil if the Tx does not build on it).
+func newSetTxRand(st *txState, tc *txColl, base *memberSet) *setTxRand {
+	sr := &setTxRand{at: make(map[string]int)}
+	for f, j := range tc.elems {
+		inBase := false
+		if base != nil {
+			_, inBase = base.find([]byte(f))
+		}
+		switch put := st.ops[j].kind == kindElemPut; {
+		case put && !inBase:
+			sr.at[f] = len(sr.added)
+			sr.added = append(sr.added, []byte(f))
+		case !put && inBase:
+			sr.removed++
+		}
+	}
+	return sr
+}
+
+// inBaseSet reports whether the key directory's set under the Tx holds member.
+func (db *DB) inBaseSet(h uint64, key []byte, tc *txColl, member []byte) bool {
+	if !tc.base {
+		return false
+	}
+	s := db.kd.shardFor(h)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	c := s.colls[string(key)]
+	if c == nil || c.set == nil {
+		return false
+	}
+	_, ok := c.set.find(member)
+	return ok
+}
+
+// put is SetAdd of member, which the Tx does not see in the set.
+func (sr *setTxRand) put(db *DB, h uint64, key []byte, tc *txColl, member []byte) {
+	if db.inBaseSet(h, key, tc, member) {
+		sr.removed--
+		return
+	}
+	sr.at[string(member)] = len(sr.added)
+	sr.added = append(sr.added, bytes.Clone(member))
+}
+
+// del is SetRemove of member, which the Tx sees in the set.
+func (sr *setTxRand) del(db *DB, h uint64, key []byte, tc *txColl, member []byte) {
+	i, ok := sr.at[string(member)]
+	if !ok {
+		sr.removed++
+		return
+	}
+	last := len(sr.added) - 1
+	sr.added[i] = sr.added[last]
+	sr.at[string(sr.added[i])] = i
+	sr.added[last] = nil
+	sr.added = sr.added[:last]
+	delete(sr.at, string(member))
 }

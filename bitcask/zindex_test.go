@@ -104,7 +104,7 @@ func check(t *testing.T, z *zindex, ref []zitem) {
 // and deletes against a Go map.
 func TestZmembersMatchesMap(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	zm := &zmembers{}
+	zm := newZmembers(0)
 	ref := map[string]elemLoc{}
 	for step := 0; step < 200000; step++ {
 		m := strconv.Itoa(rng.IntN(5000))
@@ -129,14 +129,12 @@ func TestZmembersMatchesMap(t *testing.T) {
 				}
 			}
 			n := 0
-			for _, e := range zm.ents {
-				if e.loc.vlen != zfree {
-					n++
-					if ref[e.member] != e.loc {
-						t.Fatalf("entry %q stale", e.member)
-					}
+			zm.each(func(m string, l elemLoc) {
+				n++
+				if ref[m] != l {
+					t.Fatalf("entry %q stale", m)
 				}
-			}
+			})
 			if n != len(ref) {
 				t.Fatalf("%d live entries, want %d", n, len(ref))
 			}

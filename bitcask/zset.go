@@ -130,7 +130,10 @@ func (db *DB) zindexBuild(c *coll, key []byte) {
 
 // span returns the ranks [lo, hi) of the members q selects, before its
 // LIMIT.
-func (z *zindex) span(q *ZRange) (lo, hi int) {
+func (z *zindex) span(q *ZRange) (lo, hi int) { return zspan(z, q) }
+
+// zspan is span over any view of a set.
+func zspan(z zview, q *ZRange) (lo, hi int) {
 	n := z.len()
 	switch q.By {
 	case ZByRank:
@@ -193,9 +196,9 @@ func lexLteMax(m string, b *ZBound) bool {
 // lexSpanLinear is span for a lex range by walking: from the first
 // member not below min forward while not above max (from the last member
 // not above max backward, for Rev).
-func lexSpanLinear(z *zindex, q *ZRange) (lo, hi int) {
+func lexSpanLinear(z zview, q *ZRange) (lo, hi int) {
 	var ms []string
-	z.walk(0, false, func(it *zitem) bool { ms = append(ms, it.member); return true })
+	z.walkUp(0, func(it *zitem) bool { ms = append(ms, it.member); return true })
 	if len(ms) == 0 || !lexGteMin(ms[len(ms)-1], &q.Min) || !lexLteMax(ms[0], &q.Max) {
 		return 0, 0
 	}
@@ -221,7 +224,7 @@ func lexSpanLinear(z *zindex, q *ZRange) (lo, hi int) {
 }
 
 // lexRank is the rank where a lex bound starts (low) or ends the range.
-func lexRank(z *zindex, b *ZBound, low bool) int {
+func lexRank(z zview, b *ZBound, low bool) int {
 	switch b.Inf {
 	case -1:
 		return 0
@@ -236,8 +239,11 @@ func lexRank(z *zindex, b *ZBound, low bool) int {
 }
 
 // collect returns the members q selects.
-func (z *zindex) collect(q *ZRange) []ZMember {
-	lo, hi := z.span(q)
+func (z *zindex) collect(q *ZRange) []ZMember { return zcollect(z, q) }
+
+// zcollect is collect over any view of a set.
+func zcollect(z zview, q *ZRange) []ZMember {
+	lo, hi := zspan(z, q)
 	if q.By != ZByRank {
 		off := q.Offset
 		if off >= int64(hi-lo) {
@@ -259,15 +265,15 @@ func (z *zindex) collect(q *ZRange) []ZMember {
 	if lo >= hi {
 		return nil
 	}
+	// Walked up from lo and reversed for Rev: a view walks one way.
 	out := make([]ZMember, 0, hi-lo)
-	from := lo
-	if q.Rev {
-		from = hi - 1
-	}
-	z.walk(from, q.Rev, func(it *zitem) bool {
+	z.walkUp(lo, func(it *zitem) bool {
 		out = append(out, ZMember{Member: []byte(it.member), Score: it.score})
 		return len(out) < hi-lo
 	})
+	if q.Rev {
+		slices.Reverse(out)
+	}
 	return out
 }
 
@@ -355,12 +361,20 @@ func (db *DB) ZSetCount(h uint64, key []byte, q *ZRange, now int64) (n int, err 
 }
 
 // txZView calls fn with the sorted set at key as the Tx sees it: the key
-// directory's index while the Tx has not written the set, else the Tx's
-// own copy with its writes, made on first need (O(n) once per Tx and
-// key; kept up to date by the Tx's later writes).
-func (db *DB) txZView(st *txState, tc *txColl, h uint64, key []byte, fn func(z *zindex)) error {
+// directory's index while the Tx has not written the set; once it has,
+// an overlay of the key directory's index with the Tx's writes (made on
+// first need from the members the Tx wrote, then kept up to date by its
+// later writes), so that a Tx that pops or adds a few members of a big
+// set pays for those, not for a copy of the set. A Tx that wrote many
+// members gets its own copy instead (zoverlay.full); so does a set the Tx
+// made or rewrote (no key directory's index under it).
+func (db *DB) txZView(st *txState, tc *txColl, h uint64, key []byte, fn func(z zview)) error {
 	if tc.z != nil {
 		fn(tc.z)
+		return nil
+	}
+	if tc.zo != nil {
+		fn(tc.zo)
 		return nil
 	}
 	if tc.base && len(tc.elems) == 0 {
@@ -374,13 +388,17 @@ func (db *DB) txZView(st *txState, tc *txColl, h uint64, key []byte, fn func(z *
 		}
 		return nil
 	}
-	z := &zindex{}
+	var o *zoverlay
 	if tc.base {
+		// The key directory's index does not change under the Tx: only a
+		// writer holding writeMu changes it, and the Tx's writer holds it.
 		s := db.kd.shardFor(h)
 		s.mu.RLock()
 		c := s.colls[string(key)]
 		if c != nil && c.z != nil {
-			z = c.z.clone()
+			o = newZoverlay(c.z)
+		} else {
+			o = newZoverlay(emptyZindex)
 		}
 		for m := range tc.elems {
 			if c == nil {
@@ -392,10 +410,12 @@ func (db *DB) txZView(st *txState, tc *txColl, h uint64, key []byte, fn func(z *
 					s.mu.RUnlock()
 					return err
 				}
-				z.remove(zitem{sc, m})
+				o.remove(zitem{sc, m})
 			}
 		}
 		s.mu.RUnlock()
+	} else {
+		o = newZoverlay(emptyZindex)
 	}
 	for m := range tc.elems {
 		v, ok, err := db.txElem(st, tc, h, key, []byte(m))
@@ -407,12 +427,49 @@ func (db *DB) txZView(st *txState, tc *txColl, h uint64, key []byte, fn func(z *
 			if err != nil {
 				return err
 			}
-			z.insert(zitem{sc, m})
+			o.insert(zitem{sc, m})
 		}
 	}
-	tc.z = z
-	fn(z)
+	tc.setZView(o)
+	if tc.z != nil {
+		fn(tc.z)
+	} else {
+		fn(tc.zo)
+	}
 	return nil
+}
+
+// setZView keeps o as the Tx's view of its sorted set, or o's own copy
+// once o has grown past what an overlay is cheap for.
+func (tc *txColl) setZView(o *zoverlay) {
+	if o.base.len() == 0 || o.changes() > zoverlayMax {
+		tc.z, tc.zo = o.full(), nil
+		return
+	}
+	tc.zo = o
+}
+
+// zviewRemove and zviewInsert apply a write of the Tx to its view of the
+// set, when it has one.
+func (tc *txColl) zviewRemove(it zitem) {
+	switch {
+	case tc.z != nil:
+		tc.z.remove(it)
+	case tc.zo != nil:
+		tc.zo.remove(it)
+	}
+}
+
+func (tc *txColl) zviewInsert(it zitem) {
+	switch {
+	case tc.z != nil:
+		tc.z.insert(it)
+	case tc.zo != nil:
+		tc.zo.insert(it)
+		if tc.zo.changes() > zoverlayMax {
+			tc.setZView(tc.zo)
+		}
+	}
 }
 
 func (tx *Tx) zcoll(key []byte) (*txColl, uint64, error) {
@@ -457,14 +514,12 @@ func (tx *Tx) ZSetAdd(key, member []byte, score float64) (created bool, err erro
 	if err != nil {
 		return false, err
 	}
-	if tc.z != nil {
-		if had {
-			if sc, err := decodeScore(old); err == nil {
-				tc.z.remove(zitem{sc, string(member)})
-			}
+	if had {
+		if sc, err := decodeScore(old); err == nil {
+			tc.zviewRemove(zitem{sc, string(member)})
 		}
-		tc.z.insert(zitem{score, string(member)})
 	}
+	tc.zviewInsert(zitem{score, string(member)})
 	return !had, nil
 }
 
@@ -472,9 +527,9 @@ func (tx *Tx) ZSetAdd(key, member []byte, score float64) (created bool, err erro
 // whether it was there; removing the last member deletes the key.
 func (tx *Tx) ZSetRemove(key, member []byte) (bool, error) {
 	old, had, tc, err := tx.elemDelete(key, member, TypeZSet)
-	if had && err == nil && tc.z != nil {
+	if had && err == nil {
 		if sc, err := decodeScore(old); err == nil {
-			tc.z.remove(zitem{sc, string(member)})
+			tc.zviewRemove(zitem{sc, string(member)})
 		}
 	}
 	return had, err
@@ -491,7 +546,7 @@ func (tx *Tx) ZSetRank(key, member []byte) (rank int, score float64, ok bool, er
 	if !ok || err != nil {
 		return 0, 0, false, err
 	}
-	err = tx.db.txZView(tx.st, tc, h, key, func(z *zindex) { rank = z.rank(zitem{score, string(member)}) })
+	err = tx.db.txZView(tx.st, tc, h, key, func(z zview) { rank = zrank(z, zitem{score, string(member)}) })
 	return rank, score, err == nil, err
 }
 
@@ -501,7 +556,7 @@ func (tx *Tx) ZSetRange(key []byte, q *ZRange) (out []ZMember, err error) {
 	if tc == nil || err != nil {
 		return nil, err
 	}
-	err = tx.db.txZView(tx.st, tc, h, key, func(z *zindex) { out = z.collect(q) })
+	err = tx.db.txZView(tx.st, tc, h, key, func(z zview) { out = zcollect(z, q) })
 	return out, err
 }
 
@@ -512,8 +567,8 @@ func (tx *Tx) ZSetCount(key []byte, q *ZRange) (n int, err error) {
 	if tc == nil || err != nil {
 		return 0, err
 	}
-	err = tx.db.txZView(tx.st, tc, h, key, func(z *zindex) {
-		lo, hi := z.span(q)
+	err = tx.db.txZView(tx.st, tc, h, key, func(z zview) {
+		lo, hi := zspan(z, q)
 		n = hi - lo
 	})
 	return n, err

@@ -338,11 +338,13 @@ func cmdHRandField(c *client, args [][]byte) {
 	}
 }
 
-// HSCAN key cursor [MATCH pattern] [COUNT count]: the whole hash in one
-// reply with cursor 0, which SCAN's guarantees allow (Redis does the same
-// for its small hashes).
+// HSCAN key cursor [MATCH pattern] [COUNT count]: a hash Redis keeps as
+// a listpack comes whole in one reply with cursor 0, as Redis sends it;
+// a bigger one page by page (scanPage), its values read for the page's
+// fields only.
 func cmdHScan(c *client, args [][]byte) {
-	if _, ok := rangemap.ParseCursor(args[2]); !ok {
+	cursor, ok := rangemap.ParseCursor(args[2])
+	if !ok {
 		c.errReply(errInvalidCursor)
 		return
 	}
@@ -351,16 +353,37 @@ func cmdHScan(c *client, args [][]byte) {
 		return
 	}
 	pattern := opts.pattern
-	fs, ok := c.hashFields(args[1], true)
+	fs, ok := c.hashFields(args[1], false)
 	if !ok {
 		return
+	}
+	next := uint64(0)
+	if hashEncoding(fs) == "listpack" {
+		if fs, ok = c.hashFields(args[1], true); !ok {
+			return
+		}
+	} else {
+		picked, nx := scanPage(len(fs), func(i int) uint64 { return elemHash(fs[i].Field) }, cursor, opts.count)
+		page := make([]bitcask.HashField, 0, len(picked))
+		for _, i := range picked {
+			if pattern != nil && !glob.Match(pattern, fs[i].Field, false) {
+				continue
+			}
+			v, had, err := c.st.hget(args[1], fs[i].Field)
+			if err != nil {
+				c.storeErr(err)
+				return
+			}
+			if had { // else deleted since the field list was read
+				page = append(page, bitcask.HashField{Field: fs[i].Field, Value: v})
+			}
+		}
+		fs, next, pattern = page, nx, nil
 	}
 	if pattern != nil {
 		fs = slices.DeleteFunc(fs, func(f bitcask.HashField) bool { return !glob.Match(pattern, f.Field, false) })
 	}
-	c.array(2)
-	c.bulkStr("0")
-	c.array(2 * len(fs))
+	c.scanCursorReply(next, 2*len(fs))
 	for _, f := range fs {
 		c.bulk(f.Field)
 		c.bulk(f.Value)

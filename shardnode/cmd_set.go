@@ -481,11 +481,13 @@ func cmdSInterCard(c *client, args [][]byte) {
 	c.intReply(int64(len(ms)))
 }
 
-// SSCAN key cursor [MATCH pattern] [COUNT count]: the whole set in one
-// reply with cursor 0, as HSCAN. Like Redis, the key is looked up before
-// the options are read: an absent key replies an empty page.
+// SSCAN key cursor [MATCH pattern] [COUNT count]: an intset comes whole
+// in one reply with cursor 0, as Redis sends it; a bigger set page by page
+// (scanPage). Like Redis, the key is looked up before the options are
+// read: an absent key replies an empty page.
 func cmdSScan(c *client, args [][]byte) {
-	if _, ok := rangemap.ParseCursor(args[2]); !ok {
+	cursor, ok := rangemap.ParseCursor(args[2])
+	if !ok {
 		c.errReply(errInvalidCursor)
 		return
 	}
@@ -494,21 +496,26 @@ func cmdSScan(c *client, args [][]byte) {
 		return
 	}
 	if ms == nil {
-		c.array(2)
-		c.bulkStr("0")
-		c.array(0)
+		c.scanCursorReply(0, 0)
 		return
 	}
 	opts, ok := c.scanOptions(args[3:], false)
 	if !ok {
 		return
 	}
+	next := uint64(0)
+	if setEncoding(ms) != "intset" {
+		picked, nx := scanPage(len(ms), func(i int) uint64 { return elemHash(ms[i]) }, cursor, opts.count)
+		page := make([][]byte, len(picked))
+		for j, i := range picked {
+			page[j] = ms[i]
+		}
+		ms, next = page, nx
+	}
 	if opts.pattern != nil {
 		ms = slices.DeleteFunc(ms, func(m []byte) bool { return !glob.Match(opts.pattern, m, false) })
 	}
-	c.array(2)
-	c.bulkStr("0")
-	c.array(len(ms))
+	c.scanCursorReply(next, len(ms))
 	for _, m := range ms {
 		c.bulk(m)
 	}

@@ -783,10 +783,12 @@ func cmdZSetOp(c *client, args [][]byte) {
 	c.zreply(ms, o.WithScores)
 }
 
-// ZSCAN key cursor [MATCH pattern] [COUNT count]: the whole set in one
-// reply with cursor 0, as HSCAN.
+// ZSCAN key cursor [MATCH pattern] [COUNT count]: a sorted set Redis
+// keeps as a listpack comes whole in one reply with cursor 0, as Redis
+// sends it; a bigger one page by page (scanPage).
 func cmdZScan(c *client, args [][]byte) {
-	if _, ok := rangemap.ParseCursor(args[2]); !ok {
+	cursor, ok := rangemap.ParseCursor(args[2])
+	if !ok {
 		c.errReply(errInvalidCursor)
 		return
 	}
@@ -799,12 +801,19 @@ func cmdZScan(c *client, args [][]byte) {
 		c.storeErr(err)
 		return
 	}
+	next := uint64(0)
+	if zsetEncoding(ms) != "listpack" {
+		picked, nx := scanPage(len(ms), func(i int) uint64 { return elemHash(ms[i].Member) }, cursor, opts.count)
+		page := make([]bitcask.ZMember, len(picked))
+		for j, i := range picked {
+			page[j] = ms[i]
+		}
+		ms, next = page, nx
+	}
 	if opts.pattern != nil {
 		ms = slices.DeleteFunc(ms, func(m bitcask.ZMember) bool { return !glob.Match(opts.pattern, m.Member, false) })
 	}
-	c.array(2)
-	c.bulkStr("0")
-	c.array(2 * len(ms))
+	c.scanCursorReply(next, 2*len(ms))
 	var buf [32]byte
 	for _, m := range ms {
 		c.bulk(m.Member)

@@ -136,6 +136,8 @@ var hashScripts = []script{
 		x(in(3), "HSET", "h", "a1", "1", "a2", "2", "b1", "3"),
 		x(arr(bs("0"), arr(bs("b1"), bs("3"))), "HSCAN", "h", "0", "MATCH", "b*"),
 		x(arr(bs("0"), arr(bs("b1"), bs("3"))), "HSCAN", "h", "0", "MATCH", "b*", "COUNT", "100"),
+		// A listpack hash comes whole whatever the cursor.
+		x(arr(bs("0"), arr(bs("b1"), bs("3"))), "HSCAN", "h", "123456789", "MATCH", "b*", "COUNT", "1"),
 		x(er("ERR invalid cursor"), "HSCAN", "h", "x"),
 		x(syn, "HSCAN", "h", "0", "COUNT", "0"),
 		x(nai, "HSCAN", "h", "0", "COUNT", "x"),

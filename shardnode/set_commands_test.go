@@ -195,6 +195,9 @@ var setScripts = []script{
 		x(arr(bs("0"), arr()), "SSCAN", "nokey", "0", "FOO"),
 		x(in(3), "SADD", "s", "a1", "a2", "b1"),
 		x(arr(bs("0"), arr(bs("b1"))), "SSCAN", "s", "0", "MATCH", "b*"),
+		// An intset comes whole whatever the cursor and COUNT.
+		x(in(3), "SADD", "iset", "1", "22", "3"),
+		x(arr(bs("0"), arr(bs("22"))), "SSCAN", "iset", "987654321", "MATCH", "2*", "COUNT", "1"),
 		x(arr(bs("0"), arr(bs("b1"))), "SSCAN", "s", "0", "MATCH", "b*", "COUNT", "100"),
 		x(er("ERR invalid cursor"), "SSCAN", "s", "x"),
 		x(syn, "SSCAN", "s", "0", "COUNT", "0"),

@@ -345,6 +345,8 @@ var zsetScripts = []script{
 		x(syn, "ZRANDMEMBER", "z", "1", "BOGUS"),
 		x(nai, "ZRANDMEMBER", "z", "x"),
 		x(arr(bs("0"), bss("a", "1.5")), "ZSCAN", "z", "0"),
+		// A listpack sorted set comes whole whatever the cursor.
+		x(arr(bs("0"), bss("a", "1.5")), "ZSCAN", "z", "424242", "COUNT", "1"),
 		x(in(2), "ZADD", "z", "2", "b", "3", "bb"),
 		x(arr(bs("0"), bss("b", "2", "bb", "3")), "ZSCAN", "z", "0", "MATCH", "b*").anyPairs(),
 		x(arr(bs("0"), arr()), "ZSCAN", "nokey", "0"),
