@@ -80,9 +80,20 @@ func (m *Move) hi() string { return strconv.FormatFloat(m.Hi, 'g', -1, 64) }
 
 // ReadStatus reads MIGRATE.STATUS id of the node at rdb.
 func ReadStatus(ctx context.Context, rdb *redis.Client, id string) (Status, error) {
-	v, err := rdb.Do(ctx, "MIGRATE.STATUS", id).Slice()
+	r, err := rdb.Do(ctx, "MIGRATE.STATUS", id).Result()
 	if err != nil {
 		return Status{}, err
+	}
+	var v []any
+	switch r := r.(type) {
+	case []any: // RESP2: a flat array
+		v = r
+	case map[any]any: // RESP3
+		for k, x := range r {
+			v = append(v, k, x)
+		}
+	default:
+		return Status{}, fmt.Errorf("MIGRATE.STATUS replied %T", r)
 	}
 	var st Status
 	for i := 0; i+1 < len(v); i += 2 {
