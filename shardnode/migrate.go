@@ -614,9 +614,7 @@ func (w *migWire) sendKey(db int, key string) error {
 	m, ok := d.MetaOfHashed(h, k, now)
 	var err error
 	if ok {
-		var c int
-		c, err = w.sendValue(d, h, k, m, now)
-		n += c
+		n, err = w.sendValue(d, h, k, m, now, n)
 	}
 	if !ok || errors.Is(err, bitcask.ErrNotFound) {
 		w.cmd("DEL", key)
@@ -637,10 +635,11 @@ func (w *migWire) sendKey(db int, key string) error {
 }
 
 // sendValue writes the commands that make key on the target what m and
-// the stored value say, and returns how many.
-func (w *migWire) sendValue(d *bitcask.DB, h uint64, k []byte, m bitcask.Meta, now int64) (int, error) {
+// the stored value say, and returns how many are not yet in an item; the
+// chunks of a collection are items of their own. n is the commands
+// already written for the key (a SELECT).
+func (w *migWire) sendValue(d *bitcask.DB, h uint64, k []byte, m bitcask.Meta, now int64, n int) (int, error) {
 	key := string(k)
-	n := 0
 	expire := func() {
 		if m.ExpireAt > 0 {
 			w.cmd("PEXPIREAT", key, strconv.FormatInt(m.ExpireAt, 10))
@@ -649,6 +648,7 @@ func (w *migWire) sendValue(d *bitcask.DB, h uint64, k []byte, m bitcask.Meta, n
 	}
 	var args [][]byte
 	size := 0
+	var itemErr error
 	chunk := func(name string, force bool, elems ...[]byte) {
 		if len(args) == 0 {
 			args = append(args, k)
@@ -661,6 +661,12 @@ func (w *migWire) sendValue(d *bitcask.DB, h uint64, k []byte, m bitcask.Meta, n
 			if len(args) > 1 {
 				w.cmdb(name, args)
 				n++
+				// Each chunk is acknowledged on its own, so that the
+				// lag of a big collection is counted in chunks.
+				if err := w.item(n); err != nil && itemErr == nil {
+					itemErr = err
+				}
+				n = 0
 			}
 			args, size = args[:0], 0
 		}
@@ -669,18 +675,18 @@ func (w *migWire) sendValue(d *bitcask.DB, h uint64, k []byte, m bitcask.Meta, n
 	case bitcask.TypeString:
 		v, _, err := d.GetAppendHashed(nil, h, k, now)
 		if err != nil {
-			return 0, err
+			return n, err
 		}
 		if m.ExpireAt > 0 {
 			w.cmdb("SET", [][]byte{k, v, []byte("PXAT"), []byte(strconv.FormatInt(m.ExpireAt, 10))})
 		} else {
 			w.cmdb("SET", [][]byte{k, v})
 		}
-		return 1, nil
+		return n + 1, nil
 	case bitcask.TypeHash:
 		fs, err := d.HashGetAll(h, k, true, now)
 		if err != nil {
-			return 0, err
+			return n, err
 		}
 		w.cmd("DEL", key)
 		n++
@@ -691,7 +697,7 @@ func (w *migWire) sendValue(d *bitcask.DB, h uint64, k []byte, m bitcask.Meta, n
 	case bitcask.TypeSet:
 		ms, err := d.SetMembers(h, k, now)
 		if err != nil {
-			return 0, err
+			return n, err
 		}
 		w.cmd("DEL", key)
 		n++
@@ -702,7 +708,7 @@ func (w *migWire) sendValue(d *bitcask.DB, h uint64, k []byte, m bitcask.Meta, n
 	case bitcask.TypeZSet:
 		zs, err := d.ZSetRange(h, k, &bitcask.ZRange{By: bitcask.ZByRank, Start: 0, Stop: -1, Count: -1}, now)
 		if err != nil {
-			return 0, err
+			return n, err
 		}
 		w.cmd("DEL", key)
 		n++
@@ -717,7 +723,7 @@ func (w *migWire) sendValue(d *bitcask.DB, h uint64, k []byte, m bitcask.Meta, n
 			return true
 		})
 		if err != nil {
-			return 0, err
+			return n, err
 		}
 		w.cmd("DEL", key)
 		n++
@@ -726,7 +732,10 @@ func (w *migWire) sendValue(d *bitcask.DB, h uint64, k []byte, m bitcask.Meta, n
 		}
 		chunk("RPUSH", true)
 	default:
-		return 0, fmt.Errorf("key %q has a type the move does not know (%d)", key, m.Type)
+		return n, fmt.Errorf("key %q has a type the move does not know (%d)", key, m.Type)
+	}
+	if itemErr != nil {
+		return n, itemErr
 	}
 	expire()
 	return n, nil

@@ -31,7 +31,9 @@ type Move struct {
 	Password                        string
 	// RateMB limits the stream in MB/s (0: unlimited).
 	RateMB float64
-	// FenceLag is the lag in records below which the range is fenced.
+	// FenceLag is the lag in records below which the range is fenced: the
+	// keys waiting to be sent plus the records (a key, or a chunk of a
+	// collection) sent and not yet acknowledged by the target.
 	FenceLag int64
 	// FenceTimeout is how long a write to the fenced range waits before
 	// TRYAGAIN on the source.
@@ -262,7 +264,7 @@ func (m *Move) Run(ctx context.Context) (res Result, err error) {
 	log.Info("move started", "id", m.ID, "seq0", seq0)
 	// Steps 3-4: the snapshot pass, then catch-up until the lag is small.
 	st, err := m.waitStream(ctx, src, func(st Status) bool {
-		return st.Phase == "catchup" && st.Lag < m.FenceLag
+		return st.Phase == "catchup" && st.Lag+st.SentSeq-st.Acked < m.FenceLag
 	})
 	if err != nil {
 		return res, err
