@@ -140,7 +140,7 @@ func cmdMigrateStatus(c *client, args [][]byte) {
 		if j.drained.Load() && phase == "drained" {
 			drained = 1
 		}
-		c.mapHeader(11)
+		c.mapHeader(12)
 		c.bulkStr("phase")
 		c.bulkStr(phase)
 		c.bulkStr("target")

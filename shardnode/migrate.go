@@ -329,6 +329,7 @@ type migWire struct {
 	limit   time.Time // the rate limit's clock
 	sent    int64
 	start   time.Time
+	scratch []byte
 }
 
 type migPending struct {
@@ -522,27 +523,40 @@ func readReply(r *bufio.Reader) (string, error) {
 }
 
 func (w *migWire) cmd(args ...string) {
-	b := resp.AppendArray(nil, len(args))
+	b := resp.AppendArray(w.scratch[:0], len(args))
+	for _, a := range args {
+		b = resp.AppendBulkString(b, a)
+	}
 	w.w.Write(b)
 	w.sent += int64(len(b))
-	for _, a := range args {
-		b = resp.AppendBulkString(b[:0], a)
-		w.w.Write(b)
-		w.sent += int64(len(b))
+	w.keep(b)
+}
+
+// keep keeps b's array as the scratch buffer unless it grew big.
+func (w *migWire) keep(b []byte) {
+	if cap(b) <= 1<<20 {
+		w.scratch = b[:0]
 	}
 }
 
 // cmdb is cmd for byte-slice arguments after a name.
 func (w *migWire) cmdb(name string, args [][]byte) {
-	b := resp.AppendArray(nil, len(args)+1)
+	b := resp.AppendArray(w.scratch[:0], len(args)+1)
 	b = resp.AppendBulkString(b, name)
+	for _, a := range args {
+		if len(a) >= 64<<10 { // a big value goes to the socket as it is
+			b = resp.AppendBulkHeader(b, len(a))
+			w.w.Write(b)
+			w.w.Write(a)
+			w.sent += int64(len(b) + len(a))
+			b = append(b[:0], '\r', '\n')
+			continue
+		}
+		b = resp.AppendBulk(b, a)
+	}
 	w.w.Write(b)
 	w.sent += int64(len(b))
-	for _, a := range args {
-		b = resp.AppendBulk(b[:0], a)
-		w.w.Write(b)
-		w.sent += int64(len(b))
-	}
+	w.keep(b)
 }
 
 // item ends an item of n commands: it is queued for its acknowledgement,

@@ -561,3 +561,40 @@ func benchPair(b *testing.B) (string, string) {
 	}
 	return src, dst
 }
+
+// TestMigrateStatusReply: MIGRATE.STATUS is a whole map in RESP2 and RESP3.
+func TestMigrateStatusReply(t *testing.T) {
+	src := startNode(t, "", nil)
+	dst := startNode(t, "", nil)
+	assignNode(t, src, "a", "0", "0.5")
+	assignNode(t, dst, "b", "0.5", "1")
+	ctx := context.Background()
+	for _, proto := range []int{2, 3} {
+		c := src.client(proto)
+		id := "st" + strconv.Itoa(proto)
+		if err := c.Do(ctx, "MIGRATE.START", id, moveLo, moveHi, dst.addr).Err(); err != nil {
+			t.Fatal(err)
+		}
+		st, err := migrate.ReadStatus(ctx, c, id)
+		if err != nil || st.Phase == "" {
+			t.Fatalf("RESP%d: %+v %v", proto, st, err)
+		}
+		r, err := c.Do(ctx, "MIGRATE.STATUS", id).Result()
+		n := 0
+		switch r := r.(type) {
+		case []any:
+			n = len(r) / 2
+		case map[any]any:
+			n = len(r)
+			if _, ok := r["error"]; !ok {
+				t.Errorf("RESP3: no error field: %v", r)
+			}
+		}
+		if err != nil || n != 12 {
+			t.Errorf("RESP%d: %d fields, %v", proto, n, err)
+		}
+		if err := c.Do(ctx, "MIGRATE.ABORT", id).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
