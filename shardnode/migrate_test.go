@@ -1,6 +1,8 @@
 package shardnode
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand"
@@ -606,4 +608,15 @@ func TestMigrateStatusReply(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// FuzzMigrateReadReply: the source's reader of the target's replies never
+// panics, and reads a reply it accepts as a whole.
+func FuzzMigrateReadReply(f *testing.F) {
+	for _, s := range []string{"+OK\r\n", ":1\r\n", "-ERR x\r\n", "$3\r\nabc\r\n", "$-1\r\n", "*2\r\n:1\r\n+OK\r\n", "*1\r\n-E\r\n", "$9999999999\r\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = readReply(bufio.NewReader(bytes.NewReader(b)))
+	})
 }
