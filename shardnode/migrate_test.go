@@ -620,3 +620,59 @@ func FuzzMigrateReadReply(f *testing.F) {
 		_, _ = readReply(bufio.NewReader(bytes.NewReader(b)))
 	})
 }
+
+// TestMigrateFlushDuringCatchUp: a FLUSHDB and a FLUSHALL on the source
+// during catch-up reach the target in the stream's order.
+func TestMigrateFlushDuringCatchUp(t *testing.T) {
+	src := startNode(t, "", nil)
+	dst := startNode(t, "", nil)
+	assignNode(t, src, "a", "0", "0.5")
+	assignNode(t, dst, "b", "0.5", "1")
+	sc := streamClient(t, src.addr)
+	dc := streamClient(t, dst.addr)
+	fillAllTypes(t, sc, "fl", 100)
+	ctx := context.Background()
+	if err := sc.Do(ctx, "MIGRATE.START", "fl", moveLo, moveHi, dst.addr).Err(); err != nil {
+		t.Fatal(err)
+	}
+	wait := func(done func(migrate.Status) bool) {
+		for {
+			st, err := migrate.ReadStatus(ctx, sc, "fl")
+			if err != nil || st.Phase == "failed" {
+				t.Fatalf("%+v %v", st, err)
+			}
+			if done(st) {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	wait(func(st migrate.Status) bool { return st.Phase == "catchup" && st.Lag == 0 && st.Acked == st.SentSeq })
+	c := sc // writes of keys of either node's range
+	p := c.Pipeline()
+	p.Do(ctx, "SELECT", 3)
+	p.Do(ctx, "FLUSHDB")
+	p.Set(ctx, "fl3:1:s", "after-flushdb", 0)
+	p.Do(ctx, "SELECT", 0)
+	p.Set(ctx, "fl0:2:s", "before-flushall", 0)
+	if _, err := p.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Do(ctx, "FLUSHALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		c.Set(ctx, "after"+strconv.Itoa(i), i, 0) // some in the range
+	}
+	if err := c.Do(ctx, "SHARD.FENCE", moveLo, moveHi).Err(); err != nil {
+		t.Fatal(err)
+	}
+	wait(func(st migrate.Status) bool { return st.Drained && st.Acked >= st.LastSeq })
+	want, got := dumpRange(t, sc, inMove), dumpRange(t, dc, inMove)
+	if len(want) == 0 || fmt.Sprint(want) != fmt.Sprint(got) {
+		t.Errorf("after the flushes: source %v\ntarget %v", want, got)
+	}
+	if err := c.Do(ctx, "MIGRATE.ABORT", "fl").Err(); err != nil {
+		t.Fatal(err)
+	}
+}
