@@ -22,7 +22,10 @@ type client struct {
 	// QUIT (sess.Quit: close after writing the replies).
 	sess conncmd.Session
 	nc   net.Conn
-	rb   resp.RequestReader // requests read and not yet executed (conn.go)
+	// migRecv marks a connection that carries a move's stream
+	// (MIGRATE.RECV): its keys are not checked against the assignment.
+	migRecv bool
+	rb      resp.RequestReader // requests read and not yet executed (conn.go)
 	// out collects the replies of the pipeline being served.
 	out []byte
 	// bigBytes are the big requests and values read since the last

@@ -492,7 +492,7 @@ func (c *client) inDB(n int, fn func()) {
 // by a forced reassignment are hidden from SCAN, KEYS and RANDOMKEY, and
 // not counted by DBSIZE and INFO keyspace (keyCounts).
 func (c *client) owned(a *Assignment, key []byte) bool {
-	return a.owns(key)
+	return c.migRecv || a.owns(key) // a move's stream sees the staged keys (migrate.go)
 }
 
 // scanOpts are the options of SCAN and the *SCAN commands.

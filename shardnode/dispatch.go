@@ -68,6 +68,9 @@ var handlers = map[string]handlerFunc{
 	"multi": cmdMulti, "exec": cmdExec, "discard": cmdDiscard, "watch": cmdWatch, "unwatch": cmdUnwatch,
 	// shardkv
 	"index.create": cmdIndexCreate, "index.drop": cmdIndexDrop, "index.list": cmdIndexList,
+	"migrate.start": cmdMigrateStart, "migrate.status": cmdMigrateStatus, "migrate.abort": cmdMigrateAbort,
+	"migrate.recv": cmdMigrateRecv, "migrate.flushrange": cmdMigrateFlushRange, "migrate.drop": cmdMigrateDrop,
+	"shard.fence": cmdShardFence, "shard.unfence": cmdShardUnfence,
 	"shard.assign": cmdShardAssign, "shard.watch": cmdShardWatch, "shard.unwatch": cmdShardUnwatch,
 	"shard.exec": cmdShardExec, "tx.prepare": cmdTxPrepare, "tx.decide": cmdTxDecide,
 	"tx.status": cmdTxStatus, "tx.commit": cmdTxCommit, "tx.abort": cmdTxCommit, "tx.forget": cmdTxForget,
@@ -252,6 +255,9 @@ func (c *client) serveFrom() serveState {
 				}
 				write = write || sp[j].write
 				size += len(cmds[j].Raw)
+			}
+			if write {
+				c.waitFenceRun(cmds[i:j], sp[i:j])
 			}
 			if write && c.loop != nil {
 				c.req.cmds, c.req.sp = cmds[i:j], sp[i:j]
@@ -448,6 +454,16 @@ func (c *client) reject(msg string) {
 // created under strict indexes. It reads key positions from the command
 // table without allocating.
 func (c *client) checkKeys(spec *cmdSpec, args [][]byte) string {
+	if c.migRecv {
+		return "" // a move's stream (migrate.go)
+	}
+	if spec.write && c.srv.mig.fence.Load() != nil {
+		for _, i := range spec.KeyIndexes(args) {
+			if _, ok := c.keyFenced(args[i]); ok {
+				return errFenced
+			}
+		}
+	}
 	a := c.srv.assign.Load()
 	if a == nil {
 		return errNoAssign

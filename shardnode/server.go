@@ -90,6 +90,9 @@ type Server struct {
 	// watches are the keys WATCHed on this node and their watchers
 	// (watch.go).
 	watches watchRegistry
+	// mig is the moves of ranges this node sends, its drops and its
+	// fence (migrate.go).
+	mig migrations
 	// hub is the Pub/Sub subscriptions (pubsub.go).
 	hub *hub
 	// admitted counts the connections against the limits (admission.go).

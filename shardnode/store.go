@@ -140,6 +140,7 @@ func (t *txStore) setExpireAt(key []byte, expireAt int64) (bool, error) {
 func (t *txStore) touch(key []byte) {
 	t.watches.touch(t.tx.Num(), key)
 	t.c.srv.blocks.touch(t.tx.Num(), key)
+	t.c.srv.mig.touched(t.c.srv, t.tx.Num(), key)
 }
 
 func (t *txStore) flushAll() error {
@@ -147,6 +148,7 @@ func (t *txStore) flushAll() error {
 		t.rc.reset()
 	}
 	t.touchFlushed(-1)
+	t.c.srv.mig.flushed(-1)
 	return t.tx.FlushAll()
 }
 
@@ -154,6 +156,7 @@ func (t *txStore) flushDB() error {
 	// The read cache needs nothing: its entries are checked against the
 	// key's sequence number, which a flushed key no longer has.
 	t.touchFlushed(t.tx.Num())
+	t.c.srv.mig.flushed(t.tx.Num())
 	return t.tx.FlushDB()
 }
 
