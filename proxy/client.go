@@ -148,10 +148,6 @@ type client struct {
 	// blockConn is the node connection of the blocking command the client
 	// waits in, closed when the client leaves (blocking.go).
 	blockConn atomic.Pointer[backend.Conn]
-	// killed: CLIENT KILL closed the connection; the client is no longer
-	// listed (CLIENT LIST, a later CLIENT KILL), as Redis frees a killed
-	// client at once, though its goroutine may not have left yet.
-	killed atomic.Bool
 
 	// Rounds and the output buffer limit (replymem.go): window is the
 	// commands a round sends at most; roundN and roundBytes are this

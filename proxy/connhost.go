@@ -96,11 +96,9 @@ func (h proxyHost) Databases() int { return conncmd.Databases }
 
 func (h proxyHost) Sessions() []*conncmd.Session {
 	cs := h.s.snapshot()
-	out := make([]*conncmd.Session, 0, len(cs))
-	for _, c := range cs {
-		if !c.killed.Load() {
-			out = append(out, &c.sess)
-		}
+	out := make([]*conncmd.Session, len(cs))
+	for i, c := range cs {
+		out[i] = &c.sess
 	}
 	return out
 }
@@ -113,7 +111,6 @@ func (h proxyHost) Kill(s *conncmd.Session) {
 			// (its node connection closed, the node popping nothing),
 			// and Close waits for the client's goroutine to leave its
 			// read.
-			c.killed.Store(true)
 			c.onPeerClosed()
 			c.nc.Close()
 			return

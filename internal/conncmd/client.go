@@ -173,8 +173,22 @@ func (s *Session) ofType(typ int) bool {
 	return true
 }
 
-func sortedSessions(h Host) []*Session {
+// liveSessions is h's sessions less those CLIENT KILL closed whose
+// goroutines have not left yet: Redis frees a killed client at once, so
+// neither CLIENT LIST nor a later CLIENT KILL sees it.
+func liveSessions(h Host) []*Session {
 	all := h.Sessions()
+	live := all[:0]
+	for _, o := range all {
+		if !o.killed.Load() {
+			live = append(live, o)
+		}
+	}
+	return live
+}
+
+func sortedSessions(h Host) []*Session {
+	all := liveSessions(h)
 	slices.SortFunc(all, func(a, b *Session) int { return int(a.ID - b.ID) })
 	return all
 }
@@ -281,7 +295,7 @@ func clientKill(h Host, k Killer, s *Session, out []byte, args [][]byte) []byte 
 		}
 	}
 	killed := 0
-	for _, o := range h.Sessions() {
+	for _, o := range liveSessions(h) {
 		if !o.ofType(typ) || (id != 0 && o.ID != id) || (addr != "" && o.Addr != addr) ||
 			(laddr != "" && o.LAddr != laddr) || (o == s && skipme) {
 			continue

@@ -47,7 +47,7 @@ type Session struct {
 	blocked   atomic.Bool // waiting in a blocking command (flags=b)
 	// killed is set by CLIENT KILL before the connection is closed: the
 	// close is seen by the connection's own goroutine later, and until it
-	// has left the host's list a second KILL must not count it again.
+	// has left the host's list neither CLIENT LIST nor another KILL shows it.
 	killed     atomic.Bool
 	lastCmd    atomic.Pointer[string]
 	lastActive atomic.Int64 // Unix milliseconds
