@@ -90,9 +90,7 @@ func (m *migrations) touched(s *Server, db int, key []byte) {
 	if tp == nil || len(*tp) == 0 {
 		return
 	}
-	a := s.assign.Load()
-	hashTags := a != nil && a.HashTags
-	p := rangemap.PositionOfHash(rangemap.PlacementOfHashed(key, bitcask.Hash(key), hashTags))
+	p := s.positionOf(key)
 	for _, j := range *tp {
 		if j.rng.has(p) {
 			j.enqueue(migItem{db: db, key: string(key)})
@@ -136,9 +134,7 @@ func (c *client) keyFenced(key []byte) (*fenceSet, bool) {
 	if c.srv.mig.fence.Load() == nil || c.migRecv {
 		return nil, false
 	}
-	a := c.srv.assign.Load()
-	hashTags := a != nil && a.HashTags
-	return c.srv.mig.fenced(rangemap.PositionOfHash(rangemap.PlacementOfHashed(key, bitcask.Hash(key), hashTags)))
+	return c.srv.mig.fenced(c.srv.positionOf(key))
 }
 
 // waitFenceRun holds a run of commands with a write to a fenced range until
