@@ -74,7 +74,8 @@ var handlers = map[string]handlerFunc{
 	"shard.assign": cmdShardAssign, "shard.watch": cmdShardWatch, "shard.unwatch": cmdShardUnwatch,
 	"shard.exec": cmdShardExec, "tx.prepare": cmdTxPrepare, "tx.decide": cmdTxDecide,
 	"tx.status": cmdTxStatus, "tx.commit": cmdTxCommit, "tx.abort": cmdTxCommit, "tx.forget": cmdTxForget,
-	"tx.list": cmdTxList, "shard.streamrefs": cmdShardStreamRefs, "shard.fetch": cmdShardFetch,
+	"tx.list": cmdTxList, "tx.dump": cmdTxDump, "tx.dumpx": cmdTxDump, "tx.put": cmdTxPut, "tx.load": cmdTxPut,
+	"shard.streamrefs": cmdShardStreamRefs, "shard.fetch": cmdShardFetch,
 	// Pub/Sub (pubsub.go)
 	"subscribe": cmdSubscribe, "unsubscribe": cmdUnsubscribe, "psubscribe": cmdPSubscribe,
 	"punsubscribe": cmdPUnsubscribe, "ssubscribe": cmdSSubscribe, "sunsubscribe": cmdSUnsubscribe,

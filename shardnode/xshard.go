@@ -16,6 +16,7 @@ import (
 
 	"github.com/shardkv/shardkv/bitcask"
 	"github.com/shardkv/shardkv/internal/cmdtable"
+	"github.com/shardkv/shardkv/internal/xstate"
 	"github.com/shardkv/shardkv/resp"
 )
 
@@ -46,24 +47,7 @@ const (
 	errTxLocked   = "TRYAGAIN a key of this command is locked by a cross-shard transaction in progress"
 	errTxWatch    = "TXWATCH a watched key changed"
 	errTxCommand  = "CROSSSHARD this command cannot be part of a cross-shard transaction"
-	errTxType     = "CROSSSHARD a cross-shard transaction can only write string keys"
 )
-
-// txCommands are the commands a cross-shard transaction may run on a
-// participant: their final state is a string value (or no key), which is
-// what a prepare record can hold and a commit can write again idempotently.
-var txCommands = map[string]bool{
-	"get": true, "set": true, "setnx": true, "setex": true, "psetex": true, "getset": true,
-	"getdel": true, "getex": true, "mget": true, "mset": true, "msetnx": true, "append": true,
-	"strlen": true, "getrange": true, "substr": true, "setrange": true, "incr": true, "decr": true,
-	"incrby": true, "decrby": true, "incrbyfloat": true, "del": true, "unlink": true,
-	"exists": true, "ttl": true, "pttl": true, "expire": true, "pexpire": true, "expireat": true,
-	"pexpireat": true, "persist": true, "type": true, "expiretime": true, "pexpiretime": true,
-}
-
-// TxCommandAllowed reports whether a command (lower case) can be part of a
-// cross-shard transaction on a participant.
-func TxCommandAllowed(name string) bool { return txCommands[name] }
 
 type txLockKey struct {
 	db  uint8
@@ -76,13 +60,15 @@ type txKeyLock struct {
 	shared map[string]struct{}
 }
 
-// txFinal is the state a prepared transaction leaves a key in.
+// txFinal is the state a prepared transaction leaves a key in: a string
+// (val, expireAt, tag), deleted, or a collection's whole state (coll).
 type txFinal struct {
 	key      []byte
 	del      bool
 	val      []byte
 	expireAt int64
 	tag      uint8
+	coll     *xstate.State
 }
 
 // preparedTx is a transaction this node holds prepared.
@@ -304,6 +290,7 @@ func cmdTxPrepare(c *client, args [][]byte) {
 	}
 	var cmds []txCmd
 	seen := make(map[string]int)
+	var scratch scratchKeys
 	first := 6
 	// WATCH id: the keys the proxy's client id watches on this connection
 	// (SHARD.WATCH) are checked here, as EXEC checks them, and locked
@@ -337,7 +324,7 @@ func cmdTxPrepare(c *client, args [][]byte) {
 		cargs := args[i+1 : i+1+n]
 		i += 1 + n
 		spec := lookupSpec(cargs[0])
-		if spec == nil || !txCommands[spec.Name] {
+		if spec == nil || !cmdtable.Participant(cargs) {
 			c.errReply(errTxCommand)
 			return
 		}
@@ -345,12 +332,16 @@ func cmdTxPrepare(c *client, args [][]byte) {
 			c.errReply(msg)
 			return
 		}
-		if msg := c.checkKeys(spec, cargs); msg != "" {
+		scratch.add(cargs)
+		if msg := c.checkTxKeys(spec, cargs, scratch); msg != "" {
 			c.errReply(msg)
 			return
 		}
 		for _, k := range spec.KeyIndexes(cargs) {
 			key := string(cargs[k])
+			if _, ok := scratch[key]; ok {
+				continue
+			}
 			j, ok := seen[key]
 			if !ok {
 				j = len(p.keys)
@@ -370,7 +361,7 @@ func cmdTxPrepare(c *client, args [][]byte) {
 		// in its own Update, so none slips in between the lock and the
 		// reads below.
 		t.mu.Lock()
-		if _, dup := t.txs[p.id]; dup {
+		if old := t.txs[p.id]; old != nil && !t.extend(old, p) {
 			t.mu.Unlock()
 			return errors.New("ERR transaction already prepared")
 		}
@@ -410,6 +401,10 @@ func cmdTxPrepare(c *client, args [][]byte) {
 		for i, k := range p.keys {
 			before[i], existed[i] = sel.Meta([]byte(k.key))
 		}
+		prior, err := priorColls(sel, p, before, existed)
+		if err != nil {
+			return err
+		}
 		c.txs.tx, c.txs.watches = sel, &dry
 		c.st = &c.txs
 		c.array(len(cmds))
@@ -418,26 +413,8 @@ func cmdTxPrepare(c *client, args [][]byte) {
 			q.spec.fn(c, q.args)
 		}
 		c.inExec = false
-		for i, k := range p.keys {
-			if !p.excl[i] {
-				continue
-			}
-			m, ok := sel.Meta([]byte(k.key))
-			if ok == existed[i] && (!ok || m.Seq == before[i].Seq) {
-				continue
-			}
-			if !ok {
-				p.writes = append(p.writes, txFinal{key: []byte(k.key), del: true})
-				continue
-			}
-			if m.Type != bitcask.TypeString {
-				return errors.New(errTxType)
-			}
-			v, _, err := sel.Get([]byte(k.key))
-			if err != nil {
-				return err
-			}
-			p.writes = append(p.writes, txFinal{key: []byte(k.key), val: append([]byte(nil), v...), expireAt: m.ExpireAt, tag: m.Tag})
+		if err := captureFinals(sel, p, before, existed, prior); err != nil {
+			return err
 		}
 		return errDryRun
 	})
@@ -503,22 +480,32 @@ func (t *txTable) take(id string) *preparedTx {
 func (s *Server) applyPrepared(p *preparedTx) error {
 	t := &s.xtx
 	if len(p.writes) > 0 {
+		var served []*waiter
 		err := s.db.Update(func(tx *bitcask.Tx) error {
 			sel := tx.Select(p.db)
 			for _, w := range p.writes {
 				var err error
-				if w.del {
+				switch {
+				case w.coll != nil:
+					err = writeState(sel, w.key, w.coll)
+				case w.del:
 					_, err = sel.Delete(w.key)
-				} else {
+				default:
 					err = sel.PutTagged(w.key, w.val, w.expireAt, w.tag)
 				}
 				if err != nil {
 					return err
 				}
 				s.watches.touch(p.db, w.key)
+				s.blocks.touch(p.db, w.key)
 			}
+			// Clients blocked on a key the transaction filled (BLPOP)
+			// are served now, as after any write.
+			s.serveReady(tx)
+			served = s.blocks.takeServed()
 			return nil
 		})
+		s.handBack(served, err)
 		if err == nil && s.db.SyncPolicy() != bitcask.SyncAlways {
 			err = s.db.Sync()
 		}
@@ -824,7 +811,9 @@ func (s *Server) askPrimary(addr, id string) (byte, error) {
 }
 
 // The prepare record: uvarint ts, lock-ms, db; the primary; the keys (mode
-// byte, key); the final states (del byte, key, value, expire-at, tag).
+// byte, key); the final states: a kind byte, then for 0 (a string) key,
+// value, expire-at, tag; for 1 (deleted) key, an empty value, 0, 0; for 2
+// (a collection) key and its state (xstate's encoding, with its expiry).
 func encodePrepare(p *preparedTx) []byte {
 	b := binary.AppendUvarint(nil, uint64(p.ts))
 	b = binary.AppendUvarint(b, uint64(p.lockMs))
@@ -837,6 +826,12 @@ func encodePrepare(p *preparedTx) []byte {
 	}
 	b = binary.AppendUvarint(b, uint64(len(p.writes)))
 	for _, w := range p.writes {
+		if w.coll != nil {
+			b = append(b, finalColl)
+			b = appendBytes(b, w.key)
+			b = appendBytes(b, xstate.Encode(w.coll))
+			continue
+		}
 		b = append(b, boolByte(w.del))
 		b = appendBytes(b, w.key)
 		b = appendBytes(b, w.val)
@@ -895,7 +890,13 @@ func (d *decoder) bytes() []byte {
 	return v
 }
 
+// finalColl is the kind byte of a collection's final state in a prepare
+// record (0 and 1 are a string's and a deletion's, the del byte they were
+// before collections).
+const finalColl = 2
+
 func decodePrepare(id string, v []byte) (*preparedTx, error) {
+	var err error
 	d := &decoder{b: v}
 	p := &preparedTx{id: id}
 	p.ts = int64(d.uvarint())
@@ -909,8 +910,20 @@ func decodePrepare(id string, v []byte) (*preparedTx, error) {
 	}
 	n = d.uvarint()
 	for i := uint64(0); i < n && d.err == nil; i++ {
-		w := txFinal{del: d.byte1() == 1}
+		kind := d.byte1()
+		w := txFinal{del: kind == 1}
 		w.key = d.bytes()
+		if kind == finalColl {
+			w.coll, err = xstate.Decode(d.bytes())
+			if err != nil {
+				return p, err
+			}
+			p.writes = append(p.writes, w)
+			continue
+		}
+		if kind > 1 {
+			return p, errors.New("bad prepare record")
+		}
 		w.val = d.bytes()
 		w.expireAt = int64(d.uvarint())
 		w.tag = d.byte1()

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shardkv/shardkv/internal/xstate"
 )
 
 // prepareArgs builds TX.PREPARE for one command.
@@ -89,14 +91,14 @@ func TestTxPrepareRepliesAndAbort(t *testing.T) {
 	if got := c.do("MGET", "k", "n"); got != "*2\r\n$1\r\nv\r\n$-1\r\n" {
 		t.Fatalf("after abort: %q", got)
 	}
-	// A write that leaves a collection cannot be prepared; unsupported
-	// commands are refused.
+	// Replies are the commands' own, errors included; commands that write
+	// another database are refused.
 	if got := c.do(prepareArgs("t2", n.addr, "60000", "GET", "h")...); got != "*1\r\n-WRONGTYPE Operation against a key holding the wrong kind of value\r\n" {
 		t.Fatalf("GET of a hash: %q", got)
 	}
 	c.do("TX.ABORT", "t2")
-	if got := c.do(prepareArgs("t3", n.addr, "60000", "SADD", "s", "m")...); !strings.HasPrefix(got, "-CROSSSHARD") {
-		t.Fatalf("SADD: %q", got)
+	if got := c.do(prepareArgs("t3", n.addr, "60000", "MOVE", "s", "1")...); !strings.HasPrefix(got, "-CROSSSHARD") {
+		t.Fatalf("MOVE: %q", got)
 	}
 	if got := c.do(prepareArgs("t4", n.addr, "60000", "APPEND", "h", "m")...); !strings.HasPrefix(got, "*1\r\n-WRONGTYPE") {
 		t.Fatalf("APPEND to a hash: %q", got)
@@ -108,7 +110,8 @@ func TestTxPrepareRepliesAndAbort(t *testing.T) {
 }
 
 // A participant restarted with a prepare in its log keeps the keys locked
-// until the primary's decision, which it asks for at once: COMMIT applies.
+// until the primary's decision, which it asks for at once: COMMIT applies
+// (a string's and a collection's final states).
 // The prepare survives a merge of the log.
 func TestTxRecoveryAsksPrimary(t *testing.T) {
 	primary := startNode(t, "", nil)
@@ -120,7 +123,8 @@ func TestTxRecoveryAsksPrimary(t *testing.T) {
 	if got := pc.do(prepareArgs("t1", primary.addr, "60000", "SET", "p", "1")...); got != "*1\r\n+OK\r\n" {
 		t.Fatal(got)
 	}
-	if got := c.do(prepareArgs("t1", primary.addr, "60000", "SET", "q", "1")...); got != "*1\r\n+OK\r\n" {
+	got := c.do("TX.PREPARE", "t1", "1", primary.addr, "60000", "0", "3", "SET", "q", "1", "4", "ZADD", "z", "2", "m")
+	if got != "*2\r\n+OK\r\n:1\r\n" {
 		t.Fatal(got)
 	}
 	if err := part.srv.xtx.log.Merge(); err != nil {
@@ -133,6 +137,9 @@ func TestTxRecoveryAsksPrimary(t *testing.T) {
 	part = startNode(t, dir, nil)
 	c = part.raw()
 	txWaitFor(t, "the recovered prepare applied", func() bool { return c.do("GET", "q") == "$1\r\n1\r\n" })
+	if got := c.do("ZSCORE", "z", "m"); got != "$1\r\n2\r\n" {
+		t.Fatalf("the recovered sorted set: %q", got)
+	}
 	if got := c.do("TX.LIST"); got != "*0\r\n" {
 		t.Fatalf("TX.LIST after resolution: %q", got)
 	}
@@ -170,6 +177,8 @@ func FuzzDecodePrepare(f *testing.F) {
 	p := &preparedTx{id: "t", ts: 7, primary: "127.0.0.1:1", lockMs: 2000, db: 3,
 		keys: []txLockKey{{3, "a"}, {3, "b"}}, excl: []bool{true, false},
 		writes: []txFinal{{key: []byte("a"), val: []byte("v"), expireAt: 99, tag: 1}, {key: []byte("c"), del: true}}}
+	f.Add(encodePrepare(p))
+	p.writes = append(p.writes, txFinal{key: []byte("h"), coll: &xstate.State{Kind: xstate.Hash, ExpireAt: 5, Elems: [][]byte{[]byte("f"), []byte("v")}}})
 	f.Add(encodePrepare(p))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
