@@ -565,8 +565,8 @@ func (c *client) sameNode(ci *cmdtable.Command, cmd redcon.Command) {
 		c.xWrite(ci.Name, args, ci.Step)
 		return
 	}
-	if !same && (ci.Name == "rename" || ci.Name == "renamenx" || ci.Name == "copy") {
-		c.xMove(ci.Name, args)
+	if !same && xCollCommand(ci.Name) {
+		c.xColl(ci, args)
 		return
 	}
 	if !same {

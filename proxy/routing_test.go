@@ -181,9 +181,9 @@ func TestSplitCommandsKeepOrder(t *testing.T) {
 	})
 }
 
-// MSETNX, RENAME, RENAMENX and COPY run when their keys share a node; across
-// nodes a collection gets CROSSSHARD, with nothing written (strings:
-// xshard_test.go).
+// MSETNX, RENAME, RENAMENX and COPY run when their keys share a node;
+// across nodes a COPY into another database gets CROSSSHARD, with nothing
+// written.
 func TestCrossShardCommands(t *testing.T) {
 	c := startCluster(t, clusterOpts{nodes: 2})
 	forEachProto(t, func(t *testing.T, proto int) {
@@ -204,18 +204,22 @@ func TestCrossShardCommands(t *testing.T) {
 		if ok, err := r.Copy(ctx, same[2], same[0], 0, false).Result(); err != nil || ok != 1 {
 			t.Fatalf("COPY same node: %v %v", ok, err)
 		}
-		// Across shards they are cross-shard transactions (xshard_test.go);
-		// a collection cannot move across shards.
+		// Across shards they are cross-shard transactions (xshard_test.go,
+		// xcoll_test.go), collections too; a COPY into another database
+		// across shards is refused, with nothing written.
 		r.Del(ctx, same[1])
 		r.SAdd(ctx, same[1], "m")
-		if err := r.Rename(ctx, same[1], other).Err(); err == nil || !strings.HasPrefix(err.Error(), "CROSSSHARD keys of 'rename' live on different shards (s0, s1)") {
-			t.Fatalf("RENAME of a set across nodes: %v", err)
+		if err := r.Copy(ctx, same[1], other, 1, false).Err(); err == nil || !strings.HasPrefix(err.Error(), "CROSSSHARD keys of 'copy' live on different shards (s0, s1)") {
+			t.Fatalf("COPY ... DB 1 across nodes: %v", err)
 		}
 		if n := r.Exists(ctx, other).Val(); n != 0 {
 			t.Fatalf("a refused cross-shard command wrote %s", other)
 		}
-		if r.Type(ctx, same[1]).Val() != "set" {
-			t.Fatalf("a refused cross-shard RENAME changed its source")
+		if err := r.Rename(ctx, same[1], other).Err(); err != nil {
+			t.Fatalf("RENAME of a set across nodes: %v", err)
+		}
+		if r.Type(ctx, other).Val() != "set" || r.Exists(ctx, same[1]).Val() != 0 {
+			t.Fatalf("RENAME of a set across nodes did not move it")
 		}
 	})
 }

@@ -116,13 +116,14 @@ type xResult struct {
 	err string
 }
 
-// runXTx runs parts as one transaction. When next is set, a second round
-// of parts is built from the first round's replies (a value read under the
-// lock, for RENAME and COPY) and prepared with the locks of the first
-// still held; a next that returns an error aborts with it. After every
+// runXTx runs parts as one transaction. When next is set, further rounds
+// of parts are built from the replies of the rounds before (round counts
+// from 1; all holds every part so far, values read under the locks:
+// xcoll.go) and prepared with the earlier locks still held, until next
+// returns none; a next that returns an error aborts with it. After every
 // prepare succeeded, vote says whether to commit (MSETNX aborts on a 0).
 // The first part is the primary.
-func (c *client) runXTx(parts xParts, next func(xParts) (xParts, string), vote func(xParts) bool) xResult {
+func (c *client) runXTx(parts xParts, next func(round int, all xParts) (xParts, string), vote func(xParts) bool) xResult {
 	c.barrier() // the client's earlier commands first
 	proxyFailPoint("start")
 	ts := time.Now().UnixMicro()
@@ -133,13 +134,14 @@ func (c *client) runXTx(parts xParts, next func(xParts) (xParts, string), vote f
 		txid := newTxID()
 		all := parts
 		conflict, failed := c.xPrepare(txid, ts, db, primary, parts)
-		if !conflict && failed == "" && next != nil {
+		for round := 1; !conflict && failed == "" && next != nil; round++ {
 			var more xParts
-			more, failed = next(parts)
-			if failed == "" && len(more) > 0 {
-				all = append(append(xParts(nil), parts...), more...)
-				conflict, failed = c.xPrepare(txid, ts, db, primary, more)
+			more, failed = next(round, all)
+			if failed != "" || len(more) == 0 {
+				break
 			}
+			all = append(append(xParts(nil), all...), more...)
+			conflict, failed = c.xPrepare(txid, ts, db, primary, more)
 		}
 		parts := all
 		if conflict || failed != "" {
@@ -470,79 +472,6 @@ func (c *client) xPrepareOnce(txid string, ts int64, db string, primary *shard, 
 		}
 	}
 	return conflict, failed, waiting
-}
-
-// xMove runs RENAME, RENAMENX or COPY whose source and destination live on
-// different shards: the source's shard prepares first (its value and
-// expiry read under its lock, and for RENAME its delete), then the
-// destination's with that value. Only string values move this way: a
-// collection gets CROSSSHARD, with nothing changed.
-func (c *client) xMove(name string, args [][]byte) {
-	src, dst := args[1], args[2]
-	replace := false
-	for i := 3; i < len(args); i++ {
-		switch lower(args[i]) {
-		case "replace":
-			replace = true
-		case "db":
-			// COPY ... DB n into the connection's own database is a plain
-			// COPY (go-redis always sends DB); another database is not
-			// built across shards.
-			if i+1 < len(args) && string(args[i+1]) == strconv.Itoa(c.sess.DB()) {
-				i++
-				continue
-			}
-			fallthrough
-		default:
-			c.errorReply(crossShard(name, c.tbl.locate(src).name, c.tbl.locate(dst).name))
-			return
-		}
-	}
-	first := &xPart{sh: c.tbl.locate(src), cmds: [][][]byte{{[]byte("GET"), src}, {[]byte("PEXPIRETIME"), src}}}
-	if name != "copy" {
-		first.cmds = append(first.cmds, [][]byte{[]byte("DEL"), src})
-	}
-	var second *xPart
-	missing := false
-	next := func(ps xParts) (xParts, string) {
-		v, _, err := resp.Parse(ps[0].replies[0])
-		switch {
-		case err != nil:
-			return nil, "ERR malformed prepare reply from the shard node"
-		case v.IsError():
-			return nil, crossShard(name, ps[0].sh.name, c.tbl.locate(dst).name) + " (the source is not a string)"
-		case v.Null:
-			missing = true
-			return nil, ""
-		}
-		cmd := [][]byte{[]byte("SET"), dst, append([]byte(nil), v.Str...)}
-		if name == "renamenx" || name == "copy" && !replace {
-			cmd = append(cmd, []byte("NX"))
-		}
-		if at, _, err := resp.Parse(ps[0].replies[1]); err == nil && at.Int > 0 {
-			cmd = append(cmd, []byte("PXAT"), []byte(strconv.FormatInt(at.Int, 10)))
-		}
-		second = &xPart{sh: c.tbl.locate(dst), cmds: [][][]byte{cmd}}
-		return xParts{second}, ""
-	}
-	vote := func(xParts) bool {
-		return !missing && second != nil && !bytes.Equal(second.replies[0], []byte("$-1\r\n")) && !bytes.Equal(second.replies[0], []byte("_\r\n"))
-	}
-	res := c.runXTx(xParts{first}, next, vote)
-	switch {
-	case res.err != "":
-		c.errorReply(res.err)
-	case missing && name == "copy":
-		c.integer(0)
-	case missing:
-		c.errorReply("ERR no such key")
-	case name == "rename":
-		c.ok()
-	case res.committed:
-		c.integer(1)
-	default:
-		c.integer(0)
-	}
 }
 
 func (ps xParts) watched() bool {

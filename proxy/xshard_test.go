@@ -191,13 +191,7 @@ func TestCrossShardLikeRedis(t *testing.T) {
 		S(0, "DEL", a[0], b[2], d[1], "missing"+a[0]), S(0, "UNLINK", a[1], a[2], b[0], d[0]),
 		S(0, "MSET", a[0], "p", b[0], "q", d[0], "r"), S(0, "MGET", a[0], b[0], d[0]),
 	}
-	for _, proto := range []int{2, 3} {
-		redisAddr := redistest.Start(t)
-		want := redistest.Transcript(t, redisAddr, []int{proto}, steps)
-		c.client(2).FlushAll(context.Background())
-		got := redistest.Transcript(t, c.addr, []int{proto}, steps)
-		redistest.Compare(t, steps, want, got)
-	}
+	likeRedis(t, c, steps)
 }
 
 // go-redis TxPipelined (MULTI ... EXEC) over keys of three shards runs as

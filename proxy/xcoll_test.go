@@ -1,0 +1,89 @@
+package proxy
+
+import (
+	"context"
+	"testing"
+
+	"github.com/shardkv/shardkv/internal/redistest"
+)
+
+// The commands that move values between shards reply as Redis does on one
+// server, types and expiry included: the same script runs against
+// redis-server and through the proxy over three shards, each step's keys
+// on different shards, in RESP2 and RESP3.
+func TestCrossShardMovesLikeRedis(t *testing.T) {
+	c := startCluster(t, clusterOpts{nodes: 3})
+	a := c.keysOn(0, 13, "xc-a")
+	b := c.keysOn(1, 13, "xc-b")
+	d := c.keysOn(2, 13, "xc-d")
+	const at = "4102444800000" // 2100-01-01, so PEXPIRETIME replies the same
+	S := redistest.S
+	U := func(args ...string) redistest.Step { return redistest.Step{Args: args, SortElems: true} }
+	steps := []redistest.Step{
+		// SMOVE
+		S(0, "SADD", a[0], "x", "y", "z"), S(0, "SADD", b[0], "w"), S(0, "PEXPIREAT", a[0], at),
+		S(0, "SMOVE", a[0], b[0], "x"), U("SMEMBERS", a[0]), U("SMEMBERS", b[0]), S(0, "PEXPIRETIME", a[0]),
+		S(0, "SMOVE", a[0], b[0], "nope"), S(0, "SMOVE", "missing"+a[0], b[0], "x"),
+		S(0, "SET", d[0], "str"), S(0, "SMOVE", a[0], d[0], "y"), S(0, "SMOVE", d[0], a[0], "y"), U("SMEMBERS", a[0]),
+		S(0, "SMOVE", a[0], b[0], "y"), S(0, "SMOVE", a[0], b[0], "z"), S(0, "EXISTS", a[0]), S(0, "SCARD", b[0]),
+		S(0, "SMOVE", a[0], d[1], "w"), S(0, "SMOVE", b[0], d[1], "w"), U("SMEMBERS", d[1]),
+		// LMOVE, RPOPLPUSH
+		S(0, "RPUSH", a[1], "1", "2", "3"), S(0, "PEXPIREAT", a[1], at),
+		S(0, "LMOVE", a[1], b[1], "LEFT", "RIGHT"), S(0, "LRANGE", a[1], "0", "-1"), S(0, "LRANGE", b[1], "0", "-1"),
+		S(0, "PEXPIRETIME", a[1]), S(0, "PEXPIRETIME", b[1]),
+		S(0, "RPOPLPUSH", a[1], b[1]), S(0, "LRANGE", b[1], "0", "-1"),
+		S(0, "LMOVE", a[1], b[1], "RIGHT", "LEFT"), S(0, "EXISTS", a[1]), S(0, "LRANGE", b[1], "0", "-1"),
+		S(0, "LMOVE", "missing"+a[1], b[1], "LEFT", "LEFT"), S(0, "RPOPLPUSH", "missing"+a[1], b[1]),
+		S(0, "LMOVE", b[1], d[0], "LEFT", "LEFT"), S(0, "LMOVE", b[1], a[1], "UP", "LEFT"),
+		// RENAME, RENAMENX, COPY of collections
+		S(0, "HSET", a[2], "f", "v", "g", "w"), S(0, "PEXPIREAT", a[2], at),
+		S(0, "RENAME", a[2], b[2]), S(0, "EXISTS", a[2]), S(0, "HGET", b[2], "f"), S(0, "HLEN", b[2]), S(0, "PEXPIRETIME", b[2]),
+		S(0, "ZADD", a[3], "1", "m", "2.5", "n"),
+		S(0, "RENAMENX", a[3], b[2]), S(0, "RENAMENX", a[3], d[2]), S(0, "ZRANGE", d[2], "0", "-1", "WITHSCORES"),
+		S(0, "COPY", d[2], a[3]), S(0, "COPY", d[2], b[2]), S(0, "COPY", d[2], b[2], "REPLACE"), S(0, "TYPE", b[2]),
+		S(0, "ZSCORE", b[2], "n"), S(0, "COPY", d[2], a[4], "DB", "0"), S(0, "ZCARD", a[4]),
+		S(0, "RENAME", "missing"+a[2], b[3]), S(0, "COPY", "missing"+a[2], b[3]),
+		S(0, "RPUSH", b[3], "l"), S(0, "RENAME", b[3], d[0]), S(0, "TYPE", d[0]), S(0, "LRANGE", d[0], "0", "-1"),
+		// The *STORE commands
+		S(0, "SADD", a[5], "1", "2", "3"), S(0, "SADD", b[5], "2", "3", "4"), S(0, "SADD", d[5], "3", "9"),
+		S(0, "SINTERSTORE", a[6], a[5], b[5], d[5]), U("SMEMBERS", a[6]),
+		S(0, "SUNIONSTORE", b[6], a[5], b[5], d[5]), S(0, "SCARD", b[6]),
+		S(0, "SDIFFSTORE", d[6], a[5], b[5]), U("SMEMBERS", d[6]),
+		S(0, "SET", d[7], "str"), S(0, "SINTERSTORE", a[6], a[5], d[7]), S(0, "SCARD", a[6]),
+		S(0, "SUNIONSTORE", a[6], "missing"+b[6], "missing"+d[6]), S(0, "EXISTS", a[6]),
+		S(0, "ZADD", a[7], "1", "x", "2", "y"), S(0, "ZADD", b[7], "10", "y", "20", "z"),
+		S(0, "ZUNIONSTORE", d[8], "2", a[7], b[7], "WEIGHTS", "2", "1", "AGGREGATE", "MAX"),
+		S(0, "ZRANGE", d[8], "0", "-1", "WITHSCORES"),
+		S(0, "ZINTERSTORE", d[8], "2", a[7], b[7]), S(0, "ZRANGE", d[8], "0", "-1", "WITHSCORES"),
+		S(0, "ZDIFFSTORE", b[8], "2", a[7], b[7]), S(0, "ZRANGE", b[8], "0", "-1", "WITHSCORES"),
+		S(0, "ZRANGESTORE", b[8], a[7], "0", "-1"), S(0, "ZRANGESTORE", b[8], a[7], "(1", "(2", "BYSCORE"), S(0, "EXISTS", b[8]),
+		S(0, "ZUNIONSTORE", d[8], "2", a[7], b[7], "WEIGHTS", "1"),
+		// BITOP, SORT ... STORE, LCS
+		S(0, "SET", a[9], "abc"), S(0, "SET", b[9], "x"),
+		S(0, "BITOP", "OR", d[9], a[9], b[9]), S(0, "GET", d[9]), S(0, "BITOP", "NOT", d[9], a[9]), S(0, "GET", d[9]),
+		S(0, "BITOP", "AND", d[9], a[9], b[5]),
+		S(0, "RPUSH", a[10], "3", "1", "2"), S(0, "SORT", a[10], "STORE", b[10]), S(0, "LRANGE", b[10], "0", "-1"),
+		S(0, "SORT", a[10], "DESC", "LIMIT", "0", "2", "STORE", b[10]), S(0, "LRANGE", b[10], "0", "-1"),
+		S(0, "SET", a[11], "ohmytext"), S(0, "SET", b[11], "mynewtext"),
+		S(0, "LCS", a[11], b[11]), S(0, "LCS", a[11], b[11], "LEN"), S(0, "LCS", a[11], b[5]),
+		// LMPOP, ZMPOP: the first key holding elements may be on another
+		// shard than the first key.
+		S(0, "RPUSH", b[12], "p", "q", "r"), S(0, "LMPOP", "2", a[12], b[12], "LEFT", "COUNT", "2"),
+		S(0, "LRANGE", b[12], "0", "-1"), S(0, "LMPOP", "2", a[12], d[12], "RIGHT"),
+		S(0, "ZADD", d[12]+"z", "1", "m", "2", "n"), S(0, "ZMPOP", "2", a[12], d[12]+"z", "MAX"),
+		S(0, "ZRANGE", d[12]+"z", "0", "-1", "WITHSCORES"), S(0, "LMPOP", "2", a[12], d[12]+"z", "LEFT"),
+	}
+	likeRedis(t, c, steps)
+}
+
+// likeRedis runs steps against a redis-server and through the proxy, in
+// RESP2 and RESP3, and reports each step whose replies differ.
+func likeRedis(t *testing.T, c *cluster, steps []redistest.Step) {
+	for _, proto := range []int{2, 3} {
+		redisAddr := redistest.Start(t)
+		want := redistest.Transcript(t, redisAddr, []int{proto}, steps)
+		c.client(2).FlushAll(context.Background())
+		got := redistest.Transcript(t, c.addr, []int{proto}, steps)
+		redistest.Compare(t, steps, want, got)
+	}
+}
