@@ -46,6 +46,7 @@ const (
 	errTxWait     = "TXCONFLICT WAIT a key is locked by a younger cross-shard transaction"
 	errTxLocked   = "TRYAGAIN a key of this command is locked by a cross-shard transaction in progress"
 	errTxWatch    = "TXWATCH a watched key changed"
+	errTxLost     = "TXCONFLICT DIE the transaction's earlier round is not prepared here"
 	errTxCommand  = "CROSSSHARD this command cannot be part of a cross-shard transaction"
 )
 
@@ -291,6 +292,7 @@ func cmdTxPrepare(c *client, args [][]byte) {
 	var cmds []txCmd
 	seen := make(map[string]int)
 	var scratch scratchKeys
+	extendOnly := false
 	first := 6
 	// WATCH id: the keys the proxy's client id watches on this connection
 	// (SHARD.WATCH) are checked here, as EXEC checks them, and locked
@@ -333,6 +335,9 @@ func cmdTxPrepare(c *client, args [][]byte) {
 			return
 		}
 		scratch.add(cargs)
+		// TX.PUT writes a state read in an earlier round: only under that
+		// round's locks (a node restarted since has lost them).
+		extendOnly = extendOnly || spec.Name == "tx.put"
 		if msg := c.checkTxKeys(spec, cargs, scratch); msg != "" {
 			c.errReply(msg)
 			return
@@ -364,6 +369,9 @@ func cmdTxPrepare(c *client, args [][]byte) {
 		if old := t.txs[p.id]; old != nil && !t.extend(old, p) {
 			t.mu.Unlock()
 			return errors.New("ERR transaction already prepared")
+		} else if old == nil && extendOnly {
+			t.mu.Unlock()
+			return errors.New(errTxLost)
 		}
 		var older bool
 		locked, older = t.tryLock(p)

@@ -117,6 +117,11 @@ func TestTxDumpLoadPut(t *testing.T) {
 	if got := c.do("EXISTS", "elsewhere"); got != ":0\r\n" {
 		t.Fatalf("the scratch key was written: %q", got)
 	}
+	// A TX.PUT whose transaction holds no earlier round here (lost in a
+	// restart, with its locks) is refused: the state may be stale.
+	if got := c.do(prepareArgs("t3", n.addr, "60000", "TX.PUT", "src", string(put))...); !strings.HasPrefix(got, "-TXCONFLICT DIE") {
+		t.Fatalf("TX.PUT without an earlier round: %q", got)
+	}
 	if got := c.do("TX.DUMP", "src"); !strings.HasPrefix(got, "-ERR this command runs only inside TX.PREPARE") {
 		t.Fatalf("TX.DUMP outside a prepare: %q", got)
 	}
