@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tidwall/redcon"
+
 	"github.com/shardkv/shardkv/internal/cmdtable"
 	"github.com/shardkv/shardkv/resp"
 )
@@ -50,7 +52,6 @@ func xCollCommand(name string) bool {
 func (c *client) xColl(ci *cmdtable.Command, args [][]byte) {
 	name := ci.Name
 	role := xCollDest[name]
-	dst := role.dst
 	if name == "copy" {
 		var ok bool
 		if args, ok = c.copyOwnDB(args); !ok {
@@ -58,78 +59,113 @@ func (c *client) xColl(ci *cmdtable.Command, args [][]byte) {
 			return
 		}
 	}
-	home := c.tbl.locate(args[dst])
-	// The keys of other shards, once each, by shard in order of first
-	// appearance.
-	type foreign struct {
-		key   []byte
-		sh    *shard
-		dump  []byte // its state, from round 1
-		write bool
-	}
-	var keys []*foreign
-	seen := make(map[string]bool)
-	var round1 xParts
+	home := c.tbl.locate(args[role.dst])
+	var keys xKeys
 	for _, i := range ci.KeyIndexes(args) {
-		k := args[i]
-		sh := c.tbl.locate(k)
-		if sh == home || seen[string(k)] {
-			continue
+		keys.add(c, home, args[i], role.writesOthers)
+	}
+	replies, res := c.xCompute(home, [][][]byte{args}, keys, nil, true)
+	if res.err != "" {
+		c.errorReply(res.err)
+		return
+	}
+	mark := len(c.out)
+	c.out = append(c.out, replies[0]...)
+	c.reply(mark)
+}
+
+// xKey is a key of another shard than the computing one.
+type xKey struct {
+	key   []byte
+	sh    *shard
+	dump  []byte // its state, read in round 1
+	write bool   // the commands may write it
+}
+
+type xKeys []*xKey
+
+// add records key unless it lives on home; write says whether the
+// commands may write it.
+func (ks *xKeys) add(c *client, home *shard, key []byte, write bool) {
+	sh := c.tbl.locate(key)
+	if sh == home {
+		return
+	}
+	for _, k := range *ks {
+		if bytes.Equal(k.key, key) {
+			k.write = k.write || write
+			return
 		}
-		seen[string(k)] = true
-		f := &foreign{key: k, sh: sh, write: role.writesOthers}
-		keys = append(keys, f)
+	}
+	*ks = append(*ks, &xKey{key: key, sh: sh, write: write})
+}
+
+// xCompute runs cmds on home as one cross-shard transaction in rounds:
+// the keys of other shards are locked and dumped on their shards, loaded
+// on home, and put back where the commands changed them. watch is the
+// shard whose prepare checks the client's WATCH (nil: none). With
+// abortOnError an error reply of a command aborts the transaction and is
+// res.err. It returns the commands' replies.
+func (c *client) xCompute(home *shard, cmds [][][]byte, keys xKeys, watch *shard, abortOnError bool) (replies [][]byte, res xResult) {
+	var round1 xParts
+	if watch != nil && watch != home {
+		round1 = append(round1, &xPart{sh: watch, watch: itoa(c.sess.ID)})
+	}
+	for _, k := range keys {
 		op := "TX.DUMP"
-		if f.write {
+		if k.write {
 			op = "TX.DUMPX"
 		}
-		round1.add(sh, [][]byte{[]byte(op), k})
+		round1.add(k.sh, [][]byte{[]byte(op), k.key})
 	}
-	var cmdReply []byte
 	next := func(round int, all xParts) (xParts, string) {
 		switch round {
 		case 1:
-			// Round 1's replies: the states, in the order they were
-			// asked for on each shard.
+			// The states, in the order each shard was asked for them.
 			for _, p := range all {
 				j := 0
-				for _, f := range keys {
-					if f.sh != p.sh {
+				for _, k := range keys {
+					if k.sh != p.sh {
 						continue
 					}
 					v, _, err := resp.Parse(p.replies[j])
 					if err != nil || v.IsError() {
-						return nil, "ERR cross-shard " + name + ": reading " + strconv.Quote(string(f.key)) + " failed: " + strings.TrimSpace(string(p.replies[j]))
+						return nil, "ERR cross-shard transaction: reading " + strconv.Quote(string(k.key)) + " failed: " + strings.TrimSpace(string(p.replies[j]))
 					}
-					f.dump = append([]byte(nil), v.Str...)
+					k.dump = append([]byte(nil), v.Str...)
 					j++
 				}
 			}
-			home := &xPart{sh: home}
-			for _, f := range keys {
-				home.cmds = append(home.cmds, [][]byte{[]byte("TX.LOAD"), f.key, f.dump})
+			hp := &xPart{sh: home}
+			if watch == home {
+				hp.watch = itoa(c.sess.ID)
 			}
-			home.cmds = append(home.cmds, args)
-			for _, f := range keys {
-				if f.write {
-					home.cmds = append(home.cmds, [][]byte{[]byte("TX.DUMP"), f.key})
+			for _, k := range keys {
+				hp.cmds = append(hp.cmds, [][]byte{[]byte("TX.LOAD"), k.key, k.dump})
+			}
+			hp.cmds = append(hp.cmds, cmds...)
+			for _, k := range keys {
+				if k.write {
+					hp.cmds = append(hp.cmds, [][]byte{[]byte("TX.DUMP"), k.key})
 				}
 			}
-			return xParts{home}, ""
+			return xParts{hp}, ""
 		case 2:
 			p := all[len(all)-1]
-			cmdReply = p.replies[len(keys)]
-			if len(cmdReply) > 0 && (cmdReply[0] == '-' || cmdReply[0] == '!') {
-				v, _, err := resp.Parse(cmdReply)
-				if err != nil {
-					return nil, "ERR malformed prepare reply from the shard node"
+			replies = p.replies[len(keys) : len(keys)+len(cmds)]
+			for _, r := range replies {
+				if abortOnError && len(r) > 0 && (r[0] == '-' || r[0] == '!') {
+					v, _, err := resp.Parse(r)
+					if err != nil {
+						return nil, "ERR malformed prepare reply from the shard node"
+					}
+					return nil, string(v.Str)
 				}
-				return nil, string(v.Str)
 			}
 			var back xParts
-			at := len(keys) + 1
-			for _, f := range keys {
-				if !f.write {
+			at := len(keys) + len(cmds)
+			for _, k := range keys {
+				if !k.write {
 					continue
 				}
 				v, _, err := resp.Parse(p.replies[at])
@@ -137,22 +173,53 @@ func (c *client) xColl(ci *cmdtable.Command, args [][]byte) {
 				if err != nil || v.IsError() {
 					return nil, "ERR malformed prepare reply from the shard node"
 				}
-				if !bytes.Equal(v.Str, f.dump) {
-					back.add(f.sh, [][]byte{[]byte("TX.PUT"), f.key, append([]byte(nil), v.Str...)})
+				if !bytes.Equal(v.Str, k.dump) {
+					back.add(k.sh, [][]byte{[]byte("TX.PUT"), k.key, append([]byte(nil), v.Str...)})
 				}
 			}
 			return back, ""
 		}
 		return nil, ""
 	}
-	res := c.runXTx(round1, next, nil)
-	if res.err != "" {
-		c.errorReply(res.err)
-		return
+	res = c.runXTx(round1, next, nil)
+	return replies, res
+}
+
+// xExecOnOne runs a cross-shard MULTI in which a command's own keys span
+// shards (SMOVE a b, MSET a b): every key of another shard than the one
+// holding most of the transaction's keys is loaded there, and the whole
+// transaction runs there, in order, with the node's own code; the keys it
+// changed go back to their shards. The keys of a write command may be
+// written; the others are only read.
+func (c *client) xExecOnOne(queued []redcon.Command) {
+	count := make(map[*shard]int)
+	var home *shard
+	for _, q := range queued {
+		ci := cmdtable.Lookup(q.Args[0])
+		for _, i := range ci.KeyIndexes(q.Args) {
+			sh := c.tbl.locate(q.Args[i])
+			count[sh]++
+			if home == nil || count[sh] > count[home] {
+				home = sh
+			}
+		}
 	}
-	mark := len(c.out)
-	c.out = append(c.out, cmdReply...)
-	c.reply(mark)
+	var keys xKeys
+	cmds := make([][][]byte, len(queued))
+	for qi, q := range queued {
+		ci := cmdtable.Lookup(q.Args[0])
+		for _, i := range ci.KeyIndexes(q.Args) {
+			keys.add(c, home, q.Args[i], ci.Flags&cmdtable.FlagWrite != 0)
+		}
+		cmds[qi] = q.Args
+	}
+	var watch *shard
+	if c.pin != nil && c.pin.held {
+		watch = c.pin.sh
+		c.pin.held = false // the prepare takes the node's record of the keys
+	}
+	replies, res := c.xCompute(home, cmds, keys, watch, false)
+	c.execReply(res, len(queued), func(i int) []byte { return replies[i] })
 }
 
 // copyOwnDB returns COPY's arguments without a DB option naming the

@@ -2,7 +2,10 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/shardkv/shardkv/internal/redistest"
 )
@@ -85,5 +88,73 @@ func likeRedis(t *testing.T, c *cluster, steps []redistest.Step) {
 		c.client(2).FlushAll(context.Background())
 		got := redistest.Transcript(t, c.addr, []int{proto}, steps)
 		redistest.Compare(t, steps, want, got)
+	}
+}
+
+// MULTI ... EXEC over collections on three shards replies as Redis does:
+// commands whose keys share a shard (each shard prepares its own), and
+// commands whose own keys span shards (SMOVE a b, MSET a b), which run the
+// whole transaction on one shard; errors inside stay per command, as in
+// Redis.
+func TestCrossShardMultiCollectionsLikeRedis(t *testing.T) {
+	c := startCluster(t, clusterOpts{nodes: 3})
+	a := c.keysOn(0, 4, "xm-a")
+	b := c.keysOn(1, 4, "xm-b")
+	d := c.keysOn(2, 4, "xm-d")
+	const at = "4102444800000"
+	S, Tx := redistest.S, redistest.Tx
+	q := func(args ...string) []string { return args }
+	steps := []redistest.Step{
+		Tx(0, q("HSET", a[0], "f", "1", "g", "2"), q("SADD", b[0], "x", "y"), q("ZADD", d[0], "1", "m", "2", "n"),
+			q("LPUSH", a[1], "p", "q"), q("SET", b[1], "s"), q("HINCRBY", a[0], "f", "10"), q("SCARD", b[0]),
+			q("ZINCRBY", d[0], "0.5", "m"), q("LRANGE", a[1], "0", "-1"), q("GET", b[1]), q("PEXPIREAT", d[0], at)),
+		S(0, "HGET", a[0], "f"), S(0, "ZRANGE", d[0], "0", "-1", "WITHSCORES"), S(0, "PEXPIRETIME", d[0]),
+		// A WRONGTYPE inside: that command's error, the others run.
+		Tx(0, q("SADD", a[0], "z"), q("RPUSH", b[2], "1"), q("ZREM", d[0], "n"), q("HLEN", a[0])),
+		S(0, "LRANGE", b[2], "0", "-1"), S(0, "ZCARD", d[0]),
+		// Commands whose keys span shards, reading what earlier ones wrote.
+		Tx(0, q("SADD", a[2], "u", "v"), q("SMOVE", a[2], b[0], "u"), q("SCARD", b[0]), q("SISMEMBER", a[2], "u"),
+			q("MSET", a[3], "1", b[3], "2", d[3], "3"), q("INCR", b[3]), q("MGET", a[3], b[3], d[3]),
+			q("RENAME", d[0], b[2]), q("LMOVE", a[1], d[1], "LEFT", "RIGHT"), q("ZSCORE", b[2], "m"),
+			q("SUNIONSTORE", d[2], a[2], b[0]), q("GET", a[0])),
+		S(0, "SCARD", d[2]), S(0, "TYPE", b[2]), S(0, "EXISTS", d[0]), S(0, "LRANGE", d[1], "0", "-1"),
+		S(0, "MGET", a[3], b[3], d[3]), S(0, "PEXPIRETIME", b[2]),
+	}
+	likeRedis(t, c, steps)
+}
+
+// WATCH before a transaction that runs on one shard because a command's
+// keys span shards: a change of the watched key fails EXEC with nothing
+// applied, on whichever shard the watched key lives.
+func TestCrossShardWatchWithSpanningCommand(t *testing.T) {
+	c := startCluster(t, clusterOpts{nodes: 3})
+	ctx := context.Background()
+	r, other := c.client(2), c.client(2)
+	a, b, w := c.keysOn(0, 1, "xw-a")[0], c.keysOn(1, 1, "xw-b")[0], c.keysOn(2, 1, "xw-w")[0]
+	r.SAdd(ctx, a, "m1", "m2")
+	for _, watched := range []string{w, a} {
+		for _, interfere := range []bool{false, true} {
+			err := r.Watch(ctx, func(tx *redis.Tx) error {
+				tx.Get(ctx, watched)
+				if interfere {
+					other.Set(ctx, watched+"-changed", "x", 0)
+					other.Append(ctx, w, "x")
+					other.SAdd(ctx, a, "new-"+watched) // a new member each time: a change
+				}
+				_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+					p.SMove(ctx, a, b, "m1")
+					p.SAdd(ctx, b, "m3")
+					return nil
+				})
+				return err
+			}, watched)
+			if interfere && !errors.Is(err, redis.TxFailedErr) || !interfere && err != nil {
+				t.Fatalf("WATCH %s (a change: %v): %v", watched, interfere, err)
+			}
+			if got := r.SIsMember(ctx, b, "m1").Val(); got == interfere {
+				t.Fatalf("WATCH %s (a change: %v): m1 moved: %v", watched, interfere, got)
+			}
+			r.SMove(ctx, b, a, "m1")
+		}
 	}
 }

@@ -496,22 +496,24 @@ func (c *client) xExec(queued []redcon.Command) {
 	if c.pin != nil && c.pin.held {
 		parts = append(parts, &xPart{sh: c.pin.sh, watch: itoa(c.sess.ID)})
 	}
+	for _, q := range queued {
+		if ci := cmdtable.Lookup(q.Args[0]); len(ci.KeyIndexes(q.Args)) == 0 || !cmdtable.Participant(q.Args) {
+			c.releaseWatch()
+			c.errorReply("CROSSSHARD '" + ci.Name + "' cannot be part of a transaction whose keys live on several shards")
+			return
+		}
+	}
 	for qi, q := range queued {
 		ci := cmdtable.Lookup(q.Args[0])
 		var sh *shard
 		for _, i := range ci.KeyIndexes(q.Args) {
 			s := c.tbl.locate(q.Args[i])
 			if sh != nil && s != sh {
-				c.releaseWatch()
-				c.errorReply(crossShard(ci.Name, sh.name, s.name) + " (inside a cross-shard transaction, each command's keys must share a shard)")
+				// The whole transaction runs on one shard (xcoll.go).
+				c.xExecOnOne(queued)
 				return
 			}
 			sh = s
-		}
-		if sh == nil || !xCommands[ci.Name] {
-			c.releaseWatch()
-			c.errorReply("CROSSSHARD '" + ci.Name + "' cannot be part of a transaction whose keys live on several shards")
-			return
 		}
 		pi := -1
 		for j, p := range parts {
@@ -530,6 +532,11 @@ func (c *client) xExec(queued []redcon.Command) {
 		c.pin.held = false // the prepare takes the node's record of the keys
 	}
 	res := c.runXTx(parts, nil, nil)
+	c.execReply(res, len(queued), func(i int) []byte { return parts[order[i].part].replies[order[i].cmd] })
+}
+
+// execReply is EXEC's reply to a cross-shard transaction of n commands.
+func (c *client) execReply(res xResult, n int, reply func(i int) []byte) {
 	mark := len(c.out)
 	switch {
 	case res.watchFailed:
@@ -537,22 +544,10 @@ func (c *client) xExec(queued []redcon.Command) {
 	case res.err != "":
 		c.out = resp.AppendError(c.out, res.err)
 	default:
-		c.out = resp.AppendArray(c.out, len(queued))
-		for _, o := range order {
-			c.out = append(c.out, parts[o.part].replies[o.cmd]...)
+		c.out = resp.AppendArray(c.out, n)
+		for i := range n {
+			c.out = append(c.out, reply(i)...)
 		}
 	}
 	c.reply(mark)
-}
-
-// xCommands are the commands a cross-shard MULTI may hold: the ones a
-// participant can prepare (shardnode.TxCommandAllowed; the proxy does not
-// import the node).
-var xCommands = map[string]bool{
-	"get": true, "set": true, "setnx": true, "setex": true, "psetex": true, "getset": true,
-	"getdel": true, "getex": true, "mget": true, "mset": true, "msetnx": true, "append": true,
-	"strlen": true, "getrange": true, "substr": true, "setrange": true, "incr": true, "decr": true,
-	"incrby": true, "decrby": true, "incrbyfloat": true, "del": true, "unlink": true,
-	"exists": true, "ttl": true, "pttl": true, "expire": true, "pexpire": true, "expireat": true,
-	"pexpireat": true, "persist": true, "type": true, "expiretime": true, "pexpiretime": true,
 }
