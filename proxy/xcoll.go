@@ -2,12 +2,15 @@ package proxy
 
 import (
 	"bytes"
+	"math"
 	"strconv"
 	"strings"
 
 	"github.com/tidwall/redcon"
 
 	"github.com/shardkv/shardkv/internal/cmdtable"
+	"github.com/shardkv/shardkv/internal/conncmd"
+	"github.com/shardkv/shardkv/proxy/backend"
 	"github.com/shardkv/shardkv/resp"
 )
 
@@ -53,9 +56,16 @@ func (c *client) xColl(ci *cmdtable.Command, args [][]byte) {
 	name := ci.Name
 	role := xCollDest[name]
 	if name == "copy" {
-		var ok bool
-		if args, ok = c.copyOwnDB(args); !ok {
-			c.errorReply(crossShard(name, c.tbl.locate(args[1]).name, c.tbl.locate(args[2]).name) + " (COPY ... DB into another database)")
+		var db int
+		switch args, db = c.copyOwnDB(args); {
+		case db == errDBNotInt:
+			c.errorReply("ERR value is not an integer or out of range")
+			return
+		case db < 0 || db >= conncmd.Databases:
+			c.errorReply("ERR DB index is out of range")
+			return
+		case db != c.sess.DB():
+			c.xCopyDB(args, db)
 			return
 		}
 	}
@@ -222,27 +232,84 @@ func (c *client) xExecOnOne(queued []redcon.Command) {
 	c.execReply(res, len(queued), func(i int) []byte { return replies[i] })
 }
 
+// errDBNotInt is copyOwnDB's database for a DB option that is no number.
+const errDBNotInt = math.MinInt
+
 // copyOwnDB returns COPY's arguments without a DB option naming the
-// connection's own database (go-redis always sends one), or false when
-// DB names another.
-func (c *client) copyOwnDB(args [][]byte) ([][]byte, bool) {
+// connection's own database (go-redis always sends one) and that
+// database, or when DB names another, the arguments and that database
+// (errDBNotInt for no number).
+func (c *client) copyOwnDB(args [][]byte) ([][]byte, int) {
 	out := args[:3:3]
 	for i := 3; i < len(args); i++ {
 		if strings.EqualFold(string(args[i]), "db") && i+1 < len(args) {
-			n, err := strconv.Atoi(string(args[i+1]))
+			n, err := strconv.ParseInt(string(args[i+1]), 10, 32)
 			if err != nil {
-				// The node replies Redis's error for it.
-				out = append(out, args[i], args[i+1])
-				i++
-				continue
+				return args, errDBNotInt
 			}
-			if n != c.sess.DB() {
-				return args, false
+			if int(n) != c.sess.DB() {
+				return args, int(n)
 			}
 			i++
 			continue
 		}
 		out = append(out, args[i])
 	}
-	return out, true
+	return out, c.sess.DB()
+}
+
+// copySource is the name COPY ... DB's source is loaded under on the
+// destination's shard: a key of another database may have the
+// destination's name. A real key of that name, if any, is shadowed in the
+// prepare's dry run only, never written.
+const copySource = "\x00shardkv:copy-source"
+
+// sendDB sends r to sh on a connection of database db: the node's
+// commands run in their connection's database.
+func (c *client) sendDB(sh *shard, db string, r *backend.Request) {
+	n, _ := strconv.Atoi(db)
+	sh.backendDB(c.sess.Proto, n).Send(int(c.sess.ID), r)
+}
+
+// xCopyDB runs COPY src dst [REPLACE] DB n whose keys live on different
+// shards: the source's state is read on its shard, loaded under
+// copySource on the destination's in database n, and copied there with
+// the node's COPY.
+func (c *client) xCopyDB(args [][]byte, db int) {
+	src := c.tbl.locate(args[1])
+	cmd := [][]byte{[]byte("COPY"), []byte(copySource), args[2]}
+	for i := 3; i < len(args); i++ {
+		if strings.EqualFold(string(args[i]), "db") && i+1 < len(args) {
+			i++
+			continue
+		}
+		cmd = append(cmd, args[i]) // REPLACE, or what the node refuses as Redis does
+	}
+	var reply []byte
+	next := func(round int, all xParts) (xParts, string) {
+		switch round {
+		case 1:
+			v, _, err := resp.Parse(all[0].replies[0])
+			if err != nil || v.IsError() {
+				return nil, "ERR cross-shard copy: reading the source failed: " + strings.TrimSpace(string(all[0].replies[0]))
+			}
+			load := [][]byte{[]byte("TX.LOAD"), []byte(copySource), append([]byte(nil), v.Str...)}
+			return xParts{{sh: c.tbl.locate(args[2]), db: strconv.Itoa(db), cmds: [][][]byte{load, cmd}}}, ""
+		case 2:
+			reply = all[1].replies[1]
+			if len(reply) > 0 && (reply[0] == '-' || reply[0] == '!') {
+				v, _, _ := resp.Parse(reply)
+				return nil, string(v.Str)
+			}
+		}
+		return nil, ""
+	}
+	res := c.runXTx(xParts{{sh: src, cmds: [][][]byte{{[]byte("TX.DUMP"), args[1]}}}}, next, nil)
+	if res.err != "" {
+		c.errorReply(res.err)
+		return
+	}
+	mark := len(c.out)
+	c.out = append(c.out, reply...)
+	c.reply(mark)
 }

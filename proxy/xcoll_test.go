@@ -46,6 +46,11 @@ func TestCrossShardMovesLikeRedis(t *testing.T) {
 		S(0, "COPY", d[2], a[3]), S(0, "COPY", d[2], b[2]), S(0, "COPY", d[2], b[2], "REPLACE"), S(0, "TYPE", b[2]),
 		S(0, "ZSCORE", b[2], "n"), S(0, "COPY", d[2], a[4], "DB", "0"), S(0, "ZCARD", a[4]),
 		S(0, "RENAME", "missing"+a[2], b[3]), S(0, "COPY", "missing"+a[2], b[3]),
+		// COPY ... DB into another database across shards.
+		S(0, "COPY", d[2], a[5], "DB", "1"), S(0, "COPY", d[2], a[5], "DB", "1"), S(0, "COPY", d[2], d[2], "DB", "1"),
+		S(0, "COPY", "missing"+d[2], a[5], "DB", "1"), S(0, "COPY", d[2], a[5], "DB", "1", "REPLACE"),
+		S(0, "COPY", d[2], a[5], "DB", "16"), S(0, "COPY", d[2], a[5], "DB", "x"), S(0, "COPY", d[2], a[5], "DB", "1", "NOPE"),
+		S(0, "SELECT", "1"), S(0, "ZRANGE", a[5], "0", "-1", "WITHSCORES"), S(0, "TYPE", d[2]), S(0, "FLUSHDB"), S(0, "SELECT", "0"),
 		S(0, "RPUSH", b[3], "l"), S(0, "RENAME", b[3], d[0]), S(0, "TYPE", d[0]), S(0, "LRANGE", d[0], "0", "-1"),
 		// The *STORE commands
 		S(0, "SADD", a[5], "1", "2", "3"), S(0, "SADD", b[5], "2", "3", "4"), S(0, "SADD", d[5], "3", "9"),

@@ -83,6 +83,9 @@ func proxyFailPoint(name string) {
 // xPart is one participant: a shard and the commands it runs.
 type xPart struct {
 	sh *shard
+	// db is the database the part runs in when not the client's (COPY ...
+	// DB: xcoll.go).
+	db string
 	// watch: the client id whose watched keys the prepare checks
 	watch string
 	cmds  [][][]byte
@@ -426,7 +429,11 @@ func (c *client) xPrepareOnce(txid string, ts int64, db string, primary *shard, 
 		r.buf = resp.AppendBulkString(r.buf, strconv.FormatInt(ts, 10))
 		r.buf = resp.AppendBulkString(r.buf, primary.addr)
 		r.buf = resp.AppendBulkString(r.buf, strconv.Itoa(xLockMs))
-		r.buf = resp.AppendBulkString(r.buf, db)
+		if p.db != "" {
+			r.buf = resp.AppendBulkString(r.buf, p.db)
+		} else {
+			r.buf = resp.AppendBulkString(r.buf, db)
+		}
 		if p.watch != "" {
 			r.buf = resp.AppendBulkString(r.buf, "WATCH")
 			r.buf = resp.AppendBulkString(r.buf, p.watch)
@@ -438,7 +445,11 @@ func (c *client) xPrepareOnce(txid string, ts int64, db string, primary *shard, 
 			}
 		}
 		r.Cmd = r.buf
-		c.send(p.sh, &r.Request)
+		if p.db != "" {
+			c.sendDB(p.sh, p.db, &r.Request)
+		} else {
+			c.send(p.sh, &r.Request)
+		}
 		reqs[i] = r
 	}
 	c.barrier()
