@@ -3,6 +3,8 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -161,5 +163,99 @@ func TestCrossShardWatchWithSpanningCommand(t *testing.T) {
 			}
 			r.SMove(ctx, b, a, "m1")
 		}
+	}
+}
+
+// Members moving between sets on three shards: SMOVEs in rounds, LMOVEs
+// and RENAMEs, in opposite directions at once, while readers count every
+// set and list in one MULTI: every count is the total (no move is seen
+// half done), every mover finishes (no deadlock), and nothing is lost.
+func TestCrossShardMovesIsolated(t *testing.T) {
+	c := startCluster(t, clusterOpts{nodes: 3})
+	ctx := context.Background()
+	var sets, lists []string
+	for i := 0; i < 3; i++ {
+		sets = append(sets, c.keysOn(i, 2, fmt.Sprintf("mvs%d-", i))...)
+		lists = append(lists, c.keysOn(i, 1, fmt.Sprintf("mvl%d-", i))...)
+	}
+	const perSet = 10
+	r := c.client(2)
+	for i, s := range sets {
+		for m := 0; m < perSet; m++ {
+			r.SAdd(ctx, s, fmt.Sprintf("m%d-%d", i, m))
+		}
+	}
+	for _, l := range lists {
+		r.RPush(ctx, l, "a", "b", "c")
+	}
+	total := perSet*len(sets) + 3*len(lists)
+	count := func(r *redis.Client) (int, error) {
+		cmds, err := r.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			for _, s := range sets {
+				p.SCard(ctx, s)
+			}
+			for _, l := range lists {
+				p.LLen(ctx, l)
+			}
+			return nil
+		})
+		n := 0
+		for _, cmd := range cmds {
+			n += int(cmd.(*redis.IntCmd).Val())
+		}
+		return n, err
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for w := 0; w < 6; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := c.client(2)
+			for i := 0; i < 30; i++ {
+				from, to := sets[(w+i)%len(sets)], sets[(w+2*i+1)%len(sets)]
+				lf, lt := lists[(w+i)%len(lists)], lists[(w+i+1)%len(lists)]
+				if w%2 == 1 {
+					from, to, lf, lt = to, from, lt, lf
+				}
+				ms, err := r.SRandMemberN(ctx, from, 1).Result()
+				if err == nil && len(ms) == 1 {
+					err = r.SMove(ctx, from, to, ms[0]).Err()
+				}
+				if err == nil {
+					err = r.LMove(ctx, lf, lt, "LEFT", "RIGHT").Err()
+				}
+				if err != nil && err != redis.Nil {
+					errs <- fmt.Errorf("move: %w", err)
+					return
+				}
+			}
+		}()
+	}
+	for w := 0; w < 2; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := c.client(2)
+			for i := 0; i < 30; i++ {
+				n, err := count(r)
+				if err != nil {
+					errs <- fmt.Errorf("count: %w", err)
+					return
+				}
+				if n != total {
+					errs <- fmt.Errorf("a reader counted %d members, not %d", n, total)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n, err := count(r); err != nil || n != total {
+		t.Fatalf("final count %d %v", n, err)
 	}
 }
