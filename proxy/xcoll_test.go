@@ -205,46 +205,56 @@ func TestCrossShardMovesIsolated(t *testing.T) {
 		}
 		return n, err
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	for w := 0; w < 6; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := c.client(2)
-			for i := 0; i < 30; i++ {
-				from, to := sets[(w+i)%len(sets)], sets[(w+2*i+1)%len(sets)]
-				lf, lt := lists[(w+i)%len(lists)], lists[(w+i+1)%len(lists)]
-				if w%2 == 1 {
-					from, to, lf, lt = to, from, lt, lf
-				}
-				ms, err := r.SRandMemberN(ctx, from, 1).Result()
-				if err == nil && len(ms) == 1 {
-					err = r.SMove(ctx, from, to, ms[0]).Err()
-				}
-				if err == nil {
-					err = r.LMove(ctx, lf, lt, "LEFT", "RIGHT").Err()
-				}
-				if err != nil && err != redis.Nil {
-					errs <- fmt.Errorf("move: %w", err)
-					return
-				}
-			}
-		}()
+	concurrently(t, c, 6, 2, 30, func(r *redis.Client, w, i int) error {
+		from, to := sets[(w+i)%len(sets)], sets[(w+2*i+1)%len(sets)]
+		lf, lt := lists[(w+i)%len(lists)], lists[(w+i+1)%len(lists)]
+		if w%2 == 1 {
+			from, to, lf, lt = to, from, lt, lf
+		}
+		ms, err := r.SRandMemberN(ctx, from, 1).Result()
+		if err == nil && len(ms) == 1 {
+			err = r.SMove(ctx, from, to, ms[0]).Err()
+		}
+		if err == nil {
+			err = r.LMove(ctx, lf, lt, "LEFT", "RIGHT").Err()
+		}
+		if err != nil && err != redis.Nil {
+			return fmt.Errorf("move: %w", err)
+		}
+		return nil
+	}, func(r *redis.Client) error {
+		n, err := count(r)
+		if err == nil && n != total {
+			err = fmt.Errorf("a reader counted %d members, not %d", n, total)
+		}
+		return err
+	})
+	if n, err := count(r); err != nil || n != total {
+		t.Fatalf("final count %d %v", n, err)
 	}
-	for w := 0; w < 2; w++ {
+}
+
+// concurrently runs writers goroutines calling write rounds times (w is
+// the writer, i the round) and readers goroutines calling read as often,
+// each on a client of its own, and fails the test with the first error.
+func concurrently(t *testing.T, c *cluster, writers, readers, rounds int, write func(r *redis.Client, w, i int) error, read func(r *redis.Client) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, writers+readers)
+	for g := 0; g < writers+readers; g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			r := c.client(2)
-			for i := 0; i < 30; i++ {
-				n, err := count(r)
-				if err != nil {
-					errs <- fmt.Errorf("count: %w", err)
-					return
+			for i := 0; i < rounds; i++ {
+				var err error
+				if g < writers {
+					err = write(r, g, i)
+				} else {
+					err = read(r)
 				}
-				if n != total {
-					errs <- fmt.Errorf("a reader counted %d members, not %d", n, total)
+				if err != nil {
+					errs <- err
 					return
 				}
 			}
@@ -254,8 +264,5 @@ func TestCrossShardMovesIsolated(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
-	}
-	if n, err := count(r); err != nil || n != total {
-		t.Fatalf("final count %d %v", n, err)
 	}
 }

@@ -291,52 +291,29 @@ func TestCrossShardBank(t *testing.T) {
 		}
 		return n, nil
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	for w := 0; w < 6; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := c.client(2)
-			for i := 0; i < 40; i++ {
-				from, to := acct[(w+i)%len(acct)], acct[(w+2*i+1)%len(acct)]
-				if w%2 == 1 {
-					from, to = to, from
-				}
-				if _, err := r.TxPipelined(ctx, func(p redis.Pipeliner) error {
-					p.DecrBy(ctx, from, 3)
-					p.IncrBy(ctx, to, 3)
-					return nil
-				}); err != nil {
-					errs <- fmt.Errorf("transfer: %w", err)
-					return
-				}
-			}
-		}()
-	}
-	for w := 0; w < 2; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := c.client(2)
-			for i := 0; i < 40; i++ {
-				n, err := sum(r)
-				if err != nil {
-					errs <- fmt.Errorf("sum: %w", err)
-					return
-				}
-				if n != total {
-					errs <- fmt.Errorf("a reader saw the sum %d, not %d", n, total)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	concurrently(t, c, 6, 2, 40, func(r *redis.Client, w, i int) error {
+		from, to := acct[(w+i)%len(acct)], acct[(w+2*i+1)%len(acct)]
+		if w%2 == 1 {
+			from, to = to, from
+		}
+		if _, err := r.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.DecrBy(ctx, from, 3)
+			p.IncrBy(ctx, to, 3)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("transfer: %w", err)
+		}
+		return nil
+	}, func(r *redis.Client) error {
+		n, err := sum(r)
+		if err == nil && n != total {
+			err = fmt.Errorf("a reader saw the sum %d, not %d", n, total)
+		}
+		if err != nil {
+			return fmt.Errorf("sum: %w", err)
+		}
+		return nil
+	})
 	if n, err := sum(r); err != nil || n != total {
 		t.Fatalf("final sum %d %v", n, err)
 	}
