@@ -11,8 +11,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// BenchmarkCrossShardMSet: a 2-key MSET and a MULTI/EXEC of two SETs
-// through the proxy (two node processes behind it), with both keys on one
+// BenchmarkCrossShardMSet: a 2-key MSET, a MULTI/EXEC of two SETs and an
+// SMOVE of a member back and forth between two sets through the proxy (two node processes behind it), with both keys on one
 // shard (the one-round-trip path) and on two shards (a cross-shard
 // transaction), by 50 clients at once. One op is one command or
 // transaction; p50/p99 are its latency as a client sees it.
@@ -20,7 +20,7 @@ func BenchmarkCrossShardMSet(b *testing.B) {
 	c := startCluster(b, clusterOpts{nodes: 2})
 	ctx := context.Background()
 	const clients = 50
-	for _, kind := range []string{"mset", "multi"} {
+	for _, kind := range []string{"mset", "multi", "smove"} {
 		for _, cross := range []bool{false, true} {
 			name := kind + "/one-shard"
 			if cross {
@@ -31,10 +31,10 @@ func BenchmarkCrossShardMSet(b *testing.B) {
 				defer r.Close()
 				pairs := make([][2]string, clients)
 				for i := range pairs {
-					x := c.keysOn(0, 1, fmt.Sprintf("bx%d-", i))[0]
-					y := c.keysOn(0, 2, fmt.Sprintf("by%d-", i))[1]
+					x := c.keysOn(0, 1, fmt.Sprintf("bx%s%d-", kind, i))[0]
+					y := c.keysOn(0, 2, fmt.Sprintf("by%s%d-", kind, i))[1]
 					if cross {
-						y = c.keysOn(1, 1, fmt.Sprintf("by%d-", i))[0]
+						y = c.keysOn(1, 1, fmt.Sprintf("by%s%d-", kind, i))[0]
 					}
 					pairs[i] = [2]string{x, y}
 				}
@@ -49,6 +49,9 @@ func BenchmarkCrossShardMSet(b *testing.B) {
 						defer wg.Done()
 						p := pairs[w]
 						var mine []time.Duration
+						if kind == "smove" {
+							r.SAdd(ctx, p[0], "m")
+						}
 						for {
 							mu.Lock()
 							if next >= b.N {
@@ -59,9 +62,13 @@ func BenchmarkCrossShardMSet(b *testing.B) {
 							mu.Unlock()
 							t0 := time.Now()
 							var err error
-							if kind == "mset" {
+							switch kind {
+							case "mset":
 								err = r.MSet(ctx, p[0], "v", p[1], "v").Err()
-							} else {
+							case "smove":
+								err = r.SMove(ctx, p[0], p[1], "m").Err()
+								p[0], p[1] = p[1], p[0]
+							default:
 								_, err = r.TxPipelined(ctx, func(pl redis.Pipeliner) error {
 									pl.Set(ctx, p[0], "v", 0)
 									pl.Set(ctx, p[1], "v", 0)
