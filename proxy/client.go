@@ -70,10 +70,14 @@ type preq struct {
 // pinned is a client's WATCH, between WATCH and EXEC/DISCARD/UNWATCH: the
 // node of the watched keys holds them under the client's id on conn, one of
 // the proxy's shared connections, so the client's commands for that node
-// are pinned to conn (tx.go).
+// are pinned to conn (tx.go). Keys watched on several shards make a chain,
+// one pin a shard (next; xwatch.go).
 type pinned struct {
 	sh   *shard
 	conn *backend.Conn
+	next *pinned
+	// queue: the batch's requests for conn
+	queue []*backend.Request
 	// held: the node holds keys for the client (SHARD.WATCH was sent, and
 	// no SHARD.UNWATCH or SHARD.EXEC since).
 	held bool
@@ -108,8 +112,8 @@ type client struct {
 	inMulti    bool
 	dirty      bool             // an error while queueing: EXEC aborts
 	queued     []redcon.Command // commands between MULTI and EXEC
-	pin        *pinned
-	unpinAfter bool // release pin once this batch is answered
+	pin        *pinned          // the first of the chain
+	unpinAfter bool             // release pin once this batch is answered
 
 	// batch state, reused
 	tbl    *table
@@ -121,8 +125,7 @@ type client struct {
 	merges []*merge
 	nmerge int
 	lists  [2][][]*backend.Request // per protocol (0: RESP2, 1: RESP3), per shard index
-	pinned []*backend.Request
-	shIdx  []int32 // scratch: the shard of each key
+	shIdx  []int32                 // scratch: the shard of each key
 	elems  [][]byte
 	batchN int // commands in the batch
 	// bigBytes: the big requests the batch sent, whose buffers are
@@ -240,10 +243,12 @@ func (c *client) sendQueued() {
 			lists[i] = l[:0]
 		}
 	}
-	if len(c.pinned) > 0 {
-		c.pin.conn.Send(c.pinned...)
-		clear(c.pinned)
-		c.pinned = c.pinned[:0]
+	for p := c.pin; p != nil; p = p.next {
+		if len(p.queue) > 0 {
+			p.conn.Send(p.queue...)
+			clear(p.queue)
+			p.queue = p.queue[:0]
+		}
 	}
 }
 
@@ -263,8 +268,8 @@ func (c *client) newReq() *preq {
 // keys when it watches keys of sh (tx.go), else on the shared connection
 // the client's id picks.
 func (c *client) send(sh *shard, r *backend.Request) {
-	if c.pinnedTo(sh) {
-		c.pinned = append(c.pinned, r)
+	if p := c.pinOf(sh); p != nil {
+		p.queue = append(p.queue, r)
 		return
 	}
 	if len(r.Cmd) >= backend.BigRequest && c.sendSolo(sh, r) {

@@ -23,7 +23,7 @@ func (c *client) Session() *conncmd.Session { return &c.sess }
 func (c *client) SwitchProto(proto resp.Proto) {
 	if c.pin != nil && !c.unpinAfter && proto != c.sess.Proto {
 		c.releaseWatch()
-		c.pin.lost = true
+		c.losePins()
 	}
 	c.barrier()
 	c.psProtoNote(proto)
@@ -45,7 +45,7 @@ func (c *client) beforeSelect(args [][]byte) {
 	}
 	if c.pin != nil && !c.unpinAfter {
 		c.releaseWatch()
-		c.pin.lost = true
+		c.losePins()
 	}
 	c.barrier()
 	if n == 0 {

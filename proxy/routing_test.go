@@ -407,15 +407,16 @@ func TestMultiExec(t *testing.T) {
 		if got := fmt.Sprint(cmds[2].(*redis.SliceCmd).Val()); got != "[2 <nil>]" {
 			t.Fatalf("MGET in MULTI = %s", got)
 		}
-		// Across shards, a command a participant cannot prepare (PING,
-		// a set) refuses the whole transaction (the cross-shard ones that
-		// run: xshard_test.go).
+		// Across shards, a command a participant cannot prepare (PING)
+		// refuses the whole transaction (the cross-shard ones that run:
+		// xshard_test.go, xcoll_test.go).
 		_, err = r.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, a[1], "x", 0)
 			p.SAdd(ctx, b, "y")
+			p.Ping(ctx)
 			return nil
 		})
-		want := "CROSSSHARD 'sadd' cannot be part of a transaction whose keys live on several shards"
+		want := "CROSSSHARD 'ping' cannot be part of a transaction whose keys live on several shards"
 		if err == nil || err.Error() != want {
 			t.Fatalf("cross-shard EXEC: %v", err)
 		}
@@ -524,8 +525,21 @@ func TestWatch(t *testing.T) {
 		if !errors.Is(err, redis.TxFailedErr) || r.Get(ctx, elsewhere).Val() != "x" {
 			t.Fatalf("WATCH s1, a change, then EXEC on s0: %v", err)
 		}
-		if err := r.Watch(ctx, func(*redis.Tx) error { return nil }, keys[0], elsewhere); err == nil || !strings.HasPrefix(err.Error(), "CROSSSHARD keys of 'watch'") {
-			t.Fatalf("WATCH across nodes: %v", err)
+		// Keys watched on both nodes: a change on either fails EXEC.
+		for _, changed := range []string{"", keys[0], elsewhere} {
+			err := r.Watch(ctx, func(tx *redis.Tx) error {
+				if changed != "" {
+					other.Set(ctx, changed, "by-other", 0)
+				}
+				_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+					p.Set(ctx, keys[0], "w", 0)
+					return nil
+				})
+				return err
+			}, keys[0], elsewhere)
+			if changed == "" && (err != nil || r.Get(ctx, keys[0]).Val() != "w") || changed != "" && !errors.Is(err, redis.TxFailedErr) {
+				t.Fatalf("WATCH across nodes, a change of %q: %v", changed, err)
+			}
 		}
 	})
 }

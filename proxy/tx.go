@@ -27,8 +27,8 @@ import (
 // UNWATCH, RESET, an aborted EXEC and a client that leaves send SHARD.UNWATCH
 // <id>. A WATCH costs no connection of its own: 10,000 watching clients use
 // the proxy's 2 x -conns-per-node connections to the node, as others do.
-// Keys watched on two shards, or a transaction on another shard than the
-// watched keys, get -CROSSSHARD. A connection that fails between WATCH and
+// Keys watched on several shards are held on each, and the transaction is
+// then a cross-shard one, as is one on another shard than the watched keys. A connection that fails between WATCH and
 // EXEC took the node's record of the keys with it: EXEC replies nil, as
 // for a change. So does a HELLO that switches protocol in between (the
 // keys are on a connection of the old protocol).
@@ -142,6 +142,16 @@ func (c *client) execTx() {
 	var target *shard
 	if c.pin != nil {
 		target = c.pin.sh
+		if c.pin.next != nil {
+			// Keys watched on several shards: a cross-shard transaction.
+			if c.pinsLost() {
+				c.releaseWatch()
+				c.nullExec()
+				return
+			}
+			c.xExec(queued)
+			return
+		}
 	}
 	for _, q := range queued {
 		ci := cmdtable.Lookup(q.Args[0])
@@ -157,11 +167,9 @@ func (c *client) execTx() {
 			if target == nil {
 				target = sh
 			} else if sh != target {
-				if c.pin != nil && !c.pinnedTo(c.pin.sh) {
+				if c.pin != nil && c.pinsLost() {
 					c.releaseWatch()
-					mark := len(c.out)
-					c.out = resp.AppendNullArray(c.out, c.sess.Proto)
-					c.reply(mark)
+					c.nullExec()
 					return
 				}
 				// Keys on several shards: a cross-shard transaction
@@ -174,12 +182,10 @@ func (c *client) execTx() {
 	if target == nil {
 		target = c.tbl.shards[0]
 	}
-	if c.pin != nil && !c.pinnedTo(c.pin.sh) {
+	if c.pin != nil && c.pinsLost() {
 		// The node no longer has the keys: they may have changed.
 		c.releaseWatch()
-		mark := len(c.out)
-		c.out = resp.AppendNullArray(c.out, c.sess.Proto)
-		c.reply(mark)
+		c.nullExec()
 		return
 	}
 	r := c.newReq()
@@ -204,94 +210,74 @@ func (c *client) execTx() {
 	c.slots = append(c.slots, slot{kind: slotExec, req: &r.Request, sh: target})
 }
 
-// watch sends SHARD.WATCH for the client to the shard of its keys, on the
-// shared connection its requests to that shard use, and pins them there.
+// watch sends SHARD.WATCH for the client to the shards of its keys, each
+// on the shared connection its requests to that shard use, and pins them
+// there (a chain of pins when they are several: xwatch.go).
 func (c *client) watch(ci *cmdtable.Command, cmd redcon.Command) {
 	args := cmd.Args
-	if !c.shardsOf(args, 1, len(args)-1, 1) {
-		a := c.tbl.shards[c.shIdx[0]].name
-		for _, i := range c.shIdx {
-			if b := c.tbl.shards[i].name; b != a {
-				c.errorReply(crossShard("watch", a, b))
-				return
-			}
+	c.shardsOf(args, 1, len(args)-1, 1)
+	var shards []*shard
+	keys := make(map[*shard][][]byte)
+	for j, i := range c.shIdx {
+		sh := c.tbl.shards[i]
+		if _, ok := keys[sh]; !ok {
+			shards = append(shards, sh)
 		}
-	}
-	sh := c.tbl.shards[c.shIdx[0]]
-	if c.pin != nil && c.pin.sh != sh {
-		c.errorReply(crossShard("watch", c.pin.sh.name, sh.name))
-		return
+		keys[sh] = append(keys[sh], args[1+j])
 	}
 	c.unpinAfter = false
-	if c.pin != nil && c.pin.lost {
+	if c.pin != nil && c.pinsLost() {
 		c.ok() // EXEC aborts whatever these keys do
 		return
 	}
-	if c.pin == nil {
-		p := 0
-		if c.sess.Proto == resp.RESP3 {
-			p = 1
-		}
-		if l := c.lists[p]; sh.idx < len(l) && len(l[sh.idx]) > 0 {
-			// Earlier commands of the batch for this shard reach the node
-			// before the WATCH, whichever connection they take.
-			c.barrier()
-		}
-		cl := sh.backendDB(c.sess.Proto, c.sess.DB())
-		conn := cl.Conn(int(c.sess.ID))
-		if conn == nil {
-			c.errorReply(sh.unavailable(cl.Err()))
+	for _, sh := range shards {
+		if msg := c.pinShard(sh); msg != "" {
+			c.errorReply(msg)
 			return
 		}
-		c.pin = &pinned{sh: sh, conn: conn}
-		c.sess.SetWatching(true)
 	}
-	c.pin.held = true
-	r := c.newReq()
-	r.buf = appendForClient(r.buf[:0], "SHARD.WATCH", c.sess.ID, args[1:])
-	r.Cmd = r.buf
-	c.send(sh, &r.Request)
-	// WATCH writes nothing: a failure is TRYAGAIN, never UNCERTAIN.
-	c.slots = append(c.slots, slot{kind: slotForward, req: &r.Request, sh: sh, readonly: true})
+	for n, sh := range shards {
+		p := c.pinOf(sh)
+		p.held = true
+		r := c.newReq()
+		r.buf = appendForClient(r.buf[:0], "SHARD.WATCH", c.sess.ID, keys[sh])
+		r.Cmd = r.buf
+		c.send(sh, &r.Request)
+		if n == 0 {
+			// WATCH writes nothing: a failure is TRYAGAIN, never
+			// UNCERTAIN. The other shards' +OK is nobody's reply: a
+			// failure there fails their connection, and EXEC aborts.
+			c.slots = append(c.slots, slot{kind: slotForward, req: &r.Request, sh: sh, readonly: true})
+		}
+	}
 }
 
-// pinnedTo reports whether the client's requests for sh must take the
-// connection that holds its watched keys. Once that connection has failed
-// the keys are gone with it (EXEC aborts) and the requests take the shared
-// connections again.
-func (c *client) pinnedTo(sh *shard) bool {
-	if c.pin == nil || c.pin.sh != sh || c.pin.lost {
-		return false
-	}
-	if c.pin.conn.Failed() {
-		c.pin.lost, c.pin.held = true, false
-		return false
-	}
-	return true
-}
-
-// releaseWatch tells the node to forget the client's keys, on the
-// connection that holds them, after what the batch sent there before.
+// releaseWatch tells the nodes to forget the client's keys, on the
+// connections that hold them, after what the batch sent there before.
 func (c *client) releaseWatch() {
-	if c.pin == nil || !c.pin.held {
-		return
+	for p := c.pin; p != nil; p = p.next {
+		if !p.held {
+			continue
+		}
+		p.held = false
+		r := c.newReq()
+		r.buf = appendForClient(r.buf[:0], "SHARD.UNWATCH", c.sess.ID, nil)
+		r.Cmd = r.buf
+		p.queue = append(p.queue, &r.Request) // its +OK is nobody's reply
 	}
-	c.pin.held = false
-	r := c.newReq()
-	r.buf = appendForClient(r.buf[:0], "SHARD.UNWATCH", c.sess.ID, nil)
-	r.Cmd = r.buf
-	c.pinned = append(c.pinned, &r.Request) // its +OK is nobody's reply
 }
 
-// unpin ends the pin once the batch is answered, or when the client
-// leaves; a client that leaves while the node holds its keys has them
+// unpin ends the pins once the batch is answered, or when the client
+// leaves; a client that leaves while a node holds its keys has them
 // forgotten, with no one waiting for the reply.
 func (c *client) unpin() {
 	if c.pin == nil {
 		return
 	}
-	if c.pin.held {
-		c.pin.conn.Send(&backend.Request{Cmd: appendForClient(nil, "SHARD.UNWATCH", c.sess.ID, nil)})
+	for p := c.pin; p != nil; p = p.next {
+		if p.held {
+			p.conn.Send(&backend.Request{Cmd: appendForClient(nil, "SHARD.UNWATCH", c.sess.ID, nil)})
+		}
 	}
 	c.pin = nil
 	c.sess.SetWatching(false)

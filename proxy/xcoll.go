@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -112,14 +113,16 @@ func (ks *xKeys) add(c *client, home *shard, key []byte, write bool) {
 
 // xCompute runs cmds on home as one cross-shard transaction in rounds:
 // the keys of other shards are locked and dumped on their shards, loaded
-// on home, and put back where the commands changed them. watch is the
-// shard whose prepare checks the client's WATCH (nil: none). With
+// on home, and put back where the commands changed them. watch are the
+// shards whose prepares check the client's WATCH. With
 // abortOnError an error reply of a command aborts the transaction and is
 // res.err. It returns the commands' replies.
-func (c *client) xCompute(home *shard, cmds [][][]byte, keys xKeys, watch *shard, abortOnError bool) (replies [][]byte, res xResult) {
+func (c *client) xCompute(home *shard, cmds [][][]byte, keys xKeys, watch []*shard, abortOnError bool) (replies [][]byte, res xResult) {
 	var round1 xParts
-	if watch != nil && watch != home {
-		round1 = append(round1, &xPart{sh: watch, watch: itoa(c.sess.ID)})
+	for _, sh := range watch {
+		if sh != home {
+			round1 = append(round1, &xPart{sh: sh, watch: itoa(c.sess.ID)})
+		}
 	}
 	for _, k := range keys {
 		op := "TX.DUMP"
@@ -147,7 +150,7 @@ func (c *client) xCompute(home *shard, cmds [][][]byte, keys xKeys, watch *shard
 				}
 			}
 			hp := &xPart{sh: home}
-			if watch == home {
+			if slices.Contains(watch, home) {
 				hp.watch = itoa(c.sess.ID)
 			}
 			for _, k := range keys {
@@ -223,11 +226,8 @@ func (c *client) xExecOnOne(queued []redcon.Command) {
 		}
 		cmds[qi] = q.Args
 	}
-	var watch *shard
-	if c.pin != nil && c.pin.held {
-		watch = c.pin.sh
-		c.pin.held = false // the prepare takes the node's record of the keys
-	}
+	watch := c.watchedShards()
+	c.releasePins() // the prepares take the nodes' records of the keys
 	replies, res := c.xCompute(home, cmds, keys, watch, false)
 	c.execReply(res, len(queued), func(i int) []byte { return replies[i] })
 }

@@ -504,8 +504,8 @@ func (c *client) xExec(queued []redcon.Command) {
 	var parts xParts
 	type at struct{ part, cmd int }
 	order := make([]at, len(queued))
-	if c.pin != nil && c.pin.held {
-		parts = append(parts, &xPart{sh: c.pin.sh, watch: itoa(c.sess.ID)})
+	for _, sh := range c.watchedShards() {
+		parts = append(parts, &xPart{sh: sh, watch: itoa(c.sess.ID)})
 	}
 	for _, q := range queued {
 		if ci := cmdtable.Lookup(q.Args[0]); len(ci.KeyIndexes(q.Args)) == 0 || !cmdtable.Participant(q.Args) {
@@ -539,9 +539,7 @@ func (c *client) xExec(queued []redcon.Command) {
 		order[qi] = at{pi, len(parts[pi].cmds)}
 		parts[pi].cmds = append(parts[pi].cmds, q.Args)
 	}
-	if c.pin != nil {
-		c.pin.held = false // the prepare takes the node's record of the keys
-	}
+	c.releasePins() // the prepares take the nodes' records of the keys
 	res := c.runXTx(parts, nil, nil)
 	c.execReply(res, len(queued), func(i int) []byte { return parts[order[i].part].replies[order[i].cmd] })
 }
