@@ -266,3 +266,69 @@ func concurrently(t *testing.T, c *cluster, writers, readers, rounds int, write 
 		t.Fatal(err)
 	}
 }
+
+// Transfers in Redis's optimistic style, between accounts on different
+// shards: WATCH both accounts, read them, write both in MULTI; EXEC fails
+// when another transfer changed either, and the client tries again. A
+// WATCH that missed a change on either shard would lose an update, and
+// the total would move.
+func TestCrossShardWatchBank(t *testing.T) {
+	c := startCluster(t, clusterOpts{nodes: 3})
+	ctx := context.Background()
+	var acct []string
+	for i := 0; i < 3; i++ {
+		acct = append(acct, c.keysOn(i, 2, fmt.Sprintf("wbank%d-", i))...)
+	}
+	r := c.client(2)
+	for _, a := range acct {
+		r.Set(ctx, a, 100, 0)
+	}
+	total := 100 * len(acct)
+	sum := func(r *redis.Client) (int, error) {
+		cmds, err := r.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			for _, a := range acct {
+				p.Get(ctx, a)
+			}
+			return nil
+		})
+		n := 0
+		for _, cmd := range cmds {
+			v, _ := cmd.(*redis.StringCmd).Int()
+			n += v
+		}
+		return n, err
+	}
+	concurrently(t, c, 6, 2, 25, func(r *redis.Client, w, i int) error {
+		from, to := acct[(w+i)%len(acct)], acct[(w+i+1+w%2)%len(acct)]
+		for {
+			err := r.Watch(ctx, func(tx *redis.Tx) error {
+				f, err := tx.Get(ctx, from).Int()
+				if err != nil {
+					return err
+				}
+				g, err := tx.Get(ctx, to).Int()
+				if err != nil {
+					return err
+				}
+				_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+					p.Set(ctx, from, f-1, 0)
+					p.Set(ctx, to, g+1, 0)
+					return nil
+				})
+				return err
+			}, from, to)
+			if !errors.Is(err, redis.TxFailedErr) {
+				return err
+			}
+		}
+	}, func(r *redis.Client) error {
+		n, err := sum(r)
+		if err == nil && n != total {
+			err = fmt.Errorf("a reader saw the sum %d, not %d", n, total)
+		}
+		return err
+	})
+	if n, err := sum(r); err != nil || n != total {
+		t.Fatalf("final sum %d %v", n, err)
+	}
+}
