@@ -57,7 +57,22 @@ try:
     q.sadd(st, "wrong type")
     q.incr(st + "-n")
     after = q.execute(raise_on_error=False)
-    print(json.dumps({"exec": plain(got), "errors": plain(after),
+    watched = []
+    other = redis.Redis(host=host, port=int(port))
+    for interfere in (False, True):
+        with r.pipeline() as w:
+            w.watch(h, dst)
+            if interfere:
+                other.sadd(dst, "by-other")
+            w.multi()
+            w.hset(h, "w", "1")
+            w.srem(dst, "x")
+            try:
+                watched.append(plain(w.execute()))
+            except redis.WatchError:
+                watched.append("WatchError")
+    other.close()
+    print(json.dumps({"exec": plain(got), "errors": plain(after), "watch": watched,
         "read": plain([r.hgetall(h), r.smembers(s), r.zrange(z, 0, -1, withscores=True), r.lrange(l, 0, -1), r.get(st), r.smembers(dst)])}))
 finally:
     r.close()
@@ -65,8 +80,9 @@ finally:
 
 // TestRedisPyPipelineAcrossShards: redis-py's default pipeline() (a
 // transaction) over hashes, sets, sorted sets, lists and strings on three
-// shards, with an SMOVE between two of them, through the real binaries,
-// gets what the same script gets from redis-server.
+// shards, with an SMOVE between two of them, and then with WATCH on keys of
+// two shards, through the real binaries, gets what the same script gets
+// from redis-server.
 func TestRedisPyPipelineAcrossShards(t *testing.T) {
 	needBinaries(t)
 	py := redisPython()
