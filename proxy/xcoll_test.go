@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -330,5 +332,41 @@ func TestCrossShardWatchBank(t *testing.T) {
 	})
 	if n, err := sum(r); err != nil || n != total {
 		t.Fatalf("final sum %d %v", n, err)
+	}
+}
+
+// A client blocked on a list is served when a cross-shard transaction
+// pushes to it, as after any write.
+func TestCrossShardPushWakesBlocked(t *testing.T) {
+	c := startCluster(t, clusterOpts{nodes: 2})
+	ctx := context.Background()
+	l, k := c.keysOn(1, 1, "wake-l")[0], c.keysOn(0, 1, "wake-k")[0]
+	got := make(chan []string, 1)
+	go func() {
+		v, err := c.client(2).BLPop(ctx, 30*time.Second, l).Result() // a bound, not a wait
+		if err != nil {
+			v = []string{err.Error()}
+		}
+		got <- v
+	}()
+	r := c.client(2)
+	// The pop is blocked once the node counts a blocked client.
+	for end := time.Now().Add(30 * time.Second); !strings.Contains(r.Do(ctx, "INFO", "clients").String(), "blocked_clients:1"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the BLPOP never blocked")
+		}
+	}
+	if _, err := r.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, k, "v", 0)
+		p.RPush(ctx, l, "x", "y")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if v := <-got; fmt.Sprint(v) != "["+l+" x]" {
+		t.Fatalf("BLPOP got %v", v)
+	}
+	if v := r.LRange(ctx, l, 0, -1).Val(); fmt.Sprint(v) != "[y]" {
+		t.Fatalf("left in the list: %v", v)
 	}
 }
