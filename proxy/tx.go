@@ -14,7 +14,7 @@ import (
 // shard every queued key lives on and sends MULTI, the commands and EXEC to
 // it in one write on one connection, so they run there as one Redis
 // transaction and nothing interleaves; EXEC's reply is the node's. Keys on
-// two shards make EXEC reply -CROSSSHARD and nothing runs.
+// several shards make it a cross-shard transaction (xshard.go, xcoll.go).
 //
 // WATCH is state a node keeps per connection, and the proxy's connections
 // to a node are shared by all its clients, so the node keeps each client's

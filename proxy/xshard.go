@@ -495,11 +495,11 @@ func (ps xParts) watched() bool {
 }
 
 // xExec runs a MULTI whose commands touch keys of several shards as one
-// cross-shard transaction: each command goes to its keys' shard (a
-// command whose own keys span shards, or one a participant cannot
-// prepare, gets CROSSSHARD and nothing runs), and EXEC's reply is their
-// replies in the client's order. A WATCH (its keys on one shard) is
-// checked in that shard's prepare.
+// cross-shard transaction: each command goes to its keys' shard (one a
+// participant cannot prepare gets CROSSSHARD and nothing runs; one whose
+// own keys span shards makes the whole transaction run on one shard:
+// xExecOnOne), and EXEC's reply is their replies in the client's order.
+// Each watched shard's keys are checked in its prepare.
 func (c *client) xExec(queued []redcon.Command) {
 	var parts xParts
 	type at struct{ part, cmd int }
