@@ -122,7 +122,8 @@ type client struct {
 	nmerge int
 	lists  [2][][]*backend.Request // per protocol (0: RESP2, 1: RESP3), per shard index
 	pinned []*backend.Request
-	shIdx  []int32 // scratch: the shard of each key
+	txHeld []txConn // transaction connections of the round in flight (txsend.go)
+	shIdx  []int32  // scratch: the shard of each key
 	elems  [][]byte
 	batchN int // commands in the batch
 	// bigBytes: the big requests the batch sent, whose buffers are

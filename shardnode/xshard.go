@@ -107,8 +107,9 @@ type txTable struct {
 	nlocked atomic.Int64 // keys locked: plain commands read only this while it is 0
 	locks   map[txLockKey]*txKeyLock
 	txs     map[string]*preparedTx
-	// decideMu serializes decisions (TX.DECIDE, TX.STATUS).
-	decideMu sync.Mutex
+	// decideMu serializes the decisions of one transaction (TX.DECIDE,
+	// TX.STATUS, TX.FORGET): decideLock picks a txid's (txcommit.go).
+	decideMu [64]sync.Mutex
 	log      *bitcask.DB
 	stop     chan struct{}
 	done     chan struct{}
@@ -118,7 +119,7 @@ type txTable struct {
 // prepare it holds; the resolver asks their primaries at once.
 func (s *Server) openTxLog() error {
 	opts := bitcask.DefaultOptions()
-	opts.Sync = bitcask.SyncAlways
+	opts.Sync = s.db.SyncPolicy() // the node's appendfsync (txcommit.go)
 	opts.Logger = s.log.Named("txlog")
 	db, err := bitcask.Open(filepath.Join(s.cfg.Dir, txLogDir), opts)
 	if err != nil {
@@ -462,9 +463,9 @@ func cmdTxPrepare(c *client, args [][]byte) {
 		crashNow()
 	}
 	if len(p.writes) > 0 {
-		// Durable before the vote, whatever appendfsync says: the log is
-		// always synced.
-		if err := t.log.Put(append([]byte{'p'}, p.id...), encodePrepare(p), 0); err != nil {
+		// Durable before the vote, whatever appendfsync says (on the
+		// primary, with its decision: txcommit.go).
+		if err := s.writePrepare(p); err != nil {
 			c.out = c.out[:mark]
 			t.mu.Lock()
 			t.unlock(p)
@@ -519,9 +520,6 @@ func (s *Server) applyPrepared(p *preparedTx) error {
 			}
 			return nil
 		})
-		if err == nil && s.db.SyncPolicy() != bitcask.SyncAlways {
-			err = s.db.Sync()
-		}
 		if err != nil {
 			t.mu.Lock()
 			p.busy = false
@@ -579,8 +577,9 @@ func (t *txTable) decision(id string) (byte, error) {
 // its timeout, which records ABORT first: it gets ABORT.
 func (s *Server) decide(id string, d byte, timeoutOnly bool) (byte, error) {
 	t := &s.xtx
-	t.decideMu.Lock()
-	defer t.decideMu.Unlock()
+	mu := t.decideLock(id)
+	mu.Lock()
+	defer mu.Unlock()
 	cur, err := t.decision(id)
 	if err != nil {
 		return 0, err
@@ -677,11 +676,7 @@ func cmdTxCommit(c *client, args [][]byte) {
 
 // TX.FORGET txid: drops the decision once every participant acknowledged.
 func cmdTxForget(c *client, args [][]byte) {
-	t := &c.srv.xtx
-	t.decideMu.Lock()
-	_, err := t.log.Delete(append([]byte{'d'}, args[1]...))
-	t.decideMu.Unlock()
-	if err != nil {
+	if err := c.srv.forgetDecision(args[1]); err != nil {
 		c.storeErr(err)
 		return
 	}
