@@ -192,10 +192,7 @@ func (c *client) runXTx(parts xParts, next func(xParts) (xParts, string), vote f
 			}
 		}
 		if acked {
-			r := c.newReq()
-			r.buf = resp.AppendCommandStrings(r.buf[:0], "TX.FORGET", txid)
-			r.Cmd = r.buf
-			c.send(primary, &r.Request)
+			c.forgetTx(primary, txid)
 		}
 		return xResult{committed: true}
 	}

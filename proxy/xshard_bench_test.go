@@ -18,8 +18,19 @@ import (
 // command that the cross-shard machinery must not slow down. One op is one
 // command or transaction; p50/p99 are its latency as a client sees it.
 // Issue 16's target is multi/cross-shard at 0.5x multi/one-shard or more.
-func BenchmarkCrossShardMSet(b *testing.B) {
-	c := startCluster(b, clusterOpts{nodes: 2})
+func BenchmarkCrossShardMSet(b *testing.B) { benchCrossShard(b, false) }
+
+// BenchmarkCrossShardAlways is BenchmarkCrossShardMSet with the nodes at
+// appendfsync always: every write, the transactions' records included,
+// waits for an fsync before its reply.
+func BenchmarkCrossShardAlways(b *testing.B) { benchCrossShard(b, true) }
+
+func benchCrossShard(b *testing.B, always bool) {
+	o := clusterOpts{nodes: 2}
+	if always {
+		o.appendfsync = "always"
+	}
+	c := startCluster(b, o)
 	ctx := context.Background()
 	const clients = 50
 	for _, kind := range []string{"set", "mset", "multi"} {

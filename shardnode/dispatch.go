@@ -276,7 +276,7 @@ func (c *client) serveFrom() serveState {
 			}
 			continue
 		}
-		if s := sp[i]; s != nil && s.offLoop && c.loop != nil && !c.inMulti {
+		if s := sp[i]; s != nil && s.offLoop && c.loop != nil && !c.inMulti && c.srv.txWaits() {
 			c.next, c.txOff = i, txPending
 			return serveTx
 		}

@@ -15,22 +15,55 @@ import (
 // transaction log, or of the data, as the writers of one event-loop pass
 // share one (commit.go). Each is still durable before its reply.
 
-// writePrepare writes p's prepare record. A participant's is synced before
-// it votes. The primary's is not waited for: the primary's vote is its
-// decision, and the decision record, synced before TX.DECIDE replies, is
-// written after the prepare in the same log, so its fsync covers the
-// prepare too. A primary that crashes before its decision is durable may
-// lose its prepare, and then answers any later COMMIT with ABORT (decide),
-// which is what it would answer had it never prepared.
+// writePrepare writes p's prepare record, durable before the participant
+// votes. The primary's is not written here but with its decision
+// (writeDecision): the primary's vote is its decision, so its prepare is
+// needed only once it decides COMMIT, and one write (and under always one
+// fsync) takes both. A primary that crashes before deciding has lost
+// nothing it needs: holding no prepare, it answers a later COMMIT, or a
+// participant's TX.STATUS, with ABORT (decide), which is what it would
+// answer had it never prepared.
 func (s *Server) writePrepare(p *preparedTx) error {
-	t := &s.xtx
-	key := append([]byte{'p'}, p.id...)
-	if !s.isSelf(p.primary) {
-		return t.log.Put(key, encodePrepare(p), 0)
+	if s.isSelf(p.primary) {
+		return nil
 	}
-	_, err := t.log.UpdateNoWait(func(tx *bitcask.Tx) error {
-		return tx.Put(key, encodePrepare(p), 0)
+	if err := s.xtx.log.Put(append([]byte{'p'}, p.id...), encodePrepare(p), 0); err != nil {
+		return err
+	}
+	p.durable = true
+	return nil
+}
+
+// writeDecision records decision d for id, with this node's own prepare
+// of id when it is the primary's, not written yet, and d is COMMIT.
+func (s *Server) writeDecision(id string, d byte) error {
+	t := &s.xtx
+	var own *preparedTx
+	if d == 'C' {
+		t.mu.Lock()
+		if p := t.txs[id]; p != nil && !p.busy && !p.durable && len(p.writes) > 0 {
+			p.busy = true
+			own = p
+		}
+		t.mu.Unlock()
+	}
+	seq, err := t.log.UpdateNoWait(func(tx *bitcask.Tx) error {
+		if own != nil {
+			if err := tx.Put(append([]byte{'p'}, id...), encodePrepare(own), 0); err != nil {
+				return err
+			}
+		}
+		return tx.Put(append([]byte{'d'}, id...), []byte{d}, 0)
 	})
+	if err == nil {
+		err = t.log.WaitDurable(seq)
+	}
+	if own != nil {
+		t.mu.Lock()
+		own.durable = own.durable || err == nil
+		own.busy = false
+		t.mu.Unlock()
+	}
 	return err
 }
 

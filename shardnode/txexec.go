@@ -2,6 +2,8 @@ package shardnode
 
 import (
 	"golang.org/x/sys/unix"
+
+	"github.com/shardkv/shardkv/bitcask"
 )
 
 // Cross-shard transaction messages off the event loop.
@@ -37,6 +39,11 @@ import (
 var txOffLoop = map[string]bool{
 	"tx.prepare": true, "tx.decide": true, "tx.status": true, "tx.commit": true, "tx.abort": true,
 }
+
+// txWaits reports whether the messages wait for fsyncs: under appendfsync
+// always. Under everysec and no they only write, and run on the loop as
+// other writes do, without the hand-over.
+func (s *Server) txWaits() bool { return s.db.SyncPolicy() == bitcask.SyncAlways }
 
 // txOffState is where a connection's off-loop message stands.
 type txOffState uint8

@@ -463,7 +463,7 @@ func cmdTxPrepare(c *client, args [][]byte) {
 		crashNow()
 	}
 	if len(p.writes) > 0 {
-		// Durable before the vote, whatever appendfsync says (on the
+		// Durable before the vote under the node's appendfsync (on the
 		// primary, with its decision: txcommit.go).
 		if err := s.writePrepare(p); err != nil {
 			c.out = c.out[:mark]
@@ -474,7 +474,6 @@ func cmdTxPrepare(c *client, args [][]byte) {
 			c.storeErr(err)
 			return
 		}
-		p.durable = true
 	}
 	t.mu.Lock()
 	p.deadline = time.Now().Add(time.Duration(p.lockMs) * time.Millisecond)
@@ -595,7 +594,7 @@ func (s *Server) decide(id string, d byte, timeoutOnly bool) (byte, error) {
 		if d == 'C' && p == nil {
 			d = 'A'
 		}
-		if err := t.log.Put(append([]byte{'d'}, id...), []byte{d}, 0); err != nil {
+		if err := s.writeDecision(id, d); err != nil {
 			return 0, err
 		}
 		if failPoint("decided") {
