@@ -536,11 +536,11 @@ func (s *Server) applyPrepared(p *preparedTx) error {
 func (s *Server) dropPrepared(p *preparedTx) error {
 	t := &s.xtx
 	if p.durable {
-		// Not waited for: a removal lost in a crash leaves a prepare whose
-		// outcome is already in the data (applied and synced, or never
-		// applied), and resolving it again writes the same states or
-		// drops nothing.
-		_, err := t.log.UpdateNoWait(func(tx *bitcask.Tx) error {
+		// Written before the locks are released, and under appendfsync
+		// always synced first: a prepare that outlived its removal would
+		// be applied again at recovery, over what later writes put in its
+		// keys (docs/TRANSACTIONS.md, "Durability and fsync").
+		err := t.log.Update(func(tx *bitcask.Tx) error {
 			_, err := tx.Delete(append([]byte{'p'}, p.id...))
 			return err
 		})
