@@ -1,10 +1,15 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -57,6 +62,7 @@ func benchCrossShard(b *testing.B, always bool) {
 				var mu sync.Mutex
 				var lat []time.Duration
 				var next, failed int
+				cpu0 := c.cpuTime(b)
 				b.ResetTimer()
 				var wg sync.WaitGroup
 				for w := 0; w < clients; w++ {
@@ -101,6 +107,7 @@ func benchCrossShard(b *testing.B, always bool) {
 				}
 				wg.Wait()
 				b.StopTimer()
+				cpu := c.cpuTime(b) - cpu0
 				if failed > 0 {
 					b.Fatalf("%d of %d failed", failed, b.N)
 				}
@@ -108,7 +115,34 @@ func benchCrossShard(b *testing.B, always bool) {
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 				b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+				// CPU of the benchmark's process (clients and proxy) and
+				// of the nodes per op: what the machine's other load
+				// moves least.
+				b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
 			})
 		}
 	}
+}
+
+// cpuTime is the CPU time (user and system) used so far by this process
+// and the cluster's node processes (Linux: /proc).
+func (c *cluster) cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	total := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	for _, n := range c.nodes {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n.cmd.Process.Pid))
+		if err != nil {
+			b.Fatal(err)
+		}
+		// Fields 14 and 15 (utime, stime), in clock ticks, after the
+		// command name in parentheses.
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		total += time.Duration(ut+st) * time.Second / 100 // USER_HZ
+	}
+	return total
 }
