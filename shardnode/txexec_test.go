@@ -129,3 +129,17 @@ func TestTxPrimaryPrepareWrittenWithDecision(t *testing.T) {
 		t.Fatalf("GET a: %q", got)
 	}
 }
+
+// The transaction log follows CONFIG SET appendfsync, as the data does.
+func TestTxLogFollowsAppendfsync(t *testing.T) {
+	n := startNode(t, "", nil)
+	c := n.raw()
+	for _, p := range []string{"always", "no", "everysec"} {
+		if got := c.do("CONFIG", "SET", "appendfsync", p); got != "+OK\r\n" {
+			t.Fatalf("CONFIG SET appendfsync %s: %q", p, got)
+		}
+		if got := n.srv.xtx.log.SyncPolicy().String(); got != p {
+			t.Fatalf("after CONFIG SET appendfsync %s the transaction log is at %s", p, got)
+		}
+	}
+}
