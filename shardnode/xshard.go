@@ -25,7 +25,8 @@ import (
 // node locks their keys, runs the commands against the current data inside
 // a storage transaction that it then rolls back (the dry run), keeps the
 // final state of every key they wrote, and writes that state to its
-// transaction log, synced, before it replies the commands' replies. The
+// transaction log, durable under the node's appendfsync (txcommit.go),
+// before it replies the commands' replies. The
 // keys stay locked until TX.COMMIT writes the kept states (or TX.ABORT
 // drops them), so the replies and states computed at prepare are still
 // true when they are applied, and writing a final state twice (recovery
@@ -33,7 +34,7 @@ import (
 // changes nothing.
 //
 // The transaction log is a bitcask store of its own (txlog/ in the data
-// directory, always synced): its keys are txids, so they can never collide
+// directory, at the node's appendfsync): its keys are txids, so they can never collide
 // with user keys, and merge, hints and recovery are the engine's.
 
 // txLogDir is the transaction log's directory inside the data directory.
@@ -496,10 +497,10 @@ func (t *txTable) take(id string) *preparedTx {
 	return p
 }
 
-// apply writes p's final states, makes them durable, removes the prepare
-// record and releases the locks. The keys stay locked until the states
-// are durable: a crash before leaves the prepare, and writing the states
-// again is the same.
+// apply writes p's final states (under appendfsync always, synced), removes
+// the prepare record and releases the locks. The keys stay locked until
+// the states are written: a crash before leaves the prepare, and writing
+// the states again is the same.
 func (s *Server) applyPrepared(p *preparedTx) error {
 	t := &s.xtx
 	if len(p.writes) > 0 {
