@@ -34,8 +34,9 @@ import (
 // changes nothing.
 //
 // The transaction log is a bitcask store of its own (txlog/ in the data
-// directory, at the node's appendfsync): its keys are txids, so they can never collide
-// with user keys, and merge, hints and recovery are the engine's.
+// directory, at the node's appendfsync): its keys are txids, so they can
+// never collide with user keys, and merge, hints and recovery are the
+// engine's.
 
 // txLogDir is the transaction log's directory inside the data directory.
 const txLogDir = "txlog"
