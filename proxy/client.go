@@ -125,6 +125,7 @@ type client struct {
 	merges []*merge
 	nmerge int
 	lists  [2][][]*backend.Request // per protocol (0: RESP2, 1: RESP3), per shard index
+	txHeld []txConn                // transaction connections of the round in flight (txsend.go)
 	shIdx  []int32                 // scratch: the shard of each key
 	elems  [][]byte
 	batchN int // commands in the batch

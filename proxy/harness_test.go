@@ -78,6 +78,7 @@ type node struct {
 	addr     string
 	dir      string
 	password string
+	fsync    string // -appendfsync; "" is everysec
 	cmd      *exec.Cmd
 }
 
@@ -100,7 +101,11 @@ func newNode(t testing.TB, name string) *node {
 // start runs the node and waits until it accepts connections.
 func (n *node) start(t testing.TB) {
 	t.Helper()
-	args := []string{"-addr", n.addr, "-dir", n.dir, "-appendfsync", "everysec", "-log-level", "warn"}
+	fsync := "everysec"
+	if n.fsync != "" {
+		fsync = n.fsync
+	}
+	args := []string{"-addr", n.addr, "-dir", n.dir, "-appendfsync", fsync, "-log-level", "warn"}
 	if n.password != "" {
 		args = append(args, "-requirepass", n.password)
 	}
@@ -166,8 +171,9 @@ type clusterOpts struct {
 	requirePass  string
 	timeout      time.Duration
 	maxClients   int
-	mapFile      bool // write the map to a file and load it from there
-	hashTags     bool // the map's hash_tags
+	mapFile      bool   // write the map to a file and load it from there
+	hashTags     bool   // the map's hash_tags
+	appendfsync  string // the nodes' -appendfsync; "" is everysec
 }
 
 func evenMap(nodes []*node) *rangemap.Map {
@@ -193,6 +199,7 @@ func startCluster(t testing.TB, o clusterOpts) *cluster {
 	for i := 0; i < o.nodes; i++ {
 		n := newNode(t, fmt.Sprintf("s%d", i))
 		n.password = o.nodePassword
+		n.fsync = o.appendfsync
 		n.start(t)
 		c.nodes = append(c.nodes, n)
 	}

@@ -48,6 +48,9 @@ type shard struct {
 	probing   atomic.Bool
 	stop      chan struct{}
 	closeOnce sync.Once
+	// txAlways: the node's appendfsync is always, as its last new
+	// connection read it (txsend.go).
+	txAlways atomic.Bool
 }
 
 // assignment is a shard's entry of the map with the map's epoch (0 for a
@@ -262,7 +265,7 @@ func (s *Server) assignHandshake(sh *shard, proto resp.Proto) backend.Handshake 
 		if v.IsError() {
 			return fmt.Errorf("SHARD.STREAMREFS refused by the node: %s", v.Str)
 		}
-		return nil
+		return noteTxSync(sh, do)
 	}
 }
 

@@ -185,10 +185,10 @@ func (c *client) runXTx(parts xParts, next func(round int, all xParts) (xParts, 
 			r := c.newReq()
 			r.buf = resp.AppendCommandStrings(r.buf[:0], "TX.COMMIT", txid)
 			r.Cmd = r.buf
-			c.send(p.sh, &r.Request)
+			c.sendTx(p.sh, &r.Request)
 			rs = append(rs, r)
 		}
-		c.barrier()
+		c.txBarrier()
 		for _, r := range rs {
 			if r.Err != nil || len(r.Reply) == 0 || r.Reply[0] != '+' {
 				// Committed all the same: that participant applies once it
@@ -197,10 +197,7 @@ func (c *client) runXTx(parts xParts, next func(round int, all xParts) (xParts, 
 			}
 		}
 		if acked {
-			r := c.newReq()
-			r.buf = resp.AppendCommandStrings(r.buf[:0], "TX.FORGET", txid)
-			r.Cmd = r.buf
-			c.send(primary, &r.Request)
+			c.forgetTx(primary, txid)
 		}
 		return xResult{committed: true}
 	}
@@ -213,8 +210,8 @@ func (c *client) xDecide(txid string, primary *shard, d string, start time.Time)
 		r := c.newReq()
 		r.buf = resp.AppendCommandStrings(r.buf[:0], "TX.DECIDE", txid, d)
 		r.Cmd = r.buf
-		c.send(primary, &r.Request)
-		c.barrier()
+		c.sendTx(primary, &r.Request)
+		c.txBarrier()
 		if r.Err == nil {
 			switch string(bytes.TrimRight(r.Reply, "\r\n")) {
 			case "+COMMIT":
@@ -236,19 +233,19 @@ func (c *client) xAbort(txid string, parts xParts) {
 	r := c.newReq()
 	r.buf = resp.AppendCommandStrings(r.buf[:0], "TX.DECIDE", txid, "ABORT")
 	r.Cmd = r.buf
-	c.send(parts[0].sh, &r.Request)
-	c.barrier()
+	c.sendTx(parts[0].sh, &r.Request)
+	c.txBarrier()
 	for _, p := range parts[1:] {
 		r := c.newReq()
 		r.buf = resp.AppendCommandStrings(r.buf[:0], "TX.ABORT", txid)
 		r.Cmd = r.buf
-		c.send(p.sh, &r.Request)
+		c.sendTx(p.sh, &r.Request)
 	}
 	r = c.newReq()
 	r.buf = resp.AppendCommandStrings(r.buf[:0], "TX.FORGET", txid)
 	r.Cmd = r.buf
 	c.send(parts[0].sh, &r.Request)
-	c.barrier()
+	c.txBarrier()
 }
 
 // splitArray returns the raw elements of an array reply, nil if b is not
@@ -446,13 +443,14 @@ func (c *client) xPrepareOnce(txid string, ts int64, db string, primary *shard, 
 		}
 		r.Cmd = r.buf
 		if p.db != "" {
+			// COPY ... DB: rare, on the connection of that database.
 			c.sendDB(p.sh, p.db, &r.Request)
 		} else {
-			c.send(p.sh, &r.Request)
+			c.sendTx(p.sh, &r.Request)
 		}
 		reqs[i] = r
 	}
-	c.barrier()
+	c.txBarrier()
 	for i, p := range parts {
 		r := reqs[i]
 		switch {

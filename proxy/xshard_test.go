@@ -198,7 +198,11 @@ func TestCrossShardLikeRedis(t *testing.T) {
 // one transaction with the replies in the client's order; with WATCH, a
 // change of a watched key fails EXEC with nothing applied.
 func TestCrossShardMultiExec(t *testing.T) {
-	c := startCluster(t, clusterOpts{nodes: 3})
+	crossShardMultiExec(t, startCluster(t, clusterOpts{nodes: 3}))
+}
+
+// crossShardMultiExec is TestCrossShardMultiExec on the 3-node cluster c.
+func crossShardMultiExec(t *testing.T, c *cluster) {
 	forEachProto(t, func(t *testing.T, proto int) {
 		ctx := context.Background()
 		r := c.client(proto)

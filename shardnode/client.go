@@ -85,6 +85,9 @@ type client struct {
 	// was being served.
 	blocked     *waiter
 	goneBlocked bool
+	// txOff is where a cross-shard transaction message that runs off the
+	// event loop stands (txexec.go).
+	txOff txOffState
 
 	// MULTI state.
 	inExec     bool // EXEC is running the queue

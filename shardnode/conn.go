@@ -162,8 +162,8 @@ func (c *client) feed(n int) {
 // fill the pass (held): the caller writes them and calls run again.
 func (c *client) run() (parked bool) {
 	for {
-		if c.blocked != nil {
-			return false // the rest of the pipeline waits (blocking.go)
+		if c.blocked != nil || c.txOff == txRunning {
+			return false // the rest of the pipeline waits (blocking.go, txexec.go)
 		}
 		if c.batch == nil {
 			cmds, err := c.rb.Commands(!c.sess.Authed)
@@ -179,7 +179,7 @@ func (c *client) run() (parked bool) {
 			case serveHeld:
 				c.hold()
 				return false
-			case serveBlocked:
+			case serveBlocked, serveTx:
 				return false
 			}
 			c.endBatch()

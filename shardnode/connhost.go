@@ -87,6 +87,7 @@ func (h nodeHost) ConfigParams() []conncmd.Param {
 			Set: func(v []byte) {
 				p, _ := bitcask.ParseSyncPolicy(strings.ToLower(string(v)))
 				s.db.SetSyncPolicy(p)
+				s.setTxLogSync(p)
 				s.log.Info("appendfsync changed", "appendfsync", p.String())
 			}},
 		conncmd.Const("appendonly", "yes"),

@@ -113,6 +113,9 @@ type cmdSpec struct {
 	// SHARD.ASSIGN; proxy/shards.go), all a connection admitted on
 	// probation may send (admission.go).
 	handshake bool
+	// offLoop: a cross-shard transaction message that waits for fsyncs,
+	// run on a goroutine of its own, not on the event loop (txexec.go).
+	offLoop bool
 }
 
 // specs maps each served row of the command table to its cmdSpec;
@@ -149,6 +152,7 @@ func init() {
 		}
 		sp.control = cmd.Multi == cmdtable.MultiNow
 		sp.handshake = cmd.Name == "auth" || cmd.Name == "hello" || cmd.Name == "shard.assign"
+		sp.offLoop = txOffLoop[cmd.Name]
 		m[cmd] = sp
 		servedRows = append(servedRows, cmd)
 	}
@@ -272,6 +276,10 @@ func (c *client) serveFrom() serveState {
 				return serveBlocked
 			}
 			continue
+		}
+		if s := sp[i]; s != nil && s.offLoop && c.loop != nil && !c.inMulti && c.srv.txWaits() {
+			c.next, c.txOff = i, txPending
+			return serveTx
 		}
 		c.execOne(sp[i], cmds[i].Args)
 		i++

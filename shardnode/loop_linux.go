@@ -61,7 +61,11 @@ type eventLoop struct {
 	incoming []*client
 	expiring []*client // on probation, their handshake time up (admission.go)
 	woken    []*waiter // blocked connections handed back (blocking.go)
-	closed   bool
+	// txDone are the connections whose off-loop message finished
+	// (txexec.go); txDoneBuf is adopt's scratch for them.
+	txDone    []*client
+	txDoneBuf []*client
+	closed    bool
 	// pushes are the connections with Pub/Sub messages pushed to them
 	// since the loop last took them (pubsub.go); pushing is the other
 	// buffer; anyPushes is set with them, so that a pass of a node
@@ -318,7 +322,13 @@ func (l *eventLoop) adopt() {
 	woken := append(l.wokenBuf[:0], l.woken...)
 	clear(l.woken)
 	l.woken = l.woken[:0]
+	txDone := append(l.txDoneBuf[:0], l.txDone...)
+	clear(l.txDone)
+	l.txDone = l.txDone[:0]
 	l.mu.Unlock()
+	l.resumeTx(txDone)
+	clear(txDone)
+	l.txDoneBuf = txDone[:0]
 	for _, w := range woken {
 		l.wakeBlocked(w)
 	}
@@ -390,7 +400,7 @@ func (l *eventLoop) drainPushes() {
 	l.pushes = l.pushing[:0]
 	l.mu.Unlock()
 	for _, c := range list {
-		if c.fd < 0 || l.conns[c.fd] != c {
+		if c.fd < 0 || l.conns[c.fd] != c || c.txOff == txRunning {
 			continue
 		}
 		c.takePushes()
@@ -450,6 +460,10 @@ func (l *eventLoop) reply() {
 		}
 		if len(c.out) > 0 {
 			l.flush(c)
+		}
+		if c.fd >= 0 && c.txOff == txPending && !c.wblocked {
+			l.startTx(c)
+			continue
 		}
 		if c.fd >= 0 && c.blocked != nil {
 			l.parkBlocked(c)
@@ -556,13 +570,22 @@ func (l *eventLoop) stop() {
 	l.closed = true
 	in := l.incoming
 	l.incoming = nil
+	for _, c := range l.txDone {
+		c.txOff = txIdle // finished: closed below
+	}
+	l.txDone = nil
 	l.mu.Unlock()
 	for _, c := range in {
 		unix.Close(c.fd)
 		c.fd = -1
 		l.srv.dropClient(c)
 	}
-	for _, c := range l.conns {
+	for fd, c := range l.conns {
+		if c.txOff == txRunning {
+			// Its message's goroutine closes it (txFinished).
+			delete(l.conns, fd)
+			continue
+		}
 		l.close(c)
 	}
 	unix.Close(l.epfd)

@@ -45,6 +45,7 @@ const (
 	servePark                      // a write run waits for the event loop's commit
 	serveHeld                      // the replies fill the pass: write them, then resume
 	serveBlocked                   // a blocking pop blocked: the rest waits until it is served (blocking.go)
+	serveTx                        // a TX.* message runs off the event loop: the rest waits for it (txexec.go)
 )
 
 // repliesFull reports whether the replies waiting to be written fill the

@@ -26,7 +26,8 @@ import (
 // node locks their keys, runs the commands against the current data inside
 // a storage transaction that it then rolls back (the dry run), keeps the
 // final state of every key they wrote, and writes that state to its
-// transaction log, synced, before it replies the commands' replies. The
+// transaction log, durable under the node's appendfsync (txcommit.go),
+// before it replies the commands' replies. The
 // keys stay locked until TX.COMMIT writes the kept states (or TX.ABORT
 // drops them), so the replies and states computed at prepare are still
 // true when they are applied, and writing a final state twice (recovery
@@ -34,8 +35,9 @@ import (
 // changes nothing.
 //
 // The transaction log is a bitcask store of its own (txlog/ in the data
-// directory, always synced): its keys are txids, so they can never collide
-// with user keys, and merge, hints and recovery are the engine's.
+// directory, at the node's appendfsync): its keys are txids, so they can
+// never collide with user keys, and merge, hints and recovery are the
+// engine's.
 
 // txLogDir is the transaction log's directory inside the data directory.
 const txLogDir = "txlog"
@@ -94,8 +96,9 @@ type txTable struct {
 	nlocked atomic.Int64 // keys locked: plain commands read only this while it is 0
 	locks   map[txLockKey]*txKeyLock
 	txs     map[string]*preparedTx
-	// decideMu serializes decisions (TX.DECIDE, TX.STATUS).
-	decideMu sync.Mutex
+	// decideMu serializes the decisions of one transaction (TX.DECIDE,
+	// TX.STATUS, TX.FORGET): decideLock picks a txid's (txcommit.go).
+	decideMu [64]sync.Mutex
 	log      *bitcask.DB
 	stop     chan struct{}
 	done     chan struct{}
@@ -105,7 +108,7 @@ type txTable struct {
 // prepare it holds; the resolver asks their primaries at once.
 func (s *Server) openTxLog() error {
 	opts := bitcask.DefaultOptions()
-	opts.Sync = bitcask.SyncAlways
+	opts.Sync = s.db.SyncPolicy() // the node's appendfsync (txcommit.go)
 	opts.Logger = s.log.Named("txlog")
 	db, err := bitcask.Open(filepath.Join(s.cfg.Dir, txLogDir), opts)
 	if err != nil {
@@ -447,9 +450,9 @@ func cmdTxPrepare(c *client, args [][]byte) {
 		crashNow()
 	}
 	if len(p.writes) > 0 {
-		// Durable before the vote, whatever appendfsync says: the log is
-		// always synced.
-		if err := t.log.Put(append([]byte{'p'}, p.id...), encodePrepare(p), 0); err != nil {
+		// Durable before the vote under the node's appendfsync (on the
+		// primary, with its decision: txcommit.go).
+		if err := s.writePrepare(p); err != nil {
 			c.out = c.out[:mark]
 			t.mu.Lock()
 			t.unlock(p)
@@ -458,7 +461,6 @@ func cmdTxPrepare(c *client, args [][]byte) {
 			c.storeErr(err)
 			return
 		}
-		p.durable = true
 	}
 	t.mu.Lock()
 	p.deadline = time.Now().Add(time.Duration(p.lockMs) * time.Millisecond)
@@ -481,10 +483,10 @@ func (t *txTable) take(id string) *preparedTx {
 	return p
 }
 
-// apply writes p's final states, makes them durable, removes the prepare
-// record and releases the locks. The keys stay locked until the states
-// are durable: a crash before leaves the prepare, and writing the states
-// again is the same.
+// apply writes p's final states (under appendfsync always, synced), removes
+// the prepare record and releases the locks. The keys stay locked until
+// the states are written: a crash before leaves the prepare, and writing
+// the states again is the same.
 func (s *Server) applyPrepared(p *preparedTx) error {
 	t := &s.xtx
 	if len(p.writes) > 0 {
@@ -514,9 +516,6 @@ func (s *Server) applyPrepared(p *preparedTx) error {
 			return nil
 		})
 		s.handBack(served, err)
-		if err == nil && s.db.SyncPolicy() != bitcask.SyncAlways {
-			err = s.db.Sync()
-		}
 		if err != nil {
 			t.mu.Lock()
 			p.busy = false
@@ -534,11 +533,11 @@ func (s *Server) applyPrepared(p *preparedTx) error {
 func (s *Server) dropPrepared(p *preparedTx) error {
 	t := &s.xtx
 	if p.durable {
-		// Not waited for: a removal lost in a crash leaves a prepare whose
-		// outcome is already in the data (applied and synced, or never
-		// applied), and resolving it again writes the same states or
-		// drops nothing.
-		_, err := t.log.UpdateNoWait(func(tx *bitcask.Tx) error {
+		// Written before the locks are released, and under appendfsync
+		// always synced first: a prepare that outlived its removal would
+		// be applied again at recovery, over what later writes put in its
+		// keys (docs/TRANSACTIONS.md, "Durability and fsync").
+		err := t.log.Update(func(tx *bitcask.Tx) error {
 			_, err := tx.Delete(append([]byte{'p'}, p.id...))
 			return err
 		})
@@ -574,8 +573,9 @@ func (t *txTable) decision(id string) (byte, error) {
 // its timeout, which records ABORT first: it gets ABORT.
 func (s *Server) decide(id string, d byte, timeoutOnly bool) (byte, error) {
 	t := &s.xtx
-	t.decideMu.Lock()
-	defer t.decideMu.Unlock()
+	mu := t.decideLock(id)
+	mu.Lock()
+	defer mu.Unlock()
 	cur, err := t.decision(id)
 	if err != nil {
 		return 0, err
@@ -591,7 +591,7 @@ func (s *Server) decide(id string, d byte, timeoutOnly bool) (byte, error) {
 		if d == 'C' && p == nil {
 			d = 'A'
 		}
-		if err := t.log.Put(append([]byte{'d'}, id...), []byte{d}, 0); err != nil {
+		if err := s.writeDecision(id, d); err != nil {
 			return 0, err
 		}
 		if failPoint("decided") {
@@ -672,11 +672,7 @@ func cmdTxCommit(c *client, args [][]byte) {
 
 // TX.FORGET txid: drops the decision once every participant acknowledged.
 func cmdTxForget(c *client, args [][]byte) {
-	t := &c.srv.xtx
-	t.decideMu.Lock()
-	_, err := t.log.Delete(append([]byte{'d'}, args[1]...))
-	t.decideMu.Unlock()
-	if err != nil {
+	if err := c.srv.forgetDecision(args[1]); err != nil {
 		c.storeErr(err)
 		return
 	}

@@ -613,7 +613,9 @@ type Client struct {
 	// idleBlocking those for blocking commands (blocking.go).
 	idleSolo     []*Conn
 	idleBlocking []*Conn
-	busy         *Busy
+	// idleTx are connections for transaction messages (txconn.go).
+	idleTx []*Conn
+	busy   *Busy
 }
 
 // NewClient starts dialing in the background and returns at once.
@@ -825,4 +827,5 @@ func (cl *Client) Close() {
 	cl.wg.Wait()
 	cl.closeSolo()
 	cl.closeBlocking()
+	cl.closeTx()
 }

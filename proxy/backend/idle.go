@@ -62,3 +62,25 @@ func (cl *Client) closeIdle(pool *[]*Conn) {
 		c.Close()
 	}
 }
+
+// idleOrDial returns an idle connection of pool, or a new one dialed and
+// handshaken as the shared ones are, with their watchdog; nil when the
+// node is down (the shared path then fails at once) or the dial fails.
+func (cl *Client) idleOrDial(pool *[]*Conn) *Conn {
+	if !cl.Up() {
+		return nil
+	}
+	if c := cl.takeIdle(pool); c != nil {
+		return c
+	}
+	select {
+	case <-cl.closed:
+		return nil
+	default:
+	}
+	c, err := dial(cl.cfg.Addr, cl.cfg.Timeout, cl.cfg.Handshake, cl.busy, true)
+	if err != nil {
+		return nil
+	}
+	return c
+}

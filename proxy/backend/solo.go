@@ -58,24 +58,7 @@ func (cl *Client) Solo(size int) *Conn {
 	return c
 }
 
-func (cl *Client) solo() *Conn {
-	if !cl.Up() {
-		return nil // the node is down: the shared path fails at once
-	}
-	if c := cl.takeIdle(&cl.idleSolo); c != nil {
-		return c
-	}
-	select {
-	case <-cl.closed:
-		return nil
-	default:
-	}
-	c, err := dial(cl.cfg.Addr, cl.cfg.Timeout, cl.cfg.Handshake, cl.busy, true)
-	if err != nil {
-		return nil
-	}
-	return c
-}
+func (cl *Client) solo() *Conn { return cl.idleOrDial(&cl.idleSolo) }
 
 // PutSolo gives back a connection from Solo once its requests completed.
 func (cl *Client) PutSolo(c *Conn) {
