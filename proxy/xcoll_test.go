@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -369,4 +370,81 @@ func TestCrossShardPushWakesBlocked(t *testing.T) {
 	if v := r.LRange(ctx, l, 0, -1).Val(); fmt.Sprint(v) != "[y]" {
 		t.Fatalf("left in the list: %v", v)
 	}
+}
+
+// Random scripts of collection commands over keys of three shards, alone
+// and in MULTI, reply as redis-server replies: a differential test with a
+// fixed seed, so a failure replays.
+func TestCrossShardRandomLikeRedis(t *testing.T) {
+	c := startCluster(t, clusterOpts{nodes: 3})
+	var keys []string
+	for i := 0; i < 3; i++ {
+		keys = append(keys, c.keysOn(i, 2, fmt.Sprintf("rnd%d-", i))...)
+	}
+	rng := rand.New(rand.NewPCG(16, 7))
+	key := func() string { return keys[rng.IntN(len(keys))] }
+	member := func() string { return fmt.Sprint("m", rng.IntN(4)) }
+	cmd := func() []string {
+		switch rng.IntN(21) {
+		case 0:
+			return []string{"SADD", key(), member(), member()}
+		case 1:
+			return []string{"SREM", key(), member()}
+		case 2:
+			return []string{"SMOVE", key(), key(), member()}
+		case 3:
+			return []string{"SUNIONSTORE", key(), key(), key()}
+		case 4:
+			return []string{"SINTERSTORE", key(), key(), key()}
+		case 5:
+			return []string{"RPUSH", key(), member()}
+		case 6:
+			return []string{"LMOVE", key(), key(), "LEFT", "RIGHT"}
+		case 7:
+			return []string{"LRANGE", key(), "0", "-1"}
+		case 8:
+			return []string{"HSET", key(), member(), member()}
+		case 9:
+			return []string{"HLEN", key()}
+		case 10:
+			return []string{"ZADD", key(), fmt.Sprint(rng.IntN(5)), member()}
+		case 11:
+			return []string{"ZUNIONSTORE", key(), "2", key(), key(), "AGGREGATE", "MAX"}
+		case 12:
+			return []string{"RENAME", key(), key()}
+		case 13:
+			return []string{"COPY", key(), key(), "REPLACE"}
+		case 14:
+			return []string{"TYPE", key()}
+		case 15:
+			return []string{"PEXPIREAT", key(), "4102444800000"}
+		case 16:
+			return []string{"PEXPIRETIME", key()}
+		case 17:
+			return []string{"SORT", key(), "ALPHA", "STORE", key()}
+		case 18:
+			return []string{"LMPOP", "2", key(), key(), "RIGHT"}
+		case 19:
+			return []string{"MSET", key(), member(), key(), member()}
+		default:
+			return []string{"DEL", key()}
+		}
+	}
+	var steps []redistest.Step
+	for i := 0; i < 150; i++ {
+		if rng.IntN(3) == 0 {
+			var cmds [][]string
+			for range 1 + rng.IntN(4) {
+				cmds = append(cmds, cmd())
+			}
+			steps = append(steps, redistest.Tx(0, cmds...))
+			continue
+		}
+		steps = append(steps, redistest.S(0, cmd()...))
+	}
+	for _, k := range keys {
+		steps = append(steps, redistest.S(0, "TYPE", k), redistest.Step{Args: []string{"SMEMBERS", k}, SortElems: true},
+			redistest.S(0, "LRANGE", k, "0", "-1"), redistest.S(0, "ZRANGE", k, "0", "-1", "WITHSCORES"), redistest.S(0, "HLEN", k))
+	}
+	likeRedis(t, c, steps)
 }
