@@ -115,6 +115,11 @@ func (s *Server) setFences(ranges []fenceRange) error {
 	if old != nil {
 		close(old.done)
 	}
+	// A stream whose range is now fenced drains at once instead of at
+	// its next tick: the fence lasts that much less.
+	for _, j := range m.sources {
+		j.poke()
+	}
 	return nil
 }
 
