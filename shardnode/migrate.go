@@ -68,6 +68,8 @@ type migrations struct {
 	// closed is closed when the node closes: fence watches end.
 	closed    chan struct{}
 	closeOnce sync.Once
+	// watching is the fences whose timeout a goroutine watches (under mu).
+	watching map[fenceRange]bool
 }
 
 // touched tells the sources that key of database db was written, from the
