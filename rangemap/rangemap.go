@@ -307,7 +307,8 @@ func (m *Map) Lookup(name string) (Shard, bool) {
 // node at host:port its ranges under m: every shard of m with that address,
 // in map order, the first as "name start end size" and each other as
 // "RANGE name start end size", then "HASHTAGS 1" when m has hash tags and
-// "EPOCH n" when m has an epoch. Nil when no shard of m is at host:port.
+// "EPOCH n" when m has an epoch. Nil when no shard of m is at host:port:
+// SHARD.UNASSIGN EPOCH n tells a node the map gives it no range.
 // The proxies push it, and the controller sends it on a move's switch
 // (docs/RESHARDING.md), so both give a node the same assignment.
 func (m *Map) NodeAssignArgs(host string, port int) []string {

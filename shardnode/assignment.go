@@ -43,6 +43,10 @@ type Assignment struct {
 	// are owned by the position of their hash tag. An assignment.json
 	// written before the mode existed has none: whole-key positions.
 	HashTags bool `json:"hash_tags,omitempty"`
+	// Unassigned is set by SHARD.UNASSIGN: the map of Epoch gives the node
+	// no range (it was removed), Ranges is empty, and every key is
+	// refused with the epoch.
+	Unassigned bool `json:"unassigned,omitempty"`
 	// Epoch is the etcd map's epoch the assignment was given at
 	// (docs/RESHARDING.md); 0 for a proxy with a static map file. An
 	// assignment at an older epoch is refused; one at a newer epoch
@@ -62,6 +66,11 @@ type Range struct {
 // normalize makes Ranges the full list and the top fields its first entry,
 // after a parse or a read of assignment.json.
 func (a *Assignment) normalize() {
+	if a.Unassigned {
+		a.Ranges = nil
+		a.Name, a.Start, a.End, a.Size = "", 0, 0, 0
+		return
+	}
 	if len(a.Ranges) == 0 {
 		a.Ranges = []Range{{Name: a.Name, Start: a.Start, End: a.End, Size: a.Size}}
 	}
@@ -75,6 +84,9 @@ func (a *Assignment) normalize() {
 // bytes as one figure, so the limit of a node holding several shards is
 // their sum, not one limit per range.
 func (a *Assignment) sizeLimit() int64 {
+	if a.Unassigned {
+		return 0 // it takes no writes
+	}
 	var n int64
 	for _, r := range a.Ranges {
 		if r.Size == 0 {
@@ -144,6 +156,9 @@ func (a *Assignment) placement(key []byte, whole uint64) uint64 {
 }
 
 func (a *Assignment) validate() error {
+	if len(a.Ranges) == 0 && !a.Unassigned {
+		return errors.New("no range")
+	}
 	names := make(map[string]bool, len(a.Ranges))
 	for i, r := range a.Ranges {
 		switch {
@@ -169,6 +184,9 @@ func (a *Assignment) validate() error {
 // sameRangeOtherSize).
 func (a *Assignment) describe() string {
 	var b strings.Builder
+	if a.Unassigned {
+		b.WriteString("no range")
+	}
 	for i, r := range a.Ranges {
 		if i > 0 {
 			b.WriteString(", ")
@@ -191,6 +209,9 @@ func (a *Assignment) describe() string {
 // reads the map again and retries (proxy/mismatch.go).
 func (a *Assignment) wrongShard(p float64) string {
 	msg := "WRONGSHARD " + rangemap.FormatPosition(p) + " not in "
+	if a.Unassigned {
+		msg += "any range: the node has none"
+	}
 	for i, r := range a.Ranges {
 		if i > 0 {
 			msg += ", "

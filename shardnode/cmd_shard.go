@@ -155,6 +155,55 @@ func cmdShardAssign(c *client, args [][]byte) {
 	c.ok()
 }
 
+// SHARD.UNASSIGN EPOCH n: the map of epoch n gives the node no range (a
+// remove-node moved them all away), which SHARD.ASSIGN cannot say. The
+// node keeps its placement mode and its keys on disk, as a FORCE that
+// narrows a range does, refuses every key with WRONGSHARD at epoch n (a
+// proxy behind reads the map and follows), and ends its fences of ranges
+// it no longer has. An epoch not above the node's is refused: only a newer
+// map takes ranges away.
+func cmdShardUnassign(c *client, args [][]byte) {
+	if !eqFold(args[1], "epoch") {
+		c.errReply(errSyntax)
+		return
+	}
+	e, err := strconv.ParseUint(string(args[2]), 10, 64)
+	if err != nil || e == 0 {
+		c.errReply(errNotInteger)
+		return
+	}
+	s := c.srv
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	cur := s.assign.Load()
+	a := &Assignment{Unassigned: true, Epoch: e}
+	if cur != nil {
+		a.HashTags, a.Strict = cur.HashTags, cur.Strict
+		switch {
+		case cur.Unassigned && cur.Epoch == e:
+			c.ok()
+			return
+		case e <= cur.Epoch:
+			c.errReply(fmt.Sprintf("%s%d: shard node is at epoch %d (%s)", staleEpochPrefix, e, cur.Epoch, cur.describe()))
+			return
+		}
+	}
+	if err := s.saveAssignment(a); err != nil {
+		s.log.Error("persisting the assignment failed", "error", err)
+		c.errReply("ERR could not persist the assignment: " + err.Error())
+		return
+	}
+	s.assign.Store(a)
+	s.sizeLimit.Store(0)
+	s.dropFencesOutside(a)
+	old := "none"
+	if cur != nil {
+		old = cur.describe()
+	}
+	s.log.Warn("every range taken from the node by a newer epoch", "old", old, "epoch", e)
+	c.ok()
+}
+
 // staleEpochPrefix starts the refusal of an assignment at an epoch older
 // than the node's; the proxy reads it (proxy/shards.go).
 const staleEpochPrefix = "ERR stale epoch "

@@ -71,7 +71,7 @@ var handlers = map[string]handlerFunc{
 	"migrate.start": cmdMigrateStart, "migrate.status": cmdMigrateStatus, "migrate.abort": cmdMigrateAbort,
 	"migrate.recv": cmdMigrateRecv, "migrate.flushrange": cmdMigrateFlushRange, "migrate.drop": cmdMigrateDrop,
 	"shard.fence": cmdShardFence, "shard.unfence": cmdShardUnfence,
-	"shard.assign": cmdShardAssign, "shard.watch": cmdShardWatch, "shard.unwatch": cmdShardUnwatch,
+	"shard.assign": cmdShardAssign, "shard.unassign": cmdShardUnassign, "shard.watch": cmdShardWatch, "shard.unwatch": cmdShardUnwatch,
 	"shard.exec": cmdShardExec, "tx.prepare": cmdTxPrepare, "tx.decide": cmdTxDecide,
 	"tx.status": cmdTxStatus, "tx.commit": cmdTxCommit, "tx.abort": cmdTxCommit, "tx.forget": cmdTxForget,
 	"tx.list": cmdTxList, "shard.streamrefs": cmdShardStreamRefs, "shard.fetch": cmdShardFetch,

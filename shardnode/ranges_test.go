@@ -121,3 +121,54 @@ func TestShardAssignOneRangeFile(t *testing.T) {
 		t.Errorf("INFO shard:\n%s", info)
 	}
 }
+
+// SHARD.UNASSIGN EPOCH n takes every range from the node (a map that gives
+// it none): older epochs are refused, every key gets WRONGSHARD at the
+// epoch, its fences end, the state survives a restart, and a newer
+// assignment gives it ranges again.
+func TestShardUnassign(t *testing.T) {
+	dir := t.TempDir()
+	n := startNode(t, dir, nil)
+	c := n.raw()
+	k := keyIn(t, "u", 0, 0.5)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"SHARD.ASSIGN", "a", "0", "0.5", "0", "EPOCH", "2"}, ok},
+		{[]string{"SET", k, "v"}, ok},
+		{[]string{"SHARD.FENCE", "0", "0.5", "ID", "m", "EPOCH", "2"}, ok},
+		{[]string{"SHARD.UNASSIGN", "EPOCH", "x"}, nai},
+		{[]string{"SHARD.UNASSIGN", "EPOCH", "0"}, nai},
+		{[]string{"SHARD.UNASSIGN", "AT", "3"}, syn},
+		{[]string{"SHARD.UNASSIGN", "EPOCH", "2"}, er("ERR stale epoch 2: shard node is at epoch 2 (a [0,0.5) size 0 epoch 2)")},
+		{[]string{"SHARD.UNASSIGN", "EPOCH", "3"}, ok},
+		{[]string{"SHARD.UNASSIGN", "EPOCH", "3"}, ok},
+		{[]string{"SHARD.ASSIGN", "a", "0", "0.5", "0"}, er("ERR shard node already assigned no range epoch 3; add FORCE to replace it")},
+	} {
+		if got := c.do(tc.args...); got != tc.want {
+			t.Errorf("%q: %q, want %q", tc.args, got, tc.want)
+		}
+	}
+	want := er("WRONGSHARD " + rangemap.FormatPosition(rangemap.PositionString(k)) + " not in any range: the node has none epoch 3")
+	if got := c.do("GET", k); got != want {
+		t.Errorf("GET after the unassign: %q, want %q", got, want)
+	}
+	if got := c.do("DBSIZE"); got != ":0\r\n" {
+		t.Errorf("DBSIZE: %q", got)
+	}
+	n.stop()
+	c = startNode(t, dir, nil).raw()
+	if got := c.do("GET", k); got != want {
+		t.Errorf("GET after a restart: %q, want %q", got, want)
+	}
+	if info := c.do("INFO", "shard"); !strings.Contains(info, "shard_ranges:0\r\n") || !strings.Contains(info, "shard_fences:0\r\n") {
+		t.Errorf("INFO shard:\n%s", info)
+	}
+	if got := c.do("SHARD.ASSIGN", "a", "0", "0.5", "0", "EPOCH", "4"); got != ok {
+		t.Fatal(got)
+	}
+	if got := c.do("GET", k); got != "$1\r\nv\r\n" {
+		t.Errorf("GET at epoch 4: %q (the keys stayed on disk)", got)
+	}
+}
