@@ -125,13 +125,9 @@ func cmdShardAssign(c *client, args [][]byte) {
 		c.ok()
 		return
 	}
-	if err := s.saveAssignment(a); err != nil {
-		s.log.Error("persisting the assignment failed", "error", err)
-		c.errReply("ERR could not persist the assignment: " + err.Error())
+	if !c.installAssignment(a) {
 		return
 	}
-	s.assign.Store(a)
-	s.dropFencesOutside(a)
 	if cur == nil || cur.sizeLimit() != a.sizeLimit() {
 		s.sizeLimit.Store(a.sizeLimit())
 	}
@@ -188,20 +184,30 @@ func cmdShardUnassign(c *client, args [][]byte) {
 			return
 		}
 	}
-	if err := s.saveAssignment(a); err != nil {
-		s.log.Error("persisting the assignment failed", "error", err)
-		c.errReply("ERR could not persist the assignment: " + err.Error())
+	if !c.installAssignment(a) {
 		return
 	}
-	s.assign.Store(a)
 	s.sizeLimit.Store(0)
-	s.dropFencesOutside(a)
 	old := "none"
 	if cur != nil {
 		old = cur.describe()
 	}
 	s.log.Warn("every range taken from the node by a newer epoch", "old", old, "epoch", e)
 	c.ok()
+}
+
+// installAssignment persists a and makes it the node's, ending the fences
+// it drops; false once the error is replied. The caller holds stateMu.
+func (c *client) installAssignment(a *Assignment) bool {
+	s := c.srv
+	if err := s.saveAssignment(a); err != nil {
+		s.log.Error("persisting the assignment failed", "error", err)
+		c.errReply("ERR could not persist the assignment: " + err.Error())
+		return false
+	}
+	s.assign.Store(a)
+	s.dropFencesOutside(a)
+	return true
 }
 
 // staleEpochPrefix starts the refusal of an assignment at an epoch older
