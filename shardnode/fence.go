@@ -204,7 +204,7 @@ func (s *Server) watchFence(r fenceRange) {
 			m.mu.Unlock()
 		}()
 		wait := r.timeout
-		warned := false
+		warned, failing := false, false
 		for {
 			t := time.NewTimer(wait)
 			select {
@@ -228,9 +228,15 @@ func (s *Server) watchFence(r fenceRange) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			state, found, err := s.cfg.MoveState(ctx, r.id)
 			cancel()
+			if err == nil {
+				failing = false
+			}
 			switch {
 			case err != nil:
-				s.log.Warn("fence held past its timeout; reading the move's state failed, the range stays fenced", "id", r.id, "error", err)
+				if !failing { // once per outage: it asks every second
+					s.log.Warn("fence held past its timeout; reading the move's state failed, the range stays fenced", "id", r.id, "error", err)
+				}
+				failing = true
 			case found && slices.Contains(moveAborted, state):
 				if s.unfenceIfHeld(r) {
 					s.log.Info("range unfenced: its move was aborted", "lo", r.lo, "hi", r.hi, "id", r.id, "state", state)
