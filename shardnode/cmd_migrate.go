@@ -66,7 +66,7 @@ func cmdMigrateStart(c *client, args [][]byte) {
 	}
 	j := &migSource{
 		srv: s, id: id, rng: rng, target: string(args[4]), rate: rate,
-		queued: make(map[string]struct{}), phase: "snapshot",
+		queued: make(map[string]*migItem), phase: "snapshot",
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	if m.sources == nil {
@@ -280,7 +280,7 @@ func cmdMigrateDrop(c *client, args [][]byte) {
 		}
 	}
 	s := c.srv
-	if a := s.assign.Load(); a != nil && !force && rng.lo < a.End && a.Start < rng.hi {
+	if a := s.assign.Load(); a != nil && !force && a.overlaps(rng.lo, rng.hi) {
 		c.errReply("ERR the range overlaps the node's assignment " + a.describe() + "; add FORCE to delete its keys")
 		return
 	}
@@ -310,80 +310,5 @@ func cmdMigrateDrop(c *client, args [][]byte) {
 	m.drops[id] = d
 	s.log.Info("dropping a range", "id", id, "lo", rng.lo, "hi", rng.hi, "rate_keys", rate)
 	go s.runDrop(d)
-	c.ok()
-}
-
-// SHARD.FENCE lo hi [TIMEOUT ms]: writes to keys of [lo,hi) wait for the
-// fence to lift, at most the timeout, then get TRYAGAIN; reads and other
-// ranges go on. SHARD.UNFENCE [lo hi] lifts it (every fence without a
-// range).
-func cmdShardFence(c *client, args [][]byte) {
-	rng, ok := parseRange(args[1], args[2])
-	if !ok {
-		c.errReply(errBadRange)
-		return
-	}
-	timeout := defaultFenceTimeout
-	if len(args) == 5 && eqFold(args[3], "timeout") {
-		ms, ok := parseInt(args[4])
-		if !ok || ms < 0 {
-			c.errReply(errNotInteger)
-			return
-		}
-		timeout = time.Duration(ms) * time.Millisecond
-	} else if len(args) != 3 {
-		c.errReply(errSyntax)
-		return
-	}
-	m := &c.srv.mig
-	m.mu.Lock()
-	old := m.fence.Load()
-	nf := &fenceSet{timeout: timeout, done: make(chan struct{})}
-	if old != nil {
-		nf.ranges = append(nf.ranges, old.ranges...)
-	}
-	nf.ranges = append(nf.ranges, rng)
-	m.fence.Store(nf)
-	if old != nil {
-		close(old.done)
-	}
-	m.mu.Unlock()
-	c.srv.log.Info("range fenced", "lo", rng.lo, "hi", rng.hi, "timeout", timeout)
-	c.ok()
-}
-
-func cmdShardUnfence(c *client, args [][]byte) {
-	var rng posRange
-	all := len(args) == 1
-	if !all {
-		if len(args) != 3 {
-			c.errReply(errSyntax)
-			return
-		}
-		var ok bool
-		if rng, ok = parseRange(args[1], args[2]); !ok {
-			c.errReply(errBadRange)
-			return
-		}
-	}
-	m := &c.srv.mig
-	m.mu.Lock()
-	old := m.fence.Load()
-	if old != nil {
-		var keep []posRange
-		for _, r := range old.ranges {
-			if !all && r != rng {
-				keep = append(keep, r)
-			}
-		}
-		if len(keep) == 0 {
-			m.fence.Store(nil)
-		} else {
-			m.fence.Store(&fenceSet{ranges: keep, timeout: old.timeout, done: make(chan struct{})})
-		}
-		close(old.done)
-	}
-	m.mu.Unlock()
-	c.srv.log.Info("range unfenced", "all", all, "lo", rng.lo, "hi", rng.hi)
 	c.ok()
 }

@@ -71,7 +71,7 @@ var handlers = map[string]handlerFunc{
 	"migrate.start": cmdMigrateStart, "migrate.status": cmdMigrateStatus, "migrate.abort": cmdMigrateAbort,
 	"migrate.recv": cmdMigrateRecv, "migrate.flushrange": cmdMigrateFlushRange, "migrate.drop": cmdMigrateDrop,
 	"shard.fence": cmdShardFence, "shard.unfence": cmdShardUnfence,
-	"shard.assign": cmdShardAssign, "shard.watch": cmdShardWatch, "shard.unwatch": cmdShardUnwatch,
+	"shard.assign": cmdShardAssign, "shard.unassign": cmdShardUnassign, "shard.watch": cmdShardWatch, "shard.unwatch": cmdShardUnwatch,
 	"shard.exec": cmdShardExec, "tx.prepare": cmdTxPrepare, "tx.decide": cmdTxDecide,
 	"tx.status": cmdTxStatus, "tx.commit": cmdTxCommit, "tx.abort": cmdTxCommit, "tx.forget": cmdTxForget,
 	"tx.list": cmdTxList, "tx.dump": cmdTxDump, "tx.dumpx": cmdTxDump, "tx.put": cmdTxPut, "tx.load": cmdTxPut,
@@ -468,7 +468,7 @@ func (c *client) checkKeys(spec *cmdSpec, args [][]byte) string {
 	}
 	if spec.write && c.srv.mig.fence.Load() != nil {
 		for _, i := range spec.KeyIndexes(args) {
-			if _, ok := c.keyFenced(args[i]); ok {
+			if _, fr := c.keyFenced(args[i]); fr != nil {
 				return errFenced
 			}
 		}
@@ -501,7 +501,7 @@ func (c *client) checkKeys(spec *cmdSpec, args [][]byte) string {
 // checkKey is checkKeys for one key.
 func (c *client) checkKey(a *Assignment, key []byte, strict bool) string {
 	h := bitcask.Hash(key)
-	if p := rangemap.PositionOfHash(a.placement(key, h)); !(a.Start <= p && p < a.End) {
+	if p := rangemap.PositionOfHash(a.placement(key, h)); !a.hasPosition(p) {
 		return a.wrongShard(p)
 	}
 	c.hkey, c.hval = key, h

@@ -181,7 +181,11 @@ func New(cfg Config) (*Server, error) {
 		cache:     newReadCache(cfg.ReadCacheBytes),
 	}
 	s.strict.Store(cfg.StrictIndexes)
+	s.mig.closed = make(chan struct{})
 	if err := s.loadState(); err != nil {
+		return nil, err
+	}
+	if err := s.loadFences(); err != nil {
 		return nil, err
 	}
 	t0 := time.Now()
@@ -211,10 +215,11 @@ func New(cfg Config) (*Server, error) {
 		"truncated_records", st.RecoveryTruncated, "skipped_records", st.RecoverySkipped,
 		"appendfsync", cfg.Sync.String(), "took", time.Since(t0).Round(time.Millisecond))
 	if a := s.assign.Load(); a != nil {
-		log.Info("assignment loaded", "name", a.Name, "start", a.Start, "end", a.End, "size", a.Size)
+		log.Info("assignment loaded", "ranges", a.describe())
 	} else {
 		log.Info("no assignment yet: waiting for SHARD.ASSIGN from the proxy")
 	}
+	s.startFenceWatches()
 	return s, nil
 }
 
@@ -432,6 +437,7 @@ func (s *Server) waitLoops() {
 
 func (s *Server) closeDB() error {
 	s.closeOnce.Do(func() {
+		s.mig.closeOnce.Do(func() { close(s.mig.closed) })
 		s.obs.Stop()
 		s.clock.close()
 		s.refs.closeAll()

@@ -186,7 +186,7 @@ func (c *client) checkTxKeys(spec *cmdSpec, args [][]byte, scratch scratchKeys) 
 			continue
 		}
 		if spec.write && c.srv.mig.fence.Load() != nil {
-			if _, ok := c.keyFenced(args[i]); ok {
+			if _, fr := c.keyFenced(args[i]); fr != nil {
 				return errFenced
 			}
 		}
