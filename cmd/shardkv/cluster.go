@@ -211,7 +211,7 @@ func cmdCluster(args []string, stdout, stderr io.Writer) error {
 		controllerDone := make(chan struct{})
 		go func() {
 			defer close(controllerDone)
-			etcdmap.RunController(cctx, ccli, etcdmap.DefaultCluster, "cluster-"+strconv.Itoa(os.Getpid()), c.log.Named("controller"))
+			etcdmap.RunController(cctx, ccli, etcdmap.Config{Cluster: etcdmap.DefaultCluster, ID: "cluster-" + strconv.Itoa(os.Getpid()), NodePassword: secret}, c.log.Named("controller"))
 		}()
 		defer func() { stopController(); <-controllerDone }()
 	}
