@@ -1,0 +1,379 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/shardkv/shardkv/internal/etcdmap"
+	"github.com/shardkv/shardkv/rangemap"
+)
+
+// The controller's moves through the real binaries (docs/RESHARDING.md,
+// "The controller's moves"): add-node and rebalance under load, and a
+// SIGKILL of each process at each state of a move.
+
+const reshardPW = "nodepw"
+
+// reshard is a test cluster with an etcd map, a second proxy and the
+// controllers.
+type reshard struct {
+	t     *testing.T
+	te    *testEtcd
+	c     *Cluster
+	cli   *clientv3.Client
+	proxy *Proc // the second proxy
+	ctls  []*Proc
+}
+
+func startReshard(t *testing.T, shards int) *reshard {
+	t.Helper()
+	r := &reshard{t: t, te: startTestEtcd(t)}
+	r.c = StartCluster(t, Options{Shards: shards, NodePassword: reshardPW, Etcd: r.te.endpoint()})
+	cli, err := etcdmap.Dial(r.te.endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	r.cli = cli
+	port := freePorts(t, 1)[0]
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	r.proxy = &Proc{Name: "proxy-b", Bin: bin("shardkv-proxy"), Addr: addr,
+		Args: []string{"-addr", addr, "-etcd", r.te.endpoint(), "-cluster", etcdCluster, "-timeout", "2s",
+			"-node-password", reshardPW, "-log-level", "info"},
+		LogPath: filepath.Join(r.c.Dir, "logs", "proxy-b.log")}
+	r.proxy.Start(t)
+	t.Cleanup(func() { r.proxy.Kill(); r.proxy.checkLog(t) })
+	r.proxy.WaitReady(t)
+	return r
+}
+
+// startNode starts a shard node that is in no map yet.
+func (r *reshard) startNode(name string) *Proc {
+	r.t.Helper()
+	port := freePorts(r.t, 1)[0]
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	p := &Proc{Name: name, Bin: bin("shardkv-node"), Addr: addr, Password: reshardPW,
+		Args: []string{"-addr", addr, "-dir", filepath.Join(r.c.Dir, "data", name), "-appendfsync", "everysec",
+			"-log-level", "info", "-requirepass", reshardPW},
+		LogPath: filepath.Join(r.c.Dir, "logs", name+".log")}
+	p.Start(r.t)
+	r.t.Cleanup(func() { p.Kill(); p.checkLog(r.t) })
+	p.WaitReady(r.t)
+	return p
+}
+
+// startController starts a controller process; hold is its --hold.
+func (r *reshard) startController(name, hold string) *Proc {
+	r.t.Helper()
+	args := []string{"controller", "--etcd", r.te.endpoint(), "--cluster", etcdCluster, "--id", name,
+		"--node-password", reshardPW, "--lease", "2", "--fence-lag", "20"}
+	if hold != "" {
+		args = append(args, "--hold", hold)
+	}
+	p := &Proc{Name: name, Bin: bin("shardkv"), Args: args, LogPath: filepath.Join(r.c.Dir, "logs", name+".log")}
+	p.Start(r.t)
+	r.t.Cleanup(func() { p.Kill(); p.checkLog(r.t) })
+	r.ctls = append(r.ctls, p)
+	return p
+}
+
+// stopControllers ends the controllers started so far.
+func (r *reshard) stopControllers() {
+	for _, p := range r.ctls {
+		if p.Running() {
+			p.Signal(r.t, syscall.SIGTERM)
+			p.WaitExit(r.t)
+		}
+	}
+	r.ctls = nil
+}
+
+func (r *reshard) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 60*time.Second)
+}
+
+// submit writes a request for the controller.
+func (r *reshard) submit(req etcdmap.Request) string {
+	r.t.Helper()
+	ctx, cancel := r.ctx()
+	defer cancel()
+	id, err := etcdmap.Submit(ctx, r.cli, etcdCluster, req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return id
+}
+
+// waitState waits until a move of request id is in state.
+func (r *reshard) waitState(id, state string) etcdmap.MoveRecord {
+	r.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		moves, err := etcdmap.ReadMoves(ctx, r.cli, etcdCluster, id+".")
+		cancel()
+		if err == nil {
+			for _, m := range moves {
+				if m.State == state {
+					return m
+				}
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.t.Fatalf("request %s: no move reached state %s", id, state)
+	return etcdmap.MoveRecord{}
+}
+
+// outcome waits for request id's outcome.
+func (r *reshard) outcome(id string) etcdmap.Change {
+	r.t.Helper()
+	ctx, cancel := r.ctx()
+	defer cancel()
+	ch, err := etcdmap.WaitChange(ctx, r.cli, etcdCluster, id)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return ch
+}
+
+func (r *reshard) etcdMap() *rangemap.Map {
+	r.t.Helper()
+	ctx, cancel := r.ctx()
+	defer cancel()
+	m, err := etcdmap.Get(ctx, r.cli, etcdCluster)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return m
+}
+
+// rangeKeys counts the keys of [lo,hi) that the node at addr stores,
+// hidden ones included (seen through a move's stream connection).
+func rangeKeys(t *testing.T, addr string, lo, hi float64) int {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: addr, Password: reshardPW, MaxRetries: -1, PoolSize: 1,
+		OnConnect: func(ctx context.Context, cn *redis.Conn) error {
+			return cn.Do(ctx, "MIGRATE.RECV", "test-reader").Err()
+		}})
+	defer rdb.Close()
+	keys, err := rdb.Keys(context.Background(), "*").Result()
+	if err != nil {
+		t.Fatalf("KEYS on %s: %v", addr, err)
+	}
+	n := 0
+	for _, k := range keys {
+		if p := rangemap.PositionString(k); lo <= p && p < hi {
+			n++
+		}
+	}
+	return n
+}
+
+// loadKey is what a loader knows of one key: its last acknowledged value,
+// unless a write of it got no reply (uncertain) and was not redone yet.
+type loadKey struct {
+	val       int64
+	uncertain bool
+}
+
+// loader runs SET/INCR/GET from clients, each on keys of its own, checks
+// every reply against the last acknowledged value, and retries TRYAGAIN
+// (nothing was executed) until it succeeds; the longest wait of one
+// command from its first try to its reply is the stall.
+type loader struct {
+	mu       sync.Mutex
+	keys     map[string]*loadKey
+	stall    time.Duration
+	stallOp  string
+	ops      int64
+	wrong    []string
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	perKey   int
+	prefixes []string
+}
+
+func startLoader(clients []*redis.Client, perClient int, prefix string) *loader {
+	l := &loader{keys: map[string]*loadKey{}, stop: make(chan struct{}), perKey: perClient}
+	ctx := context.Background()
+	for w, rdb := range clients {
+		keys := make([]string, perClient)
+		for i := range keys {
+			keys[i] = fmt.Sprintf("%s:%d:%d", prefix, w, i)
+			l.mu.Lock()
+			l.keys[keys[i]] = &loadKey{}
+			l.mu.Unlock()
+			if err := l.do(ctx, rdb, keys[i], "set", 0); err != nil {
+				l.fail(err.Error())
+			}
+		}
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for n := int64(1); ; n++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				k := keys[n%int64(len(keys))]
+				op := [...]string{"set", "incr", "get"}[(n/int64(len(keys)))%3]
+				if err := l.do(ctx, rdb, k, op, n); err != nil {
+					l.fail(err.Error())
+					return
+				}
+			}
+		}()
+	}
+	return l
+}
+
+func (l *loader) fail(msg string) {
+	l.mu.Lock()
+	l.wrong = append(l.wrong, msg)
+	l.mu.Unlock()
+}
+
+// do runs one command on k and checks its reply.
+func (l *loader) do(ctx context.Context, rdb *redis.Client, k, op string, n int64) error {
+	l.mu.Lock()
+	st := *l.keys[k]
+	l.mu.Unlock()
+	if st.uncertain && op != "set" {
+		op = "set" // a fresh value makes the key certain again
+	}
+	start := time.Now()
+	for {
+		var err error
+		var got int64
+		switch op {
+		case "set":
+			err = rdb.Set(ctx, k, n, 0).Err()
+			got = n
+		case "incr":
+			got, err = rdb.Incr(ctx, k).Result()
+			if err == nil && got != st.val+1 {
+				return fmt.Errorf("INCR %s replied %d, want %d", k, got, st.val+1)
+			}
+		case "get":
+			got, err = rdb.Get(ctx, k).Int64()
+			if err == nil && got != st.val {
+				return fmt.Errorf("GET %s replied %d, want its last acknowledged %d", k, got, st.val)
+			}
+		}
+		if err == nil {
+			l.mu.Lock()
+			*l.keys[k] = loadKey{val: got}
+			l.ops++
+			if d := time.Since(start); d > l.stall {
+				l.stall, l.stallOp = d, strings.ToUpper(op)+" "+k
+			}
+			l.mu.Unlock()
+			return nil
+		}
+		msg := err.Error()
+		switch {
+		case strings.HasPrefix(msg, "UNCERTAIN") && op != "get":
+			l.mu.Lock()
+			l.keys[k].uncertain = true
+			l.mu.Unlock()
+			return nil
+		case strings.HasPrefix(msg, "TRYAGAIN"), strings.HasPrefix(msg, "UNCERTAIN"):
+		default:
+			return fmt.Errorf("%s %s: %v", op, k, err)
+		}
+		if time.Since(start) > 30*time.Second {
+			return fmt.Errorf("%s %s: still failing after 30 s: %v", op, k, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// finish stops the load, and checks that no reply was wrong and every key
+// reads its last acknowledged value through each of clients.
+func (l *loader) finish(t *testing.T, clients ...*redis.Client) {
+	t.Helper()
+	close(l.stop)
+	l.wg.Wait()
+	for _, w := range l.wrong {
+		t.Error(w)
+	}
+	ctx := context.Background()
+	for _, rdb := range clients {
+		for k, st := range l.keys { // the writers have returned
+			if st.uncertain {
+				continue
+			}
+			if v, err := rdb.Get(ctx, k).Int64(); err != nil || v != st.val {
+				t.Fatalf("GET %s after the move: %d %v, want its last acknowledged %d", k, v, err, st.val)
+			}
+		}
+	}
+	t.Logf("%d commands acknowledged; longest stall %v (%s)", l.ops, l.stall.Round(time.Millisecond), l.stallOp)
+}
+
+func proxyClient(t *testing.T, addr string) *redis.Client {
+	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 5 * time.Second,
+		ReadTimeout: 20 * time.Second, WriteTimeout: 20 * time.Second, PoolSize: 2})
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// TestRebalanceAddNode: three nodes under SET/INCR/GET from 16 clients
+// through two proxies; a fourth node is added and `shardkv rebalance`
+// moves ranges onto it; every reply was right, every key reads its last
+// acknowledged value through both proxies, every node ends with about a
+// quarter of the key space, and the longest write stall is reported.
+func TestRebalanceAddNode(t *testing.T) {
+	r := startReshard(t, 3)
+	r.startController("ctl-a", "")
+	var clients []*redis.Client
+	for i := 0; i < 16; i++ {
+		addr := r.c.ProxyAddr
+		if i%2 == 1 {
+			addr = r.proxy.Addr
+		}
+		clients = append(clients, proxyClient(t, addr))
+	}
+	load := startLoader(clients, 40, "rb")
+	n4 := r.startNode("n4")
+	ef := []string{"--etcd", r.te.endpoint(), "--cluster", etcdCluster}
+	res := runCLI(t, nil, append([]string{"add-node", n4.Addr, "--name", "n4"}, ef...)...)
+	if res.Code != 0 || !strings.Contains(res.Stdout, "done: add-node") {
+		t.Fatalf("shardkv add-node: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
+	res = runCLI(t, nil, append([]string{"rebalance"}, ef...)...)
+	t.Logf("shardkv rebalance:\n%s", res.Stdout)
+	if res.Code != 0 || !strings.Contains(res.Stdout, ": done") {
+		t.Fatalf("shardkv rebalance: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
+	time.Sleep(200 * time.Millisecond) // load on the new map
+	load.finish(t, proxyClient(t, r.c.ProxyAddr), proxyClient(t, r.proxy.Addr))
+	m := r.etcdMap()
+	for _, addr := range []string{r.c.Map.Shards[0].Addr(), r.c.Map.Shards[1].Addr(), r.c.Map.Shards[2].Addr(), n4.Addr} {
+		w := 0.0
+		for _, s := range m.Shards {
+			if s.Addr() == addr {
+				w += s.End - s.Start
+			}
+		}
+		if w < 0.2 || w > 0.3 {
+			t.Errorf("node %s owns %.3f of the key space after the rebalance, want about 0.25 (map %+v)", addr, w, m.Shards)
+		}
+	}
+	res = runCLI(t, nil, append([]string{"-addr", r.c.ProxyAddr, "status"}, ef...)...)
+	if res.Code != 0 || !strings.Contains(res.Stdout, "finished: move") || !strings.Contains(res.Stdout, "map epoch "+strconv.FormatUint(m.Epoch, 10)) {
+		t.Fatalf("shardkv status: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
+}
