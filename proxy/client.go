@@ -235,7 +235,7 @@ func (c *client) sendQueued() {
 			if p == 1 {
 				proto = resp.RESP3
 			}
-			c.tbl.shards[i].backendDB(proto, db).Send(int(c.sess.ID), l...)
+			c.tbl.nodes[i].backendDB(proto, db).Send(int(c.sess.ID), l...)
 			clear(l)
 			lists[i] = l[:0]
 		}
@@ -275,8 +275,8 @@ func (c *client) send(sh *shard, r *backend.Request) {
 		p = 1
 	}
 	lists := c.lists[p]
-	if len(lists) < len(c.tbl.shards) {
-		lists = append(lists, make([][]*backend.Request, len(c.tbl.shards)-len(lists))...)
+	if len(lists) < len(c.tbl.nodes) {
+		lists = append(lists, make([][]*backend.Request, len(c.tbl.nodes)-len(lists))...)
 		c.lists[p] = lists
 	}
 	lists[sh.idx] = append(lists[sh.idx], r)
@@ -517,14 +517,15 @@ func (c *client) reject(msg string) {
 	c.errorReply(msg)
 }
 
-// shardsOf fills c.shIdx with the shard of each key at positions first,
-// first+step, ... of args, and reports whether they are all the same.
+// shardsOf fills c.shIdx with the map entry of each key at positions
+// first, first+step, ... of args, and reports whether one node serves them
+// all (entries of one node are one shard: the node owns all their keys).
 func (c *client) shardsOf(args [][]byte, first, last, step int) bool {
 	c.shIdx = c.shIdx[:0]
 	same := true
 	for i := first; i <= last; i += step {
 		idx := c.tbl.shardIdx(args[i])
-		if len(c.shIdx) > 0 && idx != c.shIdx[0] {
+		if len(c.shIdx) > 0 && c.tbl.shards[idx] != c.tbl.shards[c.shIdx[0]] {
 			same = false
 		}
 		c.shIdx = append(c.shIdx, idx)

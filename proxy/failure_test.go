@@ -183,7 +183,6 @@ func TestBootstrapRefusesBadMaps(t *testing.T) {
 		{"gap", []rangemap.Shard{shard("a", 0, 0.4, 1), shard("b", 0.5, 1, 2)}, `gap: [0.4,0.5) between shard "a" and shard "b"`},
 		{"overlap", []rangemap.Shard{shard("a", 0, 0.6, 1), shard("b", 0.5, 1, 2)}, `overlap: shard "b" starts at 0.5 inside shard "a"`},
 		{"duplicate name", []rangemap.Shard{shard("a", 0, 0.5, 1), shard("a", 0.5, 1, 2)}, `duplicate name: shard "a"`},
-		{"duplicate address", []rangemap.Shard{shard("a", 0, 0.3, 1), shard("b", 0.3, 0.6, 2), shard("c", 0.6, 1, 1)}, `duplicate address: shards "a" and "c" both use 127.0.0.1:1 and are not adjacent`},
 		{"end before start", []rangemap.Shard{shard("a", 0, 0.5, 1), shard("b", 0.5, 0.5, 2)}, `end <= start: shard "b"`},
 		{"short of 1.0", []rangemap.Shard{shard("a", 0, 0.5, 1), shard("b", 0.5, 0.9, 2)}, `does not reach 1.0: last shard "b" ends at 0.9`},
 	}

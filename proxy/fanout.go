@@ -202,12 +202,9 @@ func (c *client) scan(ci *cmdtable.Command, cmd redcon.Command) {
 		c.tagScan(ci, cmd, cursor)
 		return
 	}
-	sh := c.tbl.shardOfHash(cursor)
+	sh, next := c.tbl.scanRun(cursor)
 	m := c.newMerge(ci, "scan")
-	m.next = 0
-	if sh.idx+1 < len(c.tbl.shards) {
-		m.next = c.tbl.firstHash[sh.idx+1]
-	}
+	m.next = next
 	c.addPart(m, sh, cmd.Raw, 1)
 }
 
@@ -431,6 +428,18 @@ func (m *merge) writeScan(b []byte) []byte {
 			return resp.AppendError(b, "ERR unexpected reply to 'scan' from shard "+m.parts[0].sh.name)
 		}
 		next = rangemap.TagCursor(m.tagScan-1, node)
+	case string(v.Str) != "0" && m.tagScan == 0 && m.next != 0:
+		// A node's walk goes on over its whole key directory, past the
+		// entry the cursor was in (its other ranges, keys it does not
+		// own): the next entry belongs to another node, whose keys
+		// below the node's cursor would be skipped.
+		node, ok := rangemap.ParseCursor(v.Str)
+		if !ok {
+			return resp.AppendError(b, "ERR unexpected reply to 'scan' from shard "+m.parts[0].sh.name)
+		}
+		if node < m.next {
+			return append(b, reply...)
+		}
 	case string(v.Str) != "0" || m.next == 0:
 		return append(b, reply...)
 	}

@@ -168,6 +168,9 @@ type clusterOpts struct {
 	maxClients   int
 	mapFile      bool // write the map to a file and load it from there
 	hashTags     bool // the map's hash_tags
+	// shards, when set, replaces the even map's shards: the nodes'
+	// entries made by the function.
+	shards func(nodes []*node) []rangemap.Shard
 }
 
 func evenMap(nodes []*node) *rangemap.Map {
@@ -197,6 +200,12 @@ func startCluster(t testing.TB, o clusterOpts) *cluster {
 		c.nodes = append(c.nodes, n)
 	}
 	c.m = evenMap(c.nodes)
+	if o.shards != nil {
+		c.m.Shards = o.shards(c.nodes)
+		if err := c.m.Validate(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	c.m.HashTags = o.hashTags
 	cfg := DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"

@@ -151,7 +151,7 @@ func (s *Server) markMismatch(sh *shard, reason string) {
 	if old := sh.mismatch.Swap(&reason); old == nil {
 		a := sh.assign.Load()
 		s.log.Error("shard node's assignment differs from the map; its keys get TRYAGAIN until it is repaired: "+
-			"force the map's assignment on the node (SHARD.ASSIGN "+strings.Join(assignArgs(a, sh.hashTags)[1:], " ")+" FORCE) "+
+			"force the map's assignment on the node (SHARD.ASSIGN "+strings.Join(a.args[1:], " ")+" FORCE) "+
 			"or restart it on the shard's own data directory",
 			"shard", sh.name, "addr", sh.addr, "reason", reason)
 	}

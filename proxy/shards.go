@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,11 +17,15 @@ import (
 	"github.com/shardkv/shardkv/resp"
 )
 
-// shard is one entry of the range map with its backend connections: one
-// client per protocol version, so replies are forwarded as the node wrote
-// them to clients of either version.
+// shard is one node of the range map (every entry at one address) with its
+// backend connections: one client per protocol version, so replies are
+// forwarded as the node wrote them to clients of either version.
 type shard struct {
-	idx  int
+	// idx is the shard's place in its table's nodes, which a client's
+	// per-node request lists are indexed by.
+	idx int
+	// name is the node's first entry's name, which errors and INFO's
+	// Shard_<name> section name it by.
 	name string
 	addr string
 	// hashTags is the map's placement mode, pushed with the assignment; a
@@ -50,11 +55,44 @@ type shard struct {
 	closeOnce sync.Once
 }
 
-// assignment is a shard's entry of the map with the map's epoch (0 for a
-// static map), as pushed to its node.
+// assignment is what a node is given: its entries of the map, the map's
+// epoch (0 for a static map), and the SHARD.ASSIGN that says both.
 type assignment struct {
-	rangemap.Shard
-	epoch uint64
+	ranges []rangemap.Shard
+	epoch  uint64
+	args   []string // rangemap.Map.NodeAssignArgs
+}
+
+// nodeAssignment is the assignment of the node at addr under m.
+func nodeAssignment(m *rangemap.Map, addr string) *assignment {
+	a := &assignment{epoch: m.Epoch}
+	var host string
+	var port int
+	for _, e := range m.Shards {
+		if e.Addr() == addr {
+			a.ranges = append(a.ranges, e)
+			host, port = e.Host, e.Port
+		}
+	}
+	a.args = m.NodeAssignArgs(host, port)
+	return a
+}
+
+// same reports whether b gives the node the same ranges at the same epoch.
+func (a *assignment) same(b *assignment) bool { return slices.Equal(a.args, b.args) }
+
+// sizes reports whether a and b differ in sizes only.
+func (a *assignment) sizesOnly(b *assignment) bool {
+	if len(a.ranges) != len(b.ranges) {
+		return false
+	}
+	for i, r := range a.ranges {
+		o := b.ranges[i]
+		if r.Name != o.Name || r.Start != o.Start || r.End != o.End {
+			return false
+		}
+	}
+	return true
 }
 
 // backend returns the client for a protocol version.
@@ -139,12 +177,12 @@ func (sh *shard) failed(err error, write bool) string {
 // order. A reload builds a new one.
 type table struct {
 	m *rangemap.Map
-	// shards[i] serves m.Shards[i]. Adjacent entries on one node (a
-	// split leaves both halves there) share one shard: the node holds
-	// one assignment, their union (nodeAssignment).
+	// shards[i] serves m.Shards[i]. The entries of one node (a split or
+	// a move leaves several there, adjacent or not) share one shard: the
+	// node holds the list of their ranges (nodeAssignment).
 	shards []*shard
-	// nodes is each shard once, in map order: what a command sent to
-	// every node iterates.
+	// nodes is each shard once, in the order of its first entry in the
+	// map: what a command sent to every node iterates. nodes[i].idx is i.
 	nodes []*shard
 	// firstHash[i] is the smallest hash whose position falls in shard i:
 	// where a SCAN continues when shard i-1 is done.
@@ -158,17 +196,29 @@ func (t *table) locate(key []byte) *shard {
 // shardIdx is the index of the shard that owns key.
 func (t *table) shardIdx(key []byte) int32 { return int32(t.m.Find(t.m.Position(key))) }
 
-// shardOfHash is the shard whose range holds a hash (a SCAN cursor).
-func (t *table) shardOfHash(h uint64) *shard {
-	return t.shards[t.m.Find(rangemap.PositionOfHash(h))]
+// scanRun is the shard whose range holds a hash (a SCAN cursor) and the
+// first hash past the run of entries it serves from there (0 after the
+// last entry): a node serves its adjacent entries in one walk, and the
+// next entry belongs to another node.
+func (t *table) scanRun(h uint64) (*shard, uint64) {
+	i := t.m.Find(rangemap.PositionOfHash(h))
+	sh := t.shards[i]
+	for i+1 < len(t.shards) && t.shards[i+1] == sh {
+		i++
+	}
+	if i+1 < len(t.shards) {
+		return sh, t.firstHash[i+1]
+	}
+	return sh, 0
 }
 
-// newShard starts the backends of a map entry. They dial in the background:
-// a node that is not up yet is retried while the others serve.
-func (s *Server) newShard(idx int, e rangemap.Shard, hashTags bool, epoch uint64) *shard {
-	sh := &shard{idx: idx, name: e.Name, addr: e.Addr(), hashTags: hashTags, stop: make(chan struct{})}
-	sh.assign.Store(&assignment{Shard: e, epoch: epoch})
-	log := s.log.Named("shard").With("shard", e.Name, "addr", sh.addr)
+// newShard starts the backends of a node. They dial in the background: a
+// node that is not up yet is retried while the others serve.
+func (s *Server) newShard(idx int, addr string, a *assignment, hashTags bool) *shard {
+	name := a.ranges[0].Name
+	sh := &shard{idx: idx, name: name, addr: addr, hashTags: hashTags, stop: make(chan struct{})}
+	sh.assign.Store(a)
+	log := s.log.Named("shard").With("shard", name, "addr", sh.addr)
 	busy := &backend.Busy{} // one node: its big requests hold up every connection to it
 	mk := func(proto resp.Proto, db int) *backend.Client {
 		cfg := backend.ClientConfig{
@@ -267,13 +317,13 @@ func (s *Server) assignHandshake(sh *shard, proto resp.Proto) backend.Handshake 
 }
 
 // pushAssignment sends the node the shard's assignment with do. A node
-// that holds the same range with a different size gets it again with
+// that holds the same ranges with different sizes gets it again with
 // FORCE: the map is the source of truth for sizes. It returns the node's
 // refusal ("" when the node took it), and marks the shard mismatched when
 // the node holds another assignment, healthy when it took the map's.
 func (s *Server) pushAssignment(sh *shard, do func(args ...string) (resp.Value, error)) (refusal string, err error) {
 	a := sh.assign.Load()
-	args := assignArgs(a, sh.hashTags)
+	args := a.args
 	v, err := do(args...)
 	if err != nil {
 		return "", err
@@ -287,8 +337,8 @@ func (s *Server) pushAssignment(sh *shard, do func(args ...string) (resp.Value, 
 		go s.refreshMap(a.epoch + 1)
 		return "node refused SHARD.ASSIGN " + strings.Join(args[1:], " ") + ": " + string(v.Str), nil
 	}
-	if sameRangeOtherSize(string(v.Str), a.Shard, sh.hashTags) {
-		v, err = do(append(args, "FORCE")...)
+	if sameRangeOtherSize(string(v.Str), a.ranges, sh.hashTags) {
+		v, err = do(append(slices.Clip(args), "FORCE")...)
 		if err != nil {
 			return "", err
 		}
@@ -304,22 +354,6 @@ func (s *Server) pushAssignment(sh *shard, do func(args ...string) (resp.Value, 
 	return refusal, nil
 }
 
-// assignArgs is the SHARD.ASSIGN of a shard. HASHTAGS 1 is sent only under
-// hash tags: a node reads its absence as whole-key positions, so a node
-// holding a hash-tag assignment refuses a proxy whose map has none.
-// EPOCH is sent for an etcd map only.
-func assignArgs(a *assignment, hashTags bool) []string {
-	args := []string{"SHARD.ASSIGN", a.Name, rangemap.FormatPosition(a.Start),
-		rangemap.FormatPosition(a.End), strconv.FormatInt(a.Size, 10)}
-	if hashTags {
-		args = append(args, "HASHTAGS", "1")
-	}
-	if a.epoch > 0 {
-		args = append(args, "EPOCH", strconv.FormatUint(a.epoch, 10))
-	}
-	return args
-}
-
 // staleEpochPrefix starts a node's refusal of an assignment at an epoch
 // older than its own (shardnode/cmd_shard.go).
 const staleEpochPrefix = "ERR stale epoch "
@@ -329,88 +363,81 @@ const staleEpochPrefix = "ERR stale epoch "
 const assignedPrefix = "ERR shard node already assigned "
 
 // sameRangeOtherSize reads the node's refusal, "ERR shard node already
-// assigned <name> [<start>,<end>) size <size>[ hash_tags 1]; add FORCE to
-// replace it", and reports whether only the size differs from a. A
-// different placement mode is never forced: it would strand the keys the
-// node holds (README, "Hash tags").
-func sameRangeOtherSize(msg string, a rangemap.Shard, hashTags bool) bool {
-	if !strings.HasPrefix(msg, assignedPrefix) {
-		return false
-	}
-	rest := msg[len(assignedPrefix):]
-	name, rest, ok := strings.Cut(rest, " [")
-	if !ok || name != a.Name {
-		return false
-	}
-	rng, tail, ok := strings.Cut(rest, ")")
+// assigned <name> [<start>,<end>) size <size>[, <name> [<start>,<end>) size
+// <size>]...[ hash_tags 1][ epoch <n>]; add FORCE to replace it", and
+// reports whether only sizes differ from ranges. A different placement
+// mode is never forced: it would strand the keys the node holds (README,
+// "Hash tags").
+func sameRangeOtherSize(msg string, ranges []rangemap.Shard, hashTags bool) bool {
+	rest, ok := strings.CutPrefix(msg, assignedPrefix)
 	if !ok {
 		return false
 	}
-	desc, _, _ := strings.Cut(tail, ";")
+	desc, _, _ := strings.Cut(rest, ";")
 	desc, _, _ = strings.Cut(desc, " epoch ")
-	if strings.HasSuffix(desc, " hash_tags 1") != hashTags {
+	desc, tags := strings.CutSuffix(desc, " hash_tags 1")
+	if tags != hashTags {
 		return false
 	}
-	lo, hi, ok := strings.Cut(rng, ",")
-	if !ok {
+	held := strings.Split(desc, ", ")
+	if len(held) != len(ranges) {
 		return false
 	}
-	start, err1 := strconv.ParseFloat(lo, 64)
-	end, err2 := strconv.ParseFloat(hi, 64)
-	return err1 == nil && err2 == nil && start == a.Start && end == a.End
+	for i, h := range held {
+		// "<name> [<start>,<end>) size <size>"; names have no spaces.
+		name, rng, ok := strings.Cut(h, " [")
+		if !ok || name != ranges[i].Name {
+			return false
+		}
+		rng, _, ok = strings.Cut(rng, ")")
+		if !ok {
+			return false
+		}
+		lo, hi, ok := strings.Cut(rng, ",")
+		if !ok {
+			return false
+		}
+		start, err1 := strconv.ParseFloat(lo, 64)
+		end, err2 := strconv.ParseFloat(hi, 64)
+		if err1 != nil || err2 != nil || start != ranges[i].Start || end != ranges[i].End {
+			return false
+		}
+	}
+	return true
 }
 
 // buildTable makes the routing table for m, reusing the shards of old whose
-// assignment's name, address and index are unchanged. Adjacent entries of
-// m on one node share a shard whose index is the group's last entry (a
-// SCAN goes on at the next node) and whose assignment is the group's
-// union.
+// name, address and index are unchanged. The entries of m at one address
+// share a shard, whose assignment is the list of their ranges.
 func (s *Server) buildTable(m *rangemap.Map, old *table) *table {
 	t := &table{m: m, shards: make([]*shard, len(m.Shards)), firstHash: make([]uint64, len(m.Shards))}
 	for i, e := range m.Shards {
 		t.firstHash[i], _ = rangemap.HashBounds(e.Start, e.End)
 	}
-	for i := 0; i < len(m.Shards); {
-		j := i + 1
-		for j < len(m.Shards) && m.Shards[j].Addr() == m.Shards[i].Addr() {
-			j++
+	byAddr := make(map[string]*shard, len(m.Shards))
+	for i, e := range m.Shards {
+		addr := e.Addr()
+		if sh := byAddr[addr]; sh != nil {
+			t.shards[i] = sh
+			continue
 		}
-		union := nodeAssignment(m.Shards[i:j])
-		idx := j - 1
+		idx := len(t.nodes)
 		var sh *shard
 		if old != nil {
 			for _, o := range old.nodes {
-				if o.name == union.Name && o.addr == union.Addr() && o.idx == idx {
+				if o.name == e.Name && o.addr == addr && o.idx == idx {
 					sh = o
 				}
 			}
 		}
 		if sh == nil {
-			sh = s.newShard(idx, union, m.HashTags, m.Epoch)
+			sh = s.newShard(idx, addr, nodeAssignment(m, addr), m.HashTags)
 		}
-		for k := i; k < j; k++ {
-			t.shards[k] = sh
-		}
+		byAddr[addr] = sh
+		t.shards[i] = sh
 		t.nodes = append(t.nodes, sh)
-		i = j
 	}
 	return t
-}
-
-// nodeAssignment is the one assignment of a node serving the adjacent
-// entries es: the first's name, their union, and the largest size limit
-// (none when one has none).
-func nodeAssignment(es []rangemap.Shard) rangemap.Shard {
-	a := es[0]
-	a.End = es[len(es)-1].End
-	for _, e := range es[1:] {
-		if a.Size == 0 || e.Size == 0 {
-			a.Size = 0
-		} else {
-			a.Size = max(a.Size, e.Size)
-		}
-	}
-	return a
 }
 
 // checkReload refuses a new map that would move a range: only addresses and
@@ -510,33 +537,33 @@ func (s *Server) applyLocked(m *rangemap.Map) error {
 			continue
 		}
 		kept[sh] = true
-		e := nodeAssignment(groupOf(m, sh))
 		cur := sh.assign.Load()
-		next := &assignment{Shard: e, epoch: m.Epoch}
-		if *cur == *next {
+		next := nodeAssignment(m, sh.addr)
+		if cur.same(next) {
 			continue
 		}
 		sh.assign.Store(next)
 		// The next connection pushes the new assignment; tell the node
 		// now too. A newer epoch replaces the node's assignment by
 		// itself; a static map's new size needs FORCE.
-		args := assignArgs(next, sh.hashTags)
+		args := next.args
 		if next.epoch == 0 {
-			args = append(args, "FORCE")
+			args = append(slices.Clip(args), "FORCE")
 		}
+		name := sh.name
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			v, err := sh.resp2.Do(args...)
 			switch {
 			case err != nil:
-				s.log.Warn("shard node unavailable for its new assignment; it gets it when it reconnects", "shard", e.Name, "error", err)
+				s.log.Warn("shard node unavailable for its new assignment; it gets it when it reconnects", "shard", name, "error", err)
 			case v.IsError():
 				errMu.Lock()
-				errs = append(errs, fmt.Errorf("shard %q refused %s: %s", e.Name, strings.Join(args[1:], " "), v.Str))
+				errs = append(errs, fmt.Errorf("shard %q refused %s: %s", name, strings.Join(args[1:], " "), v.Str))
 				errMu.Unlock()
-			case cur.Size != e.Size:
-				s.log.Info("shard size changed", "shard", e.Name, "from", cur.Size, "to", e.Size)
+			case cur.sizesOnly(next):
+				s.log.Info("shard size changed", "shard", name, "assignment", strings.Join(next.args[1:], " "))
 			}
 		}()
 	}
@@ -553,16 +580,6 @@ func (s *Server) applyLocked(m *rangemap.Map) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// groupOf is the entries of m that sh serves.
-func groupOf(m *rangemap.Map, sh *shard) []rangemap.Shard {
-	j := sh.idx + 1
-	i := sh.idx
-	for i > 0 && m.Shards[i-1].Addr() == sh.addr {
-		i--
-	}
-	return m.Shards[i:j]
 }
 
 // refreshMap reads the map from its source (etcd) and applies it, when

@@ -31,7 +31,7 @@ func (c *client) shardsOfKeys(args [][]byte, ci *cmdtable.Command) bool {
 	same := true
 	for _, i := range ci.KeyIndexes(args) {
 		idx := c.tbl.shardIdx(args[i])
-		if len(c.shIdx) > 0 && idx != c.shIdx[0] {
+		if len(c.shIdx) > 0 && c.tbl.shards[idx] != c.tbl.shards[c.shIdx[0]] {
 			same = false
 		}
 		c.shIdx = append(c.shIdx, idx)

@@ -110,7 +110,6 @@ func (m *Map) Validate() error {
 	}
 	sort.SliceStable(m.Shards, func(i, j int) bool { return m.Shards[i].Start < m.Shards[j].Start })
 	names := make(map[string]bool, len(m.Shards))
-	addrs := make(map[string]string, len(m.Shards))
 	for i, s := range m.Shards {
 		switch {
 		case s.Name == "":
@@ -128,13 +127,10 @@ func (m *Map) Validate() error {
 		case s.Port <= 0 || s.Port > 65535:
 			return fmt.Errorf("range map: shard %q: port %d is not in 1..65535", s.Name, s.Port)
 		}
+		// A node may serve several shards, adjacent or not (a split or a
+		// move leaves them there): it owns the list of their ranges
+		// (NodeAssignArgs).
 		names[s.Name] = true
-		// A node may serve adjacent shards (a split leaves both halves on
-		// it): together they are one range of the node's.
-		if other, dup := addrs[s.Addr()]; dup && (i == 0 || m.Shards[i-1].Addr() != s.Addr()) {
-			return fmt.Errorf("range map: duplicate address: shards %q and %q both use %s and are not adjacent (a node serves one contiguous range)", other, s.Name, s.Addr())
-		}
-		addrs[s.Addr()] = s.Name
 		if i == 0 {
 			if s.Start != 0 {
 				return fmt.Errorf("range map: does not start at 0.0: first shard %q starts at %v", s.Name, s.Start)
@@ -305,6 +301,38 @@ func (m *Map) Lookup(name string) (Shard, bool) {
 		}
 	}
 	return Shard{}, false
+}
+
+// NodeAssignArgs is the SHARD.ASSIGN command, its name first, that gives the
+// node at host:port its ranges under m: every shard of m with that address,
+// in map order, the first as "name start end size" and each other as
+// "RANGE name start end size", then "HASHTAGS 1" when m has hash tags and
+// "EPOCH n" when m has an epoch. Nil when no shard of m is at host:port.
+// The proxies push it, and the controller sends it on a move's switch
+// (docs/RESHARDING.md), so both give a node the same assignment.
+func (m *Map) NodeAssignArgs(host string, port int) []string {
+	var args []string
+	for _, s := range m.Shards {
+		if s.Host != host || s.Port != port {
+			continue
+		}
+		if args == nil {
+			args = []string{"SHARD.ASSIGN"}
+		} else {
+			args = append(args, "RANGE")
+		}
+		args = append(args, s.Name, FormatPosition(s.Start), FormatPosition(s.End), strconv.FormatInt(s.Size, 10))
+	}
+	if args == nil {
+		return nil
+	}
+	if m.HashTags {
+		args = append(args, "HASHTAGS", "1")
+	}
+	if m.Epoch > 0 {
+		args = append(args, "EPOCH", strconv.FormatUint(m.Epoch, 10))
+	}
+	return args
 }
 
 // FormatPosition renders a position the way replies and errors show it.

@@ -26,7 +26,7 @@ func TestParseValidation(t *testing.T) {
 		{"overlap", mapOf(shard("a", 0, 0.6, 1), shard("b", 0.5, 1, 2)), `overlap: shard "b" starts at 0.5 inside shard "a"`},
 		{"duplicate name", mapOf(shard("a", 0, 0.5, 1), shard("a", 0.5, 1, 2)), `duplicate name: shard "a"`},
 		{"adjacent shards on one node", mapOf(shard("a", 0, 0.3, 1), shard("a-2", 0.3, 0.6, 1), shard("c", 0.6, 1, 2)), ""},
-		{"duplicate address", mapOf(shard("a", 0, 0.3, 1), shard("b", 0.3, 0.6, 2), shard("c", 0.6, 1, 1)), `duplicate address: shards "a" and "c" both use 127.0.0.1:1 and are not adjacent`},
+		{"shards not adjacent on one node", mapOf(shard("a", 0, 0.3, 1), shard("b", 0.3, 0.6, 2), shard("c", 0.6, 1, 1)), ""},
 		{"end equals start", mapOf(shard("a", 0, 0.5, 1), shard("b", 0.5, 0.5, 2), shard("c", 0.5, 1, 3)), `end <= start: shard "b"`},
 		{"end before start", mapOf(shard("a", 0, 0.5, 1), shard("b", 0.5, 0.4, 2)), `end <= start: shard "b"`},
 		{"not reaching 1.0", mapOf(shard("a", 0, 0.5, 1), shard("b", 0.5, 0.9, 2)), `does not reach 1.0: last shard "b" ends at 0.9`},
@@ -165,5 +165,40 @@ func TestHashBounds(t *testing.T) {
 		} else if PositionOfHash(last+1) < r.end {
 			t.Errorf("[%v,%v): the hash after last (%#x) is inside too", r.start, r.end, last+1)
 		}
+	}
+}
+
+// The assignment of a node lists every shard at its address, in map
+// order, whether adjacent or not, with the mode and the epoch.
+func TestNodeAssignArgs(t *testing.T) {
+	m, err := Parse([]byte(`{"hash_tags": true, "epoch": 7, "shards": [
+		{"name":"a","start":0,"end":0.25,"size":100,"host":"h","port":1},
+		{"name":"b","start":0.25,"end":0.5,"host":"h","port":2},
+		{"name":"c","start":0.5,"end":0.75,"size":5,"host":"h","port":1},
+		{"name":"d","start":0.75,"end":1,"host":"h","port":1}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		host string
+		port int
+		want string
+	}{
+		{"h", 1, "SHARD.ASSIGN a 0 0.25 100 RANGE c 0.5 0.75 5 RANGE d 0.75 1 0 HASHTAGS 1 EPOCH 7"},
+		{"h", 2, "SHARD.ASSIGN b 0.25 0.5 0 HASHTAGS 1 EPOCH 7"},
+		{"h", 3, ""},
+		{"g", 1, ""},
+	} {
+		if got := strings.Join(m.NodeAssignArgs(tc.host, tc.port), " "); got != tc.want {
+			t.Errorf("%s:%d: %q, want %q", tc.host, tc.port, got, tc.want)
+		}
+	}
+	// A static map (no epoch) without hash tags sends neither.
+	m.HashTags, m.Epoch = false, 0
+	if got := strings.Join(m.NodeAssignArgs("h", 2), " "); got != "SHARD.ASSIGN b 0.25 0.5 0" {
+		t.Errorf("static map: %q", got)
+	}
+	if m.NodeAssignArgs("h", 3) != nil {
+		t.Error("an address without shards has args")
 	}
 }

@@ -648,11 +648,16 @@ func (c *client) helpReply(lines []string) {
 // reassignment left outside the range stay on disk but are not the node's.
 func (s *Server) keyCounts(db *bitcask.DB) (keys, expiring int) {
 	a := s.assign.Load()
-	if a == nil || (a.Start <= 0 && a.End >= 1) {
+	if a == nil || a.whole() {
 		return db.Len(), db.ExpiringKeys()
 	}
 	if !a.HashTags {
-		return db.CountHashRange(rangemap.HashBounds(a.Start, a.End))
+		for _, r := range a.Ranges {
+			k, e := db.CountHashRange(rangemap.HashBounds(r.Start, r.End))
+			keys += k
+			expiring += e
+		}
+		return keys, expiring
 	}
 	// Under hash tags a key's placement is not its key directory hash, so
 	// the node's keys are not one hash range: count them one by one.

@@ -280,7 +280,7 @@ func cmdMigrateDrop(c *client, args [][]byte) {
 		}
 	}
 	s := c.srv
-	if a := s.assign.Load(); a != nil && !force && rng.lo < a.End && a.Start < rng.hi {
+	if a := s.assign.Load(); a != nil && !force && a.overlaps(rng.lo, rng.hi) {
 		c.errReply("ERR the range overlaps the node's assignment " + a.describe() + "; add FORCE to delete its keys")
 		return
 	}

@@ -11,40 +11,57 @@ import (
 	"github.com/shardkv/shardkv/rangemap"
 )
 
-// SHARD.ASSIGN name start end size [FORCE] [STRICT 0|1] [HASHTAGS 0|1]
+// SHARD.ASSIGN name start end size [RANGE name start end size]... [FORCE]
+// [STRICT 0|1] [HASHTAGS 0|1] [EPOCH n]
 //
-// The same assignment again is +OK (the proxy pushes it on every new
-// connection). A different one needs FORCE. STRICT, when given, turns
-// strict indexes on or off and is kept with the assignment. HASHTAGS is the
-// map's placement mode (0, whole-key positions, when not given), kept with
-// the assignment; changing it is a different assignment, so it needs FORCE
-// too: keys with a tag would change owners.
+// The node's ranges: the first, and one RANGE per further shard of the
+// map the node serves (adjacent or not; rangemap.Map.NodeAssignArgs builds
+// the command). The same assignment again is +OK (the proxy pushes it on
+// every new connection). A different one needs FORCE. STRICT, when given,
+// turns strict indexes on or off and is kept with the assignment. HASHTAGS
+// is the map's placement mode (0, whole-key positions, when not given),
+// kept with the assignment; changing it is a different assignment, so it
+// needs FORCE too: keys with a tag would change owners.
 //
 // EPOCH n is the etcd map's epoch of the assignment (docs/RESHARDING.md):
 // an epoch older than the node's is refused with "ERR stale epoch"; a newer
-// one replaces a different range or size without FORCE (the placement
+// one replaces different ranges or sizes without FORCE (the placement
 // mode still needs FORCE); the node keeps the highest epoch it was given.
 // Without EPOCH (a static map) the rules above are today's.
 func cmdShardAssign(c *client, args [][]byte) {
-	a := &Assignment{Name: string(args[1])}
-	var err1, err2 error
-	a.Start, err1 = strconv.ParseFloat(string(args[2]), 64)
-	a.End, err2 = strconv.ParseFloat(string(args[3]), 64)
-	if err1 != nil || err2 != nil || math.IsInf(a.Start, 0) || math.IsInf(a.End, 0) {
-		c.errReply("ERR start and end must be numbers in [0,1]")
+	a := &Assignment{}
+	// rangeAt reads "name start end size" at args[i:i+4].
+	rangeAt := func(i int) bool {
+		r := Range{Name: string(args[i])}
+		var err1, err2 error
+		r.Start, err1 = strconv.ParseFloat(string(args[i+1]), 64)
+		r.End, err2 = strconv.ParseFloat(string(args[i+2]), 64)
+		if err1 != nil || err2 != nil || math.IsInf(r.Start, 0) || math.IsInf(r.End, 0) {
+			c.errReply("ERR start and end must be numbers in [0,1]")
+			return false
+		}
+		size, ok := parseInt(args[i+3])
+		if !ok {
+			c.errReply(errNotInteger)
+			return false
+		}
+		r.Size = size
+		a.Ranges = append(a.Ranges, r)
+		return true
+	}
+	if !rangeAt(1) {
 		return
 	}
-	size, ok := parseInt(args[4])
-	if !ok {
-		c.errReply(errNotInteger)
-		return
-	}
-	a.Size = size
 	force := false
 	for i := 5; i < len(args); i++ {
 		switch {
 		case eqFold(args[i], "force"):
 			force = true
+		case eqFold(args[i], "range") && i+4 < len(args):
+			if !rangeAt(i + 1) {
+				return
+			}
+			i += 4
 		case eqFold(args[i], "strict") && i+1 < len(args):
 			v := string(args[i+1])
 			if v != "0" && v != "1" {
@@ -75,6 +92,7 @@ func cmdShardAssign(c *client, args [][]byte) {
 			return
 		}
 	}
+	a.normalize()
 	if err := a.validate(); err != nil {
 		c.errReply("ERR invalid assignment: " + err.Error())
 		return
@@ -91,13 +109,11 @@ func cmdShardAssign(c *client, args [][]byte) {
 		// A proxy with a static map: the node keeps the epoch it has.
 		a.Epoch = cur.Epoch
 	}
-	if cur != nil && cur.Epoch > 0 && a.Epoch > cur.Epoch && cur.HashTags == a.HashTags {
-		// A newer map decides the range and size. A node not yet at an
-		// epoch keeps the mismatch protection: its first etcd assignment
-		// must match what it holds, or be forced.
-		force = true
-	}
-	if cur != nil && !cur.sameRange(a) && !force {
+	// A newer map decides the ranges and sizes. A node not yet at an
+	// epoch keeps the mismatch protection: its first etcd assignment must
+	// match what it holds, or be forced.
+	newer := cur != nil && cur.Epoch > 0 && a.Epoch > cur.Epoch && cur.HashTags == a.HashTags
+	if cur != nil && !cur.sameRange(a) && !force && !newer {
 		c.errReply("ERR shard node already assigned " + cur.describe() + "; add FORCE to replace it")
 		return
 	}
@@ -115,22 +131,24 @@ func cmdShardAssign(c *client, args [][]byte) {
 		return
 	}
 	s.assign.Store(a)
-	if cur == nil || cur.Size != a.Size {
-		s.sizeLimit.Store(a.Size)
+	if cur == nil || cur.sizeLimit() != a.sizeLimit() {
+		s.sizeLimit.Store(a.sizeLimit())
 	}
 	if a.Strict != nil {
 		s.strict.Store(*a.Strict)
 	}
 	switch {
 	case cur != nil && cur.sameRange(a) && cur.Epoch != a.Epoch:
-		// A new map epoch that keeps this node's range: routine.
+		// A new map epoch that keeps this node's ranges: routine.
 		s.log.Info("assignment epoch advanced", "name", a.Name, "from", cur.Epoch, "to", a.Epoch)
 	case cur == nil:
-		s.log.Info("assignment accepted", "name", a.Name, "start", a.Start, "end", a.End, "size", a.Size,
-			"strict_indexes", s.strict.Load(), "hash_tags", a.HashTags)
+		s.log.Info("assignment accepted", "ranges", a.describe(), "strict_indexes", s.strict.Load())
+	case newer && !force:
+		s.log.Info("assignment changed by a newer epoch", "old", cur.describe(), "new", a.describe(),
+			"strict_indexes", s.strict.Load())
 	default:
-		s.log.Warn("assignment replaced", "old", cur.describe(), "name", a.Name, "start", a.Start,
-			"end", a.End, "size", a.Size, "strict_indexes", s.strict.Load(), "hash_tags", a.HashTags, "forced", force)
+		s.log.Warn("assignment replaced", "old", cur.describe(), "new", a.describe(),
+			"strict_indexes", s.strict.Load(), "forced", force)
 	}
 	c.becomeProxy()
 	c.ok()

@@ -492,7 +492,7 @@ func (c *client) checkKeys(spec *cmdSpec, args [][]byte) string {
 // checkKey is checkKeys for one key.
 func (c *client) checkKey(a *Assignment, key []byte, strict bool) string {
 	h := bitcask.Hash(key)
-	if p := rangemap.PositionOfHash(a.placement(key, h)); !(a.Start <= p && p < a.End) {
+	if p := rangemap.PositionOfHash(a.placement(key, h)); !a.hasPosition(p) {
 		return a.wrongShard(p)
 	}
 	c.hkey, c.hval = key, h

@@ -89,6 +89,17 @@ func (s *Server) writeShardInfo(w *conncmd.InfoWriter) {
 		w.Field("shard_start", rangemap.FormatPosition(a.Start))
 		w.Field("shard_end", rangemap.FormatPosition(a.End))
 	}
+	// shard_name, _start and _end are the first range (a node of one
+	// range shows what it always did); shard_range_<i> lists them all.
+	if a != nil {
+		w.Field("shard_ranges", len(a.Ranges))
+		for i, r := range a.Ranges {
+			w.Line("shard_range_" + strconv.Itoa(i) + ":name=" + r.Name + ",start=" + rangemap.FormatPosition(r.Start) +
+				",end=" + rangemap.FormatPosition(r.End) + ",size=" + strconv.FormatInt(r.Size, 10))
+		}
+	} else {
+		w.Field("shard_ranges", 0)
+	}
 	w.Field("shard_size_limit", s.sizeLimit.Load())
 	w.Field("shard_live_bytes", s.db.LiveBytes())
 	w.Field("shard_keys", s.db.Stats().Keys)

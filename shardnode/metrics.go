@@ -23,7 +23,7 @@ var (
 	descProtoErrs = metrics.Desc("shardkv_node_protocol_errors_total", "Connections closed for a protocol error.")
 	descHits      = metrics.Desc("shardkv_node_keyspace_hits_total", "Reads that found their key.")
 	descMisses    = metrics.Desc("shardkv_node_keyspace_misses_total", "Reads that did not find their key.")
-	descAssigned  = metrics.Desc("shardkv_node_shard_info", "1, labelled with the node's range assignment; 0 with empty labels before it has one.", "shard", "start", "end")
+	descAssigned  = metrics.Desc("shardkv_node_shard_info", "1 per range of the node's assignment, labelled with it; 0 with empty labels before it has one.", "shard", "start", "end")
 	descSizeLimit = metrics.Desc("shardkv_node_size_limit_bytes", "The shard's limit on live bytes (maxmemory); 0 is none.")
 
 	descKeys       = metrics.Desc("shardkv_node_keys", "Keys in the storage engine's key directory (expired ones until they are removed).")
@@ -77,7 +77,9 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- metrics.Counter(descHits, hits)
 	ch <- metrics.Counter(descMisses, misses)
 	if a := s.assign.Load(); a != nil {
-		ch <- metrics.Gauge(descAssigned, 1, a.Name, rangemap.FormatPosition(a.Start), rangemap.FormatPosition(a.End))
+		for _, r := range a.Ranges {
+			ch <- metrics.Gauge(descAssigned, 1, r.Name, rangemap.FormatPosition(r.Start), rangemap.FormatPosition(r.End))
+		}
 	} else {
 		ch <- metrics.Gauge(descAssigned, 0, "", "", "")
 	}

@@ -211,7 +211,7 @@ func New(cfg Config) (*Server, error) {
 		"truncated_records", st.RecoveryTruncated, "skipped_records", st.RecoverySkipped,
 		"appendfsync", cfg.Sync.String(), "took", time.Since(t0).Round(time.Millisecond))
 	if a := s.assign.Load(); a != nil {
-		log.Info("assignment loaded", "name", a.Name, "start", a.Start, "end", a.End, "size", a.Size)
+		log.Info("assignment loaded", "ranges", a.describe())
 	} else {
 		log.Info("no assignment yet: waiting for SHARD.ASSIGN from the proxy")
 	}

@@ -1,6 +1,7 @@
 package etcdmap
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -75,15 +76,18 @@ type span struct {
 // (docs/RESHARDING.md, "Rebalance"): the nodes in the order of their
 // ranges, empty nodes after them at 1.0, each node's bytes taken as spread
 // evenly over its range. It returns the range and the source and target
-// addresses, ok false when the nodes are balanced enough. Every node must
-// own one contiguous range (until nodes own lists of ranges).
-func planRebalance(m *rangemap.Map, active []string, live map[string]int64) (lo, hi float64, from, to string, ok bool) {
+// addresses; errBalanced when the nodes are balanced enough, errSplitNode
+// when a node owns ranges that are not adjacent.
+func planRebalance(m *rangemap.Map, active []string, live map[string]int64) (lo, hi float64, from, to string, err error) {
 	var spans []span
 	seen := map[string]bool{}
 	for _, s := range m.Shards {
 		if n := len(spans); n > 0 && spans[n-1].addr == s.Addr() {
 			spans[n-1].end = s.End
 			continue
+		}
+		if seen[s.Addr()] {
+			return 0, 0, "", "", errSplitNode
 		}
 		seen[s.Addr()] = true
 		spans = append(spans, span{addr: s.Addr(), start: s.Start, end: s.End})
@@ -99,7 +103,7 @@ func planRebalance(m *rangemap.Map, active []string, live map[string]int64) (lo,
 		spans = append(spans, span{addr: a, start: 1, end: 1})
 	}
 	if len(spans) < 2 {
-		return 0, 0, "", "", false
+		return 0, 0, "", "", errBalanced
 	}
 	total := 0.0
 	for i := range spans {
@@ -165,14 +169,21 @@ func planRebalance(m *rangemap.Map, active []string, live map[string]int64) (lo,
 		}
 	}
 	if best < 0 {
-		return 0, 0, "", "", false
+		return 0, 0, "", "", errBalanced
 	}
 	from, to = spans[best].addr, spans[best+1].addr
 	if !bestGives {
 		from, to = to, from
 	}
-	return bestLo, bestHi, from, to, true
+	return bestLo, bestHi, from, to, nil
 }
+
+// errBalanced is planRebalance's "no move left".
+var errBalanced = errors.New("balanced")
+
+// errSplitNode is planRebalance's refusal of a node owning ranges that
+// are not adjacent.
+var errSplitNode = errors.New("a node owns ranges that are not adjacent: rebalance moves edges between neighbouring nodes only (move such ranges with shardkv move)")
 
 // roundPos keeps positions short in the map and in logs (1/2^20 of the
 // key space), leaving 0 and 1 as they are.

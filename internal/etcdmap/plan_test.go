@@ -1,7 +1,7 @@
 package etcdmap
 
 import (
-	"strings"
+	"errors"
 	"testing"
 
 	"github.com/shardkv/shardkv/rangemap"
@@ -34,8 +34,12 @@ func TestMoveRange(t *testing.T) {
 	if len(m.Shards) != 3 {
 		t.Fatal("MoveRange changed its argument")
 	}
-	if _, err := MoveRange(m, 0.1, 0.2, "h:3"); err == nil || !strings.Contains(err.Error(), "not adjacent") {
-		t.Fatalf("a move leaving a node two ranges: %v", err)
+	split, err := MoveRange(m, 0.1, 0.2, "h:3")
+	if err != nil || len(nodeRanges(split, "h:3")) != 2 || len(nodeRanges(split, "h:1")) != 2 {
+		t.Fatalf("a move leaving nodes two ranges each: %+v %v", split, err)
+	}
+	if _, _, _, _, err := planRebalance(split, []string{"h:1", "h:2", "h:3"}, nil); !errors.Is(err, errSplitNode) {
+		t.Fatalf("rebalance of a map with a split node: %v", err)
 	}
 	whole, err := MoveRange(m, 2.0/3, 1, "h:4")
 	if err != nil || len(whole.Shards) != 3 || whole.Shards[2].Name != "s2" || whole.Shards[2].Port != 4 {
@@ -55,8 +59,8 @@ func TestPlanRebalanceAddNode(t *testing.T) {
 				live[a] += int64((r[1] - r[0]) * 1e6) // bytes spread evenly
 			}
 		}
-		lo, hi, from, to, ok := planRebalance(m, active, live)
-		if !ok {
+		lo, hi, from, to, err := planRebalance(m, active, live)
+		if err != nil {
 			if step != 3 {
 				t.Fatalf("balanced after %d moves, want 3", step)
 			}

@@ -210,9 +210,12 @@ func (l *Leader) plan(ctx context.Context, req Request, snap Snapshot, list []No
 			}
 			live[n.Addr] = b
 		}
-		lo, hi, from, to, ok := planRebalance(m, active, live)
-		if !ok {
+		lo, hi, from, to, err := planRebalance(m, active, live)
+		switch {
+		case errors.Is(err, errBalanced):
 			return nil, true, nil, "", nil
+		case err != nil:
+			return nil, false, nil, err.Error(), nil
 		}
 		return mk(lo, hi, from, to), false, nil, "", nil
 	}
