@@ -335,6 +335,8 @@ func proxyClient(t *testing.T, addr string) *redis.Client {
 // moves ranges onto it; every reply was right, every key reads its last
 // acknowledged value through both proxies, every node ends with about a
 // quarter of the key space, and the longest write stall is reported.
+// Then, under the same load, `shardkv move` gives n4 a range that is not
+// adjacent to its own, and `shardkv remove-node n4` moves both away.
 func TestRebalanceAddNode(t *testing.T) {
 	r := startReshard(t, 3)
 	r.startController("ctl-a", "")
@@ -358,8 +360,6 @@ func TestRebalanceAddNode(t *testing.T) {
 	if res.Code != 0 || !strings.Contains(res.Stdout, ": done") {
 		t.Fatalf("shardkv rebalance: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
-	time.Sleep(200 * time.Millisecond) // load on the new map
-	load.finish(t, proxyClient(t, r.c.ProxyAddr), proxyClient(t, r.proxy.Addr))
 	m := r.etcdMap()
 	for _, addr := range []string{r.c.Map.Shards[0].Addr(), r.c.Map.Shards[1].Addr(), r.c.Map.Shards[2].Addr(), n4.Addr} {
 		w := 0.0
@@ -375,6 +375,35 @@ func TestRebalanceAddNode(t *testing.T) {
 	res = runCLI(t, nil, append([]string{"-addr", r.c.ProxyAddr, "status"}, ef...)...)
 	if res.Code != 0 || !strings.Contains(res.Stdout, "finished: move") || !strings.Contains(res.Stdout, "map epoch "+strconv.FormatUint(m.Epoch, 10)) {
 		t.Fatalf("shardkv status: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
+
+	// The middle third of s0's node's range to n4: n4 then owns two
+	// ranges that are not adjacent, and s0's node two.
+	rs := m.Shards[0]
+	lo, hi := rs.Start+(rs.End-rs.Start)/3, rs.Start+2*(rs.End-rs.Start)/3
+	arg := rangemap.FormatPosition(lo) + "-" + rangemap.FormatPosition(hi)
+	res = runCLI(t, nil, append([]string{"move", arg, "to", "n4"}, ef...)...)
+	if res.Code != 0 || !strings.Contains(res.Stdout, "done: move, 1 move(s)") {
+		t.Fatalf("shardkv move %s to n4: exit %d\n%s%s", arg, res.Code, res.Stdout, res.Stderr)
+	}
+	if owner, err := ownerOfRange(r.etcdMap(), lo, hi); err != nil || owner != n4.Addr {
+		t.Fatalf("after the move, [%v,%v) is on %s (%v)", lo, hi, owner, err)
+	}
+	// remove-node moves both of n4's ranges to neighbours.
+	res = runCLI(t, nil, append([]string{"remove-node", "n4"}, ef...)...)
+	t.Logf("shardkv remove-node n4:\n%s", res.Stdout)
+	if res.Code != 0 || !strings.Contains(res.Stdout, "done: remove-node, 2 move(s)") {
+		t.Fatalf("shardkv remove-node n4: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
+	time.Sleep(200 * time.Millisecond) // load on the last map
+	load.finish(t, proxyClient(t, r.c.ProxyAddr), proxyClient(t, r.proxy.Addr))
+	for _, s := range r.etcdMap().Shards {
+		if s.Addr() == n4.Addr {
+			t.Fatalf("n4 still owns %+v after remove-node", s)
+		}
+	}
+	if n := rangeKeys(t, n4.Addr, 0, 1); n != 0 {
+		t.Fatalf("n4 keeps %d keys after remove-node", n)
 	}
 }
 

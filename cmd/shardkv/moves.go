@@ -117,10 +117,10 @@ func followRequest(ctx context.Context, cli *clientv3.Client, cluster, id string
 		defer func() { _ = bar.Finish(); _ = bar.Clear() }()
 	}
 	for {
+		// The outcome is read first so that the moves printed after it
+		// include every state up to it.
 		r, err := cli.Get(ctx, etcdmap.ChangesPrefix(cluster)+id)
-		if err == nil && len(r.Kvs) == 1 {
-			return etcdmap.WaitChange(ctx, cli, cluster, id)
-		}
+		finished := err == nil && len(r.Kvs) == 1
 		moves, err := etcdmap.ReadMoves(ctx, cli, cluster, id+".")
 		if err == nil {
 			for _, m := range moves {
@@ -137,6 +137,9 @@ func followRequest(ctx context.Context, cli *clientv3.Client, cluster, id string
 				}
 				fmt.Fprintln(stdout, moveLine(m))
 			}
+		}
+		if finished {
+			return etcdmap.WaitChange(ctx, cli, cluster, id)
 		}
 		select {
 		case <-ctx.Done():
