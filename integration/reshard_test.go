@@ -599,3 +599,64 @@ func TestMoveEtcdDown(t *testing.T) {
 	}
 	t.Logf("%d commands acknowledged in the second etcd was down", during)
 }
+
+// TestMoveAbort: `shardkv abort` of a move while the range is fenced, and
+// of one whose target was killed (and is started again only after the
+// abort was recorded): the request fails, the map keeps the range on the
+// source, which serves its writes again, the target keeps no key of it,
+// and status reports the aborted move.
+func TestMoveAbort(t *testing.T) {
+	r := startReshard(t, 2)
+	pre := proxyClient(t, r.c.ProxyAddr)
+	for i := 0; i < 200; i++ {
+		must(t, pre.Set(context.Background(), "pre:"+strconv.Itoa(i), strings.Repeat("v", 100), 0).Err())
+	}
+	ef := []string{"--etcd", r.te.endpoint(), "--cluster", etcdCluster}
+	from, to := r.c.Map.Shards[0].Addr(), r.c.Map.Shards[1].Addr()
+	for _, tc := range []struct{ name, hold string }{{"fenced", "fence=3s"}, {"target-down", "catch-up=600ms"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r.t = t
+			r.startController("ctl-a", tc.hold)
+			defer r.stopControllers()
+			a := proxyClient(t, r.c.ProxyAddr)
+			load := startLoader([]*redis.Client{a, proxyClient(t, r.proxy.Addr)}, 30, "ab"+strings.ReplaceAll(tc.name, "-", ""))
+			id := r.submit(etcdmap.Request{Kind: "move", Lo: movedLo, Hi: movedHi, Node: to})
+			target := r.nodeAt(to)
+			if tc.name == "fenced" {
+				r.waitState(id, etcdmap.MoveFence)
+				time.Sleep(200 * time.Millisecond) // fenced now
+			} else {
+				r.waitState(id, etcdmap.MoveCatchUp)
+				target.Signal(t, syscall.SIGKILL)
+				target.WaitExit(t)
+			}
+			done := make(chan CLIResult, 1)
+			go func() { done <- runCLI(t, nil, append([]string{"abort", id, "--reason", "test"}, ef...)...) }()
+			r.waitState(id, etcdmap.MoveAborting)
+			k := keyBetween(t, "abortw"+tc.name, movedLo, movedHi)
+			must(t, a.Set(context.Background(), k, "after-abort", 0).Err()) // the source unfenced
+			if !target.Running() {
+				target.Start(t)
+				target.WaitReady(t)
+			}
+			res := <-done
+			if res.Code != 0 || !strings.Contains(res.Stdout, "aborted: move "+id+".1 aborted") {
+				t.Fatalf("shardkv abort: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+			}
+			load.finish(t, a, proxyClient(t, r.proxy.Addr))
+			if owner, err := ownerOfRange(r.etcdMap(), movedLo, movedHi); err != nil || owner != from {
+				t.Fatalf("the aborted move left the range on %s (%v), want the source %s", owner, err, from)
+			}
+			if n := rangeKeys(t, to, movedLo, movedHi); n != 0 {
+				t.Fatalf("the target keeps %d keys of the aborted move", n)
+			}
+			if v, err := a.Get(context.Background(), k).Result(); err != nil || v != "after-abort" {
+				t.Fatalf("GET %s: %q %v", k, v, err)
+			}
+			st := runCLI(t, nil, append([]string{"-addr", r.c.ProxyAddr, "status"}, ef...)...)
+			if !strings.Contains(st.Stdout, "finished: move "+id+".1") || !strings.Contains(st.Stdout, "aborted, ") || !strings.Contains(st.Stdout, "bytes: aborted by the operator: test") {
+				t.Fatalf("shardkv status after the abort: exit %d\n%s%s", st.Code, st.Stdout, st.Stderr)
+			}
+		})
+	}
+}

@@ -69,6 +69,11 @@ Commands:
         their ranges to their neighbours, one move at a time.
         These four print each state of each move and wait for the outcome
         (--wait, default 10m); the controller goes on if they are stopped.
+  abort REQUEST|MOVE [--reason TEXT]
+        Ask the controller to abort the request's move in flight (unless it
+        switched already: the switch and the abort exclude each other) and
+        plan no more; the source keeps the range, the target's copy is
+        deleted. Exits 1 if the request completed instead.
   controller [--etcd ENDPOINTS | --data DIR] [--cluster NAME] [--id ID]
              [--node-password PW | --node-password-file FILE] [--lease S]
              [--fence-lag N] [--fence-timeout D] [--rate MB/s]
@@ -256,6 +261,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return cmdController(rest, stderr)
 	case "add-node", "remove-node", "move", "rebalance":
 		return cmdRequest(ctx, cmd, rest, stdout, stderr)
+	case "abort":
+		return cmdAbort(ctx, rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "shardkv: unknown command %q\n\n%s", cmd, usage)
 		return &exitError{code: 2}

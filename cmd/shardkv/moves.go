@@ -76,6 +76,45 @@ func cmdRequest(ctx context.Context, kind string, args []string, stdout, stderr 
 	return nil
 }
 
+// cmdAbort asks the controller to abort a request's move in flight and
+// follows the request to its outcome.
+func cmdAbort(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := subFlags("abort", nil, stderr)
+	ef := &etcdFlags{}
+	ef.register(fs.StringVar)
+	reason := fs.String("reason", "", "the abort's reason `TEXT`, kept in the move's error")
+	wait := fs.Duration("wait", 10*time.Minute, "how long to wait for the outcome")
+	pos, err := parsePositional(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "usage: shardkv abort REQUEST|MOVE [--reason TEXT] [--etcd ENDPOINTS | --data DIR] [--cluster NAME]")
+		return &exitError{code: 2}
+	}
+	cli, err := ef.dial()
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(ctx, *wait)
+	defer cancel()
+	id, err := etcdmap.RequestAbort(ctx, cli, ef.cluster, pos[0], *reason)
+	if err != nil {
+		return &exitError{code: 1, msg: err.Error()}
+	}
+	fmt.Fprintf(stdout, "abort of request %s asked; waiting for the controller\n", id)
+	ch, err := followRequest(ctx, cli, ef.cluster, id, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	if ch.State == "done" {
+		return &exitError{code: 1, msg: fmt.Sprintf("request %s completed: its move had switched before the abort", id)}
+	}
+	fmt.Fprintf(stdout, "aborted: %s\n", ch.Error)
+	return nil
+}
+
 // submit writes req for the controller and follows it until its outcome
 // or the wait runs out.
 func submit(ctx context.Context, ef *etcdFlags, wait time.Duration, req etcdmap.Request, what string, stdout, stderr io.Writer) (etcdmap.Change, error) {

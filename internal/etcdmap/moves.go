@@ -188,6 +188,21 @@ func (d *mover) run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if !d.switched() && d.rec.State != MoveAborting {
+			why, asked, err := d.l.abortAsked(ctx, d.rec.Request)
+			if err != nil {
+				d.log.Warn("reading the move's abort failed; retrying", "id", d.rec.ID, "error", err)
+				sleep(ctx, time.Second)
+				continue
+			}
+			if asked {
+				d.rec.Error = "aborted by the operator: " + why
+				if err := d.advance(ctx, MoveAborting); err != nil {
+					return err
+				}
+				continue
+			}
+		}
 		state := d.rec.State
 		if h := d.l.cfg.Hold[state]; h > 0 && state != MoveFence {
 			d.log.Info("holding the move (--hold)", "id", d.rec.ID, "state", state, "for", h)
@@ -203,6 +218,8 @@ func (d *mover) run(ctx context.Context) error {
 			}
 		case errors.Is(err, ErrConflict), ctx.Err() != nil:
 			return errors.Join(err, ctx.Err())
+		case errors.Is(err, errAbortAsked):
+			// Recorded at the top of the loop.
 		case errors.Is(err, errMapMoved):
 			d.rec.Error = err.Error()
 			if err := d.advance(ctx, MoveAborting); err != nil {
@@ -301,8 +318,14 @@ func (d *mover) clearSource(ctx context.Context, m *migrate.Move) error {
 // wait polls the source's stream until done says so, recording progress
 // at most every second.
 func (d *mover) wait(ctx context.Context, m *migrate.Move, done func(migrate.Status) bool) error {
-	saved := time.Now()
+	saved, checked := time.Now(), time.Now()
 	for {
+		if time.Since(checked) >= 500*time.Millisecond {
+			if _, asked, err := d.l.abortAsked(ctx, d.rec.Request); err == nil && asked {
+				return errAbortAsked
+			}
+			checked = time.Now()
+		}
 		st, err := m.Status(ctx)
 		if err != nil {
 			return err
@@ -339,7 +362,11 @@ func (d *mover) fenceAndSwitch(ctx context.Context, m *migrate.Move) (string, er
 	fenced := time.Now()
 	if h := d.l.cfg.Hold[MoveFence]; h > 0 {
 		d.log.Info("holding the move fenced (--hold)", "id", d.rec.ID, "for", h)
-		sleep(ctx, h)
+		for end := time.Now().Add(h); time.Now().Before(end); sleep(ctx, 50*time.Millisecond) {
+			if _, asked, err := d.l.abortAsked(ctx, d.rec.Request); err == nil && asked {
+				return "", errAbortAsked
+			}
+		}
 	}
 	if err := d.wait(ctx, m, migrate.Drained); err != nil {
 		return "", err
@@ -349,13 +376,57 @@ func (d *mover) fenceAndSwitch(ctx context.Context, m *migrate.Move) (string, er
 		if err == nil {
 			return "", nil // recorded by the switch itself
 		}
-		if errors.Is(err, ErrConflict) || ctx.Err() != nil || errors.Is(err, errMapMoved) {
+		if errors.Is(err, ErrConflict) || ctx.Err() != nil || errors.Is(err, errMapMoved) || errors.Is(err, errAbortAsked) {
 			return "", err
 		}
 		// etcd does not answer: the range stays fenced until it does.
 		d.log.Warn("the switch could not be written; the range stays fenced", "id", d.rec.ID, "error", err)
 		sleep(ctx, 200*time.Millisecond)
 	}
+}
+
+// errAbortAsked means an operator asked to abort the move (shardkv abort).
+var errAbortAsked = errors.New("abort asked")
+
+// AbortsPrefix holds operators' aborts, one key per request.
+func AbortsPrefix(cluster string) string { return Prefix(cluster) + "aborts/" }
+
+func (l *Leader) abortKey(request string) string { return AbortsPrefix(l.cluster) + request }
+
+// abortAsked reports whether an operator asked to abort request's moves,
+// and why.
+func (l *Leader) abortAsked(ctx context.Context, request string) (string, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	r, err := l.cli.Get(ctx, l.abortKey(request))
+	if err != nil || len(r.Kvs) == 0 {
+		return "", false, err
+	}
+	return string(r.Kvs[0].Value), true, nil
+}
+
+// RequestAbort asks the leader to abort the request id (or the request of
+// the move id, "<request>.<n>") and returns the request's id. A move
+// aborts unless it switched already; a request of several moves plans no
+// more.
+func RequestAbort(ctx context.Context, cli *clientv3.Client, cluster, id, why string) (string, error) {
+	if i := strings.LastIndexByte(id, '.'); i > 0 {
+		id = id[:i]
+	}
+	r, err := cli.Get(ctx, RequestsPrefix(cluster)+id)
+	if err != nil {
+		return "", err
+	}
+	if len(r.Kvs) == 0 {
+		return "", fmt.Errorf("no request %s in flight", id)
+	}
+	if why == "" {
+		why = "shardkv abort"
+	}
+	if _, err := cli.Put(ctx, AbortsPrefix(cluster)+id, why); err != nil {
+		return "", err
+	}
+	return id, nil
 }
 
 // errMapMoved means the map no longer has the move's range on its source.
@@ -384,14 +455,20 @@ func (d *mover) commitSwitch(ctx context.Context, fenced time.Time) error {
 	rec.State, rec.Epoch, rec.FenceMS, rec.Error = MoveSwitched, next.Epoch, time.Since(fenced).Milliseconds(), ""
 	recData, _ := json.Marshal(&rec)
 	mapKey, key := MapKey(d.l.cluster), d.l.moveKey(d.rec.ID)
+	// An operator's abort and the switch exclude each other: the switch
+	// happens only while no abort is recorded.
 	r, err := d.l.cli.Txn(ctx).If(d.l.guard(),
 		clientv3.Compare(clientv3.ModRevision(mapKey), "=", snap.ModRev),
-		clientv3.Compare(clientv3.ModRevision(key), "=", d.rec.modRev)).
+		clientv3.Compare(clientv3.ModRevision(key), "=", d.rec.modRev),
+		clientv3.Compare(clientv3.CreateRevision(d.l.abortKey(d.rec.Request)), "=", 0)).
 		Then(clientv3.OpPut(mapKey, string(data)), clientv3.OpPut(key, string(recData))).Commit()
 	if err != nil {
 		return err
 	}
 	if !r.Succeeded {
+		if _, asked, err := d.l.abortAsked(ctx, d.rec.Request); err == nil && asked {
+			return errAbortAsked
+		}
 		if d.l.stillLeader(ctx) {
 			return errors.New("the map changed under the switch; reading it again")
 		}

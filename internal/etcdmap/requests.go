@@ -16,7 +16,8 @@ import (
 // transaction with ops.
 func (l *Leader) finish(ctx context.Context, key string, ch Change, ops ...clientv3.Op) error {
 	data, _ := json.Marshal(ch)
-	return l.record(ctx, append([]clientv3.Op{clientv3.OpPut(ChangesPrefix(l.cluster)+ch.ID, string(data)), clientv3.OpDelete(key)}, ops...)...)
+	return l.record(ctx, append([]clientv3.Op{clientv3.OpPut(ChangesPrefix(l.cluster)+ch.ID, string(data)), clientv3.OpDelete(key),
+		clientv3.OpDelete(l.abortKey(ch.ID))}, ops...)...)
 }
 
 // mapAndNodes reads the map and the node list.
@@ -86,6 +87,11 @@ func (l *Leader) runRequest(ctx context.Context, key string, req Request, fail f
 				return l.finish(ctx, key, Change{Request: req, State: "failed", Moves: n,
 					Error: fmt.Sprintf("move %s aborted, the source keeps the range: %s", last.ID, last.Error)})
 			}
+		}
+		if why, asked, err := l.abortAsked(ctx, req.ID); err != nil {
+			return err
+		} else if asked {
+			return l.finish(ctx, key, Change{Request: req, State: "failed", Moves: n, Error: "aborted by the operator before its next move: " + why})
 		}
 		snap, list, err := l.mapAndNodes(ctx)
 		if err != nil {
