@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/shardkv/shardkv/internal/etcdmap"
 	"github.com/shardkv/shardkv/rangemap"
@@ -72,7 +73,9 @@ func (te *testEtcd) restart(clientPort, peerPort int) {
 	te.e = e
 }
 
-func seedEtcd(t testing.TB, endpoint string, m *rangemap.Map) {
+// withEtcd runs fn with a client of the etcd at endpoint and a context
+// of 30 seconds.
+func withEtcd(t testing.TB, endpoint string, fn func(ctx context.Context, cli *clientv3.Client)) {
 	t.Helper()
 	cli, err := etcdmap.Dial(endpoint)
 	if err != nil {
@@ -81,9 +84,16 @@ func seedEtcd(t testing.TB, endpoint string, m *rangemap.Map) {
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if ok, err := etcdmap.Seed(ctx, cli, etcdCluster, m); err != nil || !ok {
-		t.Fatalf("seeding the map: %v %v", ok, err)
-	}
+	fn(ctx, cli)
+}
+
+func seedEtcd(t testing.TB, endpoint string, m *rangemap.Map) {
+	t.Helper()
+	withEtcd(t, endpoint, func(ctx context.Context, cli *clientv3.Client) {
+		if ok, err := etcdmap.Seed(ctx, cli, etcdCluster, m); err != nil || !ok {
+			t.Fatalf("seeding the map: %v %v", ok, err)
+		}
+	})
 }
 
 // changeMap writes the etcd map changed by edit at the next epoch and

@@ -210,7 +210,7 @@ type indexesDoc struct {
 // loadState reads assignment.json and indexes.json when they exist, and
 // removes the temporary files a crash in writeFileAtomic left behind.
 func (s *Server) loadState() error {
-	for _, name := range []string{assignmentFile, indexesFile} {
+	for _, name := range []string{assignmentFile, indexesFile, fenceFile} {
 		left, _ := filepath.Glob(filepath.Join(s.cfg.Dir, name+".tmp*"))
 		for _, f := range left {
 			s.log.Info("removing leftover temporary file", "file", f)
@@ -280,6 +280,11 @@ func writeFileAtomic(dir, name string, data []byte) error {
 		os.Remove(tmp)
 		return err
 	}
+	return syncDir(dir)
+}
+
+// syncDir fsyncs a directory, so that a rename or remove in it is durable.
+func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

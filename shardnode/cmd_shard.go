@@ -131,6 +131,7 @@ func cmdShardAssign(c *client, args [][]byte) {
 		return
 	}
 	s.assign.Store(a)
+	s.dropFencesOutside(a)
 	if cur == nil || cur.sizeLimit() != a.sizeLimit() {
 		s.sizeLimit.Store(a.sizeLimit())
 	}

@@ -1,6 +1,7 @@
 package shardnode
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -59,6 +60,13 @@ type Config struct {
 	// SET's syntax ("normal 0 0 0 pubsub 32mb 8mb 60"): the classes it names
 	// replace Redis's defaults. Empty keeps the defaults.
 	OutputBufferLimit string
+	// MoveState, when not nil, reads the recorded state of move id (the
+	// "state" field of /shardkv/<cluster>/moves/<id> in etcd; found is
+	// false when there is no such move): a fence of a move held past its
+	// timeout asks it whether the move was aborted (fence.go). Nil (no
+	// etcd): such a fence stays until SHARD.UNFENCE or an assignment
+	// without the range.
+	MoveState func(ctx context.Context, id string) (state string, found bool, err error)
 	// Logger receives the node's logs; nil discards them.
 	Logger hclog.Logger
 	// Storage, when not nil, adjusts the Bitcask options after the fields

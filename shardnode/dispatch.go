@@ -459,7 +459,7 @@ func (c *client) checkKeys(spec *cmdSpec, args [][]byte) string {
 	}
 	if spec.write && c.srv.mig.fence.Load() != nil {
 		for _, i := range spec.KeyIndexes(args) {
-			if _, ok := c.keyFenced(args[i]); ok {
+			if _, fr := c.keyFenced(args[i]); fr != nil {
 				return errFenced
 			}
 		}

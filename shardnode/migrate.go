@@ -54,23 +54,6 @@ type posRange struct{ lo, hi float64 }
 
 func (r posRange) has(p float64) bool { return r.lo <= p && p < r.hi }
 
-// fenceSet is the fenced ranges; replaced, never mutated. done is closed
-// when it is replaced, so that waiting writers look again.
-type fenceSet struct {
-	ranges  []posRange
-	timeout time.Duration
-	done    chan struct{}
-}
-
-func (f *fenceSet) covers(p float64) bool {
-	for _, r := range f.ranges {
-		if r.has(p) {
-			return true
-		}
-	}
-	return false
-}
-
 // migrations is the node's moves: the streams it sends (sources), the
 // drops it runs, and its fence.
 type migrations struct {
@@ -80,7 +63,11 @@ type migrations struct {
 	// tracking is the sources whose keys are tracked; replaced, never
 	// mutated, so that the write path reads it without a lock.
 	tracking atomic.Pointer[[]*migSource]
-	fence    atomic.Pointer[fenceSet]
+	// fence is the fenced ranges (fence.go); changed under mu.
+	fence atomic.Pointer[fenceSet]
+	// closed is closed when the node closes: fence watches end.
+	closed    chan struct{}
+	closeOnce sync.Once
 }
 
 // touched tells the sources that key of database db was written, from the
@@ -120,19 +107,20 @@ func (m *migrations) setTracking() {
 	m.tracking.Store(&l)
 }
 
-// fenced reports whether position p is fenced, and the fence.
-func (m *migrations) fenced(p float64) (*fenceSet, bool) {
+// fenced returns the fence set and the fence of position p (nil when p
+// is not fenced).
+func (m *migrations) fenced(p float64) (*fenceSet, *fenceRange) {
 	f := m.fence.Load()
-	if f == nil || !f.covers(p) {
-		return f, false
+	if f == nil {
+		return nil, nil
 	}
-	return f, true
+	return f, f.covers(p)
 }
 
-// keyFenced reports whether a write of key must wait for the fence.
-func (c *client) keyFenced(key []byte) (*fenceSet, bool) {
+// keyFenced returns the fence a write of key must wait for, or nil.
+func (c *client) keyFenced(key []byte) (*fenceSet, *fenceRange) {
 	if c.srv.mig.fence.Load() == nil || c.migRecv {
-		return nil, false
+		return nil, nil
 	}
 	return c.srv.mig.fenced(c.srv.positionOf(key))
 }
@@ -151,28 +139,27 @@ func (c *client) waitFenceRun(cmds []redcon.Command, sp []*cmdSpec) {
 	var deadline time.Time
 	for {
 		var f *fenceSet
-		hit := false
+		var fr *fenceRange
 		for i := range cmds {
 			args := cmds[i].Args
 			if sp[i] == nil || !sp[i].write {
 				continue
 			}
 			for _, k := range sp[i].KeyIndexes(args) {
-				if ff, ok := c.keyFenced(args[k]); ok {
-					f, hit = ff, true
+				if f, fr = c.keyFenced(args[k]); fr != nil {
 					break
 				}
 			}
-			if hit {
+			if fr != nil {
 				break
 			}
 		}
-		if !hit {
+		if fr == nil {
 			return
 		}
 		now := time.Now()
 		if deadline.IsZero() {
-			deadline = now.Add(f.timeout)
+			deadline = now.Add(fr.timeout)
 		}
 		if !now.Before(deadline) {
 			return

@@ -181,7 +181,11 @@ func New(cfg Config) (*Server, error) {
 		cache:     newReadCache(cfg.ReadCacheBytes),
 	}
 	s.strict.Store(cfg.StrictIndexes)
+	s.mig.closed = make(chan struct{})
 	if err := s.loadState(); err != nil {
+		return nil, err
+	}
+	if err := s.loadFences(); err != nil {
 		return nil, err
 	}
 	t0 := time.Now()
@@ -215,6 +219,7 @@ func New(cfg Config) (*Server, error) {
 	} else {
 		log.Info("no assignment yet: waiting for SHARD.ASSIGN from the proxy")
 	}
+	s.startFenceWatches()
 	return s, nil
 }
 
@@ -432,6 +437,7 @@ func (s *Server) waitLoops() {
 
 func (s *Server) closeDB() error {
 	s.closeOnce.Do(func() {
+		s.mig.closeOnce.Do(func() { close(s.mig.closed) })
 		s.obs.Stop()
 		s.clock.close()
 		s.refs.closeAll()

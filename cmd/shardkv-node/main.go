@@ -22,6 +22,7 @@ import (
 
 	"github.com/shardkv/shardkv/bitcask"
 	"github.com/shardkv/shardkv/internal/config"
+	"github.com/shardkv/shardkv/internal/etcdmap"
 	"github.com/shardkv/shardkv/internal/metrics"
 	"github.com/shardkv/shardkv/internal/version"
 	"github.com/shardkv/shardkv/shardnode"
@@ -55,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	batch := fs.Bool("sched-batch", true, "run the node's threads under SCHED_BATCH: woken by a request, they do not preempt the thread that sent it")
 	configFile := fs.String("config", "", "read settings from `FILE` in redis.conf syntax (port, bind, dir, appendfsync, requirepass, maxclients, loglevel, client-output-buffer-limit, or these flags' names); flags given here override it")
 	obuf := fs.String("client-output-buffer-limit", "", "output buffer limits at start, as CONFIG SET takes them (\"normal 0 0 0 pubsub 32mb 8mb 60\"); empty: Redis's defaults")
+	etcdEndpoints := fs.String("etcd", "", "read the outcome of a move whose fence outlived its timeout from etcd at these comma-separated `ENDPOINTS` (/shardkv/NAME/moves/ID); without it such a fence stays until SHARD.UNFENCE or an assignment without the range")
+	clusterName := fs.String("cluster", etcdmap.DefaultCluster, "cluster `NAME` whose moves are read from etcd")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -107,6 +110,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfg.RequirePass, cfg.MaxClients, cfg.StrictIndexes = *pass, *maxClients, *strict
 	cfg.MaxFileSize, cfg.Logger, cfg.EventLoops = *maxFile, log, *loops
 	cfg.ProxyReserve, cfg.OutputBufferLimit = *reserve, *obuf
+	if *etcdEndpoints != "" {
+		// The client dials lazily and reconnects by itself: a node whose
+		// etcd is down serves, and its fences wait for an answer.
+		cli, err := etcdmap.Dial(*etcdEndpoints)
+		if err != nil {
+			log.Error("bad -etcd", "error", err)
+			return 2
+		}
+		defer cli.Close()
+		cluster := *clusterName
+		cfg.MoveState = func(ctx context.Context, id string) (string, bool, error) {
+			return etcdmap.ReadMoveState(ctx, cli, cluster, id)
+		}
+	}
 
 	if *pprofAddr != "" {
 		if err := servePprof(*pprofAddr, log); err != nil {

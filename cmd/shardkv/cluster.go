@@ -200,6 +200,11 @@ func cmdCluster(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		pargs = append(pargs, "-etcd", emb.Endpoint, "-cluster", etcdmap.DefaultCluster)
+		// A node whose move fence outlives its timeout reads the move's
+		// outcome there.
+		for _, ch := range c.children {
+			ch.args = append(ch.args, "-etcd", emb.Endpoint, "-cluster", etcdmap.DefaultCluster)
+		}
 		// The controller that carries out `shardkv split`, in this
 		// process; another `shardkv controller` may stand by.
 		ccli, err := etcdmap.Dial(emb.Endpoint)

@@ -280,17 +280,35 @@ func (d *mover) step(ctx context.Context) (string, error) {
 	case MoveFence:
 		return d.fenceAndSwitch(ctx, m)
 	case MoveSwitched:
-		if err := d.pushAssignments(ctx); err != nil {
+		emptied, err := d.pushAssignments(ctx)
+		if err != nil {
 			return "", err
 		}
-		if err := m.Unfence(ctx); err != nil {
-			return "", err
+		// A source left with no range gets no new assignment (there is no
+		// empty one): it keeps the old one, so its fence is what makes it
+		// refuse the range to a proxy whose map is behind. It stays.
+		if !emptied {
+			if err := m.Unfence(ctx); err != nil {
+				return "", err
+			}
 		}
 		if err := m.EndStream(ctx); err != nil {
 			return "", err
 		}
 		return MoveCleanup, nil
 	case MoveCleanup:
+		snap, err := Read(ctx, d.l.cli, d.l.cluster)
+		if err != nil {
+			return "", err
+		}
+		if len(nodeRanges(snap.Map, d.rec.SourceAddr)) == 0 {
+			// An emptied source still answers reads of its old ranges to a
+			// proxy whose map is behind: it keeps the keys, so that such a
+			// read gets the value of the switch rather than nothing. Its data
+			// goes with the node (docs/RESHARDING.md, "The nodes").
+			d.log.Info("source owns nothing now: its keys stay until it is decommissioned", "id", d.rec.ID, "source", d.rec.Source)
+			return MoveDone, nil
+		}
 		if _, err := m.Cleanup(ctx); err != nil {
 			return "", err
 		}
@@ -483,25 +501,27 @@ func (d *mover) commitSwitch(ctx context.Context, fenced time.Time) error {
 // pushAssignments sends the target, then the source, its assignment under
 // the current map (the proxies push the same one, built by the same
 // function). A node at a newer epoch already refuses it as stale: fine.
-func (d *mover) pushAssignments(ctx context.Context) error {
+// emptied reports a source that owns nothing now (remove-node).
+func (d *mover) pushAssignments(ctx context.Context) (emptied bool, err error) {
 	snap, err := Read(ctx, d.l.cli, d.l.cluster)
 	if err != nil {
-		return err
+		return false, err
 	}
 	for _, addr := range []string{d.rec.TargetAddr, d.rec.SourceAddr} {
 		host, port, err := hostPort(addr)
 		if err != nil {
-			return err
+			return false, err
 		}
 		args := snap.Map.NodeAssignArgs(host, port)
 		if args == nil {
-			continue // owns nothing now (remove-node)
+			emptied = addr == d.rec.SourceAddr
+			continue
 		}
 		if err := d.l.nodeDo(ctx, addr, args); err != nil && !strings.HasPrefix(err.Error(), "ERR stale epoch") {
-			return fmt.Errorf("SHARD.ASSIGN to %s: %w", addr, err)
+			return false, fmt.Errorf("SHARD.ASSIGN to %s: %w", addr, err)
 		}
 	}
-	return nil
+	return emptied, nil
 }
 
 // nodeDo sends one command to the node at addr.

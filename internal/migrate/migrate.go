@@ -274,7 +274,9 @@ func Drained(st Status) bool { return st.Drained && st.Acked >= st.LastSeq }
 func (m *Move) Fence(ctx context.Context) error {
 	src := m.client(m.Source)
 	defer src.Close()
-	fargs := []any{"SHARD.FENCE", m.lo(), m.hi()}
+	// The id lets a source whose fence outlives its timeout read the
+	// move's outcome in etcd (docs/RESHARDING.md, "The durable fence").
+	fargs := []any{"SHARD.FENCE", m.lo(), m.hi(), "ID", m.ID}
 	if m.FenceTimeout > 0 {
 		fargs = append(fargs, "TIMEOUT", strconv.FormatInt(m.FenceTimeout.Milliseconds(), 10))
 	}
