@@ -450,7 +450,7 @@ const movedLo, movedHi = 0.25, 0.5
 // the move completed or rolled back with every acknowledged write
 // readable: the range wholly on one node, the other without a key of it.
 func (r *reshard) moveOnce(t *testing.T, victim, state string) {
-	hold := state + "=600ms"
+	hold := state + "=400ms"
 	ctlA := r.startController("ctl-a", hold)
 	if r.leader() != "ctl-a" {
 		t.Fatal("ctl-a does not lead")
@@ -640,8 +640,18 @@ func TestMoveAbort(t *testing.T) {
 			done := make(chan CLIResult, 1)
 			go func() { done <- runCLI(t, nil, append([]string{"abort", id, "--reason", "test"}, ef...)...) }()
 			r.waitState(id, etcdmap.MoveAborting)
+			// The source lifts its fence in aborting (the target may still
+			// be down): a write to the range is acknowledged soon.
 			k := keyBetween(t, "abortw"+tc.name, movedLo, movedHi)
-			must(t, a.Set(context.Background(), k, "after-abort", 0).Err()) // the source unfenced
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				err := a.Set(context.Background(), k, "after-abort", 0).Err()
+				if err == nil {
+					break
+				}
+				if !strings.HasPrefix(err.Error(), "TRYAGAIN") || time.Now().After(deadline) {
+					t.Fatalf("SET %s in the aborting move's range: %v", k, err)
+				}
+			}
 			if !target.Running() {
 				target.Start(t)
 				target.WaitReady(t)
