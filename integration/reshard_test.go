@@ -338,7 +338,9 @@ func proxyClient(t *testing.T, addr string) *redis.Client {
 // acknowledged value through both proxies, every node ends with about a
 // quarter of the key space, and the longest write stall is reported.
 // Then, under the same load, `shardkv move` gives n4 a range that is not
-// adjacent to its own, and `shardkv remove-node n4` moves both away.
+// adjacent to its own, and `shardkv remove-node n4` moves both away. Two
+// more clients write through a third proxy whose etcd watch is off: it
+// follows each move only through the nodes' epoch errors.
 func TestRebalanceAddNode(t *testing.T) {
 	r := startReshard(t, 3)
 	r.startController("ctl-a", "")
@@ -350,6 +352,17 @@ func TestRebalanceAddNode(t *testing.T) {
 		}
 		clients = append(clients, proxyClient(t, addr))
 	}
+	// A third proxy with its etcd watch off: it learns each new map only
+	// from a node's epoch error, and must route right all the same.
+	port := freePorts(t, 1)[0]
+	stale := &Proc{Name: "proxy-stale", Bin: bin("shardkv-proxy"), Addr: fmt.Sprintf("127.0.0.1:%d", port),
+		Args: []string{"-addr", fmt.Sprintf("127.0.0.1:%d", port), "-etcd", r.te.endpoint(), "-cluster", etcdCluster,
+			"-etcd-watch=false", "-timeout", "2s", "-node-password", reshardPW},
+		LogPath: filepath.Join(r.c.Dir, "logs", "proxy-stale.log")}
+	stale.Start(t)
+	t.Cleanup(func() { stale.Kill(); stale.checkLog(t) })
+	stale.WaitReady(t)
+	clients = append(clients, proxyClient(t, stale.Addr), proxyClient(t, stale.Addr))
 	load := startLoader(clients, 40, "rb")
 	n4 := r.startNode("n4")
 	ef := []string{"--etcd", r.te.endpoint(), "--cluster", etcdCluster}
@@ -398,19 +411,23 @@ func TestRebalanceAddNode(t *testing.T) {
 		t.Fatalf("shardkv remove-node n4: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
 	time.Sleep(200 * time.Millisecond) // load on the last map
-	load.finish(t, proxyClient(t, r.c.ProxyAddr), proxyClient(t, r.proxy.Addr))
+	load.finish(t, proxyClient(t, r.c.ProxyAddr), proxyClient(t, r.proxy.Addr), proxyClient(t, stale.Addr))
 	for _, s := range r.etcdMap().Shards {
 		if s.Addr() == n4.Addr {
 			t.Fatalf("n4 still owns %+v after remove-node", s)
 		}
 	}
-	// n4 kept its last assignment (there is no empty one): its fence is
-	// what refuses a write from a proxy whose map is behind.
+	if n := rangeKeys(t, n4.Addr, 0, 1); n != 0 {
+		t.Fatalf("n4 keeps %d keys after remove-node", n)
+	}
+	// n4 owns no key at the last epoch: a write there gets the epoch
+	// error, which sends a proxy whose map is behind to the map.
 	k := keyBetween(t, "removed", 0.9, 1)
 	direct := redis.NewClient(&redis.Options{Addr: n4.Addr, Password: reshardPW, MaxRetries: -1})
 	defer direct.Close()
-	if err := direct.Set(context.Background(), k, "stale", 0).Err(); err == nil || !strings.HasPrefix(err.Error(), "TRYAGAIN") {
-		t.Fatalf("SET %s on the removed node: %v, want its fence's TRYAGAIN", k, err)
+	want := fmt.Sprintf(" epoch %d", r.etcdMap().Epoch)
+	if err := direct.Set(context.Background(), k, "stale", 0).Err(); err == nil || !strings.HasPrefix(err.Error(), "WRONGSHARD") || !strings.HasSuffix(err.Error(), want) {
+		t.Fatalf("SET %s on the removed node: %v, want WRONGSHARD ...%s", k, err, want)
 	}
 }
 

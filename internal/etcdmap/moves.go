@@ -280,35 +280,17 @@ func (d *mover) step(ctx context.Context) (string, error) {
 	case MoveFence:
 		return d.fenceAndSwitch(ctx, m)
 	case MoveSwitched:
-		emptied, err := d.pushAssignments(ctx)
-		if err != nil {
+		if err := d.pushAssignments(ctx); err != nil {
 			return "", err
 		}
-		// A source left with no range gets no new assignment (there is no
-		// empty one): it keeps the old one, so its fence is what makes it
-		// refuse the range to a proxy whose map is behind. It stays.
-		if !emptied {
-			if err := m.Unfence(ctx); err != nil {
-				return "", err
-			}
+		if err := m.Unfence(ctx); err != nil {
+			return "", err
 		}
 		if err := m.EndStream(ctx); err != nil {
 			return "", err
 		}
 		return MoveCleanup, nil
 	case MoveCleanup:
-		snap, err := Read(ctx, d.l.cli, d.l.cluster)
-		if err != nil {
-			return "", err
-		}
-		if len(nodeRanges(snap.Map, d.rec.SourceAddr)) == 0 {
-			// An emptied source still answers reads of its old ranges to a
-			// proxy whose map is behind: it keeps the keys, so that such a
-			// read gets the value of the switch rather than nothing. Its data
-			// goes with the node (docs/RESHARDING.md, "The nodes").
-			d.log.Info("source owns nothing now: its keys stay until it is decommissioned", "id", d.rec.ID, "source", d.rec.Source)
-			return MoveDone, nil
-		}
 		if _, err := m.Cleanup(ctx); err != nil {
 			return "", err
 		}
@@ -501,27 +483,41 @@ func (d *mover) commitSwitch(ctx context.Context, fenced time.Time) error {
 // pushAssignments sends the target, then the source, its assignment under
 // the current map (the proxies push the same one, built by the same
 // function). A node at a newer epoch already refuses it as stale: fine.
-// emptied reports a source that owns nothing now (remove-node).
-func (d *mover) pushAssignments(ctx context.Context) (emptied bool, err error) {
+// A source left with nothing (remove-node) gets emptyAssignArgs.
+func (d *mover) pushAssignments(ctx context.Context) error {
 	snap, err := Read(ctx, d.l.cli, d.l.cluster)
 	if err != nil {
-		return false, err
+		return err
 	}
 	for _, addr := range []string{d.rec.TargetAddr, d.rec.SourceAddr} {
 		host, port, err := hostPort(addr)
 		if err != nil {
-			return false, err
+			return err
 		}
 		args := snap.Map.NodeAssignArgs(host, port)
 		if args == nil {
-			emptied = addr == d.rec.SourceAddr
-			continue
+			args = emptyAssignArgs(snap.Map, d.rec.Source)
 		}
 		if err := d.l.nodeDo(ctx, addr, args); err != nil && !strings.HasPrefix(err.Error(), "ERR stale epoch") {
-			return false, fmt.Errorf("SHARD.ASSIGN to %s: %w", addr, err)
+			return fmt.Errorf("SHARD.ASSIGN to %s: %w", addr, err)
 		}
 	}
-	return emptied, nil
+	return nil
+}
+
+// emptyAssignArgs is the assignment of a node that owns no key at m's
+// epoch. SHARD.ASSIGN has no form without a range, and a node that kept
+// its last assignment would take writes from a proxy whose map is behind
+// (and never tell it the epoch). So it gets a range no key's position
+// falls in: positions are multiples of 2^-53 (rangemap.PositionOfHash),
+// and [2^-55, 2^-54) lies strictly between 0 and 2^-53. Every key then gets
+// the epoch error, which sends such a proxy to the map.
+func emptyAssignArgs(m *rangemap.Map, node string) []string {
+	args := []string{"SHARD.ASSIGN", node + "-empty", rangemap.FormatPosition(0x1p-55), rangemap.FormatPosition(0x1p-54), "0"}
+	if m.HashTags {
+		args = append(args, "HASHTAGS", "1")
+	}
+	return append(args, "EPOCH", strconv.FormatUint(m.Epoch, 10))
 }
 
 // nodeDo sends one command to the node at addr.
