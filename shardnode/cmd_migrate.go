@@ -66,7 +66,7 @@ func cmdMigrateStart(c *client, args [][]byte) {
 	}
 	j := &migSource{
 		srv: s, id: id, rng: rng, target: string(args[4]), rate: rate,
-		queued: make(map[string]struct{}), phase: "snapshot",
+		queued: make(map[string]*migItem), phase: "snapshot",
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	if m.sources == nil {

@@ -32,16 +32,17 @@ type setStore interface {
 }
 
 func (t *txStore) sadd(key, member []byte) (bool, error) {
+	how := t.elemHow(key)
 	added, err := t.tx.SetAdd(key, member)
 	if added {
-		t.touch(key)
+		t.touchAs(key, how, bitcask.TypeSet, member)
 	}
 	return added, err
 }
 func (t *txStore) srem(key, member []byte) (bool, error) {
 	ok, err := t.tx.SetRemove(key, member)
 	if ok {
-		t.touch(key)
+		t.touchAs(key, migElem, bitcask.TypeSet, member)
 	}
 	return ok, err
 }

@@ -115,6 +115,11 @@ func (s *Server) setFences(ranges []fenceRange) error {
 	if old != nil {
 		close(old.done)
 	}
+	// A stream whose range is now fenced drains at once instead of at
+	// its next tick: the fence lasts that much less.
+	for _, j := range m.sources {
+		j.poke()
+	}
 	return nil
 }
 
@@ -181,7 +186,23 @@ func (s *Server) watchFence(r fenceRange) {
 	if r.id == "" {
 		return
 	}
+	m := &s.mig
+	m.mu.Lock()
+	if m.watching[r] {
+		m.mu.Unlock()
+		return // the same fence again: its watch runs
+	}
+	if m.watching == nil {
+		m.watching = make(map[fenceRange]bool)
+	}
+	m.watching[r] = true
+	m.mu.Unlock()
 	go func() {
+		defer func() {
+			m.mu.Lock()
+			delete(m.watching, r)
+			m.mu.Unlock()
+		}()
 		wait := r.timeout
 		warned := false
 		for {

@@ -87,6 +87,9 @@ func TestFenceDurable(t *testing.T) {
 	if got := c.do("SET", in, "x"); got != tryAgainFenced {
 		t.Errorf("write to the fenced range after a restart: %q", got)
 	}
+	if info := c.do("INFO", "shard"); !strings.Contains(info, "shard_fences:1\r\nshard_fence_0:start=0.5,end=0.75,id=m1,epoch=4,timeout_ms=0\r\n") {
+		t.Errorf("INFO shard after a restart:\n%s", info)
+	}
 	if got := c.do("SET", out, "x"); got != ok {
 		t.Errorf("write outside the fence after a restart: %q", got)
 	}

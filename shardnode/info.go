@@ -110,6 +110,12 @@ func (s *Server) writeShardInfo(w *conncmd.InfoWriter) {
 		epoch = a.Epoch
 	}
 	w.Field("shard_epoch", epoch)
+	fences := s.mig.currentFences()
+	w.Field("shard_fences", len(fences))
+	for i, f := range fences {
+		w.Line("shard_fence_" + strconv.Itoa(i) + ":start=" + rangemap.FormatPosition(f.lo) + ",end=" + rangemap.FormatPosition(f.hi) +
+			",id=" + f.id + ",epoch=" + strconv.FormatUint(f.epoch, 10) + ",timeout_ms=" + strconv.FormatInt(f.timeout.Milliseconds(), 10))
+	}
 	stats := s.db.NamespaceStats()
 	names := make([]string, 0, len(stats)+1)
 	seen := map[string]bool{}

@@ -68,11 +68,34 @@ type migrations struct {
 	// closed is closed when the node closes: fence watches end.
 	closed    chan struct{}
 	closeOnce sync.Once
+	// watching is the fences whose timeout a goroutine watches (under mu).
+	watching map[fenceRange]bool
 }
 
 // touched tells the sources that key of database db was written, from the
-// writing transaction (so before it commits: see barrier).
+// writing transaction (so before it commits: see barrier): the key is sent
+// whole.
 func (m *migrations) touched(s *Server, db int, key []byte) {
+	m.touchedAs(s, db, key, migWhole, 0, nil)
+}
+
+// active reports whether some source tracks writes: the write path looks
+// further only then.
+func (m *migrations) active() bool {
+	tp := m.tracking.Load()
+	return tp != nil && len(*tp) > 0
+}
+
+// How a write changed a key, for its source's queue.
+const (
+	migWhole = iota // anything: the key is sent as it is
+	migElem         // one field or member of a hash, set or sorted set
+	migMeta         // its expiry only
+)
+
+// touchedAs is touched for a write of the given kind: for migElem, elem
+// of a collection of type t.
+func (m *migrations) touchedAs(s *Server, db int, key []byte, how int, t bitcask.Type, elem []byte) {
 	tp := m.tracking.Load()
 	if tp == nil || len(*tp) == 0 {
 		return
@@ -80,7 +103,7 @@ func (m *migrations) touched(s *Server, db int, key []byte) {
 	p := s.positionOf(key)
 	for _, j := range *tp {
 		if j.rng.has(p) {
-			j.enqueue(migItem{db: db, key: string(key)})
+			j.enqueue(db, string(key), how, t, elem)
 		}
 	}
 }
@@ -181,11 +204,20 @@ func (s *Server) barrier() error {
 }
 
 // migItem is one entry of a source's queue: a key of database db, or a
-// flush of database db (every database for db < 0).
+// flush of database db (every database for db < 0). A key is sent whole,
+// or, when only elements of a collection and its expiry were written
+// since it was last sent, as those elements and its expiry: a field
+// written in a hash of a million is one HSET, not the hash again.
 type migItem struct {
 	db    int
 	key   string
 	flush bool
+	whole bool
+	// kind is the collection's type and elems its fields or members
+	// written, when not whole; meta says its expiry changed.
+	kind  bitcask.Type
+	elems map[string]struct{}
+	meta  bool
 }
 
 func itemName(db int, key string) string { return strconv.Itoa(db) + ":" + key }
@@ -200,8 +232,8 @@ type migSource struct {
 	seq0   uint64
 
 	mu      sync.Mutex
-	queue   []migItem
-	queued  map[string]struct{}
+	queue   []*migItem
+	queued  map[string]*migItem
 	phase   string
 	errMsg  string
 	lastSeq uint64 // the stream seq of the last item sent once fenced and drained
@@ -217,12 +249,33 @@ type migSource struct {
 	done              chan struct{}
 }
 
-func (j *migSource) enqueue(it migItem) {
-	name := itemName(it.db, it.key)
+// enqueue queues key of database db, written as how says (migWhole,
+// migElem of elem in a collection of type t, migMeta), once, in the order
+// of its first write since it was last sent.
+func (j *migSource) enqueue(db int, key string, how int, t bitcask.Type, elem []byte) {
+	name := itemName(db, key)
 	j.mu.Lock()
-	if _, ok := j.queued[name]; !ok {
-		j.queued[name] = struct{}{}
+	it := j.queued[name]
+	if it == nil {
+		it = &migItem{db: db, key: key, kind: t}
+		j.queued[name] = it
 		j.queue = append(j.queue, it)
+		if how == migWhole {
+			it.whole = true
+		}
+	}
+	switch {
+	case it.whole:
+	case how == migWhole || how == migElem && it.kind != t && it.elems != nil:
+		it.whole, it.elems, it.meta = true, nil, false
+	case how == migMeta:
+		it.meta = true
+	default:
+		if it.elems == nil {
+			it.elems = make(map[string]struct{})
+		}
+		it.kind = t
+		it.elems[string(elem)] = struct{}{}
 	}
 	j.mu.Unlock()
 	j.poke()
@@ -244,7 +297,7 @@ func (j *migSource) enqueueFlush(db int) {
 		q = append(q, it)
 	}
 	clear(j.queue[len(q):])
-	j.queue = append(q, migItem{db: db, flush: true})
+	j.queue = append(q, &migItem{db: db, flush: true})
 	j.mu.Unlock()
 	j.poke()
 }
@@ -256,7 +309,7 @@ func (j *migSource) poke() {
 	}
 }
 
-func (j *migSource) take() []migItem {
+func (j *migSource) take() []*migItem {
 	j.mu.Lock()
 	q := j.queue
 	j.queue = nil
@@ -265,11 +318,65 @@ func (j *migSource) take() []migItem {
 	return q
 }
 
+// lag is the records waiting to be sent, counted as the stream sends
+// them: a whole collection in chunks of migChunk elements, written
+// elements in chunks too, so that a big collection queued whole keeps the
+// lag above the fence's threshold until it is sent (the fence never waits
+// for one), plus the sent records not yet acknowledged.
 func (j *migSource) lag() int64 {
+	type queued struct {
+		db    int
+		key   string
+		elems int
+	}
 	j.mu.Lock()
 	n := len(j.queue)
+	var whole []queued
+	var lag int64
+	if n <= 4096 { // a longer queue is above any fence threshold anyway
+		for _, it := range j.queue {
+			switch {
+			case it.whole:
+				whole = append(whole, queued{db: it.db, key: it.key})
+			case it.flush:
+				lag++
+			default:
+				lag += 1 + int64(len(it.elems)/migChunk)
+			}
+		}
+	} else {
+		lag = int64(n)
+	}
 	j.mu.Unlock()
-	return int64(n) + j.inflight.Load()
+	// Outside the lock, which the write path takes.
+	now := time.Now().UnixMilli()
+	for _, q := range whole {
+		lag += 1 + int64(j.srv.collLen(q.db, []byte(q.key), now)/migChunk)
+	}
+	return lag + j.inflight.Load()
+}
+
+// collLen is the number of elements of the collection at key (0 for a
+// string or a missing key).
+func (s *Server) collLen(db int, key []byte, now int64) int {
+	d := s.db.Select(db)
+	h := bitcask.Hash(key)
+	m, ok := d.MetaOfHashed(h, key, now)
+	if !ok {
+		return 0
+	}
+	var n int
+	switch m.Type {
+	case bitcask.TypeHash:
+		n, _ = d.HashLen(h, key, now)
+	case bitcask.TypeSet:
+		n, _ = d.SetCard(h, key, now)
+	case bitcask.TypeZSet:
+		n, _ = d.ZSetCard(h, key, now)
+	case bitcask.TypeList:
+		n, _ = d.ListLen(h, key, now)
+	}
+	return n
 }
 
 func (j *migSource) setPhase(p string) {
@@ -415,10 +522,13 @@ func (j *migSource) stream(wr *migWire, readErr chan error) error {
 				return err
 			}
 			var err error
-			if it.flush {
+			switch {
+			case it.flush:
 				err = wr.sendFlush(it.db)
-			} else {
+			case it.whole:
 				err = wr.sendKey(it.db, it.key)
+			default:
+				err = wr.sendElems(it)
 			}
 			if err != nil {
 				return err
@@ -631,6 +741,109 @@ func (w *migWire) sendKey(db int, key string) error {
 	return w.item(n)
 }
 
+// sendElems sends what it says was written of a key since it was last
+// sent: each element as it is now (HSET or HDEL, SADD or SREM, ZADD or
+// ZREM, in chunks), then its expiry. A key gone is a DEL; a key of
+// another type than the elements' is sent whole.
+func (w *migWire) sendElems(it *migItem) error {
+	d := w.j.srv.db.Select(it.db)
+	k := []byte(it.key)
+	h := bitcask.Hash(k)
+	now := time.Now().UnixMilli()
+	n := w.selectDB(it.db)
+	m, ok := d.MetaOfHashed(h, k, now)
+	if !ok {
+		w.cmd("DEL", it.key)
+		return w.item(n + 1)
+	}
+	if len(it.elems) > 0 && m.Type != it.kind {
+		return w.sendKey(it.db, it.key)
+	}
+	var set, del [][]byte
+	for e := range it.elems {
+		el := []byte(e)
+		var err error
+		present := false
+		switch it.kind {
+		case bitcask.TypeHash:
+			var v []byte
+			v, err = d.HashGet(nil, h, k, el, now)
+			if err == nil {
+				present = true
+				set = append(set, el, v)
+			}
+		case bitcask.TypeSet:
+			present, err = d.SetIsMember(h, k, el, now)
+			if present {
+				set = append(set, el)
+			}
+		case bitcask.TypeZSet:
+			var score float64
+			score, present, err = d.ZSetScore(h, k, el, now)
+			if present {
+				set = append(set, []byte(strconv.FormatFloat(score, 'g', -1, 64)), el)
+			}
+		}
+		switch {
+		case errors.Is(err, bitcask.ErrWrongType):
+			return w.sendKey(it.db, it.key) // rewritten meanwhile
+		case err != nil && !errors.Is(err, bitcask.ErrNotFound):
+			return err
+		case !present:
+			del = append(del, el)
+		}
+	}
+	setCmd, delCmd, per := "HSET", "HDEL", 2
+	switch it.kind {
+	case bitcask.TypeSet:
+		setCmd, delCmd, per = "SADD", "SREM", 1
+	case bitcask.TypeZSet:
+		setCmd, delCmd = "ZADD", "ZREM"
+	}
+	var err error
+	if n, err = w.chunks(setCmd, k, set, per, n); err != nil {
+		return err
+	}
+	if n, err = w.chunks(delCmd, k, del, 1, n); err != nil {
+		return err
+	}
+	if it.meta {
+		if m.ExpireAt > 0 {
+			w.cmd("PEXPIREAT", it.key, strconv.FormatInt(m.ExpireAt, 10))
+		} else {
+			w.cmd("PERSIST", it.key)
+		}
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	return w.item(n)
+}
+
+// chunks writes name key args... in commands of at most migChunk
+// elements of per arguments each (or migChunkBytes), each command an item
+// with the n commands written before it; it returns the commands not yet
+// in an item.
+func (w *migWire) chunks(name string, k []byte, args [][]byte, per, n int) (int, error) {
+	for len(args) > 0 {
+		end, size := 0, 0
+		for end < len(args) && end < migChunk*per && size <= migChunkBytes {
+			for i := 0; i < per; i++ {
+				size += len(args[end+i])
+			}
+			end += per
+		}
+		w.cmdb(name, append([][]byte{k}, args[:end]...))
+		if err := w.item(n + 1); err != nil {
+			return 0, err
+		}
+		n = 0
+		args = args[end:]
+	}
+	return n, nil
+}
+
 // sendValue writes the commands that make key on the target what m and
 // the stored value say, and returns how many are not yet in an item; the
 // chunks of a collection are items of their own. n is the commands
@@ -681,14 +894,25 @@ func (w *migWire) sendValue(d *bitcask.DB, h uint64, k []byte, m bitcask.Meta, n
 		}
 		return n + 1, nil
 	case bitcask.TypeHash:
-		fs, err := d.HashGetAll(h, k, true, now)
+		// The fields first (in memory), then each value alone: reading a
+		// million values at once would hold the key's part of the key
+		// directory, and every write to it, for the whole read. A field
+		// written meanwhile is queued and sent again.
+		fs, err := d.HashGetAll(h, k, false, now)
 		if err != nil {
 			return n, err
 		}
 		w.cmd("DEL", key)
 		n++
 		for _, f := range fs {
-			chunk("HSET", false, f.Field, f.Value)
+			v, err := d.HashGet(nil, h, k, f.Field, now)
+			if errors.Is(err, bitcask.ErrNotFound) {
+				continue // deleted since: the HDEL is queued
+			}
+			if err != nil {
+				break // rewritten as another type: queued whole
+			}
+			chunk("HSET", false, f.Field, v)
 		}
 		chunk("HSET", true)
 	case bitcask.TypeSet:

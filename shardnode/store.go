@@ -130,17 +130,36 @@ func (t *txStore) del(key []byte) (bool, error) {
 func (t *txStore) setExpireAt(key []byte, expireAt int64) (bool, error) {
 	ok, err := t.tx.SetExpireAt(key, expireAt)
 	if ok {
-		t.touch(key)
+		t.touchAs(key, migMeta, 0, nil)
 	}
 	return ok, err
 }
 
 // touch tells WATCH that key, of the transaction's database, is modified.
-// It also wakes the clients blocked on key (blocking.go).
-func (t *txStore) touch(key []byte) {
+// It also wakes the clients blocked on key (blocking.go), and queues the
+// key whole for a move's stream of its range (migrate.go).
+func (t *txStore) touch(key []byte) { t.touchAs(key, migWhole, 0, nil) }
+
+// touchAs is touch for a write that changed what how says of key (for a
+// move's stream: the key, an element of a collection of type typ, its
+// expiry).
+func (t *txStore) touchAs(key []byte, how int, typ bitcask.Type, elem []byte) {
 	t.watches.touch(t.tx.Num(), key)
 	t.c.srv.blocks.touch(t.tx.Num(), key)
-	t.c.srv.mig.touched(t.c.srv, t.tx.Num(), key)
+	t.c.srv.mig.touchedAs(t.c.srv, t.tx.Num(), key, how, typ, elem)
+}
+
+// elemHow is how a write of an element of key, about to be made, changes
+// it for a move's stream (touchAs): an element, or the whole key when the
+// write creates it (during a move only, the check costs a lookup): the
+// target may still hold a key of that name the source let expire.
+func (t *txStore) elemHow(key []byte) int {
+	if t.c.srv.mig.active() {
+		if _, exists := t.meta(key); !exists {
+			return migWhole
+		}
+	}
+	return migElem
 }
 
 func (t *txStore) flushAll() error {
@@ -173,16 +192,17 @@ func (t *txStore) liveBytes() int64 { return t.tx.LiveBytes() }
 
 func (t *txStore) hget(key, field []byte) ([]byte, bool, error) { return t.tx.HashGet(key, field) }
 func (t *txStore) hset(key, field, value []byte) (bool, error) {
+	how := t.elemHow(key)
 	created, err := t.tx.HashSet(key, field, value)
 	if err == nil {
-		t.touch(key)
+		t.touchAs(key, how, bitcask.TypeHash, field)
 	}
 	return created, err
 }
 func (t *txStore) hdel(key, field []byte) (bool, error) {
 	ok, err := t.tx.HashDelete(key, field)
 	if ok {
-		t.touch(key)
+		t.touchAs(key, migElem, bitcask.TypeHash, field)
 	}
 	return ok, err
 }

@@ -24,16 +24,17 @@ func (t *txStore) zscore(key, member []byte) (float64, bool, error) {
 	return t.tx.ZSetScore(key, member)
 }
 func (t *txStore) zadd(key, member []byte, score float64) (bool, error) {
+	how := t.elemHow(key)
 	created, err := t.tx.ZSetAdd(key, member, score)
 	if err == nil {
-		t.touch(key)
+		t.touchAs(key, how, bitcask.TypeZSet, member)
 	}
 	return created, err
 }
 func (t *txStore) zrem(key, member []byte) (bool, error) {
 	ok, err := t.tx.ZSetRemove(key, member)
 	if ok {
-		t.touch(key)
+		t.touchAs(key, migElem, bitcask.TypeZSet, member)
 	}
 	return ok, err
 }
