@@ -462,6 +462,23 @@ func (r *reshard) leader() string {
 
 const movedLo, movedHi = 0.25, 0.5
 
+// waitFenced waits until the node at addr has a fence (INFO shard's
+// shard_fences): the move's state is recorded before its action.
+func (r *reshard) waitFenced(addr string) {
+	r.t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: addr, Password: reshardPW, MaxRetries: -1, PoolSize: 1})
+	defer rdb.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if info, err := rdb.Info(context.Background(), "shard").Result(); err == nil && !strings.Contains(info, "shard_fences:0\r\n") &&
+			strings.Contains(info, "shard_fences:") {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	r.t.Fatalf("node %s never fenced", addr)
+}
+
 // moveOnce moves [movedLo,movedHi) to the node that does not own it,
 // kills victim once the move is in state, restarts it, and checks that
 // the move completed or rolled back with every acknowledged write
@@ -490,6 +507,9 @@ func (r *reshard) moveOnce(t *testing.T, victim, state string) {
 	}
 	id := r.submit(etcdmap.Request{Kind: "move", Lo: movedLo, Hi: movedHi, Node: to})
 	r.waitState(id, state)
+	if state == etcdmap.MoveFence {
+		r.waitFenced(from)
+	}
 	switch victim {
 	case "source", "target":
 		addr := from
@@ -648,7 +668,7 @@ func TestMoveAbort(t *testing.T) {
 			target := r.nodeAt(to)
 			if tc.name == "fenced" {
 				r.waitState(id, etcdmap.MoveFence)
-				time.Sleep(200 * time.Millisecond) // fenced now
+				r.waitFenced(from)
 			} else {
 				r.waitState(id, etcdmap.MoveCatchUp)
 				target.Signal(t, syscall.SIGKILL)
