@@ -714,3 +714,51 @@ func TestMoveAbort(t *testing.T) {
 		})
 	}
 }
+
+// TestMoveDeposedController: the leading controller is paused (SIGSTOP)
+// before its first step past its lease; the standby takes over and fences
+// the range; the paused one, continued then, stops (its session's end or
+// its leadership check, whichever comes first) and sends the nodes
+// nothing: had it done its step, it would have ended the standby's stream
+// and lifted its fence, and the move would have needed a second attempt.
+// The move completes in its first attempt at the epoch of its switch.
+func TestMoveDeposedController(t *testing.T) {
+	r := startReshard(t, 2)
+	ctlA := r.startController("ctl-a", "planned=2500ms")
+	if r.leader() != "ctl-a" {
+		t.Fatal("ctl-a does not lead")
+	}
+	r.startController("ctl-b", "fence=2s")
+	defer r.stopControllers()
+	a := proxyClient(t, r.c.ProxyAddr)
+	load := startLoader([]*redis.Client{a, proxyClient(t, r.proxy.Addr)}, 30, "dep")
+	from, to := r.c.Map.Shards[0].Addr(), r.c.Map.Shards[1].Addr()
+	id := r.submit(etcdmap.Request{Kind: "move", Lo: movedLo, Hi: movedHi, Node: to})
+	r.waitState(id, etcdmap.MovePlanned)
+	ctlA.Signal(t, syscall.SIGSTOP)
+	r.waitState(id, etcdmap.MoveFence) // ctl-b leads and drives the move
+	r.waitFenced(from)
+	ctlA.Signal(t, syscall.SIGCONT)
+	deadline := time.Now().Add(30 * time.Second)
+	// It stops either on reading its election key or on its session's
+	// end, whichever it notices first.
+	for tail := ctlA.LogTail(50); !strings.Contains(tail, "no longer the leader") && !strings.Contains(tail, "lost the lead"); tail = ctlA.LogTail(50) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the continued controller never saw it was deposed\n%s", ctlA.LogTail(30))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ch := r.outcome(id)
+	if ch.State != "done" {
+		t.Fatalf("the move under the standby: %+v", ch)
+	}
+	load.finish(t, a, proxyClient(t, r.proxy.Addr))
+	epoch := r.etcdMap().Epoch
+	moves, err := etcdmap.ReadMoves(context.Background(), r.cli, etcdCluster, id+".")
+	if err != nil || len(moves) != 1 || moves[0].State != etcdmap.MoveDone || moves[0].Epoch != epoch || moves[0].Attempt != 1 {
+		t.Fatalf("after the deposed controller woke: moves %+v (%v), map epoch %d; want done in attempt 1 at the map's epoch", moves, err, epoch)
+	}
+	if owner, err := ownerOfRange(r.etcdMap(), movedLo, movedHi); err != nil || owner != to {
+		t.Fatalf("the range is on %s (%v), want %s", owner, err, to)
+	}
+}

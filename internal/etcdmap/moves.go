@@ -208,6 +208,13 @@ func (d *mover) run(ctx context.Context) error {
 			d.log.Info("holding the move (--hold)", "id", d.rec.ID, "state", state, "for", h)
 			sleep(ctx, h)
 		}
+		// The nodes do not check the election key: a leader that was
+		// paused past its lease must not send them a step (an unfence of
+		// the next leader's fence above all). Checked before every step;
+		// a pause between the check and the command is not covered.
+		if !d.l.stillLeader(ctx) {
+			return fmt.Errorf("move %s: %w", d.rec.ID, ErrConflict)
+		}
 		next, err := d.step(ctx)
 		switch {
 		case err == nil:
