@@ -134,7 +134,9 @@ func (l *Leader) createMove(ctx context.Context, rec *MoveRecord) error {
 func (d *mover) save(ctx context.Context, ops ...clientv3.Op) error {
 	data, _ := json.Marshal(d.rec)
 	key := d.l.moveKey(d.rec.ID)
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	// Short: a write lost to an etcd outage is retried (advance), and the
+	// next try reaches an etcd that is back sooner.
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	r, err := d.l.cli.Txn(ctx).If(d.l.guard(), clientv3.Compare(clientv3.ModRevision(key), "=", d.rec.modRev)).
 		Then(append([]clientv3.Op{clientv3.OpPut(key, string(data))}, ops...)...).Commit()
