@@ -200,6 +200,11 @@ func cmdCluster(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		pargs = append(pargs, "-etcd", emb.Endpoint, "-cluster", etcdmap.DefaultCluster)
+		// A node whose move fence outlives its timeout reads the move's
+		// outcome there.
+		for _, ch := range c.children {
+			ch.args = append(ch.args, "-etcd", emb.Endpoint, "-cluster", etcdmap.DefaultCluster)
+		}
 		// The controller that carries out `shardkv split`, in this
 		// process; another `shardkv controller` may stand by.
 		ccli, err := etcdmap.Dial(emb.Endpoint)
@@ -211,7 +216,7 @@ func cmdCluster(args []string, stdout, stderr io.Writer) error {
 		controllerDone := make(chan struct{})
 		go func() {
 			defer close(controllerDone)
-			etcdmap.RunController(cctx, ccli, etcdmap.DefaultCluster, "cluster-"+strconv.Itoa(os.Getpid()), c.log.Named("controller"))
+			etcdmap.RunController(cctx, ccli, etcdmap.Config{Cluster: etcdmap.DefaultCluster, ID: "cluster-" + strconv.Itoa(os.Getpid()), NodePassword: secret}, c.log.Named("controller"))
 		}()
 		defer func() { stopController(); <-controllerDone }()
 	}

@@ -52,9 +52,34 @@ Commands:
         rest; no data moves, the map's epoch grows by one. Waits for the
         outcome. The etcd is the local cluster's (DIR/etcd-endpoint, DIR
         "data") unless --etcd is given; --cluster NAME picks the cluster.
+  add-node ADDR [--name NAME]
+        Ask the controller to add the shard node at ADDR (host:port, running,
+        with the cluster's node password) to the node list; it owns nothing
+        until a move or rebalance gives it a range. --etcd, --data and
+        --cluster as for split, for this and the three commands below.
+  remove-node NAME
+        Move every range of node NAME to a neighbour, then mark it removed.
+  move RANGE TO NODE
+        Move RANGE (LO-HI, or a shard's name) online to NODE (a name in the
+        node list, or its address): copy, catch up, a short write fence of
+        the range only, the map's epoch+1, the source deletes the keys.
+        Every node must keep one contiguous range.
+  rebalance
+        Even out live bytes across the active nodes by moving the edges of
+        their ranges to their neighbours, one move at a time.
+        These four print each state of each move and wait for the outcome
+        (--wait, default 10m); the controller goes on if they are stopped.
+  abort REQUEST|MOVE [--reason TEXT]
+        Ask the controller to abort the request's move in flight (unless it
+        switched already: the switch and the abort exclude each other) and
+        plan no more; the source keeps the range, the target's copy is
+        deleted. Exits 1 if the request completed instead.
   controller [--etcd ENDPOINTS | --data DIR] [--cluster NAME] [--id ID]
+             [--node-password PW | --node-password-file FILE] [--lease S]
+             [--fence-lag N] [--fence-timeout D] [--rate MB/s]
         Run a controller: several may run, one leads (an etcd election) and
-        carries out requests (split). shardkv cluster runs one itself.
+        carries out requests (split, add-node, remove-node, move,
+        rebalance). shardkv cluster runs one itself.
   cluster [--data DIR] [--map FILE] [--proxy-addr HOST:PORT] [--bin DIR]
           [--appendfsync always|everysec|no] [--log-level LEVEL]
           [--strict-indexes] [--static-map] [--metrics-addr HOST:PORT]
@@ -234,6 +259,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return cmdSplit(ctx, rest, stdout, stderr)
 	case "controller":
 		return cmdController(rest, stderr)
+	case "add-node", "remove-node", "move", "rebalance":
+		return cmdRequest(ctx, cmd, rest, stdout, stderr)
+	case "abort":
+		return cmdAbort(ctx, rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "shardkv: unknown command %q\n\n%s", cmd, usage)
 		return &exitError{code: 2}

@@ -45,20 +45,37 @@ func (f *etcdFlags) dial() (*clientv3.Client, error) {
 	return etcdmap.Dial(eps)
 }
 
-// cmdSplit asks the controller to split a shard's range at a position and
-// waits for the outcome.
-func cmdSplit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := subFlags("split", nil, stderr)
-	var ef etcdFlags
+// requestFlags is the flag set of a command that submits a request to the
+// controller: etcd's flags, --name (nameUsage) and --wait.
+func requestFlags(cmd, nameUsage string, wait time.Duration, stderr io.Writer) (*flag.FlagSet, *etcdFlags, *string, *time.Duration) {
+	fs := subFlags(cmd, nil, stderr)
+	ef := &etcdFlags{}
 	ef.register(fs.StringVar)
-	name := fs.String("name", "", "the new shard's `NAME` (default: SHARD-2, SHARD-3, ...)")
-	wait := fs.Duration("wait", 30*time.Second, "how long to wait for the controller")
+	name := fs.String("name", "", nameUsage)
+	w := fs.Duration("wait", wait, "how long to wait for the outcome")
+	return fs, ef, name, w
+}
+
+// parsePositional parses fs over args and returns the positional
+// arguments; -h is exit 0, a bad flag exit 2.
+func parsePositional(fs *flag.FlagSet, args []string) ([]string, error) {
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return &exitError{code: 0}
+			return nil, &exitError{code: 0}
 		}
-		return &exitError{code: 2}
+		return nil, &exitError{code: 2}
+	}
+	return pos, nil
+}
+
+// cmdSplit asks the controller to split a shard's range at a position and
+// waits for the outcome.
+func cmdSplit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, ef, name, wait := requestFlags("split", "the new shard's `NAME` (default: SHARD-2, SHARD-3, ...)", 30*time.Second, stderr)
+	pos, err := parsePositional(fs, args)
+	if err != nil {
+		return err
 	}
 	if len(pos) == 3 && strings.EqualFold(pos[1], "at") {
 		pos = []string{pos[0], pos[2]}
@@ -71,19 +88,8 @@ func cmdSplit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil || at <= 0 || at >= 1 {
 		return &exitError{code: 2, msg: fmt.Sprintf("position %q: want a number in (0,1)", pos[1])}
 	}
-	cli, err := ef.dial()
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
-	ctx, cancel := context.WithTimeout(ctx, *wait)
-	defer cancel()
-	id, err := etcdmap.SubmitSplit(ctx, cli, ef.cluster, pos[0], at, *name)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "request %s: split %s at %s; waiting for the controller\n", id, pos[0], pos[1])
-	ch, err := etcdmap.WaitChange(ctx, cli, ef.cluster, id)
+	ch, err := submit(ctx, ef, *wait, etcdmap.Request{Kind: "split", Shard: pos[0], At: at, Name: *name},
+		"split "+pos[0]+" at "+pos[1], stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -102,13 +108,45 @@ func cmdController(args []string, stderr io.Writer) error {
 	ef.register(fs.StringVar)
 	id := fs.String("id", "", "this controller's `ID` in the election (default: host name and pid)")
 	logLevel := fs.String("log-level", "info", "log level")
-	if _, err := parseSub(fs, args, 0, "[--etcd ENDPOINTS | --data DIR] [--cluster NAME] [--id ID]", stderr); err != nil {
+	var cfg etcdmap.Config
+	fs.StringVar(&cfg.NodePassword, "node-password", "", "the nodes' password (their -requirepass)")
+	pwFile := fs.String("node-password-file", "", "read the nodes' password from `FILE` (first line)")
+	fs.IntVar(&cfg.Lease, "lease", 5, "election lease in `SECONDS`: a dead leader is replaced that long after")
+	fs.Int64Var(&cfg.FenceLag, "fence-lag", 100, "a move fences its range when its lag is below `N` records")
+	fs.DurationVar(&cfg.FenceTimeout, "fence-timeout", 100*time.Millisecond, "how long a write to a fenced range waits before TRYAGAIN")
+	fs.Float64Var(&cfg.RateMB, "rate", 0, "limit of a move's copy in `MB/s` (0: none)")
+	hold := fs.String("hold", "", "fault tests: wait in move states, `STATE=DURATION,...` (in fence: once fenced)")
+	if _, err := parseSub(fs, args, 0, "[--etcd ENDPOINTS | --data DIR] [--cluster NAME] [--id ID] [--node-password PW | --node-password-file FILE]", stderr); err != nil {
 		return err
+	}
+	if *pwFile != "" {
+		data, err := os.ReadFile(*pwFile)
+		if err != nil {
+			return err
+		}
+		cfg.NodePassword, _, _ = strings.Cut(strings.TrimSpace(string(data)), "\n")
+	} else if cfg.NodePassword == "" && ef.endpoints == "" {
+		// The local cluster's nodes' password, next to its etcd endpoint.
+		if data, err := os.ReadFile(filepath.Join(ef.data, secretFile)); err == nil {
+			cfg.NodePassword = strings.TrimSpace(string(data))
+		}
+	}
+	if *hold != "" {
+		cfg.Hold = map[string]time.Duration{}
+		for _, kv := range strings.Split(*hold, ",") {
+			k, v, ok := strings.Cut(kv, "=")
+			d, err := time.ParseDuration(v)
+			if !ok || err != nil {
+				return &exitError{code: 2, msg: fmt.Sprintf("--hold %q: want STATE=DURATION", kv)}
+			}
+			cfg.Hold[k] = d
+		}
 	}
 	if *id == "" {
 		host, _ := os.Hostname()
 		*id = host + "-" + strconv.Itoa(os.Getpid())
 	}
+	cfg.Cluster, cfg.ID = ef.cluster, *id
 	cli, err := ef.dial()
 	if err != nil {
 		return err
@@ -117,11 +155,12 @@ func cmdController(args []string, stderr io.Writer) error {
 	log := hclog.New(&hclog.LoggerOptions{Name: "shardkv-controller", Level: hclog.LevelFromString(*logLevel), Output: stderr})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	etcdmap.RunController(ctx, cli, ef.cluster, *id, log)
+	etcdmap.RunController(ctx, cli, cfg, log)
 	return nil
 }
 
-// printChanges lists the requests in flight for status.
+// printChanges lists the requests and moves in flight for status, and
+// the last finished moves.
 func printChanges(ctx context.Context, ef *etcdFlags, stdout io.Writer) {
 	cli, err := ef.dial()
 	if err != nil {
@@ -137,9 +176,28 @@ func printChanges(ctx context.Context, ef *etcdFlags, stdout io.Writer) {
 	}
 	if len(reqs) == 0 {
 		fmt.Fprintln(stdout, "changes in flight: none")
-		return
 	}
 	for _, r := range reqs {
-		fmt.Fprintf(stdout, "change in flight: %s %s %s at %s\n", r.ID, r.Kind, r.Shard, strconv.FormatFloat(r.At, 'g', -1, 64))
+		switch r.Kind {
+		case "split":
+			fmt.Fprintf(stdout, "change in flight: %s split %s at %s\n", r.ID, r.Shard, strconv.FormatFloat(r.At, 'g', -1, 64))
+		default:
+			fmt.Fprintf(stdout, "change in flight: %s %s %s\n", r.ID, r.Kind, strings.TrimSpace(r.Addr+" "+r.Name+" "+r.Shard+" "+r.Node))
+		}
+	}
+	moves, err := etcdmap.ReadMoves(ctx, cli, ef.cluster, "")
+	if err != nil {
+		return
+	}
+	var finished []etcdmap.MoveRecord
+	for _, m := range moves {
+		if m.Terminal() {
+			finished = append(finished, m)
+			continue
+		}
+		fmt.Fprintln(stdout, "in flight: "+moveLine(m))
+	}
+	for _, m := range finished[max(0, len(finished)-5):] {
+		fmt.Fprintln(stdout, "finished: "+moveLine(m))
 	}
 }

@@ -28,12 +28,21 @@ func ChangesPrefix(cluster string) string { return Prefix(cluster) + "changes/" 
 
 // Request is an operator's ask, written by the CLI.
 type Request struct {
-	ID    string  `json:"id"`
-	Kind  string  `json:"kind"` // "split"
-	Shard string  `json:"shard"`
-	At    float64 `json:"at"`
-	// Name is the new shard's name; empty lets the leader pick one.
+	ID   string `json:"id"`
+	Kind string `json:"kind"` // split, add-node, remove-node, move, rebalance
+	// split: the shard and the position.
+	Shard string  `json:"shard,omitempty"`
+	At    float64 `json:"at,omitempty"`
+	// Name is the new shard's name (split) or the node's (add-node,
+	// remove-node); empty lets the leader pick one for a new one.
 	Name string `json:"name,omitempty"`
+	// Addr is the node's address (add-node).
+	Addr string `json:"addr,omitempty"`
+	// Lo and Hi are the range of a move; Node its target (a name in the
+	// node list or an address).
+	Lo   float64 `json:"lo,omitempty"`
+	Hi   float64 `json:"hi,omitempty"`
+	Node string  `json:"node,omitempty"`
 }
 
 // Change is the leader's record of a request it carried out.
@@ -42,6 +51,46 @@ type Change struct {
 	State string `json:"state"` // "done" or "failed"
 	Error string `json:"error,omitempty"`
 	Epoch uint64 `json:"epoch,omitempty"` // the map's epoch that made it
+	Moves int    `json:"moves,omitempty"` // the moves it took
+}
+
+// Config is a controller's: who it is, how it reaches the nodes, and how
+// it moves ranges.
+type Config struct {
+	Cluster string
+	ID      string
+	// NodePassword is the nodes' -requirepass.
+	NodePassword string
+	// Lease is the election lease in seconds: a leader that stops
+	// renewing it is replaced that long after (5 when 0).
+	Lease int
+	// FenceLag is the lag in records below which a move fences its range
+	// (100 when 0); FenceTimeout how long a write to it waits before
+	// TRYAGAIN (100 ms when 0); RateMB the copy's limit in MB/s (0:
+	// none).
+	FenceLag     int64
+	FenceTimeout time.Duration
+	RateMB       float64
+	// Hold makes the leader wait that long in a move's state before its
+	// action (in fence: once fenced): the fault tests' way to kill a
+	// process in a given state.
+	Hold map[string]time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.Cluster == "" {
+		c.Cluster = DefaultCluster
+	}
+	if c.Lease <= 0 {
+		c.Lease = 5
+	}
+	if c.FenceLag <= 0 {
+		c.FenceLag = 100
+	}
+	if c.FenceTimeout <= 0 {
+		c.FenceTimeout = 100 * time.Millisecond
+	}
+	return c
 }
 
 // Leader is a controller that won the election. Every write it makes is
@@ -54,6 +103,7 @@ type Leader struct {
 	key     string
 	rev     int64
 	sess    *concurrency.Session
+	cfg     Config
 }
 
 // Campaign blocks until this controller leads the cluster (or ctx ends).
@@ -185,14 +235,20 @@ func (l *Leader) Serve(ctx context.Context, log hclog.Logger) error {
 			sleep(ctx, time.Second)
 			continue
 		}
+		retry := false
 		for _, kv := range r.Kvs {
 			if err := l.handle(ctx, string(kv.Key), kv.Value, log); errors.Is(err, ErrConflict) {
 				log.Warn("no longer the leader; stopping", "error", err)
 				return err
 			} else if err != nil {
 				log.Warn("request not handled yet; retrying", "request", string(kv.Key), "error", err)
-				sleep(ctx, time.Second)
+				retry = true
+				break // requests are carried out in order
 			}
+		}
+		if retry {
+			sleep(ctx, time.Second)
+			continue
 		}
 		wch := l.cli.Watch(clientv3.WithRequireLeader(ctx), prefix, clientv3.WithPrefix(), clientv3.WithRev(r.Header.Revision+1))
 		for wr := range wch {
@@ -232,8 +288,14 @@ func (l *Leader) handle(ctx context.Context, key string, value []byte, log hclog
 	if req.ID == "" || req.ID != strings.TrimPrefix(key, RequestsPrefix(l.cluster)) {
 		return fail("request id does not match its key")
 	}
-	if req.Kind != "split" {
-		return fail(fmt.Sprintf("unknown request kind %q (this controller does split)", req.Kind))
+	switch req.Kind {
+	case "split":
+	case "add-node":
+		return l.addNode(ctx, key, req, fail, log)
+	case "move", "remove-node", "rebalance":
+		return l.runRequest(ctx, key, req, fail, log)
+	default:
+		return fail(fmt.Sprintf("unknown request kind %q (this controller does split, add-node, remove-node, move, rebalance)", req.Kind))
 	}
 	for {
 		snap, err := Read(ctx, l.cli, l.cluster)
@@ -274,9 +336,11 @@ func (l *Leader) stillLeader(ctx context.Context) bool {
 
 // RunController campaigns and serves as leader until ctx ends, again
 // after every lost leadership.
-func RunController(ctx context.Context, cli *clientv3.Client, cluster, id string, log hclog.Logger) {
+func RunController(ctx context.Context, cli *clientv3.Client, cfg Config, log hclog.Logger) {
+	cfg = cfg.withDefaults()
+	id := cfg.ID
 	for ctx.Err() == nil {
-		l, err := Campaign(ctx, cli, cluster, id, 5)
+		l, err := Campaign(ctx, cli, cfg.Cluster, id, cfg.Lease)
 		if err != nil {
 			if ctx.Err() == nil {
 				log.Warn("campaign failed; retrying", "error", err)
@@ -284,6 +348,7 @@ func RunController(ctx context.Context, cli *clientv3.Client, cluster, id string
 			sleep(ctx, time.Second)
 			continue
 		}
+		l.cfg = cfg
 		log.Info("leading the cluster's controller", "id", id)
 		err = l.Serve(ctx, log)
 		l.Resign()
@@ -295,12 +360,17 @@ func RunController(ctx context.Context, cli *clientv3.Client, cluster, id string
 
 // SubmitSplit writes a split request and returns its id.
 func SubmitSplit(ctx context.Context, cli *clientv3.Client, cluster, shard string, at float64, name string) (string, error) {
-	id := strconv.FormatInt(time.Now().UnixNano(), 36)
-	data, _ := json.Marshal(Request{ID: id, Kind: "split", Shard: shard, At: at, Name: name})
-	if _, err := cli.Put(ctx, RequestsPrefix(cluster)+id, string(data)); err != nil {
+	return Submit(ctx, cli, cluster, Request{Kind: "split", Shard: shard, At: at, Name: name})
+}
+
+// Submit writes req (its id made here) and returns the id.
+func Submit(ctx context.Context, cli *clientv3.Client, cluster string, req Request) (string, error) {
+	req.ID = strconv.FormatInt(time.Now().UnixNano(), 36)
+	data, _ := json.Marshal(req)
+	if _, err := cli.Put(ctx, RequestsPrefix(cluster)+req.ID, string(data)); err != nil {
 		return "", err
 	}
-	return id, nil
+	return req.ID, nil
 }
 
 // WaitChange waits for the outcome of request id.

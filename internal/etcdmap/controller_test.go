@@ -110,7 +110,10 @@ func TestControllerSplitRequest(t *testing.T) {
 	}
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { defer close(done); RunController(rctx, cli, "c", "t", hclog.NewNullLogger()) }()
+	go func() {
+		defer close(done)
+		RunController(rctx, cli, Config{Cluster: "c", ID: "t"}, hclog.NewNullLogger())
+	}()
 	defer func() { stop(); <-done }()
 	id, err := SubmitSplit(ctx, cli, "c", "b", 0.75, "")
 	if err != nil {

@@ -206,13 +206,11 @@ func (m *Move) Drop(ctx context.Context, addr, id string, rate float64, force bo
 // back; every step may be redone).
 func (m *Move) Rollback(ctx context.Context) error {
 	var errs []error
-	src := m.client(m.Source)
-	defer src.Close()
-	if err := src.Do(ctx, "MIGRATE.ABORT", m.ID).Err(); err != nil && !isNoMigration(err) {
-		errs = append(errs, fmt.Errorf("source abort: %w", err))
+	if err := m.EndStream(ctx); err != nil {
+		errs = append(errs, err)
 	}
-	if err := src.Do(ctx, "SHARD.UNFENCE", m.lo(), m.hi()).Err(); err != nil {
-		errs = append(errs, fmt.Errorf("source unfence: %w", err))
+	if err := m.Unfence(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := m.Drop(ctx, m.Target, m.ID+".rollback", 0, false); err != nil {
 		errs = append(errs, fmt.Errorf("target drop: %w", err))
@@ -221,8 +219,101 @@ func (m *Move) Rollback(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func isNoMigration(err error) bool {
+// IsNoMigration reports whether err is a node's reply that it has no
+// stream or drop of that id (a restarted node forgot it).
+func IsNoMigration(err error) bool {
 	return err != nil && err.Error() == "ERR no such migration"
+}
+
+// Prepare is step 2: the target holds nothing of the range (a partial
+// copy of an earlier attempt is removed).
+func (m *Move) Prepare(ctx context.Context) error {
+	if _, err := m.Drop(ctx, m.Target, m.ID+".prepare", 0, false); err != nil {
+		return fmt.Errorf("target prepare: %w", err)
+	}
+	return nil
+}
+
+// Start starts the source's stream (the same id again is the same stream)
+// and returns seq0.
+func (m *Move) Start(ctx context.Context) (int64, error) {
+	src := m.client(m.Source)
+	defer src.Close()
+	adv := m.TargetAdvertise
+	if adv == "" {
+		adv = m.Target
+	}
+	args := []any{"MIGRATE.START", m.ID, m.lo(), m.hi(), adv}
+	if m.RateMB > 0 {
+		args = append(args, "RATE", strconv.FormatFloat(m.RateMB, 'g', -1, 64))
+	}
+	seq0, err := src.Do(ctx, args...).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("source start: %w", err)
+	}
+	return seq0, nil
+}
+
+// Status reads the source's stream status.
+func (m *Move) Status(ctx context.Context) (Status, error) {
+	src := m.client(m.Source)
+	defer src.Close()
+	return ReadStatus(ctx, src, m.ID)
+}
+
+// CaughtUp reports whether the stream's lag is below the fence lag.
+func (m *Move) CaughtUp(st Status) bool {
+	return st.Phase == "catchup" && st.Lag+st.SentSeq-st.Acked < m.FenceLag
+}
+
+// Drained reports whether the fenced stream is drained and acknowledged.
+func Drained(st Status) bool { return st.Drained && st.Acked >= st.LastSeq }
+
+// Fence fences the range on the source (step 5); fencing it again is
+// harmless.
+func (m *Move) Fence(ctx context.Context) error {
+	src := m.client(m.Source)
+	defer src.Close()
+	// The id lets a source whose fence outlives its timeout read the
+	// move's outcome in etcd (docs/RESHARDING.md, "The durable fence").
+	fargs := []any{"SHARD.FENCE", m.lo(), m.hi(), "ID", m.ID}
+	if m.FenceTimeout > 0 {
+		fargs = append(fargs, "TIMEOUT", strconv.FormatInt(m.FenceTimeout.Milliseconds(), 10))
+	}
+	if err := src.Do(ctx, fargs...).Err(); err != nil {
+		return fmt.Errorf("source fence: %w", err)
+	}
+	return nil
+}
+
+// Unfence lifts the source's fence of the range.
+func (m *Move) Unfence(ctx context.Context) error {
+	src := m.client(m.Source)
+	defer src.Close()
+	if err := src.Do(ctx, "SHARD.UNFENCE", m.lo(), m.hi()).Err(); err != nil {
+		return fmt.Errorf("source unfence: %w", err)
+	}
+	return nil
+}
+
+// EndStream stops and forgets the source's stream; a stream already gone
+// is not an error.
+func (m *Move) EndStream(ctx context.Context) error {
+	src := m.client(m.Source)
+	defer src.Close()
+	if err := src.Do(ctx, "MIGRATE.ABORT", m.ID).Err(); err != nil && !IsNoMigration(err) {
+		return fmt.Errorf("source end of stream: %w", err)
+	}
+	return nil
+}
+
+// Cleanup is step 7: the moved keys are deleted on the source.
+func (m *Move) Cleanup(ctx context.Context) (int64, error) {
+	n, err := m.Drop(ctx, m.Source, m.ID+".cleanup", m.DropRate, true)
+	if err != nil {
+		return n, fmt.Errorf("source cleanup: %w", err)
+	}
+	return n, nil
 }
 
 // Run carries the move out. On a failure before the commit it rolls back
@@ -242,30 +333,18 @@ func (m *Move) Run(ctx context.Context) (res Result, err error) {
 			cancel()
 		}
 	}()
-	// Step 2: the target holds nothing of the range (a partial copy of an
-	// earlier attempt is removed).
-	if _, err := m.Drop(ctx, m.Target, m.ID+".prepare", 0, false); err != nil {
-		return res, fmt.Errorf("target prepare: %w", err)
+	if err := m.Prepare(ctx); err != nil {
+		return res, err
 	}
 	start := time.Now()
-	adv := m.TargetAdvertise
-	if adv == "" {
-		adv = m.Target
-	}
-	args := []any{"MIGRATE.START", m.ID, m.lo(), m.hi(), adv}
-	if m.RateMB > 0 {
-		args = append(args, "RATE", strconv.FormatFloat(m.RateMB, 'g', -1, 64))
-	}
-	seq0, err := src.Do(ctx, args...).Int64()
+	seq0, err := m.Start(ctx)
 	if err != nil {
-		return res, fmt.Errorf("source start: %w", err)
+		return res, err
 	}
 	res.Seq0 = seq0
 	log.Info("move started", "id", m.ID, "seq0", seq0)
 	// Steps 3-4: the snapshot pass, then catch-up until the lag is small.
-	st, err := m.waitStream(ctx, src, func(st Status) bool {
-		return st.Phase == "catchup" && st.Lag+st.SentSeq-st.Acked < m.FenceLag
-	})
+	st, err := m.waitStream(ctx, src, m.CaughtUp)
 	if err != nil {
 		return res, err
 	}
@@ -273,16 +352,10 @@ func (m *Move) Run(ctx context.Context) (res Result, err error) {
 	log.Info("move caught up", "id", m.ID, "records", st.Records, "bytes", st.Bytes, "lag", st.Lag)
 	// Step 5: fence the range only, and drain it.
 	fenceAt := time.Now()
-	fargs := []any{"SHARD.FENCE", m.lo(), m.hi()}
-	if m.FenceTimeout > 0 {
-		fargs = append(fargs, "TIMEOUT", strconv.FormatInt(m.FenceTimeout.Milliseconds(), 10))
+	if err := m.Fence(ctx); err != nil {
+		return res, err
 	}
-	if err := src.Do(ctx, fargs...).Err(); err != nil {
-		return res, fmt.Errorf("source fence: %w", err)
-	}
-	st, err = m.waitStream(ctx, src, func(st Status) bool {
-		return st.Drained && st.Acked >= st.LastSeq
-	})
+	st, err = m.waitStream(ctx, src, Drained)
 	if err != nil {
 		return res, err
 	}
@@ -296,13 +369,13 @@ func (m *Move) Run(ctx context.Context) (res Result, err error) {
 	committed = true
 	// Step 7: the source stops the stream and deletes the moved keys; the
 	// fence stays until the source is told it no longer owns the range.
-	if err := src.Do(ctx, "MIGRATE.ABORT", m.ID).Err(); err != nil {
-		return res, fmt.Errorf("source end of stream: %w", err)
+	if err := m.EndStream(ctx); err != nil {
+		return res, err
 	}
-	n, err := m.Drop(ctx, m.Source, m.ID+".cleanup", m.DropRate, true)
+	n, err := m.Cleanup(ctx)
 	res.Deleted = n
 	if err != nil {
-		return res, fmt.Errorf("source cleanup: %w", err)
+		return res, err
 	}
 	log.Info("move done", "id", m.ID, "deleted", n)
 	return res, nil
