@@ -492,7 +492,10 @@ func (d *mover) commitSwitch(ctx context.Context, fenced time.Time) error {
 // pushAssignments sends the target, then the source, its assignment under
 // the current map (the proxies push the same one, built by the same
 // function). A node at a newer epoch already refuses it as stale: fine.
-// A source left with nothing (remove-node) gets emptyAssignArgs.
+// A source left with nothing (remove-node) gets SHARD.UNASSIGN at the
+// map's epoch: it keeps its keys on disk and refuses every key with the
+// epoch error, which sends a proxy whose map is behind to the new map
+// (a node that kept its last assignment would take that proxy's writes).
 func (d *mover) pushAssignments(ctx context.Context) error {
 	snap, err := Read(ctx, d.l.cli, d.l.cluster)
 	if err != nil {
@@ -505,28 +508,13 @@ func (d *mover) pushAssignments(ctx context.Context) error {
 		}
 		args := snap.Map.NodeAssignArgs(host, port)
 		if args == nil {
-			args = emptyAssignArgs(snap.Map, d.rec.Source)
+			args = []string{"SHARD.UNASSIGN", "EPOCH", strconv.FormatUint(snap.Map.Epoch, 10)}
 		}
 		if err := d.l.nodeDo(ctx, addr, args); err != nil && !strings.HasPrefix(err.Error(), "ERR stale epoch") {
 			return fmt.Errorf("SHARD.ASSIGN to %s: %w", addr, err)
 		}
 	}
 	return nil
-}
-
-// emptyAssignArgs is the assignment of a node that owns no key at m's
-// epoch. SHARD.ASSIGN has no form without a range, and a node that kept
-// its last assignment would take writes from a proxy whose map is behind
-// (and never tell it the epoch). So it gets a range no key's position
-// falls in: positions are multiples of 2^-53 (rangemap.PositionOfHash),
-// and [2^-55, 2^-54) lies strictly between 0 and 2^-53. Every key then gets
-// the epoch error, which sends such a proxy to the map.
-func emptyAssignArgs(m *rangemap.Map, node string) []string {
-	args := []string{"SHARD.ASSIGN", node + "-empty", rangemap.FormatPosition(0x1p-55), rangemap.FormatPosition(0x1p-54), "0"}
-	if m.HashTags {
-		args = append(args, "HASHTAGS", "1")
-	}
-	return append(args, "EPOCH", strconv.FormatUint(m.Epoch, 10))
 }
 
 // nodeDo sends one command to the node at addr.

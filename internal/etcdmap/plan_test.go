@@ -2,7 +2,6 @@ package etcdmap
 
 import (
 	"errors"
-	"strconv"
 	"testing"
 
 	"github.com/shardkv/shardkv/rangemap"
@@ -84,24 +83,5 @@ func TestPlanRebalanceAddNode(t *testing.T) {
 		if len(rs) != 1 || rs[0][1]-rs[0][0] < 0.24 || rs[0][1]-rs[0][0] > 0.26 {
 			t.Fatalf("node %s owns %v after the rebalance", a, rs)
 		}
-	}
-}
-
-// The empty assignment's range holds no key's position: the positions
-// nearest to it, of the hashes 0 .. 2^12, are 0 and 2^-53.
-func TestEmptyAssignOwnsNoPosition(t *testing.T) {
-	args := emptyAssignArgs(&rangemap.Map{Epoch: 7}, "n4")
-	lo, err1 := strconv.ParseFloat(args[2], 64)
-	hi, err2 := strconv.ParseFloat(args[3], 64)
-	if err1 != nil || err2 != nil || !(0 < lo && lo < hi) || args[len(args)-1] != "7" {
-		t.Fatalf("empty assignment %v", args)
-	}
-	for h := uint64(0); h <= 1<<12; h++ {
-		if p := rangemap.PositionOfHash(h); lo <= p && p < hi {
-			t.Fatalf("hash %d at position %v is inside [%v,%v)", h, p, lo, hi)
-		}
-	}
-	if p := rangemap.PositionOfHash(^uint64(0)); lo <= p && p < hi {
-		t.Fatalf("the last position %v is inside", p)
 	}
 }
