@@ -141,6 +141,7 @@ func (t *txStore) touch(key []byte) {
 	t.watches.touch(t.tx.Num(), key)
 	t.c.srv.blocks.touch(t.tx.Num(), key)
 	t.c.srv.mig.touched(t.c.srv, t.tx.Num(), key)
+	t.c.srv.repl.touched(t.c, t.tx.Num(), key)
 }
 
 func (t *txStore) flushAll() error {
@@ -149,6 +150,7 @@ func (t *txStore) flushAll() error {
 	}
 	t.touchFlushed(-1)
 	t.c.srv.mig.flushed(-1)
+	t.c.srv.repl.flushed(t.c, -1)
 	return t.tx.FlushAll()
 }
 
@@ -157,6 +159,7 @@ func (t *txStore) flushDB() error {
 	// key's sequence number, which a flushed key no longer has.
 	t.touchFlushed(t.tx.Num())
 	t.c.srv.mig.flushed(t.tx.Num())
+	t.c.srv.repl.flushed(t.c, t.tx.Num())
 	return t.tx.FlushDB()
 }
 

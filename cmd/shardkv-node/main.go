@@ -55,6 +55,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	batch := fs.Bool("sched-batch", true, "run the node's threads under SCHED_BATCH: woken by a request, they do not preempt the thread that sent it")
 	configFile := fs.String("config", "", "read settings from `FILE` in redis.conf syntax (port, bind, dir, appendfsync, requirepass, maxclients, loglevel, client-output-buffer-limit, or these flags' names); flags given here override it")
 	obuf := fs.String("client-output-buffer-limit", "", "output buffer limits at start, as CONFIG SET takes them (\"normal 0 0 0 pubsub 32mb 8mb 60\"); empty: Redis's defaults")
+	replicaOf := fs.String("replicaof", "", "start as a replica of the primary at `HOST:PORT` (docs/REPLICATION.md)")
+	minAcks := fs.Int("min-acks", 0, "replicas that must hold a write before its reply (0: asynchronous, as Redis)")
+	minAcksTimeout := fs.Duration("min-acks-timeout", time.Second, "how long a write's reply waits for -min-acks replicas before it becomes NOREPLICAS")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -107,6 +110,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfg.RequirePass, cfg.MaxClients, cfg.StrictIndexes = *pass, *maxClients, *strict
 	cfg.MaxFileSize, cfg.Logger, cfg.EventLoops = *maxFile, log, *loops
 	cfg.ProxyReserve, cfg.OutputBufferLimit = *reserve, *obuf
+	cfg.ReplicaOf, cfg.MinAcks, cfg.MinAcksTimeout = *replicaOf, *minAcks, *minAcksTimeout
 
 	if *pprofAddr != "" {
 		if err := servePprof(*pprofAddr, log); err != nil {
