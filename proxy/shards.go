@@ -57,6 +57,14 @@ type assignment struct {
 	epoch uint64
 }
 
+// same reports whether a and b push the node the same assignment (a
+// shard's replicas are the controller's business, not the assignment's).
+func (a *assignment) same(b *assignment) bool {
+	x, y := a.Shard, b.Shard
+	return a.epoch == b.epoch && x.Name == y.Name && x.Start == y.Start && x.End == y.End &&
+		x.Size == y.Size && x.Host == y.Host && x.Port == y.Port
+}
+
 // backend returns the client for a protocol version.
 func (sh *shard) backend(proto resp.Proto) *backend.Client {
 	if proto == resp.RESP3 {
@@ -513,7 +521,7 @@ func (s *Server) applyLocked(m *rangemap.Map) error {
 		e := nodeAssignment(groupOf(m, sh))
 		cur := sh.assign.Load()
 		next := &assignment{Shard: e, epoch: m.Epoch}
-		if *cur == *next {
+		if cur.same(next) {
 			continue
 		}
 		sh.assign.Store(next)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/shardkv/shardkv/bitcask"
 	"github.com/shardkv/shardkv/internal/config"
+	"github.com/shardkv/shardkv/internal/etcdmap"
 	"github.com/shardkv/shardkv/internal/metrics"
 	"github.com/shardkv/shardkv/internal/version"
 	"github.com/shardkv/shardkv/shardnode"
@@ -58,6 +59,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	replicaOf := fs.String("replicaof", "", "start as a replica of the primary at `HOST:PORT` (docs/REPLICATION.md)")
 	minAcks := fs.Int("min-acks", 0, "replicas that must hold a write before its reply (0: asynchronous, as Redis)")
 	minAcksTimeout := fs.Duration("min-acks-timeout", time.Second, "how long a write's reply waits for -min-acks replicas before it becomes NOREPLICAS")
+	etcdEndpoints := fs.String("etcd", "", "etcd `ENDPOINTS` (comma-separated): the node keeps a lease there and takes writes only while it holds it and the controller confirmed its role (automatic failover, docs/REPLICATION.md)")
+	etcdCluster := fs.String("cluster", etcdmap.DefaultCluster, "cluster `NAME` in etcd, with -etcd")
+	leaseTTL := fs.Int64("lease-ttl", 2, "the etcd lease's TTL in seconds, with -etcd")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -111,6 +115,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfg.MaxFileSize, cfg.Logger, cfg.EventLoops = *maxFile, log, *loops
 	cfg.ProxyReserve, cfg.OutputBufferLimit = *reserve, *obuf
 	cfg.ReplicaOf, cfg.MinAcks, cfg.MinAcksTimeout = *replicaOf, *minAcks, *minAcksTimeout
+	cfg.RoleGate = *etcdEndpoints != ""
 
 	if *pprofAddr != "" {
 		if err := servePprof(*pprofAddr, log); err != nil {
@@ -140,6 +145,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if *etcdEndpoints != "" {
+		cli, err := etcdmap.Dial(*etcdEndpoints)
+		if err != nil {
+			log.Error("etcd", "error", err)
+			_ = srv.Close()
+			return 2
+		}
+		defer cli.Close()
+		lctx, stopLease := context.WithCancel(ctx)
+		defer stopLease()
+		go etcdmap.KeepLease(lctx, cli, *etcdCluster, cfg.Addr, *leaseTTL, log.Named("lease"), srv.SetLeaseDeadline)
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {

@@ -102,7 +102,9 @@ func cmdController(args []string, stderr io.Writer) error {
 	ef.register(fs.StringVar)
 	id := fs.String("id", "", "this controller's `ID` in the election (default: host name and pid)")
 	logLevel := fs.String("log-level", "info", "log level")
-	if _, err := parseSub(fs, args, 0, "[--etcd ENDPOINTS | --data DIR] [--cluster NAME] [--id ID]", stderr); err != nil {
+	failover := fs.Bool("failover", false, "promote a replica when a primary dies and tell the nodes their roles (docs/REPLICATION.md)")
+	nodePass := fs.String("node-password", "", "the nodes' -requirepass, for -failover")
+	if _, err := parseSub(fs, args, 0, "[--etcd ENDPOINTS | --data DIR] [--cluster NAME] [--id ID] [--failover [--node-password PW]]", stderr); err != nil {
 		return err
 	}
 	if *id == "" {
@@ -117,7 +119,11 @@ func cmdController(args []string, stderr io.Writer) error {
 	log := hclog.New(&hclog.LoggerOptions{Name: "shardkv-controller", Level: hclog.LevelFromString(*logLevel), Output: stderr})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	etcdmap.RunController(ctx, cli, ef.cluster, *id, log)
+	var fo []etcdmap.FailoverOptions
+	if *failover {
+		fo = append(fo, etcdmap.FailoverOptions{NodePassword: *nodePass})
+	}
+	etcdmap.RunController(ctx, cli, ef.cluster, *id, log, fo...)
 	return nil
 }
 

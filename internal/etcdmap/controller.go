@@ -273,8 +273,9 @@ func (l *Leader) stillLeader(ctx context.Context) bool {
 }
 
 // RunController campaigns and serves as leader until ctx ends, again
-// after every lost leadership.
-func RunController(ctx context.Context, cli *clientv3.Client, cluster, id string, log hclog.Logger) {
+// after every lost leadership. With failover options the leader also
+// runs the failover (failover.go).
+func RunController(ctx context.Context, cli *clientv3.Client, cluster, id string, log hclog.Logger, failover ...FailoverOptions) {
 	for ctx.Err() == nil {
 		l, err := Campaign(ctx, cli, cluster, id, 5)
 		if err != nil {
@@ -285,6 +286,9 @@ func RunController(ctx context.Context, cli *clientv3.Client, cluster, id string
 			continue
 		}
 		log.Info("leading the cluster's controller", "id", id)
+		for _, o := range failover {
+			go l.RunFailover(ctx, o, log.Named("failover"))
+		}
 		err = l.Serve(ctx, log)
 		l.Resign()
 		if ctx.Err() == nil {

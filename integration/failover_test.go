@@ -1,0 +1,296 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shardkv/shardkv/internal/etcdmap"
+	"github.com/shardkv/shardkv/internal/redistest"
+	"github.com/shardkv/shardkv/rangemap"
+)
+
+const failoverPass = "nodepw"
+
+// replCluster is shards with replicas behind a proxy, with an embedded
+// etcd and a controller running the failover.
+type replCluster struct {
+	t     *testing.T
+	dir   string
+	etcd  *testEtcd
+	nodes map[string]*Proc // by address
+	proxy *Proc
+	ctrl  *Proc
+	rdb   *redis.Client
+}
+
+// startReplCluster starts shards shards of replicas replicas each, with
+// min_acks minAcks, every node with -etcd, the controller with -failover
+// and the proxy on the etcd map; it returns once a write reaches every
+// shard.
+func startReplCluster(t *testing.T, shards, replicas, minAcks int) *replCluster {
+	t.Helper()
+	needBinaries(t)
+	rc := &replCluster{t: t, dir: t.TempDir(), etcd: startTestEtcd(t), nodes: map[string]*Proc{}}
+	ports := freePorts(t, shards*(1+replicas)+1)
+	m := &rangemap.Map{}
+	for i := 0; i < shards; i++ {
+		s := rangemap.Shard{Name: fmt.Sprintf("s%d", i), Start: float64(i) / float64(shards), End: float64(i+1) / float64(shards),
+			Host: "127.0.0.1", Port: ports[i*(1+replicas)], MinAcks: minAcks}
+		for j := 1; j <= replicas; j++ {
+			s.Replicas = append(s.Replicas, rangemap.Replica{Host: "127.0.0.1", Port: ports[i*(1+replicas)+j]})
+		}
+		m.Shards = append(m.Shards, s)
+	}
+	m.Shards[shards-1].End = 1
+	seedEtcd(t, rc.etcd.endpoint(), m)
+	t.Cleanup(rc.cleanup)
+	for _, s := range m.Shards {
+		for _, a := range append([]string{s.Addr()}, s.ReplicaAddrs()...) {
+			name := "node-" + strings.ReplaceAll(a, ":", "-")
+			p := &Proc{Name: name, Bin: bin("shardkv-node"), Addr: a, Password: failoverPass,
+				LogPath: filepath.Join(rc.dir, "logs", name+".log"),
+				Args: []string{"-addr", a, "-dir", filepath.Join(rc.dir, "data", name), "-log-level", "info",
+					"-requirepass", failoverPass, "-etcd", rc.etcd.endpoint(), "-cluster", etcdCluster}}
+			rc.nodes[a] = p
+			p.Start(t)
+		}
+	}
+	for _, p := range rc.nodes {
+		p.WaitReady(t)
+	}
+	rc.ctrl = &Proc{Name: "controller", Bin: bin("shardkv"), LogPath: filepath.Join(rc.dir, "logs", "controller.log"),
+		Args: []string{"controller", "--etcd", rc.etcd.endpoint(), "--cluster", etcdCluster, "--id", "test",
+			"--failover", "--node-password", failoverPass}}
+	rc.ctrl.Start(t)
+	paddr := fmt.Sprintf("127.0.0.1:%d", ports[len(ports)-1])
+	rc.proxy = &Proc{Name: "proxy", Bin: bin("shardkv-proxy"), Addr: paddr, LogPath: filepath.Join(rc.dir, "logs", "proxy.log"),
+		Args: []string{"-addr", paddr, "-etcd", rc.etcd.endpoint(), "-cluster", etcdCluster, "-node-password", failoverPass,
+			"-timeout", "2s", "-log-level", "info"}}
+	rc.proxy.Start(t)
+	rc.proxy.WaitReady(t)
+	rc.rdb = redis.NewClient(&redis.Options{Addr: paddr, MaxRetries: -1, DialTimeout: 5 * time.Second,
+		ReadTimeout: 10 * time.Second, PoolSize: 32})
+	ctx := context.Background()
+	for i := range m.Shards {
+		k := keyBetween(t, "ready", m.Shards[i].Start, m.Shards[i].End)
+		deadline := time.Now().Add(60 * time.Second)
+		for rc.rdb.Set(ctx, k, "1", 0).Err() != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("shard %d never took a write: %v\n%s", i, rc.rdb.Set(ctx, k, "1", 0).Err(), rc.ctrl.LogTail(30))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return rc
+}
+
+func (rc *replCluster) cleanup() {
+	if rc.rdb != nil {
+		rc.rdb.Close()
+	}
+	procs := []*Proc{rc.proxy, rc.ctrl}
+	for _, p := range rc.nodes {
+		procs = append(procs, p)
+	}
+	for _, p := range procs {
+		if p != nil {
+			p.Kill()
+		}
+	}
+	for _, p := range procs {
+		if p != nil {
+			p.checkLog(rc.t)
+		}
+	}
+}
+
+// etcdMap reads the map from etcd.
+func (rc *replCluster) etcdMap() *rangemap.Map {
+	rc.t.Helper()
+	cli, err := etcdmap.Dial(rc.etcd.endpoint())
+	if err != nil {
+		rc.t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	snap, err := etcdmap.Read(ctx, cli, etcdCluster)
+	if err != nil {
+		rc.t.Fatal(err)
+	}
+	return snap.Map
+}
+
+func (rc *replCluster) nodeClient(addr string, readonly bool) *redis.Client {
+	o := &redis.Options{Addr: addr, Password: failoverPass, MaxRetries: -1, PoolSize: 2, ReadTimeout: 10 * time.Second}
+	if readonly {
+		o.OnConnect = func(ctx context.Context, cn *redis.Conn) error { return cn.ReadOnly(ctx).Err() }
+	}
+	c := redis.NewClient(o)
+	rc.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// writers write unique keys through the proxy until stopped and keep the
+// acknowledged ones; the time of every acknowledgement is kept too, for
+// the unavailability after a kill.
+type writers struct {
+	stop  atomic.Bool
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	acked map[string]string
+	times []time.Time
+}
+
+func startWriters(rdb *redis.Client, n int) *writers {
+	w := &writers{acked: map[string]string{}}
+	for g := 0; g < n; g++ {
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			ctx := context.Background()
+			for i := 0; !w.stop.Load(); i++ {
+				k, v := fmt.Sprintf("w%d:%d", g, i), fmt.Sprintf("v%d", i)
+				if err := rdb.Set(ctx, k, v, 0).Err(); err != nil {
+					time.Sleep(5 * time.Millisecond)
+					continue
+				}
+				w.mu.Lock()
+				w.acked[k] = v
+				w.times = append(w.times, time.Now())
+				w.mu.Unlock()
+			}
+		}()
+	}
+	return w
+}
+
+func (w *writers) end() {
+	w.stop.Store(true)
+	w.wg.Wait()
+}
+
+func (w *writers) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.acked)
+}
+
+// waitAcked waits until n more writes were acknowledged.
+func (w *writers) waitAcked(t *testing.T, n int) {
+	t.Helper()
+	want := w.count() + n
+	deadline := time.Now().Add(60 * time.Second)
+	for w.count() < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("writes stalled at %d acknowledged", w.count())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// firstAckAfter is the first acknowledgement after t0.
+func (w *writers) firstAckAfter(t0 time.Time) (time.Time, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	i := sort.Search(len(w.times), func(i int) bool { return w.times[i].After(t0) })
+	if i == len(w.times) {
+		return time.Time{}, false
+	}
+	return w.times[i], true
+}
+
+// checkAcked reads every acknowledged key through the proxy.
+func (w *writers) checkAcked(t *testing.T, rdb *redis.Client) {
+	t.Helper()
+	ctx := context.Background()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	lost := 0
+	keys := make([]string, 0, len(w.acked))
+	for k := range w.acked {
+		keys = append(keys, k)
+	}
+	for len(keys) > 0 {
+		b := keys[:min(500, len(keys))]
+		keys = keys[len(b):]
+		vs, err := rdb.MGet(ctx, b...).Result()
+		if err != nil {
+			t.Fatalf("MGET: %v", err)
+		}
+		for i, k := range b {
+			if s, _ := vs[i].(string); s != w.acked[k] {
+				if lost < 10 {
+					t.Errorf("acknowledged write %s=%s reads %v", k, w.acked[k], vs[i])
+				}
+				lost++
+			}
+		}
+	}
+	if lost > 0 {
+		t.Fatalf("%d of %d acknowledged writes lost", lost, len(w.acked))
+	}
+}
+
+// TestFailoverKillPrimary: under writes acknowledged by one replica (of
+// two), SIGKILL the primary: the controller promotes a replica at the next
+// epoch, the proxy routes there, no acknowledged write is lost, and the old
+// primary restarted rejoins as a replica, its copy equal to the new
+// primary's.
+func TestFailoverKillPrimary(t *testing.T) {
+	rc := startReplCluster(t, 1, 2, 1)
+	m0 := rc.etcdMap()
+	old := m0.Shards[0].Addr()
+	w := startWriters(rc.rdb, 4)
+	defer w.end()
+	w.waitAcked(t, 2000)
+	killed := time.Now()
+	rc.nodes[old].Signal(t, syscall.SIGKILL)
+	rc.nodes[old].WaitExit(t)
+	w.waitAcked(t, 2000)
+	back, _ := w.firstAckAfter(killed)
+	t.Logf("failover: writes acknowledged again %v after the SIGKILL", back.Sub(killed).Round(time.Millisecond))
+	m1 := rc.etcdMap()
+	if m1.Epoch <= m0.Epoch || m1.Shards[0].Addr() == old {
+		t.Fatalf("no promotion in the map: epoch %d -> %d, primary %s -> %s", m0.Epoch, m1.Epoch, old, m1.Shards[0].Addr())
+	}
+	if reps := m1.Shards[0].ReplicaAddrs(); len(reps) != 2 || reps[1] != old {
+		t.Fatalf("the old primary is not the last replica: %v", reps)
+	}
+	// The old primary comes back: it is told it is a replica and takes
+	// the new primary's data.
+	rc.nodes[old].Start(t)
+	rc.nodes[old].WaitReady(t)
+	w.waitAcked(t, 1000)
+	w.end()
+	w.checkAcked(t, rc.rdb)
+	newp := rc.nodeClient(m1.Shards[0].Addr(), false)
+	oldc := rc.nodeClient(old, true)
+	waitCaughtUp(t, newp, oldc)
+	if st := nodeInfo(t, oldc, "replication"); st["role"] != "slave" || st["master_port"] != fmt.Sprint(m1.Shards[0].Port) {
+		t.Fatalf("the old primary after its restart: %v", st)
+	}
+	all := func(string) bool { return true }
+	if want, got := redistest.Dump(t, newp, all), redistest.Dump(t, oldc, all); len(want) != len(got) {
+		t.Fatalf("the rejoined replica holds %d keys, the primary %d", len(got), len(want))
+	} else {
+		for k, v := range want {
+			if got[k] != v {
+				t.Fatalf("%s: rejoined replica %q, primary %q", k, got[k], v)
+			}
+		}
+	}
+	if !strings.Contains(rc.ctrl.LogTail(200), "failover: replica promoted") {
+		t.Fatalf("the controller did not log the promotion:\n%s", rc.ctrl.LogTail(40))
+	}
+}
