@@ -225,26 +225,34 @@ func (f *failover) check(ctx context.Context) error {
 		}
 	}
 	states := f.probe(ctx, addrs)
+	// Safe mode counts the nodes that fail their probes, whatever their
+	// leases: the probes of nodes cut off together fail together, their
+	// leases expire each at its own time, and a count of expired leases
+	// would fail over the first few before it saw the blip.
 	dead := map[string]bool{}
+	suspects := 0
 	for _, a := range addrs {
 		if states[a].ok {
 			f.fails[a] = 0
 			continue
 		}
 		f.fails[a]++
-		if !live[a] && f.fails[a] >= f.opts.ProbeFailures {
-			dead[a] = true
+		if f.fails[a] >= f.opts.ProbeFailures {
+			suspects++
+			if !live[a] {
+				dead[a] = true
+			}
 		}
 	}
-	if 2*len(dead) > len(addrs) {
+	if 2*suspects > len(addrs) {
 		if !f.safe {
-			f.log.Error(fmt.Sprintf("safe mode: %d of %d nodes look dead; failover suspended", len(dead), len(addrs)))
+			f.log.Error(fmt.Sprintf("safe mode: %d of %d nodes look dead; failover suspended", suspects, len(addrs)))
 			f.safe = true
 		}
 		return nil
 	}
 	if f.safe {
-		f.log.Info("leaving safe mode", "dead", len(dead), "nodes", len(addrs))
+		f.log.Info("leaving safe mode", "dead", suspects, "nodes", len(addrs))
 		f.safe = false
 	}
 	next, promoted := f.decide(m, dead, live, states)
