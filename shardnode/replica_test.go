@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/shardkv/shardkv/bitcask"
 )
 
 // replInfo reads INFO replication's fields.
@@ -240,5 +242,57 @@ func TestMinAcks(t *testing.T) {
 				t.Fatalf("SET after the replica left: %q", got)
 			}
 		})
+	}
+}
+
+// TestReplicaWithMerges: a long run of overwrites, deletes and expiries
+// with background merges on the primary and on the replica (each merges
+// its own files): the replica ends equal to the primary, key by key with
+// expiry times.
+func TestReplicaWithMerges(t *testing.T) {
+	ctx := context.Background()
+	merging := func(c *Config) {
+		c.MaxFileSize = 64 << 10
+		c.Storage = func(o *bitcask.Options) {
+			o.MergeCheckInterval = 20 * time.Millisecond
+			o.MergeMinDeadBytes = 16 << 10
+			o.MergeDeadRatio = 0.3
+		}
+	}
+	p := startNode(t, "", merging)
+	p.assignAll()
+	r := startNode(t, "", func(c *Config) { merging(c); c.ReplicaOf = p.addr })
+	pc := p.client(2)
+	for round := 0; round < 30; round++ {
+		pipe := pc.Pipeline()
+		for i := 0; i < 200; i++ {
+			k := fmt.Sprintf("k%d", i)
+			pipe.Set(ctx, k+":s", fmt.Sprintf("%d-%s", round, strings.Repeat("x", 100)), 0)
+			pipe.HSet(ctx, k+":h", "f"+strconv.Itoa(round%7), round)
+			pipe.ZAdd(ctx, k+":z", redis.Z{Score: float64(round), Member: strconv.Itoa(i % 5)})
+			pipe.RPush(ctx, k+":l", round)
+			pipe.LTrim(ctx, k+":l", -5, -1)
+			switch {
+			case (i+round)%11 == 0:
+				pipe.Del(ctx, k+":h")
+			case (i+round)%13 == 0:
+				pipe.PExpire(ctx, k+":s", time.Duration(1+i%3)*time.Hour)
+			}
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rc := r.client(2, func(o *redis.Options) {
+		o.OnConnect = func(ctx context.Context, cn *redis.Conn) error { return cn.ReadOnly(ctx).Err() }
+	})
+	eventually(t, "the replica", func() bool { return caughtUp(t, pc, rc) })
+	eventually(t, "merges on both", func() bool {
+		return p.srv.db.Stats().Merges > 0 && r.srv.db.Stats().Merges > 0
+	})
+	all := func(string) bool { return true }
+	want, got := dumpRange(t, streamClient(t, p.addr), all), dumpRange(t, streamClient(t, r.addr), all)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("the replica differs after merges: %d keys vs %d", len(got), len(want))
 	}
 }
