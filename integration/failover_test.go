@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -585,4 +586,61 @@ func TestFailoverTwentyKills(t *testing.T) {
 	w.waitAcked(t, 500)
 	w.end()
 	w.checkAcked(t, rc.rdb)
+}
+
+// TestFailoverReplaceLostNode: a replica whose disk is lost is replaced by
+// a new, empty node named in the map in its place: the controller makes it
+// a replica, it is filled, and the shard takes writes acknowledged by it.
+func TestFailoverReplaceLostNode(t *testing.T) {
+	rc := startReplCluster(t, 1, 1, 1)
+	m0 := rc.etcdMap()
+	w := startWriters(rc.rdb, 4)
+	w.waitAcked(t, 2000)
+	w.end()
+	lost := m0.Shards[0].ReplicaAddrs()[0]
+	rc.nodes[lost].Signal(t, syscall.SIGKILL)
+	rc.nodes[lost].WaitExit(t)
+	// min_acks 1 and no replica: the primary refuses writes until the new
+	// node holds the data.
+	ctx := context.Background()
+	deadline := time.Now().Add(60 * time.Second)
+	for err := rc.rdb.Set(ctx, "probe", "1", 0).Err(); err == nil || !strings.Contains(err.Error(), "NOREPLICAS"); err = rc.rdb.Set(ctx, "probe", "1", 0).Err() {
+		if time.Now().After(deadline) {
+			t.Fatalf("writes without a replica: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	p := &Proc{Name: "new-node", Bin: bin("shardkv-node"), Addr: addr, Password: failoverPass,
+		LogPath: filepath.Join(rc.dir, "logs", "new-node.log"),
+		Args: []string{"-addr", addr, "-dir", filepath.Join(rc.dir, "data", "new-node"), "-log-level", "info",
+			"-requirepass", failoverPass, "-etcd", rc.etcd.endpoint(), "-cluster", etcdCluster}}
+	rc.nodes[addr] = p
+	p.Start(t)
+	p.WaitReady(t)
+	port := portOf(t, addr)
+	changeMap(t, rc.etcd.endpoint(), func(m *rangemap.Map) {
+		m.Shards[0].Replicas = []rangemap.Replica{{Host: "127.0.0.1", Port: port}}
+	})
+	w2 := startWriters(rc.rdb, 4)
+	w2.waitAcked(t, 1000)
+	w2.end()
+	w.checkAcked(t, rc.rdb)
+	w2.checkAcked(t, rc.rdb)
+	primary, fresh := rc.nodeClient(m0.Shards[0].Addr(), false), rc.nodeClient(addr, true)
+	waitCaughtUp(t, primary, fresh)
+	all := func(string) bool { return true }
+	want, got := redistest.Dump(t, primary, all), redistest.Dump(t, fresh, all)
+	if len(want) < 2000 || !reflect.DeepEqual(got, want) {
+		t.Fatalf("the new replica holds %d keys, the primary %d, not the same", len(got), len(want))
+	}
+}
+
+func portOf(t *testing.T, addr string) int {
+	t.Helper()
+	var port int
+	if _, err := fmt.Sscanf(addr[strings.LastIndex(addr, ":")+1:], "%d", &port); err != nil {
+		t.Fatal(err)
+	}
+	return port
 }
