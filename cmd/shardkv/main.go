@@ -53,8 +53,11 @@ Commands:
         outcome. The etcd is the local cluster's (DIR/etcd-endpoint, DIR
         "data") unless --etcd is given; --cluster NAME picks the cluster.
   controller [--etcd ENDPOINTS | --data DIR] [--cluster NAME] [--id ID]
+             [--failover [--node-password PW]]
         Run a controller: several may run, one leads (an etcd election) and
-        carries out requests (split). shardkv cluster runs one itself.
+        carries out requests (split); with --failover it also promotes a
+        replica when a primary dies (docs/REPLICATION.md). shardkv cluster
+        runs one itself.
   cluster [--data DIR] [--map FILE] [--proxy-addr HOST:PORT] [--bin DIR]
           [--appendfsync always|everysec|no] [--log-level LEVEL]
           [--strict-indexes] [--static-map] [--metrics-addr HOST:PORT]
