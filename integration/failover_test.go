@@ -644,3 +644,42 @@ func portOf(t *testing.T, addr string) int {
 	}
 	return port
 }
+
+// TestFailoverEtcdDown: with etcd down no lease can be refreshed, so the
+// primaries stop taking writes once their leases may have ended (reads go
+// on); when etcd is back they take writes again, at the same epoch.
+func TestFailoverEtcdDown(t *testing.T) {
+	rc := startReplCluster(t, 1, 1, 0)
+	m0 := rc.etcdMap()
+	ctx := context.Background()
+	if err := rc.rdb.Set(ctx, "before", "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	cp, pp := rc.etcd.e.ClientPort, rc.etcd.e.PeerPort
+	rc.etcd.stop()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		err := rc.rdb.Set(ctx, "while-down", "1", 0).Err()
+		if err != nil && strings.HasPrefix(err.Error(), "TRYAGAIN this node's primary role is not confirmed") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("writes with etcd down for a minute: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if v, err := rc.rdb.Get(ctx, "before").Result(); err != nil || v != "1" {
+		t.Fatalf("GET with etcd down: %q, %v", v, err)
+	}
+	rc.etcd.restart(cp, pp)
+	deadline = time.Now().Add(60 * time.Second)
+	for err := rc.rdb.Set(ctx, "after", "1", 0).Err(); err != nil; err = rc.rdb.Set(ctx, "after", "1", 0).Err() {
+		if time.Now().After(deadline) {
+			t.Fatalf("writes after etcd came back: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if m := rc.etcdMap(); m.Epoch != m0.Epoch || m.Shards[0].Addr() != m0.Shards[0].Addr() {
+		t.Fatalf("a failover while etcd was down: epoch %d -> %d", m0.Epoch, m.Epoch)
+	}
+}

@@ -171,3 +171,65 @@ func TestReplicaThroughBinaries(t *testing.T) {
 		t.Fatalf("ROLE on the replica: %v, %v", role, err)
 	}
 }
+
+// TestReplicaKilledDuringFullSync: a replica SIGKILLed in the middle of its
+// full sync holds a partial copy; restarted, it syncs again and ends equal
+// to the primary.
+func TestReplicaKilledDuringFullSync(t *testing.T) {
+	ctx := context.Background()
+	c := StartCluster(t, Options{Shards: 1, NodePassword: "nodepw"})
+	primary := c.NodeClient(0, "nodepw")
+	val := strings.Repeat("v", 1024)
+	const n = 40000
+	for i := 0; i < n; i += 1000 {
+		p := primary.Pipeline()
+		for j := i; j < i+1000; j++ {
+			p.Set(ctx, fmt.Sprintf("k%d", j), fmt.Sprintf("%d-%s", j, val), 0)
+		}
+		if _, err := p.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := startReplica(t, c, "replica", c.Nodes[0].Addr)
+	replica := c.ClientWith(func(o *redis.Options) {
+		o.Addr, o.Password = r.Addr, "nodepw"
+		o.OnConnect = func(ctx context.Context, cn *redis.Conn) error { return cn.ReadOnly(ctx).Err() }
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st := nodeInfo(t, replica, "replication")
+		if st["master_sync_in_progress"] == "1" && replica.DBSize(ctx).Val() > 0 {
+			break
+		}
+		if st["master_link_status"] == "up" {
+			t.Fatal("the full sync ended before the test could kill the replica in it")
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no full sync: %v", st)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	r.Signal(t, syscall.SIGKILL)
+	r.WaitExit(t)
+	r.Start(t)
+	r.WaitReady(t)
+	waitCaughtUp(t, primary, replica)
+	if got := replica.DBSize(ctx).Val(); got != n {
+		t.Fatalf("the replica holds %d keys after its second full sync, want %d", got, n)
+	}
+	for i := 0; i < n; i += 1000 {
+		keys := make([]string, 0, 1000)
+		for j := i; j < i+1000; j++ {
+			keys = append(keys, fmt.Sprintf("k%d", j))
+		}
+		vs, err := replica.MGet(ctx, keys...).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, v := range vs {
+			if want := fmt.Sprintf("%d-%s", i+j, val); v != want {
+				t.Fatalf("k%d on the replica: %.20v", i+j, v)
+			}
+		}
+	}
+}
