@@ -158,6 +158,8 @@ func (c *client) replRefuse(spec *cmdSpec) string {
 			c.sess.Quit = true
 			return "ERR this stream comes from a former primary"
 		}
+		// A full sync longer than the link timeout is not silent.
+		r.lastIO.Store(c.now)
 		return ""
 	}
 	if c.migRecv {
@@ -679,9 +681,6 @@ func (f *replFollower) run() {
 		}
 		r.link.Store(linkConnecting)
 		err := f.attach()
-		if r.link.Load() != linkUp {
-			r.link.Store(linkConnect)
-		}
 		if err != nil {
 			s.log.Warn("replication link to the primary failed", "primary", f.primary, "error", err)
 		}
@@ -705,9 +704,14 @@ func (f *replFollower) attach() error {
 		return err
 	}
 	defer nc.Close()
+	done := make(chan struct{})
+	defer close(done)
 	go func() {
-		<-f.stop
-		nc.Close()
+		select {
+		case <-f.stop:
+			nc.Close()
+		case <-done:
+		}
 	}()
 	br := bufio.NewReader(nc)
 	call := func(args ...string) error {
