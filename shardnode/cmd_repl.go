@@ -317,3 +317,11 @@ func (s *Server) writeReplInfo(w *conncmd.InfoWriter) {
 	w.Field("repl_epoch", epoch)
 	w.Field("repl_role_confirmed", boolInt(!r.gated || r.confirmed.Load()))
 }
+
+// Role is HELLO's role (conncmd.Roler).
+func (h nodeHost) Role() string {
+	if h.s.repl.role.Load() == roleReplica {
+		return "replica"
+	}
+	return "master"
+}

@@ -120,6 +120,9 @@ func TestReplicaSyncAndStream(t *testing.T) {
 			if got := raw.do("GET", "after0:1:s"); got != bulkStr("v1") {
 				t.Fatalf("GET on a replica after READONLY: %q", got)
 			}
+			if hello, err := rc.Do(ctx, "HELLO", "2").Slice(); err != nil || hello[11] != "replica" {
+				t.Fatalf("HELLO's role on a replica: %v, %v", hello, err)
+			}
 			if got := raw.do("WAIT", "0", "0"); !strings.HasPrefix(got, "-ERR WAIT cannot be used with replica instances") {
 				t.Fatalf("WAIT on a replica: %q", got)
 			}
