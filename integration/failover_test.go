@@ -38,7 +38,7 @@ type replCluster struct {
 // min_acks minAcks, every node with -etcd, the controller with -failover
 // and the proxy on the etcd map; it returns once a write reaches every
 // shard.
-func startReplCluster(t *testing.T, shards, replicas, minAcks int) *replCluster {
+func startReplCluster(t *testing.T, shards, replicas, minAcks int, ctrlEnv ...string) *replCluster {
 	t.Helper()
 	needBinaries(t)
 	rc := &replCluster{t: t, dir: t.TempDir(), etcd: startTestEtcd(t), nodes: map[string]*Proc{}}
@@ -71,7 +71,7 @@ func startReplCluster(t *testing.T, shards, replicas, minAcks int) *replCluster 
 	}
 	rc.ctrl = &Proc{Name: "controller", Bin: bin("shardkv"), LogPath: filepath.Join(rc.dir, "logs", "controller.log"),
 		Args: []string{"controller", "--etcd", rc.etcd.endpoint(), "--cluster", etcdCluster, "--id", "test",
-			"--failover", "--node-password", failoverPass}}
+			"--failover", "--node-password", failoverPass}, Env: ctrlEnv}
 	rc.ctrl.Start(t)
 	paddr := fmt.Sprintf("127.0.0.1:%d", ports[len(ports)-1])
 	rc.proxy = &Proc{Name: "proxy", Bin: bin("shardkv-proxy"), Addr: paddr, LogPath: filepath.Join(rc.dir, "logs", "proxy.log"),
@@ -681,5 +681,38 @@ func TestFailoverEtcdDown(t *testing.T) {
 	}
 	if m := rc.etcdMap(); m.Epoch != m0.Epoch || m.Shards[0].Addr() != m0.Shards[0].Addr() {
 		t.Fatalf("a failover while etcd was down: epoch %d -> %d", m0.Epoch, m.Epoch)
+	}
+}
+
+// TestFailoverControllerCrashAfterPromotion: the controller dies right
+// after the promotion's transaction, before it told any node: the map names
+// the new primary, which still follows the dead one; the next controller's
+// reconciliation tells the nodes their roles and the shard takes writes
+// again, with no acknowledged write lost and no second promotion.
+func TestFailoverControllerCrashAfterPromotion(t *testing.T) {
+	rc := startReplCluster(t, 1, 2, 1, "SHARDKV_FAILPOINTS=failover-after-promotion")
+	m0 := rc.etcdMap()
+	w := startWriters(rc.rdb, 4)
+	defer w.end()
+	w.waitAcked(t, 1000)
+	rc.nodes[m0.Shards[0].Addr()].Signal(t, syscall.SIGKILL)
+	rc.nodes[m0.Shards[0].Addr()].WaitExit(t)
+	if err := rc.ctrl.WaitExit(t); err == nil {
+		t.Fatal("the controller exited cleanly; the fail point did not fire")
+	}
+	m1 := rc.etcdMap()
+	if m1.Epoch != m0.Epoch+1 || m1.Shards[0].Addr() == m0.Shards[0].Addr() {
+		t.Fatalf("the map after the crash: epoch %d, primary %s", m1.Epoch, m1.Shards[0].Addr())
+	}
+	if st := nodeInfo(t, rc.nodeClient(m1.Shards[0].Addr(), true), "replication"); st["role"] != "slave" {
+		t.Fatalf("the new primary was told before the crash: %v", st)
+	}
+	rc.ctrl.Env = nil
+	rc.ctrl.Start(t)
+	w.waitAcked(t, 1000)
+	w.end()
+	w.checkAcked(t, rc.rdb)
+	if m := rc.etcdMap(); m.Epoch != m1.Epoch {
+		t.Fatalf("a second promotion: epoch %d -> %d", m1.Epoch, m.Epoch)
 	}
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -75,6 +77,18 @@ func KeepLease(ctx context.Context, cli *clientv3.Client, cluster, addr string, 
 // rpcLeaseNotFound is matched by text too: the typed error depends on the
 // transport.
 var rpcLeaseNotFound = errors.New("etcdserver: requested lease not found")
+
+// crashAt kills the process with SIGKILL when SHARDKV_FAILPOINTS (comma
+// separated) names point: the crash tests stop the controller exactly
+// there. Only the integration tests set it.
+func crashAt(point string) {
+	for _, p := range strings.Split(os.Getenv("SHARDKV_FAILPOINTS"), ",") {
+		if strings.TrimSpace(p) == point {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {}
+		}
+	}
+}
 
 // FailoverOptions configure the controller's failover.
 type FailoverOptions struct {
@@ -265,6 +279,7 @@ func (f *failover) check(ctx context.Context) error {
 			f.log.Warn("failover: replica promoted", "dead_primary", old, "new_primary", nw, "epoch", next.Epoch,
 				"offset", states[nw].offset)
 		}
+		crashAt("failover-after-promotion")
 		m = next
 		f.reconcile(ctx, m, states, true)
 		return nil
