@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -749,21 +750,40 @@ func (tx *Tx) ListTrim(key []byte, lo, hi int) error {
 	return nil
 }
 
-// buildList gives a list read at Open its tree: the live elements sorted
-// by order key, appended in order (which fills the leaves).
-func buildList(c *coll, elems map[string]replayElem) {
-	keys := make([]string, 0, len(elems))
-	for f, re := range elems {
-		if re.dead || re.loc.seq <= c.gen || len(f) < 8 {
-			continue
+// buildList gives a list read at Open its tree: the elements rc holds
+// after its final dedup, sorted by order key (in file order already when
+// the list was only pushed at one end: checked first), then built into
+// full leaves bottom up.
+func buildList(c *coll, rc *replayColl) {
+	recs := rc.recs[:0:0]
+	for i := range rc.recs {
+		if rc.recs[i].flen >= 8 { // order keys are at least 8 bytes
+			recs = append(recs, rc.recs[i])
 		}
-		keys = append(keys, f)
 	}
-	sort.Strings(keys)
+	if len(recs) == len(rc.recs) {
+		recs = rc.recs
+	}
+	cmpRec := func(a, b *elemRec) int { return bytes.Compare(rc.field(a), rc.field(b)) }
+	asc, desc := true, true
+	for i := 1; i < len(recs) && (asc || desc); i++ {
+		c := cmpRec(&recs[i-1], &recs[i])
+		asc = asc && c < 0
+		desc = desc && c > 0
+	}
+	switch {
+	case asc:
+	case desc:
+		slices.Reverse(recs)
+	default:
+		slices.SortFunc(recs, func(a, b elemRec) int { return cmpRec(&a, &b) })
+	}
 	t := c.l
-	for _, k := range keys {
-		l := elems[k].loc
+	items := make([]litem, len(recs))
+	for i := range recs {
+		l := recs[i].loc()
 		l.seq = 0
-		t.insertAt(t.len(), t.newItem([]byte(k), l))
+		items[i] = t.newItem(rc.field(&recs[i]), l)
 	}
+	t.build(items)
 }

@@ -384,3 +384,56 @@ func (t *ltree) remove(k []byte) {
 		t.dropItem(&old)
 	}
 }
+
+// build makes the (empty) tree hold items, in order: leaves as full as
+// their share of items allows, then each level above them as full, bottom
+// up, with no search or split.
+func (t *ltree) build(items []litem) {
+	if len(items) == 0 {
+		return
+	}
+	level := make([]*lnode, 0, (len(items)+lmax-1)/lmax)
+	var prev *lnode
+	for _, part := range evenParts(len(items), lmax) {
+		nd := &lnode{n: part[1] - part[0], items: make([]litem, part[1]-part[0], lmax+1)}
+		copy(nd.items, items[part[0]:part[1]])
+		nd.prev = prev
+		if prev != nil {
+			prev.next = nd
+		} else {
+			t.first = nd
+		}
+		prev = nd
+		level = append(level, nd)
+	}
+	t.last = prev
+	for len(level) > 1 {
+		up := make([]*lnode, 0, (len(level)+lmax-1)/lmax)
+		for _, part := range evenParts(len(level), lmax) {
+			nd := &lnode{kids: append(make([]*lnode, 0, part[1]-part[0]+1), level[part[0]:part[1]]...)}
+			for _, k := range nd.kids {
+				nd.n += k.n
+			}
+			up = append(up, nd)
+		}
+		level = up
+	}
+	t.root = level[0]
+}
+
+// evenParts cuts [0, n) into the fewest runs of at most most items, of lengths
+// differing by one at most.
+func evenParts(n, most int) [][2]int {
+	k := (n + most - 1) / most
+	out := make([][2]int, 0, k)
+	at := 0
+	for i := 0; i < k; i++ {
+		m := n / k
+		if i < n%k {
+			m++
+		}
+		out = append(out, [2]int{at, at + m})
+		at += m
+	}
+	return out
+}

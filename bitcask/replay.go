@@ -65,6 +65,7 @@ type replayDB struct {
 	// colls gathers the element records by collection key; finishReplay
 	// keeps those newer than their live root (see collection.go).
 	colls map[string]*replayColl
+	last  *replayColl // the collection of the last element record
 }
 
 func (rs *replayState) of(d uint8) *replayDB {
@@ -74,27 +75,116 @@ func (rs *replayState) of(d uint8) *replayDB {
 	return rs.dbs[d]
 }
 
-// replayColl is what replay found of one collection key.
+// replayColl is what replay found of one collection key: the newest
+// root record's sequence number and every element record, in file
+// order, appended to flat arrays (no map entry or string per element:
+// finishColls builds the collection's own index from them in one pass).
 type replayColl struct {
-	gen   uint64 // the newest root record's sequence number
-	elems map[string]replayElem
+	key    string
+	gen    uint64 // the newest root record's sequence number
+	recs   []elemRec
+	fields []byte // the elements, at elemRec.at
+	limit  int    // length of recs at which dedup runs
 }
 
-// replayElem is an element's newest record so far.
-type replayElem struct {
-	loc  elemLoc
+// elemRec is one element record found by replay.
+type elemRec struct {
+	seq  uint64
+	at   int    // offset of the element in replayColl.fields
+	off  uint32 // offset of the record in its file
+	vlen uint32 // logical value length, packed as entry.vlen
+	flen uint32 // the element's length
+	file uint16
 	dead bool // a tombstone
 }
 
+// dedupMin is the length of a collection's records from which replay
+// drops those a newer one of the same element replaced: a field
+// overwritten a million times must not keep a million records in
+// memory until the end. After dedup the limit is a multiple of what is
+// left, so a collection of distinct elements pays for about a third
+// more probes than it has records.
+var dedupMin = 4096
+
+// dedup keeps, of rc's records newer than its generation, the newest of
+// each element (of equal sequence numbers, the later in file order: a
+// merge's copy), in file order; with final it also drops the tombstones,
+// and what is left are the collection's elements. Before the end a
+// tombstone must stay: an older put of its element may come later in
+// file order (a merge's output sorts before newer files but not always
+// after what it replaced).
+func (rc *replayColl) dedup(final bool) {
+	recs := rc.recs
+	tab := make([]uint32, slotsFor(2*len(recs)))
+	mask := len(tab) - 1
+	win := make([]bool, len(recs))
+	for i := range recs {
+		r := &recs[i]
+		if r.seq <= rc.gen {
+			continue
+		}
+		f := rc.field(r)
+		for s := int(xxhash.Sum64(f)) & mask; ; s = (s + 1) & mask {
+			j := tab[s]
+			if j == 0 {
+				tab[s] = uint32(i + 1)
+				win[i] = true
+				break
+			}
+			o := &recs[j-1]
+			if o.flen != r.flen || !bytes.Equal(rc.field(o), f) {
+				continue
+			}
+			if r.seq >= o.seq {
+				win[j-1], win[i] = false, true
+				tab[s] = uint32(i + 1)
+			}
+			break
+		}
+	}
+	n, fb := 0, 0
+	for i := range recs {
+		if win[i] && !(final && recs[i].dead) {
+			n++
+			fb += int(recs[i].flen)
+		}
+	}
+	rc.limit = 4*n + dedupMin
+	if n == len(recs) {
+		return // every record is its element's newest and stays
+	}
+	out := make([]elemRec, 0, n)
+	fields := make([]byte, 0, fb)
+	for i := range recs {
+		if r := recs[i]; win[i] && !(final && r.dead) {
+			f := rc.field(&r)
+			r.at = len(fields)
+			fields = append(fields, f...)
+			out = append(out, r)
+		}
+	}
+	rc.recs, rc.fields = out, fields
+}
+
+func (rc *replayColl) field(r *elemRec) []byte { return rc.fields[r.at : r.at+int(r.flen)] }
+
+func (r *elemRec) loc() elemLoc { return elemLoc{seq: r.seq, off: r.off, vlen: r.vlen, file: r.file} }
+
 func (rs *replayDB) coll(key []byte) *replayColl {
+	// Element records come in runs of one collection's (a Tx's, a
+	// merge's): the last one found answers most lookups.
+	if rs.last != nil && rs.last.key == string(key) {
+		return rs.last
+	}
 	if rs.colls == nil {
 		rs.colls = make(map[string]*replayColl)
 	}
 	rc := rs.colls[string(key)]
 	if rc == nil {
-		rc = &replayColl{elems: make(map[string]replayElem)}
-		rs.colls[string(key)] = rc
+		rc = &replayColl{key: string(key), limit: dedupMin}
+		rs.colls[rc.key] = rc
 	}
+	rs.last = rc
 	return rc
 }
 
@@ -125,14 +215,21 @@ func (db *DB) replay(f *dataFile, off int64, h *header, key []byte, vlen uint32,
 	if isElem(h.kind) {
 		ck, field, _ := splitElemKey(key) // checked by the scanner and the hint reader
 		rc := rd.coll(ck)
-		cur, ok := rc.elems[string(field)]
-		// An equal sequence number is a merge's copy, later in file
-		// order: it wins, as for puts.
-		if !ok || h.seq >= cur.loc.seq {
-			rc.elems[string(field)] = replayElem{
-				loc:  elemLoc{seq: h.seq, off: uint32(off), vlen: packVlen(vlen, h.valType), file: f.handle},
-				dead: h.kind == kindElemDelete,
-			}
+		// Doubling, where append grows a big slice by a quarter and
+		// copies it about four times as often.
+		if len(rc.recs) == cap(rc.recs) {
+			rc.recs = slices.Grow(rc.recs, max(len(rc.recs), 16))
+		}
+		if len(rc.fields)+len(field) > cap(rc.fields) {
+			rc.fields = slices.Grow(rc.fields, max(len(rc.fields), len(field), 256))
+		}
+		rc.recs = append(rc.recs, elemRec{
+			seq: h.seq, at: len(rc.fields), off: uint32(off), vlen: packVlen(vlen, h.valType),
+			flen: uint32(len(field)), file: f.handle, dead: h.kind == kindElemDelete,
+		})
+		rc.fields = append(rc.fields, field...)
+		if len(rc.recs) >= rc.limit {
+			rc.dedup(false)
 		}
 		return
 	}

@@ -51,6 +51,32 @@ func (zm *zmembers) each(fn func(m string, l elemLoc)) {
 	}
 }
 
+// build fills an empty zmembers, made by newZmembers(len(rc.recs)),
+// with the distinct elements rc holds after its final dedup, in rc's
+// order: no lookups, one table of the right size.
+func (zm *zmembers) build(rc *replayColl) {
+	if len(rc.recs) == 0 {
+		return
+	}
+	for i := range rc.recs {
+		r := &rc.recs[i]
+		zm.mems = append(zm.mems, string(rc.field(r)))
+		zm.locs = append(zm.locs, r.loc())
+	}
+	zm.n = len(zm.mems)
+	zm.resize(zmTableFor(zm.n))
+}
+
+// zmTableFor is the table size for n entries: a power of two at most 3/4
+// full.
+func zmTableFor(n int) int {
+	size := 8
+	for size*3 < n*4 {
+		size *= 2
+	}
+	return size
+}
+
 // zfree marks a free entry's vlen (a member's value is 8 bytes).
 const zfree = ^uint32(0)
 
@@ -148,11 +174,7 @@ func (zm *zmembers) compact() {
 	}
 	arenaFree(zm.locs)
 	zm.mems, zm.locs, zm.free = mems, locs, nil
-	size := 8
-	for size*3 < zm.n*4 {
-		size *= 2
-	}
-	zm.resize(size)
+	zm.resize(zmTableFor(zm.n))
 }
 
 // resize rebuilds the table with size slots.

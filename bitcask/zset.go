@@ -110,8 +110,7 @@ func (db *DB) zindexApply(c *coll, key, member []byte, l *elemLoc) string {
 }
 
 // zindexBuild gives a sorted set read at Open its ordered index: each
-// member's score from its record, inserted in order (which fills the
-// index's leaves).
+// member's score from its record, sorted, built bottom up.
 func (db *DB) zindexBuild(c *coll, key []byte) {
 	items := make([]zitem, 0, c.count())
 	c.each(func(m string, l elemLoc) {
@@ -123,9 +122,7 @@ func (db *DB) zindexBuild(c *coll, key []byte) {
 	})
 	slices.SortFunc(items, func(a, b zitem) int { return zcmp(&a, &b) })
 	c.z = &zindex{}
-	for _, it := range items {
-		c.z.insert(it)
-	}
+	c.z.build(items)
 }
 
 // span returns the ranks [lo, hi) of the members q selects, before its
