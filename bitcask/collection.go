@@ -605,7 +605,7 @@ func (db *DB) finishColls(rs *replayDB) {
 		if e == nil || e.typ == 0 {
 			continue
 		}
-		rc.dedup(true)
+		rc.live()
 		c := newColl(rc.gen, Type(e.typ), len(rc.recs))
 		switch {
 		case c.l != nil:
@@ -620,10 +620,10 @@ func (db *DB) finishColls(rs *replayDB) {
 				c.storeString(string(rc.field(r)), r.loc())
 			}
 		}
-		rc.recs, rc.fields = nil, nil
 		if c.z != nil {
-			db.zindexBuild(c, key)
+			db.zindexBuild(c, key, rc)
 		}
+		rc.recs, rc.fields = nil, nil
 		c.each(func(f string, l elemLoc) {
 			c.bytes += int64(len(f)) + int64(l.valueLen())
 			tab[l.file].live.Add(elemRecSize(len(key), len(f), &l))

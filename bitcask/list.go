@@ -750,20 +750,12 @@ func (tx *Tx) ListTrim(key []byte, lo, hi int) error {
 	return nil
 }
 
-// buildList gives a list read at Open its tree: the elements rc holds
-// after its final dedup, sorted by order key (in file order already when
-// the list was only pushed at one end: checked first), then built into
-// full leaves bottom up.
+// buildList gives a list read at Open its tree: the records rc holds
+// after live, sorted by order key (in file order already when the list
+// was only pushed at one end: checked first), the newest of each key
+// kept if it is a put, built into full leaves bottom up.
 func buildList(c *coll, rc *replayColl) {
-	recs := rc.recs[:0:0]
-	for i := range rc.recs {
-		if rc.recs[i].flen >= 8 { // order keys are at least 8 bytes
-			recs = append(recs, rc.recs[i])
-		}
-	}
-	if len(recs) == len(rc.recs) {
-		recs = rc.recs
-	}
+	recs := slices.DeleteFunc(rc.recs, func(r elemRec) bool { return r.flen < 8 }) // order keys are at least 8 bytes
 	cmpRec := func(a, b *elemRec) int { return bytes.Compare(rc.field(a), rc.field(b)) }
 	asc, desc := true, true
 	for i := 1; i < len(recs) && (asc || desc); i++ {
@@ -776,14 +768,25 @@ func buildList(c *coll, rc *replayColl) {
 	case desc:
 		slices.Reverse(recs)
 	default:
-		slices.SortFunc(recs, func(a, b elemRec) int { return cmpRec(&a, &b) })
+		// Stable: of equal keys, the later in file order wins a tie.
+		slices.SortStableFunc(recs, func(a, b elemRec) int { return cmpRec(&a, &b) })
 	}
 	t := c.l
-	items := make([]litem, len(recs))
-	for i := range recs {
-		l := recs[i].loc()
-		l.seq = 0
-		items[i] = t.newItem(rc.field(&recs[i]), l)
+	items := make([]litem, 0, len(recs))
+	for i := 0; i < len(recs); {
+		w := i // the newest of the run of equal keys from i
+		j := i + 1
+		for ; j < len(recs) && cmpRec(&recs[i], &recs[j]) == 0; j++ {
+			if recs[j].seq >= recs[w].seq {
+				w = j
+			}
+		}
+		if !recs[w].dead {
+			l := recs[w].loc()
+			l.seq = 0
+			items = append(items, t.newItem(rc.field(&recs[w]), l))
+		}
+		i = j
 	}
 	t.build(items)
 }

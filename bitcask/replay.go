@@ -79,12 +79,113 @@ func (rs *replayState) of(d uint8) *replayDB {
 // root record's sequence number and every element record, in file
 // order, appended to flat arrays (no map entry or string per element:
 // finishColls builds the collection's own index from them in one pass).
+//
+// A hash's, set's or sorted set's records are kept one per element
+// (byHash): a table of the elements' hashes finds the element's record,
+// which a newer one replaces in place, so memory is the collection's
+// size however often its elements were written. A list's are appended
+// in file order (its tree is built from them sorted, which also finds
+// an element's records side by side) and deduplicated by dedup when
+// they grow past limit.
 type replayColl struct {
 	key    string
 	gen    uint64 // the newest root record's sequence number
 	recs   []elemRec
 	fields []byte // the elements, at elemRec.at
-	limit  int    // length of recs at which dedup runs
+	byHash bool
+	// tab (byHash) holds, per slot, the high 32 bits of an element's
+	// xxhash and 1 + the index of its record; linear probing from those
+	// bits, at most half full.
+	tab   []uint64
+	limit int // length of recs at which dedup runs (not byHash)
+}
+
+// add takes the record r of element field, in file order: the newest of
+// each element (of equal sequence numbers, the later in file order: a
+// merge's copy) stays, tombstones included.
+func (rc *replayColl) add(r *elemRec, field []byte) {
+	if !rc.byHash {
+		rc.appendRec(r, field)
+		if len(rc.recs) >= rc.limit {
+			rc.dedup()
+		}
+		return
+	}
+	if 2*(len(rc.recs)+1) > len(rc.tab) {
+		rc.growTab()
+	}
+	tag := xxhash.Sum64(field) >> 32
+	mask := uint64(len(rc.tab) - 1)
+	for s := tag & mask; ; s = (s + 1) & mask {
+		v := rc.tab[s]
+		if v == 0 {
+			rc.appendRec(r, field)
+			rc.tab[s] = tag<<32 | uint64(len(rc.recs))
+			return
+		}
+		if v>>32 != tag {
+			continue
+		}
+		o := &rc.recs[uint32(v)-1]
+		if o.flen == r.flen && bytes.Equal(rc.field(o), field) {
+			if r.seq >= o.seq {
+				r.at = o.at
+				*o = *r
+			}
+			return
+		}
+	}
+}
+
+// appendRec appends r and its element, doubling the arrays when full
+// (append would grow big ones by a quarter, copying them about four
+// times as often).
+func (rc *replayColl) appendRec(r *elemRec, field []byte) {
+	if len(rc.recs) == cap(rc.recs) {
+		rc.recs = slices.Grow(rc.recs, max(len(rc.recs), 16))
+	}
+	if len(rc.fields)+len(field) > cap(rc.fields) {
+		rc.fields = slices.Grow(rc.fields, max(len(rc.fields), len(field), 256))
+	}
+	r.at = len(rc.fields)
+	rc.fields = append(rc.fields, field...)
+	rc.recs = append(rc.recs, *r)
+}
+
+// growTab doubles tab, placing each entry by its hash bits again.
+func (rc *replayColl) growTab() {
+	tab := make([]uint64, max(16, 2*len(rc.tab)))
+	mask := uint64(len(tab) - 1)
+	for _, v := range rc.tab {
+		if v == 0 {
+			continue
+		}
+		s := (v >> 32) & mask
+		for tab[s] != 0 {
+			s = (s + 1) & mask
+		}
+		tab[s] = v
+	}
+	rc.tab = tab
+}
+
+// live drops, after the last record, what is not the collection's: the
+// records not newer than its root and the tombstones. What is left is
+// one record per element.
+//
+// A list's records may still hold several of one element, tombstones
+// among them: buildList finds them side by side once sorted, which it
+// does anyway, and keeps the newest if it is a put.
+func (rc *replayColl) live() {
+	rc.tab = nil
+	n := 0
+	for i := range rc.recs {
+		if r := &rc.recs[i]; r.seq > rc.gen && (!rc.byHash || !r.dead) {
+			rc.recs[n] = *r
+			n++
+		}
+	}
+	rc.recs = rc.recs[:n]
 }
 
 // elemRec is one element record found by replay.
@@ -96,24 +197,26 @@ type elemRec struct {
 	flen uint32 // the element's length
 	file uint16
 	dead bool // a tombstone
+	// hasScore says score holds a sorted set member's score's bits (from
+	// the record or its hint): finishColls need not read it.
+	hasScore bool
+	score    uint64
 }
 
-// dedupMin is the length of a collection's records from which replay
-// drops those a newer one of the same element replaced: a field
-// overwritten a million times must not keep a million records in
-// memory until the end. After dedup the limit is a multiple of what is
-// left, so a collection of distinct elements pays for about a third
-// more probes than it has records.
+// dedupMin is the length of a list's records from which replay drops
+// those a newer one of the same element replaced: an element set a
+// million times must not keep a million records in memory until the
+// end. After dedup the limit is a multiple of what is left, so a list of
+// distinct elements pays for about a third more probes than it has
+// records.
 var dedupMin = 4096
 
 // dedup keeps, of rc's records newer than its generation, the newest of
 // each element (of equal sequence numbers, the later in file order: a
-// merge's copy), in file order; with final it also drops the tombstones,
-// and what is left are the collection's elements. Before the end a
-// tombstone must stay: an older put of its element may come later in
-// file order (a merge's output sorts before newer files but not always
-// after what it replaced).
-func (rc *replayColl) dedup(final bool) {
+// merge's copy), in file order. A tombstone stays: an older put of its
+// element may come later in file order (a merge's output sorts before
+// newer files but not always after what it replaced).
+func (rc *replayColl) dedup() {
 	recs := rc.recs
 	tab := make([]uint32, slotsFor(2*len(recs)))
 	mask := len(tab) - 1
@@ -144,7 +247,7 @@ func (rc *replayColl) dedup(final bool) {
 	}
 	n, fb := 0, 0
 	for i := range recs {
-		if win[i] && !(final && recs[i].dead) {
+		if win[i] {
 			n++
 			fb += int(recs[i].flen)
 		}
@@ -156,7 +259,7 @@ func (rc *replayColl) dedup(final bool) {
 	out := make([]elemRec, 0, n)
 	fields := make([]byte, 0, fb)
 	for i := range recs {
-		if r := recs[i]; win[i] && !(final && r.dead) {
+		if r := recs[i]; win[i] {
 			f := rc.field(&r)
 			r.at = len(fields)
 			fields = append(fields, f...)
@@ -170,7 +273,9 @@ func (rc *replayColl) field(r *elemRec) []byte { return rc.fields[r.at : r.at+in
 
 func (r *elemRec) loc() elemLoc { return elemLoc{seq: r.seq, off: r.off, vlen: r.vlen, file: r.file} }
 
-func (rs *replayDB) coll(key []byte) *replayColl {
+// coll returns the replayColl of key, made for a collection of key type
+// keyType if it is new.
+func (rs *replayDB) coll(key []byte, keyType uint8) *replayColl {
 	// Element records come in runs of one collection's (a Tx's, a
 	// merge's): the last one found answers most lookups.
 	if rs.last != nil && rs.last.key == string(key) {
@@ -181,15 +286,16 @@ func (rs *replayDB) coll(key []byte) *replayColl {
 	}
 	rc := rs.colls[string(key)]
 	if rc == nil {
-		rc = &replayColl{key: string(key), limit: dedupMin}
+		rc = &replayColl{key: string(key), limit: dedupMin, byHash: keyType != keyTypeList}
 		rs.colls[rc.key] = rc
 	}
 	rs.last = rc
 	return rc
 }
 
-// replay takes one record found at Open (scanned or from a hint).
-func (db *DB) replay(f *dataFile, off int64, h *header, key []byte, vlen uint32, rs *replayState) {
+// replay takes one record found at Open (scanned or from a hint); score
+// is a sorted set element's score's bits when the caller has them.
+func (db *DB) replay(f *dataFile, off int64, h *header, key []byte, vlen uint32, score *uint64, rs *replayState) {
 	if h.seq > rs.maxSeq {
 		rs.maxSeq = h.seq
 	}
@@ -214,27 +320,19 @@ func (db *DB) replay(f *dataFile, off int64, h *header, key []byte, vlen uint32,
 	}
 	if isElem(h.kind) {
 		ck, field, _ := splitElemKey(key) // checked by the scanner and the hint reader
-		rc := rd.coll(ck)
-		// Doubling, where append grows a big slice by a quarter and
-		// copies it about four times as often.
-		if len(rc.recs) == cap(rc.recs) {
-			rc.recs = slices.Grow(rc.recs, max(len(rc.recs), 16))
-		}
-		if len(rc.fields)+len(field) > cap(rc.fields) {
-			rc.fields = slices.Grow(rc.fields, max(len(rc.fields), len(field), 256))
-		}
-		rc.recs = append(rc.recs, elemRec{
-			seq: h.seq, at: len(rc.fields), off: uint32(off), vlen: packVlen(vlen, h.valType),
+		rc := rd.coll(ck, h.keyType)
+		r := elemRec{
+			seq: h.seq, off: uint32(off), vlen: packVlen(vlen, h.valType),
 			flen: uint32(len(field)), file: f.handle, dead: h.kind == kindElemDelete,
-		})
-		rc.fields = append(rc.fields, field...)
-		if len(rc.recs) >= rc.limit {
-			rc.dedup(false)
 		}
+		if score != nil {
+			r.score, r.hasScore = *score, true
+		}
+		rc.add(&r, field)
 		return
 	}
 	if h.kind == kindColl {
-		rc := rd.coll(key)
+		rc := rd.coll(key, h.keyType)
 		rc.gen = max(rc.gen, h.seq)
 	}
 	hash := xxhash.Sum64(key)

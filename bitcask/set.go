@@ -186,7 +186,11 @@ func (ms *memberSet) build(rc *replayColl) {
 	if len(rc.recs) == 0 {
 		return
 	}
-	ms.data = arenaAlloc[byte](nil, len(rc.fields))[:0]
+	size := 0
+	for i := range rc.recs {
+		size += int(rc.recs[i].flen)
+	}
+	ms.data = arenaAlloc[byte](nil, size)[:0]
 	for i := range rc.recs {
 		r := &rc.recs[i]
 		ms.data = append(ms.data, rc.field(r)...)
