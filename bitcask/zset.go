@@ -136,7 +136,7 @@ func (db *DB) zindexBuild(c *coll, key []byte, rc *replayColl) {
 	items := make([]zitem, 0, c.count())
 	for i := range rc.recs {
 		r := &rc.recs[i]
-		m := c.zm.mems[i]
+		m := c.zm.member(uint32(i))
 		sc := math.Float64frombits(r.score)
 		if !r.hasScore {
 			l := r.loc()
