@@ -78,8 +78,9 @@ func TestReplayDedupOrder(t *testing.T) {
 // running often (a small dedupMin): each collection is its model after
 // every reopen, and the sorted set's index answers ranks and ranges.
 func TestReplayCollectionsModel(t *testing.T) {
-	defer func(n int) { dedupMin = n }(dedupMin)
+	defer func(n, m int) { dedupMin, slabMin = n, m }(dedupMin, slabMin)
 	dedupMin = 16
+	slabMin = 40 // the list's leaves in the slab most of the time
 	dir := t.TempDir()
 	o := testOptions()
 	o.MaxFileSize = 16 << 10
