@@ -603,6 +603,7 @@ func (db *DB) finishColls(rs *replayDB) {
 		s := db.kd.shardFor(h)
 		e := s.get(h, key)
 		if e == nil || e.typ == 0 {
+			rc.release()
 			continue
 		}
 		rc.live()
@@ -623,7 +624,7 @@ func (db *DB) finishColls(rs *replayDB) {
 		if c.z != nil {
 			db.zindexBuild(c, key, rc)
 		}
-		rc.recs, rc.fields = nil, nil
+		rc.release()
 		c.each(func(f string, l elemLoc) {
 			c.bytes += int64(len(f)) + int64(l.valueLen())
 			tab[l.file].live.Add(elemRecSize(len(key), len(f), &l))

@@ -137,15 +137,16 @@ func (rc *replayColl) add(r *elemRec, field []byte) {
 	}
 }
 
-// appendRec appends r and its element, doubling the arrays when full
-// (append would grow big ones by a quarter, copying them about four
-// times as often).
+// appendRec appends r and its element, doubling the arrays when full.
+// The arrays are the arena's (set.go): a big one grows without a copy and
+// is never zeroed by the runtime, and none of it counts in the heap goal;
+// release frees them.
 func (rc *replayColl) appendRec(r *elemRec, field []byte) {
 	if len(rc.recs) == cap(rc.recs) {
-		rc.recs = slices.Grow(rc.recs, max(len(rc.recs), 16))
+		rc.recs = arenaGrow(rc.recs, 2*len(rc.recs)+16)
 	}
 	if len(rc.fields)+len(field) > cap(rc.fields) {
-		rc.fields = slices.Grow(rc.fields, max(len(rc.fields), len(field), 256))
+		rc.fields = arenaGrow(rc.fields, 2*len(rc.fields)+len(field)+256)
 	}
 	r.at = len(rc.fields)
 	rc.fields = append(rc.fields, field...)
@@ -154,7 +155,7 @@ func (rc *replayColl) appendRec(r *elemRec, field []byte) {
 
 // growTab doubles tab, placing each entry by its hash bits again.
 func (rc *replayColl) growTab() {
-	tab := make([]uint64, max(16, 2*len(rc.tab)))
+	tab := arenaAlloc[uint64](nil, max(16, 2*len(rc.tab)))
 	mask := uint64(len(tab) - 1)
 	for _, v := range rc.tab {
 		if v == 0 {
@@ -166,7 +167,16 @@ func (rc *replayColl) growTab() {
 		}
 		tab[s] = v
 	}
+	arenaFree(rc.tab)
 	rc.tab = tab
+}
+
+// release frees rc's arrays.
+func (rc *replayColl) release() {
+	arenaFree(rc.recs)
+	arenaFree(rc.fields)
+	arenaFree(rc.tab)
+	rc.recs, rc.fields, rc.tab = nil, nil, nil
 }
 
 // live drops, after the last record, what is not the collection's: the
@@ -177,6 +187,7 @@ func (rc *replayColl) growTab() {
 // among them: buildList finds them side by side once sorted, which it
 // does anyway, and keeps the newest if it is a put.
 func (rc *replayColl) live() {
+	arenaFree(rc.tab)
 	rc.tab = nil
 	n := 0
 	for i := range rc.recs {
@@ -218,9 +229,11 @@ var dedupMin = 4096
 // newer files but not always after what it replaced).
 func (rc *replayColl) dedup() {
 	recs := rc.recs
-	tab := make([]uint32, slotsFor(2*len(recs)))
+	tab := arenaAlloc[uint32](nil, slotsFor(2*len(recs)))
+	defer arenaFree(tab)
 	mask := len(tab) - 1
-	win := make([]bool, len(recs))
+	win := arenaAlloc[bool](nil, len(recs))
+	defer arenaFree(win)
 	for i := range recs {
 		r := &recs[i]
 		if r.seq <= rc.gen {
@@ -256,8 +269,8 @@ func (rc *replayColl) dedup() {
 	if n == len(recs) {
 		return // every record is its element's newest and stays
 	}
-	out := make([]elemRec, 0, n)
-	fields := make([]byte, 0, fb)
+	out := arenaAlloc[elemRec](nil, n)[:0]
+	fields := arenaAlloc[byte](nil, fb)[:0]
 	for i := range recs {
 		if r := recs[i]; win[i] {
 			f := rc.field(&r)
@@ -266,6 +279,8 @@ func (rc *replayColl) dedup() {
 			out = append(out, r)
 		}
 	}
+	arenaFree(rc.recs)
+	arenaFree(rc.fields)
 	rc.recs, rc.fields = out, fields
 }
 

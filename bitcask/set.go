@@ -283,6 +283,20 @@ func arenaAlloc[T any](old []T, n int) []T {
 	return out
 }
 
+// arenaGrow returns a with room for n elements (n > cap(a)), its elements
+// kept: a mapped array is moved by the kernel (mremap), not copied.
+func arenaGrow[T any](a []T, n int) []T {
+	var zero T
+	sz := int(unsafe.Sizeof(zero))
+	if old := cap(a) * sz; old >= arenaMin {
+		b, err := unix.Mremap(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(a))), old), n*sz, unix.MREMAP_MAYMOVE)
+		if err == nil {
+			return unsafe.Slice((*T)(unsafe.Pointer(&b[0])), n)[:len(a)]
+		}
+	}
+	return arenaAlloc(a, n)[:len(a)]
+}
+
 // arenaFree unmaps a mapped array (a heap one is the collector's).
 func arenaFree[T any](a []T) {
 	var zero T
