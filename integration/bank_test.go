@@ -17,20 +17,20 @@ import (
 )
 
 // The bank of issue 16, through the real binaries: 100 accounts over three
-// shards, 16 clients of two proxies moving money with WATCH/MULTI/EXEC,
-// readers summing every balance in one MULTI through both proxies. While
-// the load runs, the first proxy is SIGKILLed and restarted, then each node
-// in turn. Every sum read is the total; after recovery the total holds,
-// the balances are exactly what the transfers that left a marker say
-// (every acknowledged one among them), and no key stays locked past the
-// lock timeout.
+// shards, 16 clients of two proxies moving money with WATCH/MULTI/EXEC
+// (and 2 more with MULTI/EXEC alone), readers summing every balance in one
+// MULTI through both proxies. While the load runs, the first proxy is
+// SIGKILLed and restarted, then each node in turn. Every sum read is the
+// total; after recovery the total holds, the balances are exactly what the
+// transfers that left a marker say (every acknowledged one among them),
+// and no key stays locked past the lock timeout.
 //
 // Each transfer writes, in the same MULTI as its DECRBY and INCRBY, a
 // marker key of its own (spread over the shards like the accounts). A
 // transfer applied twice, or half, or without its marker, makes some
 // account's balance differ from start + Σ in − Σ out over the markers
-// present; a transfer whose reply was an error may have its marker or not,
-// but either way the balances must agree with it.
+// present; a transfer whose reply was an error other than TRYAGAIN may
+// have its marker or not, but either way the balances must agree with it.
 func TestCrossShardBank(t *testing.T) {
 	c := StartCluster(t, Options{Shards: 3})
 	ctx := context.Background()
@@ -39,7 +39,7 @@ func TestCrossShardBank(t *testing.T) {
 	const (
 		accounts  = 100
 		start     = 50
-		maxAmount = 40 // above start/2: some transfers would overdraw, and WATCH must refuse them
+		maxAmount = 40 // some transfers would overdraw: WATCH must refuse them
 		clients   = 16 // with WATCH
 		blind     = 2  // without
 		readers   = 4
