@@ -236,8 +236,17 @@ func (c *client) watch(ci *cmdtable.Command, cmd redcon.Command) {
 			return
 		}
 	}
+	pins := make([]*pinned, len(shards))
 	for n, sh := range shards {
-		p := c.pinOf(sh)
+		if pins[n] = c.pinOf(sh); pins[n] == nil {
+			// The connection failed since it was pinned: the pin is
+			// lost, so EXEC aborts whatever these keys do.
+			c.ok()
+			return
+		}
+	}
+	for n, sh := range shards {
+		p := pins[n]
 		p.held = true
 		r := c.newReq()
 		r.buf = appendForClient(r.buf[:0], "SHARD.WATCH", c.sess.ID, keys[sh])
