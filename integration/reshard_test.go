@@ -74,11 +74,12 @@ func (r *reshard) startNode(name string) *Proc {
 	return p
 }
 
-// startController starts a controller process; hold is its --hold.
-func (r *reshard) startController(name, hold string) *Proc {
+// startController starts a controller process; hold is its --hold, more
+// its other flags.
+func (r *reshard) startController(name, hold string, more ...string) *Proc {
 	r.t.Helper()
-	args := []string{"controller", "--etcd", r.te.endpoint(), "--cluster", etcdCluster, "--id", name,
-		"--node-password", reshardPW, "--lease", "2", "--fence-lag", "20"}
+	args := append([]string{"controller", "--etcd", r.te.endpoint(), "--cluster", etcdCluster, "--id", name,
+		"--node-password", reshardPW, "--lease", "2", "--fence-lag", "20"}, more...)
 	if hold != "" {
 		args = append(args, "--hold", hold)
 	}
@@ -658,11 +659,14 @@ func TestMoveEtcdDown(t *testing.T) {
 	t.Logf("%d commands acknowledged in the second etcd was down", during)
 }
 
-// TestMoveAbort: `shardkv abort` of a move while the range is fenced, and
-// of one whose target was killed (and is started again only after the
-// abort was recorded): the request fails, the map keeps the range on the
-// source, which serves its writes again, the target keeps no key of it,
-// and status reports the aborted move.
+// TestMoveAbort: `shardkv abort` of a move while the range is fenced, of
+// one whose target was killed (and is started again while the abort waits
+// for it), and of one whose target stays down past the abort's wait
+// (--abort-wait 1s; started again only after the move was recorded
+// aborted, with its copy left, which the leader then drops): the request
+// fails, the map keeps the range on the source, which serves its writes
+// again, the target keeps no key of it, and status reports the aborted
+// move.
 func TestMoveAbort(t *testing.T) {
 	r := startReshard(t, 2)
 	pre := proxyClient(t, r.c.ProxyAddr)
@@ -671,10 +675,10 @@ func TestMoveAbort(t *testing.T) {
 	}
 	ef := []string{"--etcd", r.te.endpoint(), "--cluster", etcdCluster}
 	from, to := r.c.Map.Shards[0].Addr(), r.c.Map.Shards[1].Addr()
-	for _, tc := range []struct{ name, hold string }{{"fenced", "fence=3s"}, {"target-down", "catch-up=600ms"}} {
+	for _, tc := range []struct{ name, hold, wait string }{{"fenced", "fence=3s", "30s"}, {"target-down", "catch-up=600ms", "30s"}, {"target-gone", "catch-up=600ms", "1s"}} {
 		t.Run(tc.name, func(t *testing.T) {
 			r.t = t
-			r.startController("ctl-a", tc.hold)
+			r.startController("ctl-a", tc.hold, "--abort-wait", tc.wait)
 			defer r.stopControllers()
 			a := proxyClient(t, r.c.ProxyAddr)
 			load := startLoader([]*redis.Client{a, proxyClient(t, r.proxy.Addr)}, 30, "ab"+strings.ReplaceAll(tc.name, "-", ""))
@@ -703,13 +707,26 @@ func TestMoveAbort(t *testing.T) {
 					t.Fatalf("SET %s in the aborting move's range: %v", k, err)
 				}
 			}
-			if !target.Running() {
+			if tc.name == "target-down" {
 				target.Start(t)
 				target.WaitReady(t)
 			}
 			res := <-done
 			if res.Code != 0 || !strings.Contains(res.Stdout, "aborted: move "+id+".1 aborted") {
 				t.Fatalf("shardkv abort: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+			}
+			if tc.name == "target-gone" {
+				if rec := r.waitState(id, etcdmap.MoveAborted); !rec.CopyLeft || target.Running() {
+					t.Fatalf("aborted with the target down: %+v", rec)
+				}
+				target.Start(t)
+				target.WaitReady(t)
+				// The leader drops the copy the target kept on disk.
+				for deadline := time.Now().Add(30 * time.Second); r.waitState(id, etcdmap.MoveAborted).CopyLeft; time.Sleep(50 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatal("the aborted move's copy on the returned target is not dropped")
+					}
+				}
 			}
 			load.finish(t, a, proxyClient(t, r.proxy.Addr))
 			if owner, err := ownerOfRange(r.etcdMap(), movedLo, movedHi); err != nil || owner != from {

@@ -154,3 +154,19 @@ func TestPlanRebalanceBytes(t *testing.T) {
 		t.Fatalf("planned %s -> %s (%v), want h:1 -> h:4", from, to, err)
 	}
 }
+
+// An aborted move's copy left on its target is dropped only where the
+// target does not own the range now.
+func TestUnowned(t *testing.T) {
+	m, err := MoveRange(threeNodes(), 0.1, 0.2, "h:2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := unowned(m, 0.05, 0.5, "h:2")
+	if len(got) != 2 || got[0] != [2]float64{0.05, 0.1} || got[1] != [2]float64{0.2, 1.0 / 3} {
+		t.Fatalf("unowned: %v", got)
+	}
+	if got := unowned(m, 0.1, 0.2, "h:2"); len(got) != 0 {
+		t.Fatalf("unowned of an owned range: %v", got)
+	}
+}
