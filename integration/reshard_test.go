@@ -619,6 +619,31 @@ func TestMoveKill(t *testing.T) {
 	}
 }
 
+// TestMoveKillNodeStates: SIGKILL of the source node and of the target
+// node, each in its own subtest, at the states planned (before the
+// target's drop and the stream's start), target-ready (before the
+// stream's start) and cleanup (after the switch, before or during the
+// source's drop of the moved keys), with the same checks as TestMoveKill:
+// the move completed or was rolled back, no reply was wrong, every key
+// reads its last acknowledged value, and the node that does not own the
+// range keeps none of its keys.
+func TestMoveKillNodeStates(t *testing.T) {
+	r := startReshard(t, 2)
+	pre := proxyClient(t, r.c.ProxyAddr)
+	p := pre.Pipeline()
+	for i := 0; i < 400; i++ {
+		p.Set(context.Background(), "pre:"+strconv.Itoa(i), strings.Repeat("v", 100), 0)
+	}
+	if _, err := p.Exec(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, victim := range []string{"source", "target"} {
+		for _, state := range []string{etcdmap.MovePlanned, etcdmap.MoveTargetReady, etcdmap.MoveCleanup} {
+			t.Run(victim+"/"+state, func(t *testing.T) { r.t = t; r.moveOnce(t, victim, state) })
+		}
+	}
+}
+
 // TestMoveEtcdDown: etcd stops while a move is in catch-up; the proxies
 // keep serving reads and writes on the map they have, the move waits, and
 // it completes once etcd is back.
