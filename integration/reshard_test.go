@@ -592,6 +592,18 @@ func ownerOfRange(m *rangemap.Map, lo, hi float64) (string, error) {
 	return owner, nil
 }
 
+// preload writes 400 keys of 100 bytes through the proxy: the moves of
+// the kill tests copy them.
+func (r *reshard) preload(t *testing.T) {
+	p := proxyClient(t, r.c.ProxyAddr).Pipeline()
+	for i := 0; i < 400; i++ {
+		p.Set(context.Background(), "pre:"+strconv.Itoa(i), strings.Repeat("v", 100), 0)
+	}
+	if _, err := p.Exec(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestMoveKill: SIGKILL of the source node, the target node, the leading
 // controller and a proxy, each in its own subtest, at the states
 // snapshot, catch-up, fence (the range fenced on the source) and switched
@@ -604,14 +616,7 @@ func TestMoveKill(t *testing.T) {
 	for _, victim := range []string{"source", "target", "controller", "proxy"} {
 		t.Run(victim, func(t *testing.T) {
 			r := startReshard(t, 2)
-			pre := proxyClient(t, r.c.ProxyAddr)
-			p := pre.Pipeline()
-			for i := 0; i < 400; i++ {
-				p.Set(context.Background(), "pre:"+strconv.Itoa(i), strings.Repeat("v", 100), 0)
-			}
-			if _, err := p.Exec(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			r.preload(t)
 			for _, state := range []string{etcdmap.MoveSnapshot, etcdmap.MoveCatchUp, etcdmap.MoveFence, etcdmap.MoveSwitched} {
 				t.Run(state, func(t *testing.T) { r.t = t; r.moveOnce(t, victim, state) })
 			}
@@ -629,14 +634,7 @@ func TestMoveKill(t *testing.T) {
 // range keeps none of its keys.
 func TestMoveKillNodeStates(t *testing.T) {
 	r := startReshard(t, 2)
-	pre := proxyClient(t, r.c.ProxyAddr)
-	p := pre.Pipeline()
-	for i := 0; i < 400; i++ {
-		p.Set(context.Background(), "pre:"+strconv.Itoa(i), strings.Repeat("v", 100), 0)
-	}
-	if _, err := p.Exec(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	r.preload(t)
 	for _, victim := range []string{"source", "target"} {
 		for _, state := range []string{etcdmap.MovePlanned, etcdmap.MoveTargetReady, etcdmap.MoveCleanup} {
 			t.Run(victim+"/"+state, func(t *testing.T) { r.t = t; r.moveOnce(t, victim, state) })
