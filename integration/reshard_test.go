@@ -789,8 +789,25 @@ func TestMoveDeposedController(t *testing.T) {
 	from, to := r.c.Map.Shards[0].Addr(), r.c.Map.Shards[1].Addr()
 	id := r.submit(etcdmap.Request{Kind: "move", Lo: movedLo, Hi: movedHi, Node: to})
 	r.waitState(id, etcdmap.MovePlanned)
+	// ctl-a's election revision, which its node commands carry as REV.
+	el, err := r.cli.Get(context.Background(), etcdmap.Prefix(etcdCluster)+"election", clientv3.WithPrefix(),
+		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
+	if err != nil || len(el.Kvs) == 0 || string(el.Kvs[0].Value) != "ctl-a" {
+		t.Fatalf("ctl-a's election key: %v %v", el, err)
+	}
+	revA := strconv.FormatInt(el.Kvs[0].CreateRevision, 10)
 	ctlA.Signal(t, syscall.SIGSTOP)
 	r.waitState(id, etcdmap.MoveFence) // ctl-b leads and drives the move
+	r.waitFenced(from)
+	// The one command ctl-a could send late (paused between its check
+	// and the command): the unfence of its planned step. The source has
+	// seen ctl-b's newer revision with the fence and refuses it.
+	src := redis.NewClient(&redis.Options{Addr: from, Password: reshardPW, MaxRetries: -1, PoolSize: 1})
+	defer src.Close()
+	if err := src.Do(context.Background(), "SHARD.UNFENCE", rangemap.FormatPosition(movedLo), rangemap.FormatPosition(movedHi), "REV", revA).Err(); err == nil ||
+		!strings.HasPrefix(err.Error(), "ERR stale controller: revision "+revA+", this node has seen ") {
+		t.Fatalf("a late SHARD.UNFENCE of the deposed leader: %v, want the stale controller error", err)
+	}
 	r.waitFenced(from)
 	ctlA.Signal(t, syscall.SIGCONT)
 	deadline := time.Now().Add(30 * time.Second)

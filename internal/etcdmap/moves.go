@@ -180,7 +180,7 @@ func (d *mover) advance(ctx context.Context, state string) error {
 func (d *mover) move() *migrate.Move {
 	c := d.l.cfg
 	return &migrate.Move{ID: d.rec.ID, Lo: d.rec.Lo, Hi: d.rec.Hi, Source: d.rec.SourceAddr, Target: d.rec.TargetAddr,
-		Password: c.NodePassword, RateMB: c.RateMB, FenceLag: c.FenceLag, FenceTimeout: c.FenceTimeout, Log: d.log}
+		Password: c.NodePassword, RateMB: c.RateMB, FenceLag: c.FenceLag, FenceTimeout: c.FenceTimeout, Rev: d.l.rev, Log: d.log}
 }
 
 // errStreamLost means the source's stream is gone or failed before the
@@ -217,10 +217,11 @@ func (d *mover) run(ctx context.Context) error {
 			d.log.Info("holding the move (--hold)", "id", d.rec.ID, "state", state, "for", h)
 			sleep(ctx, h)
 		}
-		// The nodes do not check the election key: a leader that was
-		// paused past its lease must not send them a step (an unfence of
-		// the next leader's fence above all). Checked before every step;
-		// a pause between the check and the command is not covered.
+		// A leader that was paused past its lease must not send the
+		// nodes a step (an unfence of the next leader's fence above all).
+		// Checked before every step; a pause between the check and the
+		// command is covered by the nodes, which refuse a fence, unfence
+		// or drop whose REV (l.rev) is older than one they have seen.
 		if !d.l.stillLeader(ctx) {
 			return fmt.Errorf("move %s: %w", d.rec.ID, ErrConflict)
 		}
@@ -604,7 +605,7 @@ func (l *Leader) dropLeftCopies(ctx context.Context, log hclog.Logger) bool {
 		var deleted int64
 		var failed error
 		for j, p := range unowned(snap.Map, rec.Lo, rec.Hi, rec.TargetAddr) {
-			mv := &migrate.Move{ID: rec.ID, Lo: p[0], Hi: p[1], Target: rec.TargetAddr, Password: l.cfg.NodePassword, Log: log}
+			mv := &migrate.Move{ID: rec.ID, Lo: p[0], Hi: p[1], Target: rec.TargetAddr, Password: l.cfg.NodePassword, Rev: l.rev, Log: log}
 			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			n, err := mv.Drop(dctx, rec.TargetAddr, rec.ID+".left."+strconv.Itoa(j), 0, false)
 			cancel()
