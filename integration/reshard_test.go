@@ -74,11 +74,12 @@ func (r *reshard) startNode(name string) *Proc {
 	return p
 }
 
-// startController starts a controller process; hold is its --hold.
-func (r *reshard) startController(name, hold string) *Proc {
+// startController starts a controller process; hold is its --hold, more
+// its other flags.
+func (r *reshard) startController(name, hold string, more ...string) *Proc {
 	r.t.Helper()
-	args := []string{"controller", "--etcd", r.te.endpoint(), "--cluster", etcdCluster, "--id", name,
-		"--node-password", reshardPW, "--lease", "2", "--fence-lag", "20"}
+	args := append([]string{"controller", "--etcd", r.te.endpoint(), "--cluster", etcdCluster, "--id", name,
+		"--node-password", reshardPW, "--lease", "2", "--fence-lag", "20"}, more...)
 	if hold != "" {
 		args = append(args, "--hold", hold)
 	}
@@ -376,17 +377,22 @@ func TestRebalanceAddNode(t *testing.T) {
 		t.Fatalf("shardkv rebalance: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
 	m := r.etcdMap()
-	for _, addr := range []string{r.c.Map.Shards[0].Addr(), r.c.Map.Shards[1].Addr(), r.c.Map.Shards[2].Addr(), n4.Addr} {
-		w := 0.0
-		for _, s := range m.Shards {
-			if s.Addr() == addr {
-				w += s.End - s.Start
+	nodes := []string{r.c.Map.Shards[0].Addr(), r.c.Map.Shards[1].Addr(), r.c.Map.Shards[2].Addr(), n4.Addr}
+	quarters := func(m *rangemap.Map) {
+		t.Helper()
+		for _, addr := range nodes {
+			w := 0.0
+			for _, s := range m.Shards {
+				if s.Addr() == addr {
+					w += s.End - s.Start
+				}
+			}
+			if w < 0.2 || w > 0.3 {
+				t.Errorf("node %s owns %.3f of the key space after the rebalance, want about 0.25 (map %+v)", addr, w, m.Shards)
 			}
 		}
-		if w < 0.2 || w > 0.3 {
-			t.Errorf("node %s owns %.3f of the key space after the rebalance, want about 0.25 (map %+v)", addr, w, m.Shards)
-		}
 	}
+	quarters(m)
 	res = runCLI(t, nil, append([]string{"-addr", r.c.ProxyAddr, "status"}, ef...)...)
 	if res.Code != 0 || !strings.Contains(res.Stdout, "finished: move") || !strings.Contains(res.Stdout, "map epoch "+strconv.FormatUint(m.Epoch, 10)) {
 		t.Fatalf("shardkv status: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
@@ -404,10 +410,19 @@ func TestRebalanceAddNode(t *testing.T) {
 	if owner, err := ownerOfRange(r.etcdMap(), lo, hi); err != nil || owner != n4.Addr {
 		t.Fatalf("after the move, [%v,%v) is on %s (%v)", lo, hi, owner, err)
 	}
-	// remove-node moves both of n4's ranges to neighbours.
+	// A rebalance of nodes that own ranges not adjacent: n4 gives back
+	// about the twelfth it has over the mean, and every node owns about a
+	// quarter again.
+	res = runCLI(t, nil, append([]string{"rebalance"}, ef...)...)
+	t.Logf("shardkv rebalance after the move:\n%s", res.Stdout)
+	if res.Code != 0 || !strings.Contains(res.Stdout, ": done") || strings.Contains(res.Stdout, "done: rebalance, 0 move(s)") {
+		t.Fatalf("shardkv rebalance after the move: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
+	quarters(r.etcdMap())
+	// remove-node moves each of n4's ranges to a neighbour.
 	res = runCLI(t, nil, append([]string{"remove-node", "n4"}, ef...)...)
 	t.Logf("shardkv remove-node n4:\n%s", res.Stdout)
-	if res.Code != 0 || !strings.Contains(res.Stdout, "done: remove-node, 2 move(s)") {
+	if res.Code != 0 || !strings.Contains(res.Stdout, "done: remove-node, ") {
 		t.Fatalf("shardkv remove-node n4: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
 	time.Sleep(200 * time.Millisecond) // load on the last map
@@ -577,6 +592,18 @@ func ownerOfRange(m *rangemap.Map, lo, hi float64) (string, error) {
 	return owner, nil
 }
 
+// preload writes 400 keys of 100 bytes through the proxy: the moves of
+// the kill tests copy them.
+func (r *reshard) preload(t *testing.T) {
+	p := proxyClient(t, r.c.ProxyAddr).Pipeline()
+	for i := 0; i < 400; i++ {
+		p.Set(context.Background(), "pre:"+strconv.Itoa(i), strings.Repeat("v", 100), 0)
+	}
+	if _, err := p.Exec(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestMoveKill: SIGKILL of the source node, the target node, the leading
 // controller and a proxy, each in its own subtest, at the states
 // snapshot, catch-up, fence (the range fenced on the source) and switched
@@ -589,18 +616,29 @@ func TestMoveKill(t *testing.T) {
 	for _, victim := range []string{"source", "target", "controller", "proxy"} {
 		t.Run(victim, func(t *testing.T) {
 			r := startReshard(t, 2)
-			pre := proxyClient(t, r.c.ProxyAddr)
-			p := pre.Pipeline()
-			for i := 0; i < 400; i++ {
-				p.Set(context.Background(), "pre:"+strconv.Itoa(i), strings.Repeat("v", 100), 0)
-			}
-			if _, err := p.Exec(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			r.preload(t)
 			for _, state := range []string{etcdmap.MoveSnapshot, etcdmap.MoveCatchUp, etcdmap.MoveFence, etcdmap.MoveSwitched} {
 				t.Run(state, func(t *testing.T) { r.t = t; r.moveOnce(t, victim, state) })
 			}
 		})
+	}
+}
+
+// TestMoveKillNodeStates: SIGKILL of the source node and of the target
+// node, each in its own subtest, at the states planned (before the
+// target's drop and the stream's start), target-ready (before the
+// stream's start) and cleanup (after the switch, before or during the
+// source's drop of the moved keys), with the same checks as TestMoveKill:
+// the move completed or was rolled back, no reply was wrong, every key
+// reads its last acknowledged value, and the node that does not own the
+// range keeps none of its keys.
+func TestMoveKillNodeStates(t *testing.T) {
+	r := startReshard(t, 2)
+	r.preload(t)
+	for _, victim := range []string{"source", "target"} {
+		for _, state := range []string{etcdmap.MovePlanned, etcdmap.MoveTargetReady, etcdmap.MoveCleanup} {
+			t.Run(victim+"/"+state, func(t *testing.T) { r.t = t; r.moveOnce(t, victim, state) })
+		}
 	}
 }
 
@@ -644,11 +682,14 @@ func TestMoveEtcdDown(t *testing.T) {
 	t.Logf("%d commands acknowledged in the second etcd was down", during)
 }
 
-// TestMoveAbort: `shardkv abort` of a move while the range is fenced, and
-// of one whose target was killed (and is started again only after the
-// abort was recorded): the request fails, the map keeps the range on the
-// source, which serves its writes again, the target keeps no key of it,
-// and status reports the aborted move.
+// TestMoveAbort: `shardkv abort` of a move while the range is fenced, of
+// one whose target was killed (and is started again while the abort waits
+// for it), and of one whose target stays down past the abort's wait
+// (--abort-wait 1s; started again only after the move was recorded
+// aborted, with its copy left, which the leader then drops): the request
+// fails, the map keeps the range on the source, which serves its writes
+// again, the target keeps no key of it, and status reports the aborted
+// move.
 func TestMoveAbort(t *testing.T) {
 	r := startReshard(t, 2)
 	pre := proxyClient(t, r.c.ProxyAddr)
@@ -657,10 +698,10 @@ func TestMoveAbort(t *testing.T) {
 	}
 	ef := []string{"--etcd", r.te.endpoint(), "--cluster", etcdCluster}
 	from, to := r.c.Map.Shards[0].Addr(), r.c.Map.Shards[1].Addr()
-	for _, tc := range []struct{ name, hold string }{{"fenced", "fence=3s"}, {"target-down", "catch-up=600ms"}} {
+	for _, tc := range []struct{ name, hold, wait string }{{"fenced", "fence=3s", "30s"}, {"target-down", "catch-up=600ms", "30s"}, {"target-gone", "catch-up=600ms", "1s"}} {
 		t.Run(tc.name, func(t *testing.T) {
 			r.t = t
-			r.startController("ctl-a", tc.hold)
+			r.startController("ctl-a", tc.hold, "--abort-wait", tc.wait)
 			defer r.stopControllers()
 			a := proxyClient(t, r.c.ProxyAddr)
 			load := startLoader([]*redis.Client{a, proxyClient(t, r.proxy.Addr)}, 30, "ab"+strings.ReplaceAll(tc.name, "-", ""))
@@ -689,13 +730,26 @@ func TestMoveAbort(t *testing.T) {
 					t.Fatalf("SET %s in the aborting move's range: %v", k, err)
 				}
 			}
-			if !target.Running() {
+			if tc.name == "target-down" {
 				target.Start(t)
 				target.WaitReady(t)
 			}
 			res := <-done
 			if res.Code != 0 || !strings.Contains(res.Stdout, "aborted: move "+id+".1 aborted") {
 				t.Fatalf("shardkv abort: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+			}
+			if tc.name == "target-gone" {
+				if rec := r.waitState(id, etcdmap.MoveAborted); !rec.CopyLeft || target.Running() {
+					t.Fatalf("aborted with the target down: %+v", rec)
+				}
+				target.Start(t)
+				target.WaitReady(t)
+				// The leader drops the copy the target kept on disk.
+				for deadline := time.Now().Add(30 * time.Second); r.waitState(id, etcdmap.MoveAborted).CopyLeft; time.Sleep(50 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatal("the aborted move's copy on the returned target is not dropped")
+					}
+				}
 			}
 			load.finish(t, a, proxyClient(t, r.proxy.Addr))
 			if owner, err := ownerOfRange(r.etcdMap(), movedLo, movedHi); err != nil || owner != from {
@@ -735,8 +789,25 @@ func TestMoveDeposedController(t *testing.T) {
 	from, to := r.c.Map.Shards[0].Addr(), r.c.Map.Shards[1].Addr()
 	id := r.submit(etcdmap.Request{Kind: "move", Lo: movedLo, Hi: movedHi, Node: to})
 	r.waitState(id, etcdmap.MovePlanned)
+	// ctl-a's election revision, which its node commands carry as REV.
+	el, err := r.cli.Get(context.Background(), etcdmap.Prefix(etcdCluster)+"election", clientv3.WithPrefix(),
+		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
+	if err != nil || len(el.Kvs) == 0 || string(el.Kvs[0].Value) != "ctl-a" {
+		t.Fatalf("ctl-a's election key: %v %v", el, err)
+	}
+	revA := strconv.FormatInt(el.Kvs[0].CreateRevision, 10)
 	ctlA.Signal(t, syscall.SIGSTOP)
 	r.waitState(id, etcdmap.MoveFence) // ctl-b leads and drives the move
+	r.waitFenced(from)
+	// The one command ctl-a could send late (paused between its check
+	// and the command): the unfence of its planned step. The source has
+	// seen ctl-b's newer revision with the fence and refuses it.
+	src := redis.NewClient(&redis.Options{Addr: from, Password: reshardPW, MaxRetries: -1, PoolSize: 1})
+	defer src.Close()
+	if err := src.Do(context.Background(), "SHARD.UNFENCE", rangemap.FormatPosition(movedLo), rangemap.FormatPosition(movedHi), "REV", revA).Err(); err == nil ||
+		!strings.HasPrefix(err.Error(), "ERR stale controller: revision "+revA+", this node has seen ") {
+		t.Fatalf("a late SHARD.UNFENCE of the deposed leader: %v, want the stale controller error", err)
+	}
 	r.waitFenced(from)
 	ctlA.Signal(t, syscall.SIGCONT)
 	deadline := time.Now().Add(30 * time.Second)

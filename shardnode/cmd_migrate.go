@@ -255,6 +255,14 @@ func cmdMigrateFlushRange(c *client, args [][]byte) {
 // progress. A range the node owns needs FORCE, and a range being streamed
 // from the node is refused.
 func cmdMigrateDrop(c *client, args [][]byte) {
+	args, _, ok := takeRev(c, args)
+	if !ok {
+		return
+	}
+	if len(args) < 4 {
+		c.arityErr("migrate.drop")
+		return
+	}
 	rng, ok := parseRange(args[2], args[3])
 	if !ok {
 		c.errReply(errBadRange)

@@ -38,6 +38,9 @@ type fenceRange struct {
 	// timeout is how long a write waits before TRYAGAIN, and how long the
 	// fence may be held before the node reads the move's state.
 	timeout time.Duration
+	// rev is the controller's election revision that set it (REV; 0 when
+	// none was given): an UNFENCE of an older leader does not lift it.
+	rev int64
 }
 
 // fenceSet is the fenced ranges; replaced, never mutated. done is closed
@@ -68,6 +71,7 @@ type fenceJSON struct {
 	ID        string  `json:"id,omitempty"`
 	Epoch     uint64  `json:"epoch,omitempty"`
 	TimeoutMS int64   `json:"timeout_ms"`
+	Rev       int64   `json:"rev,omitempty"`
 }
 
 // Move states a node reads at /shardkv/<cluster>/moves/<id> (the
@@ -87,7 +91,7 @@ const fencePoll = time.Second
 func (s *Server) setFences(ranges []fenceRange) error {
 	doc := fenceDoc{Fences: make([]fenceJSON, 0, len(ranges))}
 	for _, r := range ranges {
-		doc.Fences = append(doc.Fences, fenceJSON{Lo: r.lo, Hi: r.hi, ID: r.id, Epoch: r.epoch, TimeoutMS: r.timeout.Milliseconds()})
+		doc.Fences = append(doc.Fences, fenceJSON{Lo: r.lo, Hi: r.hi, ID: r.id, Epoch: r.epoch, TimeoutMS: r.timeout.Milliseconds(), Rev: r.rev})
 	}
 	if len(ranges) == 0 {
 		if err := os.Remove(filepath.Join(s.cfg.Dir, fenceFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -150,7 +154,8 @@ func (s *Server) loadFences() error {
 			return fmt.Errorf("shardnode: %s: range [%v,%v) is not inside [0,1)", fenceFile, f.Lo, f.Hi)
 		}
 		ranges = append(ranges, fenceRange{posRange: posRange{f.Lo, f.Hi}, id: f.ID, epoch: f.Epoch,
-			timeout: time.Duration(f.TimeoutMS) * time.Millisecond})
+			timeout: time.Duration(f.TimeoutMS) * time.Millisecond, rev: f.Rev})
+		s.mig.noteRev(f.Rev)
 	}
 	if a := s.assign.Load(); a != nil && len(ranges) > 0 {
 		// A crash between the assignment's write and the fence's: the
@@ -308,13 +313,21 @@ func (s *Server) dropFencesOutside(a *Assignment) {
 // range with the same id again is the same fence (a controller redoing
 // its step).
 func cmdShardFence(c *client, args [][]byte) {
+	args, rev, ok := takeRev(c, args)
+	if !ok {
+		return
+	}
+	if len(args) < 3 {
+		c.arityErr("shard.fence")
+		return
+	}
 	rng, ok := parseRange(args[1], args[2])
 	if !ok {
 		c.errReply(errBadRange)
 		return
 	}
 	s := c.srv
-	fr := fenceRange{posRange: rng, timeout: defaultFenceTimeout, epoch: epochOf(s.assign.Load())}
+	fr := fenceRange{posRange: rng, timeout: defaultFenceTimeout, epoch: epochOf(s.assign.Load()), rev: rev}
 	for i := 3; i < len(args); i += 2 {
 		if i+1 >= len(args) {
 			c.errReply(errSyntax)
@@ -366,9 +379,15 @@ func epochOf(a *Assignment) uint64 {
 	return a.Epoch
 }
 
-// SHARD.UNFENCE [lo hi | ID id]: lifts the fences of the range, of the
-// move id, or every fence.
+// SHARD.UNFENCE [lo hi | ID id] [REV n]: lifts the fences of the range,
+// of the move id, or every fence. With REV, it is refused once the node
+// has seen a newer leader's REV (takeRev): a fence's REV is kept in
+// fence.json, so a restart does not forget the newer leader.
 func cmdShardUnfence(c *client, args [][]byte) {
+	args, _, ok := takeRev(c, args)
+	if !ok {
+		return
+	}
 	var drop func(fenceRange) bool
 	switch {
 	case len(args) == 1:
@@ -413,4 +432,42 @@ func stringArgs(args [][]byte) []string {
 		out[i] = string(a)
 	}
 	return out
+}
+
+// takeRev strips a trailing "REV n" from the controller's commands that
+// change a move's ranges (SHARD.FENCE, SHARD.UNFENCE, MIGRATE.DROP): n is
+// the leading controller's election revision, which only grows from one
+// leader to the next. A command whose n is below the highest the node has
+// seen is a deposed leader's, sent late (paused between its leadership
+// check and the command): it is refused. A command without REV (an
+// operator's, a test's) is not checked. ok is false when a reply was
+// written.
+func takeRev(c *client, args [][]byte) (_ [][]byte, rev int64, ok bool) {
+	n := len(args)
+	if n < 3 || !eqFold(args[n-2], "rev") {
+		return args, 0, true
+	}
+	rev, good := parseInt(args[n-1])
+	if !good || rev <= 0 {
+		c.errReply(errNotInteger)
+		return nil, 0, false
+	}
+	if seen := c.srv.mig.noteRev(rev); seen > rev {
+		c.errReply(fmt.Sprintf("ERR stale controller: revision %d, this node has seen %d", rev, seen))
+		return nil, 0, false
+	}
+	return args[:n-2], rev, true
+}
+
+// noteRev records rev as seen and returns the highest seen.
+func (m *migrations) noteRev(rev int64) int64 {
+	for {
+		cur := m.ctlRev.Load()
+		if rev <= cur {
+			return cur
+		}
+		if m.ctlRev.CompareAndSwap(cur, rev) {
+			return rev
+		}
+	}
 }

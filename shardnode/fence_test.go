@@ -44,17 +44,23 @@ func (f *fakeMoves) askedTimes(id string) int {
 
 const tryAgainFenced = "-" + errFenced + "\r\n"
 
+// twoRangeNode starts a node in dir given [0,0.5) and [0.5,1) at epoch 4.
+func twoRangeNode(t *testing.T, dir string) (*testNode, *rawConn) {
+	n := startNode(t, dir, nil)
+	c := n.raw()
+	if got := c.do("SHARD.ASSIGN", "s", "0", "0.5", "0", "RANGE", "t", "0.5", "1", "0", "EPOCH", "4"); got != ok {
+		t.Fatal(got)
+	}
+	return n, c
+}
+
 // A fence is persisted before its +OK and holds after a restart; it ends
 // by SHARD.UNFENCE ID, or by an assignment at a newer epoch that drops its
 // range (and then fence.json is gone), not by one that keeps the range;
 // the syntax errors.
 func TestFenceDurable(t *testing.T) {
 	dir := t.TempDir()
-	n := startNode(t, dir, nil)
-	c := n.raw()
-	if got := c.do("SHARD.ASSIGN", "s", "0", "0.5", "0", "RANGE", "t", "0.5", "1", "0", "EPOCH", "4"); got != ok {
-		t.Fatal(got)
-	}
+	n, c := twoRangeNode(t, dir)
 	in, out := keyIn(t, "fin", 0.5, 0.75), keyIn(t, "fout", 0, 0.5)
 	for _, tc := range []struct {
 		args []string
@@ -251,5 +257,61 @@ func TestFenceEndedByAssignmentAtStart(t *testing.T) {
 	}
 	if f := n.srv.mig.currentFences(); len(f) != 1 || f[0].id != "k" {
 		t.Errorf("fences after the start: %+v", f)
+	}
+}
+
+// A controller's commands carry REV, its election revision: once the node
+// has seen a newer leader's, an older one's SHARD.UNFENCE, SHARD.FENCE and
+// MIGRATE.DROP are refused (a deposed leader's command sent late), also
+// after a restart with the newer leader's fence in fence.json; commands
+// without REV are not checked.
+func TestControllerRev(t *testing.T) {
+	dir := t.TempDir()
+	n, c := twoRangeNode(t, dir)
+	in := keyIn(t, "rin", 0.5, 0.75)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"SHARD.FENCE", "0.5", "0.75", "ID", "m1", "REV", "x"}, nai},
+		{[]string{"SHARD.UNFENCE", "0.5", "0.75", "REV", "5"}, ok}, // the first leader seen
+		{[]string{"SHARD.FENCE", "0.5", "0.75", "ID", "m1", "REV", "7"}, ok},
+	} {
+		if got := c.do(tc.args...); got != tc.want {
+			t.Errorf("%q: %q, want %q", tc.args, got, tc.want)
+		}
+	}
+	stale := "-ERR stale controller: revision 5, this node has seen 7\r\n"
+	check := func(when string) {
+		t.Helper()
+		for _, args := range [][]string{
+			{"SHARD.UNFENCE", "0.5", "0.75", "REV", "5"},
+			{"SHARD.FENCE", "0.5", "1", "ID", "m0", "REV", "5"},
+			{"MIGRATE.DROP", "d", "0.5", "0.75", "FORCE", "REV", "5"},
+		} {
+			if got := c.do(args...); got != stale {
+				t.Errorf("%s: %q: %q, want %q", when, args, got, stale)
+			}
+		}
+		if got := c.do("SET", in, "x"); got != tryAgainFenced {
+			t.Errorf("%s: write to the newer leader's fence: %q", when, got)
+		}
+	}
+	check("running")
+	n.stop()
+	n = startNode(t, dir, nil)
+	c = n.raw()
+	check("after a restart")
+	if got := c.do("SHARD.UNFENCE", "0.5", "0.75", "REV", "7"); got != ok {
+		t.Fatal(got)
+	}
+	if got := c.do("SET", in, "x"); got != ok {
+		t.Errorf("write after the newer leader's unfence: %q", got)
+	}
+	if got := c.do("SHARD.FENCE", "0.5", "0.75"); got != ok {
+		t.Fatal(got)
+	}
+	if got := c.do("SHARD.UNFENCE"); got != ok {
+		t.Errorf("SHARD.UNFENCE without REV: %q", got)
 	}
 }

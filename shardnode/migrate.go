@@ -65,6 +65,9 @@ type migrations struct {
 	tracking atomic.Pointer[[]*migSource]
 	// fence is the fenced ranges (fence.go); changed under mu.
 	fence atomic.Pointer[fenceSet]
+	// ctlRev is the highest controller election revision seen (REV of
+	// SHARD.FENCE, SHARD.UNFENCE, MIGRATE.DROP; fence.json's fences).
+	ctlRev atomic.Int64
 	// closed is closed when the node closes: fence watches end.
 	closed    chan struct{}
 	closeOnce sync.Once

@@ -76,11 +76,15 @@ Commands:
         deleted. Exits 1 if the request completed instead.
   controller [--etcd ENDPOINTS | --data DIR] [--cluster NAME] [--id ID]
              [--node-password PW | --node-password-file FILE] [--lease S]
-             [--fence-lag N] [--fence-timeout D] [--rate MB/s] [--failover]
+             [--fence-lag N] [--fence-timeout D] [--rate MB/s] [--abort-wait D]
+             [--failover]
         Run a controller: several may run, one leads (an etcd election) and
         carries out requests (split, add-node, remove-node, move,
-        rebalance); with --failover it also promotes a replica when a
-        primary dies (docs/REPLICATION.md). shardkv cluster runs one itself.
+        rebalance). shardkv cluster runs one itself. An abort waits
+        --abort-wait (30s) for a target that does not answer, then records
+        the move aborted and drops the target's copy once it is back. With
+        --failover it also promotes a replica when a primary dies
+        (docs/REPLICATION.md).
   cluster [--data DIR] [--map FILE] [--proxy-addr HOST:PORT] [--bin DIR]
           [--appendfsync always|everysec|no] [--log-level LEVEL]
           [--strict-indexes] [--static-map] [--metrics-addr HOST:PORT]

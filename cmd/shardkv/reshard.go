@@ -116,6 +116,7 @@ func cmdController(args []string, stderr io.Writer) error {
 	fs.Int64Var(&cfg.FenceLag, "fence-lag", 100, "a move fences its range when its lag is below `N` records")
 	fs.DurationVar(&cfg.FenceTimeout, "fence-timeout", 100*time.Millisecond, "how long a write to a fenced range waits before TRYAGAIN")
 	fs.Float64Var(&cfg.RateMB, "rate", 0, "limit of a move's copy in `MB/s` (0: none)")
+	fs.DurationVar(&cfg.AbortWait, "abort-wait", 30*time.Second, "how long an abort waits for a target that does not answer (its copy is dropped when it is back)")
 	hold := fs.String("hold", "", "fault tests: wait in move states, `STATE=DURATION,...` (in fence: once fenced)")
 	if _, err := parseSub(fs, args, 0, "[--etcd ENDPOINTS | --data DIR] [--cluster NAME] [--id ID] [--node-password PW | --node-password-file FILE] [--failover]", stderr); err != nil {
 		return err

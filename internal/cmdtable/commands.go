@@ -417,9 +417,9 @@ var Commands = []Command{
 	{Name: "migrate.abort", Arity: 2, Flags: FlagAdmin | FlagNoMulti | FlagNoScript, Route: RouteNodeOnly, Group: "shardkv", Summary: "Stops and forgets a move's stream or drop: MIGRATE.ABORT id."},
 	{Name: "migrate.recv", Arity: 2, Flags: FlagAdmin | FlagNoMulti | FlagNoScript, Route: RouteNodeOnly, Group: "shardkv", Summary: "Marks the connection as a move's stream from a source node: MIGRATE.RECV id."},
 	{Name: "migrate.flushrange", Arity: -3, Flags: FlagAdmin | FlagNoMulti | FlagNoScript, Route: RouteNodeOnly, Group: "shardkv", Summary: "On a move's stream: deletes a range's keys (the source's flush): MIGRATE.FLUSHRANGE lo hi [db]."},
-	{Name: "migrate.drop", Arity: -4, Flags: FlagAdmin | FlagNoMulti | FlagNoScript, Route: RouteNodeOnly, Group: "shardkv", Summary: "Deletes a range's keys in the background: MIGRATE.DROP id lo hi [RATE keys/s] [FORCE]."},
-	{Name: "shard.fence", Arity: -3, Flags: FlagAdmin | FlagNoMulti | FlagNoScript, Route: RouteNodeOnly, Group: "shardkv", Summary: "Holds writes to a range, then TRYAGAIN; reads go on; persisted: SHARD.FENCE lo hi [TIMEOUT ms] [ID id] [EPOCH n]."},
-	{Name: "shard.unfence", Arity: -1, Flags: FlagAdmin | FlagNoMulti | FlagNoScript, Route: RouteNodeOnly, Group: "shardkv", Summary: "Lifts fences: SHARD.UNFENCE [lo hi | ID id]."},
+	{Name: "migrate.drop", Arity: -4, Flags: FlagAdmin | FlagNoMulti | FlagNoScript, Route: RouteNodeOnly, Group: "shardkv", Summary: "Deletes a range's keys in the background: MIGRATE.DROP id lo hi [RATE keys/s] [FORCE] [REV n]."},
+	{Name: "shard.fence", Arity: -3, Flags: FlagAdmin | FlagNoMulti | FlagNoScript, Route: RouteNodeOnly, Group: "shardkv", Summary: "Holds writes to a range, then TRYAGAIN; reads go on; persisted: SHARD.FENCE lo hi [TIMEOUT ms] [ID id] [EPOCH n] [REV n]."},
+	{Name: "shard.unfence", Arity: -1, Flags: FlagAdmin | FlagNoMulti | FlagNoScript, Route: RouteNodeOnly, Group: "shardkv", Summary: "Lifts fences: SHARD.UNFENCE [lo hi | ID id] [REV n]."},
 	{Name: "shard.unassign", Arity: 3, Flags: FlagAdmin | FlagNoMulti, Route: RouteNodeOnly, Group: "shardkv", Summary: "Takes every range from a shard node at a newer epoch (the map gives it none): SHARD.UNASSIGN EPOCH n."},
 	{Name: "shard.assign", Arity: -5, Flags: FlagAdmin | FlagNoMulti, Route: RouteNodeOnly, Group: "shardkv", Summary: "Pushes a shard node its ranges: SHARD.ASSIGN name start end size [RANGE name start end size]... [HASHTAGS 0|1] [EPOCH n] [FORCE] [STRICT 0|1]."},
 	// Replication (docs/REPLICATION.md).

@@ -75,6 +75,10 @@ type Config struct {
 	// action (in fence: once fenced): the fault tests' way to kill a
 	// process in a given state.
 	Hold map[string]time.Duration
+	// AbortWait bounds how long an abort waits for a target that does not
+	// answer before it records aborted with the target's copy left (30 s
+	// when 0); the leader drops that copy once the target is back.
+	AbortWait time.Duration
 	// Failover, when not nil, makes the leader also promote a replica
 	// when a primary dies and tell the nodes their roles (failover.go).
 	Failover *FailoverOptions
@@ -92,6 +96,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.FenceTimeout <= 0 {
 		c.FenceTimeout = 100 * time.Millisecond
+	}
+	if c.AbortWait <= 0 {
+		c.AbortWait = 30 * time.Second
 	}
 	return c
 }
@@ -233,6 +240,7 @@ func (l *Leader) Serve(ctx context.Context, log hclog.Logger) error {
 	}()
 	prefix := RequestsPrefix(l.cluster)
 	for ctx.Err() == nil {
+		left := l.dropLeftCopies(ctx, log)
 		r, err := l.cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
 		if err != nil {
 			sleep(ctx, time.Second)
@@ -253,7 +261,12 @@ func (l *Leader) Serve(ctx context.Context, log hclog.Logger) error {
 			sleep(ctx, time.Second)
 			continue
 		}
-		wch := l.cli.Watch(clientv3.WithRequireLeader(ctx), prefix, clientv3.WithPrefix(), clientv3.WithRev(r.Header.Revision+1))
+		wctx, wcancel := context.WithCancel(ctx)
+		if left {
+			// A target's copy to drop: tried again every few seconds.
+			wctx, wcancel = context.WithTimeout(ctx, 3*time.Second)
+		}
+		wch := l.cli.Watch(clientv3.WithRequireLeader(wctx), prefix, clientv3.WithPrefix(), clientv3.WithRev(r.Header.Revision+1))
 		for wr := range wch {
 			if wr.Err() != nil {
 				break
@@ -262,6 +275,7 @@ func (l *Leader) Serve(ctx context.Context, log hclog.Logger) error {
 				break // read them all again, in order
 			}
 		}
+		wcancel()
 	}
 	select {
 	case <-l.Lost():

@@ -63,6 +63,10 @@ type MoveRecord struct {
 	// milliseconds.
 	FenceMS int64  `json:"fence_ms,omitempty"`
 	Error   string `json:"error,omitempty"`
+	// CopyLeft says an aborted move's target did not answer within the
+	// abort's wait: its copy of the range is still to drop (the leader
+	// drops it once the target is back and clears this).
+	CopyLeft bool `json:"copy_left,omitempty"`
 
 	modRev int64 // the record's ModRevision when read or last written
 }
@@ -106,6 +110,9 @@ type mover struct {
 	l   *Leader
 	rec *MoveRecord
 	log hclog.Logger
+	// aborting is when this leader first tried the abort's drop on the
+	// target (a new leader waits again: the wait stays bounded).
+	aborting time.Time
 }
 
 func (l *Leader) moveKey(id string) string { return MovesPrefix(l.cluster) + id }
@@ -173,7 +180,7 @@ func (d *mover) advance(ctx context.Context, state string) error {
 func (d *mover) move() *migrate.Move {
 	c := d.l.cfg
 	return &migrate.Move{ID: d.rec.ID, Lo: d.rec.Lo, Hi: d.rec.Hi, Source: d.rec.SourceAddr, Target: d.rec.TargetAddr,
-		Password: c.NodePassword, RateMB: c.RateMB, FenceLag: c.FenceLag, FenceTimeout: c.FenceTimeout, Log: d.log}
+		Password: c.NodePassword, RateMB: c.RateMB, FenceLag: c.FenceLag, FenceTimeout: c.FenceTimeout, Rev: d.l.rev, Log: d.log}
 }
 
 // errStreamLost means the source's stream is gone or failed before the
@@ -210,10 +217,11 @@ func (d *mover) run(ctx context.Context) error {
 			d.log.Info("holding the move (--hold)", "id", d.rec.ID, "state", state, "for", h)
 			sleep(ctx, h)
 		}
-		// The nodes do not check the election key: a leader that was
-		// paused past its lease must not send them a step (an unfence of
-		// the next leader's fence above all). Checked before every step;
-		// a pause between the check and the command is not covered.
+		// A leader that was paused past its lease must not send the
+		// nodes a step (an unfence of the next leader's fence above all).
+		// Checked before every step; a pause between the check and the
+		// command is covered by the nodes, which refuse a fence, unfence
+		// or drop whose REV (l.rev) is older than one they have seen.
 		if !d.l.stillLeader(ctx) {
 			return fmt.Errorf("move %s: %w", d.rec.ID, ErrConflict)
 		}
@@ -308,8 +316,19 @@ func (d *mover) step(ctx context.Context) (string, error) {
 		if err := d.clearSource(ctx, m); err != nil {
 			return "", err
 		}
-		if err := m.Prepare(ctx); err != nil { // drops the target's copy
-			return "", err
+		// The source owns the range and is unfenced now: the move is
+		// over for everyone but the target, whose copy is dropped here,
+		// or later if it stays down past the abort's wait.
+		if d.aborting.IsZero() {
+			d.aborting = time.Now()
+		}
+		if err := m.Prepare(ctx); err != nil {
+			if time.Since(d.aborting) < d.l.cfg.AbortWait {
+				return "", err
+			}
+			d.rec.CopyLeft = true
+			d.rec.Error += fmt.Sprintf("; the target did not answer for %s (%v): its copy of the range is dropped when it is back", d.l.cfg.AbortWait, err)
+			d.log.Warn("abort: the target does not answer; recording aborted with its copy left", "id", d.rec.ID, "target", d.rec.TargetAddr, "error", err)
 		}
 		return MoveAborted, nil
 	}
@@ -544,4 +563,88 @@ func (l *Leader) liveBytes(ctx context.Context, addr string) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("INFO shard of %s has no shard_live_bytes", addr)
+}
+
+// dropLeftCopies drops the range copies that aborted moves left on a
+// target that did not answer (MoveRecord.CopyLeft) and reports whether
+// some are still left. The copy is unreachable meanwhile: the target was
+// never given the range (the abort is before any switch), so it answers
+// every key of it with the epoch error. The drop is only of the parts of
+// the range the target does not own in the current map (a later move
+// may have given it some; that move's own drop emptied them first), and
+// only while no move is in flight (one may be filling the target with a
+// range it does not own yet); MIGRATE.DROP without FORCE is also refused
+// by the node for a range that overlaps its assignment.
+func (l *Leader) dropLeftCopies(ctx context.Context, log hclog.Logger) bool {
+	moves, err := ReadMoves(ctx, l.cli, l.cluster, "")
+	if err != nil {
+		return true
+	}
+	var left []MoveRecord
+	for _, mv := range moves {
+		if !mv.Terminal() {
+			return false // Serve runs it; this is called again after it
+		}
+		if mv.CopyLeft {
+			left = append(left, mv)
+		}
+	}
+	if len(left) == 0 {
+		return false
+	}
+	snap, err := Read(ctx, l.cli, l.cluster)
+	if err != nil {
+		return true
+	}
+	still := false
+	for i := range left {
+		rec := &left[i]
+		if !l.stillLeader(ctx) {
+			return true
+		}
+		var deleted int64
+		var failed error
+		for j, p := range unowned(snap.Map, rec.Lo, rec.Hi, rec.TargetAddr) {
+			mv := &migrate.Move{ID: rec.ID, Lo: p[0], Hi: p[1], Target: rec.TargetAddr, Password: l.cfg.NodePassword, Rev: l.rev, Log: log}
+			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			n, err := mv.Drop(dctx, rec.TargetAddr, rec.ID+".left."+strconv.Itoa(j), 0, false)
+			cancel()
+			deleted += n
+			if err != nil {
+				failed = err
+				break
+			}
+		}
+		if failed != nil {
+			log.Debug("an aborted move's copy on its target is not dropped yet", "id", rec.ID, "target", rec.TargetAddr, "error", failed)
+			still = true
+			continue
+		}
+		rec.CopyLeft = false
+		rec.Error += fmt.Sprintf("; dropped once the target was back (%d keys)", deleted)
+		d := &mover{l: l, rec: rec, log: log}
+		if err := d.save(ctx); err != nil {
+			still = true
+			continue
+		}
+		log.Info("dropped an aborted move's copy on its target", "id", rec.ID, "target", rec.TargetAddr, "keys", deleted)
+	}
+	return still
+}
+
+// unowned returns the parts of [lo,hi) that addr does not own under m.
+func unowned(m *rangemap.Map, lo, hi float64, addr string) [][2]float64 {
+	var out [][2]float64
+	for _, s := range m.Shards {
+		a, b := max(s.Start, lo), min(s.End, hi)
+		if a >= b || s.Addr() == addr {
+			continue
+		}
+		if n := len(out); n > 0 && out[n-1][1] == a {
+			out[n-1][1] = b
+			continue
+		}
+		out = append(out, [2]float64{a, b})
+	}
+	return out
 }

@@ -65,125 +65,108 @@ func ownerOf(m *rangemap.Map, lo, hi float64) (string, error) {
 	return addr, nil
 }
 
-// span is one node's place on the key space for the rebalance planner.
-type span struct {
-	addr       string
-	start, end float64
-	bytes      float64
+// load is one node's share of the key space for the rebalance planner.
+type load struct {
+	addr   string
+	ranges [][2]float64 // adjacent entries joined, in order
+	width  float64
+	bytes  float64
 }
 
 // planRebalance picks the next move that evens out live bytes
-// (docs/RESHARDING.md, "Rebalance"): the nodes in the order of their
-// ranges, empty nodes after them at 1.0, each node's bytes taken as spread
-// evenly over its range. It returns the range and the source and target
-// addresses; errBalanced when the nodes are balanced enough, errSplitNode
-// when a node owns ranges that are not adjacent.
+// (docs/RESHARDING.md, "Rebalance"): from the most loaded node to the
+// least loaded, the bytes the first has over the mean or the second lacks
+// under it, whichever is less. A node's bytes are taken as spread evenly
+// over its ranges (keys are placed by a hash; a node reports its live
+// bytes, not a count per range), so the bytes become a width of its key
+// space, cut from the end of one of its ranges: the one that touches a
+// range of the target if there is one (the target's ranges join), else
+// its widest. A range narrower than the width moves whole, and the next
+// step goes on. A node's ranges need not be adjacent, and any range may go
+// to any node. It returns the range and the source and target addresses;
+// errBalanced when every node is within 5% of the mean (or the move would
+// be under 1/1000 of the key space).
 func planRebalance(m *rangemap.Map, active []string, live map[string]int64) (lo, hi float64, from, to string, err error) {
-	var spans []span
-	seen := map[string]bool{}
-	for _, s := range m.Shards {
-		if n := len(spans); n > 0 && spans[n-1].addr == s.Addr() {
-			spans[n-1].end = s.End
-			continue
-		}
-		if seen[s.Addr()] {
-			return 0, 0, "", "", errSplitNode
-		}
-		seen[s.Addr()] = true
-		spans = append(spans, span{addr: s.Addr(), start: s.Start, end: s.End})
-	}
-	empty := []string{}
-	for _, a := range active {
-		if !seen[a] {
-			empty = append(empty, a)
-		}
-	}
-	sort.Strings(empty)
-	for _, a := range empty {
-		spans = append(spans, span{addr: a, start: 1, end: 1})
-	}
-	if len(spans) < 2 {
-		return 0, 0, "", "", errBalanced
-	}
+	nodes := make([]load, 0, len(active))
 	total := 0.0
-	for i := range spans {
-		spans[i].bytes = float64(live[spans[i].addr])
-		total += spans[i].bytes
+	for _, a := range active {
+		n := load{addr: a, ranges: nodeRanges(m, a)}
+		for _, r := range n.ranges {
+			n.width += r[1] - r[0]
+		}
+		if n.width > 0 {
+			// A node that owns nothing may hold a moved range's keys not
+			// yet cleaned up: they are not its load.
+			n.bytes = float64(live[a])
+		}
+		total += n.bytes
+		nodes = append(nodes, n)
+	}
+	if len(nodes) < 2 {
+		return 0, 0, "", "", errBalanced
 	}
 	if total <= 0 {
 		// No data: balance the widths instead.
-		for i := range spans {
-			spans[i].bytes = spans[i].end - spans[i].start
+		for i := range nodes {
+			nodes[i].bytes = nodes[i].width
 		}
 		total = 1
 	}
-	target := total / float64(len(spans))
-	// cumAt is the bytes below position p; posAt its inverse.
-	cumAt := func(p float64) float64 {
-		c := 0.0
-		for _, s := range spans {
-			switch {
-			case p >= s.end:
-				c += s.bytes
-			case p > s.start:
-				c += s.bytes * (p - s.start) / (s.end - s.start)
-			}
+	// The most loaded and the least loaded; ties go to the first address,
+	// so that a plan is the same on every leader.
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].addr < nodes[j].addr })
+	hiN, loN := 0, 0
+	for i, n := range nodes {
+		if n.bytes > nodes[hiN].bytes {
+			hiN = i
 		}
-		return c
-	}
-	posAt := func(c float64) float64 {
-		for _, s := range spans {
-			if s.end > s.start && c <= s.bytes {
-				return s.start + (s.end-s.start)*c/s.bytes
-			}
-			c -= s.bytes
-		}
-		return 1
-	}
-	best, bestGap, bestGives := -1, 0.0, false
-	var bestLo, bestHi float64
-	for k := 0; k+1 < len(spans); k++ {
-		cur := spans[k].end // the boundary between spans k and k+1
-		want := roundPos(posAt(target * float64(k+1)))
-		gap := math.Abs(cumAt(cur) - target*float64(k+1))
-		if gap <= 0.05*target || math.Abs(cur-want) < 0.001 {
-			continue
-		}
-		var l, h float64
-		gives := want < cur // node k gives to node k+1
-		if gives {
-			// Node k gives [want,cur) to node k+1; it keeps [start,want).
-			l, h = max(want, spans[k].start), cur
-			if l <= spans[k].start {
-				continue
-			}
-		} else {
-			// Node k+1 gives [cur,want) to node k.
-			l, h = cur, min(want, spans[k+1].end)
-			if h >= spans[k+1].end || spans[k+1].end <= spans[k+1].start {
-				continue
-			}
-		}
-		if gap > bestGap {
-			best, bestGap, bestGives, bestLo, bestHi = k, gap, gives, l, h
+		if n.bytes < nodes[loN].bytes {
+			loN = i
 		}
 	}
-	if best < 0 {
+	mean := total / float64(len(nodes))
+	src, dst := nodes[hiN], nodes[loN]
+	if hiN == loN || (src.bytes-mean <= 0.05*mean && mean-dst.bytes <= 0.05*mean) || src.width <= 0 {
 		return 0, 0, "", "", errBalanced
 	}
-	from, to = spans[best].addr, spans[best+1].addr
-	if !bestGives {
-		from, to = to, from
+	amount := min(src.bytes-mean, mean-dst.bytes)
+	width := amount / src.bytes * src.width
+	// The source's range to cut: the one touching a range of the target,
+	// else its widest.
+	pick, atStart := -1, false
+	for i, r := range src.ranges {
+		for _, t := range dst.ranges {
+			if t[1] == r[0] || t[0] == r[1] {
+				pick, atStart = i, t[1] == r[0]
+			}
+		}
+		if pick >= 0 {
+			break
+		}
 	}
-	return bestLo, bestHi, from, to, nil
+	if pick < 0 {
+		for i, r := range src.ranges {
+			if pick < 0 || r[1]-r[0] > src.ranges[pick][1]-src.ranges[pick][0] {
+				pick = i
+			}
+		}
+	}
+	r := src.ranges[pick]
+	if width >= r[1]-r[0] {
+		lo, hi = r[0], r[1]
+	} else if atStart {
+		lo, hi = r[0], roundPos(r[0]+width)
+	} else {
+		lo, hi = roundPos(r[1]-width), r[1]
+	}
+	if hi-lo < 0.001 {
+		return 0, 0, "", "", errBalanced
+	}
+	return lo, hi, src.addr, dst.addr, nil
 }
 
 // errBalanced is planRebalance's "no move left".
 var errBalanced = errors.New("balanced")
-
-// errSplitNode is planRebalance's refusal of a node owning ranges that
-// are not adjacent.
-var errSplitNode = errors.New("a node owns ranges that are not adjacent: rebalance moves edges between neighbouring nodes only (move such ranges with shardkv move)")
 
 // roundPos keeps positions short in the map and in logs (1/2^20 of the
 // key space), leaving 0 and 1 as they are.

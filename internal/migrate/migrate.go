@@ -38,6 +38,9 @@ type Move struct {
 	// FenceTimeout is how long a write to the fenced range waits before
 	// TRYAGAIN on the source.
 	FenceTimeout time.Duration
+	// Rev is the leading controller's election revision, sent as REV with
+	// SHARD.FENCE, SHARD.UNFENCE and MIGRATE.DROP (0: not sent).
+	Rev int64
 	// DropRate limits the deletes of the moved keys on the source, in
 	// keys a second (0: unlimited).
 	DropRate float64
@@ -177,6 +180,7 @@ func (m *Move) Drop(ctx context.Context, addr, id string, rate float64, force bo
 	if force {
 		args = append(args, "FORCE")
 	}
+	args = m.withRev(args)
 	if err := rdb.Do(ctx, args...).Err(); err != nil {
 		return 0, err
 	}
@@ -280,6 +284,7 @@ func (m *Move) Fence(ctx context.Context) error {
 	if m.FenceTimeout > 0 {
 		fargs = append(fargs, "TIMEOUT", strconv.FormatInt(m.FenceTimeout.Milliseconds(), 10))
 	}
+	fargs = m.withRev(fargs)
 	if err := src.Do(ctx, fargs...).Err(); err != nil {
 		return fmt.Errorf("source fence: %w", err)
 	}
@@ -290,7 +295,7 @@ func (m *Move) Fence(ctx context.Context) error {
 func (m *Move) Unfence(ctx context.Context) error {
 	src := m.client(m.Source)
 	defer src.Close()
-	if err := src.Do(ctx, "SHARD.UNFENCE", m.lo(), m.hi()).Err(); err != nil {
+	if err := src.Do(ctx, m.withRev([]any{"SHARD.UNFENCE", m.lo(), m.hi()})...).Err(); err != nil {
 		return fmt.Errorf("source unfence: %w", err)
 	}
 	return nil
@@ -379,4 +384,14 @@ func (m *Move) Run(ctx context.Context) (res Result, err error) {
 	}
 	log.Info("move done", "id", m.ID, "deleted", n)
 	return res, nil
+}
+
+// withRev appends "REV n" when the move carries its controller's election
+// revision: the node refuses the command once it has seen a newer
+// leader's (docs/RESHARDING.md, "A deposed leader's late command").
+func (m *Move) withRev(args []any) []any {
+	if m.Rev > 0 {
+		args = append(args, "REV", strconv.FormatInt(m.Rev, 10))
+	}
+	return args
 }
