@@ -48,8 +48,8 @@ var ErrWrongType = errors.New("bitcask: key holds the wrong type of value")
 type coll struct {
 	gen   uint64             // sequence number of the root record
 	elems map[string]elemLoc // element -> its newest put record, for a type with no packed form of its own (none now: hashes and sorted sets use zm)
-	set   *memberSet         // a set's members instead (set.go)
-	zm    *zmembers          // a sorted set's members or a hash's fields instead (zmembers.go)
+	set   *memberSet         // a set's members or a hash's fields instead (set.go)
+	zm    *zmembers          // a sorted set's members instead (zmembers.go)
 	z     *zindex            // a sorted set's members by (score, member) (zset.go)
 	l     *ltree             // a list's elements in order (list.go)
 	bytes int64              // sum of len(element)+len(value): the elements' part of LiveBytes
@@ -296,7 +296,7 @@ type txColl struct {
 	typ      Type             // the collection's
 	n        int              // elements after the Tx's writes
 	maxLen   int              // longest value after the Tx's writes, an upper bound (OBJECT ENCODING)
-	addBytes int64            // bytes of the members a set's Tx added (its size bound)
+	addBytes int64            // bytes of the members (fields) a set's (hash's) Tx added: its size bound
 	z        *zindex          // a sorted set's members as the Tx sees them, once it wrote and ranged it (zset.go)
 	zo       *zoverlay        // or, instead of z, the key directory's index under the Tx's writes (zoverlay.go)
 	sr       *setTxRand       // a set's members the Tx added and count it removed, once it drew from it (set.go)
@@ -450,6 +450,13 @@ func (tx *Tx) elemSet(key, field, value []byte, t Type) (old []byte, had bool, t
 	if err != nil {
 		return nil, false, nil, err
 	}
+	if !had && t == TypeHash {
+		// The fields are packed as a set's members, with the same bound.
+		if db.setBytes(h, key, tc)+int64(len(field)) > maxSetBytes {
+			return nil, false, nil, fmt.Errorf("%w: a hash's fields past %d bytes", ErrValueTooLarge, int64(maxSetBytes))
+		}
+		tc.addBytes += int64(len(field))
+	}
 	if err := db.txElemRecord(st, tc, kindElemPut, h, key, field, value); err != nil {
 		return nil, false, nil, err
 	}
@@ -596,32 +603,32 @@ func (db *DB) finishColls(rs *replayDB) {
 		s := db.kd.shardFor(h)
 		e := s.get(h, key)
 		if e == nil || e.typ == 0 {
+			rc.release()
 			continue
 		}
-		c := newColl(rc.gen, Type(e.typ), len(rc.elems))
-		if c.l != nil {
-			buildList(c, rc.elems)
-		}
-		for f, re := range rc.elems {
-			if c.l != nil {
-				break // built above; its bytes and files' live bytes below
+		rc.live()
+		c := newColl(rc.gen, Type(e.typ), len(rc.recs))
+		switch {
+		case c.l != nil:
+			buildList(c, rc)
+		case c.set != nil:
+			c.set.build(rc)
+		case c.zm != nil:
+			c.zm.build(rc)
+		default:
+			for i := range rc.recs {
+				r := &rc.recs[i]
+				c.storeString(string(rc.field(r)), r.loc())
 			}
-			if re.dead || re.loc.seq <= rc.gen {
-				continue
-			}
-			c.storeString(f, re.loc)
-			c.bytes += int64(len(f)) + int64(re.loc.valueLen())
-			tab[re.loc.file].live.Add(elemRecSize(len(key), len(f), &re.loc))
 		}
 		if c.z != nil {
-			db.zindexBuild(c, key)
+			db.zindexBuild(c, key, rc)
 		}
-		if c.l != nil {
-			c.each(func(f string, l elemLoc) {
-				c.bytes += int64(len(f)) + int64(l.valueLen())
-				tab[l.file].live.Add(elemRecSize(len(key), len(f), &l))
-			})
-		}
+		rc.release()
+		c.each(func(f string, l elemLoc) {
+			c.bytes += int64(len(f)) + int64(l.valueLen())
+			tab[l.file].live.Add(elemRecSize(len(key), len(f), &l))
+		})
 		if s.colls == nil {
 			s.colls = make(map[string]*coll)
 		}

@@ -155,7 +155,9 @@
 // (collection.go); a sorted set's members also sit in an ordered index
 // of (score, member), a B+tree whose nodes count their items, for ranks
 // and ranges in O(log n) (zindex.go, zset.go), rebuilt at Open from each
-// member's record (hints carry no values, so Open reads each score).
+// member's record (a hint written since scores went into hints,
+// "bchint02", carries each member's score; from an older one Open reads
+// each score from the data file).
 // Entries are sorted by xxhash64, so a SCAN cursor is
 // simply the next hash to visit. Open rebuilds the directory in bulk
 // (replay.go).

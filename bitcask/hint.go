@@ -6,16 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
 
 // A hint file lists, for one data file, every record a replay of that file
 // applies, without values, so Open can rebuild the key directory without
 // reading the data. Layout (little endian):
 //
-//	header   8 bytes   magic "bchint01"
+//	header   8 bytes   magic "bchint02" (or "bchint01", below)
 //	entries  32 bytes + key each:
 //	         seq u64 | expireAt i64 | offset u32 | key length u32 |
 //	         logical value length u32 | kind u8 | value type u8 |
@@ -23,16 +24,27 @@ import (
 //	         (kind, value type and key type as in the record; the key of
 //	         an element in the record's form, see doc.go; the database
 //	         0-15 as in the record's flags: a hint written before databases
-//	         existed has 0 there, database 0)
+//	         existed has 0 there, database 0. With hintValueFlag (0x80)
+//	         set in the database byte, the entry is a sorted set's
+//	         element put and expireAt's 8 bytes are its logical value,
+//	         the score's bits, which an element never has an expiry to
+//	         fill: Open then builds the set's index without reading each
+//	         score from the data file.)
 //	trailer  24 bytes: data file size u64 | entry count u64 |
 //	         CRC-32C u32 of every byte before it | magic "hend"
 //
 // A hint is used only if its CRC matches and the data file's size equals
-// the size in the trailer; otherwise Open scans the data file.
+// the size in the trailer; otherwise Open scans the data file. Hints
+// written before scores were carried have the magic "bchint01" and never
+// the flag; Open reads those as before (the scores from the data file).
+// A version that knows only "bchint01" takes a new hint for a bad one and
+// scans its data file.
 
 // These constants are part of the wire format and should not be changed.
 const (
-	hintMagic       = "bchint01"
+	hintMagic       = "bchint02"
+	hintMagicV1     = "bchint01"
+	hintValueFlag   = 0x80
 	hintEndMagic    = "hend"
 	hintHeaderSize  = 8
 	hintEntrySize   = 32
@@ -77,7 +89,10 @@ func (hw *hintWriter) write(b []byte) {
 	hw.w.Write(b) // errors surface at Flush
 }
 
-func (hw *hintWriter) add(off int64, h *header, key []byte, vlen uint32) {
+// add writes the entry of the record at off; stored is its value as
+// stored, or nil when the caller did not read it (a record larger than a
+// scanner's window).
+func (hw *hintWriter) add(off int64, h *header, key []byte, vlen uint32, stored []byte) {
 	b := hw.buf[:]
 	binary.LittleEndian.PutUint64(b[0:], h.seq)
 	binary.LittleEndian.PutUint64(b[8:], uint64(h.expireAt))
@@ -85,6 +100,10 @@ func (hw *hintWriter) add(off int64, h *header, key []byte, vlen uint32) {
 	binary.LittleEndian.PutUint32(b[20:], uint32(len(key)))
 	binary.LittleEndian.PutUint32(b[24:], vlen)
 	b[28], b[29], b[30], b[31] = h.kind, h.valType, h.keyType, h.db()
+	if bits, ok := scoreBits(h, stored); ok {
+		binary.LittleEndian.PutUint64(b[8:], bits)
+		b[31] |= hintValueFlag
+	}
 	hw.write(b)
 	hw.write(key)
 	hw.count++
@@ -139,7 +158,7 @@ func (db *DB) writeHintFromScan(f *dataFile) error {
 	}
 	sc := newScanner()
 	sc.reset(f.f, size)
-	scanFile(sc, func(r *scanRec) { hw.add(r.off, &r.h, r.key, r.vlen) })
+	scanFile(sc, func(r *scanRec) { hw.add(r.off, &r.h, r.key, r.vlen, r.value) })
 	if err := hw.finish(size); err != nil {
 		return err
 	}
@@ -214,10 +233,15 @@ func (db *DB) loadHint(f *dataFile, rs *replayState) (bool, error) {
 	if size < hintHeaderSize+hintTrailerSize {
 		return false, fmt.Errorf("%w: %d bytes", errBadHint, size)
 	}
-	var t [hintTrailerSize]byte
-	if _, err := hf.ReadAt(t[:], size-hintTrailerSize); err != nil {
+	// Read through a mapping: no copy, and an entry is decoded where it
+	// lies. The hint is replaced, never written in place, so the bytes do
+	// not change under the mapping.
+	mm, err := unix.Mmap(int(hf.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
 		return false, err
 	}
+	defer unix.Munmap(mm)
+	t := mm[size-hintTrailerSize:]
 	if string(t[20:]) != hintEndMagic {
 		return false, fmt.Errorf("%w: no trailer", errBadHint)
 	}
@@ -226,39 +250,35 @@ func (db *DB) loadHint(f *dataFile, rs *replayState) (bool, error) {
 	if dataSize != f.size.Load() {
 		return false, &hintSizeError{hinted: dataSize, actual: f.size.Load()}
 	}
-	// Pass 1: the CRC, before anything is applied.
-	crc := uint32(0)
-	buf := make([]byte, 1<<20)
-	body := size - 4 - 4 // everything before the CRC field
-	for p := int64(0); p < body; {
-		n := min(int64(len(buf)), body-p)
-		if _, err := hf.ReadAt(buf[:n], p); err != nil {
-			return false, err
-		}
-		crc = crc32.Update(crc, castagnoli, buf[:n])
-		p += n
-	}
-	if crc != binary.LittleEndian.Uint32(t[16:]) {
+	// The CRC first, before anything is applied.
+	if crc32.Checksum(mm[:size-8], castagnoli) != binary.LittleEndian.Uint32(t[16:]) {
 		return false, fmt.Errorf("%w: CRC mismatch", errBadHint)
 	}
-	// Pass 2: apply.
-	r := bufio.NewReaderSize(io.NewSectionReader(hf, 0, size-hintTrailerSize), 1<<20)
-	var magic [hintHeaderSize]byte
-	if _, err := io.ReadFull(r, magic[:]); err != nil || string(magic[:]) != hintMagic {
+	magic := string(mm[:hintHeaderSize])
+	if magic != hintMagic && magic != hintMagicV1 {
 		return false, fmt.Errorf("%w: bad magic", errBadHint)
 	}
-	left := size - hintTrailerSize - hintHeaderSize
+	v1 := magic == hintMagicV1
+	body := mm[hintHeaderSize : size-hintTrailerSize]
 	var eb [hintEntrySize]byte
-	var key []byte
 	var n uint64
-	for left > 0 {
-		if left < hintEntrySize {
+	for len(body) > 0 {
+		if len(body) < hintEntrySize {
 			return false, fmt.Errorf("%w: truncated entry", errBadHint)
 		}
-		if _, err := io.ReadFull(r, eb[:]); err != nil {
-			return false, err
+		copy(eb[:], body) // the flag and score are cleared below, not in the file
+		body = body[hintEntrySize:]
+		var score *uint64
+		var bits uint64
+		if eb[31]&hintValueFlag != 0 {
+			if v1 || eb[28] != kindElemPut || eb[30] != keyTypeZSet {
+				return false, fmt.Errorf("%w: a value on an entry of kind %d, key type %d", errBadHint, eb[28], eb[30])
+			}
+			bits = binary.LittleEndian.Uint64(eb[8:])
+			score = &bits
+			eb[31] &^= hintValueFlag
+			clear(eb[8:16]) // the element's expiry
 		}
-		left -= hintEntrySize
 		h := header{
 			seq:      binary.LittleEndian.Uint64(eb[0:]),
 			expireAt: int64(binary.LittleEndian.Uint64(eb[8:])),
@@ -274,24 +294,18 @@ func (db *DB) loadHint(f *dataFile, rs *replayState) (bool, error) {
 		if h.kind != kindPut && h.kind != kindElemPut && vlen != 0 {
 			return false, fmt.Errorf("%w: value length on a kind %d entry", errBadHint, h.kind)
 		}
-		if err := h.check(); err != nil || eb[31] >= NumDBs || int64(h.keyLen) > left || off+h.size() > dataSize {
+		if err := h.check(); err != nil || eb[31] >= NumDBs || int64(h.keyLen) > int64(len(body)) || off+h.size() > dataSize {
 			return false, fmt.Errorf("%w: malformed entry", errBadHint)
 		}
 		if h.valType == valTypeInt && (vlen == 0 || vlen > 20) {
 			return false, fmt.Errorf("%w: integer of %d digits", errBadHint, vlen)
 		}
-		if cap(key) < int(h.keyLen) {
-			key = make([]byte, h.keyLen)
-		}
-		key = key[:h.keyLen]
-		if _, err := io.ReadFull(r, key); err != nil {
-			return false, err
-		}
-		left -= int64(h.keyLen)
+		key := body[:h.keyLen:h.keyLen]
+		body = body[h.keyLen:]
 		if checkElemKey(&h, key) != nil {
 			return false, fmt.Errorf("%w: malformed element key", errBadHint)
 		}
-		db.replay(f, off, &h, key, vlen, rs)
+		db.replay(f, off, &h, key, vlen, score, rs)
 		n++
 	}
 	if n != count {

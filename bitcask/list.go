@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -749,21 +750,43 @@ func (tx *Tx) ListTrim(key []byte, lo, hi int) error {
 	return nil
 }
 
-// buildList gives a list read at Open its tree: the live elements sorted
-// by order key, appended in order (which fills the leaves).
-func buildList(c *coll, elems map[string]replayElem) {
-	keys := make([]string, 0, len(elems))
-	for f, re := range elems {
-		if re.dead || re.loc.seq <= c.gen || len(f) < 8 {
-			continue
-		}
-		keys = append(keys, f)
+// buildList gives a list read at Open its tree: the records rc holds
+// after live, sorted by order key (in file order already when the list
+// was only pushed at one end: checked first), the newest of each key
+// kept if it is a put, built into full leaves bottom up.
+func buildList(c *coll, rc *replayColl) {
+	recs := slices.DeleteFunc(rc.recs, func(r elemRec) bool { return r.flen < 8 }) // order keys are at least 8 bytes
+	cmpRec := func(a, b *elemRec) int { return bytes.Compare(rc.field(a), rc.field(b)) }
+	asc, desc := true, true
+	for i := 1; i < len(recs) && (asc || desc); i++ {
+		c := cmpRec(&recs[i-1], &recs[i])
+		asc = asc && c < 0
+		desc = desc && c > 0
 	}
-	sort.Strings(keys)
+	switch {
+	case asc:
+	case desc:
+		slices.Reverse(recs)
+	default:
+		// Stable: of equal keys, the later in file order wins a tie.
+		slices.SortStableFunc(recs, func(a, b elemRec) int { return cmpRec(&a, &b) })
+	}
 	t := c.l
-	for _, k := range keys {
-		l := elems[k].loc
-		l.seq = 0
-		t.insertAt(t.len(), t.newItem([]byte(k), l))
+	items := make([]litem, 0, len(recs))
+	for i := 0; i < len(recs); {
+		w := i // the newest of the run of equal keys from i
+		j := i + 1
+		for ; j < len(recs) && cmpRec(&recs[i], &recs[j]) == 0; j++ {
+			if recs[j].seq >= recs[w].seq {
+				w = j
+			}
+		}
+		if !recs[w].dead {
+			l := recs[w].loc()
+			l.seq = 0
+			items = append(items, t.newItem(rc.field(&recs[w]), l))
+		}
+		i = j
 	}
+	t.build(items)
 }

@@ -267,6 +267,16 @@ func listModel(t *testing.T, db *DB, key string, rng *rand.Rand, ops int, model 
 }
 
 func TestListModel(t *testing.T) {
+	t.Run("heap", func(t *testing.T) { listModelReopens(t) })
+	t.Run("slab", func(t *testing.T) {
+		// Every leaf's array from the slab, from the first split on.
+		defer func(n int) { slabMin = n }(slabMin)
+		slabMin = 1
+		listModelReopens(t)
+	})
+}
+
+func listModelReopens(t *testing.T) {
 	dir := t.TempDir()
 	o := testOptions()
 	o.MaxFileSize = 32 << 10

@@ -3,6 +3,7 @@ package bitcask
 import (
 	"bytes"
 	"encoding/binary"
+	"runtime"
 )
 
 // ltree is a list's elements in list order: a B+tree whose nodes count
@@ -18,6 +19,72 @@ type ltree struct {
 	first, last *lnode
 	longs       []string // whole keys longer than 8 bytes, by litem.long-1
 	freeLongs   []uint32 // free slots of longs
+	slab        *leafSlab
+}
+
+// leafSlab holds the leaves' item arrays of a big list (from slabMin
+// items) outside the Go heap, in the arena (set.go): the items hold no
+// pointers, and on the heap they would count twice in resident memory
+// under the collector's heap goal. Every array is a full leaf's (lmax+1
+// items); a leaf dropped gives its array back to free, and the tree's
+// finalizer unmaps the chunks (no reference to an item outlives the
+// shard's lock).
+type leafSlab struct {
+	chunks [][]litem // slabLeaves arrays each
+	free   [][]litem // arrays no leaf holds, empty, of capacity lmax+1
+}
+
+// slabMin is the length of a list from which new leaves take their
+// arrays from the slab (a var for tests).
+var slabMin = 8192
+
+const slabLeaves = 256 // leaves of a slab's chunk: 774 KiB
+
+// leafArray returns an array for a leaf of n items (capacity lmax+1), and
+// whether it is the slab's.
+func (t *ltree) leafArray(n int) ([]litem, bool) {
+	if t.slab == nil {
+		if t.len() < slabMin {
+			return make([]litem, n, lmax+1), false
+		}
+		t.slab = &leafSlab{}
+		runtime.SetFinalizer(t, (*ltree).release)
+	}
+	sl := t.slab
+	if len(sl.free) == 0 {
+		c := arenaAlloc[litem](nil, slabLeaves*(lmax+1))
+		sl.chunks = append(sl.chunks, c)
+		for i := 0; i < slabLeaves; i++ {
+			sl.free = append(sl.free, c[i*(lmax+1):i*(lmax+1):(i+1)*(lmax+1)])
+		}
+	}
+	a := sl.free[len(sl.free)-1]
+	sl.free = sl.free[:len(sl.free)-1]
+	return a[:n], true
+}
+
+// freeLeaf gives nd's items array back, if the slab's.
+func (t *ltree) freeLeaf(nd *lnode) {
+	if nd.inSlab {
+		t.slab.free = append(t.slab.free, nd.items[:0])
+	}
+	nd.items, nd.inSlab = nil, false
+}
+
+// setItems gives leaf nd the array a (slab: the slab's), freeing its old one.
+func (t *ltree) setItems(nd *lnode, a []litem, slab bool) {
+	t.freeLeaf(nd)
+	nd.items, nd.inSlab = a, slab
+}
+
+// release unmaps the slab's chunks (the tree's finalizer).
+func (t *ltree) release() {
+	if t.slab != nil {
+		for _, c := range t.slab.chunks {
+			arenaFree(c)
+		}
+		t.slab = nil
+	}
 }
 
 // litem is one element: its order key and where its record is.
@@ -36,6 +103,7 @@ type lnode struct {
 	items      []litem  // a leaf's items
 	kids       []*lnode // an inner node's children
 	prev, next *lnode   // a leaf's neighbours
+	inSlab     bool     // items is the tree's slab's
 }
 
 // lmax is the most items of a leaf and children of an inner node.
@@ -188,7 +256,7 @@ func (t *ltree) insertAt(i int, it litem) {
 func (t *ltree) ins(nd *lnode, i int, it litem) *lnode {
 	nd.n++
 	if nd.kids == nil {
-		nd.items = insertLItem(nd.items, i, it)
+		t.insertLItem(nd, i, it)
 		if len(nd.items) <= lmax {
 			return nil
 		}
@@ -200,7 +268,8 @@ func (t *ltree) ins(nd *lnode, i int, it litem) *lnode {
 		case nd.prev == nil && i == 0:
 			mid = 1
 		}
-		right := &lnode{items: make([]litem, len(nd.items)-mid, lmax+1)}
+		right := &lnode{}
+		right.items, right.inSlab = t.leafArray(len(nd.items) - mid)
 		copy(right.items, nd.items[mid:])
 		nd.items = nd.items[:mid]
 		right.n, nd.n = len(right.items), mid
@@ -242,16 +311,24 @@ func (t *ltree) ins(nd *lnode, i int, it litem) *lnode {
 	return right
 }
 
-func insertLItem(s []litem, i int, it litem) []litem {
-	if len(s) == cap(s) {
-		ns := make([]litem, len(s), min(max(2*cap(s), 4), lmax+1))
+// insertLItem inserts it at i of leaf nd's items, growing the array when
+// full (a slab's never is: it has the most a leaf holds).
+func (t *ltree) insertLItem(nd *lnode, i int, it litem) {
+	if s := nd.items; len(s) == cap(s) {
+		var ns []litem
+		slab := false
+		if c := min(max(2*cap(s), 4), lmax+1); c == lmax+1 {
+			ns, slab = t.leafArray(len(s))
+		} else {
+			ns = make([]litem, len(s), c)
+		}
 		copy(ns, s)
-		s = ns
+		t.setItems(nd, ns, slab)
 	}
-	s = s[:len(s)+1]
+	s := nd.items[:len(nd.items)+1]
 	copy(s[i+1:], s[i:])
 	s[i] = it
-	return s
+	nd.items = s
 }
 
 // deleteAt removes and returns the item at index i.
@@ -261,6 +338,7 @@ func (t *ltree) deleteAt(i int) litem {
 		t.root = t.root.kids[0]
 	}
 	if t.root.n == 0 {
+		t.freeLeaf(t.root)
 		t.root, t.first, t.last = nil, nil, nil
 	}
 	return old
@@ -304,11 +382,12 @@ func (t *ltree) join(nd *lnode, j int) {
 	l, r := nd.kids[j], nd.kids[j+1]
 	if l.kids == nil {
 		if cap(l.items) < len(l.items)+len(r.items) {
-			ns := make([]litem, len(l.items), lmax+1)
+			ns, slab := t.leafArray(len(l.items))
 			copy(ns, l.items)
-			l.items = ns
+			t.setItems(l, ns, slab)
 		}
 		l.items = append(l.items, r.items...)
+		t.freeLeaf(r)
 		l.next = r.next
 		if r.next != nil {
 			r.next.prev = l
@@ -383,4 +462,62 @@ func (t *ltree) remove(k []byte) {
 		old := t.deleteAt(i)
 		t.dropItem(&old)
 	}
+}
+
+// build makes the (empty) tree hold items, in order: leaves as full as
+// their share of items allows, then each level above them as full, bottom
+// up, with no search or split.
+func (t *ltree) build(items []litem) {
+	if len(items) == 0 {
+		return
+	}
+	level := make([]*lnode, 0, (len(items)+lmax-1)/lmax)
+	var prev *lnode
+	if len(items) >= slabMin && t.slab == nil {
+		t.slab = &leafSlab{}
+		runtime.SetFinalizer(t, (*ltree).release)
+	}
+	for _, part := range evenParts(len(items), lmax) {
+		nd := &lnode{n: part[1] - part[0]}
+		nd.items, nd.inSlab = t.leafArray(part[1] - part[0])
+		copy(nd.items, items[part[0]:part[1]])
+		nd.prev = prev
+		if prev != nil {
+			prev.next = nd
+		} else {
+			t.first = nd
+		}
+		prev = nd
+		level = append(level, nd)
+	}
+	t.last = prev
+	for len(level) > 1 {
+		up := make([]*lnode, 0, (len(level)+lmax-1)/lmax)
+		for _, part := range evenParts(len(level), lmax) {
+			nd := &lnode{kids: append(make([]*lnode, 0, part[1]-part[0]+1), level[part[0]:part[1]]...)}
+			for _, k := range nd.kids {
+				nd.n += k.n
+			}
+			up = append(up, nd)
+		}
+		level = up
+	}
+	t.root = level[0]
+}
+
+// evenParts cuts [0, n) into the fewest runs of at most most items, of lengths
+// differing by one at most.
+func evenParts(n, most int) [][2]int {
+	k := (n + most - 1) / most
+	out := make([][2]int, 0, k)
+	at := 0
+	for i := 0; i < k; i++ {
+		m := n / k
+		if i < n%k {
+			m++
+		}
+		out = append(out, [2]int{at, at + m})
+		at += m
+	}
+	return out
 }

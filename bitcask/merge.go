@@ -554,7 +554,7 @@ func (m *merger) copyRecord(in *dataFile, r *scanRec, seq uint64, exp int64) (ui
 	} else if err := m.copyLarge(in, r, &nh, off); err != nil {
 		return 0, err
 	}
-	m.hw.add(off, &nh, r.key, r.vlen)
+	m.hw.add(off, &nh, r.key, r.vlen, r.value)
 	m.origins = append(m.origins, origin{file: in.handle, off: uint32(r.off)})
 	return uint32(off), nil
 }

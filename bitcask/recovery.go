@@ -162,7 +162,13 @@ func (db *DB) recover() error {
 		}
 		db.recovery.scanned++
 		sc.reset(f.f, f.size.Load())
-		st := scanFile(sc, func(r *scanRec) { db.replay(f, r.off, &r.h, r.key, r.vlen, rs) })
+		st := scanFile(sc, func(r *scanRec) {
+			var score *uint64
+			if bits, ok := scoreBits(&r.h, r.value); ok {
+				score = &bits
+			}
+			db.replay(f, r.off, &r.h, r.key, r.vlen, score, rs)
+		})
 		if st.maxSeq > rs.maxSeq {
 			rs.maxSeq = st.maxSeq
 		}
@@ -307,10 +313,13 @@ type scanner struct {
 
 // scanRec is a valid record found by a scanner.
 type scanRec struct {
-	off   int64
-	h     header
-	key   []byte // valid until the scanner reads again
-	value []byte // stored value; nil for a record larger than the window
+	off int64
+	h   header
+	key []byte // valid until the scanner reads again
+	// value is the stored value; nil for a record larger than the window
+	// and, in a batch of several records, for all but a sorted set's
+	// element puts (scores).
+	value []byte
 	vlen  uint32 // logical value length
 }
 
@@ -456,7 +465,8 @@ type scanStats struct {
 type pendingRec struct {
 	off      int64
 	h        header
-	keyStart int
+	keyStart int // the key in the arena, then the value if valLen > 0
+	valLen   int
 	vlen     uint32
 }
 
@@ -514,15 +524,21 @@ func scanFile(s *scanner, emit func(r *scanRec)) scanStats {
 			inBatch, batchOff = true, off
 			fallthrough
 		case inBatch:
-			pending = append(pending, pendingRec{off: off, h: r.h, keyStart: len(arena), vlen: r.vlen})
+			p := pendingRec{off: off, h: r.h, keyStart: len(arena), vlen: r.vlen}
 			arena = append(arena, r.key...)
+			if r.h.kind == kindElemPut && r.h.keyType == keyTypeZSet && r.value != nil {
+				// A score (8 bytes) goes to the hint and the index.
+				p.valLen = len(r.value)
+				arena = append(arena, r.value...)
+			}
+			pending = append(pending, p)
 			if last {
-				for i, p := range pending {
-					end := len(arena)
-					if i+1 < len(pending) {
-						end = pending[i+1].keyStart
+				for _, p := range pending {
+					kend := p.keyStart + int(p.h.keyLen)
+					pr := scanRec{off: p.off, h: p.h, key: arena[p.keyStart:kend:kend], vlen: p.vlen}
+					if p.valLen > 0 {
+						pr.value = arena[kend : kend+p.valLen : kend+p.valLen]
 					}
-					pr := scanRec{off: p.off, h: p.h, key: arena[p.keyStart:end:end], vlen: p.vlen}
 					emit(&pr)
 				}
 				inBatch, pending, arena = false, pending[:0], arena[:0]

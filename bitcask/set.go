@@ -26,6 +26,9 @@ import (
 // twice in resident memory, the collector letting the heap grow to twice
 // what is live before it collects. A set of a million members of 16 bytes
 // then costs about as much memory as in redis-server, or less.
+//
+// A hash's fields are a memberSet too, with one more array of the values'
+// lengths (the values stay on disk).
 
 // maxSetBytes bounds a set's members' total length: offsets into
 // memberSet.data are 32 bits, and data holds at most twice the live bytes
@@ -37,7 +40,10 @@ type memberSet struct {
 	mems  []member // dense, in no particular order; a removal moves the last one into the hole
 	data  []byte   // the members' bytes, at mems[i].at
 	slots []uint32 // linear probing by xxhash of the member: index into mems + 1, 0 empty
-	waste int      // bytes of data no member refers to
+	// vlens are a hash's values' lengths (packed as entry.vlen), by index
+	// in mems; nil for a set, whose members have no value.
+	vlens []uint32
+	waste int // bytes of data no member refers to
 }
 
 // member is one member: where its bytes are in data and where its record
@@ -50,13 +56,28 @@ type member struct {
 	file uint16 // handle of the data file
 }
 
-func newMemberSet(n int) *memberSet {
+// newMemberSet makes a memberSet with room for n members, with their
+// values' lengths (a hash's fields) if values.
+func newMemberSet(n int, values bool) *memberSet {
 	ms := &memberSet{}
 	if n > 0 {
 		ms.mems = growMembers(nil, n)
 		ms.slots = makeSlots(nil, slotsFor(n))
 	}
+	if values {
+		ms.vlens = arenaAlloc[uint32](nil, max(n, 8))[:0]
+	}
 	return ms
+}
+
+// loc is where member i's record is.
+func (ms *memberSet) loc(i int) elemLoc {
+	m := &ms.mems[i]
+	l := elemLoc{off: m.off, file: m.file}
+	if ms.vlens != nil {
+		l.vlen = ms.vlens[i]
+	}
+	return l
 }
 
 // slotsFor is the table size for n members: a power of two at most 3/4 full.
@@ -102,16 +123,19 @@ func (ms *memberSet) lookup(b []byte) (elemLoc, bool) {
 	if !ok {
 		return elemLoc{}, false
 	}
-	m := &ms.mems[ms.slots[s]-1]
-	return elemLoc{off: m.off, file: m.file}, true
+	return ms.loc(int(ms.slots[s] - 1)), true
 }
 
 // put adds b, or moves its record to l if it is a member.
 func (ms *memberSet) put(b []byte, l elemLoc) {
 	s, ok := ms.find(b)
 	if ok {
-		m := &ms.mems[ms.slots[s]-1]
+		i := ms.slots[s] - 1
+		m := &ms.mems[i]
 		m.off, m.file = l.off, l.file
+		if ms.vlens != nil {
+			ms.vlens[i] = l.vlen
+		}
 		return
 	}
 	if (len(ms.mems) + 1) > len(ms.slots)*3/4 {
@@ -124,10 +148,27 @@ func (ms *memberSet) put(b []byte, l elemLoc) {
 	}
 	ms.mems = append(ms.mems, member{at: uint32(len(ms.data) - len(b)), n: uint32(len(b)), off: l.off, file: l.file})
 	ms.slots[s] = uint32(len(ms.mems))
+	ms.appendVlen(l.vlen)
+}
+
+// appendVlen appends the value length of a hash's new last field.
+func (ms *memberSet) appendVlen(v uint32) {
+	if ms.vlens == nil {
+		return
+	}
+	if len(ms.vlens) == cap(ms.vlens) {
+		ms.vlens = arenaAlloc(ms.vlens, 2*cap(ms.vlens)+8)[:len(ms.vlens)]
+	}
+	ms.vlens = append(ms.vlens, v)
 }
 
 func (ms *memberSet) grow() {
 	ms.slots = makeSlots(ms.slots, slotsFor(max(2*len(ms.mems), 6)))
+	ms.rehash()
+}
+
+// rehash fills the (empty) table with every member.
+func (ms *memberSet) rehash() {
 	mask := len(ms.slots) - 1
 	for i := range ms.mems {
 		s := int(xxhash.Sum64(ms.bytesOf(&ms.mems[i]))) & mask
@@ -136,6 +177,27 @@ func (ms *memberSet) grow() {
 		}
 		ms.slots[s] = uint32(i + 1)
 	}
+}
+
+// build fills an empty set, made by newMemberSet(len(rc.recs), ...), with the
+// distinct members rc holds after its final dedup: no lookups, the
+// bytes in one array of the right size.
+func (ms *memberSet) build(rc *replayColl) {
+	if len(rc.recs) == 0 {
+		return
+	}
+	size := 0
+	for i := range rc.recs {
+		size += int(rc.recs[i].flen)
+	}
+	ms.data = arenaAlloc[byte](nil, size)[:0]
+	for i := range rc.recs {
+		r := &rc.recs[i]
+		ms.data = append(ms.data, rc.field(r)...)
+		ms.mems = append(ms.mems, member{at: uint32(len(ms.data)) - r.flen, n: r.flen, off: r.off, file: r.file})
+		ms.appendVlen(r.vlen)
+	}
+	ms.rehash()
 }
 
 // remove deletes b if it is a member.
@@ -150,8 +212,14 @@ func (ms *memberSet) remove(b []byte) {
 	if last := len(ms.mems) - 1; i != last {
 		ms.slots[ms.slotOfIndex(last)] = uint32(i + 1)
 		ms.mems[i] = ms.mems[last]
+		if ms.vlens != nil {
+			ms.vlens[i] = ms.vlens[last]
+		}
 	}
 	ms.mems = ms.mems[:len(ms.mems)-1]
+	if ms.vlens != nil {
+		ms.vlens = ms.vlens[:len(ms.mems)]
+	}
 	if ms.waste > 4096 && ms.waste > len(ms.data)/2 {
 		ms.compact()
 	}
@@ -215,6 +283,20 @@ func arenaAlloc[T any](old []T, n int) []T {
 	return out
 }
 
+// arenaGrow returns a with room for n elements (n > cap(a)), its elements
+// kept: a mapped array is moved by the kernel (mremap), not copied.
+func arenaGrow[T any](a []T, n int) []T {
+	var zero T
+	sz := int(unsafe.Sizeof(zero))
+	if old := cap(a) * sz; old >= arenaMin {
+		b, err := unix.Mremap(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(a))), old), n*sz, unix.MREMAP_MAYMOVE)
+		if err == nil {
+			return unsafe.Slice((*T)(unsafe.Pointer(&b[0])), n)[:len(a)]
+		}
+	}
+	return arenaAlloc(a, n)[:len(a)]
+}
+
 // arenaFree unmaps a mapped array (a heap one is the collector's).
 func arenaFree[T any](a []T) {
 	var zero T
@@ -245,14 +327,18 @@ func (ms *memberSet) release() {
 	arenaFree(ms.mems)
 	arenaFree(ms.data)
 	arenaFree(ms.slots)
-	ms.mems, ms.data, ms.slots = nil, nil, nil
+	arenaFree(ms.vlens)
+	ms.mems, ms.data, ms.slots, ms.vlens = nil, nil, nil, nil
 }
 
 // The element index of a collection, whichever form it has.
 
 func newColl(gen uint64, t Type, n int) *coll {
-	if t == TypeSet {
-		ms := newMemberSet(n)
+	if t == TypeSet || t == TypeHash {
+		// A hash's fields are packed as a set's members are, with their
+		// values' lengths beside them: about 40 bytes a field with its
+		// bytes, none of it on the Go heap.
+		ms := newMemberSet(n, t == TypeHash)
 		runtime.SetFinalizer(ms, (*memberSet).release)
 		return &coll{gen: gen, set: ms}
 	}
@@ -261,12 +347,6 @@ func newColl(gen uint64, t Type, n int) *coll {
 	}
 	if t == TypeList {
 		return &coll{gen: gen, l: &ltree{}}
-	}
-	if t == TypeHash {
-		// A hash's fields in the same packed map as a sorted set's
-		// members (about 64 bytes a field with its string, where a Go
-		// map took about 118).
-		return &coll{gen: gen, zm: newZmembers(n)}
 	}
 	return &coll{gen: gen, elems: make(map[string]elemLoc, n)}
 }
@@ -374,9 +454,8 @@ func (c *coll) each(fn func(field string, l elemLoc)) {
 	}
 	ms := c.set
 	for i := range ms.mems {
-		m := &ms.mems[i]
-		b := ms.bytesOf(m)
-		fn(unsafe.String(unsafe.SliceData(b), len(b)), elemLoc{off: m.off, file: m.file})
+		b := ms.bytesOf(&ms.mems[i])
+		fn(unsafe.String(unsafe.SliceData(b), len(b)), ms.loc(i))
 	}
 }
 
@@ -531,14 +610,15 @@ func (tx *Tx) SetAdd(key, member []byte) (added bool, err error) {
 	return true, nil
 }
 
-// setBytes is an upper bound of the members' bytes of a set as the Tx sees it.
+// setBytes is an upper bound of the members' bytes of a set (the fields'
+// of a hash) as the Tx sees it.
 func (db *DB) setBytes(h uint64, key []byte, tc *txColl) int64 {
 	n := tc.addBytes
 	if tc.base {
 		s := db.kd.shardFor(h)
 		s.mu.RLock()
-		if c := s.colls[string(key)]; c != nil {
-			n += c.bytes
+		if c := s.colls[string(key)]; c != nil && c.set != nil {
+			n += int64(len(c.set.data) - c.set.waste)
 		}
 		s.mu.RUnlock()
 	}

@@ -69,7 +69,7 @@ func TestSetRecordGolden(t *testing.T) {
 // map side by side, through table growth, backward-shift deletion and
 // compaction.
 func TestMemberSetModel(t *testing.T) {
-	ms := newMemberSet(0)
+	ms := newMemberSet(0, false)
 	model := map[string]elemLoc{}
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < 200_000; i++ {

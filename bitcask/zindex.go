@@ -390,3 +390,49 @@ func (z *zindex) removeMember(member string) (zitem, bool) {
 	}
 	return z.remove(*found)
 }
+
+// build makes the (empty) index hold items, sorted and distinct: leaves
+// and inner nodes as full as their share allows, bottom up, each
+// separator the first item of the child on its right (as a split makes
+// it).
+func (z *zindex) build(items []zitem) {
+	if len(items) == 0 {
+		return
+	}
+	type sub struct {
+		nd  *znode
+		min zitem // the subtree's first item
+	}
+	level := make([]sub, 0, (len(items)+zmax-1)/zmax)
+	var prev *znode
+	for _, part := range evenParts(len(items), zmax) {
+		nd := &znode{n: part[1] - part[0], items: make([]zitem, part[1]-part[0], zmax+1)}
+		copy(nd.items, items[part[0]:part[1]])
+		nd.prev = prev
+		if prev != nil {
+			prev.next = nd
+		} else {
+			z.first = nd
+		}
+		prev = nd
+		level = append(level, sub{nd, nd.items[0]})
+	}
+	z.last = prev
+	for len(level) > 1 {
+		up := make([]sub, 0, (len(level)+zmax-1)/zmax)
+		for _, part := range evenParts(len(level), zmax) {
+			kids := level[part[0]:part[1]]
+			nd := &znode{kids: make([]*znode, 0, len(kids)+1), keys: make([]zitem, 0, len(kids))}
+			for i, k := range kids {
+				nd.kids = append(nd.kids, k.nd)
+				nd.n += k.nd.n
+				if i > 0 {
+					nd.keys = append(nd.keys, k.min)
+				}
+			}
+			up = append(up, sub{nd, kids[0].min})
+		}
+		level = up
+	}
+	z.root = level[0].nd
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/cespare/xxhash/v2"
@@ -67,6 +68,24 @@ func decodeScore(v []byte) (float64, error) {
 	return math.Float64frombits(binary.LittleEndian.Uint64(v)), nil
 }
 
+// scoreBits returns the score's bits an element put record of a sorted
+// set holds, given its value as stored (nil: not read).
+func scoreBits(h *header, stored []byte) (uint64, bool) {
+	if h.kind != kindElemPut || h.keyType != keyTypeZSet || len(stored) != intValueSize {
+		return 0, false
+	}
+	if h.valType == valTypeInt {
+		// The score's 8 bytes happened to read as a decimal integer.
+		var buf [24]byte
+		v := strconv.AppendInt(buf[:0], int64(binary.LittleEndian.Uint64(stored)), 10)
+		if len(v) != intValueSize {
+			return 0, false
+		}
+		return binary.LittleEndian.Uint64(v), true
+	}
+	return binary.LittleEndian.Uint64(stored), true
+}
+
 func (db *DB) scoreAt(key, member []byte, l *elemLoc) (float64, error) {
 	var buf [24]byte
 	v, err := db.readElem(buf[:0], key, member, l)
@@ -110,22 +129,27 @@ func (db *DB) zindexApply(c *coll, key, member []byte, l *elemLoc) string {
 }
 
 // zindexBuild gives a sorted set read at Open its ordered index: each
-// member's score from its record, inserted in order (which fills the
-// index's leaves).
-func (db *DB) zindexBuild(c *coll, key []byte) {
+// member's score as replay found it (from the record or its hint) or
+// else from its record, sorted, built bottom up. c's members are rc's
+// records, in order (zmembers.build).
+func (db *DB) zindexBuild(c *coll, key []byte, rc *replayColl) {
 	items := make([]zitem, 0, c.count())
-	c.each(func(m string, l elemLoc) {
-		sc, err := db.scoreAt(key, []byte(m), &l)
-		if err != nil {
-			db.log.Error("reading a sorted set member's score at open failed", "error", err)
+	for i := range rc.recs {
+		r := &rc.recs[i]
+		m := c.zm.member(uint32(i))
+		sc := math.Float64frombits(r.score)
+		if !r.hasScore {
+			l := r.loc()
+			var err error
+			if sc, err = db.scoreAt(key, []byte(m), &l); err != nil {
+				db.log.Error("reading a sorted set member's score at open failed", "error", err)
+			}
 		}
 		items = append(items, zitem{sc, m})
-	})
+	}
 	slices.SortFunc(items, func(a, b zitem) int { return zcmp(&a, &b) })
 	c.z = &zindex{}
-	for _, it := range items {
-		c.z.insert(it)
-	}
+	c.z.build(items)
 }
 
 // span returns the ranks [lo, hi) of the members q selects, before its

@@ -30,7 +30,32 @@ type Shard struct {
 	Size int64  `json:"size"`
 	Host string `json:"host"`
 	Port int    `json:"port"`
+	// Replicas are the nodes that copy the shard from its primary (Host,
+	// Port), in the order a failover prefers them on equal offsets
+	// (docs/REPLICATION.md).
+	Replicas []Replica `json:"replicas,omitempty"`
+	// MinAcks is how many replicas must hold a write before its reply
+	// goes out; 0 is asynchronous.
+	MinAcks int `json:"min_acks,omitempty"`
 }
+
+// Replica is a node that copies a shard.
+type Replica struct {
+	Host string `json:"host"`
+	Port int    `json:"port"`
+}
+
+// ReplicaAddrs are the host:port of the shard's replicas, in order.
+func (s Shard) ReplicaAddrs() []string {
+	var out []string
+	for _, r := range s.Replicas {
+		out = append(out, r.Addr())
+	}
+	return out
+}
+
+// Addr is the replica's host:port.
+func (r Replica) Addr() string { return net.JoinHostPort(r.Host, strconv.Itoa(r.Port)) }
 
 // Addr is the shard node's host:port.
 func (s Shard) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
@@ -148,8 +173,40 @@ func (m *Map) Validate() error {
 	if last := m.Shards[len(m.Shards)-1]; last.End != 1 {
 		return fmt.Errorf("range map: does not reach 1.0: last shard %q ends at %v", last.Name, last.End)
 	}
+	addrs := make(map[string]string, len(m.Shards)) // primary address -> a shard of it
+	for _, s := range m.Shards {
+		addrs[s.Addr()] = s.Name
+	}
+	if err := m.validateReplicas(addrs); err != nil {
+		return err
+	}
 	if m.HashTags && len(m.Shards) > MaxTagShards {
 		return fmt.Errorf("range map: %d shards: a map with hash_tags has at most %d (the proxy's SCAN cursor holds the shard index)", len(m.Shards), MaxTagShards)
+	}
+	return nil
+}
+
+// validateReplicas checks that a replica is no shard's primary, copies
+// one node only (the shards a split left on one primary share their
+// replicas), and that min_acks is possible; primaries maps each primary
+// address to a shard name.
+func (m *Map) validateReplicas(primaries map[string]string) error {
+	copies := map[string]string{} // replica address -> the primary it copies
+	for _, s := range m.Shards {
+		if s.MinAcks < 0 || s.MinAcks > len(s.Replicas) {
+			return fmt.Errorf("range map: shard %q: min_acks %d must be between 0 and its %d replicas", s.Name, s.MinAcks, len(s.Replicas))
+		}
+		for _, r := range s.Replicas {
+			switch {
+			case r.Host == "" || r.Port <= 0 || r.Port > 65535:
+				return fmt.Errorf("range map: shard %q: replica %q needs a host and a port in 1..65535", s.Name, r.Addr())
+			case primaries[r.Addr()] != "":
+				return fmt.Errorf("range map: shard %q: replica %s is the primary of shard %q", s.Name, r.Addr(), primaries[r.Addr()])
+			case copies[r.Addr()] != "" && copies[r.Addr()] != s.Addr():
+				return fmt.Errorf("range map: shard %q: replica %s already copies %s", s.Name, r.Addr(), copies[r.Addr()])
+			}
+			copies[r.Addr()] = s.Addr()
+		}
 	}
 	return nil
 }

@@ -10,6 +10,16 @@ func shard(name string, start, end float64, port int) string {
 	return `{"name":"` + name + `","start":` + ftoa(start) + `,"end":` + ftoa(end) + `,"size":0,"host":"127.0.0.1","port":` + itoa(port) + `}`
 }
 
+// replicated is shard with replicas on the given ports and min_acks.
+func replicated(name string, start, end float64, port, minAcks int, replicas ...int) string {
+	var rs []string
+	for _, p := range replicas {
+		rs = append(rs, `{"host":"127.0.0.1","port":`+itoa(p)+`}`)
+	}
+	s := shard(name, start, end, port)
+	return s[:len(s)-1] + `,"min_acks":` + itoa(minAcks) + `,"replicas":[` + strings.Join(rs, ",") + `]}`
+}
+
 func ftoa(f float64) string { return FormatPosition(f) }
 func itoa(i int) string     { return FormatPosition(float64(i)) }
 
@@ -39,6 +49,12 @@ func TestParseValidation(t *testing.T) {
 		{"no host", `{"shards":[{"name":"a","start":0,"end":1,"port":1}]}`, `shard "a" has no host`},
 		{"bad port", mapOf(shard("a", 0, 1, 70000)), `shard "a": port 70000`},
 		{"negative size", `{"shards":[{"name":"a","start":0,"end":1,"size":-1,"host":"h","port":1}]}`, "negative"},
+		{"replicas", mapOf(replicated("a", 0, 0.5, 1, 1, 11, 12), replicated("b", 0.5, 1, 2, 0, 21)), ""},
+		{"a split's shards share replicas", mapOf(replicated("a", 0, 0.5, 1, 0, 11), replicated("a-2", 0.5, 1, 1, 0, 11)), ""},
+		{"replica is a primary", mapOf(replicated("a", 0, 0.5, 1, 0, 2), shard("b", 0.5, 1, 2)), `shard "a": replica 127.0.0.1:2 is the primary of shard "b"`},
+		{"replica of two nodes", mapOf(replicated("a", 0, 0.5, 1, 0, 11), replicated("b", 0.5, 1, 2, 0, 11)), `shard "b": replica 127.0.0.1:11 already copies 127.0.0.1:1`},
+		{"min_acks above the replicas", mapOf(replicated("a", 0, 1, 1, 2, 11)), `shard "a": min_acks 2 must be between 0 and its 1 replicas`},
+		{"replica without a port", `{"shards":[{"name":"a","start":0,"end":1,"host":"h","port":1,"replicas":[{"host":"h"}]}]}`, `shard "a": replica`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -25,7 +25,9 @@ type client struct {
 	// migRecv marks a connection that carries a move's stream
 	// (MIGRATE.RECV): its keys are not checked against the assignment.
 	migRecv bool
-	rb      resp.RequestReader // requests read and not yet executed (conn.go)
+	// repl is the connection's part of replication (replica.go).
+	repl clientRepl
+	rb   resp.RequestReader // requests read and not yet executed (conn.go)
 	// out collects the replies of the pipeline being served.
 	out []byte
 	// bigOuts tells how often out was over outKeep when written lately

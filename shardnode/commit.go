@@ -129,8 +129,13 @@ func (s *Server) commitRun(r *commitReq) {
 	// Send the batch's replies back to back, as Redis does after its
 	// fsync, before waking the connections: the clients have them a
 	// goroutine switch sooner, and writes in a row are cheaper for the
-	// kernel than the same writes spread over time.
+	// kernel than the same writes spread over time. Under min-acks the
+	// replies wait for the replicas first (replica.go): each connection
+	// sends its own.
 	for _, b := range batch {
+		if s.repl.minAcks.Load() > 0 {
+			break
+		}
 		b.c.flushOut()
 	}
 	for _, b := range batch {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -67,6 +68,22 @@ type Config struct {
 	// etcd): such a fence stays until SHARD.UNFENCE or an assignment
 	// without the range.
 	MoveState func(ctx context.Context, id string) (state string, found bool, err error)
+	// ReplicaOf, when not empty, starts the node as a replica of the
+	// primary at this host:port (docs/REPLICATION.md).
+	ReplicaOf string
+	// MinAcks is how many replicas must hold a write before its reply
+	// goes out (0: asynchronous, as Redis). REPL.ROLE ... MINACKS changes it.
+	MinAcks int
+	// MinAcksTimeout is how long a write's reply waits for MinAcks
+	// acknowledgements before it becomes NOREPLICAS; 0 is 1 s.
+	MinAcksTimeout time.Duration
+	// ReplMaxLag is how recent a replica's last acknowledgement must be
+	// for it to count as good (Redis's min-replicas-max-lag); 0 is 10 s.
+	ReplMaxLag time.Duration
+	// RoleGate: the node takes writes only once the controller confirmed
+	// its role (REPL.ROLE) and while the lease deadline set by
+	// SetLeaseDeadline is ahead: a node of a cluster with failover.
+	RoleGate bool
 	// Logger receives the node's logs; nil discards them.
 	Logger hclog.Logger
 	// Storage, when not nil, adjusts the Bitcask options after the fields

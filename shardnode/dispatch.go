@@ -71,6 +71,9 @@ var handlers = map[string]handlerFunc{
 	"migrate.start": cmdMigrateStart, "migrate.status": cmdMigrateStatus, "migrate.abort": cmdMigrateAbort,
 	"migrate.recv": cmdMigrateRecv, "migrate.flushrange": cmdMigrateFlushRange, "migrate.drop": cmdMigrateDrop,
 	"shard.fence": cmdShardFence, "shard.unfence": cmdShardUnfence,
+	// replication (cmd_repl.go)
+	"replicaof": cmdReplicaOf, "slaveof": cmdReplicaOf, "role": cmdRole, "wait": cmdWait,
+	"repl.role": cmdReplRole, "repl.attach": cmdReplAttach, "repl.recv": cmdReplRecv, "repl.offset": cmdReplOffset,
 	"shard.assign": cmdShardAssign, "shard.unassign": cmdShardUnassign, "shard.watch": cmdShardWatch, "shard.unwatch": cmdShardUnwatch,
 	"shard.exec": cmdShardExec, "tx.prepare": cmdTxPrepare, "tx.decide": cmdTxDecide,
 	"tx.status": cmdTxStatus, "tx.commit": cmdTxCommit, "tx.abort": cmdTxCommit, "tx.forget": cmdTxForget,
@@ -234,6 +237,11 @@ func (c *client) serveFrom() serveState {
 	cmds, sp := c.batch, c.specBuf
 	i := c.next
 	for {
+		if c.repl.woff > c.repl.w0 && c.awaitAcks(i) {
+			c.next = i
+			return serveBlocked
+		}
+		c.markUnit(i)
 		if c.stream != nil && !c.pumpStream() {
 			c.next = i
 			return serveHeld
@@ -272,6 +280,7 @@ func (c *client) serveFrom() serveState {
 			}
 			i += c.runKeyed(cmds[i:j], sp[i:j], write)
 			if c.blocked != nil {
+				c.repl.w0 = c.repl.woff // a run's writes before a blocking pop are not held (docs/REPLICATION.md)
 				c.next = i
 				return serveBlocked
 			}
@@ -283,6 +292,10 @@ func (c *client) serveFrom() serveState {
 		}
 		c.execOne(sp[i], cmds[i].Args)
 		i++
+		if c.blocked != nil { // WAIT
+			c.next = i
+			return serveBlocked
+		}
 	}
 	c.next = len(cmds)
 	return serveDone
@@ -398,6 +411,10 @@ func (c *client) admit(spec *cmdSpec, args [][]byte) bool {
 	}
 	if !c.sess.Authed && spec.Flags&cmdtable.FlagNoAuth == 0 {
 		c.reject(errNoAuth)
+		return false
+	}
+	if msg := c.replRefuse(spec); msg != "" {
+		c.reject(msg)
 		return false
 	}
 	if c.srv.scripts.isBusy() && !c.allowedWhileBusy(spec, args) {

@@ -67,6 +67,9 @@ func cmdInfo(c *client, args [][]byte) {
 			}
 		}
 	}
+	if r.Want("replication") {
+		s.writeReplInfo(&w)
+	}
 	if r.Want("shard") {
 		s.writeShardInfo(&w)
 	}

@@ -464,39 +464,12 @@ func (j *migSource) run() {
 
 // stream runs the snapshot pass and then catch-up until stopped.
 func (j *migSource) stream(wr *migWire, readErr chan error) error {
-	check := func() error {
-		if j.stopped.Load() {
-			return errStopped
-		}
-		select {
-		case err := <-readErr:
-			if err == nil {
-				err = errors.New("target closed the connection")
-			}
-			return err
-		default:
-		}
-		return nil
-	}
+	check := j.checker(readErr, "target")
 	if err := j.srv.barrier(); err != nil {
 		return err
 	}
-	for db := 0; db < bitcask.NumDBs; db++ {
-		var keys []string
-		j.srv.db.Select(db).Range(func(key []byte, _ bitcask.Meta) bool {
-			if j.rng.has(j.srv.positionOf(key)) {
-				keys = append(keys, string(key))
-			}
-			return true
-		})
-		for _, k := range keys {
-			if err := check(); err != nil {
-				return err
-			}
-			if err := wr.sendKey(db, k); err != nil {
-				return err
-			}
-		}
+	if err := wr.sendSnapshot(check); err != nil {
+		return err
 	}
 	if err := wr.flush(); err != nil {
 		return err
@@ -521,16 +494,7 @@ func (j *migSource) stream(wr *migWire, readErr chan error) error {
 			if err := check(); err != nil {
 				return err
 			}
-			var err error
-			switch {
-			case it.flush:
-				err = wr.sendFlush(it.db)
-			case it.whole:
-				err = wr.sendKey(it.db, it.key)
-			default:
-				err = wr.sendElems(it)
-			}
-			if err != nil {
+			if err := wr.sendItem(it); err != nil {
 				return err
 			}
 			j.inflight.Add(-1)
@@ -559,10 +523,40 @@ func (j *migSource) stream(wr *migWire, readErr chan error) error {
 
 var errStopped = errors.New("stopped")
 
+// checker returns the stream's check between items: stopped, or the
+// reader of the peer's replies failed.
+func (j *migSource) checker(readErr chan error, peer string) func() error {
+	return func() error {
+		if j.stopped.Load() {
+			return errStopped
+		}
+		select {
+		case err := <-readErr:
+			if err == nil {
+				err = errors.New(peer + " closed the connection")
+			}
+			return err
+		default:
+		}
+		return nil
+	}
+}
+
 // readAcks reads the target's replies; an item is acknowledged once all
 // its replies arrived, each after the target committed its write under its
 // appendfsync policy.
 func (j *migSource) readAcks(r *bufio.Reader, pending chan migPending) error {
+	return readItemReplies(r, pending, "target", func(seq uint64) {
+		if seq > 0 {
+			j.ackedSeq.Store(seq)
+		}
+	})
+}
+
+// readItemReplies reads the replies to the stream's items in order, and
+// calls acked with an item's seq once all its replies arrived; an error
+// reply from the peer ends the stream.
+func readItemReplies(r *bufio.Reader, pending chan migPending, peer string, acked func(seq uint64)) error {
 	for p := range pending {
 		for i := 0; i < p.n; i++ {
 			line, err := readReply(r)
@@ -570,12 +564,10 @@ func (j *migSource) readAcks(r *bufio.Reader, pending chan migPending) error {
 				return err
 			}
 			if line != "" {
-				return errors.New("target replied: " + line)
+				return errors.New(peer + " replied: " + line)
 			}
 		}
-		if p.seq > 0 {
-			j.ackedSeq.Store(p.seq)
-		}
+		acked(p.seq)
 	}
 	return nil
 }
@@ -696,6 +688,43 @@ func (w *migWire) selectDB(db int) int {
 	w.db = db
 	w.cmd("SELECT", strconv.Itoa(db))
 	return 1
+}
+
+// sendSnapshot sends every key of the range of every database as it is
+// now (the snapshot pass), checking check between keys.
+func (w *migWire) sendSnapshot(check func() error) error {
+	s, rng := w.j.srv, w.j.rng
+	for db := 0; db < bitcask.NumDBs; db++ {
+		var keys []string
+		s.db.Select(db).Range(func(key []byte, _ bitcask.Meta) bool {
+			if rng.has(s.positionOf(key)) {
+				keys = append(keys, string(key))
+			}
+			return true
+		})
+		for _, k := range keys {
+			if err := check(); err != nil {
+				return err
+			}
+			if err := w.sendKey(db, k); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// sendItem sends a queued item: a flush, a key whole as it is now, or
+// the elements and expiry written of it.
+func (w *migWire) sendItem(it *migItem) error {
+	switch {
+	case it.flush:
+		return w.sendFlush(it.db)
+	case it.whole:
+		return w.sendKey(it.db, it.key)
+	default:
+		return w.sendElems(it)
+	}
 }
 
 // sendFlush deletes the range's keys of database db (every database for

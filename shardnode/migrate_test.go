@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shardkv/shardkv/internal/migrate"
+	"github.com/shardkv/shardkv/internal/redistest"
 	"github.com/shardkv/shardkv/rangemap"
 )
 
@@ -54,51 +54,7 @@ func streamClient(t *testing.T, addr string) *redis.Client {
 // dumpRange is every key of the range on the node, each database, with its
 // type, absolute expiry time and contents, as text.
 func dumpRange(t *testing.T, c *redis.Client, in func(string) bool) map[string]string {
-	t.Helper()
-	ctx := context.Background()
-	out := map[string]string{}
-	for db := 0; db < 16; db++ {
-		if err := c.Do(ctx, "SELECT", db).Err(); err != nil {
-			t.Fatal(err)
-		}
-		keys, err := c.Keys(ctx, "*").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, k := range keys {
-			if !in(k) {
-				continue
-			}
-			typ := c.Type(ctx, k).Val()
-			exp := c.Do(ctx, "PEXPIRETIME", k).Val()
-			var v any
-			switch typ {
-			case "string":
-				v = c.Get(ctx, k).Val()
-			case "hash":
-				m := c.HGetAll(ctx, k).Val()
-				var fs []string
-				for f, x := range m {
-					fs = append(fs, f+"="+x)
-				}
-				slices.Sort(fs)
-				v = fs
-			case "set":
-				ms := c.SMembers(ctx, k).Val()
-				slices.Sort(ms)
-				v = ms
-			case "zset":
-				v = c.ZRangeWithScores(ctx, k, 0, -1).Val()
-			case "list":
-				v = c.LRange(ctx, k, 0, -1).Val()
-			}
-			out[fmt.Sprintf("%d/%s", db, k)] = fmt.Sprintf("%s %v %v", typ, exp, v)
-		}
-	}
-	if err := c.Do(ctx, "SELECT", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return redistest.Dump(t, c, in)
 }
 
 func assignNode(t *testing.T, n *testNode, name, lo, hi string) {

@@ -93,6 +93,8 @@ type Server struct {
 	// mig is the moves of ranges this node sends, its drops and its
 	// fence (migrate.go).
 	mig migrations
+	// repl is the node's replication role and streams (replica.go).
+	repl replState
 	// hub is the Pub/Sub subscriptions (pubsub.go).
 	hub *hub
 	// admitted counts the connections against the limits (admission.go).
@@ -204,6 +206,7 @@ func New(cfg Config) (*Server, error) {
 	s.hub = newHub()
 	s.obuf.Set([]byte(cfg.OutputBufferLimit)) // checked by Validate; empty changes nothing
 	s.scripts = newScriptEngine(s)
+	s.initRepl()
 	// Rebuilding the key directory left garbage about its own size (the
 	// replay buffers), and with the heap goal at twice the directory the
 	// runtime would keep those pages for good: a node restarted with a
@@ -438,6 +441,7 @@ func (s *Server) waitLoops() {
 func (s *Server) closeDB() error {
 	s.closeOnce.Do(func() {
 		s.mig.closeOnce.Do(func() { close(s.mig.closed) })
+		s.stopRepl()
 		s.obs.Stop()
 		s.clock.close()
 		s.refs.closeAll()

@@ -147,6 +147,7 @@ func (t *txStore) touchAs(key []byte, how int, typ bitcask.Type, elem []byte) {
 	t.watches.touch(t.tx.Num(), key)
 	t.c.srv.blocks.touch(t.tx.Num(), key)
 	t.c.srv.mig.touchedAs(t.c.srv, t.tx.Num(), key, how, typ, elem)
+	t.c.srv.repl.touched(t.c, t.tx.Num(), key)
 }
 
 // elemHow is how a write of an element of key, about to be made, changes
@@ -168,6 +169,7 @@ func (t *txStore) flushAll() error {
 	}
 	t.touchFlushed(-1)
 	t.c.srv.mig.flushed(-1)
+	t.c.srv.repl.flushed(t.c, -1)
 	return t.tx.FlushAll()
 }
 
@@ -176,6 +178,7 @@ func (t *txStore) flushDB() error {
 	// key's sequence number, which a flushed key no longer has.
 	t.touchFlushed(t.tx.Num())
 	t.c.srv.mig.flushed(t.tx.Num())
+	t.c.srv.repl.flushed(t.c, t.tx.Num())
 	return t.tx.FlushDB()
 }
 

@@ -56,8 +56,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	batch := fs.Bool("sched-batch", true, "run the node's threads under SCHED_BATCH: woken by a request, they do not preempt the thread that sent it")
 	configFile := fs.String("config", "", "read settings from `FILE` in redis.conf syntax (port, bind, dir, appendfsync, requirepass, maxclients, loglevel, client-output-buffer-limit, or these flags' names); flags given here override it")
 	obuf := fs.String("client-output-buffer-limit", "", "output buffer limits at start, as CONFIG SET takes them (\"normal 0 0 0 pubsub 32mb 8mb 60\"); empty: Redis's defaults")
-	etcdEndpoints := fs.String("etcd", "", "read the outcome of a move whose fence outlived its timeout from etcd at these comma-separated `ENDPOINTS` (/shardkv/NAME/moves/ID); without it such a fence stays until SHARD.UNFENCE or an assignment without the range")
-	clusterName := fs.String("cluster", etcdmap.DefaultCluster, "cluster `NAME` whose moves are read from etcd")
+	etcdEndpoints := fs.String("etcd", "", "etcd `ENDPOINTS` (comma-separated): a move's fence that outlived its timeout reads the move's outcome there (/shardkv/NAME/moves/ID; without -etcd such a fence stays until SHARD.UNFENCE or an assignment without the range), and with -failover the node keeps a lease there")
+	clusterName := fs.String("cluster", etcdmap.DefaultCluster, "cluster `NAME` in etcd, with -etcd")
+	failover := fs.Bool("failover", false, "with -etcd: keep an etcd lease and take writes only while holding it and once the controller confirmed the node's role (automatic failover, docs/REPLICATION.md)")
+	leaseTTL := fs.Int64("lease-ttl", 2, "the etcd lease's TTL in seconds, with -failover")
+	replicaOf := fs.String("replicaof", "", "start as a replica of the primary at `HOST:PORT` (docs/REPLICATION.md)")
+	minAcks := fs.Int("min-acks", 0, "replicas that must hold a write before its reply (0: asynchronous, as Redis)")
+	minAcksTimeout := fs.Duration("min-acks-timeout", time.Second, "how long a write's reply waits for -min-acks replicas before it becomes NOREPLICAS")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -124,6 +129,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return etcdmap.ReadMoveState(ctx, cli, cluster, id)
 		}
 	}
+	cfg.ReplicaOf, cfg.MinAcks, cfg.MinAcksTimeout = *replicaOf, *minAcks, *minAcksTimeout
+	if *failover && *etcdEndpoints == "" {
+		log.Error("-failover needs -etcd")
+		return 2
+	}
+	cfg.RoleGate = *failover
 
 	if *pprofAddr != "" {
 		if err := servePprof(*pprofAddr, log); err != nil {
@@ -153,6 +164,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if *failover {
+		cli, err := etcdmap.Dial(*etcdEndpoints)
+		if err != nil {
+			log.Error("etcd", "error", err)
+			_ = srv.Close()
+			return 2
+		}
+		defer cli.Close()
+		lctx, stopLease := context.WithCancel(ctx)
+		defer stopLease()
+		go etcdmap.KeepLease(lctx, cli, *clusterName, cfg.Addr, *leaseTTL, log.Named("lease"), srv.SetLeaseDeadline)
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {

@@ -76,10 +76,11 @@ Commands:
         deleted. Exits 1 if the request completed instead.
   controller [--etcd ENDPOINTS | --data DIR] [--cluster NAME] [--id ID]
              [--node-password PW | --node-password-file FILE] [--lease S]
-             [--fence-lag N] [--fence-timeout D] [--rate MB/s]
+             [--fence-lag N] [--fence-timeout D] [--rate MB/s] [--failover]
         Run a controller: several may run, one leads (an etcd election) and
         carries out requests (split, add-node, remove-node, move,
-        rebalance). shardkv cluster runs one itself.
+        rebalance); with --failover it also promotes a replica when a
+        primary dies (docs/REPLICATION.md). shardkv cluster runs one itself.
   cluster [--data DIR] [--map FILE] [--proxy-addr HOST:PORT] [--bin DIR]
           [--appendfsync always|everysec|no] [--log-level LEVEL]
           [--strict-indexes] [--static-map] [--metrics-addr HOST:PORT]

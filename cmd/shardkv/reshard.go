@@ -108,6 +108,7 @@ func cmdController(args []string, stderr io.Writer) error {
 	ef.register(fs.StringVar)
 	id := fs.String("id", "", "this controller's `ID` in the election (default: host name and pid)")
 	logLevel := fs.String("log-level", "info", "log level")
+	failover := fs.Bool("failover", false, "also promote a replica when a primary dies and tell the nodes their roles (docs/REPLICATION.md)")
 	var cfg etcdmap.Config
 	fs.StringVar(&cfg.NodePassword, "node-password", "", "the nodes' password (their -requirepass)")
 	pwFile := fs.String("node-password-file", "", "read the nodes' password from `FILE` (first line)")
@@ -116,7 +117,7 @@ func cmdController(args []string, stderr io.Writer) error {
 	fs.DurationVar(&cfg.FenceTimeout, "fence-timeout", 100*time.Millisecond, "how long a write to a fenced range waits before TRYAGAIN")
 	fs.Float64Var(&cfg.RateMB, "rate", 0, "limit of a move's copy in `MB/s` (0: none)")
 	hold := fs.String("hold", "", "fault tests: wait in move states, `STATE=DURATION,...` (in fence: once fenced)")
-	if _, err := parseSub(fs, args, 0, "[--etcd ENDPOINTS | --data DIR] [--cluster NAME] [--id ID] [--node-password PW | --node-password-file FILE]", stderr); err != nil {
+	if _, err := parseSub(fs, args, 0, "[--etcd ENDPOINTS | --data DIR] [--cluster NAME] [--id ID] [--node-password PW | --node-password-file FILE] [--failover]", stderr); err != nil {
 		return err
 	}
 	if *pwFile != "" {
@@ -155,6 +156,9 @@ func cmdController(args []string, stderr io.Writer) error {
 	log := hclog.New(&hclog.LoggerOptions{Name: "shardkv-controller", Level: hclog.LevelFromString(*logLevel), Output: stderr})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if *failover {
+		cfg.Failover = &etcdmap.FailoverOptions{NodePassword: cfg.NodePassword}
+	}
 	etcdmap.RunController(ctx, cli, cfg, log)
 	return nil
 }

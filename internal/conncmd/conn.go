@@ -218,7 +218,11 @@ func Hello(h Host, c Conn, out []byte, args [][]byte) []byte {
 	out = resp.AppendBulkString(out, "mode")
 	out = resp.AppendBulkString(out, "standalone")
 	out = resp.AppendBulkString(out, "role")
-	out = resp.AppendBulkString(out, "master")
+	role := "master"
+	if r, ok := h.(Roler); ok {
+		role = r.Role()
+	}
+	out = resp.AppendBulkString(out, role)
 	out = resp.AppendBulkString(out, "modules")
 	return resp.AppendArray(out, 0)
 }

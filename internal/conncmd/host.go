@@ -30,6 +30,12 @@ type Host interface {
 	Observer() *Observer
 }
 
+// Roler is a Host that may be a replica: Role is HELLO's role, "master"
+// or "replica".
+type Roler interface {
+	Role() string
+}
+
 // Killer is a Host that can close another connection (CLIENT KILL). Kill
 // closes the connection of s, which is not the caller's.
 type Killer interface {

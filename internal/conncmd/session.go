@@ -240,6 +240,10 @@ func (s *Session) Line(now time.Time) string {
 	return string(b)
 }
 
+// ReadOnly reports whether the connection sent READONLY (a replica serves
+// its reads only then).
+func (s *Session) ReadOnly() bool { return s.readonly.Load() }
+
 // SetBlocked says whether the connection waits in a blocking command
 // (BLPOP, ...), which CLIENT LIST shows as flags=b.
 func (s *Session) SetBlocked(b bool) { s.blocked.Store(b) }

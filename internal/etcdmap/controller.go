@@ -75,6 +75,9 @@ type Config struct {
 	// action (in fence: once fenced): the fault tests' way to kill a
 	// process in a given state.
 	Hold map[string]time.Duration
+	// Failover, when not nil, makes the leader also promote a replica
+	// when a primary dies and tell the nodes their roles (failover.go).
+	Failover *FailoverOptions
 }
 
 func (c Config) withDefaults() Config {
@@ -335,7 +338,8 @@ func (l *Leader) stillLeader(ctx context.Context) bool {
 }
 
 // RunController campaigns and serves as leader until ctx ends, again
-// after every lost leadership.
+// after every lost leadership. With cfg.Failover the leader also runs the
+// failover (failover.go).
 func RunController(ctx context.Context, cli *clientv3.Client, cfg Config, log hclog.Logger) {
 	cfg = cfg.withDefaults()
 	id := cfg.ID
@@ -350,6 +354,9 @@ func RunController(ctx context.Context, cli *clientv3.Client, cfg Config, log hc
 		}
 		l.cfg = cfg
 		log.Info("leading the cluster's controller", "id", id)
+		if cfg.Failover != nil {
+			go l.RunFailover(ctx, *cfg.Failover, log.Named("failover"))
+		}
 		err = l.Serve(ctx, log)
 		l.Resign()
 		if ctx.Err() == nil {

@@ -3,6 +3,7 @@ package etcdmap
 import (
 	"context"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -80,7 +81,7 @@ func TestSplit(t *testing.T) {
 		t.Fatalf("split: %+v", got.Shards)
 	}
 	for i := range want {
-		if got.Shards[i] != want[i] {
+		if !reflect.DeepEqual(got.Shards[i], want[i]) {
 			t.Fatalf("shard %d: %+v, want %+v", i, got.Shards[i], want[i])
 		}
 	}
