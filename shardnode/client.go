@@ -30,6 +30,10 @@ type client struct {
 	rb   resp.RequestReader // requests read and not yet executed (conn.go)
 	// out collects the replies of the pipeline being served.
 	out []byte
+	// bigOuts tells how often out was over outKeep when written lately
+	// (resetOut): a proxy's pipelined connection that keeps writing such
+	// batches keeps its buffer.
+	bigOuts int
 	// bigBytes are the big requests and values read since the last
 	// settle, released then (memrelease.go).
 	bigBytes int

@@ -24,8 +24,22 @@ import (
 // client that sends its last commands and closes would keep its goroutine
 // and descriptor for ever).
 
-// outKeep: an output buffer larger than this is dropped once written.
+// outKeep: an output buffer larger than this is dropped once written,
+// unless the connection is busy (outKeepBusy).
 const outKeep = 64 << 10
+
+// A connection that keeps writing replies over outKeep keeps an output
+// buffer of up to outKeepBusy: bigOuts goes up by one for each such write and
+// down by one for each smaller one, and the buffer stays while it is at least
+// outBusyRuns. A proxy multiplexes 50 clients' LRANGE of 100 values onto one
+// connection, up to half a MiB of replies per batch: grown again from nothing
+// for every batch, the doubling copies and their clearing were a third of the
+// node's CPU.
+const (
+	outKeepBusy = 4 << 20
+	outBusyRuns = 4
+	outBusyMax  = 64
+)
 
 // serveConn reads pipelines from one client and answers them until the
 // client leaves, breaks the protocol, or the server shuts down.
@@ -216,12 +230,18 @@ func (c *client) settle() error {
 // resetOut empties the output buffer after it was written, dropping a
 // large one (whose memory goes back to the system, replymem.go).
 func (c *client) resetOut() {
-	if n := cap(c.out); n > outKeep {
-		c.out = nil
-		memfree.Released(n)
-	} else {
-		c.out = c.out[:0]
+	n := cap(c.out)
+	if len(c.out) > outKeep {
+		c.bigOuts = min(c.bigOuts+1, outBusyMax)
+	} else if c.bigOuts > 0 {
+		c.bigOuts--
 	}
+	if n <= outKeep || (c.bigOuts >= outBusyRuns && n <= outKeepBusy) {
+		c.out = c.out[:0]
+		return
+	}
+	c.out = nil
+	memfree.Released(n)
 }
 
 // rawRead is sockio.RawRead (read(2) without the runtime's syscall

@@ -272,3 +272,46 @@ func TestScriptReadsBigValueAndBlockingPop(t *testing.T) {
 		}
 	})
 }
+
+// TestBusyConnectionKeepsOutputBuffer: a connection writing big replies
+// batch after batch (a proxy's) keeps its buffer; one whose big replies are
+// rare, or over outKeepBusy, gives it back once written.
+func TestBusyConnectionKeepsOutputBuffer(t *testing.T) {
+	c := &client{}
+	write := func(n int) {
+		if cap(c.out) < n {
+			c.out = make([]byte, 0, n)
+		}
+		c.out = c.out[:n]
+		c.resetOut()
+	}
+	write(outKeep + 1)
+	if c.out != nil {
+		t.Fatalf("first big write: buffer of %d kept", cap(c.out))
+	}
+	for range outBusyRuns {
+		write(outKeep + 1)
+	}
+	if cap(c.out) <= outKeep {
+		t.Fatalf("after %d big writes in a row: buffer dropped", outBusyRuns+1)
+	}
+	kept := cap(c.out)
+	write(100) // a small batch between big ones keeps it
+	if cap(c.out) != kept {
+		t.Fatalf("small write after big ones: cap %d, want %d", cap(c.out), kept)
+	}
+	write(outKeepBusy + 1)
+	if c.out != nil {
+		t.Fatalf("buffer over outKeepBusy kept")
+	}
+	for range outBusyMax + outBusyRuns {
+		write(outKeep + 1)
+	}
+	for range outBusyMax {
+		write(100)
+	}
+	write(outKeep + 1)
+	if c.out != nil {
+		t.Fatalf("after %d small writes: big buffer still kept", outBusyMax)
+	}
+}
