@@ -43,7 +43,8 @@ func waitReplicaGets(t *testing.T, c, replica *redis.Client, key, want string, b
 
 // TestProxyReadsFromReplica: a client that sent READONLY to the proxy has
 // its GETs served by the shard's replica (the replica counts them, and
-// they are answered while the primary is frozen), its SETs by the primary;
+// they are answered while the primary is frozen), its SETs by the primary,
+// and its reads by the primary once the replica is dead;
 // a client without READONLY reads from the primary only; a proxy with
 // -read-from-replicas reads from the replica for every client.
 func TestProxyReadsFromReplica(t *testing.T) {
@@ -125,6 +126,27 @@ func TestProxyReadsFromReplica(t *testing.T) {
 		t.Fatalf("GET through a READONLY client with the primary frozen: %q, %v", v, err)
 	}
 	if epoch != m.Epoch {
-		t.Logf("the map changed (epoch %d to %d) while the primary was frozen: the frozen read proved nothing", m.Epoch, epoch)
+		t.Fatalf("the map changed (epoch %d to %d) during a freeze of one GET", m.Epoch, epoch)
+	}
+
+	// The replica killed: once the proxy's probe saw it, the READONLY
+	// client's reads go to the primary. Reads in flight to it when it died
+	// fail as any node's do (TRYAGAIN, which clients retry).
+	rc.nodes[raddr].Kill()
+	deadline := time.Now().Add(30 * time.Second)
+	for ro.Get(ctx, "rk").Err() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("reads through a READONLY client fail with the replica dead: %v", ro.Get(ctx, "rk").Err())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	pGets = nodeCalls(t, primary, "get")
+	for i := 0; i < 20; i++ {
+		if v, err := ro.Get(ctx, "rk").Result(); err != nil || v != "v2" {
+			t.Fatalf("GET through a READONLY client with the replica dead: %q, %v", v, err)
+		}
+	}
+	if p := nodeCalls(t, primary, "get") - pGets; p != 20 {
+		t.Fatalf("20 GETs with the replica dead: %d on the primary", p)
 	}
 }
