@@ -84,6 +84,16 @@ func TestProxyReadsFromReplica(t *testing.T) {
 	waitCaughtUp(t, primary, replica)
 	waitReplicaGets(t, ro, replica, "rk", "v2", nodeCalls(t, replica, "get"))
 
+	// Inside MULTI the READONLY client reads from the primary: the
+	// transaction runs on one node.
+	rGets = nodeCalls(t, replica, "get")
+	if _, err := ro.TxPipelined(ctx, func(p redis.Pipeliner) error { p.Get(ctx, "rk"); p.Get(ctx, "rk"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if r := nodeCalls(t, replica, "get") - rGets; r != 0 {
+		t.Fatalf("%d GETs inside MULTI reached the replica", r)
+	}
+
 	// READWRITE turns it off.
 	rw := readOnlyClient(t, rc.proxy.Addr, false)
 	conn := rw.Conn()
