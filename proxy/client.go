@@ -484,7 +484,12 @@ func (c *client) exec(cmd redcon.Command) {
 			c.forward(c.tbl.shards[0], cmd.Raw) // e.g. OBJECT HELP: any node answers
 			return
 		}
-		c.forward(c.tbl.locate(args[ci.FirstKey]), cmd.Raw)
+		sh := c.tbl.locate(args[ci.FirstKey])
+		if rc := c.pickReplica(sh, ci); rc != nil {
+			c.forwardReplica(sh, rc, cmd.Raw)
+			return
+		}
+		c.forward(sh, cmd.Raw)
 	case cmdtable.RouteSplit:
 		c.split(ci, cmd)
 	case cmdtable.RouteSameNode:

@@ -54,6 +54,13 @@ type Config struct {
 	// SET's syntax ("normal 0 0 0 pubsub 32mb 8mb 60"): the classes it names
 	// replace Redis's defaults. Empty keeps the defaults.
 	OutputBufferLimit string
+	// ReadFromReplicas serves the single-key read-only commands of every
+	// client from the shard's replicas, as READONLY does for one client
+	// (replicas.go).
+	ReadFromReplicas bool
+	// ReplicaMaxLag is how many writes (offset units) a replica may be
+	// behind its primary and still serve reads.
+	ReplicaMaxLag int64
 	// Logger receives the proxy's logs; nil discards them.
 	Logger hclog.Logger
 }
@@ -64,6 +71,9 @@ const (
 	DefaultTimeout      = 5 * time.Second
 	DefaultConnsPerNode = 1
 	DefaultMaxClients   = 10000
+	// DefaultReplicaMaxLag: a replica this many writes behind its primary
+	// (a few milliseconds of a busy shard) still serves reads.
+	DefaultReplicaMaxLag = 1000
 )
 
 // DefaultConfig returns the documented defaults: 127.0.0.1:6380, the
@@ -71,10 +81,11 @@ const (
 // protocol, and 10000 clients.
 func DefaultConfig() Config {
 	return Config{
-		Addr:         DefaultAddr,
-		Timeout:      DefaultTimeout,
-		ConnsPerNode: DefaultConnsPerNode,
-		MaxClients:   DefaultMaxClients,
+		Addr:          DefaultAddr,
+		Timeout:       DefaultTimeout,
+		ConnsPerNode:  DefaultConnsPerNode,
+		MaxClients:    DefaultMaxClients,
+		ReplicaMaxLag: DefaultReplicaMaxLag,
 	}
 }
 

@@ -56,6 +56,9 @@ type shard struct {
 	// txAlways: the node's appendfsync is always, as its last new
 	// connection read it (txsend.go).
 	txAlways atomic.Bool
+	// reps is the node's replicas, for clients that read from them
+	// (replicas.go).
+	reps replicaState
 }
 
 // assignment is what a node is given: its entries of the map, the map's
@@ -436,6 +439,7 @@ func (s *Server) buildTable(m *rangemap.Map, old *table) *table {
 		if sh == nil {
 			sh = s.newShard(idx, addr, nodeAssignment(m, addr), m.HashTags)
 		}
+		s.setReplicaAddrs(sh, shardReplicaAddrs(m, addr))
 		byAddr[addr] = sh
 		t.shards[i] = sh
 		t.nodes = append(t.nodes, sh)

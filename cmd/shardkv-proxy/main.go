@@ -70,6 +70,8 @@ func run(args []string) error {
 	fs.StringVar(&cfg.NodePassword, "node-password", "", "password sent to the shard nodes")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "per-request timeout to a shard node")
 	fs.IntVar(&cfg.ConnsPerNode, "conns-per-node", cfg.ConnsPerNode, "pipelined connections per node and protocol")
+	fs.BoolVar(&cfg.ReadFromReplicas, "read-from-replicas", false, "serve every client's single-key read-only commands from the shard's replicas, as READONLY does for one client; a replica that is down, not synced or behind by more than -replica-max-lag writes leaves the read to the primary")
+	fs.Int64Var(&cfg.ReplicaMaxLag, "replica-max-lag", cfg.ReplicaMaxLag, "how many writes a replica may be behind its primary and still serve reads")
 	fs.IntVar(&cfg.MaxClients, "maxclients", cfg.MaxClients, "maximum connected clients")
 	fs.StringVar(&cfg.OutputBufferLimit, "client-output-buffer-limit", "", "output buffer limits at start, as CONFIG SET takes them (\"normal 0 0 0 pubsub 32mb 8mb 60\"); empty: Redis's defaults")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn, error")

@@ -45,7 +45,9 @@ Commands:
         limit, as the proxy sees them (SHARD.MAP, INFO shards); exits 1 if a
         shard is down or its node's assignment differs from the map. With an
         etcd map: its epoch, and the changes in flight (--etcd, --data as
-        for split).
+        for split); when it lists replicas, each copy's role, link, offset
+        and lag, read from the nodes (--node-password PW |
+        --node-password-file FILE, default the local cluster's).
   split SHARD [AT] POSITION [--name NEW] [--etcd ENDPOINTS | --data DIR]
         Ask the controller to cut SHARD's range at POSITION: SHARD keeps the
         part below, a new shard on the same node (NEW, default SHARD-2) the

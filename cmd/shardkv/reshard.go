@@ -110,8 +110,8 @@ func cmdController(args []string, stderr io.Writer) error {
 	logLevel := fs.String("log-level", "info", "log level")
 	failover := fs.Bool("failover", false, "also promote a replica when a primary dies and tell the nodes their roles (docs/REPLICATION.md)")
 	var cfg etcdmap.Config
-	fs.StringVar(&cfg.NodePassword, "node-password", "", "the nodes' password (their -requirepass)")
-	pwFile := fs.String("node-password-file", "", "read the nodes' password from `FILE` (first line)")
+	var npf nodePasswordFlags
+	npf.register(fs)
 	fs.IntVar(&cfg.Lease, "lease", 5, "election lease in `SECONDS`: a dead leader is replaced that long after")
 	fs.Int64Var(&cfg.FenceLag, "fence-lag", 100, "a move fences its range when its lag is below `N` records")
 	fs.DurationVar(&cfg.FenceTimeout, "fence-timeout", 100*time.Millisecond, "how long a write to a fenced range waits before TRYAGAIN")
@@ -121,18 +121,11 @@ func cmdController(args []string, stderr io.Writer) error {
 	if _, err := parseSub(fs, args, 0, "[--etcd ENDPOINTS | --data DIR] [--cluster NAME] [--id ID] [--node-password PW | --node-password-file FILE] [--failover]", stderr); err != nil {
 		return err
 	}
-	if *pwFile != "" {
-		data, err := os.ReadFile(*pwFile)
-		if err != nil {
-			return err
-		}
-		cfg.NodePassword, _, _ = strings.Cut(strings.TrimSpace(string(data)), "\n")
-	} else if cfg.NodePassword == "" && ef.endpoints == "" {
-		// The local cluster's nodes' password, next to its etcd endpoint.
-		if data, err := os.ReadFile(filepath.Join(ef.data, secretFile)); err == nil {
-			cfg.NodePassword = strings.TrimSpace(string(data))
-		}
+	pw, err := npf.password(&ef)
+	if err != nil {
+		return err
 	}
+	cfg.NodePassword = pw
 	if *hold != "" {
 		cfg.Hold = map[string]time.Duration{}
 		for _, kv := range strings.Split(*hold, ",") {

@@ -24,7 +24,13 @@ func cmdStatus(ctx context.Context, g *globals, args []string, stdout, stderr io
 	fs := subFlags("status", g, stderr)
 	var ef etcdFlags
 	ef.register(fs.StringVar)
+	var npf nodePasswordFlags
+	npf.register(fs)
 	if _, err := parseSub(fs, args, 0, "", stderr); err != nil {
+		return err
+	}
+	nodePW, err := npf.password(&ef)
+	if err != nil {
 		return err
 	}
 	rdb, err := g.connect(ctx)
@@ -53,8 +59,10 @@ func cmdStatus(ctx context.Context, g *globals, args []string, stdout, stderr io
 		shards[i].info = sections["shard_"+strings.ToLower(shards[i].name)]
 	}
 
+	etcdMap := false
 	if srv, err := rdb.Info(ctx, "server").Result(); err == nil {
 		if e := parseInfoSections(srv)["server"]["map_epoch"]; e != "" && e != "0" {
+			etcdMap = true
 			fmt.Fprintf(stdout, "map epoch %s (etcd)\n", e)
 			printChanges(ctx, &ef, stdout)
 		}
@@ -95,6 +103,9 @@ func cmdStatus(ctx context.Context, g *globals, args []string, stdout, stderr io
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if etcdMap {
+		printCopies(ctx, &ef, nodePW, stdout)
 	}
 	// The map's placement mode (INFO server's placement: hash_tags, or
 	// whole_key); a proxy that does not say is left unsaid.
