@@ -127,6 +127,8 @@ func TestCrossShardMultiCollectionsLikeRedis(t *testing.T) {
 			q("MSET", a[3], "1", b[3], "2", d[3], "3"), q("INCR", b[3]), q("MGET", a[3], b[3], d[3]),
 			q("RENAME", d[0], b[2]), q("LMOVE", a[1], d[1], "LEFT", "RIGHT"), q("ZSCORE", b[2], "m"),
 			q("SUNIONSTORE", d[2], a[2], b[0]), q("GET", a[0])),
+		// Keyless PING and ECHO run on a participant, the first first.
+		Tx(0, q("PING"), q("SET", a[3], "p"), q("ECHO", "hello"), q("SET", d[3], "q"), q("PING", "msg")),
 		S(0, "SCARD", d[2]), S(0, "TYPE", b[2]), S(0, "EXISTS", d[0]), S(0, "LRANGE", d[1], "0", "-1"),
 		S(0, "MGET", a[3], b[3], d[3]), S(0, "PEXPIRETIME", b[2]),
 	}

@@ -506,7 +506,7 @@ func (c *client) xExec(queued []redcon.Command) {
 		parts = append(parts, &xPart{sh: sh, watch: itoa(c.sess.ID)})
 	}
 	for _, q := range queued {
-		if ci := cmdtable.Lookup(q.Args[0]); len(ci.KeyIndexes(q.Args)) == 0 || !cmdtable.Participant(q.Args) {
+		if ci := cmdtable.Lookup(q.Args[0]); !cmdtable.Participant(q.Args) || len(ci.KeyIndexes(q.Args)) == 0 && !cmdtable.Keyless(q.Args) {
 			c.releaseWatch()
 			c.errorReply("CROSSSHARD '" + ci.Name + "' cannot be part of a transaction whose keys live on several shards")
 			return
@@ -515,6 +515,11 @@ func (c *client) xExec(queued []redcon.Command) {
 	for qi, q := range queued {
 		ci := cmdtable.Lookup(q.Args[0])
 		var sh *shard
+		if cmdtable.Keyless(q.Args) {
+			// PING, ECHO: on the shard of the transaction's first key,
+			// which takes part anyway.
+			sh = c.firstKeyShard(queued)
+		}
 		for _, i := range ci.KeyIndexes(q.Args) {
 			s := c.tbl.locate(q.Args[i])
 			if sh != nil && s != sh {
@@ -540,6 +545,20 @@ func (c *client) xExec(queued []redcon.Command) {
 	c.releasePins() // the prepares take the nodes' records of the keys
 	res := c.runXTx(parts, nil, nil)
 	c.execReply(res, len(queued), func(i int) []byte { return parts[order[i].part].replies[order[i].cmd] })
+}
+
+// firstKeyShard is the shard of the first key of the queued commands, or
+// of the first watched shard.
+func (c *client) firstKeyShard(queued []redcon.Command) *shard {
+	if ws := c.watchedShards(); len(ws) > 0 {
+		return ws[0]
+	}
+	for _, q := range queued {
+		if idx := cmdtable.Lookup(q.Args[0]).KeyIndexes(q.Args); len(idx) > 0 {
+			return c.tbl.locate(q.Args[idx[0]])
+		}
+	}
+	return c.tbl.shards[0]
 }
 
 // execReply is EXEC's reply to a cross-shard transaction of n commands.

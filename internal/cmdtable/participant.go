@@ -17,13 +17,15 @@ var participantGroups = map[string]bool{
 // participantCommands are the others that do: the keyspace commands over
 // declared keys, and the node commands the coordinator uses to carry key
 // states between participants (TX.DUMP, TX.DUMPX, TX.PUT, TX.LOAD).
-// Left out: MOVE and COPY ... DB (they write another database than the
-// participant's), the keyless ones (SCAN, KEYS, RANDOMKEY, FLUSH*), OBJECT.
+// PING and ECHO, keyless, read nothing: the proxy runs them on one of the
+// participants. Left out: MOVE and COPY ... DB (they write another
+// database than the participant's), the other keyless ones (SCAN, KEYS,
+// RANDOMKEY, FLUSH*: they read or write every key of a node), OBJECT.
 var participantCommands = map[string]bool{
 	"del": true, "unlink": true, "exists": true, "touch": true, "type": true, "expire": true,
 	"pexpire": true, "expireat": true, "pexpireat": true, "ttl": true, "pttl": true,
 	"expiretime": true, "pexpiretime": true, "persist": true, "rename": true, "renamenx": true,
-	"copy": true, "sort": true, "sort_ro": true,
+	"copy": true, "sort": true, "sort_ro": true, "ping": true, "echo": true,
 	"tx.dump": true, "tx.dumpx": true, "tx.put": true, "tx.load": true,
 }
 
@@ -42,4 +44,11 @@ func Participant(args [][]byte) bool {
 		}
 	}
 	return participantCommands[c.Name] || participantGroups[c.Group]
+}
+
+// Keyless reports whether the command of args is a participant command
+// without keys (PING, ECHO): it may run on any participant.
+func Keyless(args [][]byte) bool {
+	c := Lookup(args[0])
+	return c != nil && (c.Name == "ping" || c.Name == "echo")
 }
