@@ -27,9 +27,11 @@ run: build
 ## test: gofmt check, go vet, and every test with the race detector (unit,
 ## fuzz seed corpora, and the end-to-end suite in integration/)
 # -count=1: integration/ builds the binaries in a subprocess, which Go's test
-# cache cannot see, so a cached pass could hide a broken server.
+# cache cannot see, so a cached pass could hide a broken server. -timeout:
+# the integration package takes about 8 minutes on a quiet 2-core machine,
+# close to go test's default limit of 10 on a loaded one.
 test: fmt-check vet
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 ## fmt: format every Go file in place
 fmt:

@@ -382,6 +382,8 @@ func nodeAddrs(m *rangemap.Map) []string {
 // answers again within seconds, the proxy is never restarted, and every
 // acknowledged write is there at the end.
 func TestClusterSurvivesNodeKills(t *testing.T) {
+	// Long and mostly waiting: run beside the other parallel ones (main_test.go).
+	t.Parallel()
 	const (
 		rounds     = 20
 		every      = 2 * time.Second

@@ -504,13 +504,21 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	return s[int(p*float64(len(s)-1))]
 }
 
-// TestFailoverTwentyKills: three shards of one replica each, writes
-// acknowledged by the replica; twenty SIGKILLs of a primary under load,
+// TestFailoverRepeatedKills: three shards of one replica each, writes
+// acknowledged by the replica; repeated SIGKILLs of a primary under load
+// (failoverKills, two per shard: each old primary killed again after it
+// rejoined; 20 were run once by hand, docs/REPLICATION.md),
 // each followed by the failover and the old primary's restart as a
 // replica, then the three primaries killed at once. Every acknowledged
 // write is there at the end; the unavailability of the shard's keys and
 // the longest pause of the other shards are reported.
-func TestFailoverTwentyKills(t *testing.T) {
+// failoverKills keeps the suite's time down; the numbers in the docs
+// came from 20.
+const failoverKills = 6
+
+func TestFailoverRepeatedKills(t *testing.T) {
+	// Long and mostly waiting: run beside the other parallel ones (main_test.go).
+	t.Parallel()
 	rc := startReplCluster(t, 3, 1, 1)
 	m := rc.etcdMap()
 	w := startShardWriters(rc.rdb, m, 6)
@@ -518,7 +526,7 @@ func TestFailoverTwentyKills(t *testing.T) {
 	w.waitAcked(t, 1000)
 	var downs []time.Duration
 	var others time.Duration
-	for k := 0; k < 20; k++ {
+	for k := 0; k < failoverKills; k++ {
 		s := k % 3
 		cur := rc.etcdMap()
 		victim := cur.Shards[s].Addr()
@@ -540,8 +548,8 @@ func TestFailoverTwentyKills(t *testing.T) {
 		rc.nodes[victim].WaitReady(t)
 		waitCaughtUp(t, rc.nodeClient(rc.etcdMap().Shards[s].Addr(), false), rc.nodeClient(victim, true))
 	}
-	t.Logf("20 kills: shard writable again after p50 %v, max %v; longest pause of another shard's writes %v",
-		percentile(downs, 0.5).Round(time.Millisecond), percentile(downs, 1).Round(time.Millisecond), others.Round(time.Millisecond))
+	t.Logf("%d kills: shard writable again after p50 %v, max %v; longest pause of another shard's writes %v",
+		failoverKills, percentile(downs, 0.5).Round(time.Millisecond), percentile(downs, 1).Round(time.Millisecond), others.Round(time.Millisecond))
 
 	cur := rc.etcdMap()
 	killed := time.Now()

@@ -12,6 +12,12 @@ import (
 )
 
 // binDir holds the binaries TestMain built; empty in -short mode.
+//
+// The longest fault tests (kills, moves, failovers), which spend their time
+// waiting for timeouts, leases and restarts rather than on the CPU, call
+// t.Parallel: they run two at a time (go test's -parallel, GOMAXPROCS) after
+// the others, which keeps the suite's wall time down. Tests that time
+// replies against a short proxy -timeout stay sequential.
 var binDir string
 
 func TestMain(m *testing.M) {

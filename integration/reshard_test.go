@@ -613,6 +613,8 @@ func (r *reshard) preload(t *testing.T) {
 // completed or was rolled back, no reply was wrong, and every key reads
 // its last acknowledged value through both proxies.
 func TestMoveKill(t *testing.T) {
+	// Long and mostly waiting: run beside the other parallel ones (main_test.go).
+	t.Parallel()
 	for _, victim := range []string{"source", "target", "controller", "proxy"} {
 		t.Run(victim, func(t *testing.T) {
 			r := startReshard(t, 2)
@@ -633,6 +635,8 @@ func TestMoveKill(t *testing.T) {
 // reads its last acknowledged value, and the node that does not own the
 // range keeps none of its keys.
 func TestMoveKillNodeStates(t *testing.T) {
+	// Long and mostly waiting: run beside the other parallel ones (main_test.go).
+	t.Parallel()
 	r := startReshard(t, 2)
 	r.preload(t)
 	for _, victim := range []string{"source", "target"} {
@@ -646,6 +650,8 @@ func TestMoveKillNodeStates(t *testing.T) {
 // keep serving reads and writes on the map they have, the move waits, and
 // it completes once etcd is back.
 func TestMoveEtcdDown(t *testing.T) {
+	// Long and mostly waiting: run beside the other parallel ones (main_test.go).
+	t.Parallel()
 	r := startReshard(t, 2)
 	r.startController("ctl-a", "catch-up=1s")
 	a := proxyClient(t, r.c.ProxyAddr)
@@ -691,6 +697,8 @@ func TestMoveEtcdDown(t *testing.T) {
 // again, the target keeps no key of it, and status reports the aborted
 // move.
 func TestMoveAbort(t *testing.T) {
+	// Long and mostly waiting: run beside the other parallel ones (main_test.go).
+	t.Parallel()
 	r := startReshard(t, 2)
 	pre := proxyClient(t, r.c.ProxyAddr)
 	for i := 0; i < 200; i++ {

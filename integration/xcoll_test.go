@@ -116,6 +116,8 @@ func TestRedisPyPipelineAcrossShards(t *testing.T) {
 // doc's table gives, that a push is applied exactly once, and that no key
 // stays locked.
 func TestCrossShardCollectionCrashPoints(t *testing.T) {
+	// Long and mostly waiting: run beside the other parallel ones (main_test.go).
+	t.Parallel()
 	c := StartCluster(t, Options{Shards: 2})
 	ctx := context.Background()
 	type op struct {
