@@ -504,18 +504,16 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	return s[int(p*float64(len(s)-1))]
 }
 
+// failoverKills is the count.
+const failoverKills = 20
+
 // TestFailoverRepeatedKills: three shards of one replica each, writes
 // acknowledged by the replica; repeated SIGKILLs of a primary under load
-// (failoverKills, two per shard: each old primary killed again after it
-// rejoined; 20 were run once by hand, docs/REPLICATION.md),
+// (failoverKills, each old primary killed again after it rejoined),
 // each followed by the failover and the old primary's restart as a
 // replica, then the three primaries killed at once. Every acknowledged
 // write is there at the end; the unavailability of the shard's keys and
 // the longest pause of the other shards are reported.
-// failoverKills keeps the suite's time down; the numbers in the docs
-// came from 20.
-const failoverKills = 6
-
 func TestFailoverRepeatedKills(t *testing.T) {
 	// Long and mostly waiting: run beside the other parallel ones (main_test.go).
 	t.Parallel()

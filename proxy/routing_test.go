@@ -407,16 +407,16 @@ func TestMultiExec(t *testing.T) {
 		if got := fmt.Sprint(cmds[2].(*redis.SliceCmd).Val()); got != "[2 <nil>]" {
 			t.Fatalf("MGET in MULTI = %s", got)
 		}
-		// Across shards, a command a participant cannot prepare (PING)
-		// refuses the whole transaction (the cross-shard ones that run:
-		// xshard_test.go, xcoll_test.go).
+		// Across shards, a command a participant cannot prepare (a
+		// script) refuses the whole transaction (the cross-shard ones
+		// that run: xshard_test.go, xcoll_test.go).
 		_, err = r.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, a[1], "x", 0)
 			p.SAdd(ctx, b, "y")
-			p.Ping(ctx)
+			p.Eval(ctx, "return 1", nil)
 			return nil
 		})
-		want := "CROSSSHARD 'ping' cannot be part of a transaction whose keys live on several shards"
+		want := "CROSSSHARD 'eval' cannot be part of a transaction whose keys live on several shards"
 		if err == nil || err.Error() != want {
 			t.Fatalf("cross-shard EXEC: %v", err)
 		}
