@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/shardkv/shardkv/bitcask"
 	"github.com/shardkv/shardkv/internal/config"
@@ -115,6 +116,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfg.RequirePass, cfg.MaxClients, cfg.StrictIndexes = *pass, *maxClients, *strict
 	cfg.MaxFileSize, cfg.Logger, cfg.EventLoops = *maxFile, log, *loops
 	cfg.ProxyReserve, cfg.OutputBufferLimit = *reserve, *obuf
+	// One etcd client for the fences' move states and the failover lease.
+	var etcdCli *clientv3.Client
 	if *etcdEndpoints != "" {
 		// The client dials lazily and reconnects by itself: a node whose
 		// etcd is down serves, and its fences wait for an answer.
@@ -124,6 +127,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		defer cli.Close()
+		etcdCli = cli
 		cluster := *clusterName
 		cfg.MoveState = func(ctx context.Context, id string) (string, bool, error) {
 			return etcdmap.ReadMoveState(ctx, cli, cluster, id)
@@ -165,16 +169,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if *failover {
-		cli, err := etcdmap.Dial(*etcdEndpoints)
-		if err != nil {
-			log.Error("etcd", "error", err)
-			_ = srv.Close()
-			return 2
-		}
-		defer cli.Close()
 		lctx, stopLease := context.WithCancel(ctx)
 		defer stopLease()
-		go etcdmap.KeepLease(lctx, cli, *clusterName, cfg.Addr, *leaseTTL, log.Named("lease"), srv.SetLeaseDeadline)
+		go etcdmap.KeepLease(lctx, etcdCli, *clusterName, cfg.Addr, *leaseTTL, log.Named("lease"), srv.SetLeaseDeadline)
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

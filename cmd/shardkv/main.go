@@ -65,10 +65,10 @@ Commands:
         Move RANGE (LO-HI, or a shard's name) online to NODE (a name in the
         node list, or its address): copy, catch up, a short write fence of
         the range only, the map's epoch+1, the source deletes the keys.
-        Every node must keep one contiguous range.
+        A node may end up with ranges that are not adjacent.
   rebalance
-        Even out live bytes across the active nodes by moving the edges of
-        their ranges to their neighbours, one move at a time.
+        Even out live bytes across the active nodes: one move at a time,
+        part of a range of the most loaded node to the least loaded.
         These four print each state of each move and wait for the outcome
         (--wait, default 10m); the controller goes on if they are stopped.
   abort REQUEST|MOVE [--reason TEXT]
